@@ -1,0 +1,42 @@
+/**
+ * Error codes used across SkySense. Packages may add their own codes; these are the shared ones.
+ *
+ * - `E_ARG`: an option or argument has a wrong value.
+ * - `E_SHAPE` / `E_DTYPE`: a tensor has the wrong shape or dtype.
+ * - `E_BACKEND`: a requested tensor backend could not be loaded.
+ * - `E_SAFETENSORS`: a safetensors file is corrupt, hostile or unsupported.
+ * - `E_STATE_DICT`: a state dict does not fit a module (missing / unexpected / mismatched keys).
+ * - `E_SHAPE_ONLY`: a tensor value was asked of a module built in shape-only mode.
+ * - `E_UNSUPPORTED`: a valid request that this implementation does not support.
+ * - `E_IO`: a file could not be read or written.
+ */
+export type SkySenseErrorCode =
+  | 'E_ARG'
+  | 'E_SHAPE'
+  | 'E_DTYPE'
+  | 'E_BACKEND'
+  | 'E_SAFETENSORS'
+  | 'E_STATE_DICT'
+  | 'E_SHAPE_ONLY'
+  | 'E_UNSUPPORTED'
+  | 'E_IO'
+  | (string & {});
+
+/**
+ * The one error class of SkySense. `code` is stable and meant for programs; `message` names the
+ * argument, the expected and the actual value; `details` carries structured data where useful
+ * (for instance the load report of a failed `loadStateDict`).
+ */
+export class SkySenseError extends Error {
+  /** Stable machine-readable code, e.g. `E_SHAPE`. */
+  readonly code: SkySenseErrorCode;
+  /** Structured context (report, offending values), if any. */
+  readonly details?: unknown;
+
+  constructor(code: SkySenseErrorCode, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super(`${code}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SkySenseError';
+    this.code = code;
+    this.details = options.details;
+  }
+}

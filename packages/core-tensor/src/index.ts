@@ -1,0 +1,107 @@
+/**
+ * `@skysense/core-tensor`: the tensor layer every SkySense package stands on.
+ *
+ * - {@link initBackend}: CUDA → native CPU → wasm → pure-JS backend choice, reported and forceable.
+ * - {@link Module}: PyTorch-style parameters, buffers, dotted state-dict names, strict loading,
+ *   train/eval, freezing, shape-only construction.
+ * - Layers with PyTorch semantics and weight layouts (Linear, Conv2d, LayerNorm, BatchNorm2d,
+ *   GELU, MultiheadAttention, mmcv FFN, …) and ops (interpolate, adaptive pooling, pixel shuffle).
+ * - Seeded initialisation, safetensors I/O, optimizers, schedules, EMA, Sinkhorn-Knopp.
+ * @packageDocumentation
+ */
+export { tf } from './tf';
+export type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Scalar, Variable, DataType, Rank } from './tf';
+export { SkySenseError, type SkySenseErrorCode } from './errors';
+export { assertShape, assertRank, assertDtype, assertInt, assertPositive, assertInRange, formatShape, pair, type DimSpec } from './validate';
+export {
+  initBackend,
+  currentBackend,
+  formatBackendReport,
+  backendFromEnv,
+  hasKernel,
+  BACKEND_ORDER,
+  type BackendKind,
+  type BackendAttempt,
+  type BackendReport,
+  type InitBackendOptions,
+} from './backend';
+export { Generator, defaultRng, manualSeed } from './rng';
+export {
+  type Initializer,
+  type KaimingOptions,
+  constant,
+  zeros,
+  ones,
+  uniform,
+  normal,
+  truncNormal,
+  kaimingUniform,
+  kaimingNormal,
+  xavierUniform,
+  xavierNormal,
+  fanInUniform,
+  fans,
+  gain,
+  initValues,
+  erf,
+  erfinv,
+} from './init';
+export {
+  Module,
+  Parameter,
+  Buffer,
+  shapeOnly,
+  isBuildingShapeOnly,
+  type StateDType,
+  type StateDictSource,
+  type StateDictLike,
+  type LoadReport,
+  type LoadStateDictOptions,
+  type ShapeMismatch,
+} from './module';
+export { matMul, transposeLast2, sumToShape } from './ops/matmul';
+export { gatherRows } from './ops/gather';
+export { withGradient, stopGradient } from './ops/custom-grad';
+export { conv2d, type Conv2dOptions } from './ops/conv2d';
+export {
+  interpolate,
+  adaptiveAvgPool2d,
+  pixelShuffle,
+  resampleMatrix,
+  adaptivePoolMatrix,
+  type InterpolateMode,
+  type InterpolateOptions,
+} from './ops/resample';
+export { UnaryModule, Identity, Sequential, ModuleList } from './layers/containers';
+export { Linear, type LinearOptions } from './layers/linear';
+export { Conv2d, type Conv2dModuleOptions } from './layers/conv';
+export { LayerNorm, BatchNorm2d, type LayerNormOptions, type BatchNormOptions } from './layers/norm';
+export { GELU, ReLU, gelu, makeActivation, type ActivationName } from './layers/activation';
+export { Dropout, DropPath } from './layers/dropout';
+export { FFN, type FFNOptions } from './layers/ffn';
+export { MultiheadAttention, type MultiheadAttentionOptions, type AttentionCallOptions } from './layers/multihead-attention';
+export { Embedding } from './layers/embedding';
+export { AdaptiveAvgPool2d, PixelShuffle, Upsample } from './layers/resample';
+export {
+  SafetensorsFile,
+  writeSafetensors,
+  saveSafetensors,
+  loadSafetensors,
+  rawToTensor,
+  tensorToRaw,
+  DTYPE_SIZE,
+  type SafetensorsDType,
+  type SafetensorsEntry,
+  type SafetensorsOpenOptions,
+  type RawTensor,
+  type WritableTensor,
+  type WriteSafetensorsOptions,
+} from './safetensors';
+export { withAtomicFile, writeFileAtomic } from './atomic-file';
+export { f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './dtype-convert';
+export { valueAndGrads, disposeGradients, clipGradNorm, trainableParameters, type Gradients, type ParamSource } from './train/grads';
+export { Optimizer, AdamW, SGD, type AdamWOptions, type SGDOptions, type ParamGroup, type ResolvedGroup } from './train/optimizers';
+export { buildParamGroups, defaultNoDecay, DEFAULT_NO_DECAY_NAMES, type ParamGroupOptions, type LayerDecayOptions } from './train/param-groups';
+export { type LrSchedule, constantLr, stepLr, polyLr, cosineLr, linearWarmup, cosineMomentum } from './train/schedules';
+export { emaUpdate, type EmaOptions } from './train/ema';
+export { sinkhornKnopp, type SinkhornOptions } from './train/sinkhorn';

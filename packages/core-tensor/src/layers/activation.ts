@@ -1,0 +1,55 @@
+import { tf, type Tensor } from '../tf';
+import { SkySenseError } from '../errors';
+import { Identity, UnaryModule } from './containers';
+
+/**
+ * GELU. `approximate: 'none'` (default, PyTorch's and mmcv's) is the exact erf form
+ * `x · Φ(x)`; `'tanh'` is the tanh approximation.
+ */
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return tf.tidy(() => {
+    if (approximate === 'tanh') {
+      const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+      return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+    }
+    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+  });
+}
+
+/** `nn.GELU(approximate)`. */
+export class GELU extends UnaryModule {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+    if (approximate !== 'none' && approximate !== 'tanh') throw new SkySenseError('E_ARG', `GELU approximate: expected 'none' or 'tanh', got '${String(approximate)}'`);
+  }
+
+  forward(x: Tensor): Tensor {
+    return gelu(x, this.approximate);
+  }
+}
+
+/** `nn.ReLU`. */
+export class ReLU extends UnaryModule {
+  forward(x: Tensor): Tensor {
+    return tf.relu(x);
+  }
+}
+
+/** The activations configs name (`act_cfg=dict(type=…)` in mmcv). */
+export type ActivationName = 'relu' | 'gelu' | 'gelu-tanh' | 'identity';
+
+/** Builds an activation module from its config name. */
+export function makeActivation(name: ActivationName): UnaryModule {
+  switch (name) {
+    case 'relu':
+      return new ReLU();
+    case 'gelu':
+      return new GELU('none');
+    case 'gelu-tanh':
+      return new GELU('tanh');
+    case 'identity':
+      return new Identity();
+    default:
+      throw new SkySenseError('E_ARG', `activation: expected relu, gelu, gelu-tanh or identity, got '${String(name)}'`);
+  }
+}

@@ -1,0 +1,49 @@
+import { tf, type Tensor } from '../tf';
+import { SkySenseError } from '../errors';
+import { assertInt, formatShape } from '../validate';
+import { fanInUniform, kaimingUniform, type Initializer } from '../init';
+import type { Parameter } from '../module';
+import { matMul } from '../ops/matmul';
+import { UnaryModule } from './containers';
+
+/** Options of {@link Linear}. */
+export interface LinearOptions {
+  /** Add a learnable bias. Default `true`. */
+  bias?: boolean;
+  /** Weight initialiser. Default PyTorch's: kaiming-uniform with a = √5 (uniform ±1/√in). */
+  weightInit?: Initializer;
+  /** Bias initialiser. Default PyTorch's: uniform ±1/√in. */
+  biasInit?: Initializer;
+}
+
+/** `nn.Linear`: `y = x Wᵀ + b` over the last axis; weight `[out, in]`, bias `[out]`. */
+export class Linear extends UnaryModule {
+  /** `[outFeatures, inFeatures]`. */
+  readonly weight: Parameter;
+  /** `[outFeatures]`, or null without bias. */
+  readonly bias: Parameter | null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: LinearOptions = {},
+  ) {
+    super();
+    assertInt('inFeatures', inFeatures, 1);
+    assertInt('outFeatures', outFeatures, 1);
+    this.weight = this.registerParameter('weight', [outFeatures, inFeatures], options.weightInit ?? kaimingUniform({ a: Math.sqrt(5) }));
+    this.bias = options.bias === false ? null : this.registerParameter('bias', [outFeatures], options.biasInit ?? fanInUniform(inFeatures));
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.rank < 1 || x.shape[x.rank - 1] !== this.inFeatures) {
+      throw new SkySenseError('E_SHAPE', `Linear input: expected last dimension ${this.inFeatures}, got shape ${formatShape(x.shape)}`);
+    }
+    return tf.tidy(() => {
+      const flat = tf.reshape(x, [-1, this.inFeatures]);
+      let y = matMul(flat, this.weight.value, false, true);
+      if (this.bias) y = tf.add(y, this.bias.value);
+      return tf.reshape(y, [...x.shape.slice(0, -1), this.outFeatures]);
+    });
+  }
+}

@@ -1,0 +1,406 @@
+import { tf, type Tensor, type Variable, type DataType } from './tf';
+import { SkySenseError } from './errors';
+import { formatShape } from './validate';
+import { type Initializer, initValues } from './init';
+import type { Generator } from './rng';
+
+let shapeOnlyDepth = 0;
+
+/**
+ * Builds modules without allocating any tensor: parameters and buffers record only their shape
+ * and dtype. Use it to list and count the parameters of a multi-billion-parameter model.
+ * Asking such a parameter for its value throws `E_SHAPE_ONLY`.
+ * @example
+ * ```ts
+ * const model = shapeOnly(() => new Linear(50_000, 50_000));
+ * model.parameterCount(); // 2_500_050_000, no memory used
+ * ```
+ */
+export function shapeOnly<T>(build: () => T): T {
+  shapeOnlyDepth++;
+  try {
+    return build();
+  } finally {
+    shapeOnlyDepth--;
+  }
+}
+
+/** Whether modules constructed now are shape-only (inside {@link shapeOnly}). */
+export function isBuildingShapeOnly(): boolean {
+  return shapeOnlyDepth > 0;
+}
+
+/** The dtypes SkySense parameters and buffers use (PyTorch int64 buffers are stored as int32). */
+export type StateDType = 'float32' | 'int32';
+
+/** A learnable tensor of a module: PyTorch's `nn.Parameter`. */
+export class Parameter {
+  private variable: Variable | null;
+
+  constructor(
+    /** Shape of the tensor. */
+    readonly shape: readonly number[],
+    value: Tensor | null,
+    requiresGrad = true,
+  ) {
+    this.variable = value ? tf.variable(value, requiresGrad, undefined, 'float32') : null;
+    this._requiresGrad = requiresGrad;
+  }
+
+  private _requiresGrad: boolean;
+
+  /** The live tensor (a `tf.Variable`). @throws SkySenseError `E_SHAPE_ONLY` in shape-only mode. */
+  get value(): Variable {
+    if (!this.variable) throw new SkySenseError('E_SHAPE_ONLY', `parameter of shape ${formatShape(this.shape)} was built in shape-only mode and has no value`);
+    return this.variable;
+  }
+
+  /** Whether the tensor exists (false in shape-only mode or after dispose). */
+  get allocated(): boolean {
+    return this.variable !== null;
+  }
+
+  /** Number of elements. */
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  /** Whether optimizers and gradient helpers update it (`requires_grad`). */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+
+  set requiresGrad(v: boolean) {
+    this._requiresGrad = v;
+    if (this.variable) this.variable.trainable = v;
+  }
+
+  /** Replaces the values in place (shape must match; dtype is cast). */
+  assign(t: Tensor): void {
+    this.value.assign(t.dtype === 'float32' ? t : tf.cast(t, 'float32'));
+  }
+
+  /** Frees the tensor. */
+  dispose(): void {
+    this.variable?.dispose();
+    this.variable = null;
+  }
+}
+
+/** A non-learnable state tensor of a module (running statistics, counters): PyTorch's buffer. */
+export class Buffer {
+  private variable: Variable | null;
+
+  constructor(
+    /** Shape of the tensor. */
+    readonly shape: readonly number[],
+    /** Stored dtype. */
+    readonly dtype: StateDType,
+    value: Tensor | null,
+    /** Whether it is part of `stateDict()` (PyTorch's `persistent`). */
+    readonly persistent: boolean,
+  ) {
+    this.variable = value ? tf.variable(value.dtype === dtype ? value : tf.cast(value, dtype), false, undefined, dtype) : null;
+  }
+
+  /** The live tensor. @throws SkySenseError `E_SHAPE_ONLY` in shape-only mode. */
+  get value(): Variable {
+    if (!this.variable) throw new SkySenseError('E_SHAPE_ONLY', `buffer of shape ${formatShape(this.shape)} was built in shape-only mode and has no value`);
+    return this.variable;
+  }
+
+  /** Whether the tensor exists. */
+  get allocated(): boolean {
+    return this.variable !== null;
+  }
+
+  /** Replaces the values in place (shape must match; dtype is cast). */
+  assign(t: Tensor): void {
+    this.value.assign(t.dtype === this.dtype ? t : tf.cast(t, this.dtype as DataType));
+  }
+
+  /** Frees the tensor. */
+  dispose(): void {
+    this.variable?.dispose();
+    this.variable = null;
+  }
+}
+
+/**
+ * Where `loadStateDict` reads tensors from: a plain object or `Map` of tensors, or a lazy source
+ * (such as an open safetensors file) that reads one tensor at a time.
+ */
+export interface StateDictSource {
+  /** Every key, in file order. */
+  keys(): Iterable<string>;
+  /** Shape of one entry, without reading its data. */
+  shape(key: string): readonly number[];
+  /** Reads one entry as a new tensor (the caller disposes it). */
+  read(key: string): Tensor;
+}
+
+/** Anything `loadStateDict` accepts. */
+export type StateDictLike = StateDictSource | Map<string, Tensor> | Record<string, Tensor>;
+
+/** One key whose shape differs between the checkpoint and the module. */
+export interface ShapeMismatch {
+  key: string;
+  expected: readonly number[];
+  actual: readonly number[];
+}
+
+/** What `loadStateDict` did, with PyTorch's names. */
+export interface LoadReport {
+  /** Keys of the module that the checkpoint lacks. */
+  missing: string[];
+  /** Keys of the checkpoint (after the prefix) that the module lacks. */
+  unexpected: string[];
+  /** Keys present on both sides with different shapes (always an error, as in PyTorch). */
+  mismatched: ShapeMismatch[];
+  /** Checkpoint keys skipped on purpose (outside the prefix, or matched by `ignore`). */
+  ignored: string[];
+  /** Keys loaded. */
+  loaded: string[];
+}
+
+/** Options of `loadStateDict`. */
+export interface LoadStateDictOptions {
+  /** Missing or unexpected keys are an error (PyTorch's `strict`). Default `true`. */
+  strict?: boolean;
+  /** Only checkpoint keys starting with this prefix are considered, with the prefix removed (e.g. `backbone.`). Default none. */
+  prefix?: string;
+  /** Checkpoint keys (after the prefix) to skip silently, as exact names or patterns. */
+  ignore?: readonly (string | RegExp)[];
+}
+
+function toSource(dict: StateDictLike): StateDictSource {
+  if (typeof (dict as StateDictSource).read === 'function' && typeof (dict as StateDictSource).shape === 'function') {
+    return dict as StateDictSource;
+  }
+  const map = dict instanceof Map ? dict : new Map(Object.entries(dict as Record<string, Tensor>));
+  return {
+    keys: () => map.keys(),
+    shape: (k) => map.get(k)!.shape,
+    read: (k) => tf.clone(map.get(k)!),
+  };
+}
+
+/** A parameter or buffer, as listed by `namedTensors()`. */
+type Slot = Parameter | Buffer;
+
+/**
+ * Base class of every SkySense layer and model, modelled on `torch.nn.Module`: parameters,
+ * buffers and child modules registered under names, so `stateDict()` keys are PyTorch's dotted
+ * names (`stages.0.blocks.1.attn.w_msa.qkv.weight`) in registration order and official
+ * checkpoints load without renaming.
+ */
+export abstract class Module {
+  /** Training mode (dropout, drop-path and batch statistics active). Modules start in training mode, as in PyTorch. */
+  training = true;
+  private readonly params = new Map<string, Parameter>();
+  private readonly buffers = new Map<string, Buffer>();
+  private readonly children = new Map<string, Module>();
+
+  /**
+   * Creates and registers a parameter. In shape-only mode no tensor is allocated.
+   * @param init fills the values (see `init.ts`); `rng` picks the generator (default: the global one).
+   */
+  protected registerParameter(name: string, shape: readonly number[], init: Initializer, rng?: Generator): Parameter {
+    this.checkName(name);
+    const value = isBuildingShapeOnly() ? null : tf.tensor(initValues(init, shape, rng), shape as number[], 'float32');
+    const p = new Parameter(shape, value);
+    value?.dispose();
+    this.params.set(name, p);
+    return p;
+  }
+
+  /** Creates and registers a buffer. `persistent: false` keeps it out of `stateDict()`. */
+  protected registerBuffer(
+    name: string,
+    shape: readonly number[],
+    make: () => Tensor,
+    options: { dtype?: StateDType; persistent?: boolean } = {},
+  ): Buffer {
+    this.checkName(name);
+    const value = isBuildingShapeOnly() ? null : tf.tidy(make);
+    if (value && (value.shape.length !== shape.length || value.shape.some((d, i) => d !== shape[i]))) {
+      throw new SkySenseError('E_SHAPE', `buffer ${name}: declared shape ${formatShape(shape)} but made ${formatShape(value.shape)}`);
+    }
+    const b = new Buffer(shape, options.dtype ?? 'float32', value, options.persistent ?? true);
+    value?.dispose();
+    this.buffers.set(name, b);
+    return b;
+  }
+
+  /** Registers a child module under `name` and returns it. */
+  protected registerModule<M extends Module>(name: string, module: M): M {
+    this.checkName(name);
+    this.children.set(name, module);
+    return module;
+  }
+
+  private checkName(name: string): void {
+    if (!name || name.includes('.')) throw new SkySenseError('E_ARG', `module member name must be non-empty without '.', got '${name}'`);
+    if (this.params.has(name) || this.buffers.has(name) || this.children.has(name)) {
+      throw new SkySenseError('E_ARG', `module member '${name}' is already registered`);
+    }
+  }
+
+  /** Direct children with their names, in registration order. */
+  namedChildren(): [string, Module][] {
+    return [...this.children];
+  }
+
+  /** Every module of the tree (this one first, name `''`), depth-first in registration order. */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [n, m] of this.children) out.push(...m.namedModules(prefix ? `${prefix}.${n}` : n));
+    return out;
+  }
+
+  /** Every parameter with its dotted name, in PyTorch's order. */
+  namedParameters(prefix = ''): [string, Parameter][] {
+    return this.collect(prefix, (m) => m.params);
+  }
+
+  /** Every buffer with its dotted name, in PyTorch's order. */
+  namedBuffers(prefix = ''): [string, Buffer][] {
+    return this.collect(prefix, (m) => m.buffers);
+  }
+
+  private collect<T>(prefix: string, pick: (m: Module) => Map<string, T>): [string, T][] {
+    const out: [string, T][] = [];
+    for (const [name, m] of this.namedModules(prefix)) {
+      for (const [n, v] of pick(m)) out.push([name ? `${name}.${n}` : n, v]);
+    }
+    return out;
+  }
+
+  /** Parameters and persistent buffers in `state_dict()` order (each module's parameters, its buffers, then its children). */
+  namedTensors(prefix = ''): [string, Slot][] {
+    const out: [string, Slot][] = [];
+    for (const [n, p] of this.params) out.push([prefix + n, p]);
+    for (const [n, b] of this.buffers) if (b.persistent) out.push([prefix + n, b]);
+    for (const [n, m] of this.children) out.push(...m.namedTensors(`${prefix}${n}.`));
+    return out;
+  }
+
+  /**
+   * The state dict: PyTorch names → live tensors (not copies; do not dispose them). Persistent
+   * buffers are included, as in PyTorch.
+   */
+  stateDict(): Map<string, Tensor> {
+    return new Map(this.namedTensors().map(([k, s]) => [k, s.value as Tensor]));
+  }
+
+  /** Name → shape of every state-dict entry; works in shape-only mode. */
+  stateShapes(): Map<string, readonly number[]> {
+    return new Map(this.namedTensors().map(([k, s]) => [k, s.shape]));
+  }
+
+  /**
+   * Loads tensors by name, with PyTorch's rules: in strict mode (default) missing or unexpected
+   * keys are an error; a shape mismatch is an error in every mode. Every shape is checked before
+   * anything is written, so a failed load leaves the module unchanged. Tensors from a lazy source
+   * are read and released one at a time.
+   * @returns the load report (also attached as `details` to the error when it fails).
+   * @throws SkySenseError `E_STATE_DICT`.
+   */
+  loadStateDict(dict: StateDictLike, options: LoadStateDictOptions = {}): LoadReport {
+    const source = toSource(dict);
+    const { strict = true, prefix = '', ignore = [] } = options;
+    const own = new Map(this.namedTensors());
+    const report: LoadReport = { missing: [], unexpected: [], mismatched: [], ignored: [], loaded: [] };
+    const plan: [string, string, Slot][] = [];
+    const seen = new Set<string>();
+    for (const fileKey of source.keys()) {
+      if (!fileKey.startsWith(prefix)) {
+        report.ignored.push(fileKey);
+        continue;
+      }
+      const key = fileKey.slice(prefix.length);
+      if (ignore.some((p) => (typeof p === 'string' ? p === key : p.test(key)))) {
+        report.ignored.push(fileKey);
+        continue;
+      }
+      const slot = own.get(key);
+      if (!slot) {
+        report.unexpected.push(key);
+        continue;
+      }
+      seen.add(key);
+      const shape = source.shape(fileKey);
+      if (shape.length !== slot.shape.length || shape.some((d, i) => d !== slot.shape[i])) {
+        report.mismatched.push({ key, expected: slot.shape, actual: shape });
+        continue;
+      }
+      plan.push([fileKey, key, slot]);
+    }
+    for (const key of own.keys()) if (!seen.has(key)) report.missing.push(key);
+    const problems = describeProblems(report, strict);
+    if (problems) throw new SkySenseError('E_STATE_DICT', `error(s) loading state dict into ${this.constructor.name}: ${problems}`, { details: report });
+    for (const [fileKey, key, slot] of plan) {
+      const t = source.read(fileKey);
+      try {
+        slot.assign(t);
+      } finally {
+        t.dispose();
+      }
+      report.loaded.push(key);
+    }
+    return report;
+  }
+
+  /** Sets training mode recursively (`train(false)` = `eval()`). Returns this. */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  /** Sets evaluation mode recursively. Returns this. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Stops gradients and optimizer updates for every parameter (`requires_grad_(False)`). */
+  freeze(): this {
+    for (const [, p] of this.namedParameters()) p.requiresGrad = false;
+    return this;
+  }
+
+  /** Re-enables gradients for every parameter. */
+  unfreeze(): this {
+    for (const [, p] of this.namedParameters()) p.requiresGrad = true;
+    return this;
+  }
+
+  /** Number of parameter elements (optionally only trainable ones); works in shape-only mode. */
+  parameterCount(options: { trainableOnly?: boolean } = {}): number {
+    return this.namedParameters()
+      .filter(([, p]) => !options.trainableOnly || p.requiresGrad)
+      .reduce((a, [, p]) => a + p.numel, 0);
+  }
+
+  /** The trainable `tf.Variable`s, in parameter order (what gradient helpers differentiate). */
+  trainableVariables(): Variable[] {
+    return this.namedParameters()
+      .filter(([, p]) => p.requiresGrad)
+      .map(([, p]) => p.value);
+  }
+
+  /** Frees every parameter and buffer of the tree. */
+  dispose(): void {
+    for (const [, p] of this.namedParameters()) p.dispose();
+    for (const [, b] of this.namedBuffers()) b.dispose();
+  }
+}
+
+function describeProblems(r: LoadReport, strict: boolean): string {
+  const parts: string[] = [];
+  if (r.mismatched.length) {
+    parts.push(`size mismatch for ${r.mismatched.map((m) => `${m.key}: checkpoint ${formatShape(m.actual)}, module ${formatShape(m.expected)}`).join('; ')}`);
+  }
+  if (strict && r.missing.length) parts.push(`missing key(s): ${r.missing.join(', ')}`);
+  if (strict && r.unexpected.length) parts.push(`unexpected key(s): ${r.unexpected.join(', ')}`);
+  return parts.join('. ');
+}
