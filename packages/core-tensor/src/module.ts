@@ -185,9 +185,6 @@ function toSource(dict: StateDictLike): StateDictSource {
   };
 }
 
-/** A parameter or buffer, as listed by `namedTensors()`. */
-type Slot = Parameter | Buffer;
-
 /**
  * Base class of every SkySense layer and model, modelled on `torch.nn.Module`: parameters,
  * buffers and child modules registered under names, so `stateDict()` keys are PyTorch's dotted
@@ -277,8 +274,8 @@ export abstract class Module {
   }
 
   /** Parameters and persistent buffers in `state_dict()` order (each module's parameters, its buffers, then its children). */
-  namedTensors(prefix = ''): [string, Slot][] {
-    const out: [string, Slot][] = [];
+  namedTensors(prefix = ''): [string, Parameter | Buffer][] {
+    const out: [string, Parameter | Buffer][] = [];
     for (const [n, p] of this.params) out.push([prefix + n, p]);
     for (const [n, b] of this.buffers) if (b.persistent) out.push([prefix + n, b]);
     for (const [n, m] of this.children) out.push(...m.namedTensors(`${prefix}${n}.`));
@@ -311,7 +308,7 @@ export abstract class Module {
     const { strict = true, prefix = '', ignore = [] } = options;
     const own = new Map(this.namedTensors());
     const report: LoadReport = { missing: [], unexpected: [], mismatched: [], ignored: [], loaded: [] };
-    const plan: [string, string, Slot][] = [];
+    const plan: [string, string, Parameter | Buffer][] = [];
     const seen = new Set<string>();
     for (const fileKey of source.keys()) {
       if (!fileKey.startsWith(prefix)) {

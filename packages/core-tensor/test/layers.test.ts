@@ -208,6 +208,25 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     m.dispose();
   });
 
+  it.each([
+    ['GELU', () => new GELU()],
+    ['GELU tanh', () => new GELU('tanh')],
+    ['ReLU', () => new ReLU()],
+    ['Dropout (training)', () => new Dropout(0.3, new Generator(1))],
+    ['DropPath (training)', () => new DropPath(0.3, new Generator(2))],
+    ['PixelShuffle', () => new PixelShuffle(2)],
+    ['AdaptiveAvgPool2d', () => new AdaptiveAvgPool2d([3, 2])],
+    ['Upsample bicubic', () => new Upsample({ size: [7, 5], mode: 'bicubic', alignCorners: false })],
+    ['Sequential', () => new Sequential(new GELU(), new PixelShuffle(2), new ReLU())],
+  ] as const)('%s: forward and input gradient leave the tensor count flat', (_n, make) => {
+    const layer = make();
+    const x = testTensor([2, 4, 4, 4], 9);
+    expectNoLeak(() => {
+      tf.dispose(layer.forward(x));
+      tf.dispose(tf.grad((t: Tensor) => tf.sum(layer.forward(t)))(x));
+    });
+  });
+
   it('frozen parameters receive no gradient', () => {
     const seq = new Sequential(new Linear(2, 2), new Linear(2, 1));
     seq.at(0)!.freeze();

@@ -1,4 +1,4 @@
-import type { Tensor } from '../tf';
+import { tf, type Tensor } from '../tf';
 import { Module } from '../module';
 
 /** A module with one tensor in and one tensor out, the kind {@link Sequential} chains. */
@@ -34,7 +34,7 @@ export class Sequential extends UnaryModule {
   }
 
   forward(x: Tensor): Tensor {
-    return this.items.reduce((h, m) => m.forward(h), x);
+    return tf.tidy(() => this.items.reduce((h, m) => m.forward(h), x));
   }
 }
 

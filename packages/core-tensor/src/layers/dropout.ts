@@ -3,51 +3,55 @@ import { assertInRange } from '../validate';
 import { type Generator, defaultRng } from '../rng';
 import { UnaryModule } from './containers';
 
-function bernoulliScaled(n: number, keep: number, rng: Generator): Float32Array {
-  const out = new Float32Array(n);
-  const scale = keep > 0 ? 1 / keep : 0;
-  for (let i = 0; i < n; i++) out[i] = rng.random() < keep ? scale : 0;
-  return out;
-}
-
 /**
- * Element-wise dropout with probability `p` in training mode (survivors scaled by 1/(1−p));
- * identity in evaluation mode. Masks come from the seeded generator, so runs are reproducible.
+ * Multiplies the input by a random keep-mask scaled by 1/(1−p) in training mode; identity in
+ * evaluation mode. Masks come from the seeded generator, so runs are reproducible.
  */
-export class Dropout extends UnaryModule {
+abstract class RandomDrop extends UnaryModule {
   constructor(
-    readonly p = 0.5,
+    /** Drop probability. */
+    readonly p: number,
     private readonly rng?: Generator,
   ) {
     super();
     assertInRange('p', p, 0, 1);
   }
 
+  /** Shape of the mask for input `x` (broadcast against it). */
+  protected abstract maskShape(x: Tensor): number[];
+
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
-    return tf.tidy(() => tf.mul(x, tf.tensor(bernoulliScaled(x.size, 1 - this.p, this.rng ?? defaultRng()), x.shape)));
+    const shape = this.maskShape(x);
+    const keep = 1 - this.p;
+    const rng = this.rng ?? defaultRng();
+    const mask = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.random() < keep ? 1 / keep : 0;
+    return tf.tidy(() => tf.mul(x, tf.tensor(mask, shape)));
+  }
+}
+
+/** Element-wise dropout with probability `p` (`nn.Dropout`). */
+export class Dropout extends RandomDrop {
+  constructor(p = 0.5, rng?: Generator) {
+    super(p, rng);
+  }
+
+  protected maskShape(x: Tensor): number[] {
+    return [...x.shape];
   }
 }
 
 /**
- * Stochastic depth (timm's `DropPath`, mmcv's `DropPath`): in training mode each sample's whole
- * residual branch is dropped with probability `p` and kept samples are scaled by 1/(1−p).
- * The batch axis is the first one.
+ * Stochastic depth (timm's / mmcv's `DropPath`): each sample's whole residual branch is dropped with
+ * probability `p`; the batch axis is the first one.
  */
-export class DropPath extends UnaryModule {
-  constructor(
-    readonly p = 0,
-    private readonly rng?: Generator,
-  ) {
-    super();
-    assertInRange('p', p, 0, 1);
+export class DropPath extends RandomDrop {
+  constructor(p = 0, rng?: Generator) {
+    super(p, rng);
   }
 
-  forward(x: Tensor): Tensor {
-    if (!this.training || this.p === 0) return x;
-    return tf.tidy(() => {
-      const shape = [x.shape[0]!, ...Array(x.rank - 1).fill(1)];
-      return tf.mul(x, tf.tensor(bernoulliScaled(shape[0]!, 1 - this.p, this.rng ?? defaultRng()), shape));
-    });
+  protected maskShape(x: Tensor): number[] {
+    return [x.shape[0]!, ...Array<number>(x.rank - 1).fill(1)];
   }
 }

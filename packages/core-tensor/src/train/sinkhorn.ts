@@ -14,8 +14,10 @@ export interface SinkhornOptions {
 /**
  * Sinkhorn-Knopp equipartition as SwAV's `distributed_sinkhorn` (one process): from scores
  * `[B, K]` (samples × prototypes) returns soft assignments `Q` `[B, K]` whose rows sum to 1 and whose
- * columns tend to B/K. Scores are shifted by their maximum before `exp` (the normalisation cancels
- * the shift), so large scores do not overflow. No gradient flows through the result.
+ * columns tend to B/K. Computed in the log domain (each normalisation is a log-sum-exp), which equals
+ * SwAV's `exp` form up to rounding but cannot overflow or lose whole rows when scores/ε is large.
+ * No gradient flows through the result.
+ * @throws SkySenseError `E_ARG` if the scores hold NaN or infinities.
  */
 export function sinkhornKnopp(scores: Tensor, options: SinkhornOptions = {}): Tensor {
   if (scores.rank !== 2) throw new SkySenseError('E_SHAPE', `sinkhornKnopp scores: expected [B, K], got ${formatShape(scores.shape)}`);
@@ -23,17 +25,15 @@ export function sinkhornKnopp(scores: Tensor, options: SinkhornOptions = {}): Te
   const iters = assertInt('iterations', options.iterations ?? 3, 0);
   const [b, k] = scores.shape as [number, number];
   return tf.tidy(() => {
-    const s = stopGradient(scores);
-    let q = tf.transpose(tf.exp(tf.div(tf.sub(s, tf.max(s)), eps)));
-    q = tf.div(q, tf.sum(q));
+    if (!(tf.all(tf.isFinite(scores)).dataSync()[0] as number)) {
+      throw new SkySenseError('E_ARG', `sinkhornKnopp scores: expected finite values, got NaN or infinity in ${formatShape(scores.shape)}`);
+    }
+    let logQ = tf.transpose(tf.div(stopGradient(scores), eps));
+    logQ = tf.sub(logQ, tf.logSumExp(logQ));
     for (let i = 0; i < iters; i++) {
-      q = tf.div(tf.div(q, tf.sum(q, 1, true)), k);
-      q = tf.div(tf.div(q, tf.sum(q, 0, true)), b);
+      logQ = tf.sub(logQ, tf.add(tf.logSumExp(logQ, 1, true), Math.log(k)));
+      logQ = tf.sub(logQ, tf.add(tf.logSumExp(logQ, 0, true), Math.log(b)));
     }
-    const out = tf.transpose(tf.mul(q, b));
-    if (!(tf.all(tf.isFinite(out)).dataSync()[0] as number)) {
-      throw new SkySenseError('E_ARG', 'sinkhornKnopp: scores produced non-finite assignments (NaN in the scores, or a sample/prototype with no mass: lower epsilon range?)');
-    }
-    return out;
+    return tf.transpose(tf.mul(tf.exp(logQ), b));
   });
 }
