@@ -52,6 +52,8 @@ export {
   Buffer,
   shapeOnly,
   isBuildingShapeOnly,
+  inferPrefix,
+  toStateDictSource,
   type StateDType,
   type StateDictSource,
   type StateDictLike,
@@ -61,6 +63,7 @@ export {
 } from './module';
 export { matMul, transposeLast2, sumToShape } from './ops/matmul';
 export { gatherRows } from './ops/gather';
+export { l2Normalize } from './ops/normalize';
 export { withGradient, stopGradient } from './ops/custom-grad';
 export { conv2d, type Conv2dOptions } from './ops/conv2d';
 export {
@@ -82,6 +85,7 @@ export { FFN, type FFNOptions } from './layers/ffn';
 export { MultiheadAttention, type MultiheadAttentionOptions, type AttentionCallOptions } from './layers/multihead-attention';
 export { Embedding } from './layers/embedding';
 export { AdaptiveAvgPool2d, PixelShuffle, Upsample } from './layers/resample';
+export { PatchEmbed, type PatchEmbedOptions } from './layers/patch-embed';
 export {
   SafetensorsFile,
   writeSafetensors,

@@ -171,9 +171,35 @@ export interface LoadStateDictOptions {
   prefix?: string;
   /** Checkpoint keys (after the prefix) to skip silently, as exact names or patterns. */
   ignore?: readonly (string | RegExp)[];
+  /**
+   * Module keys that may be absent even in strict mode (they keep their initial values and are
+   * still listed in `missing`), as exact names or patterns.
+   */
+  optional?: readonly (string | RegExp)[];
 }
 
-function toSource(dict: StateDictLike): StateDictSource {
+function matchesAny(key: string, patterns: readonly (string | RegExp)[]): boolean {
+  return patterns.some((p) => (typeof p === 'string' ? p === key : p.test(key)));
+}
+
+/**
+ * The first of `candidates` (e.g. `['', 'backbone.', 'module.']`) under which the checkpoint keys
+ * cover most of the module's keys — how a loader recognises `backbone.`-prefixed files.
+ */
+export function inferPrefix(checkpointKeys: Iterable<string>, moduleKeys: Iterable<string>, candidates: readonly string[]): string {
+  const keys = [...checkpointKeys];
+  const wanted = new Set(moduleKeys);
+  let best = candidates[0] ?? '';
+  let bestHits = -1;
+  for (const prefix of candidates) {
+    const hits = keys.filter((k) => k.startsWith(prefix) && wanted.has(k.slice(prefix.length))).length;
+    if (hits > bestHits) [best, bestHits] = [prefix, hits];
+  }
+  return best;
+}
+
+/** Wraps any state-dict form as a {@link StateDictSource} (lazy sources are returned as they are). */
+export function toStateDictSource(dict: StateDictLike): StateDictSource {
   if (typeof (dict as StateDictSource).read === 'function' && typeof (dict as StateDictSource).shape === 'function') {
     return dict as StateDictSource;
   }
@@ -304,8 +330,8 @@ export abstract class Module {
    * @throws SkySenseError `E_STATE_DICT`.
    */
   loadStateDict(dict: StateDictLike, options: LoadStateDictOptions = {}): LoadReport {
-    const source = toSource(dict);
-    const { strict = true, prefix = '', ignore = [] } = options;
+    const source = toStateDictSource(dict);
+    const { strict = true, prefix = '', ignore = [], optional = [] } = options;
     const own = new Map(this.namedTensors());
     const report: LoadReport = { missing: [], unexpected: [], mismatched: [], ignored: [], loaded: [] };
     const plan: [string, string, Parameter | Buffer][] = [];
@@ -316,7 +342,7 @@ export abstract class Module {
         continue;
       }
       const key = fileKey.slice(prefix.length);
-      if (ignore.some((p) => (typeof p === 'string' ? p === key : p.test(key)))) {
+      if (matchesAny(key, ignore)) {
         report.ignored.push(fileKey);
         continue;
       }
@@ -334,7 +360,7 @@ export abstract class Module {
       plan.push([fileKey, key, slot]);
     }
     for (const key of own.keys()) if (!seen.has(key)) report.missing.push(key);
-    const problems = describeProblems(report, strict);
+    const problems = describeProblems(report, strict, (k) => matchesAny(k, optional));
     if (problems) throw new SkySenseError('E_STATE_DICT', `error(s) loading state dict into ${this.constructor.name}: ${problems}`, { details: report });
     for (const [fileKey, key, slot] of plan) {
       const t = source.read(fileKey);
@@ -392,12 +418,13 @@ export abstract class Module {
   }
 }
 
-function describeProblems(r: LoadReport, strict: boolean): string {
+function describeProblems(r: LoadReport, strict: boolean, isOptional: (key: string) => boolean): string {
   const parts: string[] = [];
   if (r.mismatched.length) {
     parts.push(`size mismatch for ${r.mismatched.map((m) => `${m.key}: checkpoint ${formatShape(m.actual)}, module ${formatShape(m.expected)}`).join('; ')}`);
   }
-  if (strict && r.missing.length) parts.push(`missing key(s): ${r.missing.join(', ')}`);
+  const missing = r.missing.filter((k) => !isOptional(k));
+  if (strict && missing.length) parts.push(`missing key(s): ${missing.join(', ')}`);
   if (strict && r.unexpected.length) parts.push(`unexpected key(s): ${r.unexpected.join(', ')}`);
   return parts.join('. ');
 }
