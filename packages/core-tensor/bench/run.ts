@@ -4,21 +4,8 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FFN, LayerNorm, Module, MultiheadAttention, disposeGradients, matMul, tf, valueAndGrads, type Tensor } from '../src/index';
+import { TransformerEncoderLayer, disposeGradients, matMul, tf, valueAndGrads } from '../src/index';
 import { runBench, timeIt } from '../../../bench/harness';
-
-class Block extends Module {
-  readonly ln1 = this.registerModule('ln1', new LayerNorm(1024));
-  readonly attn = this.registerModule('attn', new MultiheadAttention(1024, 16, { batchFirst: true }));
-  readonly ln2 = this.registerModule('ln2', new LayerNorm(1024));
-  readonly ffn = this.registerModule('ffn', new FFN({ embedDims: 1024, feedforwardChannels: 4096, act: 'gelu' }));
-  forward(x: Tensor): Tensor {
-    return tf.tidy(() => {
-      const h = tf.add(x, this.attn.forward(this.ln1.forward(x)).output);
-      return this.ffn.forward(this.ln2.forward(h), h);
-    });
-  }
-}
 
 function bench(_kind: string, reps: number): Record<string, number> {
   const n = 1024;
@@ -29,7 +16,7 @@ function bench(_kind: string, reps: number): Record<string, number> {
     c.dispose();
   });
   tf.dispose([a, b]);
-  const block = new Block().eval();
+  const block = new TransformerEncoderLayer({ embedDims: 1024, numHeads: 16, feedforwardChannels: 4096 }).eval();
   const x = tf.randomNormal([1, 257, 1024]);
   const fwd = timeIt('ViT-L block forward', reps, () => {
     const y = block.forward(x);

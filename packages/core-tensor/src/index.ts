@@ -12,6 +12,7 @@
 export { tf } from './tf';
 export type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Scalar, Variable, DataType, Rank } from './tf';
 export { SkySenseError, type SkySenseErrorCode } from './errors';
+export { readConfig, camelCase } from './config';
 export { assertShape, assertRank, assertDtype, assertInt, assertPositive, assertInRange, formatShape, pair, type DimSpec } from './validate';
 export {
   initBackend,
@@ -86,6 +87,12 @@ export { MultiheadAttention, type MultiheadAttentionOptions, type AttentionCallO
 export { Embedding } from './layers/embedding';
 export { AdaptiveAvgPool2d, PixelShuffle, Upsample } from './layers/resample';
 export { PatchEmbed, type PatchEmbedOptions } from './layers/patch-embed';
+export {
+  MmcvMultiheadAttention,
+  TransformerEncoderLayer,
+  type MmcvAttentionOptions,
+  type TransformerEncoderLayerOptions,
+} from './layers/transformer-encoder-layer';
 export {
   SafetensorsFile,
   writeSafetensors,

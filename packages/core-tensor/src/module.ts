@@ -161,6 +161,8 @@ export interface LoadReport {
   ignored: string[];
   /** Keys loaded. */
   loaded: string[];
+  /** Human-readable remarks added by model loaders (e.g. where a skipped key belongs). */
+  notes?: string[];
 }
 
 /** Options of `loadStateDict`. */

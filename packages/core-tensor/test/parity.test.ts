@@ -4,34 +4,10 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, FFN, LayerNorm, Module, ModuleList, MultiheadAttention, ReLU, Sequential, UnaryModule,
+  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ModuleList, ReLU, Sequential, TransformerEncoderLayer, UnaryModule,
   interpolate, tf, type Parameter, type Tensor, zeros,
 } from '../src/index';
 import { TEST_BACKENDS, expectClose, loadFixture, useBackend } from './helpers';
-
-/** mmcv's MultiheadAttention wrapper: `attn.attn` is torch's module; output = identity + attention. */
-class MmcvAttention extends Module {
-  readonly attn: MultiheadAttention;
-  constructor(dims: number, heads: number) {
-    super();
-    this.attn = this.registerModule('attn', new MultiheadAttention(dims, heads, { batchFirst: true }));
-  }
-  forward(x: Tensor, identity: Tensor): Tensor {
-    return tf.add(identity, this.attn.forward(x).output);
-  }
-}
-
-/** mmseg 0.x TransformerEncoderLayer (pre-norm). */
-class EncoderLayer extends Module {
-  readonly ln1 = this.registerModule('ln1', new LayerNorm(64));
-  readonly attn = this.registerModule('attn', new MmcvAttention(64, 4));
-  readonly ln2 = this.registerModule('ln2', new LayerNorm(64));
-  readonly ffn = this.registerModule('ffn', new FFN({ embedDims: 64, feedforwardChannels: 256, act: 'gelu' }));
-  forward(x: Tensor): Tensor {
-    const h = this.attn.forward(this.ln1.forward(x), x);
-    return this.ffn.forward(this.ln2.forward(h), h);
-  }
-}
 
 /** The fixture's ViT: patch conv, cls token, position table (exact grid), two layers, no final norm. */
 class TinyVit extends Module {
@@ -40,7 +16,10 @@ class TinyVit extends Module {
   readonly patchEmbed = this.registerModule('patch_embed', new (class extends Module {
     readonly projection = this.registerModule('projection', new Conv2d(10, 64, 4, { stride: 4 }));
   })());
-  readonly layers = this.registerModule('layers', new ModuleList([new EncoderLayer(), new EncoderLayer()]));
+  readonly layers = this.registerModule(
+    'layers',
+    new ModuleList([0, 1].map(() => new TransformerEncoderLayer({ embedDims: 64, numHeads: 4, feedforwardChannels: 256 }))),
+  );
 
   forward(x: Tensor): { maps: Tensor[]; cls: Tensor[] } {
     const b = x.shape[0]!;
@@ -93,7 +72,7 @@ class PspPart extends Module {
 describe.each(TEST_BACKENDS)('parity with PyTorch on %s', (backend) => {
   beforeAll(() => useBackend(backend));
 
-  it('Conv2d + LayerNorm + MultiheadAttention + FFN(GELU) as the official ViT layers (vit-skysense-small-a, 1e-4)', () => {
+  it('Conv2d + mmseg TransformerEncoderLayer (LayerNorm, MultiheadAttention, FFN with GELU) as the official ViT (vit-skysense-small-a, 1e-4)', () => {
     const weights = loadFixture('vit-skysense-small-a', 'weights');
     const vit = new TinyVit().eval();
     expect([...vit.stateShapes().keys()]).toEqual([...weights.keys()]);

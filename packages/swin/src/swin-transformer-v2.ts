@@ -1,5 +1,5 @@
 import {
-  BatchNorm2d, Dropout, FFN, LayerNorm, Linear, Module, ModuleList, PatchEmbed, SkySenseError, assertInt, formatShape, inferPrefix, interpolate,
+  BatchNorm2d, Dropout, FFN, LayerNorm, Linear, Module, ModuleList, PatchEmbed, SkySenseError, assertInt, formatShape, inferPrefix, interpolate, readConfig,
   tf, toStateDictSource, truncNormal, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type StateDictSource, type Tensor,
 } from '@skysense/core-tensor';
 import { ShiftWindowMSA } from './window-attention';
@@ -386,45 +386,29 @@ export class SwinTransformerV2 extends Module {
 
 /** Translates mmcls `SwinTransformerV2(**kwargs)` arguments to {@link SwinTransformerV2Options}. */
 export function swinOptionsFromConfig(kwargs: Record<string, unknown>): SwinTransformerV2Options {
-  const known = new Set([
-    'type', 'arch', 'img_size', 'patch_size', 'in_channels', 'window_size', 'drop_rate', 'drop_path_rate', 'out_indices', 'use_abs_pos_embed', 'interpolate_mode',
-    'with_cp', 'frozen_stages', 'norm_eval', 'pad_small_map', 'norm_cfg', 'stage_cfgs', 'patch_cfg', 'pretrained_window_sizes', 'init_cfg',
-  ]);
-  const unknown = Object.keys(kwargs).filter((k) => !known.has(k));
-  if (unknown.length) throw new SkySenseError('E_ARG', `SwinTransformerV2 config: unknown argument(s) ${unknown.join(', ')}`);
-  const norm = kwargs.norm_cfg as { type?: string } | undefined;
+  const { normCfg, patchCfg, stageCfgs, arch, ...rest } = readConfig(
+    'SwinTransformerV2',
+    kwargs,
+    [
+      'arch', 'img_size', 'patch_size', 'in_channels', 'window_size', 'drop_rate', 'drop_path_rate', 'out_indices', 'use_abs_pos_embed', 'interpolate_mode',
+      'frozen_stages', 'norm_eval', 'pad_small_map', 'norm_cfg', 'stage_cfgs', 'patch_cfg', 'pretrained_window_sizes',
+    ],
+    ['type', 'with_cp', 'init_cfg'],
+  );
+  const norm = normCfg as { type?: string } | undefined;
   if (norm && norm.type !== 'LN') throw new SkySenseError('E_UNSUPPORTED', `SwinTransformerV2 config: norm_cfg type '${norm.type}' (only LN is supported)`);
-  if (kwargs.patch_cfg && Object.keys(kwargs.patch_cfg as object).length) throw new SkySenseError('E_UNSUPPORTED', 'SwinTransformerV2 config: a non-empty patch_cfg');
-  const stageCfgs = kwargs.stage_cfgs as { downsample_cfg?: { is_post_norm?: boolean } } | undefined;
-  const extraStage = Object.keys(stageCfgs ?? {}).filter((k) => k !== 'downsample_cfg');
-  const extraDown = Object.keys(stageCfgs?.downsample_cfg ?? {}).filter((k) => k !== 'is_post_norm');
-  if (extraStage.length || extraDown.length) throw new SkySenseError('E_UNSUPPORTED', `SwinTransformerV2 config: stage_cfgs ${JSON.stringify(stageCfgs)} (only downsample_cfg.is_post_norm)`);
-  const arch = kwargs.arch as string | Record<string, unknown> | undefined;
-  const archOption: SwinV2ArchName | SwinV2Arch | undefined =
-    typeof arch === 'object' && arch !== null
-      ? {
-          embedDims: arch.embed_dims as number,
-          depths: arch.depths as number[],
-          numHeads: arch.num_heads as number[],
-          extraNormEveryNBlocks: (arch.extra_norm_every_n_blocks as number | undefined) ?? 0,
-        }
-      : (arch as SwinV2ArchName | undefined);
+  if (patchCfg && Object.keys(patchCfg).length) throw new SkySenseError('E_UNSUPPORTED', 'SwinTransformerV2 config: a non-empty patch_cfg');
+  const stage = stageCfgs as { downsample_cfg?: { is_post_norm?: boolean } } | undefined;
+  const extra = [...Object.keys(stage ?? {}).filter((k) => k !== 'downsample_cfg'), ...Object.keys(stage?.downsample_cfg ?? {}).filter((k) => k !== 'is_post_norm')];
+  if (extra.length) throw new SkySenseError('E_UNSUPPORTED', `SwinTransformerV2 config: stage_cfgs ${JSON.stringify(stage)} (only downsample_cfg.is_post_norm)`);
+  const a = arch as string | Record<string, unknown> | undefined;
   return {
-    arch: archOption,
-    imgSize: kwargs.img_size as number | [number, number] | undefined,
-    patchSize: kwargs.patch_size as number | undefined,
-    inChannels: kwargs.in_channels as number | undefined,
-    windowSize: kwargs.window_size as number | number[] | undefined,
-    dropRate: kwargs.drop_rate as number | undefined,
-    dropPathRate: kwargs.drop_path_rate as number | undefined,
-    outIndices: kwargs.out_indices as number[] | undefined,
-    useAbsPosEmbed: kwargs.use_abs_pos_embed as boolean | undefined,
-    interpolateMode: kwargs.interpolate_mode as 'bicubic' | 'bilinear' | undefined,
-    frozenStages: kwargs.frozen_stages as number | undefined,
-    normEval: kwargs.norm_eval as boolean | undefined,
-    padSmallMap: kwargs.pad_small_map as boolean | undefined,
-    pretrainedWindowSizes: kwargs.pretrained_window_sizes as number[] | undefined,
-    isPostNorm: stageCfgs?.downsample_cfg?.is_post_norm,
+    ...(rest as SwinTransformerV2Options),
+    arch:
+      typeof a === 'object' && a !== null
+        ? { embedDims: a.embed_dims as number, depths: a.depths as number[], numHeads: a.num_heads as number[], extraNormEveryNBlocks: (a.extra_norm_every_n_blocks as number | undefined) ?? 0 }
+        : (a as SwinV2ArchName | undefined),
+    isPostNorm: stage?.downsample_cfg?.is_post_norm,
   };
 }
 

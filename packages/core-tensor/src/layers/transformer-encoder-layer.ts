@@ -1,0 +1,97 @@
+import { tf, type Tensor } from '../tf';
+import { assertInRange, assertInt, assertPositive } from '../validate';
+import { Module } from '../module';
+import { type ActivationName } from './activation';
+import { Dropout } from './dropout';
+import { FFN } from './ffn';
+import { MultiheadAttention } from './multihead-attention';
+import { LayerNorm } from './norm';
+
+/** Options of {@link MmcvMultiheadAttention}, with mmcv 1.x defaults. */
+export interface MmcvAttentionOptions {
+  /** Attention-weight dropout. Default 0. */
+  attnDrop?: number;
+  /** Dropout on the attention output. Default 0. */
+  projDrop?: number;
+  /** Biases of the q/k/v and output projections. Default `true`. */
+  bias?: boolean;
+  /** Tokens are `[B, N, C]` (default `true`, as mmseg's ViT passes). */
+  batchFirst?: boolean;
+}
+
+/**
+ * mmcv's `MultiheadAttention` wrapper: holds `torch.nn.MultiheadAttention` as `attn` (hence the
+ * `attn.attn.in_proj_weight` keys of mmseg checkpoints) and returns `identity + proj_drop(attention)`.
+ */
+export class MmcvMultiheadAttention extends Module {
+  readonly attn: MultiheadAttention;
+  private readonly projDrop: Dropout;
+
+  constructor(embedDims: number, numHeads: number, options: MmcvAttentionOptions = {}) {
+    super();
+    this.attn = this.registerModule('attn', new MultiheadAttention(embedDims, numHeads, { dropout: options.attnDrop ?? 0, bias: options.bias ?? true, batchFirst: options.batchFirst ?? true }));
+    this.projDrop = this.registerModule('proj_drop', new Dropout(options.projDrop ?? 0));
+  }
+
+  /** Self-attention of `x` plus `identity` (default `x`); `keyPaddingMask` `[B, N]` bool marks padding. */
+  forward(x: Tensor, identity: Tensor = x, keyPaddingMask?: Tensor): Tensor {
+    return tf.tidy(() => tf.add(identity, this.projDrop.forward(this.attn.forward(x, x, x, { keyPaddingMask }).output)));
+  }
+}
+
+/** Options of {@link TransformerEncoderLayer}, with mmseg 0.x defaults. */
+export interface TransformerEncoderLayerOptions {
+  embedDims: number;
+  numHeads: number;
+  feedforwardChannels: number;
+  /** Dropout after attention and inside the FFN. Default 0. */
+  dropRate?: number;
+  /** Attention-weight dropout. Default 0. */
+  attnDropRate?: number;
+  /** Drop-path on the FFN branch only (as mmseg's ViT). Default 0. */
+  dropPathRate?: number;
+  /** Default 2. */
+  numFcs?: number;
+  /** Default `true`. */
+  qkvBias?: boolean;
+  /** Default `gelu` (exact erf). */
+  act?: ActivationName;
+  /** LayerNorm eps. Default 1e-5 (mmcv's LN default). */
+  normEps?: number;
+  /** Default `true`. */
+  batchFirst?: boolean;
+}
+
+/**
+ * mmseg 0.x `TransformerEncoderLayer` (pre-norm): `x + attn(ln1(x))`, then `x + ffn(ln2(x))`.
+ * Keys `ln1.*`, `attn.attn.{in_proj_weight, in_proj_bias, out_proj.*}`, `ln2.*`,
+ * `ffn.layers.0.0.*`, `ffn.layers.1.*` — the Sentinel ViT and the fusion transformer of SkySense.
+ */
+export class TransformerEncoderLayer extends Module {
+  readonly ln1: LayerNorm;
+  readonly attn: MmcvMultiheadAttention;
+  readonly ln2: LayerNorm;
+  readonly ffn: FFN;
+
+  constructor(o: TransformerEncoderLayerOptions) {
+    super();
+    assertInt('embedDims', o.embedDims, 1);
+    const eps = assertPositive('normEps', o.normEps ?? 1e-5);
+    const drop = assertInRange('dropRate', o.dropRate ?? 0, 0, 1);
+    this.ln1 = this.registerModule('ln1', new LayerNorm(o.embedDims, { eps }));
+    this.attn = this.registerModule('attn', new MmcvMultiheadAttention(o.embedDims, o.numHeads, { attnDrop: o.attnDropRate, projDrop: drop, bias: o.qkvBias, batchFirst: o.batchFirst }));
+    this.ln2 = this.registerModule('ln2', new LayerNorm(o.embedDims, { eps }));
+    this.ffn = this.registerModule(
+      'ffn',
+      new FFN({ embedDims: o.embedDims, feedforwardChannels: o.feedforwardChannels, numFcs: o.numFcs, ffnDrop: drop, dropPath: o.dropPathRate, act: o.act ?? 'gelu' }),
+    );
+  }
+
+  /** `x` `[B, N, C]` (batch-first); `keyPaddingMask` `[B, N]` bool marks padding tokens. */
+  forward(x: Tensor, keyPaddingMask?: Tensor): Tensor {
+    return tf.tidy(() => {
+      const h = this.attn.forward(this.ln1.forward(x), x, keyPaddingMask);
+      return this.ffn.forward(this.ln2.forward(h), h);
+    });
+  }
+}
