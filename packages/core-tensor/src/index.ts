@@ -109,6 +109,25 @@ export {
   type WriteSafetensorsOptions,
 } from './safetensors';
 export { withAtomicFile, writeFileAtomic } from './atomic-file';
+export { PthFile, type PthLayout, type PthTensorInfo, type PthOpenOptions } from './checkpoint/pth';
+export { type ByteSource, fileSource, bufferSource } from './checkpoint/byte-source';
+export { readZipDirectory, readZipEntry, type ZipEntry } from './checkpoint/zip';
+export { unpickle, PyDict, PyTuple, PyTensor, PyStorage, STORAGE_DTYPES, type PyValue } from './checkpoint/pickle';
+export {
+  openCheckpoint,
+  loadCheckpoint,
+  convertToSafetensors,
+  inspectCheckpoint,
+  detectCheckpointFormat,
+  formatLoadReport,
+  KNOWN_HARMLESS,
+  type CheckpointFile,
+  type CheckpointFormat,
+  type CheckpointSummary,
+  type ConvertOptions,
+  type LoadCheckpointOptions,
+  type Progress,
+} from './checkpoint/checkpoint';
 export { f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './dtype-convert';
 export { valueAndGrads, disposeGradients, clipGradNorm, trainableParameters, type Gradients, type ParamSource } from './train/grads';
 export { Optimizer, AdamW, SGD, type AdamWOptions, type SGDOptions, type ParamGroup, type ResolvedGroup } from './train/optimizers';

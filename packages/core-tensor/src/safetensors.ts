@@ -308,11 +308,14 @@ export function tensorToRaw(t: Tensor, dtype?: SafetensorsDType): RawTensor {
   }
 }
 
-/** A tensor to write: its bytes now, or a function that produces them when the writer reaches it. */
+/**
+ * A tensor to write: its bytes now, a function that produces them when the writer reaches it, or a
+ * function that yields them in pieces (each piece is written before the next is asked for).
+ */
 export interface WritableTensor {
   dtype: SafetensorsDType;
   shape: number[];
-  data: Uint8Array | (() => Uint8Array);
+  data: Uint8Array | (() => Uint8Array) | { chunks: () => Iterable<Uint8Array> };
 }
 
 /** Options of {@link writeSafetensors}. */
@@ -349,12 +352,16 @@ export function writeSafetensors(path: string, tensors: Iterable<[string, Writab
     writeAll(fd, len);
     writeAll(fd, headerBytes);
     for (const [name, t] of list) {
-      const data = typeof t.data === 'function' ? t.data() : t.data;
+      const pieces = typeof t.data === 'function' ? [t.data()] : t.data instanceof Uint8Array ? [t.data] : t.data.chunks();
       const expected = numel(t.shape) * DTYPE_SIZE[t.dtype];
-      if (data.byteLength !== expected) {
-        throw new SkySenseError('E_ARG', `writeSafetensors: tensor '${name}' ${t.dtype} ${formatShape(t.shape)} needs ${expected} bytes, got ${data.byteLength}`);
+      const wrongSize = (got: string) => new SkySenseError('E_ARG', `writeSafetensors: tensor '${name}' ${t.dtype} ${formatShape(t.shape)} needs ${expected} bytes, got ${got}`);
+      let written = 0;
+      for (const piece of pieces) {
+        written += piece.byteLength;
+        if (written > expected) throw wrongSize(`more`);
+        writeAll(fd, piece);
       }
-      writeAll(fd, data);
+      if (written !== expected) throw wrongSize(String(written));
     }
   });
 }

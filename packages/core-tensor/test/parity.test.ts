@@ -4,42 +4,10 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ModuleList, ReLU, Sequential, TransformerEncoderLayer, UnaryModule,
-  interpolate, tf, type Parameter, type Tensor, zeros,
+  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ModuleList, ReLU, Sequential, UnaryModule, interpolate, tf, type Tensor,
 } from '../src/index';
 import { TEST_BACKENDS, expectClose, loadFixture, useBackend } from './helpers';
-
-/** The fixture's ViT: patch conv, cls token, position table (exact grid), two layers, no final norm. */
-class TinyVit extends Module {
-  readonly clsToken: Parameter = this.registerParameter('cls_token', [1, 1, 64], zeros);
-  readonly posEmbed: Parameter = this.registerParameter('pos_embed', [1, 17, 64], zeros);
-  readonly patchEmbed = this.registerModule('patch_embed', new (class extends Module {
-    readonly projection = this.registerModule('projection', new Conv2d(10, 64, 4, { stride: 4 }));
-  })());
-  readonly layers = this.registerModule(
-    'layers',
-    new ModuleList([0, 1].map(() => new TransformerEncoderLayer({ embedDims: 64, numHeads: 4, feedforwardChannels: 256 }))),
-  );
-
-  forward(x: Tensor): { maps: Tensor[]; cls: Tensor[] } {
-    const b = x.shape[0]!;
-    const kept = tf.tidy(() => {
-      const patches = this.patchEmbed.projection.forward(x);
-      const [h, w] = [patches.shape[2]!, patches.shape[3]!];
-      let t = tf.transpose(tf.reshape(patches, [b, 64, h * w]), [0, 2, 1]);
-      t = tf.add(tf.concat([tf.tile(this.clsToken.value, [b, 1, 1]), t], 1), this.posEmbed.value);
-      const maps: Tensor[] = [];
-      const cls: Tensor[] = [];
-      for (const layer of this.layers) {
-        t = layer.forward(t);
-        maps.push(tf.transpose(tf.reshape(tf.slice(t, [0, 1, 0], [b, h * w, 64]), [b, h, w, 64]), [0, 3, 1, 2]));
-        cls.push(tf.reshape(tf.slice(t, [0, 0, 0], [b, 1, 64]), [b, 64]));
-      }
-      return [...maps, ...cls];
-    });
-    return { maps: kept.slice(0, 2), cls: kept.slice(2) };
-  }
-}
+import { TinyVit } from './tiny-vit';
 
 /** mmcv ConvModule: conv (no bias) → BN → ReLU, keys `conv.*`, `bn.*`. */
 class ConvModule extends UnaryModule {

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SkySenseError, disposeGradients, initBackend, shapeOnly, tf, valueAndGrads, type BackendKind, type Tensor } from '@skysense/core-tensor';
+import { join } from 'node:path';
+import { SkySenseError, disposeGradients, initBackend, loadCheckpoint, shapeOnly, tf, valueAndGrads, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { SENTINEL2_BANDS, VisionTransformer, selectBandsStateDict } from '../src/index';
 import { loadParity, maxAbsDiff, parityKwargs } from './helpers';
 
@@ -125,6 +126,19 @@ describe('VisionTransformer', () => {
       disposeGradients(r.grads);
     }
     expect(tf.memory().numTensors).toBe(before);
+    vit.dispose();
+  });
+
+  it('the released S2 file layout (.pth with ctpe) loads without Python and reproduces PyTorch', () => {
+    const vit = VisionTransformer.fromConfig(parityKwargs('vit-skysense-small-a')).eval();
+    const printed: string[] = [];
+    const report = loadCheckpoint(vit, join(__dirname, 'fixtures', 'release_s2.pth'), { log: (t) => printed.push(t) });
+    expect(report.missing).toEqual([]);
+    expect(report.ignored).toEqual(['ctpe']);
+    expect(printed[0]).toMatch(/ctpe {2}\[harmless: calendar-time position encoding; load it with @skysense\/temporal-fusion\]/);
+    const out = loadParity('vit-skysense-small-a', 'output');
+    const [, out1] = vit.forward(loadParity('vit-skysense-small-a', 'input').get('input')!);
+    expect(maxAbsDiff(out1!, out.get('out1')!)).toBeLessThanOrEqual(1e-4);
     vit.dispose();
   });
 

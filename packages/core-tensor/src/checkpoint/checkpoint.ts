@@ -1,0 +1,199 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SkySenseError } from '../errors';
+import { formatShape } from '../validate';
+import { DTYPE_SIZE, SafetensorsFile, writeSafetensors, type RawTensor, type SafetensorsDType, type WritableTensor } from '../safetensors';
+import type { LoadReport, LoadStateDictOptions, Module, StateDictSource } from '../module';
+import { PthFile, type PthOpenOptions } from './pth';
+
+/** A checkpoint file of either kind, read tensor by tensor. */
+export type CheckpointFile = (PthFile | SafetensorsFile) & StateDictSource & { readRaw(name: string): RawTensor; close(): void };
+
+/** The file kinds SkySense reads. */
+export type CheckpointFormat = 'safetensors' | 'pth-zip' | 'pth-legacy';
+
+/** Recognises a checkpoint by its first bytes (not its extension). */
+export function detectCheckpointFormat(file: string): CheckpointFormat {
+  let head: Buffer;
+  try {
+    const fd = fs.openSync(file, 'r');
+    head = Buffer.alloc(16);
+    fs.readSync(fd, head, 0, 16, 0);
+    fs.closeSync(fd);
+  } catch (e) {
+    throw new SkySenseError('E_IO', `cannot open ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  if (head.readUInt32LE(0) === 0x04034b50) return 'pth-zip';
+  if (head[0] === 0x80) return 'pth-legacy';
+  if (head[8] === 0x7b) return 'safetensors';
+  throw new SkySenseError('E_CHECKPOINT', `${file}: not a safetensors file or a PyTorch checkpoint`);
+}
+
+/** Opens a `.pth` (zip or legacy) or `.safetensors` file, recognised by content. */
+export function openCheckpoint(file: string, options: PthOpenOptions = {}): CheckpointFile {
+  return (detectCheckpointFormat(file) === 'safetensors' ? SafetensorsFile.open(file) : PthFile.open(file, options)) as CheckpointFile;
+}
+
+/**
+ * Keys that official SkySense files and models disagree on by design (ARCH-SPEC §2.3, §3.5), with
+ * why each is harmless. Reports label them instead of alarming the user.
+ */
+export const KNOWN_HARMLESS: readonly { pattern: RegExp; when: 'missing' | 'unexpected' | 'ignored'; why: string }[] = [
+  { pattern: /(^|\.)mask_token$/, when: 'ignored', why: 'pre-training mask token, not used by the encoder' },
+  { pattern: /relative_(position_index|coords_table)$/, when: 'ignored', why: 'Swin V2 buffer, recomputed at construction' },
+  { pattern: /(^|\.)ctpe$/, when: 'ignored', why: 'calendar-time position encoding; load it with @skysense/temporal-fusion' },
+  { pattern: /(^|\.)ctpe$/, when: 'unexpected', why: 'calendar-time position encoding; load it with @skysense/temporal-fusion' },
+  { pattern: /^norm[0-3]\.(weight|bias)$/, when: 'missing', why: 'output norm absent from the released HR file; starts at LayerNorm defaults (1, 0)' },
+];
+
+function harmless(key: string, when: 'missing' | 'unexpected' | 'ignored'): string | undefined {
+  return KNOWN_HARMLESS.find((h) => h.when === when && h.pattern.test(key))?.why;
+}
+
+/** Formats a load report like PyTorch's `_IncompatibleKeys`, labelling the known-harmless keys. */
+export function formatLoadReport(r: LoadReport, source = 'checkpoint'): string {
+  const lines = [`loaded ${r.loaded.length} tensors from ${source}`];
+  const list = (title: string, keys: string[], when: 'missing' | 'unexpected' | 'ignored') => {
+    if (!keys.length) return;
+    lines.push(`${title} (${keys.length}):`);
+    for (const k of keys) {
+      const why = harmless(k, when);
+      lines.push(`  ${k}${why ? `  [harmless: ${why}]` : ''}`);
+    }
+  };
+  list('missing keys', r.missing, 'missing');
+  list('unexpected keys', r.unexpected, 'unexpected');
+  if (r.mismatched.length) lines.push(`size mismatches (${r.mismatched.length}):`, ...r.mismatched.map((m) => `  ${m.key}: checkpoint ${formatShape(m.actual)}, model ${formatShape(m.expected)}`));
+  const known = r.ignored.filter((k) => harmless(k, 'ignored'));
+  list('skipped keys', known, 'ignored');
+  if (r.ignored.length > known.length) lines.push(`${r.ignored.length - known.length} other keys skipped (outside the prefix or ignored on request)`);
+  for (const n of r.notes ?? []) lines.push(`note: ${n}`);
+  if (lines.length === 1) lines.push('<All keys matched successfully>');
+  return lines.join('\n');
+}
+
+/** Options of {@link loadCheckpoint}. */
+export interface LoadCheckpointOptions extends LoadStateDictOptions, PthOpenOptions {
+  /** Where to print the report: `true` (default) = console.log, a function, or `false`. */
+  log?: boolean | ((text: string) => void);
+}
+
+/**
+ * Loads a `.pth` or `.safetensors` file into a module (the module's own loader rules apply: e.g.
+ * Swin skips `mask_token`), prints a PyTorch-like report and returns it. Tensors are read one at
+ * a time.
+ */
+export function loadCheckpoint(module: Module, file: string, options: LoadCheckpointOptions = {}): LoadReport {
+  const { log = true, layout, maxPickleBytes, ...loadOptions } = options;
+  const ckpt = openCheckpoint(file, { layout, maxPickleBytes });
+  try {
+    const report = module.loadStateDict(ckpt, loadOptions);
+    const text = formatLoadReport(report, path.basename(file));
+    if (log === true) console.log(text);
+    else if (typeof log === 'function') log(text);
+    return report;
+  } finally {
+    ckpt.close();
+  }
+}
+
+/** Progress of a long operation. */
+export interface Progress {
+  done: number;
+  total: number;
+  /** What is being processed now. */
+  item: string;
+}
+
+/** Options of {@link convertToSafetensors}. */
+export interface ConvertOptions extends PthOpenOptions {
+  /** Keep only tensors whose name starts with this. */
+  prefix?: string;
+  /** Remove this from the start of names (after selecting with `prefix`). */
+  strip?: string;
+  /** Called after each tensor with bytes done / total. */
+  onProgress?: (p: Progress) => void;
+}
+
+/**
+ * Converts a checkpoint to safetensors, streaming tensor by tensor (peak memory ≈ the largest
+ * tensor, not the file), keeping each tensor's dtype, writing atomically. Non-tensor entries
+ * (e.g. mmcv `meta`) go to the safetensors metadata as JSON (`pth_extra`).
+ * @returns the names written.
+ */
+export function convertToSafetensors(input: string, output: string, options: ConvertOptions = {}): string[] {
+  const ckpt = openCheckpoint(input, options);
+  try {
+    const names = ckpt.keys().filter((k) => !options.prefix || k.startsWith(options.prefix));
+    if (names.length === 0) throw new SkySenseError('E_CHECKPOINT', `${input}: no tensor${options.prefix ? ` starts with '${options.prefix}'` : ''}`);
+    const outName = (k: string) => (options.strip && k.startsWith(options.strip) ? k.slice(options.strip.length) : k);
+    const seen = new Set<string>();
+    for (const k of names) {
+      if (seen.has(outName(k))) throw new SkySenseError('E_ARG', `convert: stripping '${options.strip}' makes two tensors named '${outName(k)}'`);
+      seen.add(outName(k));
+    }
+    const info = (k: string): { dtype: SafetensorsDType; shape: number[] } =>
+      ckpt instanceof PthFile ? ckpt.info(k) : { dtype: ckpt.info(k).dtype, shape: ckpt.info(k).shape };
+    const total = names.reduce((a, k) => a + info(k).shape.reduce((x, y) => x * y, 1) * DTYPE_SIZE[info(k).dtype], 0);
+    let done = 0;
+    const pieces = (k: string): Iterable<Uint8Array> => (ckpt instanceof PthFile ? ckpt.readChunks(k) : [ckpt.readRaw(k).data]);
+    const entries: [string, WritableTensor][] = names.map((k) => [
+      outName(k),
+      {
+        ...info(k),
+        data: {
+          *chunks() {
+            for (const piece of pieces(k)) {
+              yield piece;
+              done += piece.byteLength;
+              options.onProgress?.({ done, total, item: k });
+            }
+          },
+        },
+      },
+    ]);
+    const metadata: Record<string, string> = { format: 'pt', source: path.basename(input) };
+    if (ckpt instanceof PthFile && Object.keys(ckpt.extra).length) metadata.pth_extra = JSON.stringify(ckpt.extra);
+    writeSafetensors(output, entries, { metadata });
+    return names.map(outName);
+  } finally {
+    ckpt.close();
+  }
+}
+
+/** What {@link inspectCheckpoint} reports. */
+export interface CheckpointSummary {
+  file: string;
+  format: CheckpointFormat;
+  /** pth only: where the tensors were found. */
+  layout?: string;
+  tensors: { name: string; dtype: SafetensorsDType; shape: number[] }[];
+  totalParameters: number;
+  totalBytes: number;
+  /** pth: other top-level entries (mmcv meta); safetensors: `__metadata__`. */
+  extra: Record<string, unknown>;
+}
+
+/** Lists a checkpoint's tensors without reading their data. */
+export function inspectCheckpoint(file: string, options: PthOpenOptions = {}): CheckpointSummary {
+  const format = detectCheckpointFormat(file);
+  const ckpt = openCheckpoint(file, options);
+  try {
+    const tensors = ckpt.keys().map((name) => {
+      const i = ckpt.info(name);
+      return { name, dtype: i.dtype, shape: [...i.shape] };
+    });
+    const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
+    return {
+      file,
+      format,
+      layout: ckpt instanceof PthFile ? ckpt.layout : undefined,
+      tensors,
+      totalParameters: tensors.reduce((a, t) => a + numel(t.shape), 0),
+      totalBytes: tensors.reduce((a, t) => a + numel(t.shape) * DTYPE_SIZE[t.dtype], 0),
+      extra: ckpt instanceof PthFile ? ckpt.extra : { ...ckpt.metadata },
+    };
+  } finally {
+    ckpt.close();
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Progress for long work: on a terminal a single updating line (bar, percent, rate, ETA) on
+ * stderr; otherwise (logs, CI) a line every 10 %.
+ */
+export class ProgressReporter {
+  private readonly start = performance.now();
+  private lastDecile = -1;
+
+  constructor(
+    private readonly label: string,
+    private readonly unit: { name: string; scale: number } = { name: 'MiB', scale: 1024 * 1024 },
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {}
+
+  /** Reports `done` of `total`. */
+  update(done: number, total: number): void {
+    const frac = total > 0 ? Math.min(1, done / total) : 1;
+    const secs = (performance.now() - this.start) / 1000;
+    const rate = secs > 0 ? done / this.unit.scale / secs : 0;
+    const eta = frac > 0 ? (secs / frac) * (1 - frac) : 0;
+    const text = `${this.label} ${(100 * frac).toFixed(0).padStart(3)}% ${(done / this.unit.scale).toFixed(0)}/${(total / this.unit.scale).toFixed(0)} ${this.unit.name}, ${rate.toFixed(0)} ${this.unit.name}/s, ETA ${eta.toFixed(0)} s`;
+    if (this.stream.isTTY) {
+      const width = 24;
+      const bar = '█'.repeat(Math.round(frac * width)).padEnd(width, '·');
+      this.stream.write(`\r${bar} ${text}   `);
+      if (frac >= 1) this.stream.write('\n');
+      return;
+    }
+    const decile = Math.floor(frac * 10);
+    if (decile > this.lastDecile) {
+      this.lastDecile = decile;
+      this.stream.write(`${text}\n`);
+    }
+  }
+}
