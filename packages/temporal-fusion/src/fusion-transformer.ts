@@ -1,0 +1,123 @@
+import {
+  Linear, Module, ModuleList, SkySenseError, TransformerEncoderLayer, assertInt, formatShape, readConfig, tf, truncNormal, type Parameter, type Tensor,
+} from '@skysense/core-tensor';
+
+/** Options of {@link FusionTransformer}; defaults are SkySense's fusion (ARCH-SPEC §4.2). */
+export interface FusionTransformerOptions {
+  /** Width of the incoming tokens (the up-heads' and Swin's 2816). Default 2816. */
+  inputDims?: number;
+  /** Fusion width. Default 1024. */
+  embedDims?: number;
+  /** Default 24. */
+  numLayers?: number;
+  /** Default 16. */
+  numHeads?: number;
+  /** Default 4. */
+  mlpRatio?: number;
+  /** Default `true`. */
+  qkvBias?: boolean;
+  /** Default 0. */
+  dropRate?: number;
+  /** Default 0. */
+  attnDropRate?: number;
+  /** Drop-path, linear over layers (FFN branch). Default 0.3. */
+  dropPathRate?: number;
+  /** Prepend the extra (cls) token — the paper's F_e. Default `true`. */
+  withClsToken?: boolean;
+  /** Output the cls token per sequence (F_fus^mm) instead of the other tokens. Default `true`. */
+  outputClsToken?: boolean;
+  /** LayerNorm eps. Default 1e-5. */
+  layerNormEps?: number;
+}
+
+/**
+ * SkySense's fusion `TransformerEncoder`: `porj_linear` [sic] projects every token to the fusion
+ * width, the cls token is prepended, then mmseg-style pre-norm layers, no final norm; the output is
+ * the cls token. Keys `cls_token`, `porj_linear.*`, `layers.N.*`, as `skysense_model_fusion.pth`.
+ * Sequences of different lengths share a batch through a key-padding mask.
+ */
+export class FusionTransformer extends Module {
+  readonly options: Required<FusionTransformerOptions>;
+  readonly clsToken: Parameter;
+  readonly porjLinear: Linear;
+  readonly layers: ModuleList<TransformerEncoderLayer>;
+
+  constructor(options: FusionTransformerOptions = {}) {
+    super();
+    const o: Required<FusionTransformerOptions> = {
+      inputDims: assertInt('inputDims', options.inputDims ?? 2816, 1),
+      embedDims: assertInt('embedDims', options.embedDims ?? 1024, 1),
+      numLayers: assertInt('numLayers', options.numLayers ?? 24, 1),
+      numHeads: assertInt('numHeads', options.numHeads ?? 16, 1),
+      mlpRatio: options.mlpRatio ?? 4,
+      qkvBias: options.qkvBias ?? true,
+      dropRate: options.dropRate ?? 0,
+      attnDropRate: options.attnDropRate ?? 0,
+      dropPathRate: options.dropPathRate ?? 0.3,
+      withClsToken: options.withClsToken ?? true,
+      outputClsToken: options.outputClsToken ?? true,
+      layerNormEps: options.layerNormEps ?? 1e-5,
+    };
+    if (o.outputClsToken && !o.withClsToken) throw new SkySenseError('E_ARG', 'outputClsToken needs withClsToken');
+    this.options = o;
+    this.clsToken = this.registerParameter('cls_token', [1, 1, o.embedDims], truncNormal(0.02));
+    this.porjLinear = this.registerModule('porj_linear', new Linear(o.inputDims, o.embedDims));
+    const dpr = (i: number) => (o.numLayers > 1 ? (o.dropPathRate * i) / (o.numLayers - 1) : 0);
+    this.layers = this.registerModule(
+      'layers',
+      new ModuleList(
+        Array.from({ length: o.numLayers }, (_, i) =>
+          new TransformerEncoderLayer({
+            embedDims: o.embedDims,
+            numHeads: o.numHeads,
+            feedforwardChannels: Math.floor(o.mlpRatio * o.embedDims),
+            dropRate: o.dropRate,
+            attnDropRate: o.attnDropRate,
+            dropPathRate: dpr(i),
+            qkvBias: o.qkvBias,
+            normEps: o.layerNormEps,
+          }),
+        ),
+      ),
+    );
+  }
+
+  /** From the reference keyword arguments (snake_case). */
+  static fromConfig(kwargs: Record<string, unknown>): FusionTransformer {
+    const { normCfg, actCfg, numFcs, ...rest } = readConfig(
+      'TransformerEncoder',
+      kwargs,
+      ['input_dims', 'embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'qkv_bias', 'drop_rate', 'attn_drop_rate', 'drop_path_rate', 'with_cls_token', 'output_cls_token', 'norm_cfg', 'act_cfg', 'num_fcs'],
+      ['type', 'norm_eval', 'with_cp', 'init_cfg'],
+    );
+    if ((normCfg as { type?: string } | undefined)?.type && (normCfg as { type: string }).type !== 'LN') throw new SkySenseError('E_UNSUPPORTED', 'TransformerEncoder config: only LN norms');
+    if ((actCfg as { type?: string } | undefined)?.type && (actCfg as { type: string }).type !== 'GELU') throw new SkySenseError('E_UNSUPPORTED', 'TransformerEncoder config: only GELU');
+    if (numFcs !== undefined && numFcs !== 2) throw new SkySenseError('E_UNSUPPORTED', 'TransformerEncoder config: num_fcs other than 2');
+    return new FusionTransformer({ ...(rest as FusionTransformerOptions), layerNormEps: (normCfg as { eps?: number } | undefined)?.eps });
+  }
+
+  /**
+   * @param x `[N, L, inputDims]` token sequences.
+   * @param keyPaddingMask `[N, L]` bool, `true` for padding tokens (never attended to).
+   * @returns `[N, embedDims]` (the cls token) with `outputClsToken`, else `[N, L, embedDims]`.
+   */
+  forward(x: Tensor, keyPaddingMask?: Tensor): Tensor {
+    const o = this.options;
+    if (x.rank !== 3 || x.shape[2] !== o.inputDims) throw new SkySenseError('E_SHAPE', `FusionTransformer input: expected [N, L, ${o.inputDims}], got ${formatShape(x.shape)}`);
+    if (keyPaddingMask && (keyPaddingMask.shape[0] !== x.shape[0] || keyPaddingMask.shape[1] !== x.shape[1])) {
+      throw new SkySenseError('E_SHAPE', `FusionTransformer keyPaddingMask: expected [${x.shape[0]}, ${x.shape[1]}], got ${formatShape(keyPaddingMask.shape)}`);
+    }
+    return tf.tidy(() => {
+      const [n, l] = [x.shape[0]!, x.shape[1]!];
+      let t = this.porjLinear.forward(x);
+      let mask = keyPaddingMask;
+      if (o.withClsToken) {
+        t = tf.concat([tf.tile(this.clsToken.value, [n, 1, 1]), t], 1);
+        if (mask) mask = tf.concat([tf.zeros([n, 1], 'bool'), mask], 1);
+      }
+      for (const layer of this.layers) t = layer.forward(t, mask);
+      if (o.outputClsToken) return tf.reshape(tf.slice(t, [0, 0, 0], [n, 1, o.embedDims]), [n, o.embedDims]);
+      return o.withClsToken ? tf.slice(t, [0, 1, 0], [n, l, o.embedDims]) : t;
+    });
+  }
+}
