@@ -109,6 +109,7 @@ export {
   type WriteSafetensorsOptions,
 } from './safetensors';
 export { withAtomicFile, writeFileAtomic } from './atomic-file';
+export { encodePng, writePng, categoricalColors } from './png';
 export { PthFile, type PthLayout, type PthTensorInfo, type PthOpenOptions } from './checkpoint/pth';
 export { type ByteSource, fileSource, bufferSource } from './checkpoint/byte-source';
 export { readZipDirectory, readZipEntry, type ZipEntry } from './checkpoint/zip';
