@@ -264,6 +264,24 @@ export abstract class Module {
     return module;
   }
 
+  /**
+   * Registers another module's parameters, buffers and children under their own names in this
+   * module (the objects are shared, not copied), so a wrapper can expose a part's keys at its top
+   * level — e.g. the assembled SkySense model exposes the fusion's `ctpe`, `head_s2.*` and
+   * `fusion.*` exactly as the official checkpoint names them.
+   */
+  protected adoptMembers(source: Module): void {
+    for (const [n, p] of source.params) {
+      this.checkName(n);
+      this.params.set(n, p);
+    }
+    for (const [n, b] of source.buffers) {
+      this.checkName(n);
+      this.buffers.set(n, b);
+    }
+    for (const [n, m] of source.children) this.registerModule(n, m);
+  }
+
   private checkName(name: string): void {
     if (!name || name.includes('.')) throw new SkySenseError('E_ARG', `module member name must be non-empty without '.', got '${name}'`);
     if (this.params.has(name) || this.buffers.has(name) || this.children.has(name)) {

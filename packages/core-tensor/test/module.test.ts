@@ -105,6 +105,23 @@ describe('Module', () => {
     expect(net.trainableVariables()).toHaveLength(1 + 14);
   });
 
+  it('adoptMembers exposes a part’s members at the top level, sharing the objects', () => {
+    class Wrapper extends Module {
+      readonly inner = new Block();
+      readonly extra = this.registerModule('extra', new Linear(2, 2));
+      constructor() {
+        super();
+        this.adoptMembers(this.inner);
+      }
+    }
+    const w = new Wrapper();
+    expect([...w.stateShapes().keys()].slice(0, 3)).toEqual(['scale', 'extra.weight', 'extra.bias']);
+    expect(w.stateShapes().has('fc.weight')).toBe(true);
+    w.loadStateDict(new Map([...w.stateShapes()].map(([k, s]) => [k, k.endsWith('tracked') ? tf.scalar(1, 'int32') : tf.fill([...s], 0.25)])));
+    expectClose(w.inner.fc.weight.value, new Array(8).fill(0.25), 0);
+    w.dispose();
+  });
+
   it('dispose frees every tensor', () => {
     const before = tf.memory().numTensors;
     const net = new Net();

@@ -1,6 +1,8 @@
-import { Command, Option } from 'commander';
-import { SkySenseError, convertToSafetensors, formatShape, inspectCheckpoint, type PthLayout } from '@skysense/core-tensor';
+import { Argument, Command, Option } from 'commander';
+import { SkySenseError, convertToSafetensors, formatShape, inspectCheckpoint, shapeOnly, type PthLayout } from '@skysense/core-tensor';
 import { ProgressReporter } from './progress';
+import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
+import { SkySense, formatBreakdown } from './skysense';
 
 const LAYOUTS = ['auto', 'flat', 'state_dict', 'model', 'module'];
 
@@ -53,6 +55,17 @@ export function createCli(): Command {
       console.log(`total: ${s.totalParameters.toLocaleString('en-US')} parameters, ${(s.totalBytes / 1024 ** 2).toFixed(1)} MiB`);
       const extra = Object.keys(s.extra);
       if (extra.length) console.log(`other entries: ${extra.join(', ')}`);
+    });
+  program
+    .command('info')
+    .description('parameter count of a SkySense preset, per part (computed from shapes, nothing allocated)')
+    .addArgument(new Argument('<preset>', 'model preset').choices(Object.keys(SKYSENSE_PRESETS)))
+    .action((preset: SkySensePresetName) => {
+      const t0 = performance.now();
+      const model = shapeOnly(() => SkySense.fromPreset(preset));
+      console.log(`${preset}:`);
+      console.log(formatBreakdown(model.breakdown()));
+      console.log(`(computed in ${((performance.now() - t0) / 1000).toFixed(2)} s without allocating tensors)`);
     });
   return program;
 }

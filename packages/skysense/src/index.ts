@@ -1,11 +1,15 @@
 /**
- * `@skysense/skysense`: the umbrella package — today the `skysense` command (`convert`,
- * `inspect`) and the model packages re-exported as namespaces; the assembled SkySense model,
- * trainers and data loading land here next.
+ * `@skysense/skysense`: the umbrella package — the assembled SkySense model (`SkySense`, presets
+ * `skysense-2b` and `skysense-tiny`), the `skysense` command (`convert`, `inspect`, `info`), and
+ * the model packages re-exported as namespaces.
  * @packageDocumentation
  */
+export { SkySense, formatBreakdown, type SkySenseInputs, type SkySenseOutputs, type SentinelSeries, type BreakdownRow, type ReleasedFiles } from './skysense';
+export { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
 export { createCli, runCli } from './cli';
 export { ProgressReporter } from './progress';
 export * as core from '@skysense/core-tensor';
 export * as swin from '@skysense/swin';
 export * as vit from '@skysense/vit';
+export * as temporalFusion from '@skysense/temporal-fusion';
+export * as geoPrototypes from '@skysense/geo-prototypes';

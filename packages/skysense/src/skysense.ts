@@ -1,0 +1,225 @@
+import { Module, SkySenseError, formatShape, openCheckpoint, tf, type LoadReport, type Tensor } from '@skysense/core-tensor';
+import { SwinTransformerV2 } from '@skysense/swin';
+import { VisionTransformer } from '@skysense/vit';
+import { MultiModalFusion, type AcquisitionDate } from '@skysense/temporal-fusion';
+import { PrototypeBank } from '@skysense/geo-prototypes';
+import { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
+
+/** A Sentinel time series of raw (normalised) frames. */
+export interface SentinelSeries {
+  /** `[B, T, bands, h, w]`. */
+  frames: Tensor;
+  /** Acquisition date per sample and frame (S2 needs them for the calendar encoding). */
+  dates?: (AcquisitionDate | null)[][];
+  /** Real frames per sample (`false` = padding, e.g. a dropped cloudy frame). */
+  valid?: boolean[][];
+}
+
+/** One batch of SkySense inputs; any non-empty subset of modalities. */
+export interface SkySenseInputs {
+  /** `[B, 3, H, W]` normalised RGB (or RGB-NIR with a 4-band HR encoder). */
+  hr?: Tensor;
+  s2?: SentinelSeries;
+  s1?: SentinelSeries;
+  /** Tile-centre latitude per sample (needed for geo-context). */
+  lat?: number[];
+  /** Tile-centre longitude per sample. */
+  lon?: number[];
+}
+
+/** SkySense outputs. */
+export interface SkySenseOutputs {
+  /** F_fus^mm `[B, d, H/32, W/32]`: the fusion transformer's cls token per location. */
+  fused: Tensor;
+  /** F_fus `[B, 2d, …]` (Eq. 3) when the model has a prototype bank and lat/lon were given. */
+  withGeoContext?: Tensor;
+}
+
+/** One row of {@link SkySense.breakdown}. */
+export interface BreakdownRow {
+  part: string;
+  /** Checkpoint key prefix of the part. */
+  prefix: string;
+  /** Learnable parameters. */
+  parameters: number;
+  /** Values held in buffers (the prototype bank). */
+  bufferValues: number;
+}
+
+/** Paths of the six released files (any subset), for {@link SkySense.loadReleased}. */
+export interface ReleasedFiles {
+  /** `skysense_model_backbone_hr.pth` */
+  hr?: string;
+  /** `skysense_model_backbone_s2.pth` (also carries `ctpe`) */
+  s2?: string;
+  /** `skysense_model_backbone_s1.pth` */
+  s1?: string;
+  /** `skysense_model_head_s2.pth` */
+  headS2?: string;
+  /** `skysense_model_head_s1.pth` */
+  headS1?: string;
+  /** `skysense_model_fusion.pth` */
+  fusion?: string;
+}
+
+/**
+ * The assembled SkySense model: HR Swin V2 + Sentinel-2 / Sentinel-1 ViTs → up-heads and calendar
+ * encoding → fusion transformer → optional geo-context prototypes. Keys follow the official full
+ * checkpoint: `backbone_gep.*` (HR), `backbone_s2.*`, `backbone_s1.*`, `head_s2.*`, `head_s1.*`,
+ * `fusion.*`, `ctpe`, plus `glbank.prototypes` for the bank.
+ */
+export class SkySense extends Module {
+  readonly hr: SwinTransformerV2 | null;
+  readonly s2: VisionTransformer | null;
+  readonly s1: VisionTransformer | null;
+  readonly neck: MultiModalFusion;
+  readonly geo: PrototypeBank | null;
+
+  constructor(readonly config: SkySenseConfig) {
+    super();
+    if (!config.hr && !config.s2 && !config.s1) throw new SkySenseError('E_ARG', 'SkySense: configure at least one of hr, s2, s1');
+    this.neck = new MultiModalFusion({ ...config.fusion, sentinel: [...(config.s2 ? ['s2' as const] : []), ...(config.s1 ? ['s1' as const] : [])] });
+    this.adoptMembers(this.neck);
+    this.hr = config.hr ? this.registerModule('backbone_gep', new SwinTransformerV2(config.hr)) : null;
+    this.s2 = config.s2 ? this.registerModule('backbone_s2', new VisionTransformer(config.s2)) : null;
+    this.s1 = config.s1 ? this.registerModule('backbone_s1', new VisionTransformer(config.s1)) : null;
+    this.geo = config.geo ? this.registerModule('glbank', new PrototypeBank(config.geo)) : null;
+    if (this.hr && this.hr.stageChannels.at(-1) !== this.neck.tokenDims) {
+      throw new SkySenseError('E_ARG', `SkySense: the HR encoder ends at width ${this.hr.stageChannels.at(-1)} but the fusion takes ${this.neck.tokenDims}`);
+    }
+  }
+
+  /** Builds a preset, optionally dropping or overriding parts. */
+  static fromPreset(name: SkySensePresetName, overrides: Partial<Record<keyof SkySenseConfig, object | null>> = {}): SkySense {
+    const preset = SKYSENSE_PRESETS[name];
+    if (!preset) throw new SkySenseError('E_ARG', `unknown SkySense preset '${name}'; expected one of ${Object.keys(SKYSENSE_PRESETS).join(', ')}`);
+    const config: Record<string, object | undefined> = { ...preset };
+    for (const [k, v] of Object.entries(overrides)) config[k] = v === null ? undefined : { ...(config[k] ?? {}), ...v };
+    return new SkySense(config as SkySenseConfig);
+  }
+
+  /** Encodes, fuses and (with lat/lon and a bank) adds geo-context. */
+  forward(inputs: SkySenseInputs): SkySenseOutputs {
+    const parts = this.encode(inputs);
+    try {
+      const fused = this.neck.forward(parts);
+      if (!this.geo || !inputs.lat || !inputs.lon) return { fused };
+      const b = fused.shape[0]!;
+      if (inputs.lat.length !== b || inputs.lon.length !== b) throw new SkySenseError('E_LATLON', `lat/lon: expected ${b} values each, got ${inputs.lat.length} and ${inputs.lon.length}`);
+      const regions = inputs.lat.map((lat, i) => this.geo!.regionOf(lat, inputs.lon![i]!));
+      return { fused, withGeoContext: this.geo.attend(fused, regions) };
+    } finally {
+      tf.dispose([parts.hr, parts.s2?.features, parts.s1?.features].filter((t): t is Tensor => t !== undefined));
+    }
+  }
+
+  private encode(inputs: SkySenseInputs) {
+    const need = (name: string, enc: unknown) => {
+      if (!enc) throw new SkySenseError('E_ARG', `SkySense: input '${name}' given, but the model has no ${name} encoder`);
+    };
+    if (inputs.hr) need('hr', this.hr);
+    if (inputs.s2) need('s2', this.s2);
+    if (inputs.s1) need('s1', this.s1);
+    const series = (enc: VisionTransformer | null, s?: SentinelSeries) => {
+      if (!s) return undefined;
+      if (s.frames.rank !== 5) throw new SkySenseError('E_SHAPE', `frames: expected [B, T, bands, h, w], got ${formatShape(s.frames.shape)}`);
+      const maps = enc!.forwardSeries(s.frames);
+      tf.dispose(maps.slice(0, -1));
+      return { features: maps.at(-1)!, dates: s.dates, valid: s.valid };
+    };
+    let hr: Tensor | undefined;
+    if (inputs.hr) {
+      const outs = this.hr!.forward(inputs.hr);
+      tf.dispose(outs.slice(0, -1));
+      hr = outs.at(-1)!;
+    }
+    return { hr, s2: series(this.s2, inputs.s2), s1: series(this.s1, inputs.s1) };
+  }
+
+  /**
+   * Parameters per part, computed from shapes (works on a shape-only model in seconds):
+   * the HR / S2 / S1 encoders, up-heads, fusion, `ctpe` and the prototype bank (a buffer).
+   */
+  breakdown(): BreakdownRow[] {
+    const count = (prefix: string) => {
+      let params = 0;
+      let buffers = 0;
+      const paramNames = new Set(this.namedParameters().map(([n]) => n));
+      for (const [k, shape] of this.stateShapes()) {
+        if (!(k === prefix || k.startsWith(`${prefix}.`))) continue;
+        const n = shape.reduce((a, b) => a * b, 1);
+        if (paramNames.has(k)) params += n;
+        else buffers += n;
+      }
+      return { parameters: params, bufferValues: buffers };
+    };
+    const rows: [string, string][] = [
+      ['HR encoder (Swin V2)', 'backbone_gep'],
+      ['S2 encoder (ViT)', 'backbone_s2'],
+      ['S1 encoder (ViT)', 'backbone_s1'],
+      ['S2 up-head', 'head_s2'],
+      ['S1 up-head', 'head_s1'],
+      ['fusion transformer', 'fusion'],
+      ['calendar encoding ctpe', 'ctpe'],
+      ['geo-context prototype bank', 'glbank'],
+    ];
+    return rows.map(([part, prefix]) => ({ part, prefix, ...count(prefix) })).filter((r) => r.parameters + r.bufferValues > 0);
+  }
+
+  /**
+   * Loads the released files (any subset) by path: `backbone.` prefixes are recognised, `ctpe` is
+   * taken from the S2 file, Swin's harmless differences are skipped (see each report).
+   * @returns one report per file loaded.
+   */
+  loadReleased(files: ReleasedFiles, options: { log?: boolean | ((text: string) => void) } = {}): Record<string, LoadReport> {
+    const targets: [keyof ReleasedFiles, Module | null][] = [
+      ['hr', this.hr],
+      ['s2', this.s2],
+      ['s1', this.s1],
+      ['headS2', this.neck.headS2],
+      ['headS1', this.neck.headS1],
+      ['fusion', this.neck.fusion],
+    ];
+    const reports: Record<string, LoadReport> = {};
+    for (const [name, module] of targets) {
+      const file = files[name];
+      if (!file) continue;
+      if (!module) throw new SkySenseError('E_ARG', `loadReleased: a ${name} file was given but the model has no ${name} part`);
+      const ckpt = openCheckpoint(file);
+      try {
+        reports[name] = module.loadStateDict(ckpt, { prefix: module === this.neck.fusion ? (ckpt.keys().some((k) => k.startsWith('backbone.')) ? 'backbone.' : '') : undefined });
+        if (name === 's2' && ckpt.keys().includes('ctpe')) this.loadCtpe(ckpt.read('ctpe'), file);
+      } finally {
+        ckpt.close();
+      }
+      const log = options.log ?? false;
+      if (log) (typeof log === 'function' ? log : console.log)(`${name}: ${reports[name].loaded.length} tensors from ${file}`);
+    }
+    return reports;
+  }
+
+  private loadCtpe(ctpe: Tensor, file: string): void {
+    try {
+      const want = this.neck.ctpe.shape;
+      if (ctpe.shape.join() !== want.join()) {
+        throw new SkySenseError('E_STATE_DICT', `${file}: ctpe has shape ${formatShape(ctpe.shape)}, the fusion expects ${formatShape(want)} (a table for the 1024-wide ViT output is not supported)`);
+      }
+      this.neck.ctpe.assign(ctpe);
+    } finally {
+      ctpe.dispose();
+    }
+  }
+}
+
+/** Formats a breakdown as a table with totals (released modules vs. the prototype bank). */
+export function formatBreakdown(rows: BreakdownRow[]): string {
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  const width = Math.max(...rows.map((r) => r.part.length));
+  const lines = rows.map((r) => `${r.part.padEnd(width)}  ${fmt(r.parameters + r.bufferValues).padStart(13)}${r.bufferValues ? '  (buffer)' : ''}`);
+  const modules = rows.filter((r) => r.prefix !== 'glbank').reduce((a, r) => a + r.parameters + r.bufferValues, 0);
+  const all = rows.reduce((a, r) => a + r.parameters + r.bufferValues, 0);
+  lines.push('-'.repeat(width + 15));
+  lines.push(`${'released modules'.padEnd(width)}  ${fmt(modules).padStart(13)}`);
+  lines.push(`${'total'.padEnd(width)}  ${fmt(all).padStart(13)}  (${(all / 1e9).toFixed(3)} B)`);
+  return lines.join('\n');
+}

@@ -1,0 +1,120 @@
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend, manualSeed, saveSafetensors, shapeOnly, tf, type Tensor } from '@skysense/core-tensor';
+import { SkySense, formatBreakdown, type SkySenseInputs } from '../src/index';
+
+const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-model-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function inputs(b = 2): SkySenseInputs {
+  return {
+    hr: tf.randomNormal([b, 3, 128, 128], 0, 1, 'float32', 1),
+    s2: { frames: tf.randomNormal([b, 3, 10, 4, 4], 0, 1, 'float32', 2), dates: Array.from({ length: b }, () => ['2021-04-01', '2021-06-01', '2021-08-01']), valid: [[true, true, false], [true, true, true]].slice(0, b) },
+    s1: { frames: tf.randomNormal([b, 2, 2, 4, 4], 0, 1, 'float32', 3) },
+    lat: [43.6, -33.9].slice(0, b),
+    lon: [1.44, 151.2].slice(0, b),
+  };
+}
+
+function maxAbsDiff(a: Tensor, b: Tensor): number {
+  expect(a.shape).toEqual(b.shape);
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
+
+describe('SkySense (assembled)', () => {
+  beforeAll(() => initBackend());
+
+  it('skysense-2b breakdown: 1.659 B released parameters + 0.419 B prototype bank, from shapes, in seconds', () => {
+    const t0 = performance.now();
+    const bytes = tf.memory().numBytes;
+    const model = shapeOnly(() => SkySense.fromPreset('skysense-2b'));
+    const rows = Object.fromEntries(model.breakdown().map((r) => [r.prefix, r.parameters + r.bufferValues]));
+    expect(rows).toEqual({
+      backbone_gep: 655_074_704,
+      backbone_s2: 302_738_432,
+      backbone_s1: 302_607_360,
+      head_s2: 46_182_400,
+      head_s1: 46_182_400,
+      fusion: 305_195_008,
+      ctpe: 1_027_840,
+      glbank: 419_430_400,
+    });
+    const text = formatBreakdown(model.breakdown());
+    console.log(`skysense-2b:\n${text}`);
+    expect(text).toMatch(/released modules\s+1,659,008,144/);
+    expect(text).toMatch(/total\s+2,078,438,544 {2}\(2\.078 B\)/);
+    expect(model.parameterCount()).toBe(1_659_008_144);
+    expect(tf.memory().numBytes).toBe(bytes);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    const keys = [...model.stateShapes().keys()];
+    expect(keys.filter((k) => !k.includes('.'))).toEqual(['ctpe']);
+    expect(new Set(keys.map((k) => k.split('.')[0]))).toEqual(new Set(['ctpe', 'head_s2', 'head_s1', 'fusion', 'backbone_gep', 'backbone_s2', 'backbone_s1', 'glbank']));
+  });
+
+  it('runs every modality subset on the tiny preset; geo-context doubles the width', () => {
+    manualSeed(0);
+    const model = SkySense.fromPreset('skysense-tiny').eval();
+    const x = inputs();
+    const full = model.forward(x);
+    expect(full.fused.shape).toEqual([2, 32, 4, 4]);
+    expect(full.withGeoContext!.shape).toEqual([2, 64, 4, 4]);
+    for (const subset of [{ hr: x.hr }, { s2: x.s2 }, { s1: x.s1 }, { s2: x.s2, s1: x.s1 }, { hr: x.hr, s1: x.s1 }]) {
+      const out = model.forward(subset);
+      expect(out.fused.shape).toEqual([2, 32, 4, 4]);
+      expect(out.withGeoContext).toBeUndefined();
+      tf.dispose(out.fused);
+    }
+    tf.dispose(model.forward(x).fused);
+    const before = tf.memory().numTensors;
+    const again = model.forward(x);
+    tf.dispose([again.fused, again.withGeoContext!]);
+    expect(tf.memory().numTensors).toBe(before);
+    const hrOnly = SkySense.fromPreset('skysense-tiny', { s2: null, s1: null });
+    expect(() => hrOnly.forward({ s2: x.s2 })).toThrow(/input 's2' given, but the model has no s2 encoder/);
+    expect(() => model.forward({ ...x, lat: [91, 0] })).toThrow(/lat: expected a latitude in \[-90, 90\], got 91/);
+    model.dispose();
+    hrOnly.dispose();
+  });
+
+  it('loads the six released files by path (backbone. prefixes, ctpe from the S2 file) and reproduces the outputs', () => {
+    manualSeed(1);
+    const src = SkySense.fromPreset('skysense-tiny', { geo: null }).eval();
+    src.neck.ctpe.assign(tf.randomNormal(src.neck.ctpe.shape as number[], 0, 0.5, 'float32', 9));
+    const part = (prefix: string, rename: (k: string) => string, extra: [string, Tensor][] = []) =>
+      new Map<string, Tensor>([...[...src.stateDict()].filter(([k]) => k.startsWith(`${prefix}.`)).map(([k, v]): [string, Tensor] => [rename(k.slice(prefix.length + 1)), v]), ...extra]);
+    const files = {
+      hr: join(dir, 'hr.safetensors'),
+      s2: join(dir, 's2.safetensors'),
+      s1: join(dir, 's1.safetensors'),
+      headS2: join(dir, 'head_s2.safetensors'),
+      headS1: join(dir, 'head_s1.safetensors'),
+      fusion: join(dir, 'fusion.safetensors'),
+    };
+    saveSafetensors(files.hr, part('backbone_gep', (k) => `backbone.${k}`, [['backbone.mask_token', tf.zeros([1, 1, 8])]]));
+    saveSafetensors(files.s2, part('backbone_s2', (k) => k, [['ctpe', src.neck.ctpe.value]]));
+    saveSafetensors(files.s1, part('backbone_s1', (k) => k, [['ctpe', src.neck.ctpe.value]]));
+    saveSafetensors(files.headS2, part('head_s2', (k) => k));
+    saveSafetensors(files.headS1, part('head_s1', (k) => k));
+    saveSafetensors(files.fusion, part('fusion', (k) => `backbone.${k}`));
+    manualSeed(2);
+    const dst = SkySense.fromPreset('skysense-tiny', { geo: null }).eval();
+    const reports = dst.loadReleased(files);
+    expect(Object.keys(reports)).toEqual(['hr', 's2', 's1', 'headS2', 'headS1', 'fusion']);
+    expect(reports.hr!.ignored).toEqual(['backbone.mask_token']);
+    const x = inputs(1);
+    expect(maxAbsDiff(dst.forward(x).fused, src.forward(x).fused)).toBeLessThanOrEqual(1e-6);
+    src.dispose();
+    dst.dispose();
+  });
+
+  it('skysense info prints the breakdown', () => {
+    const r = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'bin.js'), 'info', 'skysense-2b'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/HR encoder \(Swin V2\)\s+655,074,704/);
+    expect(r.stdout).toMatch(/geo-context prototype bank\s+419,430,400 {2}\(buffer\)/);
+    expect(r.stdout).toMatch(/total\s+2,078,438,544/);
+  });
+});
