@@ -7,6 +7,11 @@
 export { SkySense, formatBreakdown, type SkySenseInputs, type SkySenseOutputs, type SentinelSeries, type BreakdownRow, type ReleasedFiles } from './skysense';
 export { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
 export { createCli, runCli } from './cli';
+export { readGeoTiff, rasterCentre, toLatLon, crsDefinition, type Raster, type PixelWindow } from './data/raster';
+export { loadSentinel2, loadSentinel1, loadHr, findS2BandFiles, stackOnFinestGrid, type S2Band, type S2Source, type BandStack, type MissingBands } from './data/sentinel';
+export { NORMALIZATION, normalizeChannels, type ChannelStats } from './data/normalization';
+export { findAcquisitionDate, requireAcquisitionDate } from './data/dates';
+export { readManifest, loadSample, samplesDir, type SampleManifest, type LoadedSample, type S2FrameEntry, type S1FrameEntry } from './data/sample';
 export { ProgressReporter } from './progress';
 export * as core from '@skysense/core-tensor';
 export * as swin from '@skysense/swin';

@@ -1,0 +1,104 @@
+import { existsSync } from 'node:fs';
+import { fromFile } from 'geotiff';
+import proj4 from 'proj4';
+import { SkySenseError } from '@skysense/core-tensor';
+
+/** A georeferenced raster read from a GeoTIFF: one float array per band, row-major. */
+export interface Raster {
+  file: string;
+  width: number;
+  height: number;
+  bands: Float32Array[];
+  /** The stored sample type (`uint8`, `uint16`, `int16`, `float32`, …). */
+  dtype: string;
+  /** The GDAL nodata value, if the file declares one. */
+  nodata: number | null;
+  /** EPSG code of the CRS (projected or geographic), if declared. */
+  epsg: number | null;
+  /** Upper-left corner in CRS units. */
+  origin: [number, number];
+  /** Pixel size in CRS units (y negative for north-up images). */
+  resolution: [number, number];
+  /** `[minX, minY, maxX, maxY]` in CRS units. */
+  bounds: [number, number, number, number];
+  /** TIFF `DateTime` tag (306), if present. */
+  tiffDate: string | null;
+}
+
+/** A pixel window `[x0, y0, x1, y1)` of a large raster. */
+export type PixelWindow = [number, number, number, number];
+
+const DTYPES: Record<string, string> = { '1-8': 'uint8', '1-16': 'uint16', '1-32': 'uint32', '2-8': 'int8', '2-16': 'int16', '2-32': 'int32', '3-32': 'float32', '3-64': 'float64' };
+
+/**
+ * Reads a GeoTIFF (or Cloud-Optimized GeoTIFF): every band (or a pixel window of a large raster) as
+ * float32, with its georeferencing.
+ * @throws SkySenseError `E_IO` for a missing file, `E_DATA` for a file that is not a readable GeoTIFF.
+ */
+export async function readGeoTiff(file: string, options: { window?: PixelWindow } = {}): Promise<Raster> {
+  if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
+  try {
+    const tiff = await fromFile(file);
+    const image = await tiff.getImage();
+    const width = image.getWidth();
+    const height = image.getHeight();
+    const window = options.window;
+    if (window && !(window[0] >= 0 && window[1] >= 0 && window[2] <= width && window[3] <= height && window[0] < window[2] && window[1] < window[3])) {
+      throw new SkySenseError('E_DATA', `${file}: window [${window}] is outside the ${width}×${height} raster`);
+    }
+    const rasters = (await image.readRasters({ window, interleave: false })) as unknown as ArrayLike<number>[];
+    const origin = image.getOrigin() as number[];
+    const resolution = image.getResolution() as number[];
+    const keys = (image.getGeoKeys() ?? {}) as Record<string, number | undefined>;
+    const fmt = String(image.getSampleFormat?.() ?? 1);
+    const bits = String(image.getBitsPerSample());
+    const [x0, y0] = window ? [window[0], window[1]] : [0, 0];
+    const w = window ? window[2] - window[0] : width;
+    const h = window ? window[3] - window[1] : height;
+    const ox = origin[0]! + x0 * resolution[0]!;
+    const oy = origin[1]! + y0 * resolution[1]!;
+    const ex = ox + w * resolution[0]!;
+    const ey = oy + h * resolution[1]!;
+    const fileDir = image.getFileDirectory() as unknown as Record<string, unknown>;
+    return {
+      file,
+      width: w,
+      height: h,
+      bands: Array.from(rasters, (b) => Float32Array.from(b)),
+      dtype: DTYPES[`${fmt}-${bits}`] ?? `format ${fmt}, ${bits} bit`,
+      nodata: image.getGDALNoData(),
+      epsg: keys.ProjectedCSTypeGeoKey ?? keys.GeographicTypeGeoKey ?? null,
+      origin: [ox, oy],
+      resolution: [resolution[0]!, resolution[1]!],
+      bounds: [Math.min(ox, ex), Math.min(oy, ey), Math.max(ox, ex), Math.max(oy, ey)],
+      tiffDate: typeof fileDir.DateTime === 'string' ? fileDir.DateTime : null,
+    };
+  } catch (e) {
+    if (e instanceof SkySenseError) throw e;
+    throw new SkySenseError('E_DATA', `${file}: not a readable GeoTIFF (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** A proj4 definition for an EPSG code: WGS 84, UTM north/south zones (326xx / 327xx), Web Mercator, or one proj4 knows. */
+export function crsDefinition(epsg: number): string {
+  if (epsg === 4326) return 'EPSG:4326';
+  const zone = epsg % 100;
+  if (epsg >= 32601 && epsg <= 32660) return `+proj=utm +zone=${zone} +datum=WGS84 +units=m +no_defs`;
+  if (epsg >= 32701 && epsg <= 32760) return `+proj=utm +zone=${zone} +south +datum=WGS84 +units=m +no_defs`;
+  const known = proj4.defs(`EPSG:${epsg}`);
+  if (known) return `EPSG:${epsg}`;
+  throw new SkySenseError('E_DATA', `EPSG:${epsg} is not a CRS SkySense can project (WGS 84, UTM 326xx/327xx, Web Mercator)`);
+}
+
+/** Converts CRS coordinates to `[lat, lon]` (WGS 84). */
+export function toLatLon(x: number, y: number, epsg: number): [number, number] {
+  const [lon, lat] = epsg === 4326 ? [x, y] : (proj4(crsDefinition(epsg), 'EPSG:4326', [x, y]) as [number, number]);
+  return [lat, lon];
+}
+
+/** Latitude and longitude of a raster's centre. @throws SkySenseError `E_DATA` without a CRS. */
+export function rasterCentre(r: Raster): { lat: number; lon: number } {
+  if (r.epsg === null) throw new SkySenseError('E_DATA', `${r.file}: no CRS in the GeoTIFF keys; give lat/lon explicitly`);
+  const [lat, lon] = toLatLon((r.bounds[0] + r.bounds[2]) / 2, (r.bounds[1] + r.bounds[3]) / 2, r.epsg);
+  return { lat, lon };
+}
