@@ -1,7 +1,14 @@
-import { Argument, Command, Option } from 'commander';
-import { SkySenseError, convertToSafetensors, formatShape, inspectCheckpoint, shapeOnly, type PthLayout } from '@skysense/core-tensor';
+import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { SkySenseError, convertToSafetensors, formatShape, initBackend, inspectCheckpoint, manualSeed, shapeOnly, type BackendKind, type PthLayout } from '@skysense/core-tensor';
 import { ProgressReporter } from './progress';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
+import { MODEL_PRESETS, modelInfo } from './registry';
+import { forwardFixture, runFixture } from './fixtures';
+import { embedSample, runDemo } from './embed';
+import { type SampleManifest, loadSample, readManifest } from './data/sample';
+import { type ReleasedFiles } from './skysense';
 import { SkySense, formatBreakdown } from './skysense';
 
 const LAYOUTS = ['auto', 'flat', 'state_dict', 'model', 'module'];
@@ -14,8 +21,14 @@ function layoutOption(): Option {
 export function createCli(): Command {
   const program = new Command('skysense')
     .description('SkySense in TypeScript: checkpoints, features and models from the shell')
+    .option('--backend <kind>', 'tensor backend: cuda, native, wasm or cpu (default: the fastest that loads; SKYSENSE_BACKEND)')
+    .option('--verbose', 'print stack traces and the backend report')
     .showHelpAfterError()
-    .configureOutput({ outputError: (text, write) => write(text) });
+    .configureOutput({ outputError: (text, write) => write(text) })
+    .hook('preAction', async (cmd) => {
+      const o = cmd.opts<{ backend?: BackendKind; verbose?: boolean }>();
+      await initBackend({ force: o.backend, log: o.verbose ? (line) => console.error(line) : false });
+    });
 
   program
     .command('convert')
@@ -58,28 +71,147 @@ export function createCli(): Command {
     });
   program
     .command('info')
-    .description('parameter count of a SkySense preset, per part (computed from shapes, nothing allocated)')
-    .addArgument(new Argument('<preset>', 'model preset').choices(Object.keys(SKYSENSE_PRESETS)))
-    .action((preset: SkySensePresetName) => {
-      const t0 = performance.now();
-      const model = shapeOnly(() => SkySense.fromPreset(preset));
-      console.log(`${preset}:`);
-      console.log(formatBreakdown(model.breakdown()));
-      console.log(`(computed in ${((performance.now() - t0) / 1000).toFixed(2)} s without allocating tensors)`);
+    .description('parameters of a model preset per part (from shapes, nothing allocated); --keys lists every tensor')
+    .argument('[preset]', 'a preset name (see --list)')
+    .option('--list', 'list the presets')
+    .option('--keys', 'also list every tensor name and shape in registration order')
+    .option('--json', 'print JSON: { preset, parameters, modules, tensors }')
+    .action((preset: string | undefined, o: { list?: boolean; keys?: boolean; json?: boolean }) => {
+      if (o.list || !preset) {
+        for (const [name, p] of Object.entries(MODEL_PRESETS)) console.log(`${name.padEnd(16)} ${p.describe}`);
+        return;
+      }
+      const info = modelInfo(preset);
+      if (o.json) {
+        console.log(JSON.stringify(info, null, 2));
+        return;
+      }
+      console.log(`${preset}: ${MODEL_PRESETS[preset]!.describe}`);
+      if (preset in SKYSENSE_PRESETS) console.log(formatBreakdown(shapeOnly(() => SkySense.fromPreset(preset as SkySensePresetName)).breakdown()));
+      else {
+        for (const [part, n] of Object.entries(info.modules)) console.log(`  ${part.padEnd(20)} ${n.toLocaleString('en-US').padStart(14)}`);
+        console.log(`  ${'total'.padEnd(20)} ${info.parameters.toLocaleString('en-US').padStart(14)} parameters`);
+      }
+      if (o.keys) for (const t of info.tensors) console.log(`  ${t.name}  ${formatShape(t.shape)}`);
+    });
+
+  const fixtureOptions = (cmd: Command) =>
+    cmd
+      .option('--weights <file>', 'use these weights (.safetensors or .pth) instead of the folder\'s')
+      .option('--strip-prefix <prefix>', 'prefix to remove from the weights\' keys (e.g. backbone.)');
+
+  fixtureOptions(
+    program
+      .command('forward')
+      .description("run the model a parity fixture folder describes and write every output under the fixture's key names")
+      .requiredOption('--fixture <dir>', 'folder with config.json, weights.safetensors, input.safetensors (and output.safetensors)')
+      .requiredOption('--output <file>', '.safetensors file to write'),
+  ).action((o: { fixture: string; output: string; weights?: string; stripPrefix?: string }) => {
+    const r = forwardFixture(o.fixture, o.output, { weights: o.weights, stripPrefix: o.stripPrefix, log: console.log });
+    console.log(`${r.kind}: wrote ${r.outputs.size} outputs (${[...r.outputs.keys()].join(', ')}) to ${o.output}`);
+  });
+
+  fixtureOptions(
+    program
+      .command('verify')
+      .description('run a parity fixture and compare every output with output.safetensors (exit 1 on failure)')
+      .argument('<dir>', 'fixture folder'),
+  ).action((dir: string, o: { weights?: string; stripPrefix?: string }) => {
+    const r = runFixture(dir, { weights: o.weights, stripPrefix: o.stripPrefix, log: console.log });
+    for (const e of r.errors) {
+      console.log(`${e.pass ? 'pass' : 'FAIL'}  ${e.key.padEnd(18)} ${formatShape(e.shape).padEnd(18)} max abs ${e.maxAbs.toExponential(2)}  relative ${e.relative.toExponential(2)}  (tolerance ${e.tolerance})`);
+    }
+    const failed = r.errors.filter((e) => !e.pass).length;
+    console.log(`${dir}: ${r.errors.length - failed} passed, ${failed} failed`);
+    if (failed) process.exitCode = 1;
+  });
+
+  program
+    .command('embed')
+    .description('run SkySense on your files: fused features (safetensors), a PCA picture and a prototype map per sample')
+    .option('--manifest <file>', 'JSON sample manifest (see the README)')
+    .option('--s2 <folders...>', 'Sentinel-2 frames: folders of band files (…_B02.tif …)')
+    .option('--s1 <folders...>', 'Sentinel-1 frames: folders with …_VV.tif and …_VH.tif')
+    .option('--hr <file>', 'HR RGB(-NIR) GeoTIFF')
+    .option('--lat <deg>', 'tile-centre latitude (default: from the georeferencing)', Number)
+    .option('--lon <deg>', 'tile-centre longitude', Number)
+    .addOption(new Option('--preset <name>', 'model preset').choices(Object.keys(SKYSENSE_PRESETS)).default('skysense-tiny'))
+    .option('--weights-dir <dir>', 'folder with the released skysense_model_*.pth / .safetensors files')
+    .option('--seed <n>', 'seed of the weights when none are loaded', Number, 0)
+    .requiredOption('--out <dir>', 'output folder')
+    .action(async (o: EmbedCliOptions) => {
+      const manifests: SampleManifest[] = o.manifest
+        ? readManifest(o.manifest)
+        : [{ name: 'sample', s2: o.s2?.map((folder) => ({ folder })), s1: o.s1?.map((folder) => ({ folder })), hr: o.hr, lat: o.lat, lon: o.lon }];
+      if (!manifests.some((m) => m.hr || m.s2?.length || m.s1?.length)) throw new SkySenseError('E_ARG', 'embed: give --manifest, or at least one of --s2, --s1, --hr');
+      for (const m of manifests) {
+        manualSeed(o.seed);
+        const model = SkySense.fromPreset(o.preset, { hr: m.hr ? {} : null, s2: m.s2?.length ? {} : null, s1: m.s1?.length ? {} : null }).eval();
+        if (o.weightsDir) model.loadReleased(releasedFiles(o.weightsDir), { log: console.log });
+        else console.log(`note: no --weights-dir, ${o.preset} runs with seeded random weights`);
+        const sample = await loadSample(m);
+        const summary = embedSample(model, sample, join(o.out, sample.name));
+        console.log(`${sample.name}: fused ${formatShape(summary.fusedShape)} at lat ${sample.lat.toFixed(4)}, lon ${sample.lon.toFixed(4)}; wrote ${summary.files.map((f) => join(o.out, sample.name, f)).join(', ')}`);
+        model.dispose();
+      }
+    });
+
+  program
+    .command('demo')
+    .description('the main job: BigEarthNet S1+S2 pairs from the sample folder through a small SkySense; pictures and summary.json')
+    .option('--samples <dir>', 'sample folder (default: SKYSENSE_SAMPLES, else ./samples)')
+    .option('--out <dir>', 'output folder', 'skysense-demo')
+    .addOption(new Option('--preset <name>', 'model preset').choices(Object.keys(SKYSENSE_PRESETS)).default('skysense-tiny'))
+    .option('--seed <n>', 'seed of the model weights', Number, 0)
+    .action(async (o: { samples?: string; out: string; preset: SkySensePresetName; seed: number }) => {
+      await runDemo(o);
     });
   return program;
 }
 
-/** Runs the CLI; errors print as one line with their code and exit 1 (no stack traces for user errors). */
+interface EmbedCliOptions {
+  manifest?: string;
+  s2?: string[];
+  s1?: string[];
+  hr?: string;
+  lat?: number;
+  lon?: number;
+  preset: SkySensePresetName;
+  weightsDir?: string;
+  seed: number;
+  out: string;
+}
+
+/** The released files found in a folder (`.pth` or converted `.safetensors`). */
+function releasedFiles(dir: string): ReleasedFiles {
+  const names: [keyof ReleasedFiles, string][] = [
+    ['hr', 'backbone_hr'],
+    ['s2', 'backbone_s2'],
+    ['s1', 'backbone_s1'],
+    ['headS2', 'head_s2'],
+    ['headS1', 'head_s1'],
+    ['fusion', 'fusion'],
+  ];
+  const found: ReleasedFiles = {};
+  for (const [key, part] of names) {
+    const file = ['pth', 'safetensors'].map((ext) => join(dir, `skysense_model_${part}.${ext}`)).find((f) => existsSync(f));
+    if (file) found[key] = file;
+  }
+  if (!Object.keys(found).length) throw new SkySenseError('E_IO', `${dir}: no skysense_model_*.pth or .safetensors files`);
+  return found;
+}
+
+/**
+ * Runs the CLI. Bad input (a `SkySenseError`: missing file, wrong bands, bad date, …) prints one
+ * line naming the file and the problem and exits with code 2; `--verbose` adds the stack trace.
+ */
 export async function runCli(argv: string[] = process.argv): Promise<void> {
   try {
     await createCli().parseAsync(argv);
   } catch (e) {
-    if (e instanceof SkySenseError) {
-      console.error(`skysense: ${e.message}`);
-      process.exitCode = 1;
-      return;
-    }
-    throw e;
+    if (!(e instanceof SkySenseError)) throw e;
+    console.error(`skysense: ${e.message}`);
+    if (argv.includes('--verbose')) console.error(e.stack);
+    process.exitCode = 2;
   }
 }

@@ -7,8 +7,12 @@
 export { SkySense, formatBreakdown, type SkySenseInputs, type SkySenseOutputs, type SentinelSeries, type BreakdownRow, type ReleasedFiles } from './skysense';
 export { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
 export { createCli, runCli } from './cli';
+export { embedSample, runDemo, bigEarthNetPairs, generatedScene, type EmbedSummary, type DemoOptions } from './embed';
+export { runFixture, forwardFixture, readFixtureConfig, type FixtureResult, type RunFixtureOptions } from './fixtures';
+export { MODEL_PRESETS, modelInfo, type ModelInfo } from './registry';
+export { pcaRgb, bandsRgb, enlarge } from './render';
 export { readGeoTiff, rasterCentre, toLatLon, crsDefinition, type Raster, type PixelWindow } from './data/raster';
-export { loadSentinel2, loadSentinel1, loadHr, findS2BandFiles, stackOnFinestGrid, type S2Band, type S2Source, type BandStack, type MissingBands } from './data/sentinel';
+export { loadSentinel2, loadSentinel1, leeFilterDb, loadHr, findS2BandFiles, stackOnFinestGrid, type S2Band, type S2Source, type BandStack, type MissingBands, type Sentinel1Options } from './data/sentinel';
 export { NORMALIZATION, normalizeChannels, type ChannelStats } from './data/normalization';
 export { findAcquisitionDate, requireAcquisitionDate } from './data/dates';
 export { readManifest, loadSample, samplesDir, type SampleManifest, type LoadedSample, type S2FrameEntry, type S1FrameEntry } from './data/sample';

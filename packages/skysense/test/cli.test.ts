@@ -35,10 +35,10 @@ describe('skysense command', () => {
     expect(json.tensors[0].name).toBe('ln1.weight');
   });
 
-  it('refuses a malicious pickle with a one-line error and exit code 1, writing nothing', () => {
+  it('refuses a malicious pickle with a one-line error and exit code 2, writing nothing', () => {
     const out = join(dir, 'evil.safetensors');
     const r = run('convert', fixture('malicious.pth'), out);
-    expect(r.status).toBe(1);
+    expect(r.status).toBe(2);
     expect(r.stderr.trim()).toMatch(/^skysense: E_UNSAFE_PICKLE: .*refusing to load global 'os\.system'/);
     expect(r.stdout).not.toContain('pwned');
     expect(fs.existsSync(out)).toBe(false);

@@ -4,7 +4,7 @@
  * turns HR + Sentinel-2 + Sentinel-1 features into one fused map, with variable-length series.
  * @packageDocumentation
  */
-export { UpHead } from './up-head';
+export { UpHead, icnr } from './up-head';
 export { FusionTransformer, type FusionTransformerOptions } from './fusion-transformer';
 export { MultiModalFusion, type MultiModalFusionOptions, type FusionInputs, type ModalitySeries, type DateEncoding } from './multimodal-fusion';
 export { dayOfYear, calendarRow, CALENDAR_DAYS, type AcquisitionDate } from './dates';

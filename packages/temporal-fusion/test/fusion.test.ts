@@ -122,3 +122,17 @@ describe('MultiModalFusion', () => {
     m.dispose();
   });
 });
+
+describe('UpHead initialisation', () => {
+  beforeAll(() => initBackend());
+
+  it('is ICNR: a fresh head maps a constant map to 4×4-constant blocks (no checkerboard)', async () => {
+    const { UpHead } = await import('../src/index');
+    const head = new UpHead(8, 3, 4);
+    const y = head.forward(tf.randomNormal([1, 8, 2, 2]));
+    const blocks = tf.reshape(y, [1, 3, 2, 4, 2, 4]);
+    const spread = tf.sub(tf.max(blocks, [3, 5]), tf.min(blocks, [3, 5]));
+    expect(tf.max(spread).dataSync()[0]).toBeLessThan(1e-6);
+    head.dispose();
+  });
+});

@@ -11,7 +11,7 @@ import { requireAcquisitionDate } from './dates';
 export type S2FrameEntry = ({ folder: string } | { bands: Record<string, string> } | { file: string; bandMap: string[] }) & { date?: string };
 
 /** One Sentinel-1 frame: a folder with `…_VV.tif` / `…_VH.tif`, or both files; `units` of the values (default dB). */
-export type S1FrameEntry = ({ folder: string } | { vv: string; vh: string }) & { date?: string; units?: 'db' | 'linear' };
+export type S1FrameEntry = ({ folder: string } | { vv: string; vh: string }) & { date?: string; units?: 'db' | 'linear'; speckleFilter?: 'none' | 'lee' };
 
 /**
  * A sample as a JSON manifest describes it (paths relative to the manifest's folder):
@@ -96,7 +96,7 @@ export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
   const name = m.name ?? 'sample';
   const norm = { ...NORMALIZATION, ...m.normalization };
   const s2 = await Promise.all((m.s2 ?? []).map((f) => loadSentinel2(f as S2Source, { missing: m.missingBands })));
-  const s1 = await Promise.all((m.s1 ?? []).map((f) => loadSentinel1(f, { units: f.units })));
+  const s1 = await Promise.all((m.s1 ?? []).map((f) => loadSentinel1(f, { units: f.units, speckleFilter: f.speckleFilter })));
   const hrEntry = typeof m.hr === 'string' ? { file: m.hr } : m.hr;
   const hr = hrEntry ? await loadHr(hrEntry.file, { bands: hrEntry.bands }) : undefined;
   const dates = (stacks: BandStack[], entries: { date?: string }[]) =>

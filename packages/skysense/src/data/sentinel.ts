@@ -106,11 +106,58 @@ function assemble(found: Record<string, Raster>, options: { missing?: MissingBan
   return { ...stack, bands, names: [...SENTINEL2_BANDS], filled: missing };
 }
 
+/** Options of {@link loadSentinel1}. */
+export interface Sentinel1Options {
+  /** Units of the stored values. Default `db`. */
+  units?: 'db' | 'linear';
+  /**
+   * Speckle filter: `lee` (Lee 1980, on linear intensity, window `speckleWindow`, ENL 4.4 of
+   * Sentinel-1 IW GRDH) or `none` (default: SkySense's own S1 preprocessing is unpublished).
+   */
+  speckleFilter?: 'none' | 'lee';
+  /** Lee window size (odd). Default 5. */
+  speckleWindow?: number;
+}
+
+/** Lee speckle filter on a dB band, computed in linear intensity, result in dB. */
+export function leeFilterDb(band: Float32Array, height: number, width: number, window = 5, enl = 4.4): Float32Array {
+  const half = Math.floor(window / 2);
+  const lin = Float64Array.from(band, (v) => 10 ** (v / 10));
+  const cu2 = 1 / enl;
+  const out = new Float32Array(band.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let sum = 0;
+      let sum2 = 0;
+      let n = 0;
+      for (let dy = -half; dy <= half; dy++) {
+        const yy = y + dy;
+        if (yy < 0 || yy >= height) continue;
+        for (let dx = -half; dx <= half; dx++) {
+          const xx = x + dx;
+          if (xx < 0 || xx >= width) continue;
+          const v = lin[yy * width + xx]!;
+          sum += v;
+          sum2 += v * v;
+          n++;
+        }
+      }
+      const mean = sum / n;
+      const variance = Math.max(sum2 / n - mean * mean, 0);
+      const ci2 = mean > 0 ? variance / (mean * mean) : 0;
+      const w = ci2 > 0 ? Math.min(1, Math.max(0, 1 - cu2 / ci2)) : 0;
+      out[y * width + x] = 10 * Math.log10(Math.max(mean + w * (lin[y * width + x]! - mean), 1e-10));
+    }
+  }
+  return out;
+}
+
 /**
  * Loads one Sentinel-1 frame as VV, VH backscatter in dB (what SkySense's S1 statistics assume).
- * `units: 'linear'` converts linear power with `10 · log10(max(x, 1e-10))`.
+ * `units: 'linear'` converts linear power with `10 · log10(max(x, 1e-10))`; `speckleFilter: 'lee'`
+ * smooths speckle first.
  */
-export async function loadSentinel1(source: { vv: string; vh: string } | { folder: string }, options: { units?: 'db' | 'linear' } = {}): Promise<BandStack> {
+export async function loadSentinel1(source: { vv: string; vh: string } | { folder: string }, options: Sentinel1Options = {}): Promise<BandStack> {
   let files: { vv: string; vh: string };
   if ('folder' in source) {
     if (!existsSync(source.folder)) throw new SkySenseError('E_IO', `${source.folder}: no such folder`);
@@ -127,6 +174,7 @@ export async function loadSentinel1(source: { vv: string; vh: string } | { folde
   if ((options.units ?? 'db') === 'linear') {
     for (const band of stack.bands) for (let i = 0; i < band.length; i++) band[i] = 10 * Math.log10(Math.max(band[i]!, 1e-10));
   }
+  if (options.speckleFilter === 'lee') stack.bands = stack.bands.map((b) => leeFilterDb(b, stack.height, stack.width, options.speckleWindow ?? 5));
   return stack;
 }
 

@@ -1,0 +1,116 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SafetensorsFile } from '@skysense/core-tensor';
+
+const bin = join(__dirname, '..', 'dist', 'bin.js');
+const packages = join(__dirname, '..', '..');
+const FIXTURES = [
+  join(packages, 'swin', 'test', 'fixtures', 'parity', 'swinv2-small-a'),
+  join(packages, 'swin', 'test', 'fixtures', 'parity', 'swinv2-padsmall-a'),
+  join(packages, 'vit', 'test', 'fixtures', 'parity', 'vit-skysense-small-a'),
+  join(packages, 'vit', 'test', 'fixtures', 'parity', 'vit-skysense-resize-a'),
+  join(packages, 'temporal-fusion', 'test', 'fixtures', 'parity', 'upfusion-small-a'),
+];
+const samples = process.env.SKYSENSE_SAMPLES ?? join(process.cwd(), 'samples');
+const s2Dir = join(samples, 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2', 'S2A_MSIL2A_20170613T101031_87_48');
+const s1Dir = join(samples, 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S1', 'S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48');
+const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-cmd-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: dir, env: { ...process.env, ...env } });
+}
+
+describe('skysense info', () => {
+  it('lists the presets and describes one as a table, with keys, or as JSON', () => {
+    const list = run(['info', '--list']).stdout;
+    for (const p of ['skysense-hr', 'skysense-s2', 'skysense-s1', 'skysense-fusion', 'skysense-2b', 'skysense-tiny', 'swin-tiny', 'swin-huge']) expect(list).toContain(p);
+    const hr = JSON.parse(run(['info', 'skysense-hr', '--json']).stdout);
+    expect(hr.parameters).toBe(655_074_704);
+    expect(hr.tensors).toHaveLength(429);
+    expect(hr.tensors[0]).toEqual({ name: 'patch_embed.projection.weight', shape: [352, 3, 4, 4] });
+    expect(hr.modules.stages).toBeGreaterThan(6e8);
+    const keys = run(['info', 'skysense-s2', '--keys']).stdout;
+    expect(keys).toMatch(/layers\.23\.attn\.attn\.in_proj_weight {2}\[3072, 1024\]/);
+    expect(run(['info', 'nope']).stderr).toMatch(/unknown preset 'nope'/);
+  });
+});
+
+describe('skysense verify / forward', () => {
+  it.each(FIXTURES)('verify passes on %s', (fixture) => {
+    const r = run(['verify', fixture]);
+    expect(r.stdout).toMatch(/\d+ passed, 0 failed/);
+    expect(r.status).toBe(0);
+  });
+
+  it('forward writes every output under the fixture’s key names and shapes', () => {
+    for (const fixture of [FIXTURES[0]!, FIXTURES[4]!]) {
+      const out = join(dir, 'forward.safetensors');
+      expect(run(['forward', '--fixture', fixture, '--output', out]).status).toBe(0);
+      const got = SafetensorsFile.open(out);
+      const want = SafetensorsFile.open(join(fixture, 'output.safetensors'));
+      expect(got.keys().sort()).toEqual(want.keys().sort());
+      for (const k of want.keys()) expect(got.shape(k)).toEqual(want.shape(k));
+      got.close();
+      want.close();
+    }
+  });
+
+  it('--weights takes a .pth (the released S2 layout): ctpe is reported as harmless and skipped', () => {
+    const r = run(['verify', FIXTURES[2]!, '--weights', join(packages, 'vit', 'test', 'fixtures', 'release_s2.pth')]);
+    expect(r.stdout).toMatch(/ctpe {2}\[harmless/);
+    expect(r.stdout).toMatch(/4 passed, 0 failed/);
+  });
+});
+
+describe('skysense demo and embed', () => {
+  it('demo runs the BigEarthNet pairs through the tiny preset and writes pictures and a summary', () => {
+    const r = run(['demo', '--out', 'demo'], { SKYSENSE_SAMPLES: samples });
+    expect(r.status, r.stderr).toBe(0);
+    const summary = JSON.parse(fs.readFileSync(join(dir, 'demo', 'summary.json'), 'utf8'));
+    expect(summary.samples).toHaveLength(6);
+    for (const s of summary.samples) {
+      expect(s.files.sort()).toEqual(['fused.safetensors', 'pca.png', 'prototypes.png', 's2-rgb.png']);
+      for (const f of s.files) expect(fs.statSync(join(dir, 'demo', s.name, f)).size).toBeGreaterThan(100);
+      expect(s.fusedShape).toEqual([1, 32, 120, 120]);
+    }
+    expect(summary.samples[0].dayOfYear).toEqual([164]);
+    expect(r.stdout).toMatch(/\[6\/6\]/);
+  });
+
+  it('demo without samples says how to get them and runs on a generated scene', () => {
+    const r = run(['demo', '--out', 'demo-offline', '--samples', join(dir, 'no-samples')]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/no BigEarthNet samples under .*npm run samples/);
+    expect(fs.existsSync(join(dir, 'demo-offline', 'generated-scene', 'pca.png'))).toBe(true);
+  });
+
+  it('embed runs on user files and writes the fused map and pictures', () => {
+    const r = run(['embed', '--s2', s2Dir, '--s1', s1Dir, '--out', 'emb']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sample: fused \[1, 32, 120, 120\] at lat 48\.22/);
+    const f = SafetensorsFile.open(join(dir, 'emb', 'sample', 'fused.safetensors'));
+    expect(f.keys()).toEqual(['fused', 'with_geo_context']);
+    f.close();
+  });
+
+  it('bad input: one line naming the file and the problem, exit code 2, nothing written', () => {
+    const missing = run(['embed', '--s2', join(dir, 'nowhere'), '--out', 'bad1']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/nowhere: no such folder/);
+    const six = join(samples, 'bigearthnet', 'v2-s2-6band', 'train', 'sample_000003');
+    const bands = run(['embed', '--s2', six, '--out', 'bad2']);
+    expect(bands.status).toBe(2);
+    expect(bands.stderr).toMatch(/sample_000003: missing Sentinel-2 band\(s\) B5, B6, B7, B8A/);
+    const lat = run(['embed', '--s1', s1Dir, '--lat', '95', '--lon', '0', '--out', 'bad3']);
+    expect(lat.status).toBe(2);
+    expect(lat.stderr).toMatch(/lat 95 is outside \[-90, 90\]/);
+    expect(fs.existsSync(join(dir, 'bad1'))).toBe(false);
+    const verbose = run(['embed', '--s2', join(dir, 'nowhere'), '--out', 'bad4', '--verbose']);
+    expect(verbose.stderr).toMatch(/at /);
+  });
+});
