@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
 import { SkySenseError } from './errors';
+import { enableNativeKernels, nativeAddon, nativeReason } from './native';
 
 /**
  * The tensor backends SkySense can run on, fastest first:
@@ -36,6 +37,8 @@ export interface BackendReport {
   reason: string;
   /** Every backend tried, in order, with the reason it was chosen or skipped. */
   attempts: BackendAttempt[];
+  /** Kernels running natively (OpenBLAS addon) under the `cpu` backend; empty elsewhere. */
+  nativeKernels: string[];
 }
 
 /** Options of {@link initBackend}. */
@@ -111,6 +114,11 @@ async function tryBackend(kind: BackendKind): Promise<string | null> {
   return null;
 }
 
+/** The default order: CUDA, native CPU, then the faster of wasm and cpu — cpu when the native kernels are built (measured: see the backend guide). */
+export function defaultBackendOrder(): BackendKind[] {
+  return nativeAddon() ? ['cuda', 'native', 'cpu', 'wasm'] : [...BACKEND_ORDER];
+}
+
 /** The JS backend prints a "use tfjs-node" banner on first use; SkySense reports the backend itself. */
 function silenceCpuBanner(): void {
   const backend = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
@@ -141,18 +149,18 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   if (options.prefer !== undefined && !isBackendKind(options.prefer)) {
     throw new SkySenseError('E_ARG', `prefer: expected one of ${BACKEND_ORDER.join(', ')}, got '${String(options.prefer)}'`);
   }
-  const order: BackendKind[] = forced
-    ? [forced]
-    : options.prefer
-      ? [options.prefer, ...BACKEND_ORDER.filter((k) => k !== options.prefer)]
-      : [...BACKEND_ORDER];
+  const base = defaultBackendOrder();
+  const order: BackendKind[] = forced ? [forced] : options.prefer ? [options.prefer, ...base.filter((k) => k !== options.prefer)] : base;
   const attempts: BackendAttempt[] = [];
   for (const kind of order) {
     const why = await tryBackend(kind);
     if (why === null) {
-      const reason = forced ? `forced by ${options.force ? 'force' : 'SKYSENSE_BACKEND'}; ${REASON[kind]}` : REASON[kind];
+      const nativeKernels = kind === 'cpu' ? enableNativeKernels() : [];
+      const what =
+        kind !== 'cpu' ? REASON[kind] : nativeKernels.length ? `JavaScript with native kernels (${nativeReason()}), no memory cap` : `${REASON.cpu}; native kernels ${nativeReason()}`;
+      const reason = forced ? `forced by ${options.force ? 'force' : 'SKYSENSE_BACKEND'}; ${what}` : what;
       attempts.push({ kind, ok: true, reason });
-      current = { kind, tfjsName: TFJS_NAME[kind], reason, attempts };
+      current = { kind, tfjsName: TFJS_NAME[kind], reason, attempts, nativeKernels };
       logReport(current, options.log);
       return current;
     }

@@ -21,12 +21,14 @@ export {
   backendFromEnv,
   hasKernel,
   BACKEND_ORDER,
+  defaultBackendOrder,
   type BackendKind,
   type BackendAttempt,
   type BackendReport,
   type InitBackendOptions,
 } from './backend';
 export { Generator, defaultRng, manualSeed } from './rng';
+export { nativeAddon, nativeReason, enableNativeKernels, disableNativeKernels, nativeKernelsActive } from './native';
 export {
   type Initializer,
   type KaimingOptions,

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKEND_ORDER, SkySenseError, backendFromEnv, currentBackend, formatBackendReport, hasKernel, initBackend, tf } from '../src/index';
+import { BACKEND_ORDER, SkySenseError, backendFromEnv, currentBackend, defaultBackendOrder, formatBackendReport, hasKernel, initBackend, nativeAddon, tf } from '../src/index';
 
 const savedEnv = process.env.SKYSENSE_BACKEND;
 afterEach(async () => {
@@ -14,9 +14,11 @@ describe('initBackend', () => {
     const lines: string[] = [];
     const r = await initBackend({ log: (l) => lines.push(l) });
     expect(BACKEND_ORDER).toEqual(['cuda', 'native', 'wasm', 'cpu']);
+    expect(defaultBackendOrder()).toEqual(nativeAddon() ? ['cuda', 'native', 'cpu', 'wasm'] : BACKEND_ORDER);
     const chosen = r.attempts.findIndex((a) => a.ok);
     expect(r.attempts[chosen]!.kind).toBe(r.kind);
-    expect(r.attempts.map((a) => a.kind)).toEqual(BACKEND_ORDER.slice(0, chosen + 1));
+    expect(r.attempts.map((a) => a.kind)).toEqual(defaultBackendOrder().slice(0, chosen + 1));
+    if (r.kind === 'cpu') expect(r.nativeKernels).toContain('BatchMatMul');
     for (const skipped of r.attempts.slice(0, chosen)) expect(skipped.reason).toMatch(/@tensorflow\/tfjs-node(-gpu)? is not usable/);
     expect(tf.getBackend()).toBe(r.tfjsName);
     expect(currentBackend()).toBe(r);
@@ -71,5 +73,8 @@ describe('initBackend', () => {
     expect(hasKernel('Conv2DBackpropFilter')).toBe(false);
     await initBackend({ force: 'cpu' });
     expect(hasKernel('Conv2DBackpropFilter')).toBe(true);
+    const report = await initBackend({ force: 'cpu' });
+    expect(report.nativeKernels.length > 0).toBe(nativeAddon() !== null);
+    expect(report.reason).toMatch(nativeAddon() ? /native kernels \(OpenBLAS/ : /native kernels (not built|disabled)/);
   });
 });

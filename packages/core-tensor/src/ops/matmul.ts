@@ -2,6 +2,7 @@ import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
 import { formatShape } from '../validate';
 import { withGradient } from './custom-grad';
+import { nativeKernelsActive } from '../native';
 
 /** Swaps the last two axes (an explicit, materialised transpose). */
 export function transposeLast2(t: Tensor): Tensor {
@@ -40,6 +41,7 @@ export function matMul(a: Tensor, b: Tensor, transposeA = false, transposeB = fa
   if (k1 !== k2) {
     throw new SkySenseError('E_SHAPE', `matMul: inner dimensions differ: a ${formatShape(a.shape)}${transposeA ? 'ᵀ' : ''} and b ${formatShape(b.shape)}${transposeB ? 'ᵀ' : ''} (${k1} vs ${k2})`);
   }
+  if (nativeKernelsActive()) return flaggedMatMul(a, b, transposeA, transposeB);
   const orient = (x: Tensor, y: Tensor) => [transposeA ? transposeLast2(x) : x, transposeB ? transposeLast2(y) : y] as const;
   return withGradient(
     [a, b],
@@ -49,6 +51,27 @@ export function matMul(a: Tensor, b: Tensor, transposeA = false, transposeB = fa
       const dA = sumToShape(tf.matMul(dy, transposeLast2(B)), A.shape);
       const dB = sumToShape(tf.matMul(transposeLast2(A), dy), B.shape);
       return [transposeA ? transposeLast2(dA) : dA, transposeB ? transposeLast2(dB) : dB];
+    },
+  );
+}
+
+/**
+ * matMul with the transpose flags passed to the kernel (free with a BLAS); the gradient uses flags
+ * too: for C = op(A)·op(B), dA and dB are the four textbook products.
+ */
+function flaggedMatMul(a: Tensor, b: Tensor, tA: boolean, tB: boolean): Tensor {
+  return withGradient(
+    [a, b],
+    ([x, y]) => tf.matMul(x!, y!, tA, tB),
+    (dy, [x, y]) => {
+      const [dA, dB] = !tA && !tB
+        ? [tf.matMul(dy, y!, false, true), tf.matMul(x!, dy, true, false)]
+        : !tA && tB
+          ? [tf.matMul(dy, y!, false, false), tf.matMul(dy, x!, true, false)]
+          : tA && !tB
+            ? [tf.matMul(y!, dy, false, true), tf.matMul(x!, dy, false, false)]
+            : [tf.matMul(y!, dy, true, true), tf.matMul(dy, x!, true, true)];
+      return [sumToShape(dA!, x!.shape), sumToShape(dB!, y!.shape)];
     },
   );
 }

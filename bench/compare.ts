@@ -1,0 +1,169 @@
+/**
+ * `npm run bench:compare`: the same workloads in tfjs on each backend (wasm; cpu with the native
+ * kernels; cpu with tfjs's JavaScript kernels) and in PyTorch (2 threads) when a Python with torch
+ * is found, with the ratio tfjs / PyTorch per workload. PyTorch uses OpenBLAS when Debian's BLAS
+ * alternative points at it (`apt-get install libopenblas0-pthread`, or put its libblas.so.3 on
+ * LD_LIBRARY_PATH); its reference BLAS is far slower.
+ *
+ * Environment: BENCH_REPS (default 3), BENCH_BACKENDS (default wasm,cpu-native,cpu-js),
+ * BENCH_PYTHON (default /usr/bin/python3, then python3). The pure-JS cpu backend runs only the
+ * matmul and single-block workloads (the full models take many minutes there).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TransformerEncoderLayer, disableNativeKernels, disposeGradients, enableNativeKernels, initBackend, matMul, tf, valueAndGrads, type Module, type Tensor } from '@skysense/core-tensor';
+import { SwinBlockV2, SwinTransformerV2 } from '@skysense/swin';
+import { VisionTransformer } from '@skysense/vit';
+import { timeIt } from './harness';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const reps = Number(process.env.BENCH_REPS ?? 3);
+type Workload = { name: string; heavy: boolean; run: (reps: number) => number };
+
+function forward(model: Module & { forward(x: Tensor): Tensor | Tensor[] }, x: Tensor, label: string, r: number): number {
+  model.eval();
+  return timeIt(label, r, () => {
+    const y = [model.forward(x)].flat();
+    y.at(-1)!.dataSync();
+    tf.dispose(y);
+  });
+}
+
+function forwardBackward(model: Module & { forward(x: Tensor): Tensor | Tensor[] }, x: Tensor, label: string, r: number): number {
+  model.train();
+  return timeIt(label, r, () => {
+    const { value, grads } = valueAndGrads(model, () => tf.mean(tf.square([model.forward(x)].flat().at(-1)!)) as tf.Scalar);
+    value.dataSync();
+    value.dispose();
+    disposeGradients(grads);
+  });
+}
+
+function peakRss(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : process.memoryUsage().rss / 2 ** 20;
+}
+
+const workloads: Workload[] = [
+  {
+    name: 'matmul 1024³',
+    heavy: false,
+    run: (r) => {
+      const [a, b] = [tf.randomNormal([1024, 1024]), tf.randomNormal([1024, 1024])];
+      const ms = timeIt('matmul 1024³', r, () => {
+        const c = matMul(a, b);
+        c.dataSync();
+        c.dispose();
+      });
+      tf.dispose([a, b]);
+      return ms;
+    },
+  },
+  ...(['fwd', 'fwd+bwd'] as const).map((mode) => ({
+    name: `ViT-L block ${mode}`,
+    heavy: false,
+    run: (r: number) => {
+      const layer = new TransformerEncoderLayer({ embedDims: 1024, numHeads: 16, feedforwardChannels: 4096 });
+      const m = Object.assign(layer, { forward: (x: Tensor) => TransformerEncoderLayer.prototype.forward.call(layer, x) });
+      const x = tf.randomNormal([1, 257, 1024]);
+      const ms = mode === 'fwd' ? forward(m, x, `ViT-L block ${mode}`, r) : forwardBackward(m, x, `ViT-L block ${mode}`, r);
+      tf.dispose(x);
+      layer.dispose();
+      return ms;
+    },
+  })),
+  ...(['fwd', 'fwd+bwd'] as const).map((mode) => ({
+    name: `Swin-H stage-0 block ${mode}`,
+    heavy: false,
+    run: (r: number) => {
+      const block = new SwinBlockV2(352, 8, { windowSize: 8, shift: true, extraNorm: false, dropPath: 0, padSmallMap: false, pretrainedWindowSize: 0 });
+      const x = tf.randomNormal([1, 64, 64, 352]);
+      const ms = mode === 'fwd' ? forward(block, x, `Swin-H block ${mode}`, r) : forwardBackward(block, x, `Swin-H block ${mode}`, r);
+      tf.dispose(x);
+      block.dispose();
+      return ms;
+    },
+  })),
+  {
+    name: 'Swin-H forward 256²',
+    heavy: true,
+    run: (r) => {
+      const model = SwinTransformerV2.fromPreset('huge');
+      const x = tf.randomNormal([1, 3, 256, 256]);
+      const weightsMiB = (model.parameterCount() * 4) / 2 ** 20;
+      const before = peakRss();
+      const ms = forward(model, x, 'Swin-H forward 256²', r);
+      console.log(`  Swin-H weights ${weightsMiB.toFixed(0)} MiB; peak RSS ${peakRss().toFixed(0)} MiB (before the forward passes: ${before.toFixed(0)} MiB)`);
+      tf.dispose(x);
+      model.dispose();
+      return ms;
+    },
+  },
+  {
+    name: 'S2 ViT-L forward 64²',
+    heavy: true,
+    run: (r) => {
+      const model = VisionTransformer.fromPreset('skysense-s2');
+      const x = tf.randomNormal([1, 10, 64, 64]);
+      const ms = forward(model, x, 'S2 ViT-L forward 64²', r);
+      tf.dispose(x);
+      model.dispose();
+      return ms;
+    },
+  },
+];
+
+function torchResults(): Record<string, number> | null {
+  for (const py of [process.env.BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
+    if (py.startsWith('/') && !existsSync(py)) continue;
+    try {
+      console.log(`PyTorch (${py}, 2 threads): running …`);
+      const out = execFileSync(py, [join(here, 'torch_workloads.py'), String(reps)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      return (JSON.parse(out.trim().split('\n').pop()!) as { results: Record<string, number> }).results;
+    } catch {
+      /* no torch there */
+    }
+  }
+  console.log('PyTorch: not found (install python3-torch to compare)');
+  return null;
+}
+
+async function main(): Promise<void> {
+  const backends = (process.env.BENCH_BACKENDS ?? 'wasm,cpu-native,cpu-js').split(',');
+  const table: Record<string, Record<string, number>> = {};
+  for (const backend of backends) {
+    await initBackend({ force: backend === 'wasm' ? 'wasm' : 'cpu' });
+    if (backend === 'cpu-js') disableNativeKernels();
+    if (backend === 'cpu-native' && enableNativeKernels().length === 0) {
+      console.log('cpu-native: the native kernels are not built; skipped');
+      continue;
+    }
+    console.log(`${backend}:`);
+    for (const w of workloads) {
+      if (backend === 'cpu-js' && w.heavy) continue;
+      try {
+        (table[w.name] ??= {})[backend] = w.run(backend === 'cpu-js' ? 1 : reps);
+      } catch (e) {
+        console.log(`  ${w.name} failed on ${backend}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    if (backend === 'cpu-js') enableNativeKernels();
+  }
+  const torch = torchResults();
+  const cols = [...backends, ...(torch ? ['pytorch', 'best tfjs / pytorch'] : [])];
+  console.log(`\n${'workload'.padEnd(30)}${cols.map((c) => c.padStart(14)).join('')}   (median ms)`);
+  for (const w of workloads) {
+    const row = table[w.name] ?? {};
+    const best = Math.min(...Object.values(row).filter((v) => Number.isFinite(v)));
+    const cells = backends.map((b) => (row[b] === undefined ? '—' : row[b]!.toFixed(0)));
+    if (torch) cells.push(torch[w.name]!.toFixed(0), (best / torch[w.name]!).toFixed(2));
+    console.log(`${w.name.padEnd(30)}${cells.map((c) => c.padStart(14)).join('')}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,382 @@
+// Native kernels for the tfjs `cpu` backend: GEMM through OpenBLAS, threaded element-wise and
+// reduction kernels, im2col convolutions. Every function works in place on caller-owned typed
+// arrays (inputs read, `out` written); shapes are validated on the TypeScript side.
+#include <napi.h>
+#include <cblas.h>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace {
+
+unsigned threadCount() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : std::min(n, 16u);
+}
+
+// Runs fn(begin, end) over [0, n) split across threads; small jobs run inline.
+template <typename F>
+void parallelFor(size_t n, size_t minPerThread, F fn) {
+  unsigned t = threadCount();
+  if (t <= 1 || n < 2 * minPerThread) {
+    fn(size_t(0), n);
+    return;
+  }
+  t = unsigned(std::min<size_t>(t, n / minPerThread));
+  std::vector<std::thread> pool;
+  size_t chunk = (n + t - 1) / t;
+  for (unsigned i = 1; i < t; i++) {
+    size_t b = i * chunk, e = std::min(n, b + chunk);
+    if (b < e) pool.emplace_back([=] { fn(b, e); });
+  }
+  fn(0, std::min(n, chunk));
+  for (auto& th : pool) th.join();
+}
+
+float* F32(const Napi::Value& v) { return v.As<Napi::Float32Array>().Data(); }
+size_t Len(const Napi::Value& v) { return v.As<Napi::Float32Array>().ElementLength(); }
+int64_t I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int64Value(); }
+bool B(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Boolean>().Value(); }
+std::vector<int64_t> Ints(const Napi::Value& v) {
+  auto a = v.As<Napi::Int32Array>();
+  return std::vector<int64_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+// Calls fn(row, idx) for rows [rb, re) of a row-major iteration over `shape` (all axes but the
+// last), with idx the multi-index of the row's first element (idx[rank-1] unused).
+template <typename F>
+void ForRows(const std::vector<int64_t>& shape, size_t rb, size_t re, F fn) {
+  size_t rank = shape.size();
+  std::vector<int64_t> idx(rank, 0);
+  size_t r = rb;
+  for (int64_t d = int64_t(rank) - 2; d >= 0; d--) {
+    idx[d] = int64_t(r % size_t(shape[d]));
+    r /= size_t(shape[d]);
+  }
+  for (size_t row = rb; row < re; row++) {
+    fn(row, idx);
+    for (int64_t d = int64_t(rank) - 2; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+// gemm(a, b, out, batchA, batchB, batch, M, N, K, transA, transB): out[bi] = op(a[bi % batchA]) op(b[bi % batchB])
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  const float* a = F32(info[0]);
+  const float* b = F32(info[1]);
+  float* out = F32(info[2]);
+  int64_t batchA = I(info, 3), batchB = I(info, 4), batch = I(info, 5), M = I(info, 6), N = I(info, 7), K = I(info, 8);
+  bool tA = B(info, 9), tB = B(info, 10);
+  for (int64_t bi = 0; bi < batch; bi++) {
+    const float* A = a + (bi % batchA) * M * K;
+    const float* Bm = b + (bi % batchB) * K * N;
+    cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
+                int(tA ? M : K), Bm, int(tB ? K : N), 0.0f, out + bi * M * N, int(N));
+  }
+  return info.Env().Undefined();
+}
+
+// softmax(x, out, rows, cols) over the last axis.
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  float* out = F32(info[1]);
+  size_t rows = size_t(I(info, 2)), cols = size_t(I(info, 3));
+  parallelFor(rows, std::max<size_t>(1, 16384 / std::max<size_t>(cols, 1)), [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; r++) {
+      const float* xr = x + r * cols;
+      float* o = out + r * cols;
+      float m = -INFINITY;
+      for (size_t c = 0; c < cols; c++) m = std::max(m, xr[c]);
+      double s = 0;
+      for (size_t c = 0; c < cols; c++) {
+        o[c] = std::exp(xr[c] - m);
+        s += o[c];
+      }
+      float inv = float(1.0 / s);
+      for (size_t c = 0; c < cols; c++) o[c] *= inv;
+    }
+  });
+  return info.Env().Undefined();
+}
+
+template <typename F>
+void Map1(const float* x, float* out, size_t n, F f) {
+  parallelFor(n, 32768, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; i++) out[i] = f(x[i]);
+  });
+}
+
+// unary(op, x, out): 0 erf, 1 exp, 2 tanh, 3 square, 4 relu, 5 sigmoid, 6 rsqrt, 7 sqrt, 8 neg.
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  int op = int(I(info, 0));
+  const float* x = F32(info[1]);
+  float* out = F32(info[2]);
+  size_t n = Len(info[1]);
+  switch (op) {
+    case 0: Map1(x, out, n, [](float v) { return std::erf(v); }); break;
+    case 1: Map1(x, out, n, [](float v) { return std::exp(v); }); break;
+    case 2: Map1(x, out, n, [](float v) { return std::tanh(v); }); break;
+    case 3: Map1(x, out, n, [](float v) { return v * v; }); break;
+    case 4: Map1(x, out, n, [](float v) { return v > 0 ? v : 0.0f; }); break;
+    case 5: Map1(x, out, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
+    case 6: Map1(x, out, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
+    case 7: Map1(x, out, n, [](float v) { return std::sqrt(v); }); break;
+    default: Map1(x, out, n, [](float v) { return -v; }); break;
+  }
+  return info.Env().Undefined();
+}
+
+// reduceInner(x, out, outer, inner, mean): out[o] = sum_i x[o*inner + i] (double accumulation), / inner if mean.
+Napi::Value ReduceInner(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  float* out = F32(info[1]);
+  size_t outer = size_t(I(info, 2)), inner = size_t(I(info, 3));
+  bool mean = B(info, 4);
+  parallelFor(outer, std::max<size_t>(1, 32768 / std::max<size_t>(inner, 1)), [&](size_t b, size_t e) {
+    for (size_t o = b; o < e; o++) {
+      double s = 0;
+      const float* xr = x + o * inner;
+      for (size_t i = 0; i < inner; i++) s += xr[i];
+      out[o] = float(mean ? s / double(inner) : s);
+    }
+  });
+  return info.Env().Undefined();
+}
+
+// reduceOuter(x, out, outer, inner, mean): out[c] = sum_r x[r*inner + c] (double accumulation), / outer if mean.
+Napi::Value ReduceOuter(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  float* out = F32(info[1]);
+  size_t outer = size_t(I(info, 2)), inner = size_t(I(info, 3));
+  bool mean = B(info, 4);
+  parallelFor(inner, 256, [&](size_t b, size_t e) {
+    std::vector<double> acc(e - b, 0.0);
+    for (size_t r = 0; r < outer; r++) {
+      const float* row = x + r * inner;
+      for (size_t c = b; c < e; c++) acc[c - b] += row[c];
+    }
+    for (size_t c = b; c < e; c++) out[c] = float(mean ? acc[c - b] / double(outer) : acc[c - b]);
+  });
+  return info.Env().Undefined();
+}
+
+// transpose(x, out, shape, perm): out = x.permute(perm), any rank.
+Napi::Value Transpose(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  float* out = F32(info[1]);
+  auto shape = Ints(info[2]);
+  auto perm = Ints(info[3]);
+  size_t rank = shape.size();
+  std::vector<int64_t> inStride(rank, 1), outShape(rank), srcStride(rank);
+  for (int64_t d = int64_t(rank) - 2; d >= 0; d--) inStride[d] = inStride[d + 1] * shape[d + 1];
+  for (size_t d = 0; d < rank; d++) {
+    outShape[d] = shape[perm[d]];
+    srcStride[d] = inStride[perm[d]];
+  }
+  size_t n = 1;
+  for (auto s : shape) n *= size_t(s);
+  if (n == 0) return info.Env().Undefined();
+  size_t last = size_t(outShape[rank - 1]);
+  size_t rowsTotal = n / last;
+  int64_t step = srcStride[rank - 1];
+  parallelFor(rowsTotal, std::max<size_t>(1, 16384 / last), [&](size_t b, size_t e) {
+    ForRows(outShape, b, e, [&](size_t row, const std::vector<int64_t>& idx) {
+      int64_t base = 0;
+      for (size_t d = 0; d + 1 < rank; d++) base += idx[d] * srcStride[d];
+      float* o = out + row * last;
+      for (size_t j = 0; j < last; j++) o[j] = x[base + int64_t(j) * step];
+    });
+  });
+  return info.Env().Undefined();
+}
+
+// binary(op, a, b, out, outShape, aStrides, bStrides): broadcasting 0 add, 1 mul, 2 sub, 3 div.
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  int op = int(I(info, 0));
+  const float* a = F32(info[1]);
+  const float* b = F32(info[2]);
+  float* out = F32(info[3]);
+  auto shape = Ints(info[4]);
+  auto as = Ints(info[5]);
+  auto bs = Ints(info[6]);
+  size_t rank = shape.size();
+  size_t n = Len(info[3]);
+  if (n == 0) return info.Env().Undefined();
+  size_t last = rank ? size_t(shape[rank - 1]) : 1;
+  int64_t al = rank ? as[rank - 1] : 0, bl = rank ? bs[rank - 1] : 0;
+  auto kernel = [op](const float* x, int64_t xs, const float* y, int64_t ys, float* o, size_t m) {
+    if (xs == 1 && ys == 1) {
+      switch (op) {
+        case 0: for (size_t j = 0; j < m; j++) o[j] = x[j] + y[j]; break;
+        case 1: for (size_t j = 0; j < m; j++) o[j] = x[j] * y[j]; break;
+        case 2: for (size_t j = 0; j < m; j++) o[j] = x[j] - y[j]; break;
+        default: for (size_t j = 0; j < m; j++) o[j] = x[j] / y[j]; break;
+      }
+      return;
+    }
+    if (xs == 1 && ys == 0) {
+      const float v = y[0];
+      switch (op) {
+        case 0: for (size_t j = 0; j < m; j++) o[j] = x[j] + v; break;
+        case 1: for (size_t j = 0; j < m; j++) o[j] = x[j] * v; break;
+        case 2: for (size_t j = 0; j < m; j++) o[j] = x[j] - v; break;
+        default: for (size_t j = 0; j < m; j++) o[j] = x[j] / v; break;
+      }
+      return;
+    }
+    for (size_t j = 0; j < m; j++) {
+      float u = x[int64_t(j) * xs], v = y[int64_t(j) * ys];
+      o[j] = op == 0 ? u + v : op == 1 ? u * v : op == 2 ? u - v : u / v;
+    }
+  };
+  parallelFor(n / last, std::max<size_t>(1, 32768 / last), [&](size_t rb, size_t re) {
+    ForRows(shape, rb, re, [&](size_t row, const std::vector<int64_t>& idx) {
+      int64_t ao = 0, bo = 0;
+      for (size_t d = 0; d + 1 < rank; d++) {
+        ao += idx[d] * as[d];
+        bo += idx[d] * bs[d];
+      }
+      kernel(a + ao, al, b + bo, bl, out + row * last, last);
+    });
+  });
+  return info.Env().Undefined();
+}
+
+// slice(x, out, shape, begin, size): out = x[begin : begin + size] along every axis (row-wise memcpy).
+Napi::Value Slice(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  float* out = F32(info[1]);
+  auto shape = Ints(info[2]);
+  auto begin = Ints(info[3]);
+  auto size = Ints(info[4]);
+  size_t rank = shape.size();
+  size_t n = Len(info[1]);
+  if (n == 0) return info.Env().Undefined();
+  std::vector<int64_t> stride(rank, 1);
+  for (int64_t d = int64_t(rank) - 2; d >= 0; d--) stride[d] = stride[d + 1] * shape[d + 1];
+  size_t last = size_t(size[rank - 1]);
+  parallelFor(n / last, std::max<size_t>(1, 65536 / last), [&](size_t rb, size_t re) {
+    ForRows(size, rb, re, [&](size_t row, const std::vector<int64_t>& idx) {
+      int64_t src = begin[rank - 1];
+      for (size_t d = 0; d + 1 < rank; d++) src += (idx[d] + begin[d]) * stride[d];
+      std::memcpy(out + row * last, x + src, sizeof(float) * last);
+    });
+  });
+  return info.Env().Undefined();
+}
+
+struct ConvGeom {
+  int64_t N, H, W, C, KH, KW, CO, SH, SW, PT, PL, OH, OW;
+};
+
+ConvGeom Geom(const Napi::CallbackInfo& info, size_t at) {
+  auto g = Ints(info[at]);
+  return {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]};
+}
+
+// im2col for one image: cols[(oy*OW+ox), (ky*KW+kx)*C + c] (zeros outside the image).
+void Im2col(const float* x, float* cols, const ConvGeom& g) {
+  int64_t K = g.KH * g.KW * g.C;
+  parallelFor(size_t(g.OH), 1, [&](size_t b, size_t e) {
+    for (int64_t oy = int64_t(b); oy < int64_t(e); oy++)
+      for (int64_t ox = 0; ox < g.OW; ox++) {
+        float* row = cols + (oy * g.OW + ox) * K;
+        for (int64_t ky = 0; ky < g.KH; ky++) {
+          int64_t iy = oy * g.SH - g.PT + ky;
+          for (int64_t kx = 0; kx < g.KW; kx++) {
+            int64_t ix = ox * g.SW - g.PL + kx;
+            float* dst = row + (ky * g.KW + kx) * g.C;
+            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) std::memset(dst, 0, sizeof(float) * size_t(g.C));
+            else std::memcpy(dst, x + (iy * g.W + ix) * g.C, sizeof(float) * size_t(g.C));
+          }
+        }
+      }
+  });
+}
+
+// conv2d(x NHWC, w [KH,KW,C,CO], out NHWC, geom)
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  const float* w = F32(info[1]);
+  float* out = F32(info[2]);
+  ConvGeom g = Geom(info, 3);
+  int64_t K = g.KH * g.KW * g.C, P = g.OH * g.OW;
+  std::vector<float> cols(size_t(P * K));
+  for (int64_t n = 0; n < g.N; n++) {
+    Im2col(x + n * g.H * g.W * g.C, cols.data(), g);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(P), int(g.CO), int(K), 1.0f, cols.data(), int(K), w, int(g.CO), 0.0f, out + n * P * g.CO, int(g.CO));
+  }
+  return info.Env().Undefined();
+}
+
+// conv2dFilterGrad(x NHWC, dy NHWC, dw [KH,KW,C,CO], geom): dw = sum_n im2col(x_n)^T dy_n
+Napi::Value Conv2dFilterGrad(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  const float* dy = F32(info[1]);
+  float* dw = F32(info[2]);
+  ConvGeom g = Geom(info, 3);
+  int64_t K = g.KH * g.KW * g.C, P = g.OH * g.OW;
+  std::vector<float> cols(size_t(P * K));
+  for (int64_t n = 0; n < g.N; n++) {
+    Im2col(x + n * g.H * g.W * g.C, cols.data(), g);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(K), int(g.CO), int(P), 1.0f, cols.data(), int(K), dy + n * P * g.CO, int(g.CO), n == 0 ? 0.0f : 1.0f, dw,
+                int(g.CO));
+  }
+  return info.Env().Undefined();
+}
+
+// conv2dInputGrad(dy NHWC, w [KH,KW,C,CO], dx NHWC, geom): dx = col2im(dy w^T)
+Napi::Value Conv2dInputGrad(const Napi::CallbackInfo& info) {
+  const float* dy = F32(info[0]);
+  const float* w = F32(info[1]);
+  float* dx = F32(info[2]);
+  ConvGeom g = Geom(info, 3);
+  int64_t K = g.KH * g.KW * g.C, P = g.OH * g.OW;
+  std::vector<float> cols(size_t(P * K));
+  std::fill(dx, dx + g.N * g.H * g.W * g.C, 0.0f);
+  for (int64_t n = 0; n < g.N; n++) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(P), int(K), int(g.CO), 1.0f, dy + n * P * g.CO, int(g.CO), w, int(g.CO), 0.0f, cols.data(), int(K));
+    float* img = dx + n * g.H * g.W * g.C;
+    for (int64_t oy = 0; oy < g.OH; oy++)
+      for (int64_t ox = 0; ox < g.OW; ox++) {
+        const float* row = cols.data() + (oy * g.OW + ox) * K;
+        for (int64_t ky = 0; ky < g.KH; ky++) {
+          int64_t iy = oy * g.SH - g.PT + ky;
+          if (iy < 0 || iy >= g.H) continue;
+          for (int64_t kx = 0; kx < g.KW; kx++) {
+            int64_t ix = ox * g.SW - g.PL + kx;
+            if (ix < 0 || ix >= g.W) continue;
+            float* dst = img + (iy * g.W + ix) * g.C;
+            const float* src = row + (ky * g.KW + kx) * g.C;
+            for (int64_t c = 0; c < g.C; c++) dst[c] += src[c];
+          }
+        }
+      }
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("unary", Napi::Function::New(env, Unary));
+  exports.Set("reduceInner", Napi::Function::New(env, ReduceInner));
+  exports.Set("reduceOuter", Napi::Function::New(env, ReduceOuter));
+  exports.Set("transpose", Napi::Function::New(env, Transpose));
+  exports.Set("binary", Napi::Function::New(env, Binary));
+  exports.Set("slice", Napi::Function::New(env, Slice));
+  exports.Set("conv2d", Napi::Function::New(env, Conv2d));
+  exports.Set("conv2dFilterGrad", Napi::Function::New(env, Conv2dFilterGrad));
+  exports.Set("conv2dInputGrad", Napi::Function::New(env, Conv2dInputGrad));
+  exports.Set("threads", Napi::Number::New(env, threadCount()));
+  exports.Set("blas", Napi::String::New(env, "OpenBLAS"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(skysense_native, Init)

@@ -1,0 +1,429 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tf } from './tf';
+
+/** The compiled addon (`native/skysense_native.cc`). */
+interface Addon {
+  gemm(a: Float32Array, b: Float32Array, out: Float32Array, batchA: number, batchB: number, batch: number, m: number, n: number, k: number, tA: boolean, tB: boolean): void;
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  reduceInner(x: Float32Array, out: Float32Array, outer: number, inner: number, mean: boolean): void;
+  reduceOuter(x: Float32Array, out: Float32Array, outer: number, inner: number, mean: boolean): void;
+  transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  slice(x: Float32Array, out: Float32Array, shape: Int32Array, begin: Int32Array, size: Int32Array): void;
+  conv2d(x: Float32Array, w: Float32Array, out: Float32Array, geom: Int32Array): void;
+  conv2dFilterGrad(x: Float32Array, dy: Float32Array, dw: Float32Array, geom: Int32Array): void;
+  conv2dInputGrad(dy: Float32Array, w: Float32Array, dx: Float32Array, geom: Int32Array): void;
+  threads: number;
+  blas: string;
+}
+
+type TensorInfo = { dataId: object; shape: number[]; dtype: string };
+type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs: Record<string, unknown> };
+type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
+interface CpuBackend {
+  data: { get(id: object): { values: unknown } };
+  makeTensorInfo(shape: number[], dtype: string, values: Float32Array): TensorInfo;
+}
+
+let addon: Addon | null | undefined;
+let loadReason = '';
+const originals = new Map<string, KernelFunc>();
+
+function addonPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return join(here, '..', 'build', 'Release', 'skysense_native.node');
+}
+
+/** The native addon, or null (not built, failed to load, or `SKYSENSE_NATIVE=0`). */
+export function nativeAddon(): Addon | null {
+  if (addon !== undefined) return addon;
+  if (process.env.SKYSENSE_NATIVE === '0') {
+    loadReason = 'disabled by SKYSENSE_NATIVE=0';
+    return (addon = null);
+  }
+  const path = addonPath();
+  if (!existsSync(path)) {
+    loadReason = 'not built (needs a C++ compiler and OpenBLAS; see the core-tensor README)';
+    return (addon = null);
+  }
+  try {
+    addon = createRequire(import.meta.url)(path) as Addon;
+    loadReason = `${addon.blas}, ${addon.threads} threads`;
+  } catch (e) {
+    loadReason = `failed to load: ${(e as Error).message.split('\n')[0]}`;
+    addon = null;
+  }
+  return addon;
+}
+
+/** Why the addon is or is not available, in one line. */
+export function nativeReason(): string {
+  nativeAddon();
+  return loadReason;
+}
+
+const f32 = (b: CpuBackend, t: TensorInfo): Float32Array | null => {
+  const v = b.data.get(t.dataId).values;
+  return t.dtype === 'float32' && v instanceof Float32Array ? v : null;
+};
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+const strides = (s: number[]) => {
+  const out = new Array<number>(s.length).fill(1);
+  for (let i = s.length - 2; i >= 0; i--) out[i] = out[i + 1]! * s[i + 1]!;
+  return out;
+};
+
+function batchMatMul(n: Addon): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const { a, b: bT } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+    const av = f32(b, a);
+    const bv = f32(b, bT);
+    if (!av || !bv) return originals.get('BatchMatMul')!(args);
+    const ra = a.shape.length;
+    const rb = bT.shape.length;
+    const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
+    const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
+    const nn = transposeB ? bT.shape[rb - 2]! : bT.shape[rb - 1]!;
+    const batchA = size(a.shape.slice(0, -2));
+    const batchB = size(bT.shape.slice(0, -2));
+    const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), bT.shape.slice(0, -2));
+    const batch = Math.max(batchA, batchB);
+    const out = new Float32Array(batch * m * nn);
+    if (out.length && k) n.gemm(av, bv, out, batchA, batchB, batch, m, nn, k, transposeA, transposeB);
+    return b.makeTensorInfo([...outer, m, nn], 'float32', out);
+  };
+}
+
+/** `_FusedMatMul`: GEMM, then bias (broadcast) and a linear or ReLU activation; anything else falls back. */
+function fusedMatMul(n: Addon): KernelFunc {
+  const mm = batchMatMul(n);
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const { bias, preluActivationWeights } = args.inputs as { bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+    const activation = (args.attrs.activation as string | undefined) ?? 'linear';
+    const biasValues = bias ? f32(b, bias) : null;
+    if (preluActivationWeights || !['linear', 'relu'].includes(activation) || (bias && !biasValues)) return originals.get('_FusedMatMul')!(args);
+    const product = mm({ ...args, inputs: { a: args.inputs.a!, b: args.inputs.b! } }) as TensorInfo;
+    const values = b.data.get(product.dataId).values as Float32Array;
+    let out = values;
+    if (bias && biasValues) {
+      const shape = product.shape;
+      const aligned = [...Array<number>(shape.length - bias.shape.length).fill(1), ...bias.shape];
+      const st = strides(aligned);
+      out = new Float32Array(values.length);
+      if (out.length) n.binary(0, values, biasValues, out, Int32Array.from(shape), Int32Array.from(strides(shape)), Int32Array.from(aligned, (d, i) => (d === 1 ? 0 : st[i]!)));
+    }
+    if (activation === 'relu') n.unary(4, out, out);
+    if (out === values) return product;
+    (b as unknown as { disposeIntermediateTensorInfo(t: TensorInfo): void }).disposeIntermediateTensorInfo(product);
+    return b.makeTensorInfo(product.shape, 'float32', out);
+  };
+}
+
+function broadcastBinary(n: Addon, op: number): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const { a, b: bT } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const av = f32(b, a);
+    const bv = f32(b, bT);
+    if (!av || !bv) return originals.get(args.attrs.__name as string)!(args);
+    const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, bT.shape);
+    const aligned = (s: number[]) => {
+      const full = [...Array<number>(shape.length - s.length).fill(1), ...s];
+      const st = strides(full);
+      return Int32Array.from(full, (d, i) => (d === 1 ? 0 : st[i]!));
+    };
+    const out = new Float32Array(size(shape));
+    if (shape.length === 0) out[0] = [av[0]! + bv[0]!, av[0]! * bv[0]!, av[0]! - bv[0]!, av[0]! / bv[0]!][op]!;
+    else if (out.length) n.binary(op, av, bv, out, Int32Array.from(shape), aligned(a.shape), aligned(bT.shape));
+    return b.makeTensorInfo(shape, 'float32', out);
+  };
+}
+
+function unary(n: Addon, op: number): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const x = args.inputs.x!;
+    const xv = f32(b, x);
+    if (!xv) return originals.get(args.attrs.__name as string)!(args);
+    const out = new Float32Array(xv.length);
+    n.unary(op, xv, out);
+    return b.makeTensorInfo(x.shape, 'float32', out);
+  };
+}
+
+function transposeValues(n: Addon, v: Float32Array, shape: number[], perm: number[]): Float32Array {
+  const out = new Float32Array(v.length);
+  if (v.length) n.transpose(v, out, Int32Array.from(shape), Int32Array.from(perm));
+  return out;
+}
+
+function transposeKernel(n: Addon): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const x = args.inputs.x!;
+    const xv = f32(b, x);
+    if (!xv) return originals.get('Transpose')!(args);
+    const perm = args.attrs.perm as number[];
+    return b.makeTensorInfo(perm.map((p) => x.shape[p]!), 'float32', transposeValues(n, xv, x.shape, perm));
+  };
+}
+
+function reduce(n: Addon, mean: boolean): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const x = args.inputs.x!;
+    const xv = f32(b, x);
+    const name = mean ? 'Mean' : 'Sum';
+    if (!xv) return originals.get(name)!(args);
+    const rank = x.shape.length;
+    const axes = tf.util.parseAxisParam(args.attrs.axis as number | number[], x.shape).sort((p, q) => p - q);
+    const kept = [...Array(rank).keys()].filter((d) => !axes.includes(d));
+    const reduced = size(axes.map((d) => x.shape[d]!));
+    const outer = size(kept.map((d) => x.shape[d]!));
+    const out = new Float32Array(outer);
+    const leading = axes.every((d, i) => d === i);
+    if (reduced === 0) out.fill(mean ? NaN : 0);
+    else if (leading && axes.length < rank) n.reduceOuter(xv, out, reduced, outer, mean);
+    else {
+      const perm = [...kept, ...axes];
+      n.reduceInner(perm.every((p, i) => p === i) ? xv : transposeValues(n, xv, x.shape, perm), out, outer, reduced, mean);
+    }
+    const shape = args.attrs.keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : kept.map((d) => x.shape[d]!);
+    return b.makeTensorInfo(shape, 'float32', out);
+  };
+}
+
+function sliceValues(n: Addon, v: Float32Array, shape: number[], begin: number[], sz: number[]): Float32Array {
+  const out = new Float32Array(size(sz));
+  if (out.length) {
+    if (shape.length === 0) out[0] = v[0]!;
+    else n.slice(v, out, Int32Array.from(shape), Int32Array.from(begin), Int32Array.from(sz));
+  }
+  return out;
+}
+
+function sliceKernel(n: Addon): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const x = args.inputs.x!;
+    const xv = f32(b, x);
+    if (!xv) return originals.get('Slice')!(args);
+    const [begin, sz] = tf.slice_util.parseSliceParams(x as never, args.attrs.begin as number[], args.attrs.size as number[]);
+    return b.makeTensorInfo(sz, 'float32', sliceValues(n, xv, x.shape, begin, sz));
+  };
+}
+
+function splitKernel(n: Addon): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const x = args.inputs.x!;
+    const xv = f32(b, x);
+    if (!xv) return originals.get('SplitV')!(args);
+    const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as never, args.attrs.numOrSizeSplits as number[], axis);
+    let offset = 0;
+    return sizes.map((s) => {
+      const begin = x.shape.map((_, d) => (d === axis ? offset : 0));
+      const sz = x.shape.map((dim, d) => (d === axis ? s : dim));
+      offset += s;
+      return b.makeTensorInfo(sz, 'float32', sliceValues(n, xv, x.shape, begin, sz));
+    });
+  };
+}
+
+/** Concat along any axis as row copies (`TypedArray.set` is a memcpy): no per-element JavaScript. */
+function concatKernel(): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const inputs = Object.values(args.inputs).filter((t) => size(t.shape) > 0);
+    const values = inputs.map((t) => f32(b, t));
+    if (!inputs.length || values.some((v) => !v)) return originals.get('Concat')!(args);
+    const rank = inputs[0]!.shape.length;
+    const axis = tf.util.parseAxisParam(args.attrs.axis as number, inputs[0]!.shape)[0]!;
+    const outer = size(inputs[0]!.shape.slice(0, axis));
+    const inners = inputs.map((t) => size(t.shape.slice(axis)));
+    const rowLen = inners.reduce((p, q) => p + q, 0);
+    const out = new Float32Array(outer * rowLen);
+    for (let o = 0; o < outer; o++) {
+      let pos = o * rowLen;
+      values.forEach((v, i) => {
+        out.set(v!.subarray(o * inners[i]!, (o + 1) * inners[i]!), pos);
+        pos += inners[i]!;
+      });
+    }
+    const shape = [...inputs[0]!.shape];
+    shape[axis] = inputs.reduce((p, t) => p + t.shape[axis]!, 0);
+    return rank === 0 ? originals.get('Concat')!(args) : b.makeTensorInfo(shape, 'float32', out);
+  };
+}
+
+/** PadV2 (constant padding) as zero-fill plus row copies. */
+function padKernel(): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const x = args.inputs.x!;
+    const xv = f32(b, x);
+    const pads = args.attrs.paddings as [number, number][];
+    if (!xv || x.shape.length === 0) return originals.get('PadV2')!(args);
+    const shape = x.shape.map((d, i) => d + pads[i]![0] + pads[i]![1]);
+    const out = new Float32Array(size(shape)).fill((args.attrs.constantValue as number) ?? 0);
+    const rank = shape.length;
+    const last = x.shape[rank - 1]!;
+    const outStrides = strides(shape);
+    const rows = size(x.shape) / Math.max(last, 1);
+    const idx = new Array<number>(rank - 1).fill(0);
+    for (let r = 0; r < rows && last > 0; r++) {
+      let dst = pads[rank - 1]![0];
+      for (let d = 0; d < rank - 1; d++) dst += (idx[d]! + pads[d]![0]) * outStrides[d]!;
+      out.set(xv.subarray(r * last, (r + 1) * last), dst);
+      for (let d = rank - 2; d >= 0; d--) {
+        if (++idx[d]! < x.shape[d]!) break;
+        idx[d] = 0;
+      }
+    }
+    return b.makeTensorInfo(shape, 'float32', out);
+  };
+}
+
+/** UnsortedSegmentSum (the gather gradient) as one pass of row additions. */
+function segmentSumKernel(): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
+    const xv = f32(b, x);
+    const ids = b.data.get(segmentIds.dataId).values as Int32Array;
+    const segments = args.attrs.numSegments as number;
+    if (!xv || segmentIds.shape.length !== 1 || !(ids instanceof Int32Array)) return originals.get('UnsortedSegmentSum')!(args);
+    const row = size(x.shape.slice(1));
+    const out = new Float32Array(segments * row);
+    ids.forEach((s, i) => {
+      if (s < 0 || s >= segments) return;
+      for (let j = 0; j < row; j++) out[s * row + j]! += xv[i * row + j]!;
+    });
+    return b.makeTensorInfo([segments, ...x.shape.slice(1)], 'float32', out);
+  };
+}
+
+function softmax(n: Addon): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const x = args.inputs.logits!;
+    const xv = f32(b, x);
+    const dim = args.attrs.dim as number;
+    if (!xv || (dim !== -1 && dim !== x.shape.length - 1)) return originals.get('Softmax')!(args);
+    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const out = new Float32Array(xv.length);
+    if (out.length) n.softmax(xv, out, xv.length / cols, cols);
+    return b.makeTensorInfo(x.shape, 'float32', out);
+  };
+}
+
+type ConvInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
+function geom(c: ConvInfo): Int32Array {
+  return Int32Array.from([c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.filterHeight, c.filterWidth, c.outChannels, c.strideHeight, c.strideWidth, c.padInfo.top, c.padInfo.left, c.outHeight, c.outWidth]);
+}
+
+function convKernel(n: Addon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const at = args.attrs as { strides: number; pad: 'valid'; dataFormat: 'NHWC' | 'NCHW'; dilations?: number; dimRoundingMode?: 'round'; filterShape?: number[]; inputShape?: number[] };
+    if (at.dataFormat === 'NCHW') return originals.get(kind)!(args);
+    if (kind === 'Conv2D') {
+      const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+      const [xv, wv] = [f32(b, x), f32(b, filter)];
+      const info = tf.backend_util.computeConv2DInfo(x.shape as never, filter.shape as never, at.strides, at.dilations ?? 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
+      if (!xv || !wv || info.dilationHeight !== 1 || info.dilationWidth !== 1) return originals.get(kind)!(args);
+      const out = new Float32Array(size(info.outShape));
+      if (out.length) n.conv2d(xv, wv, out, geom(info));
+      return b.makeTensorInfo(info.outShape, 'float32', out);
+    }
+    if (kind === 'Conv2DBackpropFilter') {
+      const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+      const [xv, dyv] = [f32(b, x), f32(b, dy)];
+      if (!xv || !dyv) return originals.get(kind)!(args);
+      const info = tf.backend_util.computeConv2DInfo(x.shape as never, at.filterShape as never, at.strides, 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
+      const out = new Float32Array(size(at.filterShape!));
+      if (out.length) n.conv2dFilterGrad(xv, dyv, out, geom(info));
+      return b.makeTensorInfo(at.filterShape!, 'float32', out);
+    }
+    const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+    const [dyv, wv] = [f32(b, dy), f32(b, filter)];
+    if (!dyv || !wv) return originals.get(kind)!(args);
+    const info = tf.backend_util.computeConv2DInfo(at.inputShape as never, filter.shape as never, at.strides, 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
+    const out = new Float32Array(size(at.inputShape!));
+    if (out.length) n.conv2dInputGrad(dyv, wv, out, geom(info));
+    return b.makeTensorInfo(at.inputShape!, 'float32', out);
+  };
+}
+
+/** The kernels the addon replaces on the `cpu` backend. */
+function nativeKernels(n: Addon): Record<string, KernelFunc> {
+  return {
+    BatchMatMul: batchMatMul(n),
+    _FusedMatMul: fusedMatMul(n),
+    Add: broadcastBinary(n, 0),
+    Multiply: broadcastBinary(n, 1),
+    Sub: broadcastBinary(n, 2),
+    RealDiv: broadcastBinary(n, 3),
+    Erf: unary(n, 0),
+    Exp: unary(n, 1),
+    Tanh: unary(n, 2),
+    Square: unary(n, 3),
+    Relu: unary(n, 4),
+    Sigmoid: unary(n, 5),
+    Rsqrt: unary(n, 6),
+    Sqrt: unary(n, 7),
+    Neg: unary(n, 8),
+    PadV2: padKernel(),
+    UnsortedSegmentSum: segmentSumKernel(),
+    Concat: concatKernel(),
+    Transpose: transposeKernel(n),
+    Slice: sliceKernel(n),
+    SplitV: splitKernel(n),
+    Sum: reduce(n, false),
+    Mean: reduce(n, true),
+    Softmax: softmax(n),
+    Conv2D: convKernel(n, 'Conv2D'),
+    Conv2DBackpropFilter: convKernel(n, 'Conv2DBackpropFilter'),
+    Conv2DBackpropInput: convKernel(n, 'Conv2DBackpropInput'),
+  };
+}
+
+/**
+ * Registers the native kernels on the tfjs `cpu` backend (each falls back to the JavaScript
+ * kernel for dtypes or attributes it does not cover). @returns the kernel names now native.
+ */
+export function enableNativeKernels(): string[] {
+  const n = nativeAddon();
+  if (!n) return [];
+  const kernels = nativeKernels(n);
+  for (const [name, func] of Object.entries(kernels)) {
+    const current = tf.getKernel(name, 'cpu');
+    if (!current) continue;
+    if (!originals.has(name)) originals.set(name, current.kernelFunc as unknown as KernelFunc);
+    tf.unregisterKernel(name, 'cpu');
+    tf.registerKernel({ kernelName: name, backendName: 'cpu', kernelFunc: ((args: KernelArgs) => func({ ...args, attrs: { ...args.attrs, __name: name } })) as never });
+  }
+  return Object.keys(kernels);
+}
+
+/** Restores tfjs's own JavaScript kernels on the `cpu` backend. */
+export function disableNativeKernels(): void {
+  for (const [name, func] of originals) {
+    tf.unregisterKernel(name, 'cpu');
+    tf.registerKernel({ kernelName: name, backendName: 'cpu', kernelFunc: func as never });
+  }
+  originals.clear();
+}
+
+/** Whether the native kernels are registered and the `cpu` backend is active. */
+export function nativeKernelsActive(): boolean {
+  return originals.size > 0 && tf.getBackend() === 'cpu';
+}

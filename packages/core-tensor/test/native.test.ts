@@ -1,0 +1,116 @@
+/**
+ * The native kernels against tfjs's own JavaScript kernels on the cpu backend, on randomized shapes:
+ * every transpose flag, broadcasting, odd and empty sizes, forward and gradient. Runs where the
+ * addon is built (CI builds it; the SKYSENSE_NATIVE=0 job checks the JavaScript path instead).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Generator, MultiheadAttention, conv2d, matMul, disableNativeKernels, disposeGradients, enableNativeKernels, gelu, initBackend, manualSeed, nativeAddon, tf, valueAndGrads,
+  type Tensor,
+} from '../src/index';
+
+const rng = new Generator(99);
+const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-2, 2)), shape);
+
+/** Runs `f` with native kernels and with the JS ones; asserts equal within 1e-5 relative to the output scale. */
+function same(label: string, f: () => Tensor | Tensor[]): void {
+  enableNativeKernels();
+  const native = [f()].flat().map((t) => ({ shape: t.shape, v: Float64Array.from(t.dataSync()) }));
+  disableNativeKernels();
+  const js = [f()].flat().map((t) => ({ shape: t.shape, v: Float64Array.from(t.dataSync()) }));
+  enableNativeKernels();
+  native.forEach((n, i) => {
+    expect(n.shape, label).toEqual(js[i]!.shape);
+    const scale = Math.max(1, ...Array.from(js[i]!.v, Math.abs));
+    const err = n.v.reduce((m, x, j) => Math.max(m, Math.abs(x - js[i]!.v[j]!)), 0);
+    expect(err / scale, `${label} output ${i}`).toBeLessThanOrEqual(1e-5);
+  });
+}
+
+describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels', () => {
+  beforeAll(() => initBackend({ force: 'cpu' }));
+  afterAll(() => enableNativeKernels());
+
+  it('BatchMatMul: every transpose flag, broadcast batches, odd and empty sizes, and its gradients', () => {
+    for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 1, 65], [0, 4, 3], [4, 0, 3]] as const) {
+      for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+        for (const [ba, bb] of [[[], []], [[3], [3]], [[2, 3], [1]], [[1], [4]]] as [number[], number[]][]) {
+          const a = rand([...ba, ...(tA ? [k, m] : [m, k])]);
+          const b = rand([...bb, ...(tB ? [n, k] : [k, n])]);
+          same(`matMul ${m}x${k}x${n} tA=${tA} tB=${tB} batches ${ba}/${bb}`, () => tf.matMul(a, b, tA, tB));
+          if (m * k * n) same(`matMul grads ${m}x${k}x${n} ${tA}${tB}`, () => tf.grads((x: Tensor, y: Tensor) => tf.sum(tf.square(matMul(x, y, tA, tB))))([a, b]));
+        }
+      }
+    }
+  });
+
+  it('_FusedMatMul with bias and linear / relu activation', () => {
+    const [a, b, bias] = [rand([2, 5, 7]), rand([7, 3]), rand([3])];
+    same('fused', () => [
+      tf.fused.matMul({ a, b }),
+      tf.fused.matMul({ a, b, bias, activation: 'relu' }),
+      tf.fused.matMul({ a, b, bias, activation: 'elu' }),
+      tf.fused.matMul({ a: b, b: a, transposeA: true, transposeB: true }),
+    ]);
+  });
+
+  it('Add / Multiply / Sub / RealDiv with broadcasting', () => {
+    const pairs: [number[], number[]][] = [[[5], [5]], [[2, 3, 4], [4]], [[2, 1, 4], [3, 1]], [[1], [3, 2]], [[], [2, 2]], [[2, 0, 3], [3]], [[3, 1, 1, 5], [1, 4, 2, 1]]];
+    for (const [sa, sb] of pairs) {
+      const a = rand(sa);
+      const b = tf.add(rand(sb), 3);
+      for (const op of [tf.add, tf.mul, tf.sub, tf.div]) same(`${op.name} ${sa} ${sb}`, () => op(a, b));
+      same(`broadcast grads ${sa} ${sb}`, () => tf.grads((x: Tensor, y: Tensor) => tf.sum(tf.mul(tf.add(x, y), tf.div(x, y))))([a, b]));
+    }
+  });
+
+  it('Erf, Exp, Tanh, Softmax, Transpose, Slice, SplitV, Sum and Mean (any axes), with gradients', () => {
+    const x = rand([3, 4, 5, 6]);
+    same('unary', () => [tf.erf(x), tf.exp(x), tf.tanh(x), tf.square(x), tf.relu(x), tf.sigmoid(x), tf.rsqrt(tf.abs(x)), tf.sqrt(tf.abs(x)), tf.neg(x)]);
+    const ids = tf.tensor1d([2, 0, 2, 5, 1, 0], 'int32');
+    const rows = rand([6, 3, 2]);
+    same('pad / segment sum', () => [tf.pad(x, [[0, 1], [2, 0], [1, 1], [0, 3]], 0.5), tf.pad(rand([0, 2]).reshape([0, 2]), [[1, 1], [0, 0]]), tf.unsortedSegmentSum(rows, ids, 7)]);
+    same('gather grad', () => tf.grad((t: Tensor) => tf.sum(tf.square(tf.gather(t, ids))))(rows));
+    const [p1, p2] = [rand([3, 2, 5, 6]), rand([3, 4, 5, 1])];
+    same('concat', () => [tf.concat([x, p1], 1), tf.concat([x, p2], 3), tf.concat([x, x], 0), tf.concat([rand([0, 4, 5, 6]), x], 0)]);
+    const [col, wide] = [rand([7, 1]), rand([2, 257])];
+    same('softmax', () => [tf.softmax(x), tf.softmax(col), tf.softmax(wide)]);
+    for (const perm of [[1, 0, 2, 3], [3, 2, 1, 0], [0, 2, 3, 1], [0, 1, 3, 2]]) same(`transpose ${perm}`, () => tf.transpose(x, perm));
+    same('slice / split', () => [tf.slice(x, [1, 0, 2, 1], [2, -1, 3, 4]), tf.slice(x, [0, 3, 0, 5], [3, 1, 5, 1]), ...tf.split(x, [1, 3, 2], 3), ...tf.split(x, 2, 1)]);
+    same('slice / split grads', () => tf.grad((t: Tensor) => tf.sum(tf.mul(tf.slice(t, [0, 1, 0, 0], [3, 2, 5, 6]), tf.split(t, 2, 1)[1]!)))(x));
+    for (const axes of [3, 0, [1, 2], [0, 3], [0, 1, 2, 3], -1]) {
+      same(`sum/mean ${axes}`, () => [tf.sum(x, axes), tf.mean(x, axes, true)]);
+    }
+    const [e1, e2] = [rand([2, 0]), rand([0, 3])];
+    same('empty reductions', () => [tf.sum(e1, 1), tf.sum(e2, 0)]);
+    same('unary grads', () => tf.grad((t: Tensor) => tf.sum(tf.mul(tf.softmax(gelu(t)), tf.tanh(tf.exp(tf.mul(t, 0.1))))))(x));
+  });
+
+  it('Conv2D and both backprop kernels (stride, padding, dilation, groups)', () => {
+    const cases: [number[], number[], Parameters<typeof conv2d>[3]][] = [
+      [[2, 3, 9, 8], [4, 3, 3, 3], { padding: 1 }],
+      [[1, 2, 10, 11], [5, 2, 4, 4], { stride: 4 }],
+      [[1, 4, 9, 9], [6, 2, 3, 3], { groups: 2, padding: [1, 0], stride: 2 }],
+      [[1, 2, 9, 9], [3, 2, 3, 3], { dilation: 2, padding: 2 }],
+    ];
+    for (const [xs, ws, o] of cases) {
+      const x = rand(xs);
+      const w = rand(ws);
+      same(`conv ${JSON.stringify(o)}`, () => conv2d(x, w, null, o));
+      same(`conv grads ${JSON.stringify(o)}`, () => tf.grads((a: Tensor, b: Tensor) => tf.sum(tf.square(conv2d(a, b, null, o))))([x, w]));
+    }
+  });
+
+  it('a whole attention layer: output and every parameter gradient', () => {
+    manualSeed(3);
+    const mha = new MultiheadAttention(16, 4, { batchFirst: true });
+    const x = rand([2, 9, 16]);
+    same('attention forward + grads', () => {
+      const { value, grads } = valueAndGrads(mha, () => tf.sum(tf.square(mha.forward(x).output)) as tf.Scalar);
+      const out = [value, ...grads.values()].map((t) => tf.clone(t));
+      value.dispose();
+      disposeGradients(grads);
+      return out;
+    });
+  });
+});
