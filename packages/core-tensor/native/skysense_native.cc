@@ -71,11 +71,20 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   float* out = F32(info[2]);
   int64_t batchA = I(info, 3), batchB = I(info, 4), batch = I(info, 5), M = I(info, 6), N = I(info, 7), K = I(info, 8);
   bool tA = B(info, 9), tB = B(info, 10);
-  for (int64_t bi = 0; bi < batch; bi++) {
+  auto one = [&](int64_t bi) {
     const float* A = a + (bi % batchA) * M * K;
     const float* Bm = b + (bi % batchB) * K * N;
     cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
                 int(tA ? M : K), Bm, int(tB ? K : N), 0.0f, out + bi * M * N, int(N));
+  };
+  // Many small products (window attention): OpenBLAS runs each on one thread, so split the batch
+  // across threads; large products keep OpenBLAS's own threading.
+  if (batch >= 4 && M * N * K <= (int64_t(1) << 21)) {
+    parallelFor(size_t(batch), 2, [&](size_t s, size_t e) {
+      for (size_t bi = s; bi < e; bi++) one(int64_t(bi));
+    });
+  } else {
+    for (int64_t bi = 0; bi < batch; bi++) one(bi);
   }
   return info.Env().Undefined();
 }
