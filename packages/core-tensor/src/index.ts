@@ -28,7 +28,7 @@ export {
   type InitBackendOptions,
 } from './backend';
 export { Generator, defaultRng, manualSeed } from './rng';
-export { nativeAddon, nativeReason, enableNativeKernels, disableNativeKernels, nativeKernelsActive } from './native';
+export { nativeAddon, nativeReason, enableNativeKernels, disableNativeKernels, nativeKernelsActive, type NativeAddon } from './native';
 export {
   type Initializer,
   type KaimingOptions,
@@ -115,7 +115,7 @@ export { encodePng, writePng, categoricalColors } from './png';
 export { PthFile, type PthLayout, type PthTensorInfo, type PthOpenOptions } from './checkpoint/pth';
 export { type ByteSource, fileSource, bufferSource } from './checkpoint/byte-source';
 export { readZipDirectory, readZipEntry, type ZipEntry } from './checkpoint/zip';
-export { unpickle, PyDict, PyTuple, PyTensor, PyStorage, STORAGE_DTYPES, type PyValue } from './checkpoint/pickle';
+export { unpickle, PyDict, PyTuple, PyTensor, PyStorage, PyStorageType, PyNumpyDtype, PyCallable, STORAGE_DTYPES, type PyValue, type PersistentLoad } from './checkpoint/pickle';
 export {
   openCheckpoint,
   loadCheckpoint,

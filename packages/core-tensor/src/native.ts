@@ -4,8 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tf } from './tf';
 
-/** The compiled addon (`native/skysense_native.cc`). */
-interface Addon {
+/** The compiled addon (`native/skysense_native.cc`): functions working in place on typed arrays. */
+export interface NativeAddon {
   gemm(a: Float32Array, b: Float32Array, out: Float32Array, batchA: number, batchB: number, batch: number, m: number, n: number, k: number, tA: boolean, tB: boolean): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
@@ -29,7 +29,7 @@ interface CpuBackend {
   makeTensorInfo(shape: number[], dtype: string, values: Float32Array): TensorInfo;
 }
 
-let addon: Addon | null | undefined;
+let addon: NativeAddon | null | undefined;
 let loadReason = '';
 const originals = new Map<string, KernelFunc>();
 
@@ -39,7 +39,7 @@ function addonPath(): string {
 }
 
 /** The native addon, or null (not built, failed to load, or `SKYSENSE_NATIVE=0`). */
-export function nativeAddon(): Addon | null {
+export function nativeAddon(): NativeAddon | null {
   if (addon !== undefined) return addon;
   if (process.env.SKYSENSE_NATIVE === '0') {
     loadReason = 'disabled by SKYSENSE_NATIVE=0';
@@ -51,7 +51,7 @@ export function nativeAddon(): Addon | null {
     return (addon = null);
   }
   try {
-    addon = createRequire(import.meta.url)(path) as Addon;
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
     loadReason = `${addon.blas}, ${addon.threads} threads`;
   } catch (e) {
     loadReason = `failed to load: ${(e as Error).message.split('\n')[0]}`;
@@ -77,7 +77,7 @@ const strides = (s: number[]) => {
   return out;
 };
 
-function batchMatMul(n: Addon): KernelFunc {
+function batchMatMul(n: NativeAddon): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const { a, b: bT } = args.inputs as { a: TensorInfo; b: TensorInfo };
@@ -101,7 +101,7 @@ function batchMatMul(n: Addon): KernelFunc {
 }
 
 /** `_FusedMatMul`: GEMM, then bias (broadcast) and a linear or ReLU activation; anything else falls back. */
-function fusedMatMul(n: Addon): KernelFunc {
+function fusedMatMul(n: NativeAddon): KernelFunc {
   const mm = batchMatMul(n);
   return (args) => {
     const b = args.backend as CpuBackend;
@@ -126,7 +126,7 @@ function fusedMatMul(n: Addon): KernelFunc {
   };
 }
 
-function broadcastBinary(n: Addon, op: number): KernelFunc {
+function broadcastBinary(n: NativeAddon, op: number): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const { a, b: bT } = args.inputs as { a: TensorInfo; b: TensorInfo };
@@ -146,7 +146,7 @@ function broadcastBinary(n: Addon, op: number): KernelFunc {
   };
 }
 
-function unary(n: Addon, op: number): KernelFunc {
+function unary(n: NativeAddon, op: number): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
@@ -158,13 +158,13 @@ function unary(n: Addon, op: number): KernelFunc {
   };
 }
 
-function transposeValues(n: Addon, v: Float32Array, shape: number[], perm: number[]): Float32Array {
+function transposeValues(n: NativeAddon, v: Float32Array, shape: number[], perm: number[]): Float32Array {
   const out = new Float32Array(v.length);
   if (v.length) n.transpose(v, out, Int32Array.from(shape), Int32Array.from(perm));
   return out;
 }
 
-function transposeKernel(n: Addon): KernelFunc {
+function transposeKernel(n: NativeAddon): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
@@ -175,7 +175,7 @@ function transposeKernel(n: Addon): KernelFunc {
   };
 }
 
-function reduce(n: Addon, mean: boolean): KernelFunc {
+function reduce(n: NativeAddon, mean: boolean): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
@@ -200,7 +200,7 @@ function reduce(n: Addon, mean: boolean): KernelFunc {
   };
 }
 
-function sliceValues(n: Addon, v: Float32Array, shape: number[], begin: number[], sz: number[]): Float32Array {
+function sliceValues(n: NativeAddon, v: Float32Array, shape: number[], begin: number[], sz: number[]): Float32Array {
   const out = new Float32Array(size(sz));
   if (out.length) {
     if (shape.length === 0) out[0] = v[0]!;
@@ -209,7 +209,7 @@ function sliceValues(n: Addon, v: Float32Array, shape: number[], begin: number[]
   return out;
 }
 
-function sliceKernel(n: Addon): KernelFunc {
+function sliceKernel(n: NativeAddon): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
@@ -220,7 +220,7 @@ function sliceKernel(n: Addon): KernelFunc {
   };
 }
 
-function splitKernel(n: Addon): KernelFunc {
+function splitKernel(n: NativeAddon): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
@@ -311,7 +311,7 @@ function segmentSumKernel(): KernelFunc {
   };
 }
 
-function softmax(n: Addon): KernelFunc {
+function softmax(n: NativeAddon): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.logits!;
@@ -330,7 +330,7 @@ function geom(c: ConvInfo): Int32Array {
   return Int32Array.from([c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.filterHeight, c.filterWidth, c.outChannels, c.strideHeight, c.strideWidth, c.padInfo.top, c.padInfo.left, c.outHeight, c.outWidth]);
 }
 
-function convKernel(n: Addon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): KernelFunc {
+function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): KernelFunc {
   return (args) => {
     const b = args.backend as CpuBackend;
     const at = args.attrs as { strides: number; pad: 'valid'; dataFormat: 'NHWC' | 'NCHW'; dilations?: number; dimRoundingMode?: 'round'; filterShape?: number[]; inputShape?: number[] };
@@ -364,7 +364,7 @@ function convKernel(n: Addon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DB
 }
 
 /** The kernels the addon replaces on the `cpu` backend. */
-function nativeKernels(n: Addon): Record<string, KernelFunc> {
+function nativeKernels(n: NativeAddon): Record<string, KernelFunc> {
   return {
     BatchMatMul: batchMatMul(n),
     _FusedMatMul: fusedMatMul(n),

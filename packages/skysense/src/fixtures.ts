@@ -15,7 +15,8 @@ interface FixtureRunner {
   tolerance(key: string): number;
 }
 
-type FixtureConfig = Record<string, unknown> & { kwargs?: Record<string, unknown>; model?: string; module?: string };
+/** A parity fixture's `config.json` (fields differ by kind; `kwargs` are the reference's constructor arguments). */
+export type FixtureConfig = Record<string, unknown> & { kwargs?: Record<string, unknown>; model?: string; module?: string };
 
 /** Reads `<dir>/config.json`. */
 export function readFixtureConfig(dir: string): FixtureConfig {

@@ -8,7 +8,7 @@ export { SkySense, formatBreakdown, type SkySenseInputs, type SkySenseOutputs, t
 export { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
 export { createCli, runCli } from './cli';
 export { embedSample, runDemo, bigEarthNetPairs, generatedScene, type EmbedSummary, type DemoOptions } from './embed';
-export { runFixture, forwardFixture, readFixtureConfig, type FixtureResult, type RunFixtureOptions } from './fixtures';
+export { runFixture, forwardFixture, readFixtureConfig, type FixtureResult, type RunFixtureOptions, type FixtureConfig } from './fixtures';
 export { MODEL_PRESETS, modelInfo, type ModelInfo } from './registry';
 export { pcaRgb, bandsRgb, enlarge } from './render';
 export { readGeoTiff, rasterCentre, toLatLon, crsDefinition, type Raster, type PixelWindow } from './data/raster';

@@ -12,5 +12,6 @@ export {
   type VisionTransformerOptions,
   type VitFeatures,
   type VitPresetName,
+  type ResolvedVitOptions,
 } from './vision-transformer';
 export { SENTINEL2_BANDS, SENTINEL1_BANDS, VIT_PATCH_WEIGHT_KEY, selectPatchEmbedBands } from './bands';

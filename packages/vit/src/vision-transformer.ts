@@ -72,7 +72,8 @@ export const VIT_PRESETS: Readonly<Record<VitPresetName, VisionTransformerOption
 /** Checkpoint prefixes a loader recognises: the released flat files and the pre-training checkpoint. */
 export const VIT_PREFIXES: readonly string[] = ['', 'backbone_s2.', 'backbone_s1.', 'backbone.'];
 
-type Resolved = Required<Omit<VisionTransformerOptions, 'imgSize' | 'bandNames'>> & { imgSize: [number, number]; bandNames: readonly string[] };
+/** {@link VisionTransformerOptions} with every default filled in. */
+export type ResolvedVitOptions = Required<Omit<VisionTransformerOptions, 'imgSize' | 'bandNames'>> & { imgSize: [number, number]; bandNames: readonly string[] };
 
 function defaultBands(n: number): readonly string[] {
   if (n === SENTINEL2_BANDS.length) return SENTINEL2_BANDS;
@@ -92,7 +93,7 @@ function defaultBands(n: number): readonly string[] {
  * ```
  */
 export class VisionTransformer extends Module {
-  readonly options: Resolved;
+  readonly options: ResolvedVitOptions;
   readonly clsToken: Parameter;
   readonly posEmbed: Parameter;
   readonly patchEmbed: PatchEmbed;
@@ -106,7 +107,7 @@ export class VisionTransformer extends Module {
     super();
     const img = options.imgSize ?? 64;
     const inChannels = assertInt('inChannels', options.inChannels ?? 10, 1);
-    const o: Resolved = {
+    const o: ResolvedVitOptions = {
       imgSize: typeof img === 'number' ? [img, img] : img,
       patchSize: assertInt('patchSize', options.patchSize ?? 4, 1),
       inChannels,

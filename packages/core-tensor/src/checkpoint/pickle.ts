@@ -61,8 +61,8 @@ export class PyNumpyDtype {
   constructor(readonly code: string) {}
 }
 
-/** An allow-listed callable. */
-class PyCallable {
+/** An allow-listed callable (only functions that rebuild tensors or plain data). */
+export class PyCallable {
   constructor(
     readonly qualname: string,
     readonly call: (args: PyValue[]) => PyValue,
