@@ -1,5 +1,14 @@
 import { Linear, Module, SkySenseError, constant, formatShape, l2Normalize, matMul, tf, type Parameter, type Tensor } from '@skysense/core-tensor';
 
+/**
+ * InfoNCE with the same sample as the positive: the mean over rows i of −log softmax(sim_i)[i] for a
+ * `[B, B]` similarity matrix (ALBEF's `-sum(log_softmax(sim, 1) * targets, 1).mean()` with one-hot targets).
+ */
+export function sameSampleCrossEntropy(sim: Tensor): tf.Scalar {
+  const n = sim.shape[0]!;
+  return tf.tidy(() => tf.neg(tf.div(tf.sum(tf.mul(tf.logSoftmax(sim, 1), tf.eye(n))), n)) as tf.Scalar);
+}
+
 /** Options of {@link ContrastiveAlignment} (ALBEF's names: "image" = modality A, "text" = modality B). */
 export interface ContrastiveAlignmentOptions {
   /** Width of modality A's tokens (ALBEF's `vision_width`). */
@@ -56,11 +65,8 @@ export class ContrastiveAlignment extends Module {
       const featB = l2Normalize(this.textProj.forward(first(b)));
       const simAB = tf.div(matMul(featA, featB, false, true), this.temp.value);
       const simBA = tf.div(matMul(featB, featA, false, true), this.temp.value);
-      const n = a.shape[0]!;
-      const eye = tf.eye(n);
-      const ce = (sim: Tensor) => tf.neg(tf.div(tf.sum(tf.mul(tf.logSoftmax(sim, 1), eye)), n));
-      const lossAB = ce(simAB);
-      const lossBA = ce(simBA);
+      const lossAB = sameSampleCrossEntropy(simAB);
+      const lossBA = sameSampleCrossEntropy(simBA);
       return [featA, featB, simAB, simBA, lossAB, lossBA, tf.div(tf.add(lossAB, lossBA), 2)];
     });
     const [featA, featB, simAB, simBA, lossAB, lossBA, loss] = out as [Tensor, Tensor, Tensor, Tensor, tf.Scalar, tf.Scalar, tf.Scalar];

@@ -64,11 +64,9 @@ export class DINOHead extends Module {
   }
 }
 
-/** Options of {@link DINOLoss}, with DINO's defaults. */
-export interface DINOLossOptions {
+/** Options of {@link SelfDistillation}, with DINO's defaults. */
+export interface SelfDistillationOptions {
   outDim: number;
-  /** Number of crops (2 global + local). */
-  ncrops: number;
   /** Default 0.04. */
   warmupTeacherTemp?: number;
   /** Default 0.04 (DINO's final value is a command-line argument; 0.07 in its recommended setups). */
@@ -83,20 +81,19 @@ export interface DINOLossOptions {
 }
 
 /**
- * DINO's self-distillation loss: cross-entropy between the centred, sharpened teacher distribution
- * of each global view and the student distribution of every other view, averaged over the pairs;
- * the center (a buffer) is then updated by EMA of the teacher outputs. Rows are crop-major.
+ * One self-distillation term between matched rows (SkySense's L_CL, Eq. 4): the mean over rows i of
+ * the cross-entropy between the centred, sharpened teacher distribution softmax((t_i − c)/τ_t) and
+ * the student's log-softmax(s_i/τ_s); the center (a buffer) is then updated by EMA of the teacher rows.
+ * The teacher side gets no gradient.
  */
-export class DINOLoss extends Module {
+export class SelfDistillation extends Module {
   readonly center: Buffer;
   readonly schedule: number[];
   readonly studentTemp: number;
   readonly centerMomentum: number;
-  readonly ncrops: number;
 
-  constructor(readonly o: DINOLossOptions) {
+  constructor(readonly o: SelfDistillationOptions) {
     super();
-    this.ncrops = assertInt('ncrops', o.ncrops, 2);
     this.studentTemp = checkTemperature('studentTemp', o.studentTemp ?? 0.1);
     this.centerMomentum = assertInRange('centerMomentum', o.centerMomentum ?? 0.9, 0, 1);
     this.schedule = teacherTempSchedule({ warmup: o.warmupTeacherTemp ?? 0.04, final: o.teacherTemp ?? 0.04, warmupEpochs: o.warmupTeacherTempEpochs ?? 30, epochs: assertInt('nepochs', o.nepochs, 1) });
@@ -111,33 +108,81 @@ export class DINOLoss extends Module {
   }
 
   /**
+   * @param student `[N, outDim]` student head outputs; @param teacher `[N, outDim]` teacher outputs of the same rows.
+   * @returns the loss (scalar); the center is updated afterwards.
+   */
+  forward(student: Tensor, teacher: Tensor, epoch: number): tf.Scalar {
+    this.checkInputs(student, teacher);
+    if (student.shape[0] !== teacher.shape[0]) throw new SkySenseError('E_SHAPE', `SelfDistillation: student and teacher need the same rows, got ${student.shape[0]} and ${teacher.shape[0]}`);
+    const temp = this.teacherTemp(epoch);
+    const loss = tf.tidy(() => crossEntropy(this.teacherProbs(teacher, temp), tf.logSoftmax(tf.div(student, this.studentTemp), -1)));
+    this.updateCenter(teacher);
+    return loss;
+  }
+
+  /** Validates both inputs' shapes and values. */
+  protected checkInputs(student: Tensor, teacher: Tensor): void {
+    checkLogits('student', student, 2, this.o.outDim);
+    checkLogits('teacher', teacher, 2, this.o.outDim);
+  }
+
+  /** softmax((teacher − center)/temp), without gradient. */
+  protected teacherProbs(teacher: Tensor, temp: number): Tensor {
+    return stopGradient(tf.softmax(tf.div(tf.sub(teacher, this.center.value), temp), -1));
+  }
+
+  /** center ← m·center + (1 − m)·mean(teacher rows). */
+  protected updateCenter(teacher: Tensor): void {
+    tf.tidy(() => {
+      const batch = tf.div(tf.sum(stopGradient(teacher), 0, true), teacher.shape[0]!);
+      this.center.assign(tf.add(tf.mul(this.center.value, this.centerMomentum), tf.mul(batch, 1 - this.centerMomentum)));
+    });
+  }
+}
+
+/** Mean over rows of −Σ q·log p. */
+function crossEntropy(q: Tensor, logP: Tensor): tf.Scalar {
+  return tf.mean(tf.sum(tf.mul(tf.neg(q), logP), -1));
+}
+
+/** Options of {@link DINOLoss}, with DINO's defaults. */
+export interface DINOLossOptions extends SelfDistillationOptions {
+  /** Number of crops (2 global + local). */
+  ncrops: number;
+}
+
+/**
+ * DINO's self-distillation loss: cross-entropy between the centred, sharpened teacher distribution
+ * of each global view and the student distribution of every other view, averaged over the pairs;
+ * the center (a buffer) is then updated by EMA of the teacher outputs. Rows are crop-major.
+ */
+export class DINOLoss extends SelfDistillation {
+  readonly ncrops: number;
+
+  constructor(o: DINOLossOptions) {
+    super(o);
+    this.ncrops = assertInt('ncrops', o.ncrops, 2);
+  }
+
+  /**
    * @param student `[ncrops·B, outDim]` student head outputs (crop-major; crops 0 and 1 are the global views).
    * @param teacher `[2·B, outDim]` teacher head outputs of the two global views (no gradient flows into them).
    * @returns the loss (scalar); the center is updated afterwards.
    */
-  forward(student: Tensor, teacher: Tensor, epoch: number): tf.Scalar {
-    const out = this.o.outDim;
-    checkLogits('student', student, 2, out);
-    checkLogits('teacher', teacher, 2, out);
+  override forward(student: Tensor, teacher: Tensor, epoch: number): tf.Scalar {
+    this.checkInputs(student, teacher);
     if (student.shape[0]! % this.ncrops !== 0 || teacher.shape[0]! * this.ncrops !== student.shape[0]! * 2) {
       throw new SkySenseError('E_SHAPE', `DINOLoss: ${this.ncrops} crops need student rows = ${this.ncrops}·B and teacher rows = 2·B, got ${student.shape[0]} and ${teacher.shape[0]}`);
     }
     const temp = this.teacherTemp(epoch);
     const loss = tf.tidy(() => {
       const s = tf.split(tf.div(student, this.studentTemp), this.ncrops, 0).map((x) => tf.logSoftmax(x, -1));
-      const q = tf.split(stopGradient(tf.softmax(tf.div(tf.sub(teacher, this.center.value), temp), -1)), 2, 0);
+      const q = tf.split(this.teacherProbs(teacher, temp), 2, 0);
       const terms: Tensor[] = [];
-      q.forEach((qi, iq) => s.forEach((sv, v) => v !== iq && terms.push(tf.mean(tf.sum(tf.mul(tf.neg(qi), sv), -1)))));
+      q.forEach((qi, iq) => s.forEach((sv, v) => v !== iq && terms.push(crossEntropy(qi, sv))));
       return tf.div(tf.addN(terms), terms.length) as tf.Scalar;
     });
     this.updateCenter(teacher);
     return loss;
-  }
-
-  private updateCenter(teacher: Tensor): void {
-    tf.tidy(() => {
-      const batch = tf.div(tf.sum(stopGradient(teacher), 0, true), teacher.shape[0]!);
-      this.center.assign(tf.add(tf.mul(this.center.value, this.centerMomentum), tf.mul(batch, 1 - this.centerMomentum)));
-    });
   }
 }
