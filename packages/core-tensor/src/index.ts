@@ -27,7 +27,7 @@ export {
   type BackendReport,
   type InitBackendOptions,
 } from './backend';
-export { Generator, defaultRng, manualSeed } from './rng';
+export { Generator, defaultRng, manualSeed, type GeneratorState } from './rng';
 export { nativeAddon, nativeReason, enableNativeKernels, disableNativeKernels, nativeKernelsActive, type NativeAddon } from './native';
 export {
   type Initializer,

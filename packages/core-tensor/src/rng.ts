@@ -1,4 +1,11 @@
 import { assertInt } from './validate';
+import { SkySenseError } from './errors';
+
+/** A {@link Generator}'s state, JSON-serialisable. */
+export interface GeneratorState {
+  s: number[];
+  spareNormal: number | null;
+}
 
 /**
  * A seeded pseudo-random generator (xoshiro128**, seeded through splitmix32). Values are produced
@@ -74,6 +81,21 @@ export class Generator {
   randint(n: number): number {
     assertInt('n', n, 1);
     return Math.floor(this.random() * n);
+  }
+
+  /** The full internal state (for checkpoints): restore it with {@link Generator.setState}. */
+  getState(): GeneratorState {
+    return { s: Array.from(this.s), spareNormal: this.spareNormal };
+  }
+
+  /** Restores a state from {@link Generator.getState}; the sequence then continues exactly. */
+  setState(state: GeneratorState): this {
+    if (!Array.isArray(state?.s) || state.s.length !== 4 || !state.s.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32)) {
+      throw new SkySenseError('E_ARG', `generator state: expected { s: four uint32 values, spareNormal }, got ${JSON.stringify(state)}`);
+    }
+    this.s.set(state.s);
+    this.spareNormal = state.spareNormal ?? null;
+    return this;
   }
 
   /** A seed for a derived generator or a tfjs op that takes one. */

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  AdamW, BatchNorm2d, Linear, Module, SGD, SkySenseError, buildParamGroups, clipGradNorm, constantLr, cosineLr, cosineMomentum, disposeGradients,
+  AdamW, BatchNorm2d, Generator, Linear, Module, SGD, SkySenseError, buildParamGroups, clipGradNorm, constantLr, cosineLr, cosineMomentum, disposeGradients,
   emaUpdate, initBackend, linearWarmup, polyLr, sinkhornKnopp, stepLr, tf, valueAndGrads, zeros, type Parameter, type Tensor,
 } from '../src/index';
 import { expectClose, expectNoLeak, loadFixture } from './helpers';
@@ -63,6 +63,32 @@ describe('optimizers', () => {
     }
     const q = new Quadratic(p0);
     expectClose(run(new SGD(q, { lr, momentum: mom, weightDecay: wd, nesterov }), q, 4), p, 1e-6);
+  });
+
+  it('AdamW state round-trips: 3 steps + save + load into a fresh optimizer + 2 steps = 5 steps', () => {
+    const straight = new Quadratic([1, -2, 3]);
+    const expected = Array.from(run(new AdamW(straight, { lr: 0.1 }), straight, 5));
+    const first = new Quadratic([1, -2, 3]);
+    const opt = new AdamW(first, { lr: 0.1 });
+    run(opt, first, 3);
+    const saved = new Map([...opt.stateDict()].map(([k, v]) => [k, tf.clone(v)]));
+    expect([...saved.keys()]).toEqual(['0.0.0', '0.0.1']);
+    const resumed = new Quadratic([0, 0, 0]);
+    resumed.p.assign(first.p.value);
+    const opt2 = new AdamW(resumed, { lr: 0.1 });
+    opt2.loadStateDict(saved, opt.stepCount);
+    expect(Array.from(run(opt2, resumed, 2))).toEqual(expected);
+    expect(() => opt2.loadStateDict(new Map([['0.0.0', tf.zeros([2])]]), 1)).toThrow(/optimizer state '0.0.0': no parameter of shape \[2\]/);
+    tf.dispose([...saved.values()]);
+  });
+
+  it('Generator state round-trips (uniform and the cached normal continue exactly)', () => {
+    const g = new Generator(7);
+    g.normal();
+    const state = JSON.parse(JSON.stringify(g.getState()));
+    const next = [g.normal(), g.random(), g.normal()];
+    expect([new Generator(0).setState(state)].map((h) => [h.normal(), h.random(), h.normal()])[0]).toEqual(next);
+    expect(() => new Generator(0).setState({ s: [1, 2], spareNormal: null })).toThrow(/generator state: expected/);
   });
 
   it('optimizer steps leak no tensors and skip frozen parameters', () => {

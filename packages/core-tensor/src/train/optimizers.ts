@@ -1,6 +1,6 @@
 import { tf, type Tensor, type Variable } from '../tf';
 import { SkySenseError } from '../errors';
-import { assertInRange, assertPositive } from '../validate';
+import { assertInRange, assertInt, assertPositive, formatShape } from '../validate';
 import type { Parameter } from '../module';
 import { type Gradients, type ParamSource, trainableParameters } from './grads';
 import type { LrSchedule } from './schedules';
@@ -81,6 +81,35 @@ export abstract class Optimizer {
       this.state.set(p, s);
     }
     return s;
+  }
+
+  /**
+   * The per-parameter state as tensors keyed `<group>.<param>.<slot>` (positions in the groups), for
+   * checkpoints; {@link Optimizer.stepCount} is saved separately. The tensors are the live state.
+   */
+  stateDict(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => this.state.get(p)?.forEach((v, si) => out.set(`${gi}.${pi}.${si}`, v))));
+    return out;
+  }
+
+  /**
+   * Restores the state from {@link Optimizer.stateDict} (copies the values) and the step count.
+   * @throws SkySenseError `E_STATE_DICT` naming a key that does not fit the groups or a parameter's shape.
+   */
+  loadStateDict(state: Map<string, Tensor>, stepCount: number): void {
+    this.dispose();
+    for (const [key, t] of state) {
+      const [gi, pi, si] = key.split('.').map(Number) as [number, number, number];
+      const p = this.groups[gi]?.params[pi];
+      if (!p || !Number.isInteger(si) || si < 0 || t.shape.join() !== p.shape.join()) {
+        throw new SkySenseError('E_STATE_DICT', `optimizer state '${key}': no parameter of shape ${formatShape(t.shape)} at that position`);
+      }
+      const slots = this.state.get(p) ?? [];
+      slots[si] = tf.variable(tf.clone(t), false);
+      this.state.set(p, slots);
+    }
+    this.stepCount = assertInt('stepCount', stepCount, 0);
   }
 
   /** Frees the optimizer state. */
