@@ -16,7 +16,7 @@ export function imageTokens(map: Tensor): Tensor {
 
 /** Options of {@link objectTokens}. */
 export interface ObjectTokenOptions {
-  /** Clusters per image N_C. Default 8. */
+  /** Clusters per image N_C (at most h·w are used: a smaller map gets one cluster per location). Default 8. */
   clusters?: number;
   /** Rounds of assignment → centre refinement after the initial centres. Default 3. */
   refinements?: number;
@@ -41,7 +41,7 @@ export function objectTokens(teacherMap: Tensor, studentMap: Tensor, options: Ob
   }
   const [b, d, h, w] = teacherMap.shape as [number, number, number, number];
   const n = h * w;
-  const k = assertInt('clusters', options.clusters ?? 8, 1, n);
+  const k = Math.min(assertInt('clusters', options.clusters ?? 8, 1), n);
   const rounds = assertInt('refinements', options.refinements ?? 3, 0);
   const sk = { epsilon: options.epsilon, iterations: options.iterations };
   return tf.tidy(() => {

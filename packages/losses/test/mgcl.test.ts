@@ -131,7 +131,8 @@ describe('SkySense multi-granularity and alignment losses', () => {
     const fgcl = new FGCL(fgclOptions(4));
     expect(() => fgcl.forward(tf.zeros([1, 5, 2, 2]), tf.zeros([1, 5, 2, 2]), fgcl, 0)).toThrow(/FGCL student: expected \[B, 4, h, w\], got \[1, 5, 2, 2\]/);
     expect(() => objectTokens(tf.zeros([1, 4, 2, 2]), tf.zeros([1, 4, 3, 3]))).toThrow(/aligned to the same shape, got \[1, 4, 2, 2\] and \[1, 4, 3, 3\]/);
-    expect(() => objectTokens(tf.zeros([1, 4, 2, 2]), tf.zeros([1, 4, 2, 2]), { clusters: 5 })).toThrow(/clusters/);
+    expect(() => objectTokens(tf.zeros([1, 4, 2, 2]), tf.zeros([1, 4, 2, 2]), { clusters: 0 })).toThrow(/clusters/);
+    expect(objectTokens(tf.randomNormal([1, 4, 2, 2]), tf.zeros([1, 4, 2, 2]), { clusters: 5 }).teacher.shape).toEqual([4, 4]);
     const mgcl = new MGCL({ hr: fgclOptions(4) });
     expect(() => mgcl.forward({}, {}, mgcl, 0)).toThrow(/source 'hr' needs a student map/);
     const align = new CrossModalAlignment({ widths: { hr: 4, s2: 3 } });

@@ -7,6 +7,7 @@ import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { MODEL_PRESETS, modelInfo } from './registry';
 import { forwardFixture, runFixture } from './fixtures';
 import { embedSample, runDemo } from './embed';
+import { runPretrain, type RunPretrainOptions } from './pretrain-run';
 import { type SampleManifest, loadSample, readManifest } from './data/sample';
 import { type ReleasedFiles } from './skysense';
 import { SkySense, formatBreakdown } from './skysense';
@@ -154,6 +155,23 @@ export function createCli(): Command {
         console.log(`${sample.name}: fused ${formatShape(summary.fusedShape)} at lat ${sample.lat.toFixed(4)}, lon ${sample.lon.toFixed(4)}; wrote ${summary.files.map((f) => join(o.out, sample.name, f)).join(', ')}`);
         model.dispose();
       }
+    });
+
+  program
+    .command('pretrain')
+    .description('pre-train SkySense (teacher-student MGCL + cross-modal alignment + geo-prototypes) on Sentinel-2/1 pairs')
+    .addOption(new Option('--preset <name>', 'model preset').choices(Object.keys(SKYSENSE_PRESETS)).default('skysense-tiny'))
+    .option('--data <dir|manifest>', 'sample folder (its BigEarthNet pairs) or a manifest (default: SKYSENSE_SAMPLES)')
+    .requiredOption('--out <dir>', 'output folder (checkpoint, teacher weights, metrics.jsonl)')
+    .option('--steps <n>', 'total steps', Number, 100)
+    .option('--batch-size <n>', 'samples per step', Number, 4)
+    .option('--crop <px>', 'random Sentinel crop size', Number, 32)
+    .option('--checkpoint-every <n>', 'steps between checkpoints', Number, 25)
+    .option('--lr <rate>', 'peak learning rate', Number)
+    .option('--seed <n>', 'seed', Number, 0)
+    .option('--resume', 'continue from <out>/checkpoint.safetensors')
+    .action(async (o: RunPretrainOptions) => {
+      await runPretrain(o);
     });
 
   program

@@ -1,18 +1,21 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SkySenseError, loadCheckpoint, loadSafetensors, saveSafetensors, tf, type LoadReport, type Module, type Tensor } from '@skysense/core-tensor';
+import { Module, SkySenseError, loadCheckpoint, loadSafetensors, saveSafetensors, sinkhornKnopp, tf, type LoadReport, type Tensor } from '@skysense/core-tensor';
+import { ContrastiveAlignment, DINOHead, DINOLoss, IBOTLoss } from '@skysense/losses';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
 import { MultiModalFusion } from '@skysense/temporal-fusion';
 
 /** A parity fixture folder's model and how to run it. */
 interface FixtureRunner {
-  kind: 'swin' | 'vit' | 'fusion';
+  kind: 'swin' | 'vit' | 'fusion' | 'dino' | 'ibot' | 'itc' | 'sinkhorn';
   model: Module;
   /** Computes every output key of the fixture (intermediates included). */
   run(inputs: Map<string, Tensor>, expectedKeys: string[]): Map<string, Tensor>;
   /** Tolerance per output key (max abs error). */
   tolerance(key: string): number;
+  /** Adapts the fixture's weights to the model's state dict (default: as stored). */
+  weights?(w: Map<string, Tensor>): Map<string, Tensor>;
 }
 
 /** A parity fixture's `config.json` (fields differ by kind; `kwargs` are the reference's constructor arguments). */
@@ -77,7 +80,102 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
       tolerance: (k) => (['s2_up', 's1_up', 'fusion_input'].includes(k) ? 1e-5 : 1e-4),
     };
   }
-  throw new SkySenseError('E_UNSUPPORTED', `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion)`);
+  const loss = lossRunner(config, kind || String(config.function ?? config.modules ?? ''));
+  if (loss) return loss;
+  throw new SkySenseError('E_UNSUPPORTED', `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, DINO, iBOT, ITC, Sinkhorn)`);
+}
+
+/** Stored scalars have shape [1]. */
+const asStored = (t: Tensor) => tf.reshape(t, [1]);
+
+/** Runners of the pre-training loss fixtures (`dino-loss-*`, `ibot-patch-loss-*`, `itc-loss-*`, `sinkhorn-*`); tolerances from the fixture. */
+function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
+  const tol = (config.tolerance ?? {}) as Record<string, number>;
+  const tolerance = (k: string) => tol[k] ?? 1e-5;
+  if (kind.includes('DINOHead')) {
+    const h = config.head_kwargs as Record<string, number & boolean>;
+    const l = config.loss_kwargs as Record<string, number>;
+    const steps = config.steps as { epoch: number }[];
+    const head = new DINOHead({ inDim: h.in_dim, outDim: h.out_dim, nlayers: h.nlayers, hiddenDim: h.hidden_dim, bottleneckDim: h.bottleneck_dim, normLastLayer: h.norm_last_layer });
+    return {
+      kind: 'dino',
+      model: head,
+      tolerance,
+      run: (inputs) => {
+        const loss = new DINOLoss({ outDim: l.out_dim!, ncrops: l.ncrops!, warmupTeacherTemp: l.warmup_teacher_temp, teacherTemp: l.teacher_temp, warmupTeacherTempEpochs: l.warmup_teacher_temp_epochs, nepochs: l.nepochs!, studentTemp: l.student_temp, centerMomentum: l.center_momentum });
+        const out = new Map<string, Tensor>([['student_output', head.forward(inputs.get('head_in')!)], ['teacher_output', head.forward(inputs.get('teacher_in')!)]]);
+        loss.center.assign(inputs.get('center_init')!);
+        steps.forEach((st, i) => {
+          out.set(`loss_step${i + 1}`, asStored(loss.forward(out.get('student_output')!, out.get('teacher_output')!, st.epoch)));
+          out.set(`center_step${i + 1}`, tf.clone(loss.center.value));
+        });
+        out.set('teacher_temp_schedule', tf.tensor1d(loss.schedule));
+        loss.dispose();
+        return out;
+      },
+    };
+  }
+  if (kind === 'iBOTLoss') {
+    const k = config.kwargs as Record<string, number>;
+    const loss = new IBOTLoss({
+      outDim: k.out_dim!, patchOutDim: k.patch_out_dim!, ngcrops: k.ngcrops, nlcrops: k.nlcrops, warmupTeacherTemp: k.warmup_teacher_temp!, teacherTemp: k.teacher_temp!,
+      warmupTeacherTemp2: k.warmup_teacher_temp2!, teacherTemp2: k.teacher_temp2!, warmupTeacherTempEpochs: k.warmup_teacher_temp_epochs, nepochs: k.nepochs!,
+      studentTemp: k.student_temp, centerMomentum: k.center_momentum, centerMomentum2: k.center_momentum2, lambda1: k.lambda1, lambda2: k.lambda2, mimStartEpoch: k.mim_start_epoch,
+    });
+    return {
+      kind: 'ibot',
+      model: loss,
+      tolerance,
+      weights: () => new Map([...loss.stateDict()].map(([key, t]) => [key, tf.zerosLike(t)])),
+      run: (inputs) => {
+        loss.center.assign(inputs.get('center_init')!);
+        loss.center2.assign(inputs.get('center2_init')!);
+        const masks = tf.unstack(tf.cast(inputs.get('student_mask')!, 'bool'));
+        const r = loss.forward(
+          { cls: inputs.get('student_cls')!, patch: inputs.get('student_patch')! },
+          { cls: inputs.get('teacher_cls')!, patch: inputs.get('teacher_patch')! },
+          inputs.get('student_local_cls') ?? null, masks, config.epoch as number,
+        );
+        tf.dispose(masks);
+        return new Map<string, Tensor>([
+          ['loss_cls', asStored(r.cls)], ['loss_patch', asStored(r.patch)], ['loss', asStored(r.loss)],
+          ['center', tf.clone(loss.center.value)], ['center2', tf.clone(loss.center2.value)],
+          ['teacher_temp_schedule', tf.tensor1d(loss.schedule)], ['teacher_temp2_schedule', tf.tensor1d(loss.schedule2)],
+        ]);
+      },
+    };
+  }
+  if (kind.startsWith('ALBEF')) {
+    const hp = config.hyper_parameters as Record<string, number>;
+    const align = new ContrastiveAlignment({ widthA: hp.vision_width!, widthB: hp.text_width!, embedDim: hp.embed_dim, temp: hp.temp });
+    return {
+      kind: 'itc',
+      model: align,
+      tolerance,
+      weights: (w) => new Map([...w].map(([key, t]) => [key, key === 'temp' ? tf.reshape(t, []) : t])),
+      run: (inputs) => {
+        const r = align.forward(inputs.get('image_embeds')!, inputs.get('text_embeds')!);
+        return new Map<string, Tensor>([
+          ['image_feat', r.featA], ['text_feat', r.featB], ['sim_i2t', r.simAB], ['sim_t2i', r.simBA],
+          ['loss_i2t', asStored(r.lossAB)], ['loss_t2i', asStored(r.lossBA)], ['loss_ita', asStored(r.loss)],
+        ]);
+      },
+    };
+  }
+  if (kind === 'distributed_sinkhorn') {
+    const hp = config.hyper_parameters as Record<string, number>;
+    return {
+      kind: 'sinkhorn',
+      model: new (class SinkhornOnly extends Module {})(),
+      tolerance,
+      weights: () => new Map(),
+      run: (inputs) => {
+        const q = sinkhornKnopp(inputs.get('scores')!, { epsilon: hp.epsilon, iterations: hp.sinkhorn_iterations });
+        return new Map<string, Tensor>([['Q', q], ['Q_row_sums', tf.sum(q, 1)], ['Q_col_sums', tf.sum(q, 0)]]);
+      },
+    };
+  }
+  return null;
 }
 
 function fusionOptions(k: Record<string, unknown>) {
@@ -126,7 +224,7 @@ export function runFixture(dir: string, options: RunFixtureOptions = {}): Fixtur
     runner.model.eval();
     const report = options.weights
       ? loadCheckpoint(runner.model, options.weights, { prefix: options.stripPrefix, log: options.log ?? false })
-      : runner.model.loadStateDict(loadSafetensors(join(dir, 'weights.safetensors')), { ignore: [/relative_(position_index|coords_table)$/] });
+      : runner.model.loadStateDict(fixtureWeights(dir, runner), { ignore: [/relative_(position_index|coords_table)$/] });
     const outputs = runner.run(inputs, [...expected.keys()]);
     const missing = [...expected.keys()].filter((k) => !outputs.has(k));
     if (missing.length) throw new SkySenseError('E_UNSUPPORTED', `${dir}: cannot compute output(s) ${missing.join(', ')}`);
@@ -143,6 +241,13 @@ export function runFixture(dir: string, options: RunFixtureOptions = {}): Fixtur
     tf.dispose([...inputs.values(), ...expected.values()]);
     runner.model.dispose();
   }
+}
+
+/** The folder's `weights.safetensors` as the runner's model expects it (none for weightless fixtures). */
+function fixtureWeights(dir: string, runner: FixtureRunner): Map<string, Tensor> {
+  const file = join(dir, 'weights.safetensors');
+  const stored = existsSync(file) ? loadSafetensors(file) : new Map<string, Tensor>();
+  return runner.weights ? runner.weights(stored) : stored;
 }
 
 /** Runs a fixture and writes every output under the fixture's key names (atomically). */

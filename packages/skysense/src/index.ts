@@ -22,3 +22,5 @@ export * as swin from '@skysense/swin';
 export * as vit from '@skysense/vit';
 export * as temporalFusion from '@skysense/temporal-fusion';
 export * as geoPrototypes from '@skysense/geo-prototypes';
+export { Pretrainer, type PretrainOptions, type PretrainBatch, type StepMetrics } from './pretrain';
+export { runPretrain, type RunPretrainOptions } from './pretrain-run';

@@ -100,16 +100,35 @@ export class SkySense extends Module {
 
   /** Encodes, fuses and (with lat/lon and a bank) adds geo-context. */
   forward(inputs: SkySenseInputs): SkySenseOutputs {
+    const { hr, s2, s1, ...out } = this.forwardFeatures(inputs);
+    tf.dispose([hr, s2, s1].filter((t): t is Tensor => t !== undefined));
+    return out;
+  }
+
+  /**
+   * {@link SkySense.forward} that also returns each modality's encoder features (what pre-training's
+   * per-modality losses need): `hr` `[B, C, H/32, W/32]`, `s2` / `s1` `[B·T, D, h, w]` (frames folded,
+   * batch-major). The caller owns every returned tensor.
+   */
+  forwardFeatures(inputs: SkySenseInputs): SkySenseOutputs & { hr?: Tensor; s2?: Tensor; s1?: Tensor } {
     const parts = this.encode(inputs);
+    const fold = (f?: Tensor) => f && tf.tidy(() => tf.reshape(f, [f.shape[0]! * f.shape[1]!, ...f.shape.slice(2)]));
+    const features = { hr: parts.hr, s2: fold(parts.s2?.features), s1: fold(parts.s1?.features) };
     try {
       const fused = this.neck.forward(parts);
-      if (!this.geo || !inputs.lat || !inputs.lon) return { fused };
+      if (!this.geo || !inputs.lat || !inputs.lon) return { ...features, fused };
       const b = fused.shape[0]!;
-      if (inputs.lat.length !== b || inputs.lon.length !== b) throw new SkySenseError('E_LATLON', `lat/lon: expected ${b} values each, got ${inputs.lat.length} and ${inputs.lon.length}`);
+      if (inputs.lat.length !== b || inputs.lon.length !== b) {
+        tf.dispose(fused);
+        throw new SkySenseError('E_LATLON', `lat/lon: expected ${b} values each, got ${inputs.lat.length} and ${inputs.lon.length}`);
+      }
       const regions = inputs.lat.map((lat, i) => this.geo!.regionOf(lat, inputs.lon![i]!));
-      return { fused, withGeoContext: this.geo.attend(fused, regions) };
+      return { ...features, fused, withGeoContext: this.geo.attend(fused, regions) };
+    } catch (e) {
+      tf.dispose(Object.values(features).filter((t): t is Tensor => t !== undefined));
+      throw e;
     } finally {
-      tf.dispose([parts.hr, parts.s2?.features, parts.s1?.features].filter((t): t is Tensor => t !== undefined));
+      tf.dispose([parts.s2?.features, parts.s1?.features].filter((t): t is Tensor => t !== undefined));
     }
   }
 

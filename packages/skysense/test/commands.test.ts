@@ -13,6 +13,10 @@ const FIXTURES = [
   join(packages, 'vit', 'test', 'fixtures', 'parity', 'vit-skysense-small-a'),
   join(packages, 'vit', 'test', 'fixtures', 'parity', 'vit-skysense-resize-a'),
   join(packages, 'temporal-fusion', 'test', 'fixtures', 'parity', 'upfusion-small-a'),
+  join(packages, 'losses', 'test', 'fixtures', 'parity', 'dino-loss-a'),
+  join(packages, 'losses', 'test', 'fixtures', 'parity', 'ibot-patch-loss-a'),
+  join(packages, 'losses', 'test', 'fixtures', 'parity', 'itc-loss-a'),
+  join(packages, 'core-tensor', 'test', 'fixtures', 'parity', 'sinkhorn-a'),
 ];
 const samples = process.env.SKYSENSE_SAMPLES ?? join(process.cwd(), 'samples');
 const s2Dir = join(samples, 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2', 'S2A_MSIL2A_20170613T101031_87_48');
@@ -47,7 +51,7 @@ describe('skysense verify / forward', () => {
   });
 
   it('forward writes every output under the fixture’s key names and shapes', () => {
-    for (const fixture of [FIXTURES[0]!, FIXTURES[4]!]) {
+    for (const fixture of [FIXTURES[0]!, FIXTURES[4]!, FIXTURES[5]!, FIXTURES[6]!, FIXTURES[7]!, FIXTURES[8]!]) {
       const out = join(dir, 'forward.safetensors');
       expect(run(['forward', '--fixture', fixture, '--output', out]).status).toBe(0);
       const got = SafetensorsFile.open(out);

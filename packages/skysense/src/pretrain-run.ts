@@ -1,0 +1,149 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Generator, SkySenseError, manualSeed, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
+import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
+import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
+import { bigEarthNetPairs } from './embed';
+import { type LoadedSample, loadSample, readManifest, samplesDir } from './data/sample';
+
+/** Options of {@link runPretrain} (the `skysense pretrain` command). */
+export interface RunPretrainOptions {
+  /** Default `skysense-tiny`. */
+  preset?: SkySensePresetName;
+  /** A sample folder (its BigEarthNet S1+S2 pairs) or a manifest file. Default `SKYSENSE_SAMPLES`. */
+  data?: string;
+  /** Output folder: `checkpoint.safetensors`, `teacher.safetensors`, `metrics.jsonl`. */
+  out: string;
+  /** Total steps. Default 100. */
+  steps?: number;
+  /** Samples per step. Default 4. */
+  batchSize?: number;
+  /** Side of the random Sentinel crop in pixels. Default 32. */
+  crop?: number;
+  /** Checkpoint every N steps (and at the end). Default 25. */
+  checkpointEvery?: number;
+  /** Continue from `out/checkpoint.safetensors`. */
+  resume?: boolean;
+  /** Seed. Default 0. */
+  seed?: number;
+  /** Peak learning rate. Default 5e-4. */
+  lr?: number;
+  /** Progress and summary lines. Default console.log. */
+  log?: (line: string) => void;
+}
+
+/** Small heads for the toy preset; the paper-sized ones (65,536 / 8,192) otherwise. */
+const HEADS: Partial<Record<SkySensePresetName, { outDim: number; pixelOutDim: number; hiddenDim: number; bottleneckDim: number }>> = {
+  'skysense-tiny': { outDim: 1024, pixelOutDim: 256, hiddenDim: 256, bottleneckDim: 64 },
+};
+
+/**
+ * Pre-trains SkySense on the Sentinel-2 + Sentinel-1 pairs of a folder or manifest (each step: random
+ * samples, one random co-registered crop per sample), with progress lines (loss, terms, samples/s,
+ * ETA), a JSONL metrics log, atomic checkpoints, and exact `--resume`. The HR branch is left out when
+ * the samples have no co-registered HR tile.
+ * @returns the metrics of every step run in this call.
+ */
+export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]> {
+  const log = o.log ?? console.log;
+  const preset = o.preset ?? 'skysense-tiny';
+  const crop = o.crop ?? 32;
+  const batchSize = o.batchSize ?? 4;
+  mkdirSync(o.out, { recursive: true });
+  const ckpt = join(o.out, 'checkpoint.safetensors');
+  const samples = await loadPairs(o.data ?? samplesDir(), crop);
+  const seed = o.seed ?? 0;
+  let trainer: Pretrainer;
+  if (o.resume) {
+    if (!existsSync(ckpt)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${ckpt}`);
+    trainer = Pretrainer.resume(ckpt);
+    dropLogAfter(join(o.out, 'metrics.jsonl'), trainer.step);
+    log(`resumed ${ckpt} at step ${trainer.step} of ${trainer.options.steps}`);
+  } else {
+    manualSeed(seed);
+    trainer = new Pretrainer({ config: { ...SKYSENSE_PRESETS[preset], hr: undefined }, steps: o.steps ?? 100, seed, lr: o.lr, heads: HEADS[preset] });
+  }
+  const total = trainer.options.steps;
+  const every = o.checkpointEvery ?? 25;
+  const metrics: StepMetrics[] = [];
+  const t0 = performance.now();
+  const first = trainer.step;
+  try {
+    while (trainer.step < total) {
+      const batch = makeBatch(samples, batchSize, crop, new Generator(seed * 1_000_003 + trainer.step));
+      let m: StepMetrics;
+      try {
+        m = trainer.trainStep(batch);
+      } finally {
+        tf.dispose([batch.s2?.frames, batch.s1?.frames].filter((t): t is Tensor => t !== undefined));
+      }
+      metrics.push(m);
+      appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
+      const secs = (performance.now() - t0) / 1000;
+      const done = trainer.step - first;
+      if (done === 1 || trainer.step % Math.max(1, Math.round(total / 20)) === 0 || trainer.step === total) {
+        const rate = (done * batchSize) / secs;
+        const parts = ['hr', 's2', 's1', 'fusion'].map((s) => [s, ['pixel', 'object', 'image'].reduce((a, t) => a + (m.terms[`${s}.${t}`] ?? 0), 0)] as const).filter(([s]) => `${s}.pixel` in m.terms);
+        log(`step ${trainer.step}/${total} loss ${m.loss.toFixed(4)} (mgcl ${m.mgcl.toFixed(3)} [${parts.map(([s, v]) => `${s} ${v.toFixed(3)}`).join(', ')}], align ${m.align.toFixed(3)}) lr ${m.lr.toExponential(2)} · ${rate.toFixed(2)} samples/s · ETA ${((secs / done) * (total - trainer.step)).toFixed(0)} s`);
+      }
+      if (trainer.step % every === 0 || trainer.step === total) trainer.save(ckpt);
+    }
+    saveSafetensors(join(o.out, 'teacher.safetensors'), trainer.teacher, { metadata: { preset, steps: String(total) } });
+    log(`wrote ${ckpt} and ${join(o.out, 'teacher.safetensors')} (the teacher: the model to use downstream)`);
+    return metrics;
+  } finally {
+    trainer.dispose();
+    samples.forEach((s) => tf.dispose([s.s2?.frames, s.s1?.frames].filter((t): t is Tensor => t !== undefined)));
+  }
+}
+
+/** Keeps only the metric lines of steps up to `step` (the ones after the checkpoint are re-run). */
+function dropLogAfter(file: string, step: number): void {
+  if (!existsSync(file)) return;
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step);
+  writeFileAtomic(file, lines.map((l) => `${l}\n`).join(''));
+}
+
+async function loadPairs(data: string, crop: number): Promise<LoadedSample[]> {
+  const manifests = data.endsWith('.json') ? readManifest(data) : bigEarthNetPairs(data);
+  if (manifests.length === 0) throw new SkySenseError('E_IO', `${data}: no Sentinel-2 + Sentinel-1 pairs found (set SKYSENSE_SAMPLES, run 'npm run samples', or give a manifest)`);
+  const loaded: LoadedSample[] = [];
+  for (const m of manifests) {
+    const s = await loadSample(m);
+    const size = s.s2?.frames.shape.slice(3) ?? [];
+    if (!s.s2 || !s.s1 || size[0]! < crop || size[1]! < crop) {
+      tf.dispose([s.s2?.frames, s.s1?.frames, s.hr].filter((t): t is Tensor => t !== undefined));
+      throw new SkySenseError('E_ARG', `${s.name}: pre-training needs Sentinel-2 and Sentinel-1 frames of at least ${crop} px (--crop), got ${size.join(' × ') || 'none'}`);
+    }
+    const t0 = loaded[0];
+    loaded.push(s);
+    if (t0 && (t0.s2!.frames.shape[1] !== s.s2.frames.shape[1] || t0.s1!.frames.shape[1] !== s.s1.frames.shape[1])) {
+      throw new SkySenseError('E_ARG', `${s.name}: every sample needs the same number of frames (S2 ${t0.s2!.frames.shape[1]}, S1 ${t0.s1!.frames.shape[1]} like ${t0.name}), got S2 ${s.s2.frames.shape[1]}, S1 ${s.s1.frames.shape[1]}`);
+    }
+  }
+  return loaded;
+}
+
+/** Random samples, each with one random crop shared by its S2 and S1 frames. */
+function makeBatch(samples: LoadedSample[], n: number, crop: number, g: Generator): PretrainBatch {
+  const picks = Array.from({ length: n }, () => samples[g.randint(samples.length)]!);
+  const cut = (t: Tensor, y: number, x: number) => tf.slice(t, [0, 0, 0, y, x], [-1, -1, -1, crop, crop]);
+  const frames = picks.map((s) => {
+    const [h, w] = s.s2!.frames.shape.slice(3) as [number, number];
+    const y = g.randint(h - crop + 1);
+    const x = g.randint(w - crop + 1);
+    return [cut(s.s2!.frames, y, x), cut(s.s1!.frames, y, x)];
+  });
+  const stack = (i: number) => {
+    const parts = frames.map((f) => f[i]!);
+    const out = tf.concat(parts, 0);
+    tf.dispose(parts);
+    return out;
+  };
+  return {
+    s2: { frames: stack(0), dates: picks.map((s) => s.s2!.dates) },
+    s1: { frames: stack(1), dates: picks.map((s) => s.s1!.dates) },
+    lat: picks.map((s) => s.lat),
+    lon: picks.map((s) => s.lon),
+  };
+}

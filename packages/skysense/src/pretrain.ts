@@ -1,0 +1,333 @@
+import {
+  AdamW, Generator, SkySenseError, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, defaultRng, disposeGradients, emaUpdate, linearWarmup,
+  loadSafetensors, saveSafetensors, stopGradient, tf, valueAndGrads, SafetensorsFile, type GeneratorState, type Parameter, type Tensor,
+} from '@skysense/core-tensor';
+import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type FGCLOptions } from '@skysense/losses';
+import { SkySense } from './skysense';
+import type { SkySenseConfig } from './presets';
+
+/** Options of {@link Pretrainer}; defaults follow DINO / ARCH-SPEC §4.4 where the paper is silent. */
+export interface PretrainOptions {
+  /** The model to pre-train (student and EMA teacher are both built from it). */
+  config: SkySenseConfig;
+  /** Total optimisation steps (schedules run over them). */
+  steps: number;
+  /** Seed of weights and augmentations. Default 0. */
+  seed?: number;
+  /** Peak learning rate (AdamW). Default 5e-4. */
+  lr?: number;
+  /** Final learning rate of the cosine decay. Default 1e-6. */
+  minLr?: number;
+  /** Linear warm-up steps. Default 10 % of `steps`. */
+  warmupSteps?: number;
+  /** Weight decay (norms, biases, tokens and position tables excluded). Default 0.04. */
+  weightDecay?: number;
+  /** Global-norm gradient clipping. Default 3. */
+  clipGrad?: number;
+  /** Teacher EMA momentum at step 0 (cosine to 1). Default 0.996. */
+  momentum?: number;
+  /** DINO's last-layer freezing: `last_layer` gets no update for this many steps. Default 0. */
+  freezeLastLayerSteps?: number;
+  /** Weight α of L_MGCL. Default 1. */
+  alpha?: number;
+  /** Weight β of L_align. Default 1. */
+  beta?: number;
+  /** Projection heads: widths of the image/object and pixel heads and the MLP. Default 65,536 / 8,192, hidden 2048, bottleneck 256. */
+  heads?: { outDim?: number; pixelOutDim?: number; hiddenDim?: number; bottleneckDim?: number };
+  /** Teacher-temperature warm-up (0.04 → 0.07) in steps. Default 30 % of `steps`. */
+  teacherTempWarmupSteps?: number;
+  /** Largest date disturbance of the student's Sentinel dates, in days. Default 7. */
+  dateJitterDays?: number;
+}
+
+/** One pre-training batch: the modalities the model has, co-registered, with each sample's location. */
+export interface PretrainBatch {
+  /** `[B, 3, H, W]` normalised HR tiles. */
+  hr?: Tensor;
+  /** `[B, T, 10, h, w]` frames and their dates per sample. */
+  s2?: { frames: Tensor; dates: string[][] };
+  /** `[B, T, 2, h, w]` frames and dates. */
+  s1?: { frames: Tensor; dates: string[][] };
+  lat: number[];
+  lon: number[];
+}
+
+/** What one step measured (plain numbers). */
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  mgcl: number;
+  align: number;
+  /** Every term: `hr.pixel`, `s2.object`, `fusion.image`, `align.s2→s1`, … */
+  terms: Record<string, number>;
+  lr: number;
+  momentum: number;
+  gradNorm: number;
+}
+
+type Source = 'hr' | 's2' | 's1' | 'fusion';
+
+/**
+ * SkySense pre-training (paper §3.3, ARCH-SPEC §4.3–4.4): a student and its EMA teacher; per step the
+ * teacher encodes the batch, the student a flipped, colour- and date-jittered view whose feature maps
+ * are flipped back so every location compares the same ground; loss α·L_MGCL(HR, S2, S1, fusion) +
+ * β·L_align(ordered modality pairs); AdamW with warm-up + cosine, clipping, then the teacher EMA and
+ * the geo-prototype update (Sinkhorn + EMA) from the student's fused features. The teacher is the
+ * model to use downstream.
+ */
+export class Pretrainer {
+  readonly student: SkySense;
+  readonly teacher: SkySense;
+  readonly loss: MGCL;
+  readonly teacherLoss: MGCL;
+  readonly align: CrossModalAlignment | null;
+  readonly optimizer: AdamW;
+  readonly rng: Generator;
+  /** Steps taken. */
+  step = 0;
+  private readonly lrSchedule: (iter: number, base: number) => number;
+
+  constructor(readonly options: PretrainOptions) {
+    const o = options;
+    if (!Number.isInteger(o.steps) || o.steps < 1) throw new SkySenseError('E_ARG', `steps: expected an integer ≥ 1, got ${o.steps}`);
+    this.rng = new Generator(o.seed ?? 0);
+    this.student = new SkySense(o.config);
+    this.teacher = new SkySense(o.config).eval();
+    this.teacher.loadStateDict(this.student.stateDict());
+    const widths = this.sourceWidths();
+    const fgcl = (inDim: number): FGCLOptions => ({
+      inDim,
+      outDim: o.heads?.outDim,
+      pixelOutDim: o.heads?.pixelOutDim,
+      head: { hiddenDim: o.heads?.hiddenDim, bottleneckDim: o.heads?.bottleneckDim },
+      distillation: { nepochs: o.steps, warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTempEpochs: o.teacherTempWarmupSteps ?? Math.max(1, Math.round(0.3 * o.steps)) },
+    });
+    const sources = Object.fromEntries(Object.entries(widths).map(([k, d]) => [k, fgcl(d)]));
+    this.loss = new MGCL(sources);
+    this.teacherLoss = new MGCL(sources);
+    this.teacherLoss.loadStateDict(this.loss.stateDict());
+    const modal = Object.fromEntries(Object.entries(widths).filter(([k]) => k !== 'fusion'));
+    this.align = Object.keys(modal).length >= 2 ? new CrossModalAlignment({ widths: modal }) : null;
+    const groups = buildParamGroups(this.trainable(), { lr: o.lr ?? 5e-4, weightDecay: o.weightDecay ?? 0.04 });
+    this.optimizer = new AdamW(groups, { lr: o.lr ?? 5e-4, weightDecay: o.weightDecay ?? 0.04 });
+    this.lrSchedule = linearWarmup(cosineLr({ maxIters: o.steps, minLr: o.minLr ?? 1e-6 }), { iters: o.warmupSteps ?? Math.round(0.1 * o.steps), ratio: 1e-3 });
+  }
+
+  /** Feature width per MGCL source. */
+  private sourceWidths(): Partial<Record<Source, number>> {
+    const s = this.student;
+    return {
+      ...(s.hr ? { hr: s.hr.stageChannels.at(-1)! } : {}),
+      ...(s.s2 ? { s2: s.s2.options.embedDims } : {}),
+      ...(s.s1 ? { s1: s.s1.options.embedDims } : {}),
+      fusion: s.neck.fusion.options.embedDims,
+    };
+  }
+
+  /** Named trainable parameters: the student model, its projection heads and the alignment projections. */
+  private trainable(): [string, Parameter][] {
+    const named = (prefix: string, m: { namedParameters(): [string, Parameter][] } | null) =>
+      m ? m.namedParameters().map(([n, p]) => [`${prefix}.${n}`, p] as [string, Parameter]) : [];
+    return [...named('model', this.student), ...named('mgcl', this.loss), ...named('align', this.align)].filter(([, p]) => p.requiresGrad);
+  }
+
+  /** One optimisation step on a batch. @throws SkySenseError `E_NONFINITE` (nothing updated) if a loss term is not finite. */
+  trainStep(batch: PretrainBatch): StepMetrics {
+    const o = this.options;
+    if (this.step >= o.steps) throw new SkySenseError('E_ARG', `trainStep: all ${o.steps} steps are done`);
+    checkBatch(batch);
+    const flip = this.rng.random() < 0.5;
+    const jitter = this.rng.uniform(0.8, 1.2);
+    const studentView = this.studentView(batch, flip, jitter);
+    const teacherOut = this.teacher.forwardFeatures(this.modelInputs(batch));
+    const terms: Record<string, number> = {};
+    let scalars: { mgcl: number; align: number } = { mgcl: 0, align: 0 };
+    let fusedForGeo: Tensor | null = null;
+    const kept: Tensor[] = [];
+    const release = () => {
+      tf.dispose([fusedForGeo as Tensor | null, ...kept, ...Object.values(teacherOut)].filter((t): t is Tensor => t instanceof tf.Tensor));
+      this.disposeView(studentView);
+    };
+    let result: ReturnType<typeof valueAndGrads>;
+    try {
+      result = valueAndGrads(this.trainable(), () => this.objective(batch, studentView, teacherOut, flip, terms, kept, (v) => (scalars = v), (f) => (fusedForGeo = f)));
+    } catch (e) {
+      release();
+      if (e instanceof SkySenseError && /NaN|infinit/.test(e.message)) {
+        throw new SkySenseError('E_NONFINITE', `step ${this.step}: non-finite values in the forward pass (${e.message}); nothing was updated and the last checkpoint is intact`);
+      }
+      throw e;
+    }
+    const { value, grads } = result;
+    try {
+      const loss = value.dataSync()[0]!;
+      const bad = Object.entries(terms).find(([, v]) => !Number.isFinite(v));
+      if (bad || !Number.isFinite(loss)) {
+        throw new SkySenseError('E_NONFINITE', `step ${this.step}: loss term '${bad?.[0] ?? 'total'}' is ${bad?.[1] ?? loss}; nothing was updated and the last checkpoint is intact`);
+      }
+      if (this.step < (o.freezeLastLayerSteps ?? 0)) this.cancelLastLayer(grads);
+      this.optimizer.applySchedule(this.lrSchedule, this.step);
+      const { totalNorm: norm, grads: clipped } = clipGradNorm(grads, o.clipGrad ?? 3);
+      this.optimizer.step(clipped);
+      if (clipped !== grads) disposeGradients(clipped);
+      const momentum = cosineMomentum(this.step, o.steps, o.momentum ?? 0.996);
+      emaUpdate(this.teacher, this.student, momentum);
+      emaUpdate(this.teacherLoss, this.loss, momentum, { buffers: 'ignore' });
+      if (this.student.geo && fusedForGeo) {
+        const regions = batch.lat.map((lat, i) => this.student.geo!.regionOf(lat, batch.lon[i]!));
+        this.student.geo.update(fusedForGeo, regions);
+        this.teacher.geo!.prototypes.assign(this.student.geo.prototypes.value);
+      }
+      this.step++;
+      return { step: this.step, loss, ...scalars, terms, lr: this.optimizer.groups[0]!.lr, momentum, gradNorm: norm };
+    } finally {
+      disposeGradients(grads);
+      value.dispose();
+      release();
+    }
+  }
+
+  /** The loss of one step (runs under the gradient tape); per-term values go to `terms`. */
+  private objective(
+    batch: PretrainBatch,
+    view: ReturnType<Pretrainer['studentView']>,
+    teacherOut: ReturnType<SkySense['forwardFeatures']>,
+    flip: boolean,
+    terms: Record<string, number>,
+    kept: Tensor[],
+    setScalars: (v: { mgcl: number; align: number }) => void,
+    setFused: (f: Tensor) => void,
+  ): tf.Scalar {
+    const s = this.student.forwardFeatures(view);
+    const unflip = (t?: Tensor) => (t && flip ? tf.reverse(t, 3) : t);
+    const maps: Record<string, Tensor> = {};
+    const tmaps: Record<string, Tensor> = {};
+    for (const k of ['hr', 's2', 's1', 'fusion'] as const) {
+      const st = k === 'fusion' ? s.fused : s[k];
+      const tt = k === 'fusion' ? teacherOut.fused : teacherOut[k];
+      if (st && tt) [maps[k], tmaps[k]] = [unflip(st)!, tt];
+    }
+    setFused(tf.keep(stopGradient(maps.fusion!)));
+    const mg = this.loss.forward(maps, tmaps, this.teacherLoss, this.step);
+    for (const [src, v] of Object.entries(mg.sources)) for (const t of ['pixel', 'object', 'image'] as const) terms[`${src}.${t}`] = v[t].dataSync()[0]!;
+    let align = tf.scalar(0);
+    if (this.align) {
+      const pooled = Object.fromEntries(Object.entries(maps).filter(([k]) => k !== 'fusion').map(([k, m]) => [k, this.pooled(k as Source, m, batch.lat.length)]));
+      const al = this.align.forward(pooled);
+      for (const [pair, v] of Object.entries(al.pairs)) terms[`align.${pair}`] = v.dataSync()[0]!;
+      kept.push(...Object.values(al.pairs));
+      align = al.total;
+    }
+    const total = skySenseObjective(mg.total, align, { alpha: this.options.alpha, beta: this.options.beta });
+    setScalars({ mgcl: mg.total.dataSync()[0]!, align: align.dataSync()[0]! });
+    disposeMGCLValues(mg);
+    return total;
+  }
+
+  /** Space-time average per sample: `[B(·T), D, h, w]` → `[B, D]`. */
+  private pooled(k: Source, map: Tensor, b: number): Tensor {
+    const [n, d] = map.shape as [number, number];
+    return k === 'hr' ? tf.mean(map, [2, 3]) : tf.mean(tf.reshape(map, [b, n / b, d, -1]), [1, 3]);
+  }
+
+  private cancelLastLayer(grads: Map<Parameter, Tensor>): void {
+    for (const [name, p] of this.loss.namedParameters()) {
+      if (name.includes('last_layer') && grads.has(p)) {
+        grads.get(p)!.dispose();
+        grads.delete(p);
+      }
+    }
+  }
+
+  private modelInputs(b: PretrainBatch) {
+    return { hr: b.hr, s2: b.s2 && { frames: b.s2.frames, dates: b.s2.dates }, s1: b.s1 && { frames: b.s1.frames, dates: b.s1.dates }, lat: b.lat, lon: b.lon };
+  }
+
+  /** The student's view: optional horizontal flip of every modality, HR brightness jitter, date disturbance. */
+  private studentView(b: PretrainBatch, flip: boolean, jitter: number) {
+    const maxDays = this.options.dateJitterDays ?? 7;
+    const shift = (dates: string[][]) => dates.map((row) => row.map((d) => shiftDate(d, Math.round(this.rng.uniform(-maxDays, maxDays)))));
+    const f = (t: Tensor, axis: number) => (flip ? tf.reverse(t, axis) : tf.clone(t));
+    return {
+      hr: b.hr && tf.tidy(() => tf.mul(f(b.hr!, 3), jitter)),
+      s2: b.s2 && { frames: f(b.s2.frames, 4), dates: shift(b.s2.dates) },
+      s1: b.s1 && { frames: f(b.s1.frames, 4), dates: shift(b.s1.dates) },
+      lat: b.lat,
+      lon: b.lon,
+    };
+  }
+
+  private disposeView(v: ReturnType<Pretrainer['studentView']>): void {
+    tf.dispose([v.hr, v.s2?.frames, v.s1?.frames].filter((t): t is Tensor => t !== undefined));
+  }
+
+  /** Everything a resume needs, as one safetensors file written atomically (temp file + rename). */
+  save(file: string): void {
+    const state = new Map<string, Tensor>();
+    const add = (prefix: string, m: Map<string, Tensor>) => m.forEach((t, k) => state.set(`${prefix}.${k}`, t));
+    add('student', this.student.stateDict());
+    add('teacher', this.teacher.stateDict());
+    add('mgcl', this.loss.stateDict());
+    add('mgcl_teacher', this.teacherLoss.stateDict());
+    if (this.align) add('align', this.align.stateDict());
+    add('optimizer', this.optimizer.stateDict());
+    saveSafetensors(file, state, {
+      metadata: {
+        format: 'skysense-pretrain-1',
+        step: String(this.step),
+        optimizer_steps: String(this.optimizer.stepCount),
+        rng: JSON.stringify(this.rng.getState()),
+        default_rng: JSON.stringify(defaultRng().getState()),
+        options: JSON.stringify(this.options),
+      },
+    });
+  }
+
+  /** Rebuilds a trainer from {@link Pretrainer.save}'s file; it continues exactly where the saved run was. */
+  static resume(file: string): Pretrainer {
+    const meta = SafetensorsFile.open(file);
+    const metadata = meta.metadata;
+    meta.close();
+    if (metadata.format !== 'skysense-pretrain-1') throw new SkySenseError('E_STATE_DICT', `${file}: not a SkySense pre-training checkpoint (format '${metadata.format ?? 'none'}')`);
+    const trainer = new Pretrainer(JSON.parse(metadata.options!) as PretrainOptions);
+    const state = loadSafetensors(file);
+    try {
+      const part = (prefix: string) => new Map([...state].filter(([k]) => k.startsWith(`${prefix}.`)).map(([k, t]) => [k.slice(prefix.length + 1), t]));
+      trainer.student.loadStateDict(part('student'));
+      trainer.teacher.loadStateDict(part('teacher'));
+      trainer.loss.loadStateDict(part('mgcl'));
+      trainer.teacherLoss.loadStateDict(part('mgcl_teacher'));
+      trainer.align?.loadStateDict(part('align'));
+      trainer.optimizer.loadStateDict(part('optimizer'), Number(metadata.optimizer_steps));
+      trainer.rng.setState(JSON.parse(metadata.rng!) as GeneratorState);
+      defaultRng().setState(JSON.parse(metadata.default_rng!) as GeneratorState);
+      trainer.step = Number(metadata.step);
+      return trainer;
+    } finally {
+      tf.dispose([...state.values()]);
+    }
+  }
+
+  /** Frees every tensor the trainer holds. */
+  dispose(): void {
+    this.optimizer.dispose();
+    [this.student, this.teacher, this.loss, this.teacherLoss, this.align].forEach((m) => m?.dispose());
+  }
+}
+
+/** Refuses a batch with non-finite values or mismatched lat/lon, naming the field. */
+function checkBatch(b: PretrainBatch): void {
+  const fields: [string, Tensor | undefined][] = [['batch.hr', b.hr], ['batch.s2.frames', b.s2?.frames], ['batch.s1.frames', b.s1?.frames]];
+  for (const [name, t] of fields) {
+    if (t && !(tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0]) as number)) throw new SkySenseError('E_ARG', `${name}: contains NaN or infinite values`);
+    if (t && t.shape[0] !== b.lat.length) throw new SkySenseError('E_SHAPE', `${name}: expected ${b.lat.length} samples (one per lat/lon), got ${t.shape[0]}`);
+  }
+  if (b.lon.length !== b.lat.length) throw new SkySenseError('E_LATLON', `batch.lon: expected ${b.lat.length} values like batch.lat, got ${b.lon.length}`);
+}
+
+/** `YYYY-MM-DD` shifted by whole days. */
+function shiftDate(date: string, days: number): string {
+  const t = Date.parse(`${date}T00:00:00Z`);
+  if (Number.isNaN(t)) throw new SkySenseError('E_DATE', `date: expected YYYY-MM-DD, got '${date}'`);
+  return new Date(t + days * 86_400_000).toISOString().slice(0, 10);
+}

@@ -1,0 +1,130 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Generator, initBackend, manualSeed, tf } from '@skysense/core-tensor';
+import { Pretrainer, SKYSENSE_PRESETS, type PretrainBatch, type PretrainOptions } from '../src/index';
+
+const dir = mkdtempSync(join(tmpdir(), 'skysense-pretrain-'));
+const options: PretrainOptions = {
+  config: SKYSENSE_PRESETS['skysense-tiny'],
+  steps: 24,
+  seed: 3,
+  lr: 1e-3,
+  heads: { outDim: 32, pixelOutDim: 16, hiddenDim: 24, bottleneckDim: 8 },
+};
+
+/** A deterministic batch: two samples, HR 128 px, 2 S2 and 1 S1 frames of 4 px → 4 × 4 fused maps. */
+function batch(i: number): PretrainBatch {
+  const g = new Generator(100 + i);
+  const r = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => g.normal()), shape);
+  return {
+    hr: r([2, 3, 128, 128]),
+    s2: { frames: r([2, 2, 10, 4, 4]), dates: [['2020-03-01', '2020-07-15'], ['2021-01-10', '2021-09-30']] },
+    s1: { frames: r([2, 1, 2, 4, 4]), dates: [['2020-05-05'], ['2021-02-02']] },
+    lat: [48.1, -33.9],
+    lon: [11.6, 18.4],
+  };
+}
+const disposeBatch = (b: PretrainBatch) => tf.dispose([b.hr!, b.s2!.frames, b.s1!.frames]);
+function run(t: Pretrainer, from: number, to: number): number[] {
+  const losses: number[] = [];
+  for (let i = from; i < to; i++) {
+    const b = batch(i);
+    losses.push(t.trainStep(b).loss);
+    disposeBatch(b);
+  }
+  return losses;
+}
+
+describe('SkySense pre-training', () => {
+  beforeAll(() => initBackend());
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('one step: every term finite, student changes, teacher follows by EMA, prototypes of the batch regions move', () => {
+    manualSeed(0);
+    const t = new Pretrainer(options);
+    const before = new Map([...t.student.stateDict()].map(([k, v]) => [k, tf.clone(v)]));
+    const teacherBefore = new Map([...t.teacher.stateDict()].map(([k, v]) => [k, tf.clone(v)]));
+    const b = batch(0);
+    const m = t.trainStep(b);
+    disposeBatch(b);
+    expect(Object.keys(m.terms).sort()).toEqual([
+      'align.hr→s1', 'align.hr→s2', 'align.s1→hr', 'align.s1→s2', 'align.s2→hr', 'align.s2→s1',
+      'fusion.image', 'fusion.object', 'fusion.pixel', 'hr.image', 'hr.object', 'hr.pixel', 's1.image', 's1.object', 's1.pixel', 's2.image', 's2.object', 's2.pixel',
+    ]);
+    expect(Object.values(m.terms).every(Number.isFinite)).toBe(true);
+    expect(m.loss).toBeCloseTo(m.mgcl + m.align, 4);
+    // EMA by hand on one weight: t1 = m·t0 + (1 − m)·s1.
+    const key = 'fusion.porj_linear.weight';
+    const expected = tf.add(tf.mul(teacherBefore.get(key)!, m.momentum), tf.mul(t.student.stateDict().get(key)!, 1 - m.momentum));
+    expect(tf.max(tf.abs(tf.sub(expected, t.teacher.stateDict().get(key)!))).dataSync()[0]).toBeLessThanOrEqual(1e-7);
+    expect(tf.max(tf.abs(tf.sub(before.get(key)!, t.student.stateDict().get(key)!))).dataSync()[0]).toBeGreaterThan(0);
+    // Prototypes: only the two batch regions' rows changed, and the teacher shares the student's bank.
+    const changed = tf.tidy(() => tf.any(tf.notEqual(before.get('glbank.prototypes')!, t.student.geo!.prototypes.value), [1, 2]).dataSync());
+    const regions = [t.student.geo!.regionOf(48.1, 11.6), t.student.geo!.regionOf(-33.9, 18.4)].sort((a, b) => a - b);
+    expect([...changed].flatMap((c, i) => (c ? [i] : []))).toEqual(regions);
+    expect(tf.max(tf.abs(tf.sub(t.teacher.geo!.prototypes.value, t.student.geo!.prototypes.value))).dataSync()[0]).toBe(0);
+    tf.dispose([...before.values(), ...teacherBefore.values(), expected]);
+    t.dispose();
+  });
+
+  it('resumes exactly: 3 steps, save, resume, 3 steps gives the uninterrupted 6-step loss sequence', () => {
+    manualSeed(0);
+    const straight = new Pretrainer(options);
+    const expected = run(straight, 0, 6);
+    straight.dispose();
+    manualSeed(0);
+    const first = new Pretrainer(options);
+    const head = run(first, 0, 3);
+    const file = join(dir, 'ckpt.safetensors');
+    first.save(file);
+    first.dispose();
+    manualSeed(12345); // a different process state: the checkpoint must restore everything
+    const resumed = Pretrainer.resume(file);
+    expect(resumed.step).toBe(3);
+    expect([...head, ...run(resumed, 3, 6)]).toEqual(expected);
+    resumed.dispose();
+  });
+
+  it('a non-finite forward pass stops the step naming it, updating nothing; a NaN input is refused by name', () => {
+    manualSeed(0);
+    const t = new Pretrainer(options);
+    const file = join(dir, 'good.safetensors');
+    t.save(file);
+    const bytes = readFileSync(file);
+    const b = batch(0);
+    const hr = b.hr!;
+    b.hr = tf.fill([2, 3, 128, 128], NaN);
+    expect(() => t.trainStep(b)).toThrow(/batch.hr: contains NaN or infinite values/);
+    b.hr.dispose();
+    b.hr = hr;
+    const key = 'fusion.porj_linear.bias';
+    const bias = t.student.namedParameters().find(([n]) => n === key)![1];
+    const good = tf.clone(bias.value);
+    bias.assign(tf.fill([...bias.shape], NaN));
+    const teacherW = tf.clone(t.teacher.stateDict().get('fusion.porj_linear.weight')!);
+    expect(() => t.trainStep(b)).toThrow(/step 0: non-finite values in the forward pass .*nothing was updated/);
+    disposeBatch(b);
+    expect(tf.max(tf.abs(tf.sub(teacherW, t.teacher.stateDict().get('fusion.porj_linear.weight')!))).dataSync()[0]).toBe(0);
+    expect(t.step).toBe(0);
+    expect(readFileSync(file).equals(bytes)).toBe(true);
+    bias.assign(good);
+    tf.dispose([good, teacherW]);
+    t.dispose();
+  });
+
+  it('keeps tensor count and RSS flat over 20 steps, with the loss falling', () => {
+    manualSeed(0);
+    const t = new Pretrainer(options);
+    const losses = run(t, 0, 2);
+    const tensors = tf.memory().numTensors;
+    const rss = process.memoryUsage().rss;
+    losses.push(...run(t, 0, 20).map((l) => l));
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(64 * 1024 * 1024);
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
+    t.dispose();
+  });
+});
