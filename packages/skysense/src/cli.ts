@@ -166,6 +166,7 @@ export function createCli(): Command {
     .option('--steps <n>', 'total steps', Number, 100)
     .option('--batch-size <n>', 'samples per step', Number, 4)
     .option('--crop <px>', 'random Sentinel crop size', Number, 32)
+    .option('--accumulate <n>', 'micro-batches per step (gradient accumulation)', Number, 1)
     .option('--checkpoint-every <n>', 'steps between checkpoints', Number, 25)
     .option('--lr <rate>', 'peak learning rate', Number)
     .option('--seed <n>', 'seed', Number, 0)

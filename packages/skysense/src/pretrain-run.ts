@@ -20,6 +20,8 @@ export interface RunPretrainOptions {
   batchSize?: number;
   /** Side of the random Sentinel crop in pixels. Default 32. */
   crop?: number;
+  /** Micro-batches per step whose gradients are averaged (gradient accumulation). Default 1. */
+  accumulate?: number;
   /** Checkpoint every N steps (and at the end). Default 25. */
   checkpointEvery?: number;
   /** Continue from `out/checkpoint.safetensors`. */
@@ -49,6 +51,8 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
   const preset = o.preset ?? 'skysense-tiny';
   const crop = o.crop ?? 32;
   const batchSize = o.batchSize ?? 4;
+  const accumulate = o.accumulate ?? 1;
+  if (!Number.isInteger(accumulate) || accumulate < 1) throw new SkySenseError('E_ARG', `accumulate: expected an integer ≥ 1, got ${accumulate}`);
   mkdirSync(o.out, { recursive: true });
   const ckpt = join(o.out, 'checkpoint.safetensors');
   const samples = await loadPairs(o.data ?? samplesDir(), crop);
@@ -70,19 +74,20 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
   const first = trainer.step;
   try {
     while (trainer.step < total) {
-      const batch = makeBatch(samples, batchSize, crop, new Generator(seed * 1_000_003 + trainer.step));
+      const g = new Generator(seed * 1_000_003 + trainer.step);
+      const micro = Array.from({ length: accumulate }, () => makeBatch(samples, batchSize, crop, g));
       let m: StepMetrics;
       try {
-        m = trainer.trainStep(batch);
+        m = trainer.trainStep(micro);
       } finally {
-        tf.dispose([batch.s2?.frames, batch.s1?.frames].filter((t): t is Tensor => t !== undefined));
+        tf.dispose(micro.flatMap((b) => [b.s2?.frames, b.s1?.frames]).filter((t): t is Tensor => t !== undefined));
       }
       metrics.push(m);
       appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
       const secs = (performance.now() - t0) / 1000;
       const done = trainer.step - first;
       if (done === 1 || trainer.step % Math.max(1, Math.round(total / 20)) === 0 || trainer.step === total) {
-        const rate = (done * batchSize) / secs;
+        const rate = (done * batchSize * accumulate) / secs;
         const parts = ['hr', 's2', 's1', 'fusion'].map((s) => [s, ['pixel', 'object', 'image'].reduce((a, t) => a + (m.terms[`${s}.${t}`] ?? 0), 0)] as const).filter(([s]) => `${s}.pixel` in m.terms);
         log(`step ${trainer.step}/${total} loss ${m.loss.toFixed(4)} (mgcl ${m.mgcl.toFixed(3)} [${parts.map(([s, v]) => `${s} ${v.toFixed(3)}`).join(', ')}], align ${m.align.toFixed(3)}) lr ${m.lr.toExponential(2)} · ${rate.toFixed(2)} samples/s · ETA ${((secs / done) * (total - trainer.step)).toFixed(0)} s`);
       }

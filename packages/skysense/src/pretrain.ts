@@ -1,6 +1,6 @@
 import {
   AdamW, Generator, SkySenseError, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, defaultRng, disposeGradients, emaUpdate, linearWarmup,
-  loadSafetensors, saveSafetensors, stopGradient, tf, valueAndGrads, SafetensorsFile, type GeneratorState, type Parameter, type Tensor,
+  loadSafetensors, saveSafetensors, stopGradient, tf, valueAndGrads, SafetensorsFile, type GeneratorState, type Gradients, type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type FGCLOptions } from '@skysense/losses';
 import { SkySense } from './skysense';
@@ -67,6 +67,23 @@ export interface StepMetrics {
 
 type Source = 'hr' | 's2' | 's1' | 'fusion';
 
+/** One micro-batch's forward/backward result. */
+interface MicroResult {
+  loss: number;
+  mgcl: number;
+  align: number;
+  terms: Record<string, number>;
+  grads: Gradients;
+  fused: Tensor;
+}
+
+/** The element-wise mean of several gradient maps (new tensors; the inputs are left alone). */
+function averageGradients(all: Gradients[]): Gradients {
+  const out: Gradients = new Map();
+  for (const [p, g] of all[0]!) out.set(p, tf.tidy(() => tf.div(tf.addN(all.map((m) => m.get(p) ?? tf.zerosLike(g))), all.length)));
+  return out;
+}
+
 /**
  * SkySense pre-training (paper §3.3, ARCH-SPEC §4.3–4.4): a student and its EMA teacher; per step the
  * teacher encodes the batch, the student a flipped, colour- and date-jittered view whose feature maps
@@ -131,40 +148,23 @@ export class Pretrainer {
     return [...named('model', this.student), ...named('mgcl', this.loss), ...named('align', this.align)].filter(([, p]) => p.requiresGrad);
   }
 
-  /** One optimisation step on a batch. @throws SkySenseError `E_NONFINITE` (nothing updated) if a loss term is not finite. */
-  trainStep(batch: PretrainBatch): StepMetrics {
+  /**
+   * One optimisation step. Several micro-batches accumulate: their gradients are averaged before the
+   * update (a batch larger than memory allows); each updates the loss centers and the prototypes.
+   * @throws SkySenseError `E_NONFINITE` (nothing updated) if a loss term is not finite.
+   */
+  trainStep(batch: PretrainBatch | PretrainBatch[]): StepMetrics {
     const o = this.options;
+    const micro = Array.isArray(batch) ? batch : [batch];
     if (this.step >= o.steps) throw new SkySenseError('E_ARG', `trainStep: all ${o.steps} steps are done`);
-    checkBatch(batch);
-    const flip = this.rng.random() < 0.5;
-    const jitter = this.rng.uniform(0.8, 1.2);
-    const studentView = this.studentView(batch, flip, jitter);
-    const teacherOut = this.teacher.forwardFeatures(this.modelInputs(batch));
-    const terms: Record<string, number> = {};
-    let scalars: { mgcl: number; align: number } = { mgcl: 0, align: 0 };
-    let fusedForGeo: Tensor | null = null;
-    const kept: Tensor[] = [];
-    const release = () => {
-      tf.dispose([fusedForGeo as Tensor | null, ...kept, ...Object.values(teacherOut)].filter((t): t is Tensor => t instanceof tf.Tensor));
-      this.disposeView(studentView);
-    };
-    let result: ReturnType<typeof valueAndGrads>;
+    if (micro.length === 0) throw new SkySenseError('E_ARG', 'trainStep: expected a batch or a non-empty list of micro-batches, got []');
+    micro.forEach(checkBatch);
+    const parts: MicroResult[] = [];
     try {
-      result = valueAndGrads(this.trainable(), () => this.objective(batch, studentView, teacherOut, flip, terms, kept, (v) => (scalars = v), (f) => (fusedForGeo = f)));
-    } catch (e) {
-      release();
-      if (e instanceof SkySenseError && /NaN|infinit/.test(e.message)) {
-        throw new SkySenseError('E_NONFINITE', `step ${this.step}: non-finite values in the forward pass (${e.message}); nothing was updated and the last checkpoint is intact`);
-      }
-      throw e;
-    }
-    const { value, grads } = result;
-    try {
-      const loss = value.dataSync()[0]!;
-      const bad = Object.entries(terms).find(([, v]) => !Number.isFinite(v));
-      if (bad || !Number.isFinite(loss)) {
-        throw new SkySenseError('E_NONFINITE', `step ${this.step}: loss term '${bad?.[0] ?? 'total'}' is ${bad?.[1] ?? loss}; nothing was updated and the last checkpoint is intact`);
-      }
+      for (const b of micro) parts.push(this.backward(b));
+      const grads = averageGradients(parts.map((p) => p.grads));
+      parts.forEach((p) => disposeGradients(p.grads));
+      parts.forEach((p) => (p.grads = grads));
       if (this.step < (o.freezeLastLayerSteps ?? 0)) this.cancelLastLayer(grads);
       this.optimizer.applySchedule(this.lrSchedule, this.step);
       const { totalNorm: norm, grads: clipped } = clipGradNorm(grads, o.clipGrad ?? 3);
@@ -173,17 +173,49 @@ export class Pretrainer {
       const momentum = cosineMomentum(this.step, o.steps, o.momentum ?? 0.996);
       emaUpdate(this.teacher, this.student, momentum);
       emaUpdate(this.teacherLoss, this.loss, momentum, { buffers: 'ignore' });
-      if (this.student.geo && fusedForGeo) {
-        const regions = batch.lat.map((lat, i) => this.student.geo!.regionOf(lat, batch.lon[i]!));
-        this.student.geo.update(fusedForGeo, regions);
+      if (this.student.geo) {
+        micro.forEach((b, i) => this.student.geo!.update(parts[i]!.fused, b.lat.map((lat, j) => this.student.geo!.regionOf(lat, b.lon[j]!))));
         this.teacher.geo!.prototypes.assign(this.student.geo.prototypes.value);
       }
       this.step++;
-      return { step: this.step, loss, ...scalars, terms, lr: this.optimizer.groups[0]!.lr, momentum, gradNorm: norm };
+      const mean = (f: (p: MicroResult) => number) => parts.reduce((a, p) => a + f(p), 0) / parts.length;
+      const terms = Object.fromEntries(Object.keys(parts[0]!.terms).map((k) => [k, mean((p) => p.terms[k]!)]));
+      return { step: this.step, loss: mean((p) => p.loss), mgcl: mean((p) => p.mgcl), align: mean((p) => p.align), terms, lr: this.optimizer.groups[0]!.lr, momentum, gradNorm: norm };
     } finally {
-      disposeGradients(grads);
+      new Set(parts.map((p) => p.grads)).forEach(disposeGradients);
+      parts.forEach((p) => p.fused.dispose());
+    }
+  }
+
+  /** Forward and backward of one micro-batch: its loss values, gradients and (detached) fused features. */
+  private backward(batch: PretrainBatch): MicroResult {
+    const flip = this.rng.random() < 0.5;
+    const studentView = this.studentView(batch, flip);
+    const teacherOut = this.teacher.forwardFeatures(this.modelInputs(batch));
+    const terms: Record<string, number> = {};
+    let scalars = { mgcl: 0, align: 0 };
+    let fused: Tensor | null = null;
+    const kept: Tensor[] = [];
+    try {
+      const { value, grads } = valueAndGrads(this.trainable(), () => this.objective(batch, studentView, teacherOut, flip, terms, kept, (v) => (scalars = v), (f) => (fused = f)));
+      const loss = value.dataSync()[0]!;
       value.dispose();
-      release();
+      const bad = Object.entries(terms).find(([, v]) => !Number.isFinite(v));
+      if (bad || !Number.isFinite(loss)) {
+        disposeGradients(grads);
+        throw new SkySenseError('E_NONFINITE', `step ${this.step}: loss term '${bad?.[0] ?? 'total'}' is ${bad?.[1] ?? loss}; nothing was updated and the last checkpoint is intact`);
+      }
+      const result = { loss, ...scalars, terms, grads, fused: fused! };
+      fused = null;
+      return result;
+    } catch (e) {
+      if (e instanceof SkySenseError && e.code !== 'E_NONFINITE' && /NaN|infinit/.test(e.message)) {
+        throw new SkySenseError('E_NONFINITE', `step ${this.step}: non-finite values in the forward pass (${e.message}); nothing was updated and the last checkpoint is intact`);
+      }
+      throw e;
+    } finally {
+      tf.dispose([fused as Tensor | null, ...kept, ...Object.values(teacherOut)].filter((t): t is Tensor => t instanceof tf.Tensor));
+      this.disposeView(studentView);
     }
   }
 
@@ -244,12 +276,15 @@ export class Pretrainer {
   }
 
   /** The student's view: optional horizontal flip of every modality, HR brightness jitter, date disturbance. */
-  private studentView(b: PretrainBatch, flip: boolean, jitter: number) {
+  private studentView(b: PretrainBatch, flip: boolean) {
     const maxDays = this.options.dateJitterDays ?? 7;
+    const jitter = this.rng.uniform(0.8, 1.2);
+    const sigma = this.rng.random() < 0.5 ? this.rng.uniform(0.1, 2) : 0;
+    const solarize = this.rng.random() < 0.2;
     const shift = (dates: string[][]) => dates.map((row) => row.map((d) => shiftDate(d, Math.round(this.rng.uniform(-maxDays, maxDays)))));
     const f = (t: Tensor, axis: number) => (flip ? tf.reverse(t, axis) : tf.clone(t));
     return {
-      hr: b.hr && tf.tidy(() => tf.mul(f(b.hr!, 3), jitter)),
+      hr: b.hr && tf.tidy(() => hrPhotometric(f(b.hr!, 3), jitter, sigma, solarize)),
       s2: b.s2 && { frames: f(b.s2.frames, 4), dates: shift(b.s2.dates) },
       s1: b.s1 && { frames: f(b.s1.frames, 4), dates: shift(b.s1.dates) },
       lat: b.lat,
@@ -313,6 +348,26 @@ export class Pretrainer {
     this.optimizer.dispose();
     [this.student, this.teacher, this.loss, this.teacherLoss, this.align].forEach((m) => m?.dispose());
   }
+}
+
+/**
+ * The student's HR photometric augmentation, on normalised values: brightness scaling, Gaussian blur
+ * (σ in pixels, 0 = none; separable, kernel 2⌈2σ⌉+1, zero padding), and solarisation as the inversion of
+ * the values above the channel mean (`z → −z` for z > 0).
+ */
+function hrPhotometric(x: Tensor, scale: number, sigma: number, solarize: boolean): Tensor {
+  let y = tf.mul(x, scale);
+  if (sigma > 0) {
+    const r = Math.ceil(2 * sigma);
+    const w = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
+    const sum = w.reduce((a, b) => a + b, 0);
+    const c = x.shape[1]!;
+    const k = (shape: [number, number]) => tf.tile(tf.reshape(tf.tensor1d(w.map((v) => v / sum)), [...shape, 1, 1]), [1, 1, c, 1]) as tf.Tensor4D;
+    const nhwc = tf.transpose(y, [0, 2, 3, 1]) as tf.Tensor4D;
+    const blurred = tf.depthwiseConv2d(tf.depthwiseConv2d(nhwc, k([2 * r + 1, 1]), 1, 'same'), k([1, 2 * r + 1]), 1, 'same');
+    y = tf.transpose(blurred, [0, 3, 1, 2]);
+  }
+  return solarize ? tf.where(tf.greater(y, 0), tf.neg(y), y) : y;
 }
 
 /** Refuses a batch with non-finite values or mismatched lat/lon, naming the field. */

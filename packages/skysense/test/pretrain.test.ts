@@ -69,6 +69,27 @@ describe('SkySense pre-training', () => {
     t.dispose();
   });
 
+  it('accumulates micro-batches into one step, and last-layer freezing leaves every last_layer untouched', () => {
+    manualSeed(0);
+    const t = new Pretrainer({ ...options, freezeLastLayerSteps: 1 });
+    const lastLayers = t.loss.namedParameters().filter(([n]) => n.includes('last_layer.weight_v'));
+    const before = lastLayers.map(([, p]) => tf.clone(p.value));
+    const [b1, b2] = [batch(0), batch(1)];
+    const m = t.trainStep([b1, b2]);
+    expect(t.step).toBe(1);
+    expect(t.optimizer.stepCount).toBe(1);
+    expect(Number.isFinite(m.loss) && Number.isFinite(m.gradNorm)).toBe(true);
+    lastLayers.forEach(([name, p], i) => expect(tf.max(tf.abs(tf.sub(p.value, before[i]!))).dataSync()[0], name).toBe(0));
+    t.trainStep([b1, b2]); // the first update of last_layer creates its AdamW state
+    expect(tf.max(tf.abs(tf.sub(lastLayers[0]![1].value, before[0]!))).dataSync()[0]).toBeGreaterThan(0);
+    const tensors = tf.memory().numTensors;
+    t.trainStep([b1, b2]);
+    expect(tf.memory().numTensors).toBe(tensors);
+    [b1, b2].forEach(disposeBatch);
+    tf.dispose(before);
+    t.dispose();
+  });
+
   it('resumes exactly: 3 steps, save, resume, 3 steps gives the uninterrupted 6-step loss sequence', () => {
     manualSeed(0);
     const straight = new Pretrainer(options);
