@@ -165,14 +165,17 @@ export function createCli(): Command {
     .requiredOption('--out <dir>', 'output folder (checkpoint, teacher weights, metrics.jsonl)')
     .option('--steps <n>', 'total steps', Number, 100)
     .option('--batch-size <n>', 'samples per step', Number, 4)
-    .option('--crop <px>', 'random Sentinel crop size', Number, 32)
+    .option('--hr', 'pre-train the HR branch on the NAIP tiles of the sample folder instead of the Sentinel pairs')
+    .option('--crop <px>', 'random crop size (default 32 for Sentinel, 128 for HR)', Number)
     .option('--accumulate <n>', 'micro-batches per step (gradient accumulation)', Number, 1)
+    .option('--s2-frames <n>', 'random sub-sequence of this many S2 frames per sample (default: all)', Number)
+    .option('--s1-frames <n>', 'random sub-sequence of this many S1 frames per sample (default: all)', Number)
     .option('--checkpoint-every <n>', 'steps between checkpoints', Number, 25)
     .option('--lr <rate>', 'peak learning rate', Number)
     .option('--seed <n>', 'seed', Number, 0)
     .option('--resume', 'continue from <out>/checkpoint.safetensors')
-    .action(async (o: RunPretrainOptions) => {
-      await runPretrain(o);
+    .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number }) => {
+      await runPretrain({ ...o, frames: { s2: o.s2Frames, s1: o.s1Frames } });
     });
 
   program

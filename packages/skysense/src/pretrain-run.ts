@@ -1,25 +1,29 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, SkySenseError, manualSeed, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs } from './embed';
-import { type LoadedSample, loadSample, readManifest, samplesDir } from './data/sample';
+import { type LoadedSample, type SampleManifest, loadSample, readManifest, samplesDir } from './data/sample';
 
 /** Options of {@link runPretrain} (the `skysense pretrain` command). */
 export interface RunPretrainOptions {
   /** Default `skysense-tiny`. */
   preset?: SkySensePresetName;
-  /** A sample folder (its BigEarthNet S1+S2 pairs) or a manifest file. Default `SKYSENSE_SAMPLES`. */
+  /** A sample folder (its BigEarthNet S1+S2 pairs, or with `hr` its NAIP tiles) or a manifest file. Default `SKYSENSE_SAMPLES`. */
   data?: string;
+  /** Pre-train the HR branch on the folder's NAIP tiles (RGB) instead of the Sentinel pairs. */
+  hr?: boolean;
   /** Output folder: `checkpoint.safetensors`, `teacher.safetensors`, `metrics.jsonl`. */
   out: string;
   /** Total steps. Default 100. */
   steps?: number;
   /** Samples per step. Default 4. */
   batchSize?: number;
-  /** Side of the random Sentinel crop in pixels. Default 32. */
+  /** Side of the random crop in pixels of the input. Default 32 (Sentinel), 128 (HR). */
   crop?: number;
+  /** Random fixed-length sub-sequences of the Sentinel series (frames per sample). Default: all frames. */
+  frames?: { s2?: number; s1?: number };
   /** Micro-batches per step whose gradients are averaged (gradient accumulation). Default 1. */
   accumulate?: number;
   /** Checkpoint every N steps (and at the end). Default 25. */
@@ -42,20 +46,21 @@ const HEADS: Partial<Record<SkySensePresetName, { outDim: number; pixelOutDim: n
 /**
  * Pre-trains SkySense on the Sentinel-2 + Sentinel-1 pairs of a folder or manifest (each step: random
  * samples, one random co-registered crop per sample), with progress lines (loss, terms, samples/s,
- * ETA), a JSONL metrics log, atomic checkpoints, and exact `--resume`. The HR branch is left out when
- * the samples have no co-registered HR tile.
+ * ETA), a JSONL metrics log, atomic checkpoints, and exact `--resume`. The model keeps the branches the
+ * samples have: Sentinel pairs (S2 + S1, alignment between them) or, with `hr`, HR tiles (HR + fusion).
  * @returns the metrics of every step run in this call.
  */
 export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]> {
   const log = o.log ?? console.log;
   const preset = o.preset ?? 'skysense-tiny';
-  const crop = o.crop ?? 32;
+  const crop = o.crop ?? (o.hr ? 128 : 32);
   const batchSize = o.batchSize ?? 4;
   const accumulate = o.accumulate ?? 1;
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new SkySenseError('E_ARG', `accumulate: expected an integer ≥ 1, got ${accumulate}`);
   mkdirSync(o.out, { recursive: true });
   const ckpt = join(o.out, 'checkpoint.safetensors');
-  const samples = await loadPairs(o.data ?? samplesDir(), crop);
+  const samples = await loadSamples(o.data ?? samplesDir(), crop, o.hr ?? false);
+  const has = { hr: !!samples[0]!.hr, s2: !!samples[0]!.s2, s1: !!samples[0]!.s1 };
   const seed = o.seed ?? 0;
   let trainer: Pretrainer;
   if (o.resume) {
@@ -65,7 +70,9 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
     log(`resumed ${ckpt} at step ${trainer.step} of ${trainer.options.steps}`);
   } else {
     manualSeed(seed);
-    trainer = new Pretrainer({ config: { ...SKYSENSE_PRESETS[preset], hr: undefined }, steps: o.steps ?? 100, seed, lr: o.lr, heads: HEADS[preset] });
+    const p = SKYSENSE_PRESETS[preset];
+    const config = { ...p, hr: has.hr ? p.hr : undefined, s2: has.s2 ? p.s2 : undefined, s1: has.s1 ? p.s1 : undefined };
+    trainer = new Pretrainer({ config, steps: o.steps ?? 100, seed, lr: o.lr, heads: HEADS[preset], frames: o.frames });
   }
   const total = trainer.options.steps;
   const every = o.checkpointEvery ?? 25;
@@ -80,7 +87,7 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
       try {
         m = trainer.trainStep(micro);
       } finally {
-        tf.dispose(micro.flatMap((b) => [b.s2?.frames, b.s1?.frames]).filter((t): t is Tensor => t !== undefined));
+        tf.dispose(micro.flatMap((b) => [b.hr, b.s2?.frames, b.s1?.frames]).filter((t): t is Tensor => t !== undefined));
       }
       metrics.push(m);
       appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
@@ -98,7 +105,7 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
     return metrics;
   } finally {
     trainer.dispose();
-    samples.forEach((s) => tf.dispose([s.s2?.frames, s.s1?.frames].filter((t): t is Tensor => t !== undefined)));
+    samples.forEach(disposeSample);
   }
 }
 
@@ -109,45 +116,66 @@ function dropLogAfter(file: string, step: number): void {
   writeFileAtomic(file, lines.map((l) => `${l}\n`).join(''));
 }
 
-async function loadPairs(data: string, crop: number): Promise<LoadedSample[]> {
-  const manifests = data.endsWith('.json') ? readManifest(data) : bigEarthNetPairs(data);
-  if (manifests.length === 0) throw new SkySenseError('E_IO', `${data}: no Sentinel-2 + Sentinel-1 pairs found (set SKYSENSE_SAMPLES, run 'npm run samples', or give a manifest)`);
+const disposeSample = (s: LoadedSample) => tf.dispose([s.hr, s.s2?.frames, s.s1?.frames].filter((t): t is Tensor => t !== undefined));
+
+/** The NAIP tiles of a sample folder as HR-only manifests (R, G, B). */
+function naipTiles(root: string): SampleManifest[] {
+  const dir = join(root, 'naip-timeseries');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => f.endsWith('.tif')).sort().map((f) => ({ name: f.replace(/\.tif$/, ''), hr: { file: join(dir, f), bands: 3 as const } }));
+}
+
+/** Loads every sample; all must carry the same modalities, HR or Sentinel (co-registered crops of both are not supported yet). */
+async function loadSamples(data: string, crop: number, hr: boolean): Promise<LoadedSample[]> {
+  const manifests = data.endsWith('.json') ? readManifest(data) : hr ? naipTiles(data) : bigEarthNetPairs(data);
+  if (manifests.length === 0) throw new SkySenseError('E_IO', `${data}: no ${hr ? 'NAIP HR tiles (naip-timeseries/*.tif)' : 'Sentinel-2 + Sentinel-1 pairs'} found (set SKYSENSE_SAMPLES, run 'npm run samples', or give a manifest)`);
   const loaded: LoadedSample[] = [];
-  for (const m of manifests) {
-    const s = await loadSample(m);
-    const size = s.s2?.frames.shape.slice(3) ?? [];
-    if (!s.s2 || !s.s1 || size[0]! < crop || size[1]! < crop) {
-      tf.dispose([s.s2?.frames, s.s1?.frames, s.hr].filter((t): t is Tensor => t !== undefined));
-      throw new SkySenseError('E_ARG', `${s.name}: pre-training needs Sentinel-2 and Sentinel-1 frames of at least ${crop} px (--crop), got ${size.join(' × ') || 'none'}`);
+  try {
+    for (const m of manifests) {
+      const s = await loadSample(m);
+      loaded.push(s);
+      checkSample(s, loaded[0]!, crop);
     }
-    const t0 = loaded[0];
-    loaded.push(s);
-    if (t0 && (t0.s2!.frames.shape[1] !== s.s2.frames.shape[1] || t0.s1!.frames.shape[1] !== s.s1.frames.shape[1])) {
-      throw new SkySenseError('E_ARG', `${s.name}: every sample needs the same number of frames (S2 ${t0.s2!.frames.shape[1]}, S1 ${t0.s1!.frames.shape[1]} like ${t0.name}), got S2 ${s.s2.frames.shape[1]}, S1 ${s.s1.frames.shape[1]}`);
-    }
+    return loaded;
+  } catch (e) {
+    loaded.forEach(disposeSample);
+    throw e;
   }
-  return loaded;
+}
+
+function checkSample(s: LoadedSample, first: LoadedSample, crop: number): void {
+  const kinds = (x: LoadedSample) => (['hr', 's2', 's1'] as const).filter((k) => x[k]).join('+');
+  if (s.hr && (s.s2 || s.s1)) throw new SkySenseError('E_UNSUPPORTED', `${s.name}: pre-training on co-registered HR + Sentinel crops is not supported yet; give HR-only or Sentinel-only samples`);
+  if (kinds(s) !== kinds(first)) throw new SkySenseError('E_ARG', `${s.name}: every sample needs the same modalities (${kinds(first)} like ${first.name}), got ${kinds(s) || 'none'}`);
+  const size = (s.hr ?? s.s2?.frames ?? s.s1!.frames).shape.slice(-2);
+  if (size[0]! < crop || size[1]! < crop) throw new SkySenseError('E_ARG', `${s.name}: images of at least ${crop} px are needed (--crop), got ${size.join(' × ')}`);
+  if (s.s2 && s.s2.frames.shape[1] !== first.s2!.frames.shape[1]) throw new SkySenseError('E_ARG', `${s.name}: every sample needs the same number of S2 frames (${first.s2!.frames.shape[1]} like ${first.name}), got ${s.s2.frames.shape[1]}`);
+  if (s.s1 && s.s1.frames.shape[1] !== first.s1!.frames.shape[1]) throw new SkySenseError('E_ARG', `${s.name}: every sample needs the same number of S1 frames (${first.s1!.frames.shape[1]} like ${first.name}), got ${s.s1.frames.shape[1]}`);
+  if (!s.s2 !== !s.s1) throw new SkySenseError('E_ARG', `${s.name}: Sentinel pre-training needs both S2 and S1 frames`);
 }
 
 /** Random samples, each with one random crop shared by its S2 and S1 frames. */
 function makeBatch(samples: LoadedSample[], n: number, crop: number, g: Generator): PretrainBatch {
   const picks = Array.from({ length: n }, () => samples[g.randint(samples.length)]!);
-  const cut = (t: Tensor, y: number, x: number) => tf.slice(t, [0, 0, 0, y, x], [-1, -1, -1, crop, crop]);
-  const frames = picks.map((s) => {
-    const [h, w] = s.s2!.frames.shape.slice(3) as [number, number];
+  const cut = (t: Tensor | undefined, y: number, x: number) => t && tf.slice(t, [...Array<number>(t.rank - 2).fill(0), y, x], [...Array<number>(t.rank - 2).fill(-1), crop, crop]);
+  const crops = picks.map((s) => {
+    const [h, w] = (s.hr ?? s.s2!.frames).shape.slice(-2) as [number, number];
     const y = g.randint(h - crop + 1);
     const x = g.randint(w - crop + 1);
-    return [cut(s.s2!.frames, y, x), cut(s.s1!.frames, y, x)];
+    return { hr: cut(s.hr, y, x), s2: cut(s.s2?.frames, y, x), s1: cut(s.s1?.frames, y, x) };
   });
-  const stack = (i: number) => {
-    const parts = frames.map((f) => f[i]!);
+  const stack = (k: 'hr' | 's2' | 's1') => {
+    const parts = crops.map((c) => c[k]).filter((t): t is Tensor => t !== undefined);
+    if (parts.length === 0) return undefined;
     const out = tf.concat(parts, 0);
     tf.dispose(parts);
     return out;
   };
+  const [hr, s2, s1] = [stack('hr'), stack('s2'), stack('s1')];
   return {
-    s2: { frames: stack(0), dates: picks.map((s) => s.s2!.dates) },
-    s1: { frames: stack(1), dates: picks.map((s) => s.s1!.dates) },
+    hr,
+    s2: s2 && { frames: s2, dates: picks.map((s) => s.s2!.dates) },
+    s1: s1 && { frames: s1, dates: picks.map((s) => s.s1!.dates) },
     lat: picks.map((s) => s.lat),
     lon: picks.map((s) => s.lon),
   };

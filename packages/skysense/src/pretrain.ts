@@ -38,6 +38,11 @@ export interface PretrainOptions {
   teacherTempWarmupSteps?: number;
   /** Largest date disturbance of the student's Sentinel dates, in days. Default 7. */
   dateJitterDays?: number;
+  /**
+   * Random fixed-length sub-sequences: per sample this many frames (in date order, the same for teacher
+   * and student) when the series is longer. Default: every frame (the paper uses 20 S2 and 10 S1).
+   */
+  frames?: { s2?: number; s1?: number };
 }
 
 /** One pre-training batch: the modalities the model has, co-registered, with each sample's location. */
@@ -75,6 +80,16 @@ interface MicroResult {
   terms: Record<string, number>;
   grads: Gradients;
   fused: Tensor;
+}
+
+/** `n` distinct indices of `[0, t)` in increasing order (partial Fisher-Yates). */
+function randomSubset(t: number, n: number, g: Generator): number[] {
+  const all = Array.from({ length: t }, (_, i) => i);
+  for (let i = 0; i < n; i++) {
+    const j = i + g.randint(t - i);
+    [all[i], all[j]] = [all[j]!, all[i]!];
+  }
+  return all.slice(0, n).sort((a, b) => a - b);
 }
 
 /** The element-wise mean of several gradient maps (new tensors; the inputs are left alone). */
@@ -188,7 +203,31 @@ export class Pretrainer {
   }
 
   /** Forward and backward of one micro-batch: its loss values, gradients and (detached) fused features. */
-  private backward(batch: PretrainBatch): MicroResult {
+  private backward(full: PretrainBatch): MicroResult {
+    const { batch, owned } = this.subsequences(full);
+    try {
+      return this.backwardOn(batch);
+    } finally {
+      tf.dispose(owned);
+    }
+  }
+
+  /** Picks each sample's random fixed-length frame subsets (see {@link PretrainOptions.frames}). */
+  private subsequences(b: PretrainBatch): { batch: PretrainBatch; owned: Tensor[] } {
+    const owned: Tensor[] = [];
+    const pick = (name: string, s: PretrainBatch['s2'], n?: number) => {
+      if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new SkySenseError('E_ARG', `frames.${name}: expected an integer ≥ 1, got ${n}`);
+      const t = s?.frames.shape[1] ?? 0;
+      if (!s || n === undefined || t <= n) return s;
+      const idx = s.dates.map(() => randomSubset(t, n, this.rng));
+      const frames = tf.tidy(() => tf.stack(idx.map((ix, i) => tf.gather(tf.squeeze(tf.slice(s.frames, [i, 0, 0, 0, 0], [1, -1, -1, -1, -1]), [0]), ix))));
+      owned.push(frames);
+      return { frames, dates: idx.map((ix, i) => ix.map((j) => s.dates[i]![j]!)) };
+    };
+    return { batch: { ...b, s2: pick('s2', b.s2, this.options.frames?.s2), s1: pick('s1', b.s1, this.options.frames?.s1) }, owned };
+  }
+
+  private backwardOn(batch: PretrainBatch): MicroResult {
     const flip = this.rng.random() < 0.5;
     const studentView = this.studentView(batch, flip);
     const teacherOut = this.teacher.forwardFeatures(this.modelInputs(batch));

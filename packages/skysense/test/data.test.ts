@@ -59,6 +59,16 @@ describe('real BigEarthNet samples (SKYSENSE_SAMPLES)', () => {
     await expect(readGeoTiff(join(dir, 'broken.tif'))).rejects.toThrow(/broken\.tif: not a readable GeoTIFF/);
   });
 
+  it('NAD83 / UTM (EPSG:269xx, the NAIP tiles) projects to lat/lon like an independent UTM inverse', async () => {
+    const r = await readGeoTiff(join(samples, 'naip-timeseries', 'm_4709963_se_14_1_20200831.tif'));
+    expect(r.epsg).toBe(26914);
+    const c = rasterCentre(r);
+    const [lat, lon] = utmToLatLon((r.bounds[0] + r.bounds[2]) / 2, (r.bounds[1] + r.bounds[3]) / 2, 14);
+    expect(Math.abs(c.lat - lat)).toBeLessThan(1e-6);
+    expect(Math.abs(c.lon - lon)).toBeLessThan(1e-6);
+    expect(c.lat).toBeCloseTo(47.02, 2); // North Dakota
+  });
+
   it('assembles Sentinel-2 in SkySense order on the 10 m grid, 20 m bands resampled bilinearly', async () => {
     const s2 = await loadSentinel2({ folder: s2Folder(AUSTRIA_S2) });
     expect(s2.names).toEqual([...SENTINEL2_BANDS]);

@@ -90,6 +90,21 @@ describe('SkySense pre-training', () => {
     t.dispose();
   });
 
+  it('random fixed-length sub-sequences: 1 of 2 S2 frames per sample, validated', () => {
+    manualSeed(0);
+    const t = new Pretrainer({ ...options, frames: { s2: 1 } });
+    const b = batch(0);
+    expect(Number.isFinite(t.trainStep(b).loss)).toBe(true);
+    const tensors = tf.memory().numTensors;
+    t.trainStep(b);
+    expect(tf.memory().numTensors).toBe(tensors);
+    const bad = new Pretrainer({ ...options, frames: { s1: 0 } });
+    expect(() => bad.trainStep(b)).toThrow(/frames.s1: expected an integer ≥ 1, got 0/);
+    disposeBatch(b);
+    bad.dispose();
+    t.dispose();
+  });
+
   it('resumes exactly: 3 steps, save, resume, 3 steps gives the uninterrupted 6-step loss sequence', () => {
     manualSeed(0);
     const straight = new Pretrainer(options);

@@ -85,9 +85,10 @@ export function crsDefinition(epsg: number): string {
   const zone = epsg % 100;
   if (epsg >= 32601 && epsg <= 32660) return `+proj=utm +zone=${zone} +datum=WGS84 +units=m +no_defs`;
   if (epsg >= 32701 && epsg <= 32760) return `+proj=utm +zone=${zone} +south +datum=WGS84 +units=m +no_defs`;
+  if (epsg >= 26901 && epsg <= 26923) return `+proj=utm +zone=${zone} +ellps=GRS80 +towgs84=0,0,0,0,0,0,0 +units=m +no_defs`;
   const known = proj4.defs(`EPSG:${epsg}`);
   if (known) return `EPSG:${epsg}`;
-  throw new SkySenseError('E_DATA', `EPSG:${epsg} is not a CRS SkySense can project (WGS 84, UTM 326xx/327xx, Web Mercator)`);
+  throw new SkySenseError('E_DATA', `EPSG:${epsg} is not a CRS SkySense can project (WGS 84, UTM 326xx/327xx, NAD83 UTM 269xx, Web Mercator)`);
 }
 
 /** Converts CRS coordinates to `[lat, lon]` (WGS 84). */
