@@ -392,9 +392,9 @@ export class Pretrainer {
 /**
  * The student's HR photometric augmentation, on normalised values: brightness scaling, Gaussian blur
  * (σ in pixels, 0 = none; separable, kernel 2⌈2σ⌉+1, zero padding), and solarisation as the inversion of
- * the values above the channel mean (`z → −z` for z > 0).
+ * the values above the channel mean (`z → −z` for z > 0). Internal (not re-exported); exported for tests.
  */
-function hrPhotometric(x: Tensor, scale: number, sigma: number, solarize: boolean): Tensor {
+export function hrPhotometric(x: Tensor, scale: number, sigma: number, solarize: boolean): Tensor {
   let y = tf.mul(x, scale);
   if (sigma > 0) {
     const r = Math.ceil(2 * sigma);

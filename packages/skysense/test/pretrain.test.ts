@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generator, initBackend, manualSeed, tf } from '@skysense/core-tensor';
 import { Pretrainer, SKYSENSE_PRESETS, type PretrainBatch, type PretrainOptions } from '../src/index';
+import { hrPhotometric } from '../src/pretrain';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-pretrain-'));
 const options: PretrainOptions = {
@@ -103,6 +104,21 @@ describe('SkySense pre-training', () => {
     disposeBatch(b);
     bad.dispose();
     t.dispose();
+  });
+
+  it('HR photometric augmentation: blur of an impulse is the normalised Gaussian, solarisation inverts z > 0', () => {
+    const impulse = tf.tidy(() => tf.pad(tf.ones([1, 1, 1, 1]), [[0, 0], [0, 0], [4, 4], [4, 4]]));
+    const sigma = 1;
+    const blurred = hrPhotometric(impulse, 2, sigma, false);
+    const w = [-2, -1, 0, 1, 2].map((d) => Math.exp(-(d * d) / 2));
+    const sum = w.reduce((a, b) => a + b, 0);
+    const row = (blurred.arraySync() as number[][][][])[0]![0]![4]!;
+    // centre row: 2 · g(0) · g(dx) on the radius-2 support (kernel 2⌈2σ⌉+1 = 5), zero beyond
+    expect(row.map((v) => +v.toFixed(6))).toEqual([0, 0, ...w.map((g) => +((2 * (w[2]! / sum) * g) / sum).toFixed(6)), 0, 0]);
+    expect(tf.sum(blurred).dataSync()[0]).toBeCloseTo(2, 5);
+    const sol = hrPhotometric(tf.tensor4d([-1, 0.5, 2, -3], [1, 1, 2, 2]), 1, 0, true);
+    expect(Array.from(sol.dataSync())).toEqual([-1, -0.5, -2, -3]);
+    tf.dispose([impulse, blurred, sol]);
   });
 
   it('resumes exactly: 3 steps, save, resume, 3 steps gives the uninterrupted 6-step loss sequence', () => {
