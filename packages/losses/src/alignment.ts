@@ -1,3 +1,4 @@
+import { requireFinite } from './validate';
 import { Linear, Module, SkySenseError, constant, formatShape, l2Normalize, matMul, tf, type Parameter, type Tensor } from '@skysense/core-tensor';
 
 /**
@@ -69,6 +70,7 @@ export class ContrastiveAlignment extends Module {
       const lossBA = sameSampleCrossEntropy(simBA);
       return [featA, featB, simAB, simBA, lossAB, lossBA, tf.div(tf.add(lossAB, lossBA), 2)];
     });
+    requireFinite(out[6]!, [['modality A', a], ['modality B', b]], out);
     const [featA, featB, simAB, simBA, lossAB, lossBA, loss] = out as [Tensor, Tensor, Tensor, Tensor, tf.Scalar, tf.Scalar, tf.Scalar];
     return { featA, featB, simAB, simBA, lossAB, lossBA, loss };
   }

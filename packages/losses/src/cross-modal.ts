@@ -1,5 +1,6 @@
 import { Linear, Module, SkySenseError, constant, formatShape, l2Normalize, matMul, tf, type Parameter, type Tensor } from '@skysense/core-tensor';
 import { sameSampleCrossEntropy } from './alignment';
+import { requireFinite } from './validate';
 
 /** Options of {@link CrossModalAlignment}. */
 export interface CrossModalAlignmentOptions {
@@ -59,6 +60,7 @@ export class CrossModalAlignment extends Module {
       for (const [i, zi] of z) for (const [j, zj] of z) if (i !== j) pairs[`${i}→${j}`] = tf.keep(sameSampleCrossEntropy(tf.div(matMul(zi, zj, false, true), this.temp.value)));
       return tf.addN(Object.values(pairs)) as tf.Scalar;
     });
+    requireFinite(total, Object.entries(features).map(([k, t]) => [`features.${k}`, t]), [total, ...Object.values(pairs)]);
     return { pairs, total };
   }
 }

@@ -2,7 +2,7 @@ import {
   GELU, Linear, Module, Sequential, SkySenseError, assertInRange, assertInt, formatShape, l2Normalize, matMul, ones, stopGradient, tf, truncNormal, zeros,
   type Buffer, type Parameter, type Tensor, type UnaryModule,
 } from '@skysense/core-tensor';
-import { checkLogits, checkTemperature, teacherTempSchedule } from './validate';
+import { checkLogits, checkTemperature, requireFinite, teacherTempSchedule } from './validate';
 
 /** Options of {@link DINOHead}, with DINO's defaults. */
 export interface DINOHeadOptions {
@@ -116,11 +116,12 @@ export class SelfDistillation extends Module {
     if (student.shape[0] !== teacher.shape[0]) throw new SkySenseError('E_SHAPE', `SelfDistillation: student and teacher need the same rows, got ${student.shape[0]} and ${teacher.shape[0]}`);
     const temp = this.teacherTemp(epoch);
     const loss = tf.tidy(() => crossEntropy(this.teacherProbs(teacher, temp), tf.logSoftmax(tf.div(student, this.studentTemp), -1)));
+    requireFinite(loss, [['student', student], ['teacher', teacher]]);
     this.updateCenter(teacher);
     return loss;
   }
 
-  /** Validates both inputs' shapes and values. */
+  /** Validates both inputs' shapes (their values are checked through the loss, see `requireFinite`). */
   protected checkInputs(student: Tensor, teacher: Tensor): void {
     checkLogits('student', student, 2, this.o.outDim);
     checkLogits('teacher', teacher, 2, this.o.outDim);
@@ -182,6 +183,7 @@ export class DINOLoss extends SelfDistillation {
       q.forEach((qi, iq) => s.forEach((sv, v) => v !== iq && terms.push(crossEntropy(qi, sv))));
       return tf.div(tf.addN(terms), terms.length) as tf.Scalar;
     });
+    requireFinite(loss, [['student', student], ['teacher', teacher]]);
     this.updateCenter(teacher);
     return loss;
   }

@@ -1,5 +1,5 @@
 import { Module, SkySenseError, assertInRange, assertInt, formatShape, stopGradient, tf, type Buffer, type Tensor } from '@skysense/core-tensor';
-import { checkLogits, checkTemperature, teacherTempSchedule } from './validate';
+import { checkLogits, checkTemperature, requireFinite, teacherTempSchedule } from './validate';
 
 /** Options of {@link IBOTLoss}, with iBOT's names. */
 export interface IBOTLossOptions {
@@ -108,6 +108,7 @@ export class IBOTLoss extends Module {
       const patch = tf.mul(tf.div(tf.addN(t2), t2.length), this.o.lambda2 ?? 1);
       return [cls, patch, tf.add(cls, patch)];
     });
+    requireFinite(kept[2]!, [['student.cls', student.cls], ['teacher.cls', teacher.cls], ['student.patch', student.patch], ['teacher.patch', teacher.patch], ...(studentLocalCls ? [['studentLocalCls', studentLocalCls] as [string, Tensor]] : [])], kept);
     tf.tidy(() => {
       const m1 = this.o.centerMomentum ?? 0.9;
       const m2 = this.o.centerMomentum2 ?? 0.9;

@@ -5,12 +5,26 @@ export function checkTemperature(name: string, t: number): number {
   return assertPositive(name, t);
 }
 
-/** Checks rank/last dimension and that every value is finite. @throws SkySenseError `E_SHAPE` / `E_ARG`. */
+/** Checks rank and last dimension (reads no data). @throws SkySenseError `E_SHAPE`. */
 export function checkLogits(name: string, t: Tensor, rank: number, last?: number): void {
   if (t.rank !== rank || (last !== undefined && t.shape[rank - 1] !== last)) {
     throw new SkySenseError('E_SHAPE', `${name}: expected rank ${rank}${last !== undefined ? ` with last dimension ${last}` : ''}, got ${formatShape(t.shape)}`);
   }
-  if (!(tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0]) as number)) throw new SkySenseError('E_ARG', `${name}: contains NaN or infinite values`);
+}
+
+/**
+ * The finiteness check of a loss: any NaN or infinity in the inputs makes the loss non-finite, so one
+ * scalar read replaces a pass over every (large) logit tensor; only when it fails are the inputs
+ * scanned to name the culprit. Disposes `values` before throwing.
+ * @throws SkySenseError `E_ARG` naming the input with NaN or infinite values, or `E_NONFINITE`.
+ */
+export function requireFinite(loss: Tensor, inputs: [string, Tensor][], values: Tensor[] = [loss]): void {
+  const v = loss.dataSync()[0]!;
+  if (Number.isFinite(v)) return;
+  tf.dispose(values);
+  const bad = inputs.find(([, t]) => !(tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0]) as number));
+  if (bad) throw new SkySenseError('E_ARG', `${bad[0]}: contains NaN or infinite values`);
+  throw new SkySenseError('E_NONFINITE', `the loss is ${v} although every input is finite`);
 }
 
 /**

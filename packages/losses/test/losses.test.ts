@@ -103,9 +103,14 @@ describe('loss behaviour', () => {
     expect(() => new DINOLoss({ outDim: 4, ncrops: 2, nepochs: 10, studentTemp: 0 })).toThrow(/studentTemp: expected a finite number > 0, got 0/);
     const loss = new DINOLoss({ outDim: 4, ncrops: 2, nepochs: 10 });
     expect(() => loss.forward(tf.zeros([4, 5]), tf.zeros([4, 4]), 0)).toThrow(/student: expected rank 2 with last dimension 4, got \[4, 5\]/);
-    expect(() => loss.forward(tf.tensor2d([NaN, 0, 0, 0, 0, 0, 0, 0], [2, 4]), tf.zeros([2, 4]), 0)).toThrow(/student: contains NaN/);
+    const before = tf.memory().numTensors;
+    expect(() => loss.forward(tf.tidy(() => tf.tensor2d([NaN, 0, 0, 0, 0, 0, 0, 0], [2, 4])), tf.zeros([2, 4]), 0)).toThrow(/student: contains NaN/);
+    expect(() => loss.forward(tf.zeros([2, 4]), tf.fill([2, 4], Infinity), 0)).toThrow(/teacher: contains NaN or infinite/);
+    expect(Array.from(loss.center.value.dataSync())).toEqual([0, 0, 0, 0]); // no center update from a bad batch
+    expect(tf.memory().numTensors - before).toBeLessThanOrEqual(4); // only the test's own inputs
     expect(() => loss.forward(tf.zeros([4, 4]), tf.zeros([4, 4]), 10)).toThrow(/epoch: expected an integer in \[0, 9\], got 10/);
     const align = new ContrastiveAlignment({ widthA: 4, widthB: 4, embedDim: 2 });
     expect(() => align.forward(tf.zeros([3, 1, 4]), tf.zeros([2, 1, 4]))).toThrow(/same batch/);
+    expect(() => align.forward(tf.zeros([2, 1, 4]), tf.fill([2, 1, 4], NaN))).toThrow(/modality B: contains NaN/);
   });
 });

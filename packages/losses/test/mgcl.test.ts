@@ -137,6 +137,7 @@ describe('SkySense multi-granularity and alignment losses', () => {
     expect(() => mgcl.forward({}, {}, mgcl, 0)).toThrow(/source 'hr' needs a student map/);
     const align = new CrossModalAlignment({ widths: { hr: 4, s2: 3 } });
     expect(() => align.forward({ hr: tf.zeros([2, 4]), s2: tf.zeros([2, 5]) })).toThrow(/features.s2: expected \[B, 3\], got \[2, 5\]/);
+    expect(() => align.forward({ hr: tf.fill([2, 4], NaN), s2: tf.zeros([2, 3]) })).toThrow(/features.hr: contains NaN/);
     expect(() => new SelfDistillation({ outDim: 3, nepochs: 2 }).forward(tf.zeros([2, 3]), tf.fill([2, 3], NaN), 0)).toThrow(/teacher: contains NaN/);
   });
 });

@@ -85,8 +85,12 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
   throw new SkySenseError('E_UNSUPPORTED', `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, DINO, iBOT, ITC, Sinkhorn)`);
 }
 
-/** Stored scalars have shape [1]. */
-const asStored = (t: Tensor) => tf.reshape(t, [1]);
+/** Stored scalars have shape [1] (takes ownership of `t`). */
+function asStored(t: Tensor): Tensor {
+  const out = tf.reshape(t, [1]);
+  t.dispose();
+  return out;
+}
 
 /** Runners of the pre-training loss fixtures (`dino-loss-*`, `ibot-patch-loss-*`, `itc-loss-*`, `sinkhorn-*`); tolerances from the fixture. */
 function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
@@ -130,7 +134,7 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
       run: (inputs) => {
         loss.center.assign(inputs.get('center_init')!);
         loss.center2.assign(inputs.get('center2_init')!);
-        const masks = tf.unstack(tf.cast(inputs.get('student_mask')!, 'bool'));
+        const masks = tf.tidy(() => tf.unstack(tf.cast(inputs.get('student_mask')!, 'bool')));
         const r = loss.forward(
           { cls: inputs.get('student_cls')!, patch: inputs.get('student_patch')! },
           { cls: inputs.get('teacher_cls')!, patch: inputs.get('teacher_patch')! },
@@ -224,7 +228,7 @@ export function runFixture(dir: string, options: RunFixtureOptions = {}): Fixtur
     runner.model.eval();
     const report = options.weights
       ? loadCheckpoint(runner.model, options.weights, { prefix: options.stripPrefix, log: options.log ?? false })
-      : runner.model.loadStateDict(fixtureWeights(dir, runner), { ignore: [/relative_(position_index|coords_table)$/] });
+      : loadFixtureWeights(dir, runner);
     const outputs = runner.run(inputs, [...expected.keys()]);
     const missing = [...expected.keys()].filter((k) => !outputs.has(k));
     if (missing.length) throw new SkySenseError('E_UNSUPPORTED', `${dir}: cannot compute output(s) ${missing.join(', ')}`);
@@ -243,11 +247,16 @@ export function runFixture(dir: string, options: RunFixtureOptions = {}): Fixtur
   }
 }
 
-/** The folder's `weights.safetensors` as the runner's model expects it (none for weightless fixtures). */
-function fixtureWeights(dir: string, runner: FixtureRunner): Map<string, Tensor> {
+/** Loads the folder's `weights.safetensors` (adapted by the runner; none for weightless fixtures) and frees the file's tensors. */
+function loadFixtureWeights(dir: string, runner: FixtureRunner): LoadReport {
   const file = join(dir, 'weights.safetensors');
   const stored = existsSync(file) ? loadSafetensors(file) : new Map<string, Tensor>();
-  return runner.weights ? runner.weights(stored) : stored;
+  const adapted = runner.weights ? runner.weights(stored) : stored;
+  try {
+    return runner.model.loadStateDict(adapted, { ignore: [/relative_(position_index|coords_table)$/] });
+  } finally {
+    tf.dispose([...new Set([...stored.values(), ...adapted.values()])]);
+  }
 }
 
 /** Runs a fixture and writes every output under the fixture's key names (atomically). */

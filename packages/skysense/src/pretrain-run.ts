@@ -112,7 +112,14 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
 /** Keeps only the metric lines of steps up to `step` (the ones after the checkpoint are re-run). */
 function dropLogAfter(file: string, step: number): void {
   if (!existsSync(file)) return;
-  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step);
+  const stepOf = (line: string) => {
+    try {
+      return (JSON.parse(line) as { step: number }).step;
+    } catch {
+      return Infinity; // a line torn by the crash
+    }
+  };
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l && stepOf(l) <= step);
   writeFileAtomic(file, lines.map((l) => `${l}\n`).join(''));
 }
 

@@ -1,5 +1,5 @@
 import {
-  AdamW, Generator, SkySenseError, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, defaultRng, disposeGradients, emaUpdate, linearWarmup,
+  AdamW, Generator, SkySenseError, assertInRange, assertInt, assertPositive, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, defaultRng, disposeGradients, emaUpdate, linearWarmup,
   loadSafetensors, saveSafetensors, stopGradient, tf, valueAndGrads, SafetensorsFile, type GeneratorState, type Gradients, type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type FGCLOptions } from '@skysense/losses';
@@ -121,7 +121,7 @@ export class Pretrainer {
 
   constructor(readonly options: PretrainOptions) {
     const o = options;
-    if (!Number.isInteger(o.steps) || o.steps < 1) throw new SkySenseError('E_ARG', `steps: expected an integer ≥ 1, got ${o.steps}`);
+    validateOptions(o);
     this.rng = new Generator(o.seed ?? 0);
     this.student = new SkySense(o.config);
     this.teacher = new SkySense(o.config).eval();
@@ -177,8 +177,8 @@ export class Pretrainer {
     const parts: MicroResult[] = [];
     try {
       for (const b of micro) parts.push(this.backward(b));
-      const grads = averageGradients(parts.map((p) => p.grads));
-      parts.forEach((p) => disposeGradients(p.grads));
+      const grads = parts.length === 1 ? parts[0]!.grads : averageGradients(parts.map((p) => p.grads));
+      if (parts.length > 1) parts.forEach((p) => disposeGradients(p.grads));
       parts.forEach((p) => (p.grads = grads));
       if (this.step < (o.freezeLastLayerSteps ?? 0)) this.cancelLastLayer(grads);
       this.optimizer.applySchedule(this.lrSchedule, this.step);
@@ -363,7 +363,7 @@ export class Pretrainer {
     const metadata = meta.metadata;
     meta.close();
     if (metadata.format !== 'skysense-pretrain-1') throw new SkySenseError('E_STATE_DICT', `${file}: not a SkySense pre-training checkpoint (format '${metadata.format ?? 'none'}')`);
-    const trainer = new Pretrainer(JSON.parse(metadata.options!) as PretrainOptions);
+    const trainer = new Pretrainer(metadataJson<PretrainOptions>(file, metadata, 'options'));
     const state = loadSafetensors(file);
     try {
       const part = (prefix: string) => new Map([...state].filter(([k]) => k.startsWith(`${prefix}.`)).map(([k, t]) => [k.slice(prefix.length + 1), t]));
@@ -372,10 +372,10 @@ export class Pretrainer {
       trainer.loss.loadStateDict(part('mgcl'));
       trainer.teacherLoss.loadStateDict(part('mgcl_teacher'));
       trainer.align?.loadStateDict(part('align'));
-      trainer.optimizer.loadStateDict(part('optimizer'), Number(metadata.optimizer_steps));
-      trainer.rng.setState(JSON.parse(metadata.rng!) as GeneratorState);
-      defaultRng().setState(JSON.parse(metadata.default_rng!) as GeneratorState);
-      trainer.step = Number(metadata.step);
+      trainer.optimizer.loadStateDict(part('optimizer'), metadataJson<number>(file, metadata, 'optimizer_steps'));
+      trainer.rng.setState(metadataJson<GeneratorState>(file, metadata, 'rng'));
+      defaultRng().setState(metadataJson<GeneratorState>(file, metadata, 'default_rng'));
+      trainer.step = assertInt('checkpoint step', metadataJson<number>(file, metadata, 'step'), 0, trainer.options.steps);
       return trainer;
     } finally {
       tf.dispose([...state.values()]);
@@ -417,6 +417,34 @@ function checkBatch(b: PretrainBatch): void {
     if (t && t.shape[0] !== b.lat.length) throw new SkySenseError('E_SHAPE', `${name}: expected ${b.lat.length} samples (one per lat/lon), got ${t.shape[0]}`);
   }
   if (b.lon.length !== b.lat.length) throw new SkySenseError('E_LATLON', `batch.lon: expected ${b.lat.length} values like batch.lat, got ${b.lon.length}`);
+  for (const [name, s] of [['batch.s2', b.s2], ['batch.s1', b.s1]] as const) {
+    const t = s?.frames.shape[1];
+    if (s && (s.dates.length !== b.lat.length || s.dates.some((row) => row.length !== t))) {
+      throw new SkySenseError('E_DATE', `${name}.dates: expected ${b.lat.length} rows of ${t} dates (one per frame), got rows of ${s.dates.map((r) => r.length).join(', ')}`);
+    }
+  }
+}
+
+/** Checks every numeric option, naming it, before anything is built. */
+function validateOptions(o: PretrainOptions): void {
+  assertInt('steps', o.steps, 1);
+  if (o.warmupSteps !== undefined) assertInt('warmupSteps', o.warmupSteps, 0, o.steps);
+  if (o.teacherTempWarmupSteps !== undefined) assertInt('teacherTempWarmupSteps', o.teacherTempWarmupSteps, 1);
+  if (o.freezeLastLayerSteps !== undefined) assertInt('freezeLastLayerSteps', o.freezeLastLayerSteps, 0);
+  if (o.dateJitterDays !== undefined) assertInt('dateJitterDays', o.dateJitterDays, 0);
+  if (o.momentum !== undefined) assertInRange('momentum', o.momentum, 0, 1);
+  if (o.clipGrad !== undefined) assertPositive('clipGrad', o.clipGrad);
+  if (o.minLr !== undefined) assertInRange('minLr', o.minLr, 0, Infinity);
+  for (const [name, v] of [['alpha', o.alpha], ['beta', o.beta]] as const) if (v !== undefined) assertInRange(name, v, 0, Infinity);
+}
+
+/** Parses a JSON metadata entry of a checkpoint, naming the file and the entry when it is absent or corrupt. */
+function metadataJson<T>(file: string, metadata: Record<string, string>, key: string): T {
+  try {
+    return JSON.parse(metadata[key] ?? '') as T;
+  } catch {
+    throw new SkySenseError('E_STATE_DICT', `${file}: checkpoint metadata '${key}' is missing or not valid JSON`);
+  }
 }
 
 /** `YYYY-MM-DD` shifted by whole days. */

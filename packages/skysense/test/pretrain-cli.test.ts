@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,7 @@ describe('runPretrain on the real BigEarthNet S1+S2 samples', () => {
       if (line.startsWith('step 3/')) throw new Error('simulated crash');
     };
     await expect(runPretrain({ ...common, out: join(dir, 'b'), log: crash })).rejects.toThrow(/simulated crash/);
+    appendFileSync(join(dir, 'b', 'metrics.jsonl'), '{"step": 4, "lo'); // a line torn by the crash
     const resumed = (await runPretrain({ ...common, out: join(dir, 'b'), resume: true })).map((m) => m.loss);
     expect(resumed).toEqual(straight.slice(2));
     const logged = readFileSync(join(dir, 'b', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Generator, initBackend, manualSeed, tf } from '@skysense/core-tensor';
+import { Generator, initBackend, manualSeed, saveSafetensors, tf } from '@skysense/core-tensor';
 import { Pretrainer, SKYSENSE_PRESETS, type PretrainBatch, type PretrainOptions } from '../src/index';
 import { hrPhotometric } from '../src/pretrain';
 
@@ -163,6 +163,27 @@ describe('SkySense pre-training', () => {
     expect(readFileSync(file).equals(bytes)).toBe(true);
     bias.assign(good);
     tf.dispose([good, teacherW]);
+    t.dispose();
+  });
+
+  it('names bad options, batches and checkpoints', () => {
+    expect(() => new Pretrainer({ ...options, momentum: 2 })).toThrow(/momentum: expected .*1.*got 2/);
+    expect(() => new Pretrainer({ ...options, steps: 0 })).toThrow(/steps: expected an integer/);
+    expect(() => new Pretrainer({ ...options, warmupSteps: 99 })).toThrow(/warmupSteps/);
+    manualSeed(0);
+    const t = new Pretrainer(options);
+    const b = batch(0);
+    const dates = b.s2!.dates;
+    b.s2!.dates = [['2020-03-01'], dates[1]!];
+    expect(() => t.trainStep(b)).toThrow(/batch.s2.dates: expected 2 rows of 2 dates \(one per frame\), got rows of 1, 2/);
+    b.s2!.dates = dates;
+    expect(() => t.trainStep({ ...b, lon: [1] })).toThrow(/batch.lon: expected 2 values like batch.lat, got 1/);
+    disposeBatch(b);
+    const file = join(dir, 'plain.safetensors');
+    saveSafetensors(file, t.student);
+    expect(() => Pretrainer.resume(file)).toThrow(/not a SkySense pre-training checkpoint \(format 'none'\)/);
+    saveSafetensors(file, new Map([['x', tf.zeros([1])]]), { metadata: { format: 'skysense-pretrain-1', options: '{oops' } });
+    expect(() => Pretrainer.resume(file)).toThrow(/checkpoint metadata 'options' is missing or not valid JSON/);
     t.dispose();
   });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, manualSeed, saveSafetensors, shapeOnly, tf, type Tensor } from '@skysense/core-tensor';
-import { SkySense, formatBreakdown, type SkySenseInputs } from '../src/index';
+import { SkySense, formatBreakdown, runFixture, type SkySenseInputs } from '../src/index';
 
 const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-model-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -116,5 +116,24 @@ describe('SkySense (assembled)', () => {
     expect(r.stdout).toMatch(/HR encoder \(Swin V2\)\s+655,074,704/);
     expect(r.stdout).toMatch(/geo-context prototype bank\s+419,430,400 {2}\(buffer\)/);
     expect(r.stdout).toMatch(/total\s+2,078,438,544/);
+  });
+});
+
+describe('runFixture', () => {
+  beforeAll(() => initBackend());
+
+  it('frees the weights and inputs it loads (only the returned outputs stay alive), on every fixture kind', () => {
+    const parity = (pkg: string, name: string) => join(__dirname, '..', '..', pkg, 'test', 'fixtures', 'parity', name);
+    for (const fixture of [parity('losses', 'dino-loss-a'), parity('losses', 'itc-loss-a'), parity('losses', 'ibot-patch-loss-a'), parity('core-tensor', 'sinkhorn-a'), parity('vit', 'vit-skysense-small-a'), parity('swin', 'swinv2-small-a'), parity('temporal-fusion', 'upfusion-small-a')]) {
+      const once = () => {
+        const r = runFixture(fixture);
+        expect(r.errors.every((e) => e.pass), fixture).toBe(true);
+        tf.dispose([...r.outputs.values()]);
+      };
+      once();
+      const before = tf.memory().numTensors;
+      once();
+      expect(tf.memory().numTensors - before, fixture).toBe(0);
+    }
   });
 });
