@@ -92,8 +92,12 @@ export { PatchEmbed, type PatchEmbedOptions } from './layers/patch-embed';
 export {
   MmcvMultiheadAttention,
   TransformerEncoderLayer,
+  resolveTransformerStack,
+  transformerConfigEps,
+  transformerEncoderStack,
   type MmcvAttentionOptions,
   type TransformerEncoderLayerOptions,
+  type TransformerStackOptions,
 } from './layers/transformer-encoder-layer';
 export {
   SafetensorsFile,

@@ -1,33 +1,14 @@
 import {
-  Linear, Module, ModuleList, SkySenseError, TransformerEncoderLayer, assertInt, formatShape, readConfig, tf, truncNormal, type Parameter, type Tensor,
+  Linear, Module, ModuleList, SkySenseError, TransformerEncoderLayer, assertInt, formatShape, readConfig, resolveTransformerStack, tf, transformerConfigEps, transformerEncoderStack,
+  truncNormal, type Parameter, type Tensor, type TransformerStackOptions,
 } from '@skysense/core-tensor';
 
 /** Options of {@link FusionTransformer}; defaults are SkySense's fusion (ARCH-SPEC §4.2). */
-export interface FusionTransformerOptions {
+export interface FusionTransformerOptions extends TransformerStackOptions {
   /** Width of the incoming tokens (the up-heads' and Swin's 2816). Default 2816. */
   inputDims?: number;
-  /** Fusion width. Default 1024. */
-  embedDims?: number;
-  /** Default 24. */
-  numLayers?: number;
-  /** Default 16. */
-  numHeads?: number;
-  /** Default 4. */
-  mlpRatio?: number;
-  /** Default `true`. */
-  qkvBias?: boolean;
-  /** Default 0. */
-  dropRate?: number;
-  /** Default 0. */
-  attnDropRate?: number;
-  /** Drop-path, linear over layers (FFN branch). Default 0.3. */
-  dropPathRate?: number;
-  /** Prepend the extra (cls) token — the paper's F_e. Default `true`. */
-  withClsToken?: boolean;
   /** Output the cls token per sequence (F_fus^mm) instead of the other tokens. Default `true`. */
   outputClsToken?: boolean;
-  /** LayerNorm eps. Default 1e-5. */
-  layerNormEps?: number;
 }
 
 /**
@@ -46,40 +27,14 @@ export class FusionTransformer extends Module {
     super();
     const o: Required<FusionTransformerOptions> = {
       inputDims: assertInt('inputDims', options.inputDims ?? 2816, 1),
-      embedDims: assertInt('embedDims', options.embedDims ?? 1024, 1),
-      numLayers: assertInt('numLayers', options.numLayers ?? 24, 1),
-      numHeads: assertInt('numHeads', options.numHeads ?? 16, 1),
-      mlpRatio: options.mlpRatio ?? 4,
-      qkvBias: options.qkvBias ?? true,
-      dropRate: options.dropRate ?? 0,
-      attnDropRate: options.attnDropRate ?? 0,
-      dropPathRate: options.dropPathRate ?? 0.3,
-      withClsToken: options.withClsToken ?? true,
+      ...resolveTransformerStack(options),
       outputClsToken: options.outputClsToken ?? true,
-      layerNormEps: options.layerNormEps ?? 1e-5,
     };
     if (o.outputClsToken && !o.withClsToken) throw new SkySenseError('E_ARG', 'outputClsToken needs withClsToken');
     this.options = o;
     this.clsToken = this.registerParameter('cls_token', [1, 1, o.embedDims], truncNormal(0.02));
     this.porjLinear = this.registerModule('porj_linear', new Linear(o.inputDims, o.embedDims));
-    const dpr = (i: number) => (o.numLayers > 1 ? (o.dropPathRate * i) / (o.numLayers - 1) : 0);
-    this.layers = this.registerModule(
-      'layers',
-      new ModuleList(
-        Array.from({ length: o.numLayers }, (_, i) =>
-          new TransformerEncoderLayer({
-            embedDims: o.embedDims,
-            numHeads: o.numHeads,
-            feedforwardChannels: Math.floor(o.mlpRatio * o.embedDims),
-            dropRate: o.dropRate,
-            attnDropRate: o.attnDropRate,
-            dropPathRate: dpr(i),
-            qkvBias: o.qkvBias,
-            normEps: o.layerNormEps,
-          }),
-        ),
-      ),
-    );
+    this.layers = this.registerModule('layers', transformerEncoderStack(o));
   }
 
   /** From the reference keyword arguments (snake_case). */
@@ -90,10 +45,8 @@ export class FusionTransformer extends Module {
       ['input_dims', 'embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'qkv_bias', 'drop_rate', 'attn_drop_rate', 'drop_path_rate', 'with_cls_token', 'output_cls_token', 'norm_cfg', 'act_cfg', 'num_fcs'],
       ['type', 'norm_eval', 'with_cp', 'init_cfg'],
     );
-    if ((normCfg as { type?: string } | undefined)?.type && (normCfg as { type: string }).type !== 'LN') throw new SkySenseError('E_UNSUPPORTED', 'TransformerEncoder config: only LN norms');
-    if ((actCfg as { type?: string } | undefined)?.type && (actCfg as { type: string }).type !== 'GELU') throw new SkySenseError('E_UNSUPPORTED', 'TransformerEncoder config: only GELU');
-    if (numFcs !== undefined && numFcs !== 2) throw new SkySenseError('E_UNSUPPORTED', 'TransformerEncoder config: num_fcs other than 2');
-    return new FusionTransformer({ ...(rest as FusionTransformerOptions), layerNormEps: (normCfg as { eps?: number } | undefined)?.eps });
+    const layerNormEps = transformerConfigEps('TransformerEncoder', normCfg, actCfg, numFcs);
+    return new FusionTransformer({ ...(rest as FusionTransformerOptions), layerNormEps });
   }
 
   /**

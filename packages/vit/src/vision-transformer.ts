@@ -1,11 +1,11 @@
 import {
-  Dropout, LayerNorm, Module, ModuleList, PatchEmbed, SkySenseError, TransformerEncoderLayer, assertInt, formatShape, inferPrefix, interpolate, readConfig, tf,
-  toStateDictSource, truncNormal, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type Tensor,
+  Dropout, LayerNorm, Module, ModuleList, PatchEmbed, SkySenseError, TransformerEncoderLayer, assertInt, resolveTransformerStack, transformerConfigEps, transformerEncoderStack, formatShape, inferPrefix, interpolate, readConfig, tf,
+  toStateDictSource, truncNormal, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type Tensor, type TransformerStackOptions,
 } from '@skysense/core-tensor';
 import { SENTINEL1_BANDS, SENTINEL2_BANDS, VIT_PATCH_WEIGHT_KEY, selectPatchEmbedBands } from './bands';
 
 /** Options of {@link VisionTransformer}; defaults are those of SkySense's official class (mmseg 0.x ViT with SkySense defaults). */
-export interface VisionTransformerOptions {
+export interface VisionTransformerOptions extends TransformerStackOptions {
   /** Input size the position table is made for (table = (img / patch)² + 1 entries). Default 64. */
   imgSize?: number | [number, number];
   /** Default 4. */
@@ -14,26 +14,8 @@ export interface VisionTransformerOptions {
   inChannels?: number;
   /** Names of the input bands, for messages and band-subset helpers. Default: Sentinel-2 order for 10 bands, S1 for 2. */
   bandNames?: readonly string[];
-  /** Default 1024. */
-  embedDims?: number;
-  /** Default 24. */
-  numLayers?: number;
-  /** Default 16. */
-  numHeads?: number;
-  /** FFN width = mlpRatio · embedDims. Default 4. */
-  mlpRatio?: number;
   /** Layers whose tokens are returned; −1 = the last. Default [−1]. */
   outIndices?: number[];
-  /** Default `true`. */
-  qkvBias?: boolean;
-  /** Default 0. */
-  dropRate?: number;
-  /** Default 0. */
-  attnDropRate?: number;
-  /** Drop-path rate, linear over the layers, FFN branch only. Default 0.3. */
-  dropPathRate?: number;
-  /** Prepend a cls token (it still takes position 0 of the table). Default `true`. */
-  withClsToken?: boolean;
   /**
    * Recorded from configs (mmseg returns `[map, cls]` pairs when set). `forward` always returns the
    * maps; {@link VisionTransformer.forwardWithCls} returns the cls tokens too. Default `false`.
@@ -112,20 +94,11 @@ export class VisionTransformer extends Module {
       patchSize: assertInt('patchSize', options.patchSize ?? 4, 1),
       inChannels,
       bandNames: options.bandNames ?? defaultBands(inChannels),
-      embedDims: assertInt('embedDims', options.embedDims ?? 1024, 1),
-      numLayers: assertInt('numLayers', options.numLayers ?? 24, 1),
-      numHeads: assertInt('numHeads', options.numHeads ?? 16, 1),
-      mlpRatio: options.mlpRatio ?? 4,
+      ...resolveTransformerStack(options),
       outIndices: options.outIndices ?? [-1],
-      qkvBias: options.qkvBias ?? true,
-      dropRate: options.dropRate ?? 0,
-      attnDropRate: options.attnDropRate ?? 0,
-      dropPathRate: options.dropPathRate ?? 0.3,
-      withClsToken: options.withClsToken ?? true,
       outputClsToken: options.outputClsToken ?? false,
       patchNorm: options.patchNorm ?? false,
       finalNorm: options.finalNorm ?? false,
-      layerNormEps: options.layerNormEps ?? 1e-5,
       interpolateMode: options.interpolateMode ?? 'bicubic',
     };
     if (o.bandNames.length !== inChannels) throw new SkySenseError('E_ARG', `bandNames: ${o.bandNames.length} names for inChannels ${inChannels}`);
@@ -139,26 +112,7 @@ export class VisionTransformer extends Module {
     this.posEmbed = this.registerParameter('pos_embed', [1, this.posGrid[0] * this.posGrid[1] + 1, d], truncNormal(0.02));
     this.patchEmbed = this.registerModule('patch_embed', new PatchEmbed({ inChannels, embedDims: d, kernelSize: o.patchSize, norm: o.patchNorm }));
     this.dropAfterPos = this.registerModule('drop_after_pos', new Dropout(o.dropRate));
-    const dpr = (i: number) => (o.numLayers > 1 ? (o.dropPathRate * i) / (o.numLayers - 1) : 0);
-    this.layers = this.registerModule(
-      'layers',
-      new ModuleList(
-        Array.from(
-          { length: o.numLayers },
-          (_, i) =>
-            new TransformerEncoderLayer({
-              embedDims: d,
-              numHeads: o.numHeads,
-              feedforwardChannels: Math.floor(o.mlpRatio * d),
-              dropRate: o.dropRate,
-              attnDropRate: o.attnDropRate,
-              dropPathRate: dpr(i),
-              qkvBias: o.qkvBias,
-              normEps: o.layerNormEps,
-            }),
-        ),
-      ),
-    );
+    this.layers = this.registerModule('layers', transformerEncoderStack(o));
     this.finalNormLayer = o.finalNorm ? this.registerModule('ln1', new LayerNorm(d, { eps: o.layerNormEps })) : null;
   }
 
@@ -295,14 +249,10 @@ export function vitOptionsFromConfig(kwargs: Record<string, unknown>): VisionTra
     ],
     ['type', 'norm_eval', 'with_cp', 'pretrained', 'init_cfg'],
   );
-  const norm = normCfg as { type?: string; eps?: number } | undefined;
-  if (norm && norm.type !== 'LN') throw new SkySenseError('E_UNSUPPORTED', `VisionTransformer config: norm_cfg type '${norm.type}' (only LN)`);
-  const act = actCfg as { type?: string } | undefined;
-  if (act && act.type !== 'GELU') throw new SkySenseError('E_UNSUPPORTED', `VisionTransformer config: act_cfg type '${act.type}' (only GELU)`);
-  if (numFcs !== undefined && numFcs !== 2) throw new SkySenseError('E_UNSUPPORTED', 'VisionTransformer config: num_fcs other than 2');
+  const layerNormEps = transformerConfigEps('VisionTransformer', normCfg, actCfg, numFcs);
   return {
     ...(rest as VisionTransformerOptions),
     outIndices: outIndices === undefined ? undefined : typeof outIndices === 'number' ? [outIndices] : (outIndices as number[]),
-    layerNormEps: norm?.eps,
+    layerNormEps,
   };
 }

@@ -1,6 +1,8 @@
 import { tf, type Tensor } from '../tf';
 import { assertInRange, assertInt, assertPositive } from '../validate';
 import { Module } from '../module';
+import { SkySenseError } from '../errors';
+import { ModuleList } from './containers';
 import { type ActivationName } from './activation';
 import { Dropout } from './dropout';
 import { FFN } from './ffn';
@@ -94,4 +96,80 @@ export class TransformerEncoderLayer extends Module {
       return this.ffn.forward(this.ln2.forward(h), h);
     });
   }
+}
+
+/**
+ * Options shared by the mmseg-style stacks of {@link TransformerEncoderLayer} (SkySense's Sentinel ViT
+ * and its fusion transformer), with the defaults both use.
+ */
+export interface TransformerStackOptions {
+  /** Token width. Default 1024. */
+  embedDims?: number;
+  /** Default 24. */
+  numLayers?: number;
+  /** Default 16. */
+  numHeads?: number;
+  /** FFN width = mlpRatio · embedDims. Default 4. */
+  mlpRatio?: number;
+  /** Default `true`. */
+  qkvBias?: boolean;
+  /** Default 0. */
+  dropRate?: number;
+  /** Default 0. */
+  attnDropRate?: number;
+  /** Drop-path rate, rising linearly over the layers, FFN branch only. Default 0.3. */
+  dropPathRate?: number;
+  /** Prepend a cls token. Default `true`. */
+  withClsToken?: boolean;
+  /** LayerNorm eps. Default 1e-5. */
+  layerNormEps?: number;
+}
+
+/** Fills in and checks the defaults of {@link TransformerStackOptions}. */
+export function resolveTransformerStack(o: TransformerStackOptions): Required<TransformerStackOptions> {
+  return {
+    embedDims: assertInt('embedDims', o.embedDims ?? 1024, 1),
+    numLayers: assertInt('numLayers', o.numLayers ?? 24, 1),
+    numHeads: assertInt('numHeads', o.numHeads ?? 16, 1),
+    mlpRatio: assertPositive('mlpRatio', o.mlpRatio ?? 4),
+    qkvBias: o.qkvBias ?? true,
+    dropRate: assertInRange('dropRate', o.dropRate ?? 0, 0, 1),
+    attnDropRate: assertInRange('attnDropRate', o.attnDropRate ?? 0, 0, 1),
+    dropPathRate: assertInRange('dropPathRate', o.dropPathRate ?? 0.3, 0, 1),
+    withClsToken: o.withClsToken ?? true,
+    layerNormEps: assertPositive('layerNormEps', o.layerNormEps ?? 1e-5),
+  };
+}
+
+/** `numLayers` pre-norm layers whose drop-path rises linearly from 0 to `dropPathRate` (mmseg's `dpr`). */
+export function transformerEncoderStack(o: Required<TransformerStackOptions>): ModuleList<TransformerEncoderLayer> {
+  const dpr = (i: number) => (o.numLayers > 1 ? (o.dropPathRate * i) / (o.numLayers - 1) : 0);
+  return new ModuleList(
+    Array.from({ length: o.numLayers }, (_, i) =>
+      new TransformerEncoderLayer({
+        embedDims: o.embedDims,
+        numHeads: o.numHeads,
+        feedforwardChannels: Math.floor(o.mlpRatio * o.embedDims),
+        dropRate: o.dropRate,
+        attnDropRate: o.attnDropRate,
+        dropPathRate: dpr(i),
+        qkvBias: o.qkvBias,
+        normEps: o.layerNormEps,
+      }),
+    ),
+  );
+}
+
+/**
+ * Checks the mmcv `norm_cfg` / `act_cfg` / `num_fcs` of a reference transformer config (only LN,
+ * GELU and two FFN layers exist here) and returns the LayerNorm eps it sets, if any.
+ * @throws SkySenseError `E_UNSUPPORTED` naming the setting.
+ */
+export function transformerConfigEps(what: string, normCfg: unknown, actCfg: unknown, numFcs: unknown): number | undefined {
+  const norm = normCfg as { type?: string; eps?: number } | undefined;
+  if (norm?.type !== undefined && norm.type !== 'LN') throw new SkySenseError('E_UNSUPPORTED', `${what} config: norm_cfg type '${norm.type}' (only LN)`);
+  const act = actCfg as { type?: string } | undefined;
+  if (act?.type !== undefined && act.type !== 'GELU') throw new SkySenseError('E_UNSUPPORTED', `${what} config: act_cfg type '${act.type}' (only GELU)`);
+  if (numFcs !== undefined && numFcs !== 2) throw new SkySenseError('E_UNSUPPORTED', `${what} config: num_fcs ${String(numFcs)} (only 2)`);
+  return norm?.eps;
 }
