@@ -9,6 +9,7 @@
  * - `E_SHAPE_ONLY`: a tensor value was asked of a module built in shape-only mode.
  * - `E_UNSUPPORTED`: a valid request that this implementation does not support.
  * - `E_IO`: a file could not be read or written.
+ * - `E_FORMAT`: an image or data file is corrupt or not of the expected format.
  */
 export type SkySenseErrorCode =
   | 'E_ARG'
@@ -20,6 +21,7 @@ export type SkySenseErrorCode =
   | 'E_SHAPE_ONLY'
   | 'E_UNSUPPORTED'
   | 'E_IO'
+  | 'E_FORMAT'
   | (string & {});
 
 /**

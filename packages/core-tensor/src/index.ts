@@ -83,7 +83,8 @@ export { Linear, type LinearOptions } from './layers/linear';
 export { Conv2d, type Conv2dModuleOptions } from './layers/conv';
 export { LayerNorm, BatchNorm2d, type LayerNormOptions, type BatchNormOptions } from './layers/norm';
 export { GELU, ReLU, gelu, makeActivation, type ActivationName } from './layers/activation';
-export { Dropout, DropPath } from './layers/dropout';
+export { Dropout, Dropout2d, DropPath } from './layers/dropout';
+export { ConvModule, type ConvModuleOptions } from './layers/conv-module';
 export { FFN, type FFNOptions } from './layers/ffn';
 export { MultiheadAttention, type MultiheadAttentionOptions, type AttentionCallOptions } from './layers/multihead-attention';
 export { Embedding } from './layers/embedding';
@@ -115,7 +116,7 @@ export {
   type WriteSafetensorsOptions,
 } from './safetensors';
 export { withAtomicFile, writeFileAtomic } from './atomic-file';
-export { encodePng, writePng, categoricalColors } from './png';
+export { encodePng, decodePng, writePng, categoricalColors, type DecodedImage } from './png';
 export { PthFile, type PthLayout, type PthTensorInfo, type PthOpenOptions } from './checkpoint/pth';
 export { type ByteSource, fileSource, bufferSource } from './checkpoint/byte-source';
 export { readZipDirectory, readZipEntry, type ZipEntry } from './checkpoint/zip';

@@ -77,7 +77,7 @@ export class Parameter {
 
   /** Replaces the values in place (shape must match; dtype is cast). */
   assign(t: Tensor): void {
-    this.value.assign(t.dtype === 'float32' ? t : tf.cast(t, 'float32'));
+    tf.tidy(() => this.value.assign(t.dtype === 'float32' ? t : tf.cast(t, 'float32')));
   }
 
   /** Frees the tensor. */
@@ -116,7 +116,7 @@ export class Buffer {
 
   /** Replaces the values in place (shape must match; dtype is cast). */
   assign(t: Tensor): void {
-    this.value.assign(t.dtype === this.dtype ? t : tf.cast(t, this.dtype as DataType));
+    tf.tidy(() => this.value.assign(t.dtype === this.dtype ? t : tf.cast(t, this.dtype as DataType)));
   }
 
   /** Frees the tensor. */
@@ -179,6 +179,11 @@ export interface LoadStateDictOptions {
    */
   optional?: readonly (string | RegExp)[];
 }
+
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** PyTorch's rule: a one-element `[1]` entry loads into a 0-dim slot (writers that cannot store 0-dim tensors produce it). */
+const isScalarAsOneElement = (file: readonly number[], slot: readonly number[]) => slot.length === 0 && file.length === 1 && file[0] === 1;
 
 function matchesAny(key: string, patterns: readonly (string | RegExp)[]): boolean {
   return patterns.some((p) => (typeof p === 'string' ? p === key : p.test(key)));
@@ -343,7 +348,8 @@ export abstract class Module {
 
   /**
    * Loads tensors by name, with PyTorch's rules: in strict mode (default) missing or unexpected
-   * keys are an error; a shape mismatch is an error in every mode. Every shape is checked before
+   * keys are an error; a shape mismatch is an error in every mode (a `[1]` entry loads into a 0-dim
+   * slot, as in PyTorch). Every shape is checked before
    * anything is written, so a failed load leaves the module unchanged. Tensors from a lazy source
    * are read and released one at a time.
    * @returns the load report (also attached as `details` to the error when it fails).
@@ -373,7 +379,7 @@ export abstract class Module {
       }
       seen.add(key);
       const shape = source.shape(fileKey);
-      if (shape.length !== slot.shape.length || shape.some((d, i) => d !== slot.shape[i])) {
+      if (!sameShape(shape, slot.shape) && !isScalarAsOneElement(shape, slot.shape)) {
         report.mismatched.push({ key, expected: slot.shape, actual: shape });
         continue;
       }
@@ -385,7 +391,7 @@ export abstract class Module {
     for (const [fileKey, key, slot] of plan) {
       const t = source.read(fileKey);
       try {
-        slot.assign(t);
+        tf.tidy(() => slot.assign(slot.shape.length === t.rank ? t : tf.reshape(t, [])));
       } finally {
         t.dispose();
       }

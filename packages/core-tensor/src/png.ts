@@ -1,4 +1,4 @@
-import { deflateSync } from 'node:zlib';
+import { deflateSync, inflateSync } from 'node:zlib';
 import { SkySenseError } from './errors';
 import { writeFileAtomic } from './atomic-file';
 
@@ -49,6 +49,106 @@ export function encodePng(rgb: Uint8Array, width: number, height: number): Uint8
   for (const p of parts) {
     out.set(p, o);
     o += p.length;
+  }
+  return out;
+}
+
+/** A decoded 8-bit image: `height × width × channels` bytes, row-major, channels interleaved. */
+export interface DecodedImage {
+  width: number;
+  height: number;
+  /** 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA); palette images decode to RGB(A). */
+  channels: number;
+  data: Uint8Array;
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Decodes a non-interlaced 8-bit PNG (grey, grey+alpha, RGB, RGBA or palette), checking every
+ * chunk's CRC — enough for masks and image tiles.
+ * @param name used in error messages (e.g. the file path).
+ * @throws SkySenseError `E_FORMAT` for a corrupt or truncated file, `E_UNSUPPORTED` for 16-bit,
+ * sub-byte or interlaced images.
+ */
+export function decodePng(bytes: Uint8Array, name = 'PNG'): DecodedImage {
+  const fail = (why: string): never => {
+    throw new SkySenseError('E_FORMAT', `${name}: not a valid PNG (${why})`);
+  };
+  if (bytes.length < 8 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) fail('no PNG signature');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let width = 0, height = 0, colorType = -1, palette: Uint8Array | null = null, alpha: Uint8Array | null = null;
+  const idat: Uint8Array[] = [];
+  for (let o = 8; ; ) {
+    if (o + 12 > bytes.length) fail('truncated before IEND');
+    const len = dv.getUint32(o);
+    if (o + 12 + len > bytes.length) fail(`chunk at byte ${o} runs past the end`);
+    const type = String.fromCharCode(...bytes.subarray(o + 4, o + 8));
+    if (crc32(bytes.subarray(o + 4, o + 8 + len)) !== dv.getUint32(o + 8 + len)) fail(`CRC mismatch in ${type}`);
+    const data = bytes.subarray(o + 8, o + 8 + len);
+    o += 12 + len;
+    if (type === 'IHDR') {
+      width = dv.getUint32(o - 12 - len + 8);
+      height = dv.getUint32(o - 12 - len + 12);
+      const [depth, ct, , , interlace] = data.subarray(8, 13);
+      if (depth !== 8) throw new SkySenseError('E_UNSUPPORTED', `${name}: expected an 8-bit PNG, got bit depth ${depth}`);
+      if (interlace) throw new SkySenseError('E_UNSUPPORTED', `${name}: interlaced PNGs are not supported`);
+      if (!(ct! in PNG_CHANNELS)) fail(`colour type ${ct}`);
+      colorType = ct!;
+    } else if (type === 'PLTE') palette = data.slice();
+    else if (type === 'tRNS') alpha = data.slice();
+    else if (type === 'IDAT') idat.push(data);
+    else if (type === 'IEND') break;
+  }
+  if (!(width > 0 && height > 0) || colorType < 0) fail('no IHDR');
+  const bpp = PNG_CHANNELS[colorType]!;
+  let raw: Uint8Array;
+  try {
+    raw = inflateSync(Buffer.concat(idat));
+  } catch {
+    return fail('corrupt image data');
+  }
+  const stride = width * bpp;
+  if (raw.length < height * (stride + 1)) fail(`image data holds ${raw.length} bytes, ${height * (stride + 1)} needed`);
+  const px = unfilter(raw, width, height, bpp, fail);
+  if (colorType !== 3) return { width, height, channels: bpp, data: px };
+  if (!palette) return fail('palette image without PLTE');
+  const channels = alpha ? 4 : 3;
+  const out = new Uint8Array(width * height * channels);
+  for (let i = 0; i < width * height; i++) {
+    const k = px[i]!;
+    if (3 * k + 2 >= palette.length) fail(`palette index ${k} out of range`);
+    out.set(palette.subarray(3 * k, 3 * k + 3), i * channels);
+    if (alpha) out[i * channels + 3] = k < alpha.length ? alpha[k]! : 255;
+  }
+  return { width, height, channels, data: out };
+}
+
+/** Undoes the per-row PNG filters (None, Sub, Up, Average, Paeth). */
+function unfilter(raw: Uint8Array, width: number, height: number, bpp: number, fail: (why: string) => never): Uint8Array {
+  const stride = width * bpp;
+  const out = new Uint8Array(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)]!;
+    const src = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    const row = out.subarray(y * stride, (y + 1) * stride);
+    const up = y > 0 ? out.subarray((y - 1) * stride, y * stride) : new Uint8Array(stride);
+    for (let i = 0; i < stride; i++) {
+      const a = i >= bpp ? row[i - bpp]! : 0;
+      const b = up[i]!;
+      const c = i >= bpp ? up[i - bpp]! : 0;
+      let pred: number;
+      if (filter === 0) pred = 0;
+      else if (filter === 1) pred = a;
+      else if (filter === 2) pred = b;
+      else if (filter === 3) pred = (a + b) >> 1;
+      else if (filter === 4) {
+        const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      } else return fail(`row ${y} has filter type ${filter}`);
+      row[i] = (src[i]! + pred) & 0xff;
+    }
   }
   return out;
 }

@@ -55,3 +55,14 @@ export class DropPath extends RandomDrop {
     return [x.shape[0]!, ...Array<number>(x.rank - 1).fill(1)];
   }
 }
+
+/** Channel dropout (`nn.Dropout2d`): whole `[N, C]` feature maps of an NCHW input are zeroed with probability `p`. */
+export class Dropout2d extends RandomDrop {
+  constructor(p = 0.5, rng?: Generator) {
+    super(p, rng);
+  }
+
+  protected maskShape(x: Tensor): number[] {
+    return [x.shape[0]!, x.shape[1]!, ...Array<number>(x.rank - 2).fill(1)];
+  }
+}

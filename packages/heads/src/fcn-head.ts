@@ -1,0 +1,48 @@
+import { ConvModule, ModuleList, SkySenseError, assertInt, tf, type Tensor } from '@skysense/core-tensor';
+import { BaseDecodeHead, type DecodeHeadOptions } from './decode-head';
+
+/** Options of {@link FCNHead}, with mmseg's defaults. */
+export interface FCNHeadOptions extends DecodeHeadOptions {
+  /** Channels of the one input map. */
+  inChannels: number;
+  /** 3×3 ConvModules in sequence (`convs.j`); 0 is allowed when `inChannels === channels`. Default 2. */
+  numConvs?: number;
+  /** Kernel size of the convs. Default 3. */
+  kernelSize?: number;
+  /** `conv_cat` over `[input, convs(input)]`. Default `true` (SkySense's auxiliary head sets `false`). */
+  concatInput?: boolean;
+  /** Dilation of the convs (padding = (k // 2) · dilation). Default 1. */
+  dilation?: number;
+}
+
+/**
+ * mmseg's `FCNHead`: `num_convs` ConvModules (`convs.j`), optionally `conv_cat` over the input
+ * concatenated (input first) with their output, then `conv_seg`; no resize inside. SkySense's
+ * auxiliary head is `{ inChannels: 1408, inIndex: 2, channels: 256, numConvs: 1, concatInput: false }`.
+ */
+export class FCNHead extends BaseDecodeHead {
+  readonly convs: ModuleList<ConvModule>;
+  readonly convCat: ConvModule | null;
+
+  constructor(o: FCNHeadOptions) {
+    super('FCNHead', o);
+    const numConvs = assertInt('FCNHead numConvs', o.numConvs ?? 2, 0);
+    const k = assertInt('FCNHead kernelSize', o.kernelSize ?? 3, 1);
+    const dilation = assertInt('FCNHead dilation', o.dilation ?? 1, 1);
+    if (numConvs === 0 && this.channels !== this.inChannels[0]) {
+      throw new SkySenseError('E_ARG', `FCNHead channels: expected ${this.inChannels[0]} (= inChannels, as numConvs is 0), got ${this.channels}`);
+    }
+    const padding = Math.floor(k / 2) * dilation;
+    const widths = [this.inChannels[0]!, ...Array<number>(numConvs).fill(this.channels)];
+    this.convs = this.registerModule('convs', new ModuleList(widths.slice(0, -1).map((ci) => new ConvModule(ci, this.channels, k, { padding, dilation }))));
+    this.convCat = (o.concatInput ?? true) ? this.registerModule('conv_cat', new ConvModule(this.inChannels[0]! + this.channels, this.channels, k, { padding: Math.floor(k / 2) })) : null;
+  }
+
+  forwardFeature(inputs: readonly Tensor[]): Tensor {
+    const [x] = this.selectInputs(inputs) as [Tensor];
+    return tf.tidy(() => {
+      const y = [...this.convs].reduce((h, conv) => conv.forward(h), x);
+      return this.convCat ? this.convCat.forward(tf.concat([x, y], 1)) : y;
+    });
+  }
+}
