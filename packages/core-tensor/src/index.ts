@@ -78,7 +78,7 @@ export {
   type InterpolateMode,
   type InterpolateOptions,
 } from './ops/resample';
-export { UnaryModule, Identity, Sequential, ModuleList } from './layers/containers';
+export { UnaryModule, Identity, Sequential, ModuleList, ModuleDict } from './layers/containers';
 export { Linear, type LinearOptions } from './layers/linear';
 export { Conv2d, type Conv2dModuleOptions } from './layers/conv';
 export { LayerNorm, BatchNorm2d, type LayerNormOptions, type BatchNormOptions } from './layers/norm';

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Module, initBackend, loadSafetensors, tf, type BackendKind, type Tensor } from '@skysense/core-tensor';
+import { ModuleDict, initBackend, loadSafetensors, tf, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { FCNHead, UPerHead, resizeTo } from '../src/index';
 
 const dir = (name: string) => join(__dirname, 'fixtures', 'parity', name);
@@ -15,10 +15,8 @@ const maxAbs = (a: Tensor, b: Tensor) => {
 const inputsOf = (m: Map<string, Tensor>) => ['in0', 'in1', 'in2', 'in3'].map((k) => m.get(k)!);
 
 /** The four fcnhead-a variants under their tags, so the fixture's tagged keys load directly. */
-class FcnVariants extends Module {
-  readonly heads = (['n1_cat0', 'n1_cat1', 'n2_cat0', 'n2_cat1'] as const).map((tag) =>
-    [tag, this.registerModule(tag, new FCNHead({ inChannels: 24, inIndex: 2, channels: 16, numClasses: 5, numConvs: Number(tag[1]), concatInput: tag.endsWith('1') }))] as const);
-}
+const fcnVariants = () =>
+  new ModuleDict((['n1_cat0', 'n1_cat1', 'n2_cat0', 'n2_cat1'] as const).map((tag) => [tag, new FCNHead({ inChannels: 24, inIndex: 2, channels: 16, numClasses: 5, numConvs: Number(tag[1]), concatInput: tag.endsWith('1') })]));
 
 describe.each(['wasm', 'cpu'] as BackendKind[])('heads against mmseg on %s', (backend) => {
   beforeAll(() => initBackend({ force: backend }));
@@ -51,9 +49,9 @@ describe.each(['wasm', 'cpu'] as BackendKind[])('heads against mmseg on %s', (ba
     const weights = load('fcnhead-a', 'weights');
     const inputs = load('fcnhead-a', 'input');
     const out = load('fcnhead-a', 'output');
-    const variants = new FcnVariants().eval();
+    const variants = fcnVariants().eval();
     expect(variants.loadStateDict(weights).loaded).toHaveLength(weights.size);
-    for (const [tag, head] of variants.heads) {
+    for (const [tag, head] of variants.entries()) {
       const xs = inputsOf(inputs);
       const feats = head.forwardFeature(xs);
       const logits = head.forward(xs);

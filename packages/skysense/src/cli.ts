@@ -11,6 +11,8 @@ import { runPretrain, type RunPretrainOptions } from './pretrain-run';
 import { type SampleManifest, loadSample, readManifest } from './data/sample';
 import { type ReleasedFiles } from './skysense';
 import { SkySense, formatBreakdown } from './skysense';
+import { SEGMENTOR_PRESETS } from './finetune/presets';
+import { runEval, runFinetune, runPredict, type RunEvalOptions, type RunFinetuneOptions } from './finetune/run';
 
 const LAYOUTS = ['auto', 'flat', 'state_dict', 'model', 'module'];
 
@@ -176,6 +178,57 @@ export function createCli(): Command {
     .option('--resume', 'continue from <out>/checkpoint.safetensors')
     .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number }) => {
       await runPretrain({ ...o, frames: { s2: o.s2Frames, s1: o.s1Frames } });
+    });
+
+  program
+    .command('finetune')
+    .description('fine-tune a segmentor (Swin V2 + UperNet + auxiliary FCN) on image/mask pairs; evaluate and draw the held-out images')
+    .addOption(new Option('--task <task>', 'downstream task (seg from the command line; cls, multilabel and change through the library)').choices(['seg', 'cls', 'multilabel', 'change']).default('seg'))
+    .addOption(new Option('--preset <name>', 'segmentor preset').choices(Object.keys(SEGMENTOR_PRESETS)).default('upernet-skysense-tiny'))
+    .option('--data <dir>', 'folder with images/ and masks/ (default: the Dubai aerial samples under SKYSENSE_SAMPLES)')
+    .option('--classes <table>', "class table: 'dubai-aerial' or a JSON file of { name, color } (default: dubai-aerial for the default data, else <data>/classes.json)")
+    .requiredOption('--out <dir>', 'output folder (checkpoint, model.safetensors, metrics.jsonl, eval.json, predictions/)')
+    .option('--init <file>', 'pre-trained encoder weights (skysense pretrain checkpoint or teacher, released or mmseg file); default random')
+    .option('--hold-out <n>', 'the last n images are held out for evaluation', Number, 2)
+    .option('--steps <n>', 'total steps', Number, 300)
+    .option('--batch-size <n>', 'crops per step', Number, 4)
+    .option('--crop <px>', "training crop and sliding-window size (default: the preset's)", Number)
+    .option('--stride <px>', 'sliding-window stride at evaluation (default 2/3 of the crop)', Number)
+    .option('--lr <rate>', "base learning rate (default: the preset's)", Number)
+    .option('--layer-decay <rate>', 'layer-wise learning-rate decay of the encoder (1 = none; default 0.9)', Number)
+    .option('--warmup <iters>', "linear warm-up iterations (default: the preset's)", Number)
+    .option('--freeze-backbone', 'train only the heads')
+    .option('--checkpoint-every <n>', 'steps between checkpoints', Number, 50)
+    .option('--seed <n>', 'seed', Number, 0)
+    .option('--resume', 'continue from <out>/checkpoint.safetensors')
+    .action(async (o: Omit<RunFinetuneOptions, 'layerDecayRate' | 'warmupIters'> & { task: string; layerDecay?: number; warmup?: number }) => {
+      if (o.task !== 'seg') throw new SkySenseError('E_UNSUPPORTED', `--task ${o.task}: only seg runs from the command line so far; build a Classifier or ChangeDetector with @skysense/skysense for ${o.task}`);
+      await runFinetune({ ...o, layerDecayRate: o.layerDecay, warmupIters: o.warmup });
+    });
+
+  program
+    .command('predict')
+    .description('predict class masks with a fine-tuned segmentor (sliding window): colour PNGs and input|prediction pictures')
+    .argument('<inputs...>', 'images (PNG, JPEG, GeoTIFF) or folders of images')
+    .requiredOption('--model <file>', "model.safetensors written by 'skysense finetune'")
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--crop <px>', 'window size (default: the training crop of the preset)', Number)
+    .option('--stride <px>', 'window stride (default 2/3 of the crop)', Number)
+    .action(async (inputs: string[], o: { model: string; out: string; crop?: number; stride?: number }) => {
+      await runPredict({ ...o, inputs });
+    });
+
+  program
+    .command('eval')
+    .description('evaluate a fine-tuned segmentor on image/mask pairs: per-class IoU/F1/precision/recall, mIoU, mF1, OA')
+    .requiredOption('--model <file>', "model.safetensors written by 'skysense finetune'")
+    .option('--data <dir>', 'folder with images/ and masks/ (default: the Dubai aerial samples)')
+    .option('--last <n>', 'only the last n images (those finetune --hold-out n held out)', Number)
+    .option('--crop <px>', 'window size (default: the training crop of the preset)', Number)
+    .option('--stride <px>', 'window stride (default 2/3 of the crop)', Number)
+    .option('--out <dir>', 'also write the predicted masks and side-by-side pictures here')
+    .action(async (o: RunEvalOptions) => {
+      await runEval(o);
     });
 
   program

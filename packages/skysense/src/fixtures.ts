@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Module, SkySenseError, loadCheckpoint, loadSafetensors, saveSafetensors, sinkhornKnopp, tf, type LoadReport, type Tensor } from '@skysense/core-tensor';
+import { Module, ModuleDict, SkySenseError, loadCheckpoint, loadSafetensors, saveSafetensors, sinkhornKnopp, tf, type LoadReport, type Tensor } from '@skysense/core-tensor';
+import { FCNHead, UPerHead, resizeTo } from '@skysense/heads';
 import { ContrastiveAlignment, DINOHead, DINOLoss, IBOTLoss } from '@skysense/losses';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
@@ -8,7 +9,7 @@ import { MultiModalFusion } from '@skysense/temporal-fusion';
 
 /** A parity fixture folder's model and how to run it. */
 interface FixtureRunner {
-  kind: 'swin' | 'vit' | 'fusion' | 'dino' | 'ibot' | 'itc' | 'sinkhorn';
+  kind: 'swin' | 'vit' | 'fusion' | 'uperhead' | 'fcnhead' | 'dino' | 'ibot' | 'itc' | 'sinkhorn';
   model: Module;
   /** Computes every output key of the fixture (intermediates included). */
   run(inputs: Map<string, Tensor>, expectedKeys: string[]): Map<string, Tensor>;
@@ -80,9 +81,67 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
       tolerance: (k) => (['s2_up', 's1_up', 'fusion_input'].includes(k) ? 1e-5 : 1e-4),
     };
   }
+  const head = headRunner(config, kind, dir);
+  if (head) return head;
   const loss = lossRunner(config, kind || String(config.function ?? config.modules ?? ''));
   if (loss) return loss;
-  throw new SkySenseError('E_UNSUPPORTED', `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, DINO, iBOT, ITC, Sinkhorn)`);
+  throw new SkySenseError('E_UNSUPPORTED', `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, UPerHead, FCNHead, DINO, iBOT, ITC, Sinkhorn)`);
+}
+
+/** mmseg decode-head kwargs as our options; refuses norms and activations other than (Sync)BN and ReLU. */
+function decodeHeadOptions(k: Record<string, unknown>, dir: string) {
+  const norm = (k.norm_cfg as { type?: string } | null | undefined)?.type;
+  const act = (k.act_cfg as { type?: string } | null | undefined)?.type;
+  if ((norm && !['BN', 'SyncBN'].includes(norm)) || (act && act !== 'ReLU')) throw new SkySenseError('E_UNSUPPORTED', `${dir}: decode head with norm ${norm} / act ${act} (BN or SyncBN with ReLU only)`);
+  return { inChannels: k.in_channels as number & number[], inIndex: k.in_index as number & number[], channels: k.channels as number, numClasses: k.num_classes as number, dropoutRatio: k.dropout_ratio as number | undefined, alignCorners: k.align_corners as boolean | undefined };
+}
+
+const headInputs = (inputs: Map<string, Tensor>) => [...inputs.keys()].filter((k) => /^in\d+$/.test(k)).sort((a, b) => Number(a.slice(2)) - Number(b.slice(2))).map((k) => inputs.get(k)!);
+
+/** Runners of the mmseg decode-head fixtures (`uperhead-*`: one UPerHead; `fcnhead-*`: FCNHead variants under their tags). */
+function headRunner(config: FixtureConfig, kind: string, dir: string): FixtureRunner | null {
+  const tol = (config.tolerance ?? {}) as Record<string, number>;
+  const tolerance = (k: string) => tol[k] ?? tol[k.split('.').pop()!] ?? 1e-4;
+  if (kind === 'UPerHead') {
+    const k = config.kwargs ?? {};
+    const head = new UPerHead({ ...decodeHeadOptions(k, dir), poolScales: k.pool_scales as number[] });
+    const size = config.resize_to as [number, number] | undefined;
+    return {
+      kind: 'uperhead',
+      model: head,
+      tolerance,
+      run: (inputs) => {
+        const xs = headInputs(inputs);
+        const logits = head.forward(xs);
+        const out = new Map<string, Tensor>([['psp_out', head.pspForward(xs.at(-1)!)], ['feats', head.forwardFeature(xs)], ['logits', logits]]);
+        if (size) out.set('logits_resized', tf.tidy(() => tf.clone(resizeTo(logits, size, head.alignCorners))));
+        return out;
+      },
+    };
+  }
+  if (kind.startsWith('FCNHead')) {
+    const variants = (config.variants ?? { '': { kwargs: config.kwargs ?? {} } }) as Record<string, { kwargs: Record<string, unknown> }>;
+    const heads = new ModuleDict(Object.entries(variants).map(([tag, v]) => {
+      const k = v.kwargs;
+      return [tag, new FCNHead({ ...decodeHeadOptions(k, dir), numConvs: k.num_convs as number, kernelSize: k.kernel_size as number, concatInput: k.concat_input as boolean, dilation: k.dilation as number })];
+    }));
+    return {
+      kind: 'fcnhead',
+      model: heads,
+      tolerance,
+      run: (inputs) => {
+        const xs = headInputs(inputs);
+        const out = new Map<string, Tensor>();
+        for (const [tag, head] of heads.entries()) {
+          const key = (name: string) => (tag ? `${tag}.${name}` : name);
+          out.set(key('feats'), head.forwardFeature(xs));
+          out.set(key('logits'), head.forward(xs));
+        }
+        return out;
+      },
+    };
+  }
+  return null;
 }
 
 /** Stored scalars have shape [1] (takes ownership of `t`). */

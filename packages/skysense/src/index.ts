@@ -1,6 +1,7 @@
 /**
  * `@skysense/skysense`: the umbrella package — the assembled SkySense model (`SkySense`, presets
- * `skysense-2b` and `skysense-tiny`), the `skysense` command (`convert`, `inspect`, `info`), and
+ * `skysense-2b` and `skysense-tiny`), pre-training, fine-tuning (`Segmentor`, `Classifier`,
+ * `ChangeDetector`, `SegmentationFinetuner`), data loading, the `skysense` command, and
  * the model packages re-exported as namespaces.
  * @packageDocumentation
  */
@@ -24,3 +25,17 @@ export * as temporalFusion from '@skysense/temporal-fusion';
 export * as geoPrototypes from '@skysense/geo-prototypes';
 export { Pretrainer, type PretrainOptions, type PretrainBatch, type StepMetrics } from './pretrain';
 export { runPretrain, type RunPretrainOptions } from './pretrain-run';
+export * as heads from '@skysense/heads';
+export { Segmentor, slideWindows, type FeatureEncoder, type SegmentorOptions, type SlideOptions, type SegmentationLosses } from './finetune/segmentor';
+export { Classifier, ChangeDetector } from './finetune/classifier';
+export { swinLayerId, vitLayerId, finetuneOptimizer, type FinetuneOptimizerOptions } from './finetune/layer-decay';
+export { SEGMENTOR_PRESETS, type SegmentorPreset, type SegmentorPresetName } from './finetune/presets';
+export { SegmentationFinetuner, buildSegmentor, type SegmentationFinetuneOptions, type FinetuneSchedule, type FinetuneStepMetrics } from './finetune/finetuner';
+export {
+  readImage, readMask, readClassTable, loadSegmentationDataset, listImages, DUBAI_AERIAL_CLASSES, IGNORE_INDEX, type PlanarImage, type ClassDef, type LabelledImage,
+} from './finetune/images';
+export { cutWindow, randomWindow, segmentationBatch, normalizedImage, type SegAugmentOptions, type CropWindow } from './finetune/augment';
+export {
+  runFinetune, runPredict, runEval, saveSegmentor, loadSegmentor, resolveClasses, colorizeMask, type RunFinetuneOptions, type FinetuneResult, type RunPredictOptions, type RunEvalOptions,
+} from './finetune/run';
+export { saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, type TrainingCheckpoint } from './training-checkpoint';

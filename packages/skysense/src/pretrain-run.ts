@@ -1,7 +1,8 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Generator, SkySenseError, manualSeed, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
+import { Generator, SkySenseError, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
+import { truncateMetricsLog } from './training-checkpoint';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs } from './embed';
 import { type LoadedSample, type SampleManifest, loadSample, readManifest, samplesDir } from './data/sample';
@@ -66,7 +67,7 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
   if (o.resume) {
     if (!existsSync(ckpt)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${ckpt}`);
     trainer = Pretrainer.resume(ckpt);
-    dropLogAfter(join(o.out, 'metrics.jsonl'), trainer.step);
+    truncateMetricsLog(join(o.out, 'metrics.jsonl'), trainer.step);
     log(`resumed ${ckpt} at step ${trainer.step} of ${trainer.options.steps}`);
   } else {
     manualSeed(seed);
@@ -107,20 +108,6 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
     trainer.dispose();
     samples.forEach(disposeSample);
   }
-}
-
-/** Keeps only the metric lines of steps up to `step` (the ones after the checkpoint are re-run). */
-function dropLogAfter(file: string, step: number): void {
-  if (!existsSync(file)) return;
-  const stepOf = (line: string) => {
-    try {
-      return (JSON.parse(line) as { step: number }).step;
-    } catch {
-      return Infinity; // a line torn by the crash
-    }
-  };
-  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l && stepOf(l) <= step);
-  writeFileAtomic(file, lines.map((l) => `${l}\n`).join(''));
 }
 
 const disposeSample = (s: LoadedSample) => tf.dispose([s.hr, s.s2?.frames, s.s1?.frames].filter((t): t is Tensor => t !== undefined));

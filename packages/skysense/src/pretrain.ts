@@ -1,9 +1,10 @@
 import {
   AdamW, Generator, SkySenseError, assertInRange, assertInt, assertPositive, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, defaultRng, disposeGradients, emaUpdate, linearWarmup,
-  loadSafetensors, saveSafetensors, stopGradient, tf, valueAndGrads, SafetensorsFile, type GeneratorState, type Gradients, type Parameter, type Tensor,
+  stopGradient, tf, valueAndGrads, type GeneratorState, type Gradients, type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type FGCLOptions } from '@skysense/losses';
 import { SkySense } from './skysense';
+import { openTrainingCheckpoint, saveTrainingCheckpoint } from './training-checkpoint';
 import type { SkySenseConfig } from './presets';
 
 /** Options of {@link Pretrainer}; defaults follow DINO / ARCH-SPEC §4.4 where the paper is silent. */
@@ -337,48 +338,38 @@ export class Pretrainer {
 
   /** Everything a resume needs, as one safetensors file written atomically (temp file + rename). */
   save(file: string): void {
-    const state = new Map<string, Tensor>();
-    const add = (prefix: string, m: Map<string, Tensor>) => m.forEach((t, k) => state.set(`${prefix}.${k}`, t));
-    add('student', this.student.stateDict());
-    add('teacher', this.teacher.stateDict());
-    add('mgcl', this.loss.stateDict());
-    add('mgcl_teacher', this.teacherLoss.stateDict());
-    if (this.align) add('align', this.align.stateDict());
-    add('optimizer', this.optimizer.stateDict());
-    saveSafetensors(file, state, {
-      metadata: {
-        format: 'skysense-pretrain-1',
-        step: String(this.step),
-        optimizer_steps: String(this.optimizer.stepCount),
-        rng: JSON.stringify(this.rng.getState()),
-        default_rng: JSON.stringify(defaultRng().getState()),
-        options: JSON.stringify(this.options),
+    saveTrainingCheckpoint(
+      file,
+      'skysense-pretrain-1',
+      {
+        student: this.student.stateDict(),
+        teacher: this.teacher.stateDict(),
+        mgcl: this.loss.stateDict(),
+        mgcl_teacher: this.teacherLoss.stateDict(),
+        align: this.align?.stateDict(),
+        optimizer: this.optimizer.stateDict(),
       },
-    });
+      { step: this.step, optimizer_steps: this.optimizer.stepCount, rng: this.rng.getState(), default_rng: defaultRng().getState(), options: this.options },
+    );
   }
 
   /** Rebuilds a trainer from {@link Pretrainer.save}'s file; it continues exactly where the saved run was. */
   static resume(file: string): Pretrainer {
-    const meta = SafetensorsFile.open(file);
-    const metadata = meta.metadata;
-    meta.close();
-    if (metadata.format !== 'skysense-pretrain-1') throw new SkySenseError('E_STATE_DICT', `${file}: not a SkySense pre-training checkpoint (format '${metadata.format ?? 'none'}')`);
-    const trainer = new Pretrainer(metadataJson<PretrainOptions>(file, metadata, 'options'));
-    const state = loadSafetensors(file);
+    const ckpt = openTrainingCheckpoint(file, 'skysense-pretrain-1', 'SkySense pre-training');
     try {
-      const part = (prefix: string) => new Map([...state].filter(([k]) => k.startsWith(`${prefix}.`)).map(([k, t]) => [k.slice(prefix.length + 1), t]));
-      trainer.student.loadStateDict(part('student'));
-      trainer.teacher.loadStateDict(part('teacher'));
-      trainer.loss.loadStateDict(part('mgcl'));
-      trainer.teacherLoss.loadStateDict(part('mgcl_teacher'));
-      trainer.align?.loadStateDict(part('align'));
-      trainer.optimizer.loadStateDict(part('optimizer'), metadataJson<number>(file, metadata, 'optimizer_steps'));
-      trainer.rng.setState(metadataJson<GeneratorState>(file, metadata, 'rng'));
-      defaultRng().setState(metadataJson<GeneratorState>(file, metadata, 'default_rng'));
-      trainer.step = assertInt('checkpoint step', metadataJson<number>(file, metadata, 'step'), 0, trainer.options.steps);
+      const trainer = new Pretrainer(ckpt.json<PretrainOptions>('options'));
+      trainer.student.loadStateDict(ckpt.part('student'));
+      trainer.teacher.loadStateDict(ckpt.part('teacher'));
+      trainer.loss.loadStateDict(ckpt.part('mgcl'));
+      trainer.teacherLoss.loadStateDict(ckpt.part('mgcl_teacher'));
+      trainer.align?.loadStateDict(ckpt.part('align'));
+      trainer.optimizer.loadStateDict(ckpt.part('optimizer'), ckpt.json<number>('optimizer_steps'));
+      trainer.rng.setState(ckpt.json<GeneratorState>('rng'));
+      defaultRng().setState(ckpt.json<GeneratorState>('default_rng'));
+      trainer.step = assertInt('checkpoint step', ckpt.json<number>('step'), 0, trainer.options.steps);
       return trainer;
     } finally {
-      tf.dispose([...state.values()]);
+      ckpt.dispose();
     }
   }
 
@@ -439,14 +430,6 @@ function validateOptions(o: PretrainOptions): void {
 }
 
 /** Parses a JSON metadata entry of a checkpoint, naming the file and the entry when it is absent or corrupt. */
-function metadataJson<T>(file: string, metadata: Record<string, string>, key: string): T {
-  try {
-    return JSON.parse(metadata[key] ?? '') as T;
-  } catch {
-    throw new SkySenseError('E_STATE_DICT', `${file}: checkpoint metadata '${key}' is missing or not valid JSON`);
-  }
-}
-
 /** `YYYY-MM-DD` shifted by whole days. */
 function shiftDate(date: string, days: number): string {
   const t = Date.parse(`${date}T00:00:00Z`);

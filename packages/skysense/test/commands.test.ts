@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile } from '@skysense/core-tensor';
+import { SafetensorsFile, decodePng } from '@skysense/core-tensor';
+import { DUBAI_AERIAL_CLASSES } from '../src/index';
 
 const bin = join(__dirname, '..', 'dist', 'bin.js');
 const packages = join(__dirname, '..', '..');
@@ -17,6 +18,8 @@ const FIXTURES = [
   join(packages, 'losses', 'test', 'fixtures', 'parity', 'ibot-patch-loss-a'),
   join(packages, 'losses', 'test', 'fixtures', 'parity', 'itc-loss-a'),
   join(packages, 'core-tensor', 'test', 'fixtures', 'parity', 'sinkhorn-a'),
+  join(packages, 'heads', 'test', 'fixtures', 'parity', 'uperhead-a'),
+  join(packages, 'heads', 'test', 'fixtures', 'parity', 'fcnhead-a'),
 ];
 const samples = process.env.SKYSENSE_SAMPLES ?? join(process.cwd(), 'samples');
 const s2Dir = join(samples, 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2', 'S2A_MSIL2A_20170613T101031_87_48');
@@ -51,7 +54,7 @@ describe('skysense verify / forward', () => {
   });
 
   it('forward writes every output under the fixture’s key names and shapes', () => {
-    for (const fixture of [FIXTURES[0]!, FIXTURES[4]!, FIXTURES[5]!, FIXTURES[6]!, FIXTURES[7]!, FIXTURES[8]!]) {
+    for (const fixture of [FIXTURES[0]!, FIXTURES[4]!, FIXTURES[5]!, FIXTURES[6]!, FIXTURES[7]!, FIXTURES[8]!, FIXTURES[9]!, FIXTURES[10]!]) {
       const out = join(dir, 'forward.safetensors');
       expect(run(['forward', '--fixture', fixture, '--output', out]).status).toBe(0);
       const got = SafetensorsFile.open(out);
@@ -116,5 +119,40 @@ describe('skysense demo and embed', () => {
     expect(fs.existsSync(join(dir, 'bad1'))).toBe(false);
     const verbose = run(['embed', '--s2', join(dir, 'nowhere'), '--out', 'bad4', '--verbose']);
     expect(verbose.stderr).toMatch(/at /);
+  });
+});
+
+describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
+  it('fine-tunes a few steps, writes the model, metrics, predictions; predict and eval read the model back', () => {
+    const r = run(['finetune', '--steps', '3', '--batch-size', '2', '--hold-out', '1', '--out', 'ft', '--checkpoint-every', '2'], { SKYSENSE_SAMPLES: samples });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/fine-tuning upernet-skysense-tiny on 8 images \(1 held out: tile1_image_part_009\), 6 classes, 3 steps × 2 crops of 128 px, random-initialised encoder/);
+    expect(r.stdout).toMatch(/step 3\/3 loss \d+\.\d+ \(decode .*samples\/s · ETA 0 s/);
+    expect(r.stdout).toMatch(/OA \d+\.\d\d {2}mIoU \d+\.\d\d {2}mF1 \d+\.\d\d/);
+    const ev = JSON.parse(fs.readFileSync(join(dir, 'ft', 'eval.json'), 'utf8'));
+    expect(ev.images).toEqual(['tile1_image_part_009']);
+    expect(fs.readFileSync(join(dir, 'ft', 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+    const mask = decodePng(fs.readFileSync(join(dir, 'ft', 'predictions', 'tile1_image_part_009.png')));
+    expect([mask.width, mask.height]).toEqual([797, 644]);
+    const colours = new Set(DUBAI_AERIAL_CLASSES.map((c) => c.color.join()));
+    for (let i = 0; i < mask.width * mask.height; i += 997) expect(colours.has([...mask.data.subarray(3 * i, 3 * i + 3)].join())).toBe(true);
+    expect(decodePng(fs.readFileSync(join(dir, 'ft', 'predictions', 'tile1_image_part_009.side.png'))).width).toBe(3 * 797 + 2 * 8);
+
+    const image = join(samples, 'dubai-aerial-segmentation', 'images', 'tile1_image_part_009.jpg');
+    const p = run(['predict', image, '--model', join('ft', 'model.safetensors'), '--out', 'pred']);
+    expect(p.status, p.stderr).toBe(0);
+    expect(fs.readFileSync(join(dir, 'pred', 'tile1_image_part_009.png'))).toEqual(fs.readFileSync(join(dir, 'ft', 'predictions', 'tile1_image_part_009.png')));
+    const e = run(['eval', '--model', join('ft', 'model.safetensors'), '--last', '1'], { SKYSENSE_SAMPLES: samples });
+    expect(e.status, e.stderr).toBe(0);
+    expect(e.stdout).toContain(`mIoU ${(100 * ev.mIoU).toFixed(2)}`);
+
+    const resumed = run(['finetune', '--steps', '3', '--batch-size', '2', '--hold-out', '1', '--out', 'ft', '--resume'], { SKYSENSE_SAMPLES: samples });
+    expect(resumed.stdout).toMatch(/resumed .*checkpoint\.safetensors at step 3 of 3/);
+    const cls = run(['finetune', '--task', 'cls', '--out', 'ft-cls']);
+    expect(cls.status).toBe(2);
+    expect(cls.stderr).toMatch(/--task cls: only seg runs from the command line so far/);
+    const notModel = run(['eval', '--model', join(packages, 'heads', 'test', 'fixtures', 'parity', 'uperhead-a', 'weights.safetensors')]);
+    expect(notModel.status).toBe(2);
+    expect(notModel.stderr).toMatch(/not a SkySense segmentor/);
   });
 });

@@ -67,3 +67,24 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
     return this.items[Symbol.iterator]();
   }
 }
+
+/** Child modules under given names (`nn.ModuleDict`): their keys are `<name>.<key>`. */
+export class ModuleDict<M extends Module = Module> extends Module {
+  private readonly items = new Map<string, M>();
+
+  constructor(modules: Iterable<[string, M]> | Record<string, M> = {}) {
+    super();
+    const entries = Symbol.iterator in Object(modules) ? (modules as Iterable<[string, M]>) : Object.entries(modules as Record<string, M>);
+    for (const [name, m] of entries) this.items.set(name, this.registerModule(name, m));
+  }
+
+  /** The child called `name`. */
+  get(name: string): M | undefined {
+    return this.items.get(name);
+  }
+
+  /** `[name, module]` pairs in insertion order. */
+  entries(): [string, M][] {
+    return [...this.items];
+  }
+}

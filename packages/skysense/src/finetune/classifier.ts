@@ -1,0 +1,66 @@
+import { Module, SkySenseError, formatShape, tf, type Tensor } from '@skysense/core-tensor';
+import { type ChangeDetectionHead, type LinearClsHead, binaryCrossEntropyLoss, crossEntropyLoss, resizeTo } from '@skysense/heads';
+import type { FeatureEncoder } from './segmentor';
+
+/**
+ * mmcls's `ImageClassifier`: encoder (`backbone.*`) → global average pooling → `head.fc`. With a
+ * multi-label head the loss is the binary cross-entropy on 0/1 targets, otherwise the softmax
+ * cross-entropy on class indices.
+ */
+export class Classifier extends Module {
+  readonly backbone: FeatureEncoder;
+  readonly head: LinearClsHead;
+
+  constructor(backbone: FeatureEncoder, head: LinearClsHead) {
+    super();
+    this.backbone = this.registerModule('backbone', backbone);
+    this.head = this.registerModule('head', head);
+  }
+
+  /** Logits `[N, classes]`. */
+  forward(images: Tensor): Tensor {
+    return tf.tidy(() => this.head.forward(this.backbone.forward(images)));
+  }
+
+  /** Probabilities (softmax, or sigmoid per class for multi-label). */
+  predict(images: Tensor): Tensor {
+    return tf.tidy(() => this.head.predict(this.backbone.forward(images)));
+  }
+
+  /**
+   * The training loss.
+   * @param targets int32 `[N]` class indices, or for multi-label `[N, classes]` of 0/1.
+   */
+  loss(images: Tensor, targets: Tensor): Tensor {
+    return tf.tidy(() => {
+      const logits = this.forward(images);
+      return this.head.multiLabel ? binaryCrossEntropyLoss(logits, targets) : crossEntropyLoss(logits, targets);
+    });
+  }
+}
+
+/**
+ * Change detection with one shared (Siamese) encoder (`backbone.*`) applied to both dates and a
+ * {@link ChangeDetectionHead} (`decode_head.*`); change logits are resized to the input size.
+ */
+export class ChangeDetector extends Module {
+  readonly backbone: FeatureEncoder;
+  readonly decodeHead: ChangeDetectionHead;
+
+  constructor(backbone: FeatureEncoder, head: ChangeDetectionHead) {
+    super();
+    this.backbone = this.registerModule('backbone', backbone);
+    this.decodeHead = this.registerModule('decode_head', head);
+  }
+
+  /** Change logits `[N, classes, H, W]` for images of date A and date B (same shape). */
+  forward(a: Tensor, b: Tensor): Tensor {
+    if (a.shape.join() !== b.shape.join()) throw new SkySenseError('E_SHAPE', `ChangeDetector: date B ${formatShape(b.shape)} must match date A ${formatShape(a.shape)}`);
+    return tf.tidy(() => resizeTo(this.decodeHead.forwardPair(this.backbone.forward(a), this.backbone.forward(b)), a.shape, this.decodeHead.alignCorners));
+  }
+
+  /** Cross-entropy against int32 change labels `[N, H, W]` (255 = ignore). */
+  loss(a: Tensor, b: Tensor, labels: Tensor): Tensor {
+    return tf.tidy(() => crossEntropyLoss(this.forward(a, b), labels));
+  }
+}

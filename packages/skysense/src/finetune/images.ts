@@ -1,0 +1,165 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import jpeg from 'jpeg-js';
+import { SkySenseError, decodePng } from '@skysense/core-tensor';
+import { readGeoTiff } from '../data/raster';
+
+/** An image as planar float channels (`channels × height × width`, channel-major), on its file's scale (0–255 for 8-bit). */
+export interface PlanarImage {
+  width: number;
+  height: number;
+  channels: number;
+  data: Float32Array;
+}
+
+/** One class of a segmentation dataset: its name and the colour it has in colour-coded masks. */
+export interface ClassDef {
+  name: string;
+  /** RGB, 0–255. */
+  color: [number, number, number];
+}
+
+/**
+ * The Dubai aerial imagery dataset (Humans in the Loop / MBRSC) as its mask PNGs encode it (the
+ * colours of the shipped `classes.json` are the annotation tool's, not the masks'). "Unlabeled" is
+ * kept as a class, as in the dataset's 6-class setting.
+ */
+export const DUBAI_AERIAL_CLASSES: readonly ClassDef[] = [
+  { name: 'Building', color: [0x3c, 0x10, 0x98] },
+  { name: 'Land (unpaved area)', color: [0x84, 0x29, 0xf6] },
+  { name: 'Road', color: [0x6e, 0xc1, 0xe4] },
+  { name: 'Vegetation', color: [0xfe, 0xdd, 0x3a] },
+  { name: 'Water', color: [0xe2, 0xa9, 0x29] },
+  { name: 'Unlabeled', color: [0x9b, 0x9b, 0x9b] },
+];
+
+/** The ignore label of masks (mmseg's). */
+export const IGNORE_INDEX = 255;
+
+const hex = (c: readonly number[]) => `#${c.map((v) => v.toString(16).padStart(2, '0')).join('').toUpperCase()}`;
+
+/**
+ * Reads a class table: `[{ "name", "color": "#RRGGBB" | [r, g, b] }]`, or a `classes.json` of the
+ * `{ "classes": [{ "title", "color" }] }` form.
+ * @throws SkySenseError `E_DATA` naming the entry that has no name or a malformed colour.
+ */
+export function readClassTable(file: string): ClassDef[] {
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  const list = (Array.isArray(raw) ? raw : (raw as { classes?: unknown }).classes) as Record<string, unknown>[] | undefined;
+  if (!Array.isArray(list) || list.length === 0) throw new SkySenseError('E_DATA', `${file}: expected a list of classes (or { "classes": [...] }), got ${JSON.stringify(raw).slice(0, 80)}`);
+  return list.map((e, i) => {
+    const name = (e.name ?? e.title) as string | undefined;
+    const c = e.color;
+    const rgb = typeof c === 'string' && /^#[0-9a-f]{6}$/i.test(c) ? [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16)) : Array.isArray(c) && c.length === 3 && c.every((v) => Number.isInteger(v) && v >= 0 && v < 256) ? (c as number[]) : null;
+    if (typeof name !== 'string' || !rgb) throw new SkySenseError('E_DATA', `${file} class ${i}: expected { name, color: "#RRGGBB" or [r, g, b] }, got ${JSON.stringify(e)}`);
+    return { name, color: rgb as [number, number, number] };
+  });
+}
+
+/** Interleaved 8-bit pixels → planar float channels. */
+function planar(data: Uint8Array, width: number, height: number, channels: number, keep: number): PlanarImage {
+  const n = width * height;
+  const out = new Float32Array(keep * n);
+  for (let c = 0; c < keep; c++) for (let i = 0; i < n; i++) out[c * n + i] = data[i * channels + c]!;
+  return { width, height, channels: keep, data: out };
+}
+
+/**
+ * Reads a PNG, JPEG or (Geo)TIFF image by its content (not its extension) into planar channels;
+ * alpha is dropped. TIFFs keep every band and their stored values.
+ * @throws SkySenseError `E_IO` for a missing file, `E_FORMAT` for an unreadable one.
+ */
+export async function readImage(file: string): Promise<PlanarImage> {
+  if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
+  const bytes = readFileSync(file);
+  if (bytes[0] === 0x89 && bytes[1] === 0x50) {
+    const img = decodePng(bytes, file);
+    return planar(img.data, img.width, img.height, img.channels, img.channels === 2 || img.channels === 4 ? img.channels - 1 : img.channels);
+  }
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) {
+    let img: { width: number; height: number; data: Uint8Array };
+    try {
+      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 2048 });
+    } catch (e) {
+      throw new SkySenseError('E_FORMAT', `${file}: not a valid JPEG (${(e as Error).message})`, { cause: e });
+    }
+    return planar(img.data, img.width, img.height, 4, 3);
+  }
+  const tiff = (bytes[0] === 0x49 && bytes[1] === 0x49) || (bytes[0] === 0x4d && bytes[1] === 0x4d);
+  if (!tiff) throw new SkySenseError('E_FORMAT', `${file}: expected a PNG, JPEG or TIFF image, got a file starting with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+  const r = await readGeoTiff(file);
+  const data = new Float32Array(r.bands.length * r.width * r.height);
+  r.bands.forEach((b, c) => data.set(b, c * r.width * r.height));
+  return { width: r.width, height: r.height, channels: r.bands.length, data };
+}
+
+/**
+ * Reads a label mask: a one-channel image holds class indices (255 = ignore); an RGB image is
+ * colour-coded and decoded through `classes`.
+ * @throws SkySenseError `E_DATA` for a colour that is not in the class table (named with its pixel),
+ * or an index ≥ the number of classes.
+ */
+export async function readMask(file: string, classes: readonly ClassDef[]): Promise<Uint8Array> {
+  const img = await readImage(file);
+  const n = img.width * img.height;
+  const out = new Uint8Array(n);
+  if (img.channels === 1) {
+    for (let i = 0; i < n; i++) {
+      const v = img.data[i]!;
+      if (v !== IGNORE_INDEX && !(v < classes.length)) throw new SkySenseError('E_DATA', `${file}: pixel (${i % img.width}, ${Math.floor(i / img.width)}) has class ${v}, expected < ${classes.length} or ${IGNORE_INDEX}`);
+      out[i] = v;
+    }
+    return out;
+  }
+  const lookup = new Map(classes.map((c, k) => [(c.color[0] << 16) | (c.color[1] << 8) | c.color[2], k]));
+  for (let i = 0; i < n; i++) {
+    const key = (img.data[i]! << 16) | (img.data[n + i]! << 8) | img.data[2 * n + i]!;
+    const k = lookup.get(key);
+    if (k === undefined) {
+      const rgb = [0, 1, 2].map((c) => img.data[c * n + i]!);
+      throw new SkySenseError('E_DATA', `${file}: pixel (${i % img.width}, ${Math.floor(i / img.width)}) has colour ${hex(rgb)}, which is not in the class table (${classes.map((c) => `${c.name} ${hex(c.color)}`).join(', ')})`);
+    }
+    out[i] = k;
+  }
+  return out;
+}
+
+/** An image with its label mask. */
+export interface LabelledImage {
+  name: string;
+  file: string;
+  image: PlanarImage;
+  mask: Uint8Array;
+}
+
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff']);
+
+/** Image files of a folder, sorted. */
+export function listImages(dir: string): string[] {
+  if (!existsSync(dir)) throw new SkySenseError('E_IO', `${dir}: no such folder`);
+  return readdirSync(dir).filter((f) => IMAGE_EXT.has(extname(f).toLowerCase())).sort().map((f) => join(dir, f));
+}
+
+/**
+ * Loads a segmentation dataset laid out as `<dir>/images/*` and `<dir>/masks/*`, paired by file
+ * name without extension (`a.jpg` ↔ `a.png`).
+ * @throws SkySenseError `E_DATA` for an image without a mask or a mask of another size.
+ */
+export async function loadSegmentationDataset(dir: string, classes: readonly ClassDef[]): Promise<LabelledImage[]> {
+  const stem = (f: string) => basename(f, extname(f));
+  const masks = new Map(listImages(join(dir, 'masks')).map((f) => [stem(f), f]));
+  const out: LabelledImage[] = [];
+  for (const file of listImages(join(dir, 'images'))) {
+    const maskFile = masks.get(stem(file));
+    if (!maskFile) throw new SkySenseError('E_DATA', `${file}: no mask named ${stem(file)}.* in ${join(dir, 'masks')}`);
+    const image = await readImage(file);
+    const mask = await readMask(maskFile, classes);
+    if (mask.length !== image.width * image.height) {
+      const m = await readImage(maskFile);
+      throw new SkySenseError('E_DATA', `${maskFile}: mask is ${m.width}×${m.height}, its image ${image.width}×${image.height}`);
+    }
+    out.push({ name: stem(file), file, image, mask });
+  }
+  if (out.length === 0) throw new SkySenseError('E_DATA', `${dir}: no images in ${join(dir, 'images')}`);
+  return out;
+}

@@ -1,0 +1,243 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Conv2d, Generator, Module, SkySenseError, disposeGradients, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
+import { ChangeDetectionHead, LinearClsHead, UPerHead } from '@skysense/heads';
+import {
+  ChangeDetector, Classifier, DUBAI_AERIAL_CLASSES, SegmentationFinetuner, Segmentor, cutWindow, finetuneOptimizer, loadSegmentationDataset, readClassTable, readImage, readMask, samplesDir,
+  swinLayerId, vitLayerId, type FeatureEncoder, type LabelledImage,
+} from '../src/index';
+
+const dir = mkdtempSync(join(tmpdir(), 'skysense-finetune-'));
+const dubai = join(samplesDir(), 'dubai-aerial-segmentation');
+
+/** A two-level convolutional encoder (strides 2 and 4) — any map size works, so windows can be small. */
+class TinyEncoder extends Module implements FeatureEncoder {
+  readonly a = this.registerModule('a', new Conv2d(3, 4, 3, { stride: 2, padding: 1 }));
+  readonly b = this.registerModule('b', new Conv2d(4, 8, 3, { stride: 2, padding: 1 }));
+  forward(x: Tensor): Tensor[] {
+    return tf.tidy(() => {
+      const f1 = tf.relu(this.a.forward(x));
+      return [f1, tf.relu(this.b.forward(f1))];
+    });
+  }
+}
+const tinySegmentor = () => new Segmentor({ backbone: new TinyEncoder(), decodeHead: new UPerHead({ inChannels: [4, 8], channels: 8, numClasses: 3, poolScales: [1, 2] }) }).eval();
+
+/** Images of two flat regions (left dark → class 0, right bright → class 1) with noise. */
+function synthetic(n: number, side: number, seed: number): LabelledImage[] {
+  const g = new Generator(seed);
+  return Array.from({ length: n }, (_, k) => {
+    const data = new Float32Array(3 * side * side);
+    const mask = new Uint8Array(side * side);
+    const cut = 4 + g.randint(side - 8);
+    for (let y = 0; y < side; y++) {
+      for (let x = 0; x < side; x++) {
+        mask[y * side + x] = x < cut ? 0 : 1;
+        for (let c = 0; c < 3; c++) data[c * side * side + y * side + x] = (x < cut ? 60 : 190) + 20 * g.normal();
+      }
+    }
+    return { name: `s${k}`, file: `s${k}`, image: { width: side, height: side, channels: 3, data }, mask };
+  });
+}
+
+beforeAll(() => initBackend({ force: 'cpu' }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('sliding-window inference (mmseg slide mode)', () => {
+  it('equals the per-window logits stitched by hand: overlaps averaged, the last windows moved back inside', () => {
+    manualSeed(1);
+    const model = tinySegmentor();
+    const image = tf.randomNormal([1, 3, 20, 27], 0, 1, 'float32', 5);
+    // crop 12, stride 8: rows [0,12) [8,20); columns [0,12) [8,20) [15,27)
+    const windows = [0, 8].flatMap((y) => [0, 8, 15].map((x) => [y, x] as const));
+    const expected = tf.tidy(() => {
+      let sum = tf.zeros([1, 3, 20, 27]);
+      let count = tf.zeros([1, 1, 20, 27]);
+      for (const [y, x] of windows) {
+        const pad: [number, number][] = [[0, 0], [0, 0], [y, 20 - y - 12], [x, 27 - x - 12]];
+        sum = tf.add(sum, tf.pad(model.forward(tf.slice(image, [0, 0, y, x], [1, 3, 12, 12])), pad));
+        count = tf.add(count, tf.pad(tf.ones([1, 1, 12, 12]), pad));
+      }
+      return tf.div(sum, count);
+    });
+    const got = model.slideInference(image, { crop: 12, stride: 8 });
+    expect(got.shape).toEqual([1, 3, 20, 27]);
+    expect(tf.max(tf.abs(tf.sub(got, expected))).dataSync()[0]).toBeLessThan(1e-5);
+    const small = tf.randomNormal([1, 3, 10, 9], 0, 1, 'float32', 6);
+    expect(tf.max(tf.abs(tf.sub(model.slideInference(small, { crop: 12 }), model.forward(small)))).dataSync()[0]).toBeLessThan(1e-6);
+    const before = tf.memory().numTensors;
+    model.slideInference(image, { crop: 12, stride: 8 }).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('layer-wise learning-rate decay', () => {
+  it('numbers Swin V2 parameters as SwinV2LayerDecayOptimizerConstructor (24 layers for 2-2-18-2) and ViT layers as mmseg', () => {
+    const d = [2, 2, 18, 2];
+    const ids = ['backbone.patch_embed.projection.weight', 'backbone.absolute_pos_embed', 'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight', 'backbone.stages.0.blocks.1.norm1.weight', 'backbone.stages.1.downsample.reduction.weight', 'backbone.stages.1.blocks.0.ffn.layers.0.0.weight', 'backbone.stages.2.blocks.17.attn.w_msa.logit_scale', 'backbone.stages.3.blocks.1.norm2.bias', 'backbone.norm3.weight', 'decode_head.conv_seg.weight'].map((n) => swinLayerId(n, d));
+    expect(ids).toEqual([0, 0, 1, 2, 2, 3, 22, 24, 25, 25]);
+    expect(['backbone.cls_token', 'backbone.patch_embed.projection.weight', 'backbone.layers.0.ln1.weight', 'backbone.layers.23.ffn.layers.1.weight', 'decode_head.conv_seg.bias'].map((n) => vitLayerId(n, 24))).toEqual([0, 0, 1, 24, 25]);
+  });
+
+  it('AdamW groups: rate · 0.9^(L+1−id), no weight decay for biases, norms and position tables, frozen encoder left out', () => {
+    const t = new SegmentationFinetuner({ numClasses: 3, steps: 10, lr: 1e-3, weightDecay: 0.05 });
+    const groupOf = (name: string) => {
+      const p = new Map(t.model.namedParameters()).get(name)!;
+      return t.optimizer.groups.find((g) => g.params.includes(p))!;
+    };
+    // skysense-tiny HR: depths 2,2,2,2 → 8 layers, ids 0…9
+    expect(groupOf('backbone.patch_embed.projection.weight').lr).toBeCloseTo(1e-3 * 0.9 ** 9, 12);
+    expect(groupOf('backbone.stages.0.blocks.0.attn.w_msa.qkv.weight').lr).toBeCloseTo(1e-3 * 0.9 ** 8, 12);
+    expect(groupOf('backbone.stages.3.blocks.1.ffn.layers.1.weight').lr).toBeCloseTo(1e-3 * 0.9, 12);
+    expect(groupOf('decode_head.fpn_bottleneck.conv.weight').lr).toBeCloseTo(1e-3, 12);
+    expect(groupOf('decode_head.fpn_bottleneck.conv.weight').weightDecay).toBe(0.05);
+    for (const n of ['backbone.stages.0.blocks.0.norm1.weight', 'decode_head.conv_seg.bias', 'decode_head.bottleneck.bn.weight', 'backbone.stages.0.blocks.0.attn.w_msa.logit_scale']) expect(groupOf(n).weightDecay, n).toBe(0);
+    t.dispose();
+    const frozen = new SegmentationFinetuner({ numClasses: 3, steps: 10, freezeBackbone: true });
+    const inGroups = new Set(frozen.optimizer.groups.flatMap((g) => g.params));
+    expect([...frozen.model.backbone.namedParameters()].some(([, p]) => inGroups.has(p))).toBe(false);
+    expect([...frozen.model.decodeHead.namedParameters()].every(([, p]) => inGroups.has(p))).toBe(true);
+    frozen.dispose();
+    const classifier = new Classifier(new TinyEncoder(), new LinearClsHead({ inChannels: 8, numClasses: 2 }));
+    expect(() => finetuneOptimizer(classifier)).toThrow(/layer-wise decay knows Swin V2 and ViT encoders, got TinyEncoder/);
+    expect(finetuneOptimizer(classifier, { layerDecayRate: 1 }).groups.length).toBe(2);
+  });
+});
+
+describe('segmentation fine-tuning', () => {
+  const batch = (items: LabelledImage[], step: number) => {
+    const g = new Generator(step);
+    const views = items.map((it) => cutWindow(it.image, it.mask, { scale: 1, y0: 0, x0: 0, size: 128, flip: g.random() < 0.5 }, { mean: [128, 128, 128], std: [64, 64, 64] }));
+    return {
+      images: tf.tensor4d(Float32Array.from(views.flatMap((v) => [...v.image])), [items.length, 3, 128, 128]),
+      labels: tf.tensor3d(Int32Array.from(views.flatMap((v) => [...v.mask])), [items.length, 128, 128], 'int32'),
+    };
+  };
+  const runSteps = (t: SegmentationFinetuner, items: LabelledImage[], from: number, to: number) => {
+    const out: number[] = [];
+    for (let s = from; s < to; s++) {
+      const { images, labels } = batch(items, s);
+      out.push(t.trainStep(images, labels).loss);
+      tf.dispose([images, labels]);
+    }
+    return out;
+  };
+  const items = synthetic(2, 128, 3);
+  const opts = { numClasses: 2, steps: 40, lr: 2e-3, warmupIters: 2, seed: 4 };
+
+  it('resumes exactly: 3 steps, save, resume, 3 steps gives the uninterrupted 6-step losses', () => {
+    const straight = new SegmentationFinetuner(opts);
+    const expected = runSteps(straight, items, 0, 6);
+    straight.dispose();
+    const first = new SegmentationFinetuner(opts);
+    const head = runSteps(first, items, 0, 3);
+    const file = join(dir, 'ft.safetensors');
+    first.save(file);
+    first.dispose();
+    manualSeed(999);
+    const resumed = SegmentationFinetuner.resume(file);
+    expect(resumed.step).toBe(3);
+    expect([...head, ...runSteps(resumed, items, 3, 6)]).toEqual(expected);
+    resumed.dispose();
+  });
+
+  it('loss falls and tensor count stays flat over 20 steps; a frozen encoder does not move; a NaN batch is refused, updating nothing', () => {
+    const t = new SegmentationFinetuner(opts);
+    const losses = runSteps(t, items, 0, 2);
+    const before = tf.memory().numTensors;
+    losses.push(...runSteps(t, items, 2, 22));
+    expect(tf.memory().numTensors).toBe(before);
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    expect(mean(losses.slice(-5))).toBeLessThan(0.7 * mean(losses.slice(0, 5)));
+    const snapshot = (m: Module) => [...m.namedParameters()].map(([, p]) => p.value.dataSync().slice());
+    const w = snapshot(t.model);
+    const { images, labels } = batch(items, 0);
+    const bad = tf.mul(images, NaN);
+    expect(() => t.trainStep(bad, labels)).toThrow(/trainStep images: contains NaN or infinite values \(step 23; nothing was updated\)/);
+    expect(snapshot(t.model)).toEqual(w);
+    tf.dispose([images, labels, bad]);
+    t.dispose();
+    const f = new SegmentationFinetuner({ ...opts, freezeBackbone: true });
+    const enc = snapshot(f.model.backbone);
+    const head = snapshot(f.model.decodeHead);
+    runSteps(f, items, 0, 2);
+    expect(snapshot(f.model.backbone)).toEqual(enc);
+    expect(snapshot(f.model.decodeHead)).not.toEqual(head);
+    f.dispose();
+  });
+});
+
+describe('classification and change detection models', () => {
+  it('Classifier (single- and multi-label) and ChangeDetector train and name bad inputs', () => {
+    manualSeed(2);
+    const x = tf.randomNormal([2, 3, 16, 16], 0, 1, 'float32', 1);
+    const cls = new Classifier(new TinyEncoder(), new LinearClsHead({ inChannels: 8, numClasses: 3 }));
+    expect(cls.forward(x).shape).toEqual([2, 3]);
+    expect([...cls.stateShapes().keys()]).toContain('head.fc.weight');
+    const multi = new Classifier(new TinyEncoder(), new LinearClsHead({ inChannels: 8, numClasses: 3, multiLabel: true }));
+    const targets = tf.tensor2d([[1, 0, 1], [0, 1, 0]]);
+    const { optimizer } = finetuneOptimizer(multi, { layerDecayRate: 1, lr: 1e-2 });
+    const losses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const { value, grads } = valueAndGrads(multi, () => multi.loss(x, targets) as tf.Scalar);
+      losses.push(value.dataSync()[0]!);
+      optimizer.step(grads);
+      disposeGradients(grads);
+      value.dispose();
+    }
+    expect(losses.at(-1)!).toBeLessThan(losses[0]!);
+    const cd = new ChangeDetector(new TinyEncoder(), new ChangeDetectionHead({ inChannels: [4, 8], channels: 8, poolScales: [1, 2] })).eval();
+    expect(cd.forward(x, tf.reverse(x, 3)).shape).toEqual([2, 2, 16, 16]);
+    expect(cd.loss(x, x, tf.zeros([2, 16, 16], 'int32')).shape).toEqual([]);
+    expect(() => cd.forward(x, tf.zeros([2, 3, 8, 8]))).toThrow(/date B \[2, 3, 8, 8\] must match date A \[2, 3, 16, 16\]/);
+  });
+});
+
+describe('segmentation data', () => {
+  it('cutWindow: bilinear image and nearest mask at a scale, horizontal flip, padding 0 / 255 beyond the image', () => {
+    const image = { width: 2, height: 2, channels: 1, data: Float32Array.from([0, 10, 20, 30]) };
+    const mask = Uint8Array.from([1, 2, 3, 4]);
+    const id = cutWindow(image, mask, { scale: 1, y0: 0, x0: 0, size: 3, flip: false }, { mean: [0], std: [10] });
+    expect([...id.image]).toEqual([0, 1, 0, 2, 3, 0, 0, 0, 0]);
+    expect([...id.mask]).toEqual([1, 2, 255, 3, 4, 255, 255, 255, 255]);
+    const flipped = cutWindow(image, mask, { scale: 1, y0: 0, x0: 0, size: 2, flip: true }, { mean: [0], std: [1] });
+    expect([...flipped.image]).toEqual([10, 0, 30, 20]);
+    expect([...flipped.mask]).toEqual([2, 1, 4, 3]);
+    // ×2: source x = (tx + 0.5)/2 − 0.5 → −0.25 (clamped 0), 0.25, 0.75, 1.25 (clamped 1)
+    const up = cutWindow(image, mask, { scale: 2, y0: 0, x0: 0, size: 4, flip: false }, { mean: [0], std: [1] });
+    expect([...up.image.slice(0, 4)]).toEqual([0, 2.5, 7.5, 10]);
+    expect([...up.mask.slice(0, 4)]).toEqual([1, 1, 2, 2]);
+  });
+
+  it('reads the Dubai samples: JPEG images, colour masks through the class table, pairs by name', async () => {
+    expect(existsSync(dubai), `set SKYSENSE_SAMPLES to the sample folder (got ${samplesDir()})`).toBe(true);
+    const img = await readImage(join(dubai, 'images', 'tile1_image_part_001.jpg'));
+    expect([img.width, img.height, img.channels]).toEqual([797, 644, 3]);
+    expect(Math.max(...img.data.subarray(0, 5000))).toBeLessThanOrEqual(255);
+    const mask = await readMask(join(dubai, 'masks', 'tile1_image_part_001.png'), DUBAI_AERIAL_CLASSES);
+    const counts = Array.from({ length: 6 }, (_, k) => mask.reduce((n, v) => n + (v === k ? 1 : 0), 0));
+    // colours counted independently: #3C1098 2779, #8429F6 388530, #6EC1E4 73093, #FEDD3A 4377, #E2A929 36569, #9B9B9B 7920
+    expect(counts).toEqual([2779, 388530, 73093, 4377, 36569, 7920]);
+    const pairs = await loadSegmentationDataset(dubai, DUBAI_AERIAL_CLASSES);
+    expect(pairs.map((p) => p.name)).toEqual(Array.from({ length: 9 }, (_, i) => `tile1_image_part_00${i + 1}`));
+    expect(pairs[3]!.image.height).toBe(643);
+    // the classes.json shipped with the data has the annotation tool's colours, not the masks'
+    await expect(readMask(join(dubai, 'masks', 'tile1_image_part_001.png'), readClassTable(join(dubai, 'classes.json')))).rejects.toThrow(/pixel \(0, 0\) has colour #[0-9A-F]{6}, which is not in the class table/);
+  });
+
+  it('names bad images and class tables', async () => {
+    const notImage = join(dir, 'x.png');
+    writeFileSync(notImage, 'hello');
+    await expect(readImage(notImage)).rejects.toThrow(/expected a PNG, JPEG or TIFF image, got a file starting with bytes 68 65 6c 6c/);
+    const badJpeg = join(dir, 'y.jpg');
+    writeFileSync(badJpeg, Buffer.from([0xff, 0xd8, 0xff, 0x00, 1, 2, 3]));
+    await expect(readImage(badJpeg)).rejects.toThrow(SkySenseError);
+    const table = join(dir, 'classes.json');
+    writeFileSync(table, JSON.stringify([{ name: 'a', color: '#12345' }]));
+    expect(() => readClassTable(table)).toThrow(/class 0: expected \{ name, color: "#RRGGBB" or \[r, g, b\] \}/);
+    writeFileSync(table, JSON.stringify([{ name: 'a', color: [1, 2, 3] }, { title: 'b', color: '#0A0B0C' }]));
+    expect(readClassTable(table)).toEqual([{ name: 'a', color: [1, 2, 3] }, { name: 'b', color: [10, 11, 12] }]);
+  });
+});
