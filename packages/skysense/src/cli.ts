@@ -11,7 +11,7 @@ import { runPretrain, type RunPretrainOptions } from './pretrain-run';
 import { type SampleManifest, loadSample, readManifest } from './data/sample';
 import { type ReleasedFiles } from './skysense';
 import { SkySense, formatBreakdown } from './skysense';
-import { SEGMENTOR_PRESETS } from './finetune/presets';
+import { FINETUNE_PRESETS } from './finetune/presets';
 import { runEval, runFinetune, runPredict, type RunEvalOptions, type RunFinetuneOptions } from './finetune/run';
 
 const LAYOUTS = ['auto', 'flat', 'state_dict', 'model', 'module'];
@@ -182,14 +182,14 @@ export function createCli(): Command {
 
   program
     .command('finetune')
-    .description('fine-tune a segmentor (Swin V2 + UperNet + auxiliary FCN) on image/mask pairs; evaluate and draw the held-out images')
-    .addOption(new Option('--task <task>', 'downstream task (seg from the command line; cls, multilabel and change through the library)').choices(['seg', 'cls', 'multilabel', 'change']).default('seg'))
-    .addOption(new Option('--preset <name>', 'segmentor preset').choices(Object.keys(SEGMENTOR_PRESETS)).default('upernet-skysense-tiny'))
-    .option('--data <dir>', 'folder with images/ and masks/ (default: the Dubai aerial samples under SKYSENSE_SAMPLES)')
+    .description('fine-tune a downstream model (UperNet segmentation, scene / multi-label classification, change detection); evaluate and draw the held-out samples')
+    .addOption(new Option('--task <task>', 'downstream task').choices(['seg', 'cls', 'multilabel', 'change']).default('seg'))
+    .addOption(new Option('--preset <name>', "model preset (default: the task's: upernet-skysense-tiny, linear-skysense-tiny, linear-skysense-tiny-s2, upernet-cd-skysense-tiny)").choices(Object.keys(FINETUNE_PRESETS)))
+    .option('--data <dir>', 'seg: images/ + masks/ (default: the Dubai aerial samples); cls: a sub-folder per class; multilabel: BigEarthNet-S2 patch folders (default: the samples); change: A/, B/, label/')
     .option('--classes <table>', "class table: 'dubai-aerial' or a JSON file of { name, color } (default: dubai-aerial for the default data, else <data>/classes.json)")
     .requiredOption('--out <dir>', 'output folder (checkpoint, model.safetensors, metrics.jsonl, eval.json, predictions/)')
     .option('--init <file>', 'pre-trained encoder weights (skysense pretrain checkpoint or teacher, released or mmseg file); default random')
-    .option('--hold-out <n>', 'the last n images are held out for evaluation', Number, 2)
+    .option('--hold-out <n>', 'the last n samples are held out for evaluation (cls: the last n of each class); default 2, cls 1', Number)
     .option('--steps <n>', 'total steps', Number, 300)
     .option('--batch-size <n>', 'crops per step', Number, 4)
     .option('--crop <px>', "training crop and sliding-window size (default: the preset's)", Number)
@@ -201,15 +201,14 @@ export function createCli(): Command {
     .option('--checkpoint-every <n>', 'steps between checkpoints', Number, 50)
     .option('--seed <n>', 'seed', Number, 0)
     .option('--resume', 'continue from <out>/checkpoint.safetensors')
-    .action(async (o: Omit<RunFinetuneOptions, 'layerDecayRate' | 'warmupIters'> & { task: string; layerDecay?: number; warmup?: number }) => {
-      if (o.task !== 'seg') throw new SkySenseError('E_UNSUPPORTED', `--task ${o.task}: only seg runs from the command line so far; build a Classifier or ChangeDetector with @skysense/skysense for ${o.task}`);
+    .action(async (o: Omit<RunFinetuneOptions, 'layerDecayRate' | 'warmupIters'> & { layerDecay?: number; warmup?: number }) => {
       await runFinetune({ ...o, layerDecayRate: o.layerDecay, warmupIters: o.warmup });
     });
 
   program
     .command('predict')
-    .description('predict class masks with a fine-tuned segmentor (sliding window): colour PNGs and input|prediction pictures')
-    .argument('<inputs...>', 'images (PNG, JPEG, GeoTIFF) or folders of images')
+    .description('predict with a fine-tuned model: colour masks and input|prediction pictures (seg: sliding window; change: A B pairs), or class probabilities (cls, multilabel)')
+    .argument('<inputs...>', 'images (PNG, JPEG, GeoTIFF) or folders of images; for change detection A B A B …')
     .requiredOption('--model <file>', "model.safetensors written by 'skysense finetune'")
     .requiredOption('--out <dir>', 'output folder')
     .option('--crop <px>', 'window size (default: the training crop of the preset)', Number)
@@ -220,10 +219,10 @@ export function createCli(): Command {
 
   program
     .command('eval')
-    .description('evaluate a fine-tuned segmentor on image/mask pairs: per-class IoU/F1/precision/recall, mIoU, mF1, OA')
+    .description('evaluate a fine-tuned model on its task data: seg per-class IoU/F1/P/R, mIoU, mF1, OA; change P/R/F1/IoU; cls OA; multilabel mAP')
     .requiredOption('--model <file>', "model.safetensors written by 'skysense finetune'")
-    .option('--data <dir>', 'folder with images/ and masks/ (default: the Dubai aerial samples)')
-    .option('--last <n>', 'only the last n images (those finetune --hold-out n held out)', Number)
+    .option('--data <dir>', "the task's data, as for finetune (default: the sample data of seg and multilabel)")
+    .option('--last <n>', 'only the samples finetune --hold-out n held out', Number)
     .option('--crop <px>', 'window size (default: the training crop of the preset)', Number)
     .option('--stride <px>', 'window stride (default 2/3 of the crop)', Number)
     .option('--out <dir>', 'also write the predicted masks and side-by-side pictures here')

@@ -1,7 +1,7 @@
 /**
  * `@skysense/skysense`: the umbrella package — the assembled SkySense model (`SkySense`, presets
  * `skysense-2b` and `skysense-tiny`), pre-training, fine-tuning (`Segmentor`, `Classifier`,
- * `ChangeDetector`, `SegmentationFinetuner`), data loading, the `skysense` command, and
+ * `ChangeDetector`, `Finetuner`), data loading, the `skysense` command, and
  * the model packages re-exported as namespaces.
  * @packageDocumentation
  */
@@ -29,13 +29,20 @@ export * as heads from '@skysense/heads';
 export { Segmentor, slideWindows, type FeatureEncoder, type SegmentorOptions, type SlideOptions, type SegmentationLosses } from './finetune/segmentor';
 export { Classifier, ChangeDetector } from './finetune/classifier';
 export { swinLayerId, vitLayerId, finetuneOptimizer, type FinetuneOptimizerOptions } from './finetune/layer-decay';
-export { SEGMENTOR_PRESETS, type SegmentorPreset, type SegmentorPresetName } from './finetune/presets';
-export { SegmentationFinetuner, buildSegmentor, type SegmentationFinetuneOptions, type FinetuneSchedule, type FinetuneStepMetrics } from './finetune/finetuner';
+export { FINETUNE_PRESETS, DEFAULT_PRESETS, type FinetunePreset, type FinetunePresetName, type FinetuneTask, type EncoderSpec, type RecipeDefaults } from './finetune/presets';
+export {
+  Finetuner, buildFinetuneModel, buildEncoder, finetunePreset, type FinetuneOptions, type FinetuneSchedule, type FinetuneStepMetrics, type FinetuneBatch, type FinetuneModel,
+} from './finetune/finetuner';
+export {
+  segmentationDataset, imageFolderDataset, bigEarthNetMultilabelDataset, changeDataset, splitHoldOut, taskBatch, evaluateTask, CHANGE_CLASSES, type TaskDataset, type TaskSample, type TaskEvaluation,
+} from './finetune/tasks';
 export {
   readImage, readMask, readClassTable, loadSegmentationDataset, listImages, DUBAI_AERIAL_CLASSES, IGNORE_INDEX, type PlanarImage, type ClassDef, type LabelledImage,
 } from './finetune/images';
 export { cutWindow, randomWindow, segmentationBatch, normalizedImage, type SegAugmentOptions, type CropWindow } from './finetune/augment';
 export {
-  runFinetune, runPredict, runEval, saveSegmentor, loadSegmentor, resolveClasses, colorizeMask, type RunFinetuneOptions, type FinetuneResult, type RunPredictOptions, type RunEvalOptions,
+  runFinetune, runPredict, runEval, saveFinetuned, loadFinetuned, loadTaskDataset, resolveClasses, colorizeMask, type RunFinetuneOptions, type FinetuneResult, type RunPredictOptions, type RunEvalOptions,
+  type FinetunedMeta,
 } from './finetune/run';
 export { saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, type TrainingCheckpoint } from './training-checkpoint';
+export { FusionSegmentor, type FusionSegmentorOptions } from './finetune/fusion-segmentor';

@@ -126,11 +126,11 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
   it('fine-tunes a few steps, writes the model, metrics, predictions; predict and eval read the model back', () => {
     const r = run(['finetune', '--steps', '3', '--batch-size', '2', '--hold-out', '1', '--out', 'ft', '--checkpoint-every', '2'], { SKYSENSE_SAMPLES: samples });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/fine-tuning upernet-skysense-tiny on 8 images \(1 held out: tile1_image_part_009\), 6 classes, 3 steps × 2 crops of 128 px, random-initialised encoder/);
+    expect(r.stdout).toMatch(/fine-tuning upernet-skysense-tiny \(seg\) on 8 samples \(1 held out: tile1_image_part_009\), 6 classes, 3 steps × 2 crops of 128 px, random-initialised encoder/);
     expect(r.stdout).toMatch(/step 3\/3 loss \d+\.\d+ \(decode .*samples\/s · ETA 0 s/);
     expect(r.stdout).toMatch(/OA \d+\.\d\d {2}mIoU \d+\.\d\d {2}mF1 \d+\.\d\d/);
     const ev = JSON.parse(fs.readFileSync(join(dir, 'ft', 'eval.json'), 'utf8'));
-    expect(ev.images).toEqual(['tile1_image_part_009']);
+    expect(ev.samples).toEqual(['tile1_image_part_009']);
     expect(fs.readFileSync(join(dir, 'ft', 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
     const mask = decodePng(fs.readFileSync(join(dir, 'ft', 'predictions', 'tile1_image_part_009.png')));
     expect([mask.width, mask.height]).toEqual([797, 644]);
@@ -150,9 +150,11 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
     expect(resumed.stdout).toMatch(/resumed .*checkpoint\.safetensors at step 3 of 3/);
     const cls = run(['finetune', '--task', 'cls', '--out', 'ft-cls']);
     expect(cls.status).toBe(2);
-    expect(cls.stderr).toMatch(/--task cls: only seg runs from the command line so far/);
+    expect(cls.stderr).toMatch(/--data: task cls needs a data folder \(one sub-folder of images per class\)/);
+    const wrong = run(['finetune', '--task', 'cls', '--preset', 'upernet-skysense-tiny', '--data', dir, '--out', 'ft-cls']);
+    expect(wrong.stderr).toMatch(/expected one sub-folder per class|preset 'upernet-skysense-tiny' is a seg model/);
     const notModel = run(['eval', '--model', join(packages, 'heads', 'test', 'fixtures', 'parity', 'uperhead-a', 'weights.safetensors')]);
     expect(notModel.status).toBe(2);
-    expect(notModel.stderr).toMatch(/not a SkySense segmentor/);
+    expect(notModel.stderr).toMatch(/not a SkySense fine-tuned model/);
   });
 });

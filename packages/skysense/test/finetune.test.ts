@@ -1,12 +1,13 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Conv2d, Generator, Module, SkySenseError, disposeGradients, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
-import { ChangeDetectionHead, LinearClsHead, UPerHead } from '@skysense/heads';
+import { Conv2d, Generator, Module, SkySenseError, decodePng, disposeGradients, writePng, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
+import { ChangeDetectionHead, LinearClsHead, MultiLevelNeck, UPerHead } from '@skysense/heads';
+import { VisionTransformer } from '@skysense/vit';
 import {
-  ChangeDetector, Classifier, DUBAI_AERIAL_CLASSES, SegmentationFinetuner, Segmentor, cutWindow, finetuneOptimizer, loadSegmentationDataset, readClassTable, readImage, readMask, samplesDir,
-  swinLayerId, vitLayerId, type FeatureEncoder, type LabelledImage,
+  ChangeDetector, Classifier, DUBAI_AERIAL_CLASSES, FusionSegmentor, SkySense, Finetuner, Segmentor, cutWindow, finetuneOptimizer, loadSegmentationDataset, readClassTable, readImage, readMask, samplesDir,
+  runEval, runFinetune, runPredict, swinLayerId, vitLayerId, type FeatureEncoder, type LabelledImage,
 } from '../src/index';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-finetune-'));
@@ -82,7 +83,7 @@ describe('layer-wise learning-rate decay', () => {
   });
 
   it('AdamW groups: rate · 0.9^(L+1−id), no weight decay for biases, norms and position tables, frozen encoder left out', () => {
-    const t = new SegmentationFinetuner({ numClasses: 3, steps: 10, lr: 1e-3, weightDecay: 0.05 });
+    const t = new Finetuner({ numClasses: 3, steps: 10, lr: 1e-3, weightDecay: 0.05 });
     const groupOf = (name: string) => {
       const p = new Map(t.model.namedParameters()).get(name)!;
       return t.optimizer.groups.find((g) => g.params.includes(p))!;
@@ -95,10 +96,10 @@ describe('layer-wise learning-rate decay', () => {
     expect(groupOf('decode_head.fpn_bottleneck.conv.weight').weightDecay).toBe(0.05);
     for (const n of ['backbone.stages.0.blocks.0.norm1.weight', 'decode_head.conv_seg.bias', 'decode_head.bottleneck.bn.weight', 'backbone.stages.0.blocks.0.attn.w_msa.logit_scale']) expect(groupOf(n).weightDecay, n).toBe(0);
     t.dispose();
-    const frozen = new SegmentationFinetuner({ numClasses: 3, steps: 10, freezeBackbone: true });
+    const frozen = new Finetuner({ numClasses: 3, steps: 10, freezeBackbone: true });
     const inGroups = new Set(frozen.optimizer.groups.flatMap((g) => g.params));
     expect([...frozen.model.backbone.namedParameters()].some(([, p]) => inGroups.has(p))).toBe(false);
-    expect([...frozen.model.decodeHead.namedParameters()].every(([, p]) => inGroups.has(p))).toBe(true);
+    expect([...(frozen.model as Segmentor).decodeHead.namedParameters()].every(([, p]) => inGroups.has(p))).toBe(true);
     frozen.dispose();
     const classifier = new Classifier(new TinyEncoder(), new LinearClsHead({ inChannels: 8, numClasses: 2 }));
     expect(() => finetuneOptimizer(classifier)).toThrow(/layer-wise decay knows Swin V2 and ViT encoders, got TinyEncoder/);
@@ -115,11 +116,11 @@ describe('segmentation fine-tuning', () => {
       labels: tf.tensor3d(Int32Array.from(views.flatMap((v) => [...v.mask])), [items.length, 128, 128], 'int32'),
     };
   };
-  const runSteps = (t: SegmentationFinetuner, items: LabelledImage[], from: number, to: number) => {
+  const runSteps = (t: Finetuner, items: LabelledImage[], from: number, to: number) => {
     const out: number[] = [];
     for (let s = from; s < to; s++) {
       const { images, labels } = batch(items, s);
-      out.push(t.trainStep(images, labels).loss);
+      out.push(t.trainStep({ images, targets: labels }).loss);
       tf.dispose([images, labels]);
     }
     return out;
@@ -128,23 +129,23 @@ describe('segmentation fine-tuning', () => {
   const opts = { numClasses: 2, steps: 40, lr: 2e-3, warmupIters: 2, seed: 4 };
 
   it('resumes exactly: 3 steps, save, resume, 3 steps gives the uninterrupted 6-step losses', () => {
-    const straight = new SegmentationFinetuner(opts);
+    const straight = new Finetuner(opts);
     const expected = runSteps(straight, items, 0, 6);
     straight.dispose();
-    const first = new SegmentationFinetuner(opts);
+    const first = new Finetuner(opts);
     const head = runSteps(first, items, 0, 3);
     const file = join(dir, 'ft.safetensors');
     first.save(file);
     first.dispose();
     manualSeed(999);
-    const resumed = SegmentationFinetuner.resume(file);
+    const resumed = Finetuner.resume(file);
     expect(resumed.step).toBe(3);
     expect([...head, ...runSteps(resumed, items, 3, 6)]).toEqual(expected);
     resumed.dispose();
   });
 
   it('loss falls and tensor count stays flat over 20 steps; a frozen encoder does not move; a NaN batch is refused, updating nothing', () => {
-    const t = new SegmentationFinetuner(opts);
+    const t = new Finetuner(opts);
     const losses = runSteps(t, items, 0, 2);
     const before = tf.memory().numTensors;
     losses.push(...runSteps(t, items, 2, 22));
@@ -155,16 +156,16 @@ describe('segmentation fine-tuning', () => {
     const w = snapshot(t.model);
     const { images, labels } = batch(items, 0);
     const bad = tf.mul(images, NaN);
-    expect(() => t.trainStep(bad, labels)).toThrow(/trainStep images: contains NaN or infinite values \(step 23; nothing was updated\)/);
+    expect(() => t.trainStep({ images: bad, targets: labels })).toThrow(/trainStep images: contains NaN or infinite values \(step 23; nothing was updated\)/);
     expect(snapshot(t.model)).toEqual(w);
     tf.dispose([images, labels, bad]);
     t.dispose();
-    const f = new SegmentationFinetuner({ ...opts, freezeBackbone: true });
+    const f = new Finetuner({ ...opts, freezeBackbone: true });
     const enc = snapshot(f.model.backbone);
-    const head = snapshot(f.model.decodeHead);
+    const head = snapshot((f.model as Segmentor).decodeHead);
     runSteps(f, items, 0, 2);
     expect(snapshot(f.model.backbone)).toEqual(enc);
-    expect(snapshot(f.model.decodeHead)).not.toEqual(head);
+    expect(snapshot((f.model as Segmentor).decodeHead)).not.toEqual(head);
     f.dispose();
   });
 });
@@ -192,6 +193,47 @@ describe('classification and change detection models', () => {
     expect(cd.forward(x, tf.reverse(x, 3)).shape).toEqual([2, 2, 16, 16]);
     expect(cd.loss(x, x, tf.zeros([2, 16, 16], 'int32')).shape).toEqual([]);
     expect(() => cd.forward(x, tf.zeros([2, 3, 8, 8]))).toThrow(/date B \[2, 3, 8, 8\] must match date A \[2, 3, 16, 16\]/);
+  });
+});
+
+describe('other encoders under the heads', () => {
+  it('a Sentinel ViT with the multi-level neck under UperNet (SkySense++ layout: out_indices of 4 layers, scales 4, 2, 1, 0.5)', () => {
+    manualSeed(5);
+    const vit = new VisionTransformer({ inChannels: 10, imgSize: 16, embedDims: 16, numLayers: 4, numHeads: 2, outIndices: [0, 1, 2, 3] });
+    const seg = new Segmentor({
+      backbone: vit,
+      neck: new MultiLevelNeck({ inChannels: [16, 16, 16, 16], outChannels: 8, scales: [4, 2, 1, 0.5] }),
+      decodeHead: new UPerHead({ inChannels: [8, 8, 8, 8], channels: 8, numClasses: 4 }),
+    }).eval();
+    expect([...seg.stateShapes().keys()].filter((k) => k.startsWith('neck.'))[0]).toBe('neck.lateral_convs.0.conv.weight');
+    const x = tf.randomNormal([1, 10, 16, 16], 0, 1, 'float32', 2);
+    expect(seg.features(x).map((f) => f.shape)).toEqual([[1, 8, 16, 16], [1, 8, 8, 8], [1, 8, 4, 4], [1, 8, 2, 2]]);
+    expect(seg.forward(x).shape).toEqual([1, 4, 16, 16]);
+    expect(finetuneOptimizer(seg).groups.some((g) => g.name === 'layer_4_decay')).toBe(true);
+  });
+
+  it('an FCN head on the fused multi-modal map, with and without geo-context, trains', () => {
+    manualSeed(6);
+    const inputs = {
+      hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 1),
+      s2: { frames: tf.randomNormal([2, 2, 10, 4, 4], 0, 1, 'float32', 2), dates: [['2021-04-01', '2021-06-01'], ['2021-05-01', '2021-08-01']] },
+      s1: { frames: tf.randomNormal([2, 1, 2, 4, 4], 0, 1, 'float32', 3) },
+      lat: [43.6, -33.9],
+      lon: [1.44, 151.2],
+    };
+    const labels = tf.tensor3d(Int32Array.from({ length: 2 * 16 * 16 }, (_, i) => (i % 16 < 8 ? 0 : 1)), [2, 16, 16], 'int32');
+    for (const geoContext of [false, true]) {
+      const seg = new FusionSegmentor(SkySense.fromPreset('skysense-tiny'), { numClasses: 2, channels: 8, geoContext });
+      expect(seg.stateShapes().get('decode_head.convs.0.conv.weight')).toEqual([8, geoContext ? 64 : 32, 3, 3]);
+      expect(seg.eval().forward(inputs, [16, 16]).shape).toEqual([2, 2, 16, 16]);
+      seg.train();
+      const { value, grads } = valueAndGrads(seg.decodeHead, () => seg.loss(inputs, labels) as tf.Scalar);
+      expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+      expect(grads.size).toBe([...seg.decodeHead.namedParameters()].length);
+      disposeGradients(grads);
+      seg.dispose();
+    }
+    expect(() => new FusionSegmentor(SkySense.fromPreset('skysense-tiny', { geo: null }), { numClasses: 2, geoContext: true })).toThrow(/the model has no prototype bank/);
   });
 });
 
@@ -239,5 +281,66 @@ describe('segmentation data', () => {
     expect(() => readClassTable(table)).toThrow(/class 0: expected \{ name, color: "#RRGGBB" or \[r, g, b\] \}/);
     writeFileSync(table, JSON.stringify([{ name: 'a', color: [1, 2, 3] }, { title: 'b', color: '#0A0B0C' }]));
     expect(readClassTable(table)).toEqual([{ name: 'a', color: [1, 2, 3] }, { name: 'b', color: [10, 11, 12] }]);
+  });
+});
+
+describe('fine-tuning every task from folders (runFinetune / runPredict / runEval)', () => {
+  /** Writes an RGB PNG of a 128 × 128 picture given per-pixel values. */
+  const png = (file: string, f: (x: number, y: number) => [number, number, number]) => {
+    const rgb = new Uint8Array(128 * 128 * 3);
+    for (let y = 0; y < 128; y++) for (let x = 0; x < 128; x++) rgb.set(f(x, y), 3 * (y * 128 + x));
+    mkdirSync(dirname(file), { recursive: true });
+    writePng(file, rgb, 128, 128);
+  };
+  const noise = (seed: number) => {
+    const g = new Generator(seed);
+    return () => Math.round(40 * g.random());
+  };
+  const quiet = () => undefined;
+
+  it('cls: an ImageFolder of two classes; per-class hold-out; accuracy table; predict writes probabilities', async () => {
+    const data = join(dir, 'cls-data');
+    for (let i = 0; i < 4; i++) {
+      const n = noise(i);
+      png(join(data, 'dark', `d${i}.png`), () => [30 + n(), 30 + n(), 40 + n()]);
+      png(join(data, 'bright', `b${i}.png`), () => [200 + n(), 190 + n(), 150 + n()]);
+    }
+    const r = await runFinetune({ task: 'cls', data, out: join(dir, 'cls'), steps: 12, batchSize: 4, lr: 3e-3, log: quiet });
+    expect((r.evaluation!.scores as { oa: number }).oa).toBe(1);
+    const ev = JSON.parse(readFileSync(join(dir, 'cls', 'eval.json'), 'utf8'));
+    expect(ev.samples).toEqual(['bright/b3', 'dark/d3']);
+    const written = await runPredict({ model: join(dir, 'cls', 'model.safetensors'), inputs: [join(data, 'dark', 'd3.png')], out: join(dir, 'cls-pred'), log: quiet });
+    const probs = JSON.parse(readFileSync(written[0]!, 'utf8')).d3;
+    expect(probs.dark).toBeGreaterThan(probs.bright);
+    expect(probs.dark + probs.bright).toBeCloseTo(1, 5);
+  });
+
+  it('change: A/B/label pairs; the change class scored by precision, recall, F1; masks drawn A | B | prediction | truth', async () => {
+    const data = join(dir, 'cd-data');
+    for (let i = 0; i < 3; i++) {
+      const n = noise(10 + i);
+      const inside = (x: number, y: number) => x >= 20 * i + 10 && x < 20 * i + 60 && y >= 30 && y < 90;
+      png(join(data, 'A', `p${i}.png`), () => [90 + n(), 100 + n(), 80 + n()]);
+      png(join(data, 'B', `p${i}.png`), (x, y) => (inside(x, y) ? [230, 230, 230] : [90 + n(), 100 + n(), 80 + n()]));
+      png(join(data, 'label', `p${i}.png`), (x, y) => (inside(x, y) ? [255, 255, 255] : [0, 0, 0]));
+    }
+    const r = await runFinetune({ task: 'change', data, out: join(dir, 'cd'), steps: 4, batchSize: 2, holdOut: 1, log: quiet });
+    expect(Object.keys(r.evaluation!.scores)).toEqual(expect.arrayContaining(['precision', 'recall', 'f1', 'iou', 'oa']));
+    expect(r.evaluation!.table).toMatch(/change: precision .* recall .* F1 .* IoU/);
+    const side = decodePng(readFileSync(join(dir, 'cd', 'predictions', 'p2.side.png')));
+    expect(side.width).toBe(4 * 128 + 3 * 8);
+    const e = await runEval({ model: join(dir, 'cd', 'model.safetensors'), data, last: 1, log: quiet });
+    expect(e.scores).toEqual(r.evaluation!.scores);
+    await expect(runPredict({ model: join(dir, 'cd', 'model.safetensors'), inputs: [join(data, 'A', 'p0.png')], out: join(dir, 'cd-pred'), log: quiet })).rejects.toThrow(/expected pairs of images \(A B A B …\), got 1 file/);
+  });
+
+  it('multilabel: BigEarthNet-S2 patches of the samples (10 bands, labels from the metadata) on the tiny S2 ViT; mAP', async () => {
+    const r = await runFinetune({ task: 'multilabel', out: join(dir, 'ben'), steps: 3, batchSize: 2, log: quiet });
+    const s = r.evaluation!.scores as { ap: number[]; mAP: number };
+    expect(s.ap.length).toBeGreaterThan(5);
+    expect(s.mAP).toBeGreaterThan(0);
+    expect(s.mAP).toBeLessThanOrEqual(1);
+    expect(r.evaluation!.table).toMatch(/mAP \d+\.\d\d \(classes without a positive among the 2 images are left out\)/);
+    expect(r.metrics).toHaveLength(3);
   });
 });

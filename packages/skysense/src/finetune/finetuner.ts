@@ -1,25 +1,29 @@
 import {
-  type AdamW, Generator, type GeneratorState, type LoadReport, type LrSchedule, SkySenseError, assertInt, clipGradNorm, defaultRng, disposeGradients, inferPrefix, linearWarmup, openCheckpoint,
-  polyLr, stepLr, tf, valueAndGrads, type Tensor,
+  type AdamW, Generator, type GeneratorState, type LoadReport, type LrSchedule, SkySenseError, assertInt, clipGradNorm, defaultRng, disposeGradients, inferPrefix, linearWarmup,
+  openCheckpoint, polyLr, stepLr, tf, valueAndGrads, type Tensor,
 } from '@skysense/core-tensor';
-import { FCNHead, UPerHead } from '@skysense/heads';
+import { ChangeDetectionHead, FCNHead, LinearClsHead, UPerHead } from '@skysense/heads';
 import { SwinTransformerV2 } from '@skysense/swin';
+import { VisionTransformer } from '@skysense/vit';
 import { openTrainingCheckpoint, saveTrainingCheckpoint } from '../training-checkpoint';
+import { ChangeDetector, Classifier } from './classifier';
 import { finetuneOptimizer } from './layer-decay';
-import { SEGMENTOR_PRESETS, type SegmentorPresetName } from './presets';
-import { Segmentor } from './segmentor';
+import { DEFAULT_PRESETS, type EncoderSpec, FINETUNE_PRESETS, type FinetunePreset, type FinetunePresetName, type FinetuneTask } from './presets';
+import { type FeatureEncoder, Segmentor } from './segmentor';
 
 /** Learning-rate policy after the warm-up (mmcv's `poly` or `step`). */
 export type FinetuneSchedule = { policy: 'poly'; power?: number; minLr?: number } | { policy: 'step'; steps: number[]; gamma?: number };
 
-/** Options of {@link SegmentationFinetuner}; unset recipe values come from the preset. */
-export interface SegmentationFinetuneOptions {
-  /** Default `upernet-skysense-tiny`. */
-  preset?: SegmentorPresetName;
+/** Options of a {@link Finetuner}; unset recipe values come from the preset. */
+export interface FinetuneOptions {
+  /** `seg`, `cls`, `multilabel` or `change`. Default `seg`. */
+  task?: FinetuneTask;
+  /** Default: the task's default preset (`DEFAULT_PRESETS`). */
+  preset?: FinetunePresetName;
   numClasses: number;
   /** Total optimizer steps (the schedule's length). */
   steps: number;
-  /** Image bands. Default 3. */
+  /** Image bands. Default: the encoder preset's (3 for HR, 10 for S2). */
   inChannels?: number;
   lr?: number;
   weightDecay?: number;
@@ -29,9 +33,9 @@ export interface SegmentationFinetuneOptions {
   warmupRatio?: number;
   /** Default poly, power 1, min 0 (SkySense's). */
   schedule?: FinetuneSchedule;
-  /** Keep the encoder frozen (linear-probe style: only the heads learn). Default `false`. */
+  /** Keep the encoder frozen (only the heads learn). Default `false`. */
   freezeBackbone?: boolean;
-  /** Per-class loss weights. */
+  /** Per-class loss weights (`seg`). */
   classWeight?: number[];
   /** Clip the global gradient norm (none by default, as SkySense's segmentation configs). */
   clipGrad?: number;
@@ -43,66 +47,104 @@ export interface SegmentationFinetuneOptions {
 export interface FinetuneStepMetrics {
   step: number;
   loss: number;
-  decode: number;
-  aux: number;
+  /** Named loss terms (`decode`, `aux` for segmentation). */
+  terms: Record<string, number>;
   /** Learning rate of the head (the base rate). */
   lr: number;
 }
 
-const FORMAT = 'skysense-finetune-seg-1';
+/** A training batch: `images` (both dates for change detection: `[A, B]`) and `targets`. */
+export interface FinetuneBatch {
+  /** `[B, C, H, W]` normalised; for `change` the two dates. */
+  images: Tensor | [Tensor, Tensor];
+  /** int32 `[B, H, W]` (seg, change), int32 `[B]` (cls) or float `[B, classes]` of 0/1 (multilabel). */
+  targets: Tensor;
+}
 
-/** Builds the segmentor of a preset (seeded). */
-export function buildSegmentor(preset: SegmentorPresetName, numClasses: number, options: { inChannels?: number; classWeight?: number[] } = {}): Segmentor {
-  const p = SEGMENTOR_PRESETS[preset];
-  if (!p) throw new SkySenseError('E_ARG', `preset: expected one of ${Object.keys(SEGMENTOR_PRESETS).join(', ')}, got '${String(preset)}'`);
+/** The models the finetuner trains. */
+export type FinetuneModel = Segmentor | Classifier | ChangeDetector;
+
+const FORMAT = 'skysense-finetune-1';
+
+/** Builds the encoder of a preset (seeded through the default generator). */
+export function buildEncoder(spec: EncoderSpec, inChannels?: number): FeatureEncoder {
+  return 'swin' in spec ? new SwinTransformerV2({ ...spec.swin, ...(inChannels ? { inChannels } : {}) }) : new VisionTransformer({ ...spec.vit, ...(inChannels ? { inChannels } : {}) });
+}
+
+/** Widths of an encoder's output maps. */
+function outWidths(enc: FeatureEncoder): number[] {
+  if (enc instanceof SwinTransformerV2) return enc.options.outIndices.map((i) => enc.stages.at(i)!.outChannels);
+  if (enc instanceof VisionTransformer) return enc.options.outIndices.map(() => enc.options.embedDims);
+  throw new SkySenseError('E_ARG', `encoder: expected a Swin V2 or ViT, got ${enc.constructor.name}`);
+}
+
+/** The preset of a name, checked against the task. */
+export function finetunePreset(name: FinetunePresetName, task: FinetuneTask): FinetunePreset {
+  const p = FINETUNE_PRESETS[name];
+  if (!p) throw new SkySenseError('E_ARG', `preset: expected one of ${Object.keys(FINETUNE_PRESETS).join(', ')}, got '${String(name)}'`);
+  const want = task === 'multilabel' ? 'cls' : task;
+  if (p.task !== want) throw new SkySenseError('E_ARG', `preset '${name}' is a ${p.task} model, task '${task}' needs a ${want} preset (${Object.entries(FINETUNE_PRESETS).filter(([, v]) => v.task === want).map(([k]) => k).join(', ')})`);
+  return p;
+}
+
+/** Builds the model of a task and preset: a UperNet segmentor, a (multi-label) classifier or a Siamese change detector. */
+export function buildFinetuneModel(task: FinetuneTask, preset: FinetunePresetName, numClasses: number, options: { inChannels?: number; classWeight?: number[] } = {}): FinetuneModel {
+  const p = finetunePreset(preset, task);
   assertInt('numClasses', numClasses, 1);
-  const backbone = new SwinTransformerV2({ ...p.backbone, inChannels: options.inChannels ?? 3 });
-  const widths = [...backbone.stages].map((s) => s.outChannels);
+  const backbone = buildEncoder(p.encoder, options.inChannels);
+  const widths = outWidths(backbone);
+  if (task === 'cls' || task === 'multilabel') return new Classifier(backbone, new LinearClsHead({ inChannels: widths.at(-1)!, numClasses, multiLabel: task === 'multilabel' }));
+  const uper = { inChannels: widths, channels: p.decodeHead!.channels, poolScales: p.decodeHead!.poolScales };
+  if (task === 'change') return new ChangeDetector(backbone, new ChangeDetectionHead({ ...uper, numClasses }));
+  const aux = p.auxiliaryHead!;
   return new Segmentor({
     backbone,
-    decodeHead: new UPerHead({ inChannels: widths, channels: p.decodeHead.channels, poolScales: p.decodeHead.poolScales, numClasses }),
-    auxiliaryHead: new FCNHead({ inChannels: widths[p.auxiliaryHead.inIndex]!, inIndex: p.auxiliaryHead.inIndex, channels: p.auxiliaryHead.channels, numConvs: 1, concatInput: false, numClasses }),
+    decodeHead: new UPerHead({ ...uper, numClasses }),
+    auxiliaryHead: new FCNHead({ inChannels: widths[aux.inIndex]!, inIndex: aux.inIndex, channels: aux.channels, numConvs: 1, concatInput: false, numClasses }),
     loss: { classWeight: options.classWeight },
   });
 }
 
 /**
- * Fine-tunes a UperNet segmentor (Swin V2 encoder + UPerHead + auxiliary FCNHead) with SkySense's
- * recipe: AdamW with layer-wise decay, poly (or step) schedule after a linear warm-up, auxiliary
- * loss weight 0.4. `save` / `resume` continue a run exactly (weights, optimizer moments, RNGs, step).
+ * Fine-tunes a downstream model with SkySense's recipe: AdamW with layer-wise decay of the encoder,
+ * poly (or step) schedule after a linear warm-up; segmentation adds the auxiliary loss (0.4).
+ * `save` / `resume` continue a run exactly (weights, optimizer moments, RNG, step).
  */
-export class SegmentationFinetuner {
-  readonly model: Segmentor;
+export class Finetuner {
+  readonly model: FinetuneModel;
   readonly optimizer: AdamW;
-  readonly options: SegmentationFinetuneOptions & { preset: SegmentorPresetName };
+  readonly options: FinetuneOptions & { task: FinetuneTask; preset: FinetunePresetName };
   /** Steps done. */
   step = 0;
   private readonly schedule: LrSchedule;
 
-  constructor(options: SegmentationFinetuneOptions) {
-    const preset = options.preset ?? 'upernet-skysense-tiny';
-    this.options = { ...options, preset };
-    const recipe = SEGMENTOR_PRESETS[preset]?.train;
+  constructor(options: FinetuneOptions) {
+    const task = options.task ?? 'seg';
+    const preset = options.preset ?? DEFAULT_PRESETS[task];
+    this.options = { ...options, task, preset };
+    const recipe = finetunePreset(preset, task).train;
     assertInt('steps', options.steps, 1);
     defaultRng().setState(new Generator(options.seed ?? 0).getState());
-    this.model = buildSegmentor(preset, options.numClasses, options);
+    this.model = buildFinetuneModel(task, preset, options.numClasses, options);
     if (options.freezeBackbone) this.model.backbone.freeze();
-    this.optimizer = finetuneOptimizer(this.model, { lr: options.lr ?? recipe!.lr, weightDecay: options.weightDecay ?? recipe!.weightDecay, layerDecayRate: options.layerDecayRate ?? recipe!.layerDecayRate }).optimizer;
+    this.optimizer = finetuneOptimizer(this.model, { lr: options.lr ?? recipe.lr, weightDecay: options.weightDecay ?? recipe.weightDecay, layerDecayRate: options.layerDecayRate ?? recipe.layerDecayRate }).optimizer;
     const s = options.schedule ?? { policy: 'poly' };
     const after = s.policy === 'step' ? stepLr({ steps: s.steps, gamma: s.gamma }) : polyLr({ maxIters: options.steps, power: s.power ?? 1, minLr: s.minLr ?? 0 });
-    this.schedule = linearWarmup(after, { iters: Math.min(options.warmupIters ?? recipe!.warmupIters, options.steps), ratio: options.warmupRatio ?? recipe!.warmupRatio });
+    this.schedule = linearWarmup(after, { iters: Math.min(options.warmupIters ?? recipe.warmupIters, options.steps), ratio: options.warmupRatio ?? recipe.warmupRatio });
   }
 
   /**
    * Initialises the encoder from a pre-trained file: a SkySense pre-training checkpoint or teacher
-   * (`teacher.backbone_gep.*`, `backbone_gep.*`), a released / mmseg file (`backbone.*`) or a bare
-   * Swin state dict. The output norms may be absent (they keep their initial values).
+   * (`teacher.backbone_gep.*` / `backbone_gep.*` for Swin, `backbone_s2.*` / `backbone_s1.*` for a ViT),
+   * a released / mmseg file (`backbone.*`) or a bare state dict. Output norms may be absent.
    */
   loadEncoder(file: string, log?: (text: string) => void): LoadReport {
     const ckpt = openCheckpoint(file);
     try {
-      const prefix = inferPrefix(ckpt.keys(), this.model.backbone.stateShapes().keys(), ['teacher.backbone_gep.', 'backbone_gep.', 'backbone.', '']);
-      const report = this.model.backbone.loadStateDict(ckpt, { prefix });
+      const prefixes = ['teacher.backbone_gep.', 'backbone_gep.', 'teacher.backbone_s2.', 'backbone_s2.', 'teacher.backbone_s1.', 'backbone_s1.', 'backbone.', ''];
+      const enc = this.model.backbone;
+      const prefix = inferPrefix(ckpt.keys(), enc.stateShapes().keys(), prefixes);
+      const report = enc.loadStateDict(ckpt, { prefix });
       log?.(`encoder: ${report.loaded.length} tensors from ${file}${prefix ? ` (prefix '${prefix}')` : ''}${report.missing.length ? `; kept initial values for ${report.missing.join(', ')}` : ''}`);
       return report;
     } finally {
@@ -110,20 +152,38 @@ export class SegmentationFinetuner {
     }
   }
 
+  /** The loss terms of a batch (inside a tidy). */
+  private losses(batch: FinetuneBatch): Record<string, Tensor> & { loss: Tensor } {
+    const m = this.model;
+    const { images, targets } = batch;
+    if (m instanceof Segmentor) {
+      const l = m.losses(images as Tensor, targets);
+      return l.aux ? { loss: l.loss, decode: l.decode, aux: l.aux } : { loss: l.loss, decode: l.decode };
+    }
+    if (m instanceof ChangeDetector) {
+      if (!Array.isArray(images)) throw new SkySenseError('E_ARG', 'batch.images: change detection needs the two dates [A, B]');
+      return { loss: m.loss(images[0], images[1], targets) };
+    }
+    return { loss: m.loss(images as Tensor, targets) };
+  }
+
   /**
-   * One optimizer step on a batch: images `[B, C, H, W]` (normalised), int32 labels `[B, H, W]`.
+   * One optimizer step on a batch.
    * @throws SkySenseError `E_ARG` for non-finite images, `E_NONFINITE` for a non-finite loss (nothing is updated either way).
    */
-  trainStep(images: Tensor, labels: Tensor): FinetuneStepMetrics {
+  trainStep(batch: FinetuneBatch): FinetuneStepMetrics {
     if (this.step >= this.options.steps) throw new SkySenseError('E_ARG', `trainStep: all ${this.options.steps} steps are done`);
-    if (!(tf.tidy(() => tf.all(tf.isFinite(images)).dataSync()[0]) as number)) throw new SkySenseError('E_ARG', `trainStep images: contains NaN or infinite values (step ${this.step + 1}; nothing was updated)`);
+    const images = Array.isArray(batch.images) ? batch.images : [batch.images];
+    images.forEach((x, i) => {
+      if (!(tf.tidy(() => tf.all(tf.isFinite(x)).dataSync()[0]) as number)) throw new SkySenseError('E_ARG', `trainStep images${images.length > 1 ? `[${i}]` : ''}: contains NaN or infinite values (step ${this.step + 1}; nothing was updated)`);
+    });
     this.model.train();
     if (this.options.freezeBackbone) this.model.backbone.eval();
     this.optimizer.applySchedule(this.schedule, this.step);
-    const parts: number[] = [];
+    const terms: Record<string, number> = {};
     const { value, grads } = valueAndGrads(this.model, () => {
-      const l = this.model.losses(images, labels);
-      parts.push(l.decode.dataSync()[0]!, l.aux?.dataSync()[0] ?? 0);
+      const l = this.losses(batch);
+      for (const [k, t] of Object.entries(l)) if (k !== 'loss') terms[k] = t.dataSync()[0]!;
       return l.loss as tf.Scalar;
     });
     const loss = value.dataSync()[0]!;
@@ -136,7 +196,7 @@ export class SegmentationFinetuner {
     this.optimizer.step(clipped);
     disposeGradients(clipped);
     this.step += 1;
-    return { step: this.step, loss, decode: parts[0]!, aux: parts[1]!, lr: Math.max(...this.optimizer.groups.map((g) => g.lr)) };
+    return { step: this.step, loss, terms, lr: Math.max(...this.optimizer.groups.map((g) => g.lr)) };
   }
 
   /** Everything a resume needs, in one safetensors file written atomically. */
@@ -149,11 +209,11 @@ export class SegmentationFinetuner {
     });
   }
 
-  /** Continues a run saved by {@link SegmentationFinetuner.save} exactly where it stopped. */
-  static resume(file: string): SegmentationFinetuner {
+  /** Continues a run saved by {@link Finetuner.save} exactly where it stopped. */
+  static resume(file: string): Finetuner {
     const ckpt = openTrainingCheckpoint(file, FORMAT, 'SkySense fine-tuning');
     try {
-      const t = new SegmentationFinetuner(ckpt.json<SegmentationFinetuneOptions>('options'));
+      const t = new Finetuner(ckpt.json<FinetuneOptions>('options'));
       t.model.loadStateDict(ckpt.part('model'));
       t.optimizer.loadStateDict(ckpt.part('optimizer'), ckpt.json<number>('optimizer_steps'));
       defaultRng().setState(ckpt.json<GeneratorState>('default_rng'));
@@ -170,3 +230,4 @@ export class SegmentationFinetuner {
     this.model.dispose();
   }
 }
+

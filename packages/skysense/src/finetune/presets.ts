@@ -1,41 +1,84 @@
-import type { SwinTransformerV2Options } from '@skysense/swin';
-import { SWIN_V2_PRESETS } from '@skysense/swin';
+import { SWIN_V2_PRESETS, type SwinTransformerV2Options } from '@skysense/swin';
+import { VIT_PRESETS, type VisionTransformerOptions } from '@skysense/vit';
 import { SKYSENSE_PRESETS } from '../presets';
 
-/** A segmentation model and its training recipe, as plain data. */
-export interface SegmentorPreset {
-  /** The HR encoder (all four stage outputs). */
-  backbone: SwinTransformerV2Options;
-  /** UPerHead width and pool scales. */
-  decodeHead: { channels: number; poolScales: number[] };
-  /** Auxiliary FCNHead on stage `inIndex`. */
-  auxiliaryHead: { inIndex: number; channels: number };
-  /** Recipe defaults: AdamW, layer decay, poly schedule with linear warm-up. */
-  train: { lr: number; weightDecay: number; layerDecayRate: number; warmupIters: number; warmupRatio: number; crop: number };
+/** The downstream tasks (`multilabel` uses the `cls` presets with a sigmoid head). */
+export type FinetuneTask = 'seg' | 'cls' | 'multilabel' | 'change';
+
+/** The encoder of a preset: a Swin V2 (HR imagery) or a ViT (Sentinel-2 / Sentinel-1). */
+export type EncoderSpec = { swin: SwinTransformerV2Options } | { vit: VisionTransformerOptions };
+
+/** The recipe defaults of a preset: AdamW, layer-wise decay, poly schedule after a linear warm-up. */
+export interface RecipeDefaults {
+  lr: number;
+  weightDecay: number;
+  layerDecayRate: number;
+  warmupIters: number;
+  warmupRatio: number;
+  /** Training crop side in pixels (also the sliding-window size). */
+  crop: number;
 }
 
+/** A downstream model and its training recipe, as plain data. */
+export interface FinetunePreset {
+  /** `seg` (UperNet), `cls` (GAP + linear head; also multi-label) or `change` (Siamese UperNet). */
+  task: 'seg' | 'cls' | 'change';
+  encoder: EncoderSpec;
+  /** UPerHead width and pool scales (`seg`, `change`). */
+  decodeHead?: { channels: number; poolScales: number[] };
+  /** Auxiliary FCNHead on stage `inIndex` (`seg`). */
+  auxiliaryHead?: { inIndex: number; channels: number };
+  train: RecipeDefaults;
+}
+
+const TINY_HR: SwinTransformerV2Options = { ...SKYSENSE_PRESETS['skysense-tiny'].hr, outIndices: [0, 1, 2, 3], dropPathRate: 0.1 };
+const TINY_S2: VisionTransformerOptions = { ...SKYSENSE_PRESETS['skysense-tiny'].s2, dropPathRate: 0.1 };
+const UPER_TINY = { channels: 32, poolScales: [1, 2, 3, 6] };
+const TINY_RECIPE: RecipeDefaults = { lr: 1e-3, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 20, warmupRatio: 1e-3, crop: 128 };
+
 /** Preset names. */
-export type SegmentorPresetName = 'upernet-skysense-hr' | 'upernet-skysense-tiny';
+export type FinetunePresetName =
+  | 'upernet-skysense-hr'
+  | 'upernet-skysense-tiny'
+  | 'linear-skysense-hr'
+  | 'linear-skysense-tiny'
+  | 'linear-skysense-s2'
+  | 'linear-skysense-tiny-s2'
+  | 'upernet-cd-skysense-hr'
+  | 'upernet-cd-skysense-tiny';
 
 /**
- * Segmentation presets.
- * - `upernet-skysense-hr`: SkySense's iSAID config (ARCH-SPEC §6): Swin V2-H, UPerHead 512 wide,
- *   FCN auxiliary head on stage 2 (256 wide, weight 0.4), AdamW 6e-5 / wd 0.01, layer decay 0.9,
- *   poly with a 1500-iteration linear warm-up from 1e-6, 512 px crops.
- * - `upernet-skysense-tiny`: the HR encoder of the `skysense-tiny` preset (so a tiny pre-training
- *   checkpoint initialises it) with a 32-wide UPerHead — small enough to train on a CPU in minutes.
+ * Fine-tuning presets. The `*-skysense-hr` / `-s2` ones use the released encoders' architectures;
+ * the `*-tiny*` ones the `skysense-tiny` encoders (so a tiny `skysense pretrain` teacher initialises
+ * them), small enough to train on a CPU in minutes.
+ * - `upernet-skysense-hr`: SkySense's iSAID config (ARCH-SPEC §6): Swin V2-H, UPerHead 512 wide, FCN
+ *   auxiliary head on stage 2 (256 wide, weight 0.4), AdamW 6e-5 / wd 0.01, layer decay 0.9, poly
+ *   after a 1500-iteration linear warm-up from 1e-6, 512 px crops.
+ * - `linear-*`: scene classification (mmcls convention, ARCH-SPEC §6.3): GAP + `head.fc`; the paper
+ *   publishes no recipe, so AdamW 1e-4 / wd 0.05 / layer decay 0.9 / 100 warm-up iterations (our choice).
+ * - `upernet-cd-*`: change detection: the shared encoder on both dates, |A − B| per level, UPerHead.
  */
-export const SEGMENTOR_PRESETS: Readonly<Record<SegmentorPresetName, SegmentorPreset>> = {
+export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePreset>> = {
   'upernet-skysense-hr': {
-    backbone: SWIN_V2_PRESETS['skysense-hr'],
+    task: 'seg',
+    encoder: { swin: SWIN_V2_PRESETS['skysense-hr'] },
     decodeHead: { channels: 512, poolScales: [1, 2, 3, 6] },
     auxiliaryHead: { inIndex: 2, channels: 256 },
     train: { lr: 6e-5, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 1500, warmupRatio: 1e-6, crop: 512 },
   },
-  'upernet-skysense-tiny': {
-    backbone: { ...SKYSENSE_PRESETS['skysense-tiny'].hr, outIndices: [0, 1, 2, 3], dropPathRate: 0.1 },
-    decodeHead: { channels: 32, poolScales: [1, 2, 3, 6] },
-    auxiliaryHead: { inIndex: 2, channels: 16 },
-    train: { lr: 1e-3, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 20, warmupRatio: 1e-3, crop: 128 },
-  },
+  'upernet-skysense-tiny': { task: 'seg', encoder: { swin: TINY_HR }, decodeHead: UPER_TINY, auxiliaryHead: { inIndex: 2, channels: 16 }, train: TINY_RECIPE },
+  'linear-skysense-hr': { task: 'cls', encoder: { swin: { ...SWIN_V2_PRESETS['skysense-hr'], outIndices: [3] } }, train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 0.9, warmupIters: 100, warmupRatio: 1e-3, crop: 256 } },
+  'linear-skysense-tiny': { task: 'cls', encoder: { swin: { ...TINY_HR, outIndices: [3] } }, train: TINY_RECIPE },
+  'linear-skysense-s2': { task: 'cls', encoder: { vit: VIT_PRESETS['skysense-s2'] }, train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 0.9, warmupIters: 100, warmupRatio: 1e-3, crop: 120 } },
+  'linear-skysense-tiny-s2': { task: 'cls', encoder: { vit: TINY_S2 }, train: { ...TINY_RECIPE, crop: 120 } },
+  'upernet-cd-skysense-hr': { task: 'change', encoder: { swin: SWIN_V2_PRESETS['skysense-hr'] }, decodeHead: { channels: 512, poolScales: [1, 2, 3, 6] }, train: { lr: 6e-5, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 1500, warmupRatio: 1e-6, crop: 256 } },
+  'upernet-cd-skysense-tiny': { task: 'change', encoder: { swin: TINY_HR }, decodeHead: UPER_TINY, train: TINY_RECIPE },
+};
+
+/** The default preset of each task. */
+export const DEFAULT_PRESETS: Readonly<Record<FinetuneTask, FinetunePresetName>> = {
+  seg: 'upernet-skysense-tiny',
+  cls: 'linear-skysense-tiny',
+  multilabel: 'linear-skysense-tiny-s2',
+  change: 'upernet-cd-skysense-tiny',
 };

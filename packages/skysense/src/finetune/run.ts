@@ -1,30 +1,36 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { Generator, SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, writePng } from '@skysense/core-tensor';
-import { ConfusionMatrix, type SegmentationScores } from '@skysense/heads';
-import { NORMALIZATION, type ChannelStats } from '../data/normalization';
 import { samplesDir } from '../data/sample';
-import { normalizedImage, segmentationBatch } from './augment';
-import { type FinetuneStepMetrics, SegmentationFinetuner, buildSegmentor } from './finetuner';
-import { type ClassDef, DUBAI_AERIAL_CLASSES, IGNORE_INDEX, type LabelledImage, type PlanarImage, listImages, loadSegmentationDataset, readClassTable, readImage } from './images';
-import type { SegmentorPresetName } from './presets';
-import { SEGMENTOR_PRESETS } from './presets';
-import type { Segmentor } from './segmentor';
 import { truncateMetricsLog } from '../training-checkpoint';
+import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
+import { type ClassDef, DUBAI_AERIAL_CLASSES, type PlanarImage, listImages, readClassTable, readImage } from './images';
+import { DEFAULT_PRESETS, FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
+import {
+  type TaskDataset, type TaskEvaluation, type TaskSample, bigEarthNetMultilabelDataset, changeDataset, disposeBatch, evaluateTask, imageFolderDataset, predictMask, predictScores,
+  segmentationDataset, splitHoldOut, taskBatch, taskStats,
+} from './tasks';
+import type { Classifier } from './classifier';
 
-/** Options of {@link runFinetune} (the `skysense finetune --task seg` command). */
+/** Options of {@link runFinetune} (the `skysense finetune` command). */
 export interface RunFinetuneOptions {
-  /** A folder with `images/` and `masks/`. Default: the Dubai aerial samples under `SKYSENSE_SAMPLES`. */
+  /** `seg` (default), `cls`, `multilabel` or `change`. */
+  task?: FinetuneTask;
+  /**
+   * The data. `seg`: a folder with `images/` and `masks/` (default: the Dubai aerial samples under
+   * `SKYSENSE_SAMPLES`); `cls`: one sub-folder per class; `multilabel`: BigEarthNet-S2 patch folders
+   * (default: those under `SKYSENSE_SAMPLES`); `change`: `A/`, `B/`, `label/`.
+   */
   data?: string;
-  /** Class table: `dubai-aerial` or a JSON file. Default: `dubai-aerial` for the default data, else `<data>/classes.json`. */
+  /** `seg` class table: `dubai-aerial` or a JSON file. Default: `dubai-aerial` for the default data, else `<data>/classes.json`. */
   classes?: string;
   /** Output folder. */
   out: string;
-  /** Default `upernet-skysense-tiny`. */
-  preset?: SegmentorPresetName;
+  /** Default: the task's (`DEFAULT_PRESETS`). */
+  preset?: FinetunePresetName;
   /** Pre-trained encoder weights (pre-training checkpoint or teacher, released / mmseg file). Default: random initialisation. */
   init?: string;
-  /** The last N images (by name) are held out for evaluation. Default 2. */
+  /** Held out for evaluation: the last N samples by name (for `cls`, the last N of each class). Default 2 (1 for `cls`). */
   holdOut?: number;
   /** Default 300. */
   steps?: number;
@@ -46,7 +52,7 @@ export interface RunFinetuneOptions {
   resume?: boolean;
   /** Default 0. */
   seed?: number;
-  /** Sliding-window evaluation stride. Default 2/3 of the crop. */
+  /** Sliding-window evaluation stride (`seg`). Default 2/3 of the crop. */
   stride?: number;
   /** Progress and summary lines. Default console.log. */
   log?: (line: string) => void;
@@ -55,155 +61,145 @@ export interface RunFinetuneOptions {
 /** Result of a fine-tuning run. */
 export interface FinetuneResult {
   metrics: FinetuneStepMetrics[];
-  /** Scores on the held-out images (none when `holdOut` is 0). */
-  scores: SegmentationScores | null;
-  /** The metrics table as printed. */
-  table: string | null;
+  /** Evaluation on the held-out samples (null when nothing is held out). */
+  evaluation: TaskEvaluation | null;
 }
 
-const MODEL_FORMAT = 'skysense-segmentor-1';
+const MODEL_FORMAT = 'skysense-finetuned-1';
 
 /** Resolves a class-table option: `dubai-aerial` or a JSON file. */
 export function resolveClasses(spec: string): ClassDef[] {
   return spec === 'dubai-aerial' ? [...DUBAI_AERIAL_CLASSES] : readClassTable(spec);
 }
 
+/** Loads the dataset of a task (see {@link RunFinetuneOptions.data}); `classes` is the `seg` class table (a spec or the table itself). */
+export async function loadTaskDataset(task: FinetuneTask, data: string | undefined, classes?: string | ClassDef[]): Promise<TaskDataset> {
+  if (task === 'seg') {
+    const dir = data ?? join(samplesDir(), 'dubai-aerial-segmentation');
+    return segmentationDataset(dir, Array.isArray(classes) ? classes : resolveClasses(classes ?? (data ? join(dir, 'classes.json') : 'dubai-aerial')));
+  }
+  if (task === 'multilabel') return bigEarthNetMultilabelDataset(data ?? join(samplesDir(), 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2'));
+  if (!data) throw new SkySenseError('E_ARG', `--data: task ${task} needs a data folder (${task === 'cls' ? 'one sub-folder of images per class' : 'A/, B/ and label/'})`);
+  return task === 'cls' ? imageFolderDataset(data) : changeDataset(data);
+}
+
 /**
- * Fine-tunes a UperNet segmentor on image/mask pairs, prints progress lines (loss, lr, samples/s,
+ * Fine-tunes a downstream model on a task's data, prints progress lines (loss, terms, lr, samples/s,
  * ETA), logs every step to `metrics.jsonl`, checkpoints atomically (exact `resume`), then writes
- * `model.safetensors`, evaluates the held-out images with sliding-window inference (metrics table,
- * `eval.json`) and writes their predicted masks and side-by-side pictures to `predictions/`.
+ * `model.safetensors`, evaluates the held-out samples (`eval.json`, metrics table) and, for `seg` and
+ * `change`, writes their predicted masks and side-by-side pictures to `predictions/`.
  */
 export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult> {
   const log = o.log ?? console.log;
-  const data = o.data ?? join(samplesDir(), 'dubai-aerial-segmentation');
-  const classes = resolveClasses(o.classes ?? (o.data ? join(data, 'classes.json') : 'dubai-aerial'));
-  const all = await loadSegmentationDataset(data, classes);
-  const holdOut = o.holdOut ?? 2;
-  if (!Number.isInteger(holdOut) || holdOut < 0 || holdOut >= all.length) throw new SkySenseError('E_ARG', `holdOut: expected an integer in [0, ${all.length - 1}] (the dataset has ${all.length} images), got ${holdOut}`);
-  const train = all.slice(0, all.length - holdOut);
-  const held = all.slice(all.length - holdOut);
+  const task = o.task ?? 'seg';
+  const d = await loadTaskDataset(task, o.data, o.classes);
+  const holdOut = o.holdOut ?? (task === 'cls' ? 1 : 2);
+  const { train, held } = splitHoldOut(d, Number.isInteger(holdOut) && holdOut >= 0 ? holdOut : -1);
+  if (!(Number.isInteger(holdOut) && holdOut >= 0) || train.length === 0) throw new SkySenseError('E_ARG', `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`);
   mkdirSync(o.out, { recursive: true });
   const ckptFile = join(o.out, 'checkpoint.safetensors');
   const seed = o.seed ?? 0;
-  let trainer: SegmentationFinetuner;
+  let trainer: Finetuner;
   if (o.resume) {
     if (!existsSync(ckptFile)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${ckptFile}`);
-    trainer = SegmentationFinetuner.resume(ckptFile);
+    trainer = Finetuner.resume(ckptFile);
     truncateMetricsLog(join(o.out, 'metrics.jsonl'), trainer.step);
     log(`resumed ${ckptFile} at step ${trainer.step} of ${trainer.options.steps}`);
   } else {
-    trainer = new SegmentationFinetuner({
-      preset: o.preset, numClasses: classes.length, steps: o.steps ?? 300, inChannels: all[0]!.image.channels, lr: o.lr, layerDecayRate: o.layerDecayRate,
+    trainer = new Finetuner({
+      task, preset: o.preset, numClasses: d.classes.length, steps: o.steps ?? 300, inChannels: d.samples[0]!.images[0]!.channels, lr: o.lr, layerDecayRate: o.layerDecayRate,
       warmupIters: o.warmupIters, freezeBackbone: o.freezeBackbone, seed,
     });
     if (o.init) trainer.loadEncoder(o.init, log);
     writeFileAtomic(join(o.out, 'metrics.jsonl'), '');
   }
   const preset = trainer.options.preset;
-  const crop = o.crop ?? SEGMENTOR_PRESETS[preset].train.crop;
-  const stats = statsFor(all[0]!.image.channels);
+  const crop = o.crop ?? FINETUNE_PRESETS[preset].train.crop;
   const batchSize = o.batchSize ?? 4;
   const total = trainer.options.steps;
-  log(`fine-tuning ${preset} on ${train.length} images (${held.length} held out: ${held.map((h) => h.name).join(', ') || 'none'}), ${classes.length} classes, ${total} steps × ${batchSize} crops of ${crop} px${o.init ? `, encoder from ${o.init}` : ', random-initialised encoder'}`);
+  log(`fine-tuning ${preset} (${task}) on ${train.length} samples (${held.length} held out: ${held.map((h) => h.name).join(', ') || 'none'}), ${d.classes.length} classes, ${total} steps × ${batchSize} crops of ${crop} px${o.init ? `, encoder from ${o.init}` : ', random-initialised encoder'}`);
   const metrics: FinetuneStepMetrics[] = [];
   const t0 = performance.now();
   const first = trainer.step;
   try {
     while (trainer.step < total) {
       const g = new Generator(seed * 1_000_003 + trainer.step);
-      const picks = Array.from({ length: batchSize }, () => train[g.randint(train.length)]!);
-      const { images, labels } = segmentationBatch(picks, { crop }, stats, g);
+      const batch = taskBatch(d, Array.from({ length: batchSize }, () => train[g.randint(train.length)]!), crop, g);
       let m: FinetuneStepMetrics;
       try {
-        m = trainer.trainStep(images, labels);
+        m = trainer.trainStep(batch);
       } finally {
-        tf.dispose([images, labels]);
+        disposeBatch(batch);
       }
       metrics.push(m);
       appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
       const done = trainer.step - first;
       const secs = (performance.now() - t0) / 1000;
       if (done === 1 || trainer.step % Math.max(1, Math.round(total / 20)) === 0 || trainer.step === total) {
-        log(`step ${trainer.step}/${total} loss ${m.loss.toFixed(4)} (decode ${m.decode.toFixed(4)}, aux ${m.aux.toFixed(4)}) lr ${m.lr.toExponential(2)} · ${((done * batchSize) / secs).toFixed(2)} samples/s · ETA ${((secs / done) * (total - trainer.step)).toFixed(0)} s`);
+        const terms = Object.entries(m.terms).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+        log(`step ${trainer.step}/${total} loss ${m.loss.toFixed(4)}${terms ? ` (${terms})` : ''} lr ${m.lr.toExponential(2)} · ${((done * batchSize) / secs).toFixed(2)} samples/s · ETA ${((secs / done) * (total - trainer.step)).toFixed(0)} s`);
       }
       if (trainer.step % (o.checkpointEvery ?? 50) === 0 || trainer.step === total) trainer.save(ckptFile);
     }
     const modelFile = join(o.out, 'model.safetensors');
-    saveSegmentor(modelFile, trainer.model, preset, classes);
+    saveFinetuned(modelFile, trainer.model, { task, preset, classes: d.classes });
     log(`wrote ${modelFile}`);
-    if (held.length === 0) return { metrics, scores: null, table: null };
-    const { scores, table } = evaluateAndRender(trainer.model, held, classes, stats, { crop, stride: o.stride, out: join(o.out, 'predictions'), log });
-    writeFileAtomic(join(o.out, 'eval.json'), `${JSON.stringify({ images: held.map((h) => h.name), classes: classes.map((c) => c.name), ...scores }, null, 2)}\n`);
-    log(table);
-    return { metrics, scores, table };
+    if (held.length === 0) return { metrics, evaluation: null };
+    const evaluation = evaluateAndDraw(trainer.model, d, held, { crop, stride: o.stride, out: join(o.out, 'predictions'), log });
+    writeFileAtomic(join(o.out, 'eval.json'), `${JSON.stringify({ task, samples: held.map((h) => h.name), classes: d.classes.map((c) => c.name), ...evaluation.scores }, null, 2)}\n`);
+    log(evaluation.table);
+    return { metrics, evaluation };
   } finally {
     trainer.dispose();
   }
 }
 
-/** The input statistics for an image of `channels` bands (ImageNet on 0–255 for RGB / RGB-NIR). */
-function statsFor(channels: number): ChannelStats {
-  if (channels === 3) return NORMALIZATION.hr;
-  if (channels === 4) return NORMALIZATION['hr-rgbn'];
-  throw new SkySenseError('E_BANDS', `images: expected 3 (RGB) or 4 (RGB-NIR) bands, got ${channels}`);
+/** Evaluates and, where the task predicts masks and `out` is given, writes them. */
+function evaluateAndDraw(model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: { crop: number; stride?: number; out?: string; log: (l: string) => void }): TaskEvaluation {
+  const out = o.out;
+  if (out) mkdirSync(out, { recursive: true });
+  const onMask = out
+    ? (s: TaskSample, pred: Int32Array) => {
+        const name = s.name.replace(/[/\\]/g, '_');
+        writeMaskPngs(out, name, s.images, pred, d.classes, s.mask);
+        o.log(`${s.name}: wrote ${join(out, `${name}.png`)} and ${name}.side.png (input${s.images.length > 1 ? 's A | B' : ''} | prediction | ground truth)`);
+      }
+    : undefined;
+  return evaluateTask(model, d, samples, { crop: o.crop, stride: o.stride, onMask });
 }
 
-/** Writes a segmentor's weights with what is needed to rebuild it (preset, classes), atomically. */
-export function saveSegmentor(file: string, model: Segmentor, preset: SegmentorPresetName, classes: readonly ClassDef[]): void {
+/** Metadata stored with a fine-tuned model. */
+export interface FinetunedMeta {
+  task: FinetuneTask;
+  preset: FinetunePresetName;
+  classes: ClassDef[];
+}
+
+/** Writes a fine-tuned model's weights with what rebuilds it (task, preset, classes, bands), atomically. */
+export function saveFinetuned(file: string, model: FinetuneModel, meta: FinetunedMeta): void {
   const inChannels = (model.backbone as unknown as { options: { inChannels: number } }).options.inChannels;
-  saveSafetensors(file, model.stateDict(), { metadata: { format: MODEL_FORMAT, preset, classes: JSON.stringify(classes), in_channels: String(inChannels) } });
+  saveSafetensors(file, model.stateDict(), { metadata: { format: MODEL_FORMAT, task: meta.task, preset: meta.preset, classes: JSON.stringify(meta.classes), in_channels: String(inChannels) } });
 }
 
-/** Rebuilds a segmentor saved by {@link saveSegmentor} (eval mode). */
-export function loadSegmentor(file: string): { model: Segmentor; classes: ClassDef[]; preset: SegmentorPresetName } {
+/** Rebuilds a model saved by {@link saveFinetuned} (eval mode). */
+export function loadFinetuned(file: string): FinetunedMeta & { model: FinetuneModel } {
   if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
   const header = SafetensorsFile.open(file);
   const meta = header.metadata;
   header.close();
-  if (meta.format !== MODEL_FORMAT) throw new SkySenseError('E_STATE_DICT', `${file}: not a SkySense segmentor (format '${meta.format ?? 'none'}'; 'skysense finetune' writes model.safetensors)`);
+  if (meta.format !== MODEL_FORMAT) throw new SkySenseError('E_STATE_DICT', `${file}: not a SkySense fine-tuned model (format '${meta.format ?? 'none'}'; 'skysense finetune' writes model.safetensors)`);
   const classes = JSON.parse(meta.classes ?? '[]') as ClassDef[];
-  const preset = meta.preset as SegmentorPresetName;
-  const model = buildSegmentor(preset, classes.length, { inChannels: Number(meta.in_channels ?? 3) });
+  const task = meta.task as FinetuneTask;
+  const preset = (meta.preset ?? DEFAULT_PRESETS[task]) as FinetunePresetName;
+  const model = buildFinetuneModel(task, preset, classes.length, { inChannels: Number(meta.in_channels) });
   const weights = loadSafetensors(file);
   try {
     model.loadStateDict(weights);
   } finally {
     tf.dispose([...weights.values()]);
   }
-  return { model: model.eval(), classes, preset };
-}
-
-/** Class index per pixel of one image by sliding-window inference. */
-function predictImage(model: Segmentor, image: PlanarImage, stats: ChannelStats, crop: number, stride?: number): Int32Array {
-  const x = normalizedImage(image, stats);
-  try {
-    const logits = model.slideInference(x, { crop, stride });
-    const pred = tf.tidy(() => tf.argMax(logits, 1));
-    logits.dispose();
-    const out = pred.dataSync() as Int32Array;
-    pred.dispose();
-    return out;
-  } finally {
-    x.dispose();
-  }
-}
-
-/** Evaluates images with masks (confusion matrix over all of them) and writes their predictions. */
-function evaluateAndRender(
-  model: Segmentor, items: readonly LabelledImage[], classes: readonly ClassDef[], stats: ChannelStats, o: { crop: number; stride?: number; out?: string; log: (l: string) => void },
-): { scores: SegmentationScores; table: string } {
   model.eval();
-  const cm = new ConfusionMatrix(classes.length, IGNORE_INDEX);
-  if (o.out) mkdirSync(o.out, { recursive: true });
-  for (const it of items) {
-    const pred = predictImage(model, it.image, stats, o.crop, o.stride);
-    cm.update(pred, it.mask);
-    if (!o.out) continue;
-    writePredictionPngs(o.out, it.name, it.image, pred, classes, it.mask);
-    o.log(`${it.name}: wrote ${join(o.out, `${it.name}.png`)} and ${it.name}.side.png (input | prediction | ground truth)`);
-  }
-  return { scores: cm.scores(), table: cm.table(classes.map((c) => c.name)) };
+  return { model, task, preset, classes };
 }
 
 /** Class indices → RGB bytes through the class colours (ignore = black). */
@@ -216,11 +212,11 @@ export function colorizeMask(labels: ArrayLike<number>, classes: readonly ClassD
   return out;
 }
 
-/** Writes `<name>.png` (colour mask) and `<name>.side.png` (input | prediction [| ground truth], 8 px apart). */
-function writePredictionPngs(dir: string, name: string, image: PlanarImage, pred: ArrayLike<number>, classes: readonly ClassDef[], truth?: ArrayLike<number>): void {
-  const { width: w, height: h } = image;
+/** Writes `<name>.png` (colour mask) and `<name>.side.png` (input(s) | prediction [| ground truth], 8 px apart). */
+function writeMaskPngs(dir: string, name: string, images: readonly PlanarImage[], pred: ArrayLike<number>, classes: readonly ClassDef[], truth?: ArrayLike<number>): void {
+  const { width: w, height: h } = images[0]!;
   writePng(join(dir, `${name}.png`), colorizeMask(pred, classes), w, h);
-  const panels = [inputRgb(image), colorizeMask(pred, classes), ...(truth ? [colorizeMask(truth, classes)] : [])];
+  const panels = [...images.map(inputRgb), colorizeMask(pred, classes), ...(truth ? [colorizeMask(truth, classes)] : [])];
   const gap = 8;
   const W = panels.length * w + (panels.length - 1) * gap;
   const side = new Uint8Array(W * h * 3).fill(255);
@@ -242,32 +238,49 @@ function inputRgb(image: PlanarImage): Uint8Array {
 export interface RunPredictOptions {
   /** A `model.safetensors` written by `skysense finetune`. */
   model: string;
-  /** Image files or folders of images. */
+  /** Image files or folders (for change detection: A and B images, alternating). */
   inputs: string[];
   /** Output folder. */
   out: string;
-  /** Window side. Default: the preset's training crop. */
+  /** Window side (`seg`). Default: the preset's training crop. */
   crop?: number;
   stride?: number;
   log?: (line: string) => void;
 }
 
-/** Predicts class masks for images (sliding window), writing `<name>.png` colour masks and `<name>.side.png`. */
+/**
+ * Predicts with a fine-tuned model: colour masks `<name>.png` and `<name>.side.png` (seg, change),
+ * or class probabilities in `predictions.json` and one line per image (cls, multilabel).
+ */
 export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   const log = o.log ?? console.log;
-  const { model, classes, preset } = loadSegmentor(o.model);
+  const { model, classes, preset, task } = loadFinetuned(o.model);
   const files = o.inputs.flatMap((p) => (existsSync(p) && extname(p) === '' ? listImages(p) : [p]));
-  if (files.length === 0) throw new SkySenseError('E_ARG', 'predict: no input images');
+  if (files.length === 0 || (task === 'change' && files.length % 2)) throw new SkySenseError('E_ARG', `predict: expected ${task === 'change' ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`);
   mkdirSync(o.out, { recursive: true });
   const written: string[] = [];
+  const results: Record<string, Record<string, number>> = {};
   try {
-    for (const file of files) {
-      const image = await readImage(file);
-      const pred = predictImage(model, image, statsFor(image.channels), o.crop ?? SEGMENTOR_PRESETS[preset].train.crop, o.stride);
-      const name = basename(file, extname(file));
-      writePredictionPngs(o.out, name, image, pred, classes);
+    const step = task === 'change' ? 2 : 1;
+    for (let i = 0; i < files.length; i += step) {
+      const images = await Promise.all(files.slice(i, i + step).map((f) => readImage(f)));
+      const name = basename(files[i]!, extname(files[i]!));
+      const stats = taskStats(task, images[0]!.channels);
+      if (task === 'cls' || task === 'multilabel') {
+        const p = predictScores(model as Classifier, images[0]!, stats);
+        results[name] = Object.fromEntries(classes.map((c, k) => [c.name, p[k]!]));
+        const top = classes.map((c, k) => [c.name, p[k]!] as const).sort((a, b) => b[1] - a[1]).slice(0, 3);
+        log(`${files[i]}: ${top.map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ')}`);
+        continue;
+      }
+      const pred = predictMask(model, task, images, stats, o.crop ?? FINETUNE_PRESETS[preset].train.crop, o.stride);
+      writeMaskPngs(o.out, name, images, pred, classes);
       written.push(join(o.out, `${name}.png`));
-      log(`${file} → ${join(o.out, `${name}.png`)}, ${name}.side.png`);
+      log(`${files.slice(i, i + step).join(' + ')} → ${join(o.out, `${name}.png`)}, ${name}.side.png`);
+    }
+    if (Object.keys(results).length) {
+      written.push(join(o.out, 'predictions.json'));
+      writeFileAtomic(written.at(-1)!, `${JSON.stringify(results, null, 2)}\n`);
     }
     return written;
   } finally {
@@ -278,25 +291,25 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
 /** Options of {@link runEval}. */
 export interface RunEvalOptions {
   model: string;
-  /** Folder with `images/` and `masks/`. Default: the Dubai aerial samples. */
+  /** The task's data (as for `finetune`; default: the task's sample data). */
   data?: string;
-  /** Evaluate only the last N images (the ones `finetune --hold-out N` held out). Default: all. */
+  /** Evaluate only the held-out part (`finetune --hold-out N`). Default: every sample. */
   last?: number;
   crop?: number;
   stride?: number;
-  /** Where to write the predicted masks and side-by-side pictures. Default: none written. */
+  /** Where to write predicted masks and side-by-side pictures (seg, change). Default: none written. */
   out?: string;
   log?: (line: string) => void;
 }
 
-/** Evaluates a fine-tuned segmentor on image/mask pairs and prints the metrics table. */
-export async function runEval(o: RunEvalOptions): Promise<{ scores: SegmentationScores; table: string }> {
+/** Evaluates a fine-tuned model on its task's data and prints the metrics table. */
+export async function runEval(o: RunEvalOptions): Promise<TaskEvaluation> {
   const log = o.log ?? console.log;
-  const { model, classes, preset } = loadSegmentor(o.model);
+  const { model, classes, preset, task } = loadFinetuned(o.model);
   try {
-    const all = await loadSegmentationDataset(o.data ?? join(samplesDir(), 'dubai-aerial-segmentation'), classes);
-    const items = o.last ? all.slice(-o.last) : all;
-    const r = evaluateAndRender(model, items, classes, statsFor(items[0]!.image.channels), { crop: o.crop ?? SEGMENTOR_PRESETS[preset].train.crop, stride: o.stride, out: o.out, log });
+    const d = { ...(await loadTaskDataset(task, o.data, classes)), classes };
+    const items = o.last ? splitHoldOut(d, o.last).held : d.samples;
+    const r = evaluateAndDraw(model, d, items, { crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop, stride: o.stride, out: o.out, log });
     log(r.table);
     return r;
   } finally {

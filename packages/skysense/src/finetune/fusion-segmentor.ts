@@ -1,0 +1,52 @@
+import { Module, SkySenseError, assertInt, tf, type Tensor } from '@skysense/core-tensor';
+import { type CrossEntropyOptions, FCNHead, crossEntropyLoss, resizeTo } from '@skysense/heads';
+import type { SkySense, SkySenseInputs } from '../skysense';
+
+/** Options of {@link FusionSegmentor}. */
+export interface FusionSegmentorOptions {
+  numClasses: number;
+  /** Classify F_fus (fused map ⊕ geo-context, twice as wide) instead of the fused map alone. Default `false`. */
+  geoContext?: boolean;
+  /** FCNHead width. Default 256. */
+  channels?: number;
+  /** FCNHead convs. Default 1. */
+  numConvs?: number;
+  /** Cross-entropy options (ignore index, class weights). */
+  loss?: Omit<CrossEntropyOptions, 'lossWeight'>;
+}
+
+/**
+ * Segmentation on SkySense's multi-modal fused map (the paper's PASTIS-MM setting): the whole
+ * model (`backbone.*`: encoders, fusion, prototype bank) → an FCNHead (`decode_head.*`) on the fused
+ * map, with or without the geo-context half → logits resized to the label grid.
+ */
+export class FusionSegmentor extends Module {
+  readonly backbone: SkySense;
+  readonly decodeHead: FCNHead;
+  readonly geoContext: boolean;
+
+  constructor(model: SkySense, private readonly options: FusionSegmentorOptions) {
+    super();
+    assertInt('numClasses', options.numClasses, 1);
+    this.geoContext = options.geoContext ?? false;
+    if (this.geoContext && !model.geo) throw new SkySenseError('E_ARG', 'FusionSegmentor geoContext: the model has no prototype bank (build it with a geo config)');
+    const width = model.neck.fusion.options.embedDims * (this.geoContext ? 2 : 1);
+    this.backbone = this.registerModule('backbone', model);
+    this.decodeHead = this.registerModule('decode_head', new FCNHead({ inChannels: width, channels: options.channels ?? 256, numConvs: options.numConvs ?? 1, concatInput: false, numClasses: options.numClasses }));
+  }
+
+  /** Logits `[B, classes, h, w]` at the size `[h, w]` (e.g. the Sentinel grid of the labels). */
+  forward(inputs: SkySenseInputs, size: [number, number]): Tensor {
+    return tf.tidy(() => {
+      const out = this.backbone.forward(inputs);
+      if (this.geoContext && !out.withGeoContext) throw new SkySenseError('E_ARG', 'FusionSegmentor inputs: geo-context needs lat and lon for every sample');
+      const map = this.geoContext ? out.withGeoContext! : out.fused;
+      return resizeTo(this.decodeHead.forward([map]), size, this.decodeHead.alignCorners);
+    });
+  }
+
+  /** Cross-entropy against int32 labels `[B, h, w]` (255 = ignore). */
+  loss(inputs: SkySenseInputs, labels: Tensor): Tensor {
+    return tf.tidy(() => crossEntropyLoss(this.forward(inputs, [labels.shape[1]!, labels.shape[2]!]), labels, this.options.loss));
+  }
+}
