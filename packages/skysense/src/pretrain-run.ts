@@ -1,8 +1,8 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Generator, SkySenseError, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
+import { type Generator, SkySenseError, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
-import { truncateMetricsLog } from './training-checkpoint';
+import { openRun, trainingLoop } from './training-checkpoint';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs } from './embed';
 import { type LoadedSample, type SampleManifest, loadSample, readManifest, samplesDir } from './data/sample';
@@ -58,49 +58,42 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
   const batchSize = o.batchSize ?? 4;
   const accumulate = o.accumulate ?? 1;
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new SkySenseError('E_ARG', `accumulate: expected an integer ≥ 1, got ${accumulate}`);
-  mkdirSync(o.out, { recursive: true });
-  const ckpt = join(o.out, 'checkpoint.safetensors');
   const samples = await loadSamples(o.data ?? samplesDir(), crop, o.hr ?? false);
   const has = { hr: !!samples[0]!.hr, s2: !!samples[0]!.s2, s1: !!samples[0]!.s1 };
   const seed = o.seed ?? 0;
   let trainer: Pretrainer;
-  if (o.resume) {
-    if (!existsSync(ckpt)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${ckpt}`);
-    trainer = Pretrainer.resume(ckpt);
-    truncateMetricsLog(join(o.out, 'metrics.jsonl'), trainer.step);
-    log(`resumed ${ckpt} at step ${trainer.step} of ${trainer.options.steps}`);
-  } else {
-    manualSeed(seed);
-    const p = SKYSENSE_PRESETS[preset];
-    const config = { ...p, hr: has.hr ? p.hr : undefined, s2: has.s2 ? p.s2 : undefined, s1: has.s1 ? p.s1 : undefined };
-    trainer = new Pretrainer({ config, steps: o.steps ?? 100, seed, lr: o.lr, heads: HEADS[preset], frames: o.frames });
+  try {
+    trainer = openRun(o.out, o.resume ?? false, {
+      fresh: () => {
+        manualSeed(seed);
+        const p = SKYSENSE_PRESETS[preset];
+        const config = { ...p, hr: has.hr ? p.hr : undefined, s2: has.s2 ? p.s2 : undefined, s1: has.s1 ? p.s1 : undefined };
+        return new Pretrainer({ config, steps: o.steps ?? 100, seed, lr: o.lr, heads: HEADS[preset], frames: o.frames });
+      },
+      resume: (file) => Pretrainer.resume(file),
+    }, log);
+  } catch (e) {
+    samples.forEach(disposeSample);
+    throw e;
   }
   const total = trainer.options.steps;
-  const every = o.checkpointEvery ?? 25;
-  const metrics: StepMetrics[] = [];
-  const t0 = performance.now();
-  const first = trainer.step;
+  const ckpt = join(o.out, 'checkpoint.safetensors');
   try {
-    while (trainer.step < total) {
-      const g = new Generator(seed * 1_000_003 + trainer.step);
-      const micro = Array.from({ length: accumulate }, () => makeBatch(samples, batchSize, crop, g));
-      let m: StepMetrics;
-      try {
-        m = trainer.trainStep(micro);
-      } finally {
-        tf.dispose(micro.flatMap((b) => [b.hr, b.s2?.frames, b.s1?.frames]).filter((t): t is Tensor => t !== undefined));
-      }
-      metrics.push(m);
-      appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
-      const secs = (performance.now() - t0) / 1000;
-      const done = trainer.step - first;
-      if (done === 1 || trainer.step % Math.max(1, Math.round(total / 20)) === 0 || trainer.step === total) {
-        const rate = (done * batchSize * accumulate) / secs;
+    const metrics = trainingLoop({
+      trainer, total, seed, out: o.out, checkpointEvery: o.checkpointEvery ?? 25, samplesPerStep: batchSize * accumulate, log,
+      step: (g) => {
+        const micro = Array.from({ length: accumulate }, () => makeBatch(samples, batchSize, crop, g));
+        try {
+          return trainer.trainStep(micro);
+        } finally {
+          tf.dispose(micro.flatMap((b) => [b.hr, b.s2?.frames, b.s1?.frames]).filter((t): t is Tensor => t !== undefined));
+        }
+      },
+      describe: (m) => {
         const parts = ['hr', 's2', 's1', 'fusion'].map((s) => [s, ['pixel', 'object', 'image'].reduce((a, t) => a + (m.terms[`${s}.${t}`] ?? 0), 0)] as const).filter(([s]) => `${s}.pixel` in m.terms);
-        log(`step ${trainer.step}/${total} loss ${m.loss.toFixed(4)} (mgcl ${m.mgcl.toFixed(3)} [${parts.map(([s, v]) => `${s} ${v.toFixed(3)}`).join(', ')}], align ${m.align.toFixed(3)}) lr ${m.lr.toExponential(2)} · ${rate.toFixed(2)} samples/s · ETA ${((secs / done) * (total - trainer.step)).toFixed(0)} s`);
-      }
-      if (trainer.step % every === 0 || trainer.step === total) trainer.save(ckpt);
-    }
+        return `loss ${m.loss.toFixed(4)} (mgcl ${m.mgcl.toFixed(3)} [${parts.map(([s, v]) => `${s} ${v.toFixed(3)}`).join(', ')}], align ${m.align.toFixed(3)}) lr ${m.lr.toExponential(2)}`;
+      },
+    });
     saveSafetensors(join(o.out, 'teacher.safetensors'), trainer.teacher, { metadata: { preset, steps: String(total) } });
     log(`wrote ${ckpt} and ${join(o.out, 'teacher.safetensors')} (the teacher: the model to use downstream)`);
     return metrics;

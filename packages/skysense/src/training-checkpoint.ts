@@ -1,5 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Generator, SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
 
 /** A training checkpoint opened for resuming: named parts (state dicts) and JSON metadata. */
 export interface TrainingCheckpoint {
@@ -58,4 +59,77 @@ export function truncateMetricsLog(file: string, step: number): void {
     }
   };
   writeFileAtomic(file, readFileSync(file, 'utf8').split('\n').filter((l) => l && stepOf(l) <= step).map((l) => `${l}\n`).join(''));
+}
+
+/** A trainer the {@link trainingLoop} drives: its step counter and its atomic checkpoint. */
+export interface LoopTrainer {
+  step: number;
+  readonly options: { steps: number };
+  save(file: string): void;
+}
+
+/**
+ * Starts a run in `out`: a fresh trainer (and an empty `metrics.jsonl`), or with `resume` the one
+ * of `out/checkpoint.safetensors` (its metrics log cut back to the checkpoint's step).
+ * @throws SkySenseError `E_IO` when `resume` finds no checkpoint.
+ */
+export function openRun<T extends LoopTrainer>(out: string, resume: boolean, build: { fresh: () => T; resume: (file: string) => T }, log: (line: string) => void): T {
+  mkdirSync(out, { recursive: true });
+  const file = join(out, 'checkpoint.safetensors');
+  const metrics = join(out, 'metrics.jsonl');
+  if (!resume) {
+    const t = build.fresh();
+    writeFileAtomic(metrics, '');
+    return t;
+  }
+  if (!existsSync(file)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${file}`);
+  const t = build.resume(file);
+  truncateMetricsLog(metrics, t.step);
+  log(`resumed ${file} at step ${t.step} of ${t.options.steps}`);
+  return t;
+}
+
+/** Options of {@link trainingLoop}. */
+export interface TrainingLoopOptions<M> {
+  trainer: LoopTrainer;
+  /** Steps of the whole run. */
+  total: number;
+  /** Run seed: step k draws its data from `Generator(seed · 1000003 + k)`, so a resumed run sees the same batches. */
+  seed: number;
+  /** Run folder (`checkpoint.safetensors`, `metrics.jsonl`). */
+  out: string;
+  checkpointEvery: number;
+  /** Samples per step (for the rate). */
+  samplesPerStep: number;
+  /** Builds the step's batch from the generator, trains on it, frees it; returns the step's metrics. */
+  step: (g: Generator) => M;
+  /** The metrics part of a progress line (`loss … (terms) lr …`). */
+  describe: (m: M) => string;
+  log: (line: string) => void;
+}
+
+/**
+ * Runs the remaining steps of a training run: one JSON line per step in `metrics.jsonl`, a progress
+ * line (metrics, samples/s, ETA) at the first step and every 5 %, an atomic checkpoint every
+ * `checkpointEvery` steps and at the end.
+ * @returns the metrics of the steps run in this call.
+ */
+export function trainingLoop<M extends object>(o: TrainingLoopOptions<M>): M[] {
+  const metrics: M[] = [];
+  const t0 = performance.now();
+  const first = o.trainer.step;
+  const ckpt = join(o.out, 'checkpoint.safetensors');
+  while (o.trainer.step < o.total) {
+    const m = o.step(new Generator(o.seed * 1_000_003 + o.trainer.step));
+    metrics.push(m);
+    appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
+    const step = o.trainer.step;
+    const done = step - first;
+    if (done === 1 || step % Math.max(1, Math.round(o.total / 20)) === 0 || step === o.total) {
+      const secs = (performance.now() - t0) / 1000;
+      o.log(`step ${step}/${o.total} ${o.describe(m)} · ${((done * o.samplesPerStep) / secs).toFixed(2)} samples/s · ETA ${((secs / done) * (o.total - step)).toFixed(0)} s`);
+    }
+    if (step % o.checkpointEvery === 0 || step === o.total) o.trainer.save(ckpt);
+  }
+  return metrics;
 }

@@ -181,7 +181,7 @@ describe('SkySense pre-training', () => {
     disposeBatch(b);
     const file = join(dir, 'plain.safetensors');
     saveSafetensors(file, t.student);
-    expect(() => Pretrainer.resume(file)).toThrow(/not a SkySense pre-training checkpoint \(format 'none'\)/);
+    expect(() => Pretrainer.resume(file)).toThrow(/not a SkySense pre-training checkpoint \(format 'none', expected 'skysense-pretrain-1'\)/);
     saveSafetensors(file, new Map([['x', tf.zeros([1])]]), { metadata: { format: 'skysense-pretrain-1', options: '{oops' } });
     expect(() => Pretrainer.resume(file)).toThrow(/checkpoint metadata 'options' is missing or not valid JSON/);
     t.dispose();

@@ -1,8 +1,8 @@
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { Generator, SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, writePng } from '@skysense/core-tensor';
+import { SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, writePng } from '@skysense/core-tensor';
 import { samplesDir } from '../data/sample';
-import { truncateMetricsLog } from '../training-checkpoint';
+import { openRun, trainingLoop } from '../training-checkpoint';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { type ClassDef, DUBAI_AERIAL_CLASSES, type PlanarImage, listImages, readClassTable, readImage } from './images';
 import { DEFAULT_PRESETS, FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
@@ -96,51 +96,39 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
   const holdOut = o.holdOut ?? (task === 'cls' ? 1 : 2);
   const { train, held } = splitHoldOut(d, Number.isInteger(holdOut) && holdOut >= 0 ? holdOut : -1);
   if (!(Number.isInteger(holdOut) && holdOut >= 0) || train.length === 0) throw new SkySenseError('E_ARG', `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`);
-  mkdirSync(o.out, { recursive: true });
-  const ckptFile = join(o.out, 'checkpoint.safetensors');
   const seed = o.seed ?? 0;
-  let trainer: Finetuner;
-  if (o.resume) {
-    if (!existsSync(ckptFile)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${ckptFile}`);
-    trainer = Finetuner.resume(ckptFile);
-    truncateMetricsLog(join(o.out, 'metrics.jsonl'), trainer.step);
-    log(`resumed ${ckptFile} at step ${trainer.step} of ${trainer.options.steps}`);
-  } else {
-    trainer = new Finetuner({
-      task, preset: o.preset, numClasses: d.classes.length, steps: o.steps ?? 300, inChannels: d.samples[0]!.images[0]!.channels, lr: o.lr, layerDecayRate: o.layerDecayRate,
-      warmupIters: o.warmupIters, freezeBackbone: o.freezeBackbone, seed,
-    });
-    if (o.init) trainer.loadEncoder(o.init, log);
-    writeFileAtomic(join(o.out, 'metrics.jsonl'), '');
-  }
+  const trainer = openRun(o.out, o.resume ?? false, {
+    fresh: () => {
+      const t = new Finetuner({
+        task, preset: o.preset, numClasses: d.classes.length, steps: o.steps ?? 300, inChannels: d.samples[0]!.images[0]!.channels, lr: o.lr, layerDecayRate: o.layerDecayRate,
+        warmupIters: o.warmupIters, freezeBackbone: o.freezeBackbone, seed,
+      });
+      if (o.init) t.loadEncoder(o.init, log);
+      return t;
+    },
+    resume: (file) => Finetuner.resume(file),
+  }, log);
   const preset = trainer.options.preset;
   const crop = o.crop ?? FINETUNE_PRESETS[preset].train.crop;
   const batchSize = o.batchSize ?? 4;
   const total = trainer.options.steps;
   log(`fine-tuning ${preset} (${task}) on ${train.length} samples (${held.length} held out: ${held.map((h) => h.name).join(', ') || 'none'}), ${d.classes.length} classes, ${total} steps × ${batchSize} crops of ${crop} px${o.init ? `, encoder from ${o.init}` : ', random-initialised encoder'}`);
-  const metrics: FinetuneStepMetrics[] = [];
-  const t0 = performance.now();
-  const first = trainer.step;
   try {
-    while (trainer.step < total) {
-      const g = new Generator(seed * 1_000_003 + trainer.step);
-      const batch = taskBatch(d, Array.from({ length: batchSize }, () => train[g.randint(train.length)]!), crop, g);
-      let m: FinetuneStepMetrics;
-      try {
-        m = trainer.trainStep(batch);
-      } finally {
-        disposeBatch(batch);
-      }
-      metrics.push(m);
-      appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
-      const done = trainer.step - first;
-      const secs = (performance.now() - t0) / 1000;
-      if (done === 1 || trainer.step % Math.max(1, Math.round(total / 20)) === 0 || trainer.step === total) {
+    const metrics = trainingLoop({
+      trainer, total, seed, out: o.out, checkpointEvery: o.checkpointEvery ?? 50, samplesPerStep: batchSize, log,
+      step: (g) => {
+        const batch = taskBatch(d, Array.from({ length: batchSize }, () => train[g.randint(train.length)]!), crop, g);
+        try {
+          return trainer.trainStep(batch);
+        } finally {
+          disposeBatch(batch);
+        }
+      },
+      describe: (m) => {
         const terms = Object.entries(m.terms).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
-        log(`step ${trainer.step}/${total} loss ${m.loss.toFixed(4)}${terms ? ` (${terms})` : ''} lr ${m.lr.toExponential(2)} · ${((done * batchSize) / secs).toFixed(2)} samples/s · ETA ${((secs / done) * (total - trainer.step)).toFixed(0)} s`);
-      }
-      if (trainer.step % (o.checkpointEvery ?? 50) === 0 || trainer.step === total) trainer.save(ckptFile);
-    }
+        return `loss ${m.loss.toFixed(4)}${terms ? ` (${terms})` : ''} lr ${m.lr.toExponential(2)}`;
+      },
+    });
     const modelFile = join(o.out, 'model.safetensors');
     saveFinetuned(modelFile, trainer.model, { task, preset, classes: d.classes });
     log(`wrote ${modelFile}`);
