@@ -17,7 +17,7 @@ export { loadSentinel2, loadSentinel1, leeFilterDb, loadHr, findS2BandFiles, sta
 export { NORMALIZATION, normalizeChannels, type ChannelStats } from './data/normalization';
 export { findAcquisitionDate, requireAcquisitionDate } from './data/dates';
 export { readManifest, loadSample, samplesDir, type SampleManifest, type LoadedSample, type S2FrameEntry, type S1FrameEntry } from './data/sample';
-export { ProgressReporter } from './progress';
+export { ProgressReporter, progressBar } from './progress';
 export * as core from '@skysense/core-tensor';
 export * as swin from '@skysense/swin';
 export * as vit from '@skysense/vit';
@@ -44,5 +44,7 @@ export {
   runFinetune, runPredict, runEval, saveFinetuned, loadFinetuned, loadTaskDataset, resolveClasses, colorizeMask, type RunFinetuneOptions, type FinetuneResult, type RunPredictOptions, type RunEvalOptions,
   type FinetunedMeta,
 } from './finetune/run';
-export { saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, type TrainingCheckpoint } from './training-checkpoint';
+export {
+  saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, openRun, trainingLoop, type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
+} from './training-checkpoint';
 export { FusionSegmentor, type FusionSegmentorOptions } from './finetune/fusion-segmentor';

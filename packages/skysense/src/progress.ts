@@ -20,9 +20,7 @@ export class ProgressReporter {
     const eta = frac > 0 ? (secs / frac) * (1 - frac) : 0;
     const text = `${this.label} ${(100 * frac).toFixed(0).padStart(3)}% ${(done / this.unit.scale).toFixed(0)}/${(total / this.unit.scale).toFixed(0)} ${this.unit.name}, ${rate.toFixed(0)} ${this.unit.name}/s, ETA ${eta.toFixed(0)} s`;
     if (this.stream.isTTY) {
-      const width = 24;
-      const bar = '█'.repeat(Math.round(frac * width)).padEnd(width, '·');
-      this.stream.write(`\r${bar} ${text}   `);
+      this.stream.write(`\r${progressBar(frac)} ${text}   `);
       if (frac >= 1) this.stream.write('\n');
       return;
     }
@@ -32,4 +30,9 @@ export class ProgressReporter {
       this.stream.write(`${text}\n`);
     }
   }
+}
+
+/** A 24-cell text bar for a fraction in [0, 1]. */
+export function progressBar(frac: number, width = 24): string {
+  return '█'.repeat(Math.round(Math.min(1, Math.max(0, frac)) * width)).padEnd(width, '·');
 }

@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { progressBar } from './progress';
 import { Generator, SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
 
 /** A training checkpoint opened for resuming: named parts (state dicts) and JSON metadata. */
@@ -74,10 +75,10 @@ export interface LoopTrainer {
  * @throws SkySenseError `E_IO` when `resume` finds no checkpoint.
  */
 export function openRun<T extends LoopTrainer>(out: string, resume: boolean, build: { fresh: () => T; resume: (file: string) => T }, log: (line: string) => void): T {
-  mkdirSync(out, { recursive: true });
   const file = join(out, 'checkpoint.safetensors');
   const metrics = join(out, 'metrics.jsonl');
   if (!resume) {
+    mkdirSync(out, { recursive: true });
     const t = build.fresh();
     writeFileAtomic(metrics, '');
     return t;
@@ -106,12 +107,14 @@ export interface TrainingLoopOptions<M> {
   /** The metrics part of a progress line (`loss … (terms) lr …`). */
   describe: (m: M) => string;
   log: (line: string) => void;
+  /** Where an in-place bar is redrawn after every step. Default: stderr when it is a terminal (none in logs and CI). */
+  bar?: NodeJS.WriteStream | null;
 }
 
 /**
  * Runs the remaining steps of a training run: one JSON line per step in `metrics.jsonl`, a progress
- * line (metrics, samples/s, ETA) at the first step and every 5 %, an atomic checkpoint every
- * `checkpointEvery` steps and at the end.
+ * line (metrics, samples/s, ETA) at the first step and every 5 % (on a terminal also an in-place bar
+ * redrawn every step), an atomic checkpoint every `checkpointEvery` steps and at the end.
  * @returns the metrics of the steps run in this call.
  */
 export function trainingLoop<M extends object>(o: TrainingLoopOptions<M>): M[] {
@@ -119,17 +122,19 @@ export function trainingLoop<M extends object>(o: TrainingLoopOptions<M>): M[] {
   const t0 = performance.now();
   const first = o.trainer.step;
   const ckpt = join(o.out, 'checkpoint.safetensors');
+  const bar = o.bar === undefined ? (process.stderr.isTTY ? process.stderr : null) : o.bar;
   while (o.trainer.step < o.total) {
     const m = o.step(new Generator(o.seed * 1_000_003 + o.trainer.step));
     metrics.push(m);
     appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
     const step = o.trainer.step;
     const done = step - first;
-    if (done === 1 || step % Math.max(1, Math.round(o.total / 20)) === 0 || step === o.total) {
-      const secs = (performance.now() - t0) / 1000;
-      o.log(`step ${step}/${o.total} ${o.describe(m)} · ${((done * o.samplesPerStep) / secs).toFixed(2)} samples/s · ETA ${((secs / done) * (o.total - step)).toFixed(0)} s`);
-    }
+    const secs = (performance.now() - t0) / 1000;
+    const line = `step ${step}/${o.total} ${o.describe(m)} · ${((done * o.samplesPerStep) / secs).toFixed(2)} samples/s · ETA ${((secs / done) * (o.total - step)).toFixed(0)} s`;
+    bar?.write('\r\x1b[K');
+    if (done === 1 || step % Math.max(1, Math.round(o.total / 20)) === 0 || step === o.total) o.log(line);
     if (step % o.checkpointEvery === 0 || step === o.total) o.trainer.save(ckpt);
+    if (step < o.total) bar?.write(`${progressBar(step / o.total)} ${line}`.slice(0, Math.max(20, (bar.columns ?? 120) - 1)));
   }
   return metrics;
 }

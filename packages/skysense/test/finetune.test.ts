@@ -253,7 +253,7 @@ describe('segmentation data', () => {
     expect([...up.mask.slice(0, 4)]).toEqual([1, 1, 2, 2]);
   });
 
-  it('reads the Dubai samples: JPEG images, colour masks through the class table, pairs by name', async () => {
+  it('reads the Dubai samples (JPEG images, colour masks through the class table, pairs by name) and GeoTIFF tiles', async () => {
     expect(existsSync(dubai), `set SKYSENSE_SAMPLES to the sample folder (got ${samplesDir()})`).toBe(true);
     const img = await readImage(join(dubai, 'images', 'tile1_image_part_001.jpg'));
     expect([img.width, img.height, img.channels]).toEqual([797, 644, 3]);
@@ -262,6 +262,9 @@ describe('segmentation data', () => {
     const counts = Array.from({ length: 6 }, (_, k) => mask.reduce((n, v) => n + (v === k ? 1 : 0), 0));
     // colours counted independently: #3C1098 2779, #8429F6 388530, #6EC1E4 73093, #FEDD3A 4377, #E2A929 36569, #9B9B9B 7920
     expect(counts).toEqual([2779, 388530, 73093, 4377, 36569, 7920]);
+    const tif = await readImage(join(samplesDir(), 'naip-timeseries', 'm_4709963_se_14_1_20090818.tif'));
+    expect(tif.channels).toBeGreaterThanOrEqual(3);
+    expect(tif.width * tif.height * tif.channels).toBe(tif.data.length);
     const pairs = await loadSegmentationDataset(dubai, DUBAI_AERIAL_CLASSES);
     expect(pairs.map((p) => p.name)).toEqual(Array.from({ length: 9 }, (_, i) => `tile1_image_part_00${i + 1}`));
     expect(pairs[3]!.image.height).toBe(643);

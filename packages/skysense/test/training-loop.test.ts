@@ -1,0 +1,55 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openRun, trainingLoop } from '../src/index';
+
+const dir = mkdtempSync(join(tmpdir(), 'skysense-loop-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A trainer that counts steps and records where it saved. */
+class FakeTrainer {
+  step = 0;
+  saves: number[] = [];
+  constructor(readonly options: { steps: number }) {}
+  save(file: string): void {
+    writeFileSync(file, String(this.step));
+    this.saves.push(this.step);
+  }
+}
+
+describe('training loop', () => {
+  it('one metrics line per step, progress lines at the first step and every 5 %, checkpoints, an in-place bar on a terminal', () => {
+    const out = join(dir, 'run');
+    const lines: string[] = [];
+    const t = openRun(out, false, { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => new FakeTrainer({ steps: 40 }) }, (l) => lines.push(l));
+    const writes: string[] = [];
+    const bar = { write: (s: string) => writes.push(s), columns: 200 } as unknown as NodeJS.WriteStream;
+    const seen: number[] = [];
+    const metrics = trainingLoop({
+      trainer: t, total: 40, seed: 7, out, checkpointEvery: 15, samplesPerStep: 2, log: (l) => lines.push(l), bar,
+      step: (g) => {
+        seen.push(g.random());
+        t.step += 1;
+        return { step: t.step, loss: 1 / t.step };
+      },
+      describe: (m) => `loss ${m.loss.toFixed(3)}`,
+    });
+    expect(metrics).toHaveLength(40);
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(lines.map((l) => Number(/^step (\d+)\/40 loss/.exec(l)?.[1]))).toEqual([1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40]);
+    expect(lines[0]).toMatch(/^step 1\/40 loss 1\.000 · \d+(\.\d+)? samples\/s · ETA \d+ s$/);
+    expect(t.saves).toEqual([15, 30, 40]);
+    expect(writes.filter((w) => w === '\r\x1b[K')).toHaveLength(40);
+    expect(writes.find((w) => w.startsWith('████████████'))).toMatch(/^█{12}·{12} step 20\/40 loss 0\.050/);
+    // a resumed run draws the same data for the same step, and the log is cut back to the checkpoint
+    const again = openRun(out, true, { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => Object.assign(new FakeTrainer({ steps: 40 }), { step: 30 }) }, (l) => lines.push(l));
+    expect(lines.at(-1)).toMatch(/resumed .*checkpoint\.safetensors at step 30 of 40/);
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(30);
+    const replay: number[] = [];
+    trainingLoop({ trainer: again, total: 40, seed: 7, out, checkpointEvery: 15, samplesPerStep: 2, log: () => undefined, bar: null, step: (g) => (replay.push(g.random()), (again.step += 1), { step: again.step }), describe: () => '' });
+    expect(replay).toEqual(seen.slice(30));
+    expect(() => openRun(join(dir, 'nothing'), true, { fresh: () => t, resume: () => t }, () => undefined)).toThrow(/--resume: no checkpoint at .*nothing\/checkpoint\.safetensors/);
+    expect(existsSync(join(dir, 'nothing'))).toBe(false);
+  });
+});
