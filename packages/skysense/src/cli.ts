@@ -169,6 +169,7 @@ export function createCli(): Command {
     .option('--batch-size <n>', 'samples per step', Number, 4)
     .option('--hr', 'pre-train the HR branch on the NAIP tiles of the sample folder instead of the Sentinel pairs')
     .option('--crop <px>', 'random crop size (default 32 for Sentinel, 128 for HR)', Number)
+    .option('--local-crops <n>', 'with --hr: DINO multi-crop, two global and n local crops per tile, compared over their overlaps', Number)
     .option('--accumulate <n>', 'micro-batches per step (gradient accumulation)', Number, 1)
     .option('--s2-frames <n>', 'random sub-sequence of this many S2 frames per sample (default: all)', Number)
     .option('--s1-frames <n>', 'random sub-sequence of this many S1 frames per sample (default: all)', Number)
@@ -176,8 +177,9 @@ export function createCli(): Command {
     .option('--lr <rate>', 'peak learning rate', Number)
     .option('--seed <n>', 'seed', Number, 0)
     .option('--resume', 'continue from <out>/checkpoint.safetensors')
-    .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number }) => {
-      await runPretrain({ ...o, frames: { s2: o.s2Frames, s1: o.s1Frames } });
+    .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number; localCrops?: number }) => {
+      if (o.localCrops !== undefined && !o.hr) throw new SkySenseError('E_ARG', '--local-crops: multi-crop is for the HR branch; add --hr');
+      await runPretrain({ ...o, frames: { s2: o.s2Frames, s1: o.s1Frames }, multiCrop: o.localCrops === undefined ? undefined : { localCrops: o.localCrops } });
     });
 
   program

@@ -25,6 +25,7 @@ export * as temporalFusion from '@skysense/temporal-fusion';
 export * as geoPrototypes from '@skysense/geo-prototypes';
 export { Pretrainer, type PretrainOptions, type PretrainBatch, type StepMetrics } from './pretrain';
 export { runPretrain, type RunPretrainOptions } from './pretrain-run';
+export { cropResize, roiAlign, intersect, randomResizedBox, resolveMultiCrop, type CropBox, type MultiCropOptions, type ResolvedMultiCrop } from './multicrop';
 export * as heads from '@skysense/heads';
 export { Segmentor, slideWindows, type FeatureEncoder, type SegmentorOptions, type SlideOptions, type SegmentationLosses } from './finetune/segmentor';
 export { Classifier, ChangeDetector } from './finetune/classifier';

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type Generator, SkySenseError, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
 import { openRun, trainingLoop } from './training-checkpoint';
+import type { MultiCropOptions } from './multicrop';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs } from './embed';
 import { type LoadedSample, type SampleManifest, loadSample, readManifest, samplesDir } from './data/sample';
@@ -35,6 +36,8 @@ export interface RunPretrainOptions {
   seed?: number;
   /** Peak learning rate. Default 5e-4. */
   lr?: number;
+  /** HR multi-crop (with `hr`): two global and `localCrops` local crops per tile. Default: off. */
+  multiCrop?: MultiCropOptions;
   /** Progress and summary lines. Default console.log. */
   log?: (line: string) => void;
 }
@@ -68,7 +71,7 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
         manualSeed(seed);
         const p = SKYSENSE_PRESETS[preset];
         const config = { ...p, hr: has.hr ? p.hr : undefined, s2: has.s2 ? p.s2 : undefined, s1: has.s1 ? p.s1 : undefined };
-        return new Pretrainer({ config, steps: o.steps ?? 100, seed, lr: o.lr, heads: HEADS[preset], frames: o.frames });
+        return new Pretrainer({ config, steps: o.steps ?? 100, seed, lr: o.lr, heads: HEADS[preset], frames: o.frames, multiCrop: o.multiCrop });
       },
       resume: (file) => Pretrainer.resume(file),
     }, log);

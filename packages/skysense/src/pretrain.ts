@@ -6,6 +6,7 @@ import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type F
 import { SkySense } from './skysense';
 import { openTrainingCheckpoint, saveTrainingCheckpoint } from './training-checkpoint';
 import type { SkySenseConfig } from './presets';
+import { type CropBox, type MultiCropOptions, cropResize, intersect, randomResizedBox, resolveMultiCrop, roiAlign } from './multicrop';
 
 /** Options of {@link Pretrainer}; defaults follow DINO / ARCH-SPEC §4.4 where the paper is silent. */
 export interface PretrainOptions {
@@ -44,6 +45,13 @@ export interface PretrainOptions {
    * and student) when the series is longer. Default: every frame (the paper uses 20 S2 and 10 S1).
    */
   frames?: { s2?: number; s1?: number };
+  /**
+   * HR multi-crop (DINO): per sample two global and several local crops, the teacher encoding the
+   * globals, the student every crop; the HR pixel/object/image terms compare each student crop with
+   * each other global crop over their overlap (RoIAlign on a common grid), so they compare the same
+   * ground. Default: off (the student sees one flipped, jittered view of the teacher's crop).
+   */
+  multiCrop?: MultiCropOptions;
 }
 
 /** One pre-training batch: the modalities the model has, co-registered, with each sample's location. */
@@ -72,6 +80,16 @@ export interface StepMetrics {
 }
 
 type Source = 'hr' | 's2' | 's1' | 'fusion';
+
+/** HR multi-crop views of one micro-batch (see {@link PretrainOptions.multiCrop}). */
+interface HrCrops {
+  /** Global crops first (two), then the local ones: per crop the boxes per sample, view size, flip and the student's view. */
+  views: { boxes: CropBox[]; size: number; flip: boolean; view: Tensor }[];
+  /** The teacher's last-stage maps of the two global crops. */
+  teacherMaps: Tensor[];
+  grid: number;
+  minOverlap: number;
+}
 
 /** One micro-batch's forward/backward result. */
 interface MicroResult {
@@ -232,12 +250,13 @@ export class Pretrainer {
     const flip = this.rng.random() < 0.5;
     const studentView = this.studentView(batch, flip);
     const teacherOut = this.teacher.forwardFeatures(this.modelInputs(batch));
+    const crops = this.options.multiCrop && batch.hr ? this.hrCrops(batch.hr, this.options.multiCrop) : null;
     const terms: Record<string, number> = {};
     let scalars = { mgcl: 0, align: 0 };
     let fused: Tensor | null = null;
     const kept: Tensor[] = [];
     try {
-      const { value, grads } = valueAndGrads(this.trainable(), () => this.objective(batch, studentView, teacherOut, flip, terms, kept, (v) => (scalars = v), (f) => (fused = f)));
+      const { value, grads } = valueAndGrads(this.trainable(), () => this.objective(batch, studentView, teacherOut, flip, crops, terms, kept, (v) => (scalars = v), (f) => (fused = f)));
       const loss = value.dataSync()[0]!;
       value.dispose();
       const bad = Object.entries(terms).find(([, v]) => !Number.isFinite(v));
@@ -254,7 +273,7 @@ export class Pretrainer {
       }
       throw e;
     } finally {
-      tf.dispose([fused as Tensor | null, ...kept, ...Object.values(teacherOut)].filter((t): t is Tensor => t instanceof tf.Tensor));
+      tf.dispose([fused as Tensor | null, ...kept, ...Object.values(teacherOut), ...(crops ? [...crops.views.map((v) => v.view), ...crops.teacherMaps] : [])].filter((t): t is Tensor => t instanceof tf.Tensor));
       this.disposeView(studentView);
     }
   }
@@ -265,6 +284,7 @@ export class Pretrainer {
     view: ReturnType<Pretrainer['studentView']>,
     teacherOut: ReturnType<SkySense['forwardFeatures']>,
     flip: boolean,
+    crops: HrCrops | null,
     terms: Record<string, number>,
     kept: Tensor[],
     setScalars: (v: { mgcl: number; align: number }) => void,
@@ -280,7 +300,8 @@ export class Pretrainer {
       if (st && tt) [maps[k], tmaps[k]] = [unflip(st)!, tt];
     }
     setFused(tf.keep(stopGradient(maps.fusion!)));
-    const mg = this.loss.forward(maps, tmaps, this.teacherLoss, this.step);
+    const aligned = crops ? this.alignedCrops(crops) : null;
+    const mg = this.loss.forward(aligned ? { ...maps, hr: aligned.student } : maps, aligned ? { ...tmaps, hr: aligned.teacher } : tmaps, this.teacherLoss, this.step);
     for (const [src, v] of Object.entries(mg.sources)) for (const t of ['pixel', 'object', 'image'] as const) terms[`${src}.${t}`] = v[t].dataSync()[0]!;
     let align = tf.scalar(0);
     if (this.align) {
@@ -294,6 +315,57 @@ export class Pretrainer {
     setScalars({ mgcl: mg.total.dataSync()[0]!, align: align.dataSync()[0]! });
     disposeMGCLValues(mg);
     return total;
+  }
+
+  /**
+   * Multi-crop views of the HR tiles (drawn before the gradient tape): per sample two global and
+   * `localCrops` local boxes, the student's flipped and jittered views of every crop, and the
+   * teacher's maps of the globals.
+   */
+  private hrCrops(hr: Tensor, options: MultiCropOptions): HrCrops {
+    const [b, , h, w] = hr.shape as [number, number, number, number];
+    const mc = resolveMultiCrop(options, Math.min(h, w));
+    const boxes = (scale: [number, number]) => Array.from({ length: b }, () => randomResizedBox(h, w, scale, this.rng));
+    const specs = [
+      ...[0, 1].map(() => ({ boxes: boxes(mc.globalScale), size: mc.globalSize })),
+      ...Array.from({ length: mc.localCrops }, () => ({ boxes: boxes(mc.localScale), size: mc.localSize })),
+    ];
+    const teacherMaps = specs.slice(0, 2).map((c) => tf.tidy(() => this.teacher.hr!.forward(cropResize(hr, c.boxes, c.size)).at(-1)!));
+    const views = specs.map((c) => {
+      const flip = this.rng.random() < 0.5;
+      const [scale, sigma, solarize] = [this.rng.uniform(0.8, 1.2), this.rng.random() < 0.5 ? this.rng.uniform(0.1, 2) : 0, this.rng.random() < 0.2];
+      return { ...c, flip, view: tf.tidy(() => hrPhotometric(flip ? tf.reverse(cropResize(hr, c.boxes, c.size), 3) : cropResize(hr, c.boxes, c.size), scale, sigma, solarize)) };
+    });
+    return { views, teacherMaps, grid: mc.grid, minOverlap: mc.minOverlap };
+  }
+
+  /**
+   * The student's map of every crop against the teacher's map of every other global crop, both
+   * RoIAligned onto the overlap of the two boxes (pairs overlapping less than `minOverlap` of the
+   * student crop are skipped). Runs under the gradient tape. Null if no pair overlaps enough.
+   */
+  private alignedCrops(c: HrCrops): { student: Tensor; teacher: Tensor; pairs: number } | null {
+    const student: Tensor[] = [];
+    const teacher: Tensor[] = [];
+    c.views.forEach((v, si) => {
+      const map = this.student.hr!.forward(v.view).at(-1)!;
+      const s = v.flip ? tf.reverse(map, 3) : map;
+      c.teacherMaps.forEach((t, gi) => {
+        if (gi === si) return;
+        const rows: number[] = [];
+        const regions: CropBox[] = [];
+        v.boxes.forEach((box, b) => {
+          const o = intersect(box, c.views[gi]!.boxes[b]!);
+          if (o && o.h * o.w >= c.minOverlap * box.h * box.w) (rows.push(b), regions.push(o));
+        });
+        if (!rows.length) return;
+        const idx = tf.tensor1d(rows, 'int32');
+        student.push(roiAlign(tf.gather(s, idx), rows.map((b) => v.boxes[b]!), regions, c.grid));
+        teacher.push(roiAlign(tf.gather(t, idx), rows.map((b) => c.views[gi]!.boxes[b]!), regions, c.grid));
+      });
+    });
+    if (!student.length) return null;
+    return { student: tf.concat(student, 0), teacher: tf.concat(teacher, 0), pairs: student.reduce((n, t) => n + t.shape[0]!, 0) };
   }
 
   /** Space-time average per sample: `[B(·T), D, h, w]` → `[B, D]`. */
@@ -427,9 +499,12 @@ function validateOptions(o: PretrainOptions): void {
   if (o.clipGrad !== undefined) assertPositive('clipGrad', o.clipGrad);
   if (o.minLr !== undefined) assertInRange('minLr', o.minLr, 0, Infinity);
   for (const [name, v] of [['alpha', o.alpha], ['beta', o.beta]] as const) if (v !== undefined) assertInRange(name, v, 0, Infinity);
+  if (o.multiCrop) {
+    if (!o.config.hr) throw new SkySenseError('E_ARG', 'multiCrop: HR multi-crop needs a model with an HR encoder (config.hr)');
+    resolveMultiCrop(o.multiCrop, 1);
+  }
 }
 
-/** Parses a JSON metadata entry of a checkpoint, naming the file and the entry when it is absent or corrupt. */
 /** `YYYY-MM-DD` shifted by whole days. */
 function shiftDate(date: string, days: number): string {
   const t = Date.parse(`${date}T00:00:00Z`);
