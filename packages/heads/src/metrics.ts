@@ -1,7 +1,5 @@
 import { SkySenseError, assertInt } from '@skysense/core-tensor';
 
-type IntArray = ArrayLike<number>;
-
 /** Per-class and summary scores of a segmentation (mmseg's `mIoU` + `mFscore`), as fractions in [0, 1]. */
 export interface SegmentationScores {
   /** Per class: intersection / union; NaN for a class absent from both prediction and ground truth. */
@@ -57,7 +55,7 @@ export class ConfusionMatrix {
    * Adds one image's (or batch's) predictions. Both arrays hold class indices, flattened in the same order.
    * @throws SkySenseError `E_SHAPE` if the lengths differ, `E_ARG` for an index outside [0, numClasses).
    */
-  update(prediction: IntArray, target: IntArray): this {
+  update(prediction: ArrayLike<number>, target: ArrayLike<number>): this {
     const k = this.numClasses;
     if (prediction.length !== target.length) throw new SkySenseError('E_SHAPE', `ConfusionMatrix.update: prediction has ${prediction.length} values, target ${target.length}`);
     for (let i = 0; i < target.length; i++) {
@@ -119,7 +117,7 @@ export class ConfusionMatrix {
  * taken at each positive, summed and divided by the number of positives; targets of −1 ("difficult")
  * are ignored. NaN for a class with no positive.
  */
-export function averagePrecision(scores: IntArray, targets: IntArray): number {
+export function averagePrecision(scores: ArrayLike<number>, targets: ArrayLike<number>): number {
   if (scores.length !== targets.length) throw new SkySenseError('E_SHAPE', `averagePrecision: ${scores.length} scores but ${targets.length} targets`);
   const order = [...Array(scores.length).keys()].sort((a, b) => scores[b]! - scores[a]!);
   let tp = 0, seen = 0, sum = 0;
@@ -139,7 +137,7 @@ export function averagePrecision(scores: IntArray, targets: IntArray): number {
  * Multi-label mean average precision over classes (classes without a positive are skipped).
  * @param scores `[N][C]` probabilities or logits; @param targets `[N][C]` of 0/1 (−1 = ignore).
  */
-export function meanAveragePrecision(scores: readonly IntArray[], targets: readonly IntArray[]): { ap: number[]; mAP: number } {
+export function meanAveragePrecision(scores: readonly ArrayLike<number>[], targets: readonly ArrayLike<number>[]): { ap: number[]; mAP: number } {
   if (scores.length !== targets.length) throw new SkySenseError('E_SHAPE', `meanAveragePrecision: ${scores.length} score rows but ${targets.length} target rows`);
   const c = scores[0]?.length ?? 0;
   scores.forEach((r, i) => {
