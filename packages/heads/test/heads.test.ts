@@ -11,7 +11,7 @@ const value = (t: Tensor) => {
 };
 const pyramid = (n: number, chans: number[], side: number, seed = 0) => chans.map((c, i) => tf.randomNormal([n, c, side >> i, side >> i], 0, 1, 'float32', seed + i));
 
-beforeAll(() => initBackend({ force: 'cpu' }));
+beforeAll(() => initBackend());
 
 describe('crossEntropyLoss (mmseg semantics), by hand', () => {
   // row 0: logits 0,0,0 → −log(1/3) = ln 3 for any class; row 1: ln 3,0,0 → softmax 3/5,1/5,1/5, class 0 → ln(5/3)

@@ -1,6 +1,6 @@
 import {
   AdamW, Generator, SkySenseError, assertInRange, assertInt, assertPositive, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, defaultRng, disposeGradients, emaUpdate, linearWarmup,
-  stopGradient, tf, valueAndGrads, type GeneratorState, type Gradients, type Parameter, type Tensor,
+  gatherRows, stopGradient, tf, valueAndGrads, type GeneratorState, type Gradients, type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type FGCLOptions } from '@skysense/losses';
 import { SkySense } from './skysense';
@@ -359,9 +359,8 @@ export class Pretrainer {
           if (o && o.h * o.w >= c.minOverlap * box.h * box.w) (rows.push(b), regions.push(o));
         });
         if (!rows.length) return;
-        const idx = tf.tensor1d(rows, 'int32');
-        student.push(roiAlign(tf.gather(s, idx), rows.map((b) => v.boxes[b]!), regions, c.grid));
-        teacher.push(roiAlign(tf.gather(t, idx), rows.map((b) => c.views[gi]!.boxes[b]!), regions, c.grid));
+        student.push(roiAlign(gatherRows(s, rows), rows.map((b) => v.boxes[b]!), regions, c.grid));
+        teacher.push(roiAlign(gatherRows(t, rows), rows.map((b) => c.views[gi]!.boxes[b]!), regions, c.grid));
       });
     });
     if (!student.length) return null;

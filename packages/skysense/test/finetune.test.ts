@@ -43,7 +43,7 @@ function synthetic(n: number, side: number, seed: number): LabelledImage[] {
   });
 }
 
-beforeAll(() => initBackend({ force: 'cpu' }));
+beforeAll(() => initBackend());
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('sliding-window inference (mmseg slide mode)', () => {

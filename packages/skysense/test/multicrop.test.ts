@@ -7,7 +7,7 @@ const maxAbs = (a: Tensor, b: Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b
 const coordMap = (box: CropBox, n: number, axis: 'x' | 'y') =>
   tf.tensor4d(Array.from({ length: n * n }, (_, i) => (axis === 'x' ? box.x + ((i % n) + 0.5) * (box.w / n) : box.y + (Math.floor(i / n) + 0.5) * (box.h / n))), [1, 1, n, n]);
 
-beforeAll(() => initBackend({ force: 'cpu' }));
+beforeAll(() => initBackend());
 
 describe('HR multi-crop geometry', () => {
   it('random boxes stay inside the tile with the asked area fraction (or the centred fallback)', () => {

@@ -192,10 +192,15 @@ describe('SkySense pre-training', () => {
     const t = new Pretrainer(options);
     const losses = run(t, 0, 2);
     const tensors = tf.memory().numTensors;
-    const rss = process.memoryUsage().rss;
-    losses.push(...run(t, 0, 20).map((l) => l));
+    // RSS saw-tooths with garbage collection (tens of MiB per step on wasm); a leak raises its floor,
+    // so the lowest RSS of the last ten steps is compared with the lowest of the first ten
+    const rss: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      losses.push(...run(t, i, i + 1));
+      rss.push(process.memoryUsage().rss);
+    }
     expect(tf.memory().numTensors).toBe(tensors);
-    expect(process.memoryUsage().rss - rss).toBeLessThan(64 * 1024 * 1024);
+    expect(Math.min(...rss.slice(-10)) - Math.min(...rss.slice(0, 10))).toBeLessThan(64 * 1024 * 1024);
     const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
     expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
     t.dispose();
