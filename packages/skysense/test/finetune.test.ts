@@ -2,11 +2,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Conv2d, Generator, Module, SkySenseError, decodePng, disposeGradients, writePng, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
+import { Conv2d, Generator, Module, SkySenseError, decodePng, shapeOnly, disposeGradients, writePng, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
 import { ChangeDetectionHead, LinearClsHead, MultiLevelNeck, UPerHead } from '@skysense/heads';
 import { VisionTransformer } from '@skysense/vit';
 import {
-  ChangeDetector, Classifier, DUBAI_AERIAL_CLASSES, FusionSegmentor, SkySense, Finetuner, Segmentor, cutWindow, finetuneOptimizer, loadSegmentationDataset, readClassTable, readImage, readMask, samplesDir,
+  ChangeDetector, Classifier, DUBAI_AERIAL_CLASSES, buildFinetuneModel, FusionSegmentor, SkySense, Finetuner, Segmentor, cutWindow, finetuneOptimizer, loadSegmentationDataset, readClassTable, readImage, readMask, samplesDir,
   runEval, runFinetune, runPredict, swinLayerId, vitLayerId, type FeatureEncoder, type LabelledImage,
 } from '../src/index';
 
@@ -104,6 +104,28 @@ describe('layer-wise learning-rate decay', () => {
     const classifier = new Classifier(new TinyEncoder(), new LinearClsHead({ inChannels: 8, numClasses: 2 }));
     expect(() => finetuneOptimizer(classifier)).toThrow(/layer-wise decay knows Swin V2 and ViT encoders, got TinyEncoder/);
     expect(finetuneOptimizer(classifier, { layerDecayRate: 1 }).groups.length).toBe(2);
+  });
+});
+
+describe('the iSAID preset against ARCH-SPEC §6 (shape-only, nothing allocated)', () => {
+  it('upernet-skysense-hr has the official decode_head / auxiliary_head key shapes', () => {
+    const model = shapeOnly(() => buildFinetuneModel('seg', 'upernet-skysense-hr', 16));
+    const shapes = model.stateShapes();
+    const want: [string, number[]][] = [
+      ['decode_head.psp_modules.3.1.conv.weight', [512, 2816, 1, 1]],
+      ['decode_head.bottleneck.conv.weight', [512, 4864, 3, 3]],
+      ['decode_head.lateral_convs.0.conv.weight', [512, 352, 1, 1]],
+      ['decode_head.lateral_convs.2.conv.weight', [512, 1408, 1, 1]],
+      ['decode_head.fpn_convs.1.conv.weight', [512, 512, 3, 3]],
+      ['decode_head.fpn_bottleneck.conv.weight', [512, 2048, 3, 3]],
+      ['decode_head.conv_seg.weight', [16, 512, 1, 1]],
+      ['auxiliary_head.convs.0.conv.weight', [256, 1408, 3, 3]],
+      ['auxiliary_head.conv_seg.weight', [16, 256, 1, 1]],
+      ['backbone.stages.3.blocks.1.ffn.layers.1.weight', [2816, 11264]],
+    ];
+    for (const [k, s] of want) expect(shapes.get(k), k).toEqual(s);
+    expect(shapes.has('decode_head.bottleneck.conv.bias')).toBe(false);
+    expect(shapes.get('decode_head.bottleneck.bn.num_batches_tracked')).toEqual([]);
   });
 });
 
