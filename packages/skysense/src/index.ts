@@ -46,6 +46,6 @@ export {
   type FinetunedMeta,
 } from './finetune/run';
 export {
-  saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, openRun, trainingLoop, type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
+  saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, openRun, runSettings, trainingLoop, type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
 } from './training-checkpoint';
 export { FusionSegmentor, type FusionSegmentorOptions } from './finetune/fusion-segmentor';

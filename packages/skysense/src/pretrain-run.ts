@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Generator, SkySenseError, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
-import { openRun, trainingLoop } from './training-checkpoint';
+import { openRun, runSettings, trainingLoop } from './training-checkpoint';
 import type { MultiCropOptions } from './multicrop';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs } from './embed';
@@ -56,14 +56,12 @@ const HEADS: Partial<Record<SkySensePresetName, { outDim: number; pixelOutDim: n
  */
 export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]> {
   const log = o.log ?? console.log;
-  const preset = o.preset ?? 'skysense-tiny';
-  const crop = o.crop ?? (o.hr ? 128 : 32);
-  const batchSize = o.batchSize ?? 4;
-  const accumulate = o.accumulate ?? 1;
+  const run = runSettings(o.out, o.resume ?? false, { preset: o.preset, data: o.data, hr: o.hr, crop: o.crop, batchSize: o.batchSize, accumulate: o.accumulate, seed: o.seed }, log);
+  const [preset, data, hr] = [run.preset ?? 'skysense-tiny', run.data, run.hr ?? false];
+  const [crop, batchSize, accumulate, seed] = [run.crop ?? (hr ? 128 : 32), run.batchSize ?? 4, run.accumulate ?? 1, run.seed ?? 0];
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new SkySenseError('E_ARG', `accumulate: expected an integer ≥ 1, got ${accumulate}`);
-  const samples = await loadSamples(o.data ?? samplesDir(), crop, o.hr ?? false);
+  const samples = await loadSamples(data ?? samplesDir(), crop, hr);
   const has = { hr: !!samples[0]!.hr, s2: !!samples[0]!.s2, s1: !!samples[0]!.s1 };
-  const seed = o.seed ?? 0;
   let trainer: Pretrainer;
   try {
     trainer = openRun(o.out, o.resume ?? false, {

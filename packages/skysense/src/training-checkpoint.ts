@@ -70,6 +70,38 @@ export interface LoopTrainer {
 }
 
 /**
+ * The settings of a run that decide its data (task, data folder, batch size, crop, seed, …): a fresh
+ * run writes them to `out/run.json` (atomically); a resumed run reads them back, so `--resume` needs
+ * only the folder and continues with exactly the batches the interrupted run would have drawn
+ * (options given again are ignored, with a line saying so). A run folder without `run.json` (older
+ * versions) resumes with the options given now.
+ * @throws SkySenseError `E_IO` when `resume` finds no checkpoint.
+ */
+export function runSettings<S extends object>(out: string, resume: boolean, given: S, log: (line: string) => void): S {
+  const file = join(out, 'run.json');
+  if (!resume) {
+    mkdirSync(out, { recursive: true });
+    writeFileAtomic(file, `${JSON.stringify(given, null, 2)}\n`);
+    return given;
+  }
+  const checkpoint = join(out, 'checkpoint.safetensors');
+  if (!existsSync(checkpoint)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${checkpoint}`);
+  if (!existsSync(file)) {
+    log(`${file} is missing (a run from an older version): resuming with the options given now`);
+    return given;
+  }
+  let saved: S;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8')) as S;
+  } catch {
+    throw new SkySenseError('E_IO', `${file}: not valid JSON (the run's settings are needed to resume it)`);
+  }
+  const differ = Object.entries(given).filter(([k, v]) => v !== undefined && JSON.stringify(v) !== JSON.stringify((saved as Record<string, unknown>)[k]));
+  if (differ.length) log(`resuming with the run's own settings (${file}); ignored: ${differ.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}`);
+  return saved;
+}
+
+/**
  * Starts a run in `out`: a fresh trainer (and an empty `metrics.jsonl`), or with `resume` the one
  * of `out/checkpoint.safetensors` (its metrics log cut back to the checkpoint's step).
  * @throws SkySenseError `E_IO` when `resume` finds no checkpoint.

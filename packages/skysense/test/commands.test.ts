@@ -146,8 +146,10 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
     expect(e.status, e.stderr).toBe(0);
     expect(e.stdout).toContain(`mIoU ${(100 * ev.mIoU).toFixed(2)}`);
 
-    const resumed = run(['finetune', '--steps', '3', '--batch-size', '2', '--hold-out', '1', '--out', 'ft', '--resume'], { SKYSENSE_SAMPLES: samples });
+    const resumed = run(['finetune', '--batch-size', '5', '--out', 'ft', '--resume'], { SKYSENSE_SAMPLES: samples });
+    expect(resumed.stdout).toMatch(/resuming with the run's own settings \(.*run\.json\); ignored: batchSize 5/);
     expect(resumed.stdout).toMatch(/resumed .*checkpoint\.safetensors at step 3 of 3/);
+    expect(resumed.stdout).toMatch(/on 8 samples \(1 held out: tile1_image_part_009\).* 3 steps × 2 crops/);
     const cls = run(['finetune', '--task', 'cls', '--out', 'ft-cls']);
     expect(cls.status).toBe(2);
     expect(cls.stderr).toMatch(/--data: task cls needs a data folder \(one sub-folder of images per class\)/);

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openRun, trainingLoop } from '../src/index';
+import { openRun, runSettings, trainingLoop } from '../src/index';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-loop-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,5 +51,21 @@ describe('training loop', () => {
     expect(replay).toEqual(seen.slice(30));
     expect(() => openRun(join(dir, 'nothing'), true, { fresh: () => t, resume: () => t }, () => undefined)).toThrow(/--resume: no checkpoint at .*nothing\/checkpoint\.safetensors/);
     expect(existsSync(join(dir, 'nothing'))).toBe(false);
+  });
+
+  it('run settings: a fresh run records them, a resumed run uses them and says which given options it ignores', () => {
+    const out = join(dir, 'settings');
+    const lines: string[] = [];
+    expect(runSettings(out, false, { task: 'cls', batchSize: 8, crop: undefined }, (l) => lines.push(l))).toEqual({ task: 'cls', batchSize: 8, crop: undefined });
+    writeFileSync(join(out, 'checkpoint.safetensors'), '');
+    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toEqual({ task: 'cls', batchSize: 8 });
+    expect(runSettings(out, true, { task: undefined, batchSize: 8, crop: undefined }, (l) => lines.push(l))).toEqual({ task: 'cls', batchSize: 8 });
+    expect(lines).toEqual([]);
+    expect(runSettings(out, true, { task: 'seg', batchSize: 2, crop: undefined }, (l) => lines.push(l))).toEqual({ task: 'cls', batchSize: 8 });
+    expect(lines[0]).toMatch(/resuming with the run's own settings \(.*run\.json\); ignored: task "seg", batchSize 2$/);
+    expect(() => runSettings(join(dir, 'none'), true, {}, () => undefined)).toThrow(/--resume: no checkpoint at .*none\/checkpoint\.safetensors/);
+    rmSync(join(out, 'run.json'));
+    expect(runSettings(out, true, { task: 'seg' }, (l) => lines.push(l))).toEqual({ task: 'seg' });
+    expect(lines.at(-1)).toMatch(/run\.json is missing \(a run from an older version\): resuming with the options given now/);
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, writePng } from '@skysense/core-tensor';
 import { samplesDir } from '../data/sample';
-import { openRun, trainingLoop } from '../training-checkpoint';
+import { openRun, runSettings, trainingLoop } from '../training-checkpoint';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { type ClassDef, DUBAI_AERIAL_CLASSES, type PlanarImage, listImages, readClassTable, readImage } from './images';
 import { DEFAULT_PRESETS, FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
@@ -91,12 +91,12 @@ export async function loadTaskDataset(task: FinetuneTask, data: string | undefin
  */
 export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult> {
   const log = o.log ?? console.log;
-  const task = o.task ?? 'seg';
-  const d = await loadTaskDataset(task, o.data, o.classes);
-  const holdOut = o.holdOut ?? (task === 'cls' ? 1 : 2);
+  const run = runSettings(o.out, o.resume ?? false, { task: o.task, data: o.data, classes: o.classes, holdOut: o.holdOut, batchSize: o.batchSize, crop: o.crop, seed: o.seed }, log);
+  const task = run.task ?? 'seg';
+  const [holdOut, batchSize, seed] = [run.holdOut ?? (task === 'cls' ? 1 : 2), run.batchSize ?? 4, run.seed ?? 0];
+  const d = await loadTaskDataset(task, run.data, run.classes);
   const { train, held } = splitHoldOut(d, Number.isInteger(holdOut) && holdOut >= 0 ? holdOut : -1);
   if (!(Number.isInteger(holdOut) && holdOut >= 0) || train.length === 0) throw new SkySenseError('E_ARG', `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`);
-  const seed = o.seed ?? 0;
   const trainer = openRun(o.out, o.resume ?? false, {
     fresh: () => {
       const t = new Finetuner({
@@ -109,8 +109,7 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
     resume: (file) => Finetuner.resume(file),
   }, log);
   const preset = trainer.options.preset;
-  const crop = o.crop ?? FINETUNE_PRESETS[preset].train.crop;
-  const batchSize = o.batchSize ?? 4;
+  const crop = run.crop ?? FINETUNE_PRESETS[preset].train.crop;
   const total = trainer.options.steps;
   log(`fine-tuning ${preset} (${task}) on ${train.length} samples (${held.length} held out: ${held.map((h) => h.name).join(', ') || 'none'}), ${d.classes.length} classes, ${total} steps × ${batchSize} crops of ${crop} px${o.init ? `, encoder from ${o.init}` : ', random-initialised encoder'}`);
   try {
