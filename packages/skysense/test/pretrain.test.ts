@@ -27,11 +27,14 @@ function batch(i: number): PretrainBatch {
     lon: [11.6, 18.4],
   };
 }
-const disposeBatch = (b: PretrainBatch) => tf.dispose([b.hr!, b.s2!.frames, b.s1!.frames]);
-function run(t: Pretrainer, from: number, to: number): number[] {
+const disposeBatch = (b: PretrainBatch) => tf.dispose([b.hr, b.s2?.frames, b.s1?.frames].filter((t): t is tf.Tensor => t !== undefined));
+/** HR-only batches of two 128 px tiles (for the multi-crop runs). */
+const hrBatch = (i: number): PretrainBatch => ({ hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 20 + i), lat: [48, -33], lon: [11, 18] });
+const multiCropOptions: PretrainOptions = { ...options, config: { ...SKYSENSE_PRESETS['skysense-tiny'], s2: undefined, s1: undefined }, steps: 4, multiCrop: { localCrops: 1 } };
+function run(t: Pretrainer, from: number, to: number, make: (i: number) => PretrainBatch = batch): number[] {
   const losses: number[] = [];
   for (let i = from; i < to; i++) {
-    const b = batch(i);
+    const b = make(i);
     losses.push(t.trainStep(b).loss);
     disposeBatch(b);
   }
@@ -121,21 +124,24 @@ describe('SkySense pre-training', () => {
     tf.dispose([impulse, blurred, sol]);
   });
 
-  it('resumes exactly: 3 steps, save, resume, 3 steps gives the uninterrupted 6-step loss sequence', () => {
+  it.each([
+    ['one view', options, batch, 3],
+    ['HR multi-crop', multiCropOptions, hrBatch, 2],
+  ] as const)('resumes exactly (%s): k steps, save, resume, k steps gives the uninterrupted 2k-step loss sequence', (_, opts, make, k) => {
     manualSeed(0);
-    const straight = new Pretrainer(options);
-    const expected = run(straight, 0, 6);
+    const straight = new Pretrainer(opts);
+    const expected = run(straight, 0, 2 * k, make);
     straight.dispose();
     manualSeed(0);
-    const first = new Pretrainer(options);
-    const head = run(first, 0, 3);
+    const first = new Pretrainer(opts);
+    const head = run(first, 0, k, make);
     const file = join(dir, 'ckpt.safetensors');
     first.save(file);
     first.dispose();
     manualSeed(12345); // a different process state: the checkpoint must restore everything
     const resumed = Pretrainer.resume(file);
-    expect(resumed.step).toBe(3);
-    expect([...head, ...run(resumed, 3, 6)]).toEqual(expected);
+    expect(resumed.step).toBe(k);
+    expect([...head, ...run(resumed, k, 2 * k, make)]).toEqual(expected);
     resumed.dispose();
   });
 
