@@ -2,13 +2,15 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tf } from './tf';
+import { tf, type Tensor } from './tf';
+import { withGradient } from './ops/custom-grad';
 
 /** The compiled addon (`native/skysense_native.cc`): functions working in place on typed arrays. */
 export interface NativeAddon {
   gemm(a: Float32Array, b: Float32Array, out: Float32Array, batchA: number, batchB: number, batch: number, m: number, n: number, k: number, tA: boolean, tB: boolean): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
+  geluGrad(x: Float32Array, dy: Float32Array, out: Float32Array): void;
   reduceInner(x: Float32Array, out: Float32Array, outer: number, inner: number, mean: boolean): void;
   reduceOuter(x: Float32Array, out: Float32Array, outer: number, inner: number, mean: boolean): void;
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
@@ -426,4 +428,31 @@ export function disableNativeKernels(): void {
 /** Whether the native kernels are registered and the `cpu` backend is active. */
 export function nativeKernelsActive(): boolean {
   return originals.size > 0 && tf.getBackend() === 'cpu';
+}
+
+/**
+ * The exact GELU `x·Φ(x)` as one native kernel, forward and gradient (`dy·(Φ(x) + x·φ(x))`), instead
+ * of tfjs's five element-wise kernels and their gradients; null when the native kernels are not
+ * active or `x` is not float32 (the caller then composes it from tfjs ops).
+ */
+export function nativeGelu(x: Tensor): Tensor | null {
+  const n = nativeKernelsActive() ? nativeAddon() : null;
+  if (!n || typeof n.geluGrad !== 'function' || x.dtype !== 'float32') return null;
+  const run = (inputs: Float32Array[], f: (out: Float32Array) => void, shape: number[]) => {
+    const out = new Float32Array(inputs[0]!.length);
+    if (out.length) f(out);
+    return tf.tensor(out, shape, 'float32');
+  };
+  return withGradient(
+    [x],
+    ([v]) => {
+      const xv = v!.dataSync() as Float32Array;
+      return run([xv], (out) => n.unary(9, xv, out), v!.shape);
+    },
+    (dy, [v]) => {
+      const xv = v!.dataSync() as Float32Array;
+      const dv = dy.dataSync() as Float32Array;
+      return [run([xv], (out) => n.geluGrad(xv, dv, out), v!.shape)];
+    },
+  );
 }

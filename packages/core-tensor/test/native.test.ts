@@ -86,6 +86,15 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     same('unary grads', () => tf.grad((t: Tensor) => tf.sum(tf.mul(tf.softmax(gelu(t)), tf.tanh(tf.exp(tf.mul(t, 0.1))))))(x));
   });
 
+  it('the fused GELU (one native kernel forward, one backward) equals the composed erf form, empty and wide ranges included', () => {
+    const x = tf.concat([rand([5, 7]).reshape([35]), tf.linspace(-12, 12, 481)]);
+    const w = rand([516]);
+    same('gelu', () => [gelu(x), tf.grad((t: Tensor) => tf.sum(tf.mul(gelu(t), w)))(x), gelu(tf.zeros([0, 3]))]);
+    const before = tf.memory().numTensors;
+    tf.grad((t: Tensor) => tf.sum(gelu(t)))(x).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('Conv2D and both backprop kernels (stride, padding, dilation, groups)', () => {
     const cases: [number[], number[], Parameters<typeof conv2d>[3]][] = [
       [[2, 3, 9, 8], [4, 3, 3, 3], { padding: 1 }],
