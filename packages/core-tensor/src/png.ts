@@ -89,8 +89,10 @@ export function decodePng(bytes: Uint8Array, name = 'PNG'): DecodedImage {
     const data = bytes.subarray(o + 8, o + 8 + len);
     o += 12 + len;
     if (type === 'IHDR') {
-      width = dv.getUint32(o - 12 - len + 8);
-      height = dv.getUint32(o - 12 - len + 12);
+      if (len !== 13) fail(`IHDR has ${len} bytes, 13 expected`);
+      const ihdr = new DataView(data.buffer, data.byteOffset, 13);
+      width = ihdr.getUint32(0);
+      height = ihdr.getUint32(4);
       const [depth, ct, , , interlace] = data.subarray(8, 13);
       if (depth !== 8) throw new SkySenseError('E_UNSUPPORTED', `${name}: expected an 8-bit PNG, got bit depth ${depth}`);
       if (interlace) throw new SkySenseError('E_UNSUPPORTED', `${name}: interlaced PNGs are not supported`);
@@ -103,13 +105,14 @@ export function decodePng(bytes: Uint8Array, name = 'PNG'): DecodedImage {
   }
   if (!(width > 0 && height > 0) || colorType < 0) fail('no IHDR');
   const bpp = PNG_CHANNELS[colorType]!;
+  const stride = width * bpp;
   let raw: Uint8Array;
   try {
-    raw = inflateSync(Buffer.concat(idat));
+    // the size the header promises bounds the inflation (a small file cannot expand without limit)
+    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: height * (stride + 1) + 1 });
   } catch {
-    return fail('corrupt image data');
+    return fail(`image data does not inflate to the ${width}×${height} the header states`);
   }
-  const stride = width * bpp;
   if (raw.length < height * (stride + 1)) fail(`image data holds ${raw.length} bytes, ${height * (stride + 1)} needed`);
   const px = unfilter(raw, width, height, bpp, fail);
   if (colorType !== 3) return { width, height, channels: bpp, data: px };

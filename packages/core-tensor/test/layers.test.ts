@@ -47,9 +47,43 @@ function randomizeParams(m: Module, seed: number): void {
   m.namedParameters().forEach(([, p], i) => p.assign(testTensor([...p.shape], seed + i)));
 }
 
+/** erf in double precision: Taylor series for |z| ≤ 3, Lentz continued fraction of erfc beyond (both ~1e-14). */
+function erf64(z: number): number {
+  const a = Math.abs(z);
+  if (a <= 3) {
+    let term = a, sum = a;
+    for (let n = 1; n < 200 && Math.abs(term) > 1e-17; n++) {
+      term *= (-a * a) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(z) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = a, c = a, d = 0;
+  for (let k = 1; k < 300; k++) {
+    const t = k / 2;
+    d = 1 / (a + t * d);
+    c = a + t / c;
+    f *= c * d;
+  }
+  return Math.sign(z) * (1 - Math.exp(-a * a) / (Math.sqrt(Math.PI) * f));
+}
+
 describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
   beforeAll(() => useBackend(backend));
 
+  it('GELU and its gradient equal the exact erf form computed in double precision (reference, not our own kernels)', () => {
+    const xs = Array.from({ length: 801 }, (_, i) => -8 + i * 0.02);
+    const x = tf.tensor1d(xs);
+    const y = gelu(x).dataSync();
+    const g = tf.grad((t: Tensor) => tf.sum(gelu(t)))(x).dataSync();
+    xs.forEach((v, i) => {
+      const cdf = 0.5 * (1 + erf64(v / Math.SQRT2));
+      expect(Math.abs(y[i]! - v * cdf), `gelu(${v})`).toBeLessThanOrEqual(2e-6);
+      expect(Math.abs(g[i]! - (cdf + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI))), `gelu'(${v})`).toBeLessThanOrEqual(2e-6);
+    });
+    expect(erf64(0.5)).toBeCloseTo(0.5204998778130465, 14);
+    expect(erf64(3.5)).toBeCloseTo(0.9999992569016276, 14);
+  });
   it('Linear computes x Wᵀ + b over the last axis, with PyTorch init bounds', () => {
     const lin = new Linear(3, 2);
     expect(Math.max(...Array.from(lin.weight.value.dataSync()).map(Math.abs))).toBeLessThanOrEqual(1 / Math.sqrt(3));

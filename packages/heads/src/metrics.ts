@@ -139,6 +139,7 @@ export function averagePrecision(scores: ArrayLike<number>, targets: ArrayLike<n
  */
 export function meanAveragePrecision(scores: readonly ArrayLike<number>[], targets: readonly ArrayLike<number>[]): { ap: number[]; mAP: number } {
   if (scores.length !== targets.length) throw new SkySenseError('E_SHAPE', `meanAveragePrecision: ${scores.length} score rows but ${targets.length} target rows`);
+  if (scores.length === 0) throw new SkySenseError('E_ARG', 'meanAveragePrecision: expected at least one sample, got none');
   const c = scores[0]?.length ?? 0;
   scores.forEach((r, i) => {
     if (r.length !== c || targets[i]!.length !== c) throw new SkySenseError('E_SHAPE', `meanAveragePrecision row ${i}: expected ${c} scores and targets, got ${r.length} and ${targets[i]!.length}`);

@@ -90,6 +90,8 @@ describe('metrics against hand-computed confusion matrices', () => {
     const { ap, mAP } = meanAveragePrecision([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]], [[1, 0], [0, 0], [1, 0], [0, 0]]);
     expect(Number.isNaN(ap[1]!)).toBe(true);
     expect(mAP).toBeCloseTo(5 / 6, 12);
+    expect(() => meanAveragePrecision([], [])).toThrow(/expected at least one sample, got none/);
+    expect(() => meanAveragePrecision([[0.1, 0.2]], [[1]])).toThrow(/row 0: expected 2 scores and targets, got 2 and 1/);
   });
 });
 

@@ -40,7 +40,7 @@ export {
 export {
   readImage, readMask, readClassTable, loadSegmentationDataset, listImages, DUBAI_AERIAL_CLASSES, IGNORE_INDEX, type PlanarImage, type ClassDef, type LabelledImage,
 } from './finetune/images';
-export { cutWindow, randomWindow, segmentationBatch, normalizedImage, type SegAugmentOptions, type CropWindow } from './finetune/augment';
+export { cutWindow, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './finetune/augment';
 export {
   runFinetune, runPredict, runEval, saveFinetuned, loadFinetuned, loadTaskDataset, resolveClasses, colorizeMask, type RunFinetuneOptions, type FinetuneResult, type RunPredictOptions, type RunEvalOptions,
   type FinetunedMeta,

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Generator, SkySenseError, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
+import { type Generator, SkySenseError, assertInt, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
 import { openRun, runSettings, trainingLoop } from './training-checkpoint';
 import type { MultiCropOptions } from './multicrop';
@@ -58,7 +58,7 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
   const log = o.log ?? console.log;
   const run = runSettings(o.out, o.resume ?? false, { preset: o.preset, data: o.data, hr: o.hr, crop: o.crop, batchSize: o.batchSize, accumulate: o.accumulate, seed: o.seed }, log);
   const [preset, data, hr] = [run.preset ?? 'skysense-tiny', run.data, run.hr ?? false];
-  const [crop, batchSize, accumulate, seed] = [run.crop ?? (hr ? 128 : 32), run.batchSize ?? 4, run.accumulate ?? 1, run.seed ?? 0];
+  const [crop, batchSize, accumulate, seed] = [assertInt('crop', run.crop ?? (hr ? 128 : 32), 1), assertInt('batchSize', run.batchSize ?? 4, 1), run.accumulate ?? 1, run.seed ?? 0];
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new SkySenseError('E_ARG', `accumulate: expected an integer ≥ 1, got ${accumulate}`);
   const samples = await loadSamples(data ?? samplesDir(), crop, hr);
   const has = { hr: !!samples[0]!.hr, s2: !!samples[0]!.s2, s1: !!samples[0]!.s1 };

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { progressBar } from './progress';
-import { Generator, SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
+import { Generator, SafetensorsFile, SkySenseError, assertInt, loadSafetensors, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
 
 /** A training checkpoint opened for resuming: named parts (state dicts) and JSON metadata. */
 export interface TrainingCheckpoint {
@@ -150,6 +150,8 @@ export interface TrainingLoopOptions<M> {
  * @returns the metrics of the steps run in this call.
  */
 export function trainingLoop<M extends object>(o: TrainingLoopOptions<M>): M[] {
+  assertInt('checkpointEvery', o.checkpointEvery, 1);
+  assertInt('samples per step', o.samplesPerStep, 1);
   const metrics: M[] = [];
   const t0 = performance.now();
   const first = o.trainer.step;

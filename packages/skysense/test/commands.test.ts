@@ -155,6 +155,9 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
     expect(cls.stderr).toMatch(/--data: task cls needs a data folder \(one sub-folder of images per class\)/);
     const wrong = run(['finetune', '--task', 'cls', '--preset', 'upernet-skysense-tiny', '--data', dir, '--out', 'ft-cls']);
     expect(wrong.stderr).toMatch(/expected one sub-folder per class|preset 'upernet-skysense-tiny' is a seg model/);
+    const zero = run(['finetune', '--batch-size', '0', '--out', 'ft-zero'], { SKYSENSE_SAMPLES: samples });
+    expect(zero.status).toBe(2);
+    expect(zero.stderr).toMatch(/batchSize: expected an integer >= 1, got 0/);
     const notModel = run(['eval', '--model', join(packages, 'heads', 'test', 'fixtures', 'parity', 'uperhead-a', 'weights.safetensors')]);
     expect(notModel.status).toBe(2);
     expect(notModel.stderr).toMatch(/not a SkySense fine-tuned model/);

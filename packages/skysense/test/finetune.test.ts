@@ -68,6 +68,7 @@ describe('sliding-window inference (mmseg slide mode)', () => {
     expect(tf.max(tf.abs(tf.sub(got, expected))).dataSync()[0]).toBeLessThan(1e-5);
     const small = tf.randomNormal([1, 3, 10, 9], 0, 1, 'float32', 6);
     expect(tf.max(tf.abs(tf.sub(model.slideInference(small, { crop: 12 }), model.forward(small)))).dataSync()[0]).toBeLessThan(1e-6);
+    expect(() => model.slideInference(image, { crop: 12, stride: 13 })).toThrow(/slide stride \(at most the crop, so every pixel is covered\): expected an integer in \[1, 12\], got 13/);
     const before = tf.memory().numTensors;
     model.slideInference(image, { crop: 12, stride: 8 }).dispose();
     expect(tf.memory().numTensors).toBe(before);
@@ -193,7 +194,7 @@ describe('segmentation fine-tuning', () => {
 });
 
 describe('classification and change detection models', () => {
-  it('Classifier (single- and multi-label) and ChangeDetector train and name bad inputs', () => {
+  it('Classifier (single- and multi-label) and ChangeDetector train, name bad inputs and keep the tensor count flat', () => {
     manualSeed(2);
     const x = tf.randomNormal([2, 3, 16, 16], 0, 1, 'float32', 1);
     const cls = new Classifier(new TinyEncoder(), new LinearClsHead({ inChannels: 8, numClasses: 3 }));
@@ -215,6 +216,10 @@ describe('classification and change detection models', () => {
     expect(cd.forward(x, tf.reverse(x, 3)).shape).toEqual([2, 2, 16, 16]);
     expect(cd.loss(x, x, tf.zeros([2, 16, 16], 'int32')).shape).toEqual([]);
     expect(() => cd.forward(x, tf.zeros([2, 3, 8, 8]))).toThrow(/date B \[2, 3, 8, 8\] must match date A \[2, 3, 16, 16\]/);
+    const noChange = tf.zeros([2, 16, 16], 'int32');
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) tf.dispose([cls.forward(x), cls.predict(x), multi.loss(x, targets), cd.forward(x, x), cd.loss(x, x, noChange)]);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 
@@ -266,6 +271,7 @@ describe('segmentation data', () => {
     const id = cutWindow(image, mask, { scale: 1, y0: 0, x0: 0, size: 3, flip: false }, { mean: [0], std: [10] });
     expect([...id.image]).toEqual([0, 1, 0, 2, 3, 0, 0, 0, 0]);
     expect([...id.mask]).toEqual([1, 2, 255, 3, 4, 255, 255, 255, 255]);
+    expect(() => cutWindow(image, mask.slice(1), { scale: 1, y0: 0, x0: 0, size: 2, flip: false }, { mean: [0], std: [1] })).toThrow(/cutWindow mask: expected 2×2 = 4 labels \(the image's size\), got 3/);
     const flipped = cutWindow(image, mask, { scale: 1, y0: 0, x0: 0, size: 2, flip: true }, { mean: [0], std: [1] });
     expect([...flipped.image]).toEqual([10, 0, 30, 20]);
     expect([...flipped.mask]).toEqual([2, 1, 4, 3]);

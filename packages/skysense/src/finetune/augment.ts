@@ -1,6 +1,6 @@
 import { type Generator, SkySenseError, assertInt, tf, type Tensor } from '@skysense/core-tensor';
 import { type ChannelStats, normalizeChannels } from '../data/normalization';
-import { IGNORE_INDEX, type LabelledImage, type PlanarImage } from './images';
+import { IGNORE_INDEX, type PlanarImage } from './images';
 
 /** Training-time augmentation of segmentation crops (mmseg's RandomResize → RandomCrop → RandomFlip → Normalize → Pad). */
 export interface SegAugmentOptions {
@@ -28,6 +28,7 @@ export interface CropWindow {
 export function cutWindow(image: PlanarImage, mask: Uint8Array, w: CropWindow, stats: ChannelStats): { image: Float32Array; mask: Uint8Array } {
   const { width: W, height: H, channels: C } = image;
   if (stats.mean.length !== C) throw new SkySenseError('E_BANDS', `normalisation: ${stats.mean.length} channel statistics for an image of ${C} channels`);
+  if (mask.length !== W * H) throw new SkySenseError('E_SHAPE', `cutWindow mask: expected ${W}×${H} = ${W * H} labels (the image's size), got ${mask.length}`);
   const sh = Math.round(H * w.scale), sw = Math.round(W * w.scale);
   const n = w.size;
   const out = new Float32Array(C * n * n);
@@ -62,20 +63,6 @@ export function randomWindow(image: PlanarImage, o: SegAugmentOptions, g: Genera
   const scale = g.uniform(lo, hi);
   const sh = Math.round(image.height * scale), sw = Math.round(image.width * scale);
   return { scale, size, y0: g.randint(Math.max(sh - size, 0) + 1), x0: g.randint(Math.max(sw - size, 0) + 1), flip: g.random() < (o.flip ?? 0.5) };
-}
-
-/** A training batch: images `[B, C, crop, crop]` (normalised) and int32 labels `[B, crop, crop]`. */
-export function segmentationBatch(items: readonly LabelledImage[], o: SegAugmentOptions, stats: ChannelStats, g: Generator): { images: Tensor; labels: Tensor } {
-  const views = items.map((it) => cutWindow(it.image, it.mask, randomWindow(it.image, o, g), stats));
-  const c = items[0]!.image.channels;
-  const n = o.crop;
-  const img = new Float32Array(views.length * c * n * n);
-  const lab = new Int32Array(views.length * n * n);
-  views.forEach((v, i) => {
-    img.set(v.image, i * c * n * n);
-    lab.set(v.mask, i * n * n);
-  });
-  return { images: tf.tensor4d(img, [views.length, c, n, n]), labels: tf.tensor3d(lab, [views.length, n, n], 'int32') };
 }
 
 /** The whole image normalised, as `[1, C, H, W]`. */

@@ -106,7 +106,7 @@ export async function readMask(file: string, classes: readonly ClassDef[]): Prom
   if (img.channels === 1) {
     for (let i = 0; i < n; i++) {
       const v = img.data[i]!;
-      if (v !== IGNORE_INDEX && !(v < classes.length)) throw new SkySenseError('E_DATA', `${file}: pixel (${i % img.width}, ${Math.floor(i / img.width)}) has class ${v}, expected < ${classes.length} or ${IGNORE_INDEX}`);
+      if (v !== IGNORE_INDEX && !(Number.isInteger(v) && v >= 0 && v < classes.length)) throw new SkySenseError('E_DATA', `${file}: pixel (${i % img.width}, ${Math.floor(i / img.width)}) has class ${v}, expected an integer in [0, ${classes.length}) or ${IGNORE_INDEX}`);
       out[i] = v;
     }
     return out;

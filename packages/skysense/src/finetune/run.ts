@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { SafetensorsFile, SkySenseError, loadSafetensors, saveSafetensors, tf, writeFileAtomic, writePng } from '@skysense/core-tensor';
+import { SafetensorsFile, SkySenseError, assertInt, loadSafetensors, saveSafetensors, tf, writeFileAtomic, writePng } from '@skysense/core-tensor';
 import { samplesDir } from '../data/sample';
 import { openRun, runSettings, trainingLoop } from '../training-checkpoint';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
@@ -93,7 +93,7 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
   const log = o.log ?? console.log;
   const run = runSettings(o.out, o.resume ?? false, { task: o.task, data: o.data, classes: o.classes, holdOut: o.holdOut, batchSize: o.batchSize, crop: o.crop, seed: o.seed }, log);
   const task = run.task ?? 'seg';
-  const [holdOut, batchSize, seed] = [run.holdOut ?? (task === 'cls' ? 1 : 2), run.batchSize ?? 4, run.seed ?? 0];
+  const [holdOut, batchSize, seed] = [run.holdOut ?? (task === 'cls' ? 1 : 2), assertInt('batchSize', run.batchSize ?? 4, 1), run.seed ?? 0];
   const d = await loadTaskDataset(task, run.data, run.classes);
   const { train, held } = splitHoldOut(d, Number.isInteger(holdOut) && holdOut >= 0 ? holdOut : -1);
   if (!(Number.isInteger(holdOut) && holdOut >= 0) || train.length === 0) throw new SkySenseError('E_ARG', `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`);
@@ -242,7 +242,7 @@ export interface RunPredictOptions {
 export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
-  const files = o.inputs.flatMap((p) => (existsSync(p) && extname(p) === '' ? listImages(p) : [p]));
+  const files = o.inputs.flatMap((p) => (existsSync(p) && statSync(p).isDirectory() ? listImages(p) : [p]));
   if (files.length === 0 || (task === 'change' && files.length % 2)) throw new SkySenseError('E_ARG', `predict: expected ${task === 'change' ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`);
   mkdirSync(o.out, { recursive: true });
   const written: string[] = [];

@@ -104,7 +104,7 @@ export class Segmentor extends Module {
    */
   slideInference(images: Tensor, options: SlideOptions): Tensor {
     const crop = assertInt('slide crop', options.crop, 1);
-    const stride = assertInt('slide stride', options.stride ?? Math.max(1, Math.round((crop * 2) / 3)), 1);
+    const stride = assertInt('slide stride (at most the crop, so every pixel is covered)', options.stride ?? Math.max(1, Math.round((crop * 2) / 3)), 1, crop);
     if (images.rank !== 4) throw new SkySenseError('E_SHAPE', `Segmentor images: expected [N, C, H, W], got ${formatShape(images.shape)}`);
     const [n, , h, w] = images.shape as [number, number, number, number];
     const k = this.numClasses;

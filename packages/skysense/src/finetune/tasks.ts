@@ -145,6 +145,9 @@ export function taskBatch(d: TaskDataset, picks: readonly TaskSample[], crop: nu
   const imgs = Array.from({ length: dates }, () => new Float32Array(n * c * crop * crop));
   const masks = new Int32Array(n * crop * crop);
   picks.forEach((s, i) => {
+    s.images.forEach((img) => {
+      if (img.channels !== c) throw new SkySenseError('E_BANDS', `${s.name}: expected ${c} bands like ${picks[0]!.name}, got ${img.channels}`);
+    });
     const w = randomWindow(s.images[0]!, { crop, scaleRange }, g);
     const dummy = s.mask ?? new Uint8Array(s.images[0]!.width * s.images[0]!.height);
     s.images.forEach((img, k) => {
