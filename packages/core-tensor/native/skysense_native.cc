@@ -1,48 +1,19 @@
 // Native kernels for the tfjs `cpu` backend: GEMM through OpenBLAS, threaded element-wise and
 // reduction kernels, im2col convolutions. Every function works in place on caller-owned typed
 // arrays (inputs read, `out` written); shapes are validated on the TypeScript side.
-#include <napi.h>
+#include "common.h"
 #include <cblas.h>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <thread>
 #include <vector>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace {
-
-unsigned threadCount() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : std::min(n, 16u);
-}
-
-// Runs fn(begin, end) over [0, n) split across threads; small jobs run inline.
-template <typename F>
-void parallelFor(size_t n, size_t minPerThread, F fn) {
-  unsigned t = threadCount();
-  if (t <= 1 || n < 2 * minPerThread) {
-    fn(size_t(0), n);
-    return;
-  }
-  t = unsigned(std::min<size_t>(t, n / minPerThread));
-  std::vector<std::thread> pool;
-  size_t chunk = (n + t - 1) / t;
-  for (unsigned i = 1; i < t; i++) {
-    size_t b = i * chunk, e = std::min(n, b + chunk);
-    if (b < e) pool.emplace_back([=] { fn(b, e); });
-  }
-  fn(0, std::min(n, chunk));
-  for (auto& th : pool) th.join();
-}
-
-float* F32(const Napi::Value& v) { return v.As<Napi::Float32Array>().Data(); }
-size_t Len(const Napi::Value& v) { return v.As<Napi::Float32Array>().ElementLength(); }
-int64_t I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int64Value(); }
-bool B(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Boolean>().Value(); }
-std::vector<int64_t> Ints(const Napi::Value& v) {
-  auto a = v.As<Napi::Int32Array>();
-  return std::vector<int64_t>(a.Data(), a.Data() + a.ElementLength());
-}
+using namespace skysense;
 
 // Calls fn(row, idx) for rows [rb, re) of a row-major iteration over `shape` (all axes but the
 // last), with idx the multi-index of the row's first element (idx[rank-1] unused).
@@ -100,11 +71,9 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
       float* o = out + r * cols;
       float m = -INFINITY;
       for (size_t c = 0; c < cols; c++) m = std::max(m, xr[c]);
+      for (size_t c = 0; c < cols; c++) o[c] = ExpFast(xr[c] - m);
       double s = 0;
-      for (size_t c = 0; c < cols; c++) {
-        o[c] = std::exp(xr[c] - m);
-        s += o[c];
-      }
+      for (size_t c = 0; c < cols; c++) s += o[c];
       float inv = float(1.0 / s);
       for (size_t c = 0; c < cols; c++) o[c] *= inv;
     }
@@ -117,19 +86,6 @@ void Map1(const float* x, float* out, size_t n, F f) {
   parallelFor(n, 32768, [&](size_t b, size_t e) {
     for (size_t i = b; i < e; i++) out[i] = f(x[i]);
   });
-}
-
-// erf by Abramowitz & Stegun 7.1.28 in double: |error| <= 3e-7 (below float32 resolution of erf's
-// values near 1), with no exp — several times faster than std::erf; used by the fused GELU.
-inline double ErfFast(double x) {
-  double a = std::fabs(x);
-  double p = 1.0 + a * (0.0705230784 + a * (0.0422820123 + a * (0.0092705272 + a * (0.0001520143 + a * (0.0002765672 + a * 0.0000430638)))));
-  p *= p;
-  p *= p;
-  p *= p;
-  p *= p;
-  double r = 1.0 - 1.0 / p;
-  return x < 0 ? -r : r;
 }
 
 // unary(op, x, out): 0 erf, 1 exp, 2 tanh, 3 square, 4 relu, 5 sigmoid, 6 rsqrt, 7 sqrt, 8 neg, 9 gelu (exact erf form).
@@ -147,7 +103,12 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
     case 5: Map1(x, out, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
     case 6: Map1(x, out, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
     case 7: Map1(x, out, n, [](float v) { return std::sqrt(v); }); break;
-    case 9: Map1(x, out, n, [](float v) { return float(0.5 * v * (1.0 + ErfFast(v * 0.70710678118654752))); }); break;
+    case 9: Map1(x, out, n, [](float v) {
+        float cdf, pdf;
+        NormalCdfPdf(v, cdf, pdf);
+        return v * cdf;
+      });
+      break;
     default: Map1(x, out, n, [](float v) { return -v; }); break;
   }
   return info.Env().Undefined();
@@ -391,13 +352,25 @@ Napi::Value GeluGrad(const Napi::CallbackInfo& info) {
   size_t n = Len(info[0]);
   parallelFor(n, 32768, [&](size_t b, size_t e) {
     for (size_t i = b; i < e; i++) {
-      double v = x[i];
-      double cdf = 0.5 * (1.0 + ErfFast(v * 0.70710678118654752));
-      double pdf = 0.39894228040143268 * double(std::exp(float(-0.5 * v * v)));
-      out[i] = float(dy[i] * (cdf + v * pdf));
+      float cdf, pdf;
+      NormalCdfPdf(x[i], cdf, pdf);
+      out[i] = dy[i] * (cdf + x[i] * pdf);
     }
   });
   return info.Env().Undefined();
+}
+
+// tuneAllocator(mmapThreshold, trimThreshold): glibc malloc serves blocks below mmapThreshold from
+// its heap and keeps up to trimThreshold bytes of freed heap for reuse, so the large tensors a
+// training step allocates and frees reuse resident pages instead of faulting in fresh zeroed ones
+// each time. Returns false where the C library is not glibc.
+Napi::Value TuneAllocator(const Napi::CallbackInfo& info) {
+#ifdef __GLIBC__
+  bool ok = mallopt(M_MMAP_THRESHOLD, int(I(info, 0))) == 1 && mallopt(M_TRIM_THRESHOLD, int(I(info, 1))) == 1;
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -413,6 +386,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2d", Napi::Function::New(env, Conv2d));
   exports.Set("conv2dFilterGrad", Napi::Function::New(env, Conv2dFilterGrad));
   exports.Set("conv2dInputGrad", Napi::Function::New(env, Conv2dInputGrad));
+  exports.Set("tuneAllocator", Napi::Function::New(env, TuneAllocator));
+  RegisterFused(env, exports);
   exports.Set("threads", Napi::Number::New(env, threadCount()));
   exports.Set("blas", Napi::String::New(env, "OpenBLAS"));
   return exports;

@@ -65,9 +65,10 @@ export {
   type ShapeMismatch,
 } from './module';
 export { matMul, transposeLast2, sumToShape } from './ops/matmul';
-export { gatherRows } from './ops/gather';
+export { gatherRows, permuteRows } from './ops/gather';
 export { l2Normalize } from './ops/normalize';
 export { withGradient, stopGradient } from './ops/custom-grad';
+export { nativeCosineAttention, type CosineAttentionArgs } from './ops/fused';
 export { conv2d, type Conv2dOptions } from './ops/conv2d';
 export {
   interpolate,
@@ -79,7 +80,7 @@ export {
   type InterpolateOptions,
 } from './ops/resample';
 export { UnaryModule, Identity, Sequential, ModuleList, ModuleDict } from './layers/containers';
-export { Linear, type LinearOptions } from './layers/linear';
+export { Linear, linear, type LinearOptions } from './layers/linear';
 export { Conv2d, type Conv2dModuleOptions } from './layers/conv';
 export { LayerNorm, BatchNorm2d, type LayerNormOptions, type BatchNormOptions } from './layers/norm';
 export { GELU, ReLU, gelu, makeActivation, type ActivationName } from './layers/activation';

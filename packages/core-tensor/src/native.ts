@@ -2,8 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tf, type Tensor } from './tf';
-import { withGradient } from './ops/custom-grad';
+import { tf } from './tf';
 
 /** The compiled addon (`native/skysense_native.cc`): functions working in place on typed arrays. */
 export interface NativeAddon {
@@ -19,6 +18,12 @@ export interface NativeAddon {
   conv2d(x: Float32Array, w: Float32Array, out: Float32Array, geom: Int32Array): void;
   conv2dFilterGrad(x: Float32Array, dy: Float32Array, dw: Float32Array, geom: Int32Array): void;
   conv2dInputGrad(dy: Float32Array, w: Float32Array, dx: Float32Array, geom: Int32Array): void;
+  layerNorm(x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+  layerNormBackward(x: Float32Array, w: Float32Array, dy: Float32Array, mean: Float32Array, rstd: Float32Array, dx: Float32Array, dw: Float32Array, db: Float32Array, rows: number, cols: number): void;
+  linear(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, rows: number, outF: number, inF: number): void;
+  cosineAttention(qkv: Float32Array, scale: Float32Array, bias: Float32Array, mask: Float32Array, out: Float32Array, probs: Float32Array, b: number, n: number, h: number, d: number, nW: number): void;
+  tuneAllocator(mmapThreshold: number, trimThreshold: number): boolean;
+  cosineAttentionBackward(qkv: Float32Array, scale: Float32Array, probs: Float32Array, dout: Float32Array, dqkv: Float32Array, dscale: Float32Array, dbias: Float32Array, b: number, n: number, h: number, d: number, nW: number): void;
   threads: number;
   blas: string;
 }
@@ -294,6 +299,32 @@ function padKernel(): KernelFunc {
   };
 }
 
+/** GatherV2 (no batch dims) as row copies; indices out of range go to tfjs's kernel, which reports them. */
+function gatherKernel(): KernelFunc {
+  return (args) => {
+    const b = args.backend as CpuBackend;
+    const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+    const xv = f32(b, x);
+    const ids = b.data.get(indices.dataId).values;
+    const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0]!;
+    const count = x.shape[axis]!;
+    if (!xv || !(ids instanceof Int32Array) || ((args.attrs.batchDims as number) ?? 0) !== 0 || ids.some((i) => i < 0 || i >= count)) {
+      return originals.get('GatherV2')!(args);
+    }
+    const outer = size(x.shape.slice(0, axis));
+    const inner = size(x.shape.slice(axis + 1));
+    const out = new Float32Array(outer * ids.length * inner);
+    for (let o = 0, dst = 0; o < outer; o++) {
+      for (const i of ids) {
+        const src = (o * count + i) * inner;
+        out.set(xv.subarray(src, src + inner), dst);
+        dst += inner;
+      }
+    }
+    return b.makeTensorInfo([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], 'float32', out);
+  };
+}
+
 /** UnsortedSegmentSum (the gather gradient) as one pass of row additions. */
 function segmentSumKernel(): KernelFunc {
   return (args) => {
@@ -385,6 +416,7 @@ function nativeKernels(n: NativeAddon): Record<string, KernelFunc> {
     Neg: unary(n, 8),
     PadV2: padKernel(),
     UnsortedSegmentSum: segmentSumKernel(),
+    GatherV2: gatherKernel(),
     Concat: concatKernel(),
     Transpose: transposeKernel(n),
     Slice: sliceKernel(n),
@@ -399,12 +431,21 @@ function nativeKernels(n: NativeAddon): Record<string, KernelFunc> {
 }
 
 /**
+ * glibc malloc settings applied with the native kernels: blocks up to 32 MiB (glibc's maximum for
+ * this setting) come from its heap, and up to 1 GiB of freed heap is kept for reuse. A training
+ * step allocates and frees the same large tensors every iteration; with glibc's defaults many
+ * of them are fresh `mmap`s whose pages fault in zeroed on first touch (about 10 ms per 23 MB).
+ */
+const ALLOCATOR = { mmapThreshold: 32 * 2 ** 20, trimThreshold: 2 ** 30 };
+
+/**
  * Registers the native kernels on the tfjs `cpu` backend (each falls back to the JavaScript
  * kernel for dtypes or attributes it does not cover). @returns the kernel names now native.
  */
 export function enableNativeKernels(): string[] {
   const n = nativeAddon();
   if (!n) return [];
+  n.tuneAllocator(ALLOCATOR.mmapThreshold, ALLOCATOR.trimThreshold);
   const kernels = nativeKernels(n);
   for (const [name, func] of Object.entries(kernels)) {
     const current = tf.getKernel(name, 'cpu');
@@ -428,31 +469,4 @@ export function disableNativeKernels(): void {
 /** Whether the native kernels are registered and the `cpu` backend is active. */
 export function nativeKernelsActive(): boolean {
   return originals.size > 0 && tf.getBackend() === 'cpu';
-}
-
-/**
- * The exact GELU `x·Φ(x)` as one native kernel, forward and gradient (`dy·(Φ(x) + x·φ(x))`), instead
- * of tfjs's five element-wise kernels and their gradients; null when the native kernels are not
- * active or `x` is not float32 (the caller then composes it from tfjs ops).
- */
-export function nativeGelu(x: Tensor): Tensor | null {
-  const n = nativeKernelsActive() ? nativeAddon() : null;
-  if (!n || typeof n.geluGrad !== 'function' || x.dtype !== 'float32') return null;
-  const run = (inputs: Float32Array[], f: (out: Float32Array) => void, shape: number[]) => {
-    const out = new Float32Array(inputs[0]!.length);
-    if (out.length) f(out);
-    return tf.tensor(out, shape, 'float32');
-  };
-  return withGradient(
-    [x],
-    ([v]) => {
-      const xv = v!.dataSync() as Float32Array;
-      return run([xv], (out) => n.unary(9, xv, out), v!.shape);
-    },
-    (dy, [v]) => {
-      const xv = v!.dataSync() as Float32Array;
-      const dv = dy.dataSync() as Float32Array;
-      return [run([xv], (out) => n.geluGrad(xv, dv, out), v!.shape)];
-    },
-  );
 }

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Generator, MultiheadAttention, conv2d, matMul, disableNativeKernels, disposeGradients, enableNativeKernels, gelu, initBackend, manualSeed, nativeAddon, tf, valueAndGrads,
+  Generator, LayerNorm, Linear, MultiheadAttention, conv2d, linear, matMul, disableNativeKernels, disposeGradients, enableNativeKernels, gelu, initBackend, manualSeed, nativeAddon, tf, valueAndGrads,
   type Tensor,
 } from '../src/index';
 
@@ -64,13 +64,15 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     }
   });
 
-  it('Erf, Exp, Tanh, Softmax, Transpose, Slice, SplitV, Sum and Mean (any axes), with gradients', () => {
+  it('Erf, Exp, Tanh, Softmax, Transpose, Slice, SplitV, GatherV2, Sum and Mean (any axes), with gradients', () => {
     const x = rand([3, 4, 5, 6]);
     same('unary', () => [tf.erf(x), tf.exp(x), tf.tanh(x), tf.square(x), tf.relu(x), tf.sigmoid(x), tf.rsqrt(tf.abs(x)), tf.sqrt(tf.abs(x)), tf.neg(x)]);
     const ids = tf.tensor1d([2, 0, 2, 5, 1, 0], 'int32');
     const rows = rand([6, 3, 2]);
     same('pad / segment sum', () => [tf.pad(x, [[0, 1], [2, 0], [1, 1], [0, 3]], 0.5), tf.pad(rand([0, 2]).reshape([0, 2]), [[1, 1], [0, 0]]), tf.unsortedSegmentSum(rows, ids, 7)]);
     same('gather grad', () => tf.grad((t: Tensor) => tf.sum(tf.square(tf.gather(t, ids))))(rows));
+    same('gather (any axis, 2-D indices, empty)', () => [tf.gather(x, tf.tensor2d([4, 0, 2, 1], [2, 2], 'int32'), 2), tf.gather(x, tf.tensor1d([3, 1], 'int32'), 1), tf.gather(x, tf.tensor1d([], 'int32'), 0)]);
+    expect(() => tf.gather(rows, tf.tensor1d([6], 'int32'))).toThrow();
     const [p1, p2] = [rand([3, 2, 5, 6]), rand([3, 4, 5, 1])];
     same('concat', () => [tf.concat([x, p1], 1), tf.concat([x, p2], 3), tf.concat([x, x], 0), tf.concat([rand([0, 4, 5, 6]), x], 0)]);
     const [col, wide] = [rand([7, 1]), rand([2, 257])];
@@ -92,6 +94,45 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     same('gelu', () => [gelu(x), tf.grad((t: Tensor) => tf.sum(tf.mul(gelu(t), w)))(x), gelu(tf.zeros([0, 3]))]);
     const before = tf.memory().numTensors;
     tf.grad((t: Tensor) => tf.sum(gelu(t)))(x).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the fused LayerNorm (with and without affine) equals the composed one, forward and every gradient', () => {
+    for (const [shape, affine] of [[[2, 5, 7], true], [[33, 1], true], [[4, 352], false], [[0, 6], true]] as [number[], boolean][]) {
+      const ln = new LayerNorm(shape.at(-1)!, { elementwiseAffine: affine, eps: 1e-3 });
+      if (affine) {
+        ln.weight!.assign(rand([shape.at(-1)!]));
+        ln.bias!.assign(rand([shape.at(-1)!]));
+      }
+      const x = tf.add(tf.mul(rand(shape), 3), 1.5);
+      const w = rand(shape);
+      const loss = (t: Tensor) => tf.sum(tf.mul(ln.forward(t), w)) as tf.Scalar;
+      same(`layerNorm ${shape} ${affine}`, () => {
+        const out = [ln.forward(x), tf.grad(loss)(x)];
+        if (affine) out.push(...valueAndGrads(ln, () => loss(x)).grads.values());
+        return out;
+      });
+    }
+    const ln = new LayerNorm(8);
+    const x = rand([3, 8]);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) tf.grad((t: Tensor) => tf.sum(ln.forward(t)))(x).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the fused linear layer (bias written before the GEMM) equals matMul + add, forward and every gradient', () => {
+    for (const [rows, inF, outF] of [[1, 1, 1], [7, 5, 3], [65, 33, 17], [0, 4, 3]] as const) {
+      const [x, w, b, g] = [rand([rows, inF]), rand([outF, inF]), rand([outF]), rand([rows, outF])];
+      same(`linear ${rows}x${inF}→${outF}`, () => [
+        linear(x, w, b),
+        ...tf.grads((p: Tensor, q: Tensor, r: Tensor) => tf.sum(tf.mul(linear(p, q, r), g)))([x, w, b]),
+      ]);
+    }
+    const lin = new Linear(4, 6);
+    const x = rand([2, 3, 4]);
+    expect(lin.forward(x).shape).toEqual([2, 3, 6]);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) tf.grad((t: Tensor) => tf.sum(lin.forward(t)))(x).dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
 

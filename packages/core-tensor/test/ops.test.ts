@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  adaptiveAvgPool2d, conv2d, gatherRows, interpolate, matMul, pixelShuffle, resampleMatrix, tf, type Tensor,
+  adaptiveAvgPool2d, conv2d, gatherRows, interpolate, permuteRows, matMul, pixelShuffle, resampleMatrix, tf, type Tensor,
 } from '../src/index';
 import { TEST_BACKENDS, expectClose, expectNoLeak, loadFixture, numericGrad, testTensor, useBackend } from './helpers';
 
@@ -170,6 +170,18 @@ describe.each(TEST_BACKENDS)('ops on %s', (backend) => {
         tf.grads((a: Tensor, b: Tensor) => tf.sum(conv2d(a, b, null, { padding: 1 })))([testTensor([1, 2, 4, 4], 1), testTensor([3, 2, 3, 3], 2)]);
       });
     });
+  });
+
+  it('permuteRows reorders rows, its gradient is the inverse reordering, and it refuses non-permutations', () => {
+    const x = testTensor([4, 2], 43);
+    const v = x.arraySync() as number[][];
+    const perm = Int32Array.from([2, 0, 3, 1]);
+    expectClose(permuteRows(x, perm), [...v[2]!, ...v[0]!, ...v[3]!, ...v[1]!], 0);
+    const w = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8], [4, 2]);
+    expectClose(tf.grad((t: Tensor) => tf.sum(tf.mul(permuteRows(t, perm), w)))(x), [3, 4, 7, 8, 1, 2, 5, 6], 0);
+    expect(() => permuteRows(x, Int32Array.from([0, 1, 1, 3]))).toThrow(/permuteRows: expected a permutation of 0 … 3 \(4 rows of \[4, 2\]\), got 4 indices that are not one/);
+    expect(() => permuteRows(x, Int32Array.from([0, 1, 2]))).toThrow(/got 3 indices/);
+    expectNoLeak(() => tf.dispose(tf.grad((t: Tensor) => tf.sum(permuteRows(t, perm)))(x)));
   });
 
   it('bicubic resize of a position table matches PyTorch (vit-skysense-resize-a)', () => {

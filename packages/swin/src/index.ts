@@ -22,6 +22,7 @@ export {
   relativeCoordsTable,
   relativePositionIndex,
   shiftWindowMask,
+  windowOrder,
   type WindowMSAV2Options,
   type ShiftWindowMSAOptions,
 } from './window-attention';

@@ -1,5 +1,5 @@
 import {
-  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, formatShape, gatherRows, l2Normalize, matMul, tf, zeros,
+  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, formatShape, gatherRows, l2Normalize, linear, matMul, nativeCosineAttention, permuteRows, tf, zeros,
   type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 
@@ -138,23 +138,30 @@ export class WindowMSAV2 extends Module {
       throw new SkySenseError('E_SHAPE', `WindowMSAV2 input: expected [B, ${n}, ${this.embedDims}], got ${formatShape(x.shape)}`);
     }
     return tf.tidy(() => {
-      const [b, c, h] = [x.shape[0]!, this.embedDims, this.numHeads];
-      const d = c / h;
-      let qkv = matMul(tf.reshape(x, [b * n, c]), this.qkv.weight.value, false, true);
-      if (this.qBias) qkv = tf.add(qkv, tf.concat([this.qBias.value, tf.zeros([c]), this.vBias!.value]));
-      const heads = tf.transpose(tf.reshape(qkv, [b, n, 3, h, d]), [2, 0, 3, 1, 4]);
-      const [q, k, v] = tf.split(heads, 3, 0).map((t) => tf.reshape(t, [b, h, n, d])) as [Tensor, Tensor, Tensor];
-      let attn = matMul(l2Normalize(q), l2Normalize(k), false, true);
-      attn = tf.mul(attn, tf.exp(tf.minimum(this.logitScale.value, LOGIT_SCALE_MAX)));
-      attn = tf.add(attn, this.positionBias());
-      if (mask) {
-        const nw = mask.shape[0]!;
-        attn = tf.reshape(tf.add(tf.reshape(attn, [b / nw, nw, h, n, n]), tf.reshape(mask, [1, nw, 1, n, n])), [b, h, n, n]);
-      }
-      attn = this.attnDrop.forward(tf.softmax(attn, -1));
-      const out = tf.reshape(tf.transpose(matMul(attn, v), [0, 2, 1, 3]), [b, n, c]);
-      return this.projDrop.forward(this.proj.forward(out));
+      const c = this.embedDims;
+      const qkvBias = this.qBias ? tf.concat([this.qBias.value, tf.zeros([c]), this.vBias!.value]) : null;
+      const qkv = linear(x, this.qkv.weight.value, qkvBias);
+      const scale = tf.exp(tf.minimum(this.logitScale.value, LOGIT_SCALE_MAX));
+      const bias = this.positionBias();
+      const dropping = this.training && this.attnDrop.p > 0;
+      const fused = dropping ? null : nativeCosineAttention({ qkv, scale: tf.reshape(scale, [this.numHeads]), bias, mask: mask ?? null, heads: this.numHeads });
+      return this.projDrop.forward(this.proj.forward(fused ?? this.attention(qkv, scale, bias, mask)));
     });
+  }
+
+  /** The attention from tfjs ops (the reference of the fused native kernel): `[B, N, 3C]` → `[B, N, C]`. */
+  private attention(qkv: Tensor, scale: Tensor, bias: Tensor, mask?: Tensor): Tensor {
+    const [b, n, c3] = qkv.shape as [number, number, number];
+    const [c, h] = [c3 / 3, this.numHeads];
+    const heads = tf.transpose(tf.reshape(qkv, [b, n, 3, h, c / h]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = tf.split(heads, 3, 0).map((t) => tf.reshape(t, [b, h, n, c / h])) as [Tensor, Tensor, Tensor];
+    let attn = tf.add(tf.mul(matMul(l2Normalize(q), l2Normalize(k), false, true), scale), bias);
+    if (mask) {
+      const nw = mask.shape[0]!;
+      attn = tf.reshape(tf.add(tf.reshape(attn, [b / nw, nw, h, n, n]), tf.reshape(mask, [1, nw, 1, n, n])), [b, h, n, n]);
+    }
+    attn = this.attnDrop.forward(tf.softmax(attn, -1));
+    return tf.reshape(tf.transpose(matMul(attn, v), [0, 2, 1, 3]), [b, n, c]);
   }
 }
 
@@ -168,22 +175,24 @@ export interface ShiftWindowMSAOptions extends WindowMSAV2Options {
   padSmallMap?: boolean;
 }
 
-/** Cyclic roll of a `[B, H, W, C]` map by `shift` along H and W (`torch.roll` with dims (1, 2)). */
-function roll(x: Tensor, shift: number): Tensor {
-  const [, h, w] = x.shape as number[];
-  const along = (t: Tensor, axis: number, size: number) => {
-    const s = ((shift % size) + size) % size;
-    if (s === 0) return t;
-    const begin = t.shape.map(() => 0);
-    const head = t.shape.slice();
-    head[axis] = size - s;
-    const tailBegin = begin.slice();
-    tailBegin[axis] = size - s;
-    const tail = t.shape.slice();
-    tail[axis] = s;
-    return tf.concat([tf.slice(t, tailBegin, tail), tf.slice(t, begin, head)], axis);
-  };
-  return along(along(x, 1, h!), 2, w!);
+/**
+ * Row order of mmcls's `torch.roll(x, −shift)` followed by `window_partition`, on a `[B, hPad, wPad]`
+ * grid of rows: entry `i` is the grid row that becomes window token `i` (windows `[B·nW, ws·ws]`,
+ * row-major within each).
+ */
+export function windowOrder(b: number, hPad: number, wPad: number, ws: number, shift: number): Int32Array {
+  const out = new Int32Array(b * hPad * wPad);
+  let i = 0;
+  for (let bi = 0; bi < b; bi++) {
+    for (let wy = 0; wy < hPad; wy += ws) {
+      for (let wx = 0; wx < wPad; wx += ws) {
+        for (let ty = 0; ty < ws; ty++) {
+          for (let tx = 0; tx < ws; tx++) out[i++] = (bi * hPad + ((wy + ty + shift) % hPad)) * wPad + ((wx + tx + shift) % wPad);
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /**
@@ -198,6 +207,7 @@ export class ShiftWindowMSA extends Module {
   readonly shiftSize: number;
   readonly padSmallMap: boolean;
   private readonly masks = new Map<string, Float32Array>();
+  private readonly orders = new Map<string, { partition: Int32Array; merge: Int32Array }>();
 
   constructor(
     embedDims: number,
@@ -235,6 +245,20 @@ export class ShiftWindowMSA extends Module {
     return m;
   }
 
+  /** The window partition's row order for this grid and its inverse (cached per grid). */
+  private order(b: number, hPad: number, wPad: number, shift: number): { partition: Int32Array; merge: Int32Array } {
+    const key = `${b}x${hPad}x${wPad}x${shift}`;
+    let o = this.orders.get(key);
+    if (!o) {
+      const partition = windowOrder(b, hPad, wPad, this.windowSize, shift);
+      const merge = new Int32Array(partition.length);
+      partition.forEach((row, i) => (merge[row] = i));
+      o = { partition, merge };
+      this.orders.set(key, o);
+    }
+    return o;
+  }
+
   forward(x: Tensor): Tensor {
     const [b, h, w, c] = x.shape as [number, number, number, number];
     const ws = this.windowSize;
@@ -242,14 +266,13 @@ export class ShiftWindowMSA extends Module {
     return tf.tidy(() => {
       const hPad = Math.ceil(h / ws) * ws;
       const wPad = Math.ceil(w / ws) * ws;
-      let t = hPad > h || wPad > w ? tf.pad(x, [[0, 0], [0, hPad - h], [0, wPad - w], [0, 0]]) : x;
-      if (shift) t = roll(t, -shift);
+      const t = hPad > h || wPad > w ? tf.pad(x, [[0, 0], [0, hPad - h], [0, wPad - w], [0, 0]]) : x;
       const [nh, nw] = [hPad / ws, wPad / ws];
-      const windows = tf.reshape(tf.transpose(tf.reshape(t, [b, nh, ws, nw, ws, c]), [0, 1, 3, 2, 4, 5]), [b * nh * nw, ws * ws, c]);
+      const order = this.order(b, hPad, wPad, shift);
+      const windows = tf.reshape(permuteRows(tf.reshape(t, [b * hPad * wPad, c]), order.partition), [b * nh * nw, ws * ws, c]);
       const mask = shift ? tf.tensor3d(this.mask(hPad, wPad, shift), [nh * nw, ws * ws, ws * ws]) : undefined;
       const attended = this.wMsa.forward(windows, mask);
-      let y = tf.reshape(tf.transpose(tf.reshape(attended, [b, nh, nw, ws, ws, c]), [0, 1, 3, 2, 4, 5]), [b, hPad, wPad, c]);
-      if (shift) y = roll(y, shift);
+      let y = tf.reshape(permuteRows(tf.reshape(attended, [b * hPad * wPad, c]), order.merge), [b, hPad, wPad, c]);
       if (hPad > h || wPad > w) y = tf.slice(y, [0, 0, 0, 0], [b, h, w, c]);
       return this.drop.forward(y);
     });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SkySenseError, disposeGradients, initBackend, shapeOnly, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
-import { SWIN_V2_ARCHS, SwinTransformerV2, rgbNirStateDict, widenPatchEmbedToRgbNir, type SwinTransformerV2Options } from '../src/index';
+import { SWIN_V2_ARCHS, SwinTransformerV2, rgbNirStateDict, widenPatchEmbedToRgbNir, windowOrder, type SwinTransformerV2Options } from '../src/index';
 import { fixture, maxAbsDiff } from './helpers';
 
 /** A tiny config with the SkySense structure: 4 stages, extra norms, window 4. */
@@ -88,6 +88,20 @@ describe('SwinTransformerV2', () => {
     expect(outs.map((o) => o.shape)).toEqual([[1, 8, 25, 26], [1, 16, 13, 13], [1, 32, 7, 7], [1, 64, 4, 4]]);
     tf.dispose(outs);
     m.dispose();
+  });
+
+  it('windowOrder is torch.roll(x, −shift) then window_partition, as row indices', () => {
+    expect(Array.from(windowOrder(1, 4, 4, 2, 1).subarray(0, 8))).toEqual([5, 6, 9, 10, 7, 4, 11, 8]);
+    const [b, h, w, ws, shift] = [2, 6, 4, 2, 1];
+    const grid = tf.reshape(tf.range(0, b * h * w, 1, 'int32'), [b, h, w]);
+    const rollAxis = (t: Tensor, axis: number) => {
+      const n = t.shape[axis]!;
+      const [head, tail] = tf.split(t, [shift, n - shift], axis);
+      return tf.concat([tail!, head!], axis);
+    };
+    const rolled = rollAxis(rollAxis(grid, 1), 2);
+    const windows = tf.transpose(tf.reshape(rolled, [b, h / ws, ws, w / ws, ws]), [0, 1, 3, 2, 4]);
+    expect(Array.from(windowOrder(b, h, w, ws, shift))).toEqual(Array.from(windows.dataSync()));
   });
 
   it('tensor count is flat across repeated forward passes', () => {

@@ -1,7 +1,7 @@
 import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
 import { Identity, UnaryModule } from './containers';
-import { nativeGelu } from '../native';
+import { nativeGelu } from '../ops/fused';
 
 /**
  * GELU. `approximate: 'none'` (default, PyTorch's and mmcv's) is the exact erf form

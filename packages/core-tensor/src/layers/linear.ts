@@ -5,6 +5,7 @@ import { fanInUniform, kaimingUniform, type Initializer } from '../init';
 import type { Parameter } from '../module';
 import { matMul } from '../ops/matmul';
 import { UnaryModule } from './containers';
+import { nativeLinear } from '../ops/fused';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -39,11 +40,21 @@ export class Linear extends UnaryModule {
     if (x.rank < 1 || x.shape[x.rank - 1] !== this.inFeatures) {
       throw new SkySenseError('E_SHAPE', `Linear input: expected last dimension ${this.inFeatures}, got shape ${formatShape(x.shape)}`);
     }
-    return tf.tidy(() => {
-      const flat = tf.reshape(x, [-1, this.inFeatures]);
-      let y = matMul(flat, this.weight.value, false, true);
-      if (this.bias) y = tf.add(y, this.bias.value);
-      return tf.reshape(y, [...x.shape.slice(0, -1), this.outFeatures]);
-    });
+    return linear(x, this.weight.value, this.bias?.value ?? null);
   }
+}
+
+/**
+ * `F.linear`: `x·wᵀ + b` over the last axis of `x` (`w [out, in]`, `b [out]` or null). With the
+ * native kernels the bias is fused into the GEMM.
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  return tf.tidy(() => {
+    const [outF, inF] = weight.shape as [number, number];
+    const flat = tf.reshape(x, [-1, inF]);
+    const fused = bias ? nativeLinear(flat, weight, bias) : null;
+    let y = fused ?? matMul(flat, weight, false, true);
+    if (bias && !fused) y = tf.add(y, bias);
+    return tf.reshape(y, [...x.shape.slice(0, -1), outF]);
+  });
 }

@@ -4,6 +4,7 @@ import { assertInt, assertPositive, formatShape } from '../validate';
 import { ones, zeros } from '../init';
 import type { Buffer, Parameter } from '../module';
 import { UnaryModule } from './containers';
+import { nativeLayerNorm } from '../ops/fused';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
@@ -39,6 +40,8 @@ export class LayerNorm extends UnaryModule {
       throw new SkySenseError('E_SHAPE', `LayerNorm input: expected trailing shape ${formatShape(this.normalizedShape)}, got ${formatShape(x.shape)}`);
     }
     return tf.tidy(() => {
+      const fused = k === 1 ? nativeLayerNorm(x, this.weight?.value ?? null, this.bias?.value ?? null, this.eps) : null;
+      if (fused) return fused;
       const axes = [...Array(k).keys()].map((i) => x.rank - k + i);
       const { mean, variance } = tf.moments(x, axes, true);
       let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));

@@ -33,3 +33,24 @@ export function gatherRows(table: Tensor, indices: Tensor | number[]): Tensor {
     );
   });
 }
+
+/**
+ * Reorders the rows (first axis) of `x`: row `i` of the result is row `perm[i]` of `x`, for a
+ * permutation `perm` of `0 … x.shape[0] − 1`. The gradient is the inverse reordering (no
+ * scatter-add). Window partitioning, cyclic shifts and their inverses are such reorderings.
+ */
+export function permuteRows(x: Tensor, perm: Int32Array): Tensor {
+  const n = x.shape[0] ?? 0;
+  const inverse = new Int32Array(perm.length).fill(-1);
+  perm.forEach((p, i) => {
+    if (p >= 0 && p < n && inverse[p] === -1) inverse[p] = i;
+  });
+  if (perm.length !== n || inverse.includes(-1)) {
+    throw new SkySenseError('E_ARG', `permuteRows: expected a permutation of 0 … ${n - 1} (${n} rows of ${formatShape(x.shape)}), got ${perm.length} indices that are not one`);
+  }
+  return withGradient(
+    [x],
+    ([v]) => tf.gather(v!, tf.tensor1d(perm, 'int32'), 0),
+    (dy) => [tf.gather(dy, tf.tensor1d(inverse, 'int32'), 0)],
+  );
+}

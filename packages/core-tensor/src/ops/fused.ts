@@ -1,0 +1,123 @@
+import { tf, type Tensor } from '../tf';
+import { nativeAddon, nativeKernelsActive, type NativeAddon } from '../native';
+import { withGradient } from './custom-grad';
+
+/**
+ * Fused layer kernels of the native addon, each one kernel forward and one backward instead of a
+ * chain of tfjs kernels. Every function returns null when the native kernels are not active or an
+ * input is not float32; the caller then composes the same function from tfjs ops (the reference
+ * the native kernels are tested against).
+ */
+function fusedAddon(...xs: (Tensor | null | undefined)[]): NativeAddon | null {
+  if (!nativeKernelsActive() || xs.some((x) => x && x.dtype !== 'float32')) return null;
+  return nativeAddon();
+}
+
+const values = (t: Tensor): Float32Array => t.dataSync() as Float32Array;
+const EMPTY = new Float32Array(0);
+
+/** A float32 tensor of `shape` whose values `fill` writes (skipped when empty). */
+function produce(shape: number[], fill: (out: Float32Array) => void): Tensor {
+  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  if (out.length) fill(out);
+  return tf.tensor(out, shape, 'float32');
+}
+
+/**
+ * The exact GELU `x·Φ(x)`, forward and gradient (`dy·(Φ(x) + x·φ(x))`): one kernel each way
+ * instead of five element-wise kernels and their gradients.
+ */
+export function nativeGelu(x: Tensor): Tensor | null {
+  const n = fusedAddon(x);
+  if (!n) return null;
+  return withGradient(
+    [x],
+    ([v]) => produce(v!.shape, (out) => n.unary(9, values(v!), out)),
+    (dy, [v]) => [produce(v!.shape, (out) => n.geluGrad(values(v!), values(dy), out))],
+  );
+}
+
+/**
+ * LayerNorm over the last axis (biased variance, `eps` inside the square root), with optional
+ * affine `weight` and `bias` (both or neither); the row means and reciprocal deviations of the
+ * forward pass are kept for the backward pass.
+ */
+export function nativeLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor | null {
+  const n = fusedAddon(x, weight, bias);
+  if (!n) return null;
+  const cols = x.shape[x.rank - 1] ?? 1;
+  const rows = cols ? x.size / cols : 0;
+  const mean = new Float32Array(rows);
+  const rstd = new Float32Array(rows);
+  const affine = weight && bias ? [weight, bias] : [];
+  return withGradient(
+    [x, ...affine],
+    ([v, w, b]) => produce(v!.shape, (out) => n.layerNorm(values(v!), w ? values(w) : EMPTY, b ? values(b) : EMPTY, out, mean, rstd, rows, cols, eps)),
+    (dy, [v, w]) => {
+      const dx = new Float32Array(v!.size);
+      const dw = new Float32Array(w ? cols : 0);
+      const db = new Float32Array(w ? cols : 0);
+      if (rows && cols) n.layerNormBackward(values(v!), w ? values(w) : EMPTY, values(dy), mean, rstd, dx, dw, db, rows, cols);
+      const dxT = tf.tensor(dx, v!.shape, 'float32');
+      return w ? [dxT, tf.tensor(dw, w.shape, 'float32'), tf.tensor(db, w.shape, 'float32')] : [dxT];
+    },
+  );
+}
+
+/**
+ * `x·wᵀ + b` for `x [rows, in]`, `w [out, in]`, `b [out]`: the bias is written first and the GEMM
+ * accumulates onto it (no separate broadcast add); the gradients are two GEMMs and a column sum.
+ */
+export function nativeLinear(x: Tensor, weight: Tensor, bias: Tensor): Tensor | null {
+  const n = fusedAddon(x, weight, bias);
+  if (!n || x.rank !== 2 || x.shape[1] === 0) return null;
+  const [rows, inF] = x.shape as [number, number];
+  const outF = weight.shape[0]!;
+  return withGradient(
+    [x, weight, bias],
+    ([v, w, b]) => produce([rows, outF], (out) => n.linear(values(v!), values(w!), values(b!), out, rows, outF, inF)),
+    (dy, [v, w]) => [tf.matMul(dy, w!), tf.matMul(dy, v!, true, false), tf.sum(dy, 0)],
+  );
+}
+
+/** Shapes of {@link nativeCosineAttention}. */
+export interface CosineAttentionArgs {
+  /** `[B, N, 3C]`: q, k, v side by side, heads of `C / heads` channels inside each. */
+  qkv: Tensor;
+  /** `[heads]`: the multiplier of the cosine similarities (Swin V2: `exp(min(logit_scale, log 100))`). */
+  scale: Tensor;
+  /** `[heads, N, N]`: the additive position bias. */
+  bias: Tensor;
+  /** `[nW, N, N]`: the additive mask of window `b mod nW` (shifted windows), or null; not differentiated. */
+  mask: Tensor | null;
+  heads: number;
+}
+
+/**
+ * Swin V2's cosine window attention after the qkv projection, as one kernel each way:
+ * `softmax(scale_h · q̂k̂ᵀ + bias_h + mask) · v` with `q̂, k̂` L2-normalised per head (PyTorch's
+ * `F.normalize`, eps 1e-12); output `[B, N, C]` with the heads side by side (ready for `proj`).
+ * Differentiable with respect to `qkv`, `scale` and `bias`; the attention probabilities are kept
+ * for the backward pass.
+ */
+export function nativeCosineAttention(a: CosineAttentionArgs): Tensor | null {
+  const n = fusedAddon(a.qkv, a.scale, a.bias, a.mask);
+  if (!n) return null;
+  const [b, tokens, c3] = a.qkv.shape as [number, number, number];
+  const c = c3 / 3;
+  const d = c / a.heads;
+  const nW = a.mask ? a.mask.shape[0]! : 1;
+  const probs = new Float32Array(b * a.heads * tokens * tokens);
+  const geom = [b, tokens, a.heads, d, nW] as const;
+  return withGradient(
+    [a.qkv, a.scale, a.bias],
+    ([qkv, scale, bias]) => produce([b, tokens, c], (out) => n.cosineAttention(values(qkv!), values(scale!), values(bias!), a.mask ? values(a.mask) : EMPTY, out, probs, ...geom)),
+    (dy, [qkv, scale, bias]) => {
+      const dqkv = new Float32Array(qkv!.size);
+      const dscale = new Float32Array(a.heads);
+      const dbias = new Float32Array(bias!.size);
+      if (dqkv.length) n.cosineAttentionBackward(values(qkv!), values(scale!), probs, values(dy), dqkv, dscale, dbias, ...geom);
+      return [tf.tensor(dqkv, qkv!.shape, 'float32'), tf.tensor(dscale, scale!.shape, 'float32'), tf.tensor(dbias, bias!.shape, 'float32')];
+    },
+  );
+}
