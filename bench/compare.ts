@@ -6,7 +6,8 @@
  * LD_LIBRARY_PATH); its reference BLAS is far slower.
  *
  * Environment: BENCH_REPS (default 3), BENCH_BACKENDS (default wasm,cpu-native,cpu-js),
- * BENCH_PYTHON (default /usr/bin/python3, then python3). The pure-JS cpu backend runs only the
+ * BENCH_WORKLOADS (comma-separated parts of workload names; default all), BENCH_PYTHON (default
+ * /usr/bin/python3, then python3; BENCH_PYTHON=none skips PyTorch). The pure-JS cpu backend runs only the
  * matmul and single-block workloads (the full models take many minutes there).
  */
 import { execFileSync } from 'node:child_process';
@@ -116,6 +117,7 @@ const workloads: Workload[] = [
 ];
 
 function torchResults(): Record<string, number> | null {
+  if (process.env.BENCH_PYTHON === 'none') return null;
   for (const py of [process.env.BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
     if (py.startsWith('/') && !existsSync(py)) continue;
     try {
@@ -130,6 +132,9 @@ function torchResults(): Record<string, number> | null {
   return null;
 }
 
+const wanted = process.env.BENCH_WORKLOADS?.split(',').map((p) => p.trim().toLowerCase());
+const selected = workloads.filter((w) => !wanted || wanted.some((p) => w.name.toLowerCase().includes(p)));
+
 async function main(): Promise<void> {
   const backends = (process.env.BENCH_BACKENDS ?? 'wasm,cpu-native,cpu-js').split(',');
   const table: Record<string, Record<string, number>> = {};
@@ -141,7 +146,7 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(`${backend}:`);
-    for (const w of workloads) {
+    for (const w of selected) {
       if (backend === 'cpu-js' && w.heavy) continue;
       try {
         (table[w.name] ??= {})[backend] = w.run(backend === 'cpu-js' ? 1 : reps);
@@ -153,13 +158,13 @@ async function main(): Promise<void> {
   }
   const torch = torchResults();
   const cols = [...backends, ...(torch ? ['pytorch', 'best tfjs / pytorch'] : [])];
-  console.log(`\n${'workload'.padEnd(30)}${cols.map((c) => c.padStart(14)).join('')}   (median ms)`);
-  for (const w of workloads) {
+  console.log(`\n${'workload'.padEnd(30)}${cols.map((c) => c.padStart(Math.max(14, c.length + 2))).join('')}   (median ms)`);
+  for (const w of selected) {
     const row = table[w.name] ?? {};
     const best = Math.min(...Object.values(row).filter((v) => Number.isFinite(v)));
     const cells = backends.map((b) => (row[b] === undefined ? '—' : row[b]!.toFixed(0)));
     if (torch) cells.push(torch[w.name]!.toFixed(0), (best / torch[w.name]!).toFixed(2));
-    console.log(`${w.name.padEnd(30)}${cells.map((c) => c.padStart(14)).join('')}`);
+    console.log(`${w.name.padEnd(30)}${cells.map((c, i) => c.padStart(Math.max(14, cols[i]!.length + 2))).join('')}`);
   }
 }
 

@@ -1,13 +1,38 @@
 /**
  * `npm run bench:profile`: where the time of one Swin-V2-H stage-0 block forward + backward goes on
- * the cpu backend (native kernels when built): wall time, the sum of kernel times, and the kernels
- * ranked by total time (tfjs's profiler; the gap between wall and kernel time is the engine's own
- * work: tape, gradient bookkeeping, allocation).
+ * the cpu backend (native kernels when built): the wall time (min and median of BENCH_REPS steps),
+ * the time inside each native addon function (fused kernels included, forward and backward), and
+ * tfjs's kernel profile (what runs outside the addon shows there; a custom-gradient op appears as
+ * "unnamed scope" with the time of its forward pass). Wall time minus native time is the engine's
+ * own work: tape, gradient bookkeeping, allocation, JavaScript kernels, garbage collection.
  */
-import { disposeGradients, initBackend, tf, valueAndGrads } from '@skysense/core-tensor';
+import { disposeGradients, initBackend, nativeAddon, tf, valueAndGrads } from '@skysense/core-tensor';
 import { SwinBlockV2 } from '@skysense/swin';
+
+const reps = Number(process.env.BENCH_REPS ?? 6);
+const native = new Map<string, { ms: number; calls: number }>();
+
+/** Wraps every function of the addon with a timer. */
+function timeNativeCalls(): void {
+  const addon = nativeAddon() as unknown as Record<string, unknown> | null;
+  if (!addon) return;
+  for (const [name, f] of Object.entries(addon)) {
+    if (typeof f !== 'function') continue;
+    addon[name] = (...args: unknown[]) => {
+      const t = performance.now();
+      const out = (f as (...a: unknown[]) => unknown)(...args);
+      const e = native.get(name) ?? { ms: 0, calls: 0 };
+      e.ms += performance.now() - t;
+      e.calls += 1;
+      native.set(name, e);
+      return out;
+    };
+  }
+}
+
 async function main(): Promise<void> {
   await initBackend({ force: 'cpu' });
+  timeNativeCalls();
   const block = new SwinBlockV2(352, 8, { windowSize: 8, shift: true, extraNorm: false, dropPath: 0, padSmallMap: false, pretrainedWindowSize: 0 });
   const x = tf.randomNormal([1, 64, 64, 352]);
   block.train();
@@ -18,22 +43,30 @@ async function main(): Promise<void> {
     disposeGradients(grads);
   };
   step();
-  const t = performance.now();
-  step();
-  console.log('fwd+bwd ms', (performance.now() - t).toFixed(0));
+  native.clear();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    step();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  console.log(`fwd+bwd ms: min ${times[0]!.toFixed(0)}, median ${times[times.length >> 1]!.toFixed(0)} (${reps} steps)`);
+  if (native.size) {
+    const total = [...native.values()].reduce((a, e) => a + e.ms, 0) / reps;
+    console.log(`\nnative addon, ms per step (${total.toFixed(0)} in all):`);
+    for (const [name, e] of [...native].sort((a, b) => b[1].ms - a[1].ms)) console.log(`  ${name.padEnd(26)} ${(e.ms / reps).toFixed(1).padStart(7)} ${String(e.calls / reps).padStart(4)} calls`);
+  }
   const prof = await tf.profile(step);
   const by = new Map<string, { ms: number; n: number; shapes: string }>();
   for (const k of prof.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const key = k.name;
-    const e = by.get(key) ?? { ms: 0, n: 0, shapes: '' };
-    e.ms += ms; e.n += 1; if (!e.shapes) e.shapes = JSON.stringify(k.inputShapes).slice(0, 80);
-    by.set(key, e);
+    const e = by.get(k.name) ?? { ms: 0, n: 0, shapes: JSON.stringify(k.inputShapes).slice(0, 80) };
+    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    e.n += 1;
+    by.set(k.name, e);
   }
-  const total = [...by.values()].reduce((a, e) => a + e.ms, 0);
-  console.log('kernel total ms', total.toFixed(0));
-  console.log(`${'kernel'.padEnd(28)} ${'ms'.padStart(8)} ${'calls'.padStart(5)} first input shapes`);
-  for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) console.log(k.padEnd(28), e.ms.toFixed(1).padStart(8), String(e.n).padStart(5), e.shapes);
+  console.log(`\ntfjs kernels of one step (profiler):\n  ${'kernel'.padEnd(26)} ${'ms'.padStart(7)} calls first input shapes`);
+  for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) console.log(`  ${k.padEnd(26)} ${e.ms.toFixed(1).padStart(7)} ${String(e.n).padStart(5)} ${e.shapes}`);
 }
 
 main().catch((e: unknown) => {

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  adaptiveAvgPool2d, conv2d, gatherRows, interpolate, permuteRows, matMul, pixelShuffle, resampleMatrix, tf, type Tensor,
+  adaptiveAvgPool2d, conv2d, gatherRows, interpolate, linear, nativeCosineAttention, permuteRows, matMul, pixelShuffle, resampleMatrix, tf, type Tensor,
 } from '../src/index';
 import { TEST_BACKENDS, expectClose, expectNoLeak, loadFixture, numericGrad, testTensor, useBackend } from './helpers';
 
@@ -182,6 +182,18 @@ describe.each(TEST_BACKENDS)('ops on %s', (backend) => {
     expect(() => permuteRows(x, Int32Array.from([0, 1, 1, 3]))).toThrow(/permuteRows: expected a permutation of 0 … 3 \(4 rows of \[4, 2\]\), got 4 indices that are not one/);
     expect(() => permuteRows(x, Int32Array.from([0, 1, 2]))).toThrow(/got 3 indices/);
     expectNoLeak(() => tf.dispose(tf.grad((t: Tensor) => tf.sum(permuteRows(t, perm)))(x)));
+  });
+
+  it('linear and nativeCosineAttention name the argument whose shape is wrong', () => {
+    expect(() => linear(tf.ones([2, 3]), tf.ones([4, 2]), null)).toThrow(/linear: expected x \[\.\.\., in\], weight \[out, in\], bias \[out\]; got x \[2, 3\], weight \[4, 2\]/);
+    expect(() => linear(tf.ones([2, 3]), tf.ones([4, 3]), tf.ones([3]))).toThrow(/and bias \[3\]/);
+    const [qkv, scale, bias] = [tf.ones([4, 9, 12]), tf.ones([2]), tf.ones([2, 9, 9])];
+    const call = (o: Partial<Parameters<typeof nativeCosineAttention>[0]>) => () => nativeCosineAttention({ qkv, scale, bias, mask: null, heads: 2, ...o });
+    expect(call({ qkv: tf.ones([4, 9, 10]) })).toThrow(/nativeCosineAttention: qkv: expected \[B, N, 3·C\] with C divisible by 2 heads, got \[4, 9, 10\]/);
+    expect(call({ scale: tf.ones([2, 1, 1]) })).toThrow(/scale: expected \[2\], got \[2, 1, 1\]/);
+    expect(call({ bias: tf.ones([2, 8, 9]) })).toThrow(/bias: expected \[2, 9, 9\], got \[2, 8, 9\]/);
+    expect(call({ mask: tf.ones([3, 9, 9]) })).toThrow(/mask: expected \[nW, 9, 9\] with nW dividing the 4 windows, got \[3, 9, 9\]/);
+    expect(call({ heads: 0 })).toThrow(/heads: expected a positive integer, got 0/);
   });
 
   it('bicubic resize of a position table matches PyTorch (vit-skysense-resize-a)', () => {

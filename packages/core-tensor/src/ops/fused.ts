@@ -1,4 +1,6 @@
 import { tf, type Tensor } from '../tf';
+import { SkySenseError } from '../errors';
+import { formatShape } from '../validate';
 import { nativeAddon, nativeKernelsActive, type NativeAddon } from '../native';
 import { withGradient } from './custom-grad';
 
@@ -93,6 +95,22 @@ export interface CosineAttentionArgs {
   heads: number;
 }
 
+const same = (shape: readonly number[], expected: number[]) => shape.length === expected.length && shape.every((d, i) => d === expected[i]);
+
+function checkAttentionArgs({ qkv, scale, bias, mask, heads }: CosineAttentionArgs): void {
+  const fail = (what: string, expected: string, got: readonly number[]) => {
+    throw new SkySenseError('E_SHAPE', `nativeCosineAttention: ${what}: expected ${expected}, got ${formatShape(got)}`);
+  };
+  if (!Number.isInteger(heads) || heads < 1) throw new SkySenseError('E_ARG', `nativeCosineAttention: heads: expected a positive integer, got ${heads}`);
+  if (qkv.rank !== 3 || qkv.shape[2]! % (3 * heads) !== 0) fail('qkv', `[B, N, 3·C] with C divisible by ${heads} heads`, qkv.shape);
+  const [b, n] = qkv.shape as [number, number];
+  if (!same(scale.shape, [heads])) fail('scale', `[${heads}]`, scale.shape);
+  if (!same(bias.shape, [heads, n, n])) fail('bias', `[${heads}, ${n}, ${n}]`, bias.shape);
+  if (mask && (mask.rank !== 3 || !same(mask.shape.slice(1), [n, n]) || mask.shape[0] === 0 || b % mask.shape[0]! !== 0)) {
+    fail('mask', `[nW, ${n}, ${n}] with nW dividing the ${b} windows`, mask.shape);
+  }
+}
+
 /**
  * Swin V2's cosine window attention after the qkv projection, as one kernel each way:
  * `softmax(scale_h · q̂k̂ᵀ + bias_h + mask) · v` with `q̂, k̂` L2-normalised per head (PyTorch's
@@ -101,6 +119,7 @@ export interface CosineAttentionArgs {
  * for the backward pass.
  */
 export function nativeCosineAttention(a: CosineAttentionArgs): Tensor | null {
+  checkAttentionArgs(a);
   const n = fusedAddon(a.qkv, a.scale, a.bias, a.mask);
   if (!n) return null;
   const [b, tokens, c3] = a.qkv.shape as [number, number, number];
