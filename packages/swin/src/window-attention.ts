@@ -1,5 +1,5 @@
 import {
-  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, formatShape, gatherRows, l2Normalize, linear, matMul, nativeCosineAttention, permuteRows, tf, zeros,
+  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, formatShape, gatherRows, l2Normalize, linear, matMul, nativeCosineAttention, nativeKernelsActive, permuteRows, tf, zeros,
   type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 
@@ -175,6 +175,24 @@ export interface ShiftWindowMSAOptions extends WindowMSAV2Options {
   padSmallMap?: boolean;
 }
 
+/** Cyclic roll of a `[B, H, W, C]` map by `shift` along H and W (`torch.roll` with dims (1, 2)). */
+function roll(x: Tensor, shift: number): Tensor {
+  const [, h, w] = x.shape as number[];
+  const along = (t: Tensor, axis: number, size: number) => {
+    const s = ((shift % size) + size) % size;
+    if (s === 0) return t;
+    const begin = t.shape.map(() => 0);
+    const head = t.shape.slice();
+    head[axis] = size - s;
+    const tailBegin = begin.slice();
+    tailBegin[axis] = size - s;
+    const tail = t.shape.slice();
+    tail[axis] = s;
+    return tf.concat([tf.slice(t, tailBegin, tail), tf.slice(t, begin, head)], axis);
+  };
+  return along(along(x, 1, h!), 2, w!);
+}
+
 /**
  * Row order of mmcls's `torch.roll(x, −shift)` followed by `window_partition`, on a `[B, hPad, wPad]`
  * grid of rows: entry `i` is the grid row that becomes window token `i` (windows `[B·nW, ws·ws]`,
@@ -259,6 +277,27 @@ export class ShiftWindowMSA extends Module {
     return o;
   }
 
+  /**
+   * Cyclic shift by −shift, then window partition: `[B, hPad, wPad, C]` → `[B·nW, ws², C]`. With
+   * the native kernels one row permutation (a gather each way); elsewhere slices, concat and a
+   * transpose, which are faster than a gather on wasm.
+   */
+  private partition(t: Tensor, hPad: number, wPad: number, shift: number): Tensor {
+    const [b, , , c] = t.shape as [number, number, number, number];
+    const ws = this.windowSize;
+    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(t, [b * hPad * wPad, c]), this.order(b, hPad, wPad, shift).partition), [-1, ws * ws, c]);
+    const rolled = shift ? roll(t, -shift) : t;
+    return tf.reshape(tf.transpose(tf.reshape(rolled, [b, hPad / ws, ws, wPad / ws, ws, c]), [0, 1, 3, 2, 4, 5]), [-1, ws * ws, c]);
+  }
+
+  /** The inverse of {@link partition}: windows back to `[B, hPad, wPad, C]`, shifted back. */
+  private merge(windows: Tensor, b: number, hPad: number, wPad: number, shift: number): Tensor {
+    const [ws, c] = [this.windowSize, windows.shape[2]!];
+    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(windows, [b * hPad * wPad, c]), this.order(b, hPad, wPad, shift).merge), [b, hPad, wPad, c]);
+    const y = tf.reshape(tf.transpose(tf.reshape(windows, [b, hPad / ws, wPad / ws, ws, ws, c]), [0, 1, 3, 2, 4, 5]), [b, hPad, wPad, c]);
+    return shift ? roll(y, shift) : y;
+  }
+
   forward(x: Tensor): Tensor {
     const [b, h, w, c] = x.shape as [number, number, number, number];
     const ws = this.windowSize;
@@ -268,11 +307,9 @@ export class ShiftWindowMSA extends Module {
       const wPad = Math.ceil(w / ws) * ws;
       const t = hPad > h || wPad > w ? tf.pad(x, [[0, 0], [0, hPad - h], [0, wPad - w], [0, 0]]) : x;
       const [nh, nw] = [hPad / ws, wPad / ws];
-      const order = this.order(b, hPad, wPad, shift);
-      const windows = tf.reshape(permuteRows(tf.reshape(t, [b * hPad * wPad, c]), order.partition), [b * nh * nw, ws * ws, c]);
+      const windows = this.partition(t, hPad, wPad, shift);
       const mask = shift ? tf.tensor3d(this.mask(hPad, wPad, shift), [nh * nw, ws * ws, ws * ws]) : undefined;
-      const attended = this.wMsa.forward(windows, mask);
-      let y = tf.reshape(permuteRows(tf.reshape(attended, [b * hPad * wPad, c]), order.merge), [b, hPad, wPad, c]);
+      let y = this.merge(this.wMsa.forward(windows, mask), b, hPad, wPad, shift);
       if (hPad > h || wPad > w) y = tf.slice(y, [0, 0, 0, 0], [b, h, w, c]);
       return this.drop.forward(y);
     });
