@@ -39,7 +39,7 @@ describe.runIf(nativeAddon() !== null)('fused native window attention vs the tfj
   beforeAll(() => initBackend({ force: 'cpu' }));
   afterAll(() => enableNativeKernels());
 
-  it('WindowMSAV2: masked and unmasked, clamped logit scale, an all-zero window (q = k = 0: finite, zero gradients)', () => {
+  it('WindowMSAV2: masked and unmasked, clamped logit scale, an all-zero window (q = k = 0: finite, zero gradients), no windows', () => {
     const attn = new WindowMSAV2(12, [3, 4], 3);
     attn.logitScale.assign(tf.tensor3d([1.2, Math.log(100) + 0.5, 2.9], [3, 1, 1]));
     attn.qBias!.assign(rand([12], 0.5));
@@ -49,6 +49,7 @@ describe.runIf(nativeAddon() !== null)('fused native window attention vs the tfj
     expectSame(attn, rand([4, 12, 12]), (t) => attn.forward(t, mask));
     attn.qBias!.assign(tf.zeros([12]));
     expectSame(attn, tf.concat([tf.zeros([1, 12, 12]), rand([1, 12, 12])]), (t) => attn.forward(t));
+    expectSame(attn, tf.zeros([0, 12, 12]), (t) => attn.forward(t));
   });
 
   it('ShiftWindowMSA: shifted, padded map, two images', () => {
