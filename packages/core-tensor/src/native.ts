@@ -435,6 +435,7 @@ function nativeKernels(n: NativeAddon): Record<string, KernelFunc> {
  * this setting) come from its heap, and up to 1 GiB of freed heap is kept for reuse. A training
  * step allocates and frees the same large tensors every iteration; with glibc's defaults many
  * of them are fresh `mmap`s whose pages fault in zeroed on first touch (about 10 ms per 23 MB).
+ * `SKYSENSE_MALLOC_TUNE=0` keeps glibc's defaults.
  */
 const ALLOCATOR = { mmapThreshold: 32 * 2 ** 20, trimThreshold: 2 ** 30 };
 
@@ -445,7 +446,7 @@ const ALLOCATOR = { mmapThreshold: 32 * 2 ** 20, trimThreshold: 2 ** 30 };
 export function enableNativeKernels(): string[] {
   const n = nativeAddon();
   if (!n) return [];
-  n.tuneAllocator(ALLOCATOR.mmapThreshold, ALLOCATOR.trimThreshold);
+  if (process.env.SKYSENSE_MALLOC_TUNE !== '0') n.tuneAllocator(ALLOCATOR.mmapThreshold, ALLOCATOR.trimThreshold);
   const kernels = nativeKernels(n);
   for (const [name, func] of Object.entries(kernels)) {
     const current = tf.getKernel(name, 'cpu');
