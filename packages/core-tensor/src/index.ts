@@ -65,7 +65,7 @@ export {
   type ShapeMismatch,
 } from './module';
 export { matMul, transposeLast2, sumToShape } from './ops/matmul';
-export { gatherRows, permuteRows } from './ops/gather';
+export { gatherRows, invertPermutation, permuteRows } from './ops/gather';
 export { l2Normalize } from './ops/normalize';
 export { withGradient, stopGradient } from './ops/custom-grad';
 export { nativeCosineAttention, type CosineAttentionArgs } from './ops/fused';

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  adaptiveAvgPool2d, conv2d, gatherRows, interpolate, linear, nativeCosineAttention, permuteRows, matMul, pixelShuffle, resampleMatrix, tf, type Tensor,
+  adaptiveAvgPool2d, conv2d, gatherRows, interpolate, invertPermutation, linear, nativeCosineAttention, permuteRows, matMul, pixelShuffle, resampleMatrix, tf, type Tensor,
 } from '../src/index';
 import { TEST_BACKENDS, expectClose, expectNoLeak, loadFixture, numericGrad, testTensor, useBackend } from './helpers';
 
@@ -172,15 +172,20 @@ describe.each(TEST_BACKENDS)('ops on %s', (backend) => {
     });
   });
 
-  it('permuteRows reorders rows, its gradient is the inverse reordering, and it refuses non-permutations', () => {
+  it('permuteRows reorders along an axis, its gradient is the inverse reordering, and it refuses non-permutations', () => {
     const x = testTensor([4, 2], 43);
     const v = x.arraySync() as number[][];
     const perm = Int32Array.from([2, 0, 3, 1]);
     expectClose(permuteRows(x, perm), [...v[2]!, ...v[0]!, ...v[3]!, ...v[1]!], 0);
     const w = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8], [4, 2]);
     expectClose(tf.grad((t: Tensor) => tf.sum(tf.mul(permuteRows(t, perm), w)))(x), [3, 4, 7, 8, 1, 2, 5, 6], 0);
-    expect(() => permuteRows(x, Int32Array.from([0, 1, 1, 3]))).toThrow(/permuteRows: expected a permutation of 0 … 3 \(4 rows of \[4, 2\]\), got 4 indices that are not one/);
+    expect(() => permuteRows(x, Int32Array.from([0, 1, 1, 3]))).toThrow(/permuteRows \(axis 0 of \[4, 2\]\): expected a permutation of 0 … 3 \(4 indices\), got 4 indices that are not one/);
     expect(() => permuteRows(x, Int32Array.from([0, 1, 2]))).toThrow(/got 3 indices/);
+    expect(() => permuteRows(x, Int32Array.from([0, 5, 2, 1]))).toThrow(/not one/);
+    expect(() => permuteRows(x, perm, 2)).toThrow(/permuteRows: axis: expected an integer in \[0, 1\] for a tensor of shape \[4, 2\], got 2/);
+    expectClose(permuteRows(x, Int32Array.from([1, 0]), 1), [v[0]![1]!, v[0]![0]!, v[1]![1]!, v[1]![0]!, v[2]![1]!, v[2]![0]!, v[3]![1]!, v[3]![0]!], 0);
+    expectClose(tf.grad((t: Tensor) => tf.sum(tf.mul(permuteRows(t, Int32Array.from([1, 0]), 1), w)))(x), [2, 1, 4, 3, 6, 5, 8, 7], 0);
+    expect(Array.from(invertPermutation(perm, 4))).toEqual([1, 3, 0, 2]);
     expectNoLeak(() => tf.dispose(tf.grad((t: Tensor) => tf.sum(permuteRows(t, perm)))(x)));
   });
 

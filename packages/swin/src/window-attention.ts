@@ -1,5 +1,5 @@
 import {
-  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, formatShape, gatherRows, l2Normalize, linear, matMul, nativeCosineAttention, nativeKernelsActive, permuteRows, tf, zeros,
+  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, formatShape, gatherRows, invertPermutation, l2Normalize, linear, matMul, nativeCosineAttention, nativeKernelsActive, permuteRows, tf, zeros,
   type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 
@@ -194,19 +194,17 @@ function roll(x: Tensor, shift: number): Tensor {
 }
 
 /**
- * Row order of mmcls's `torch.roll(x, −shift)` followed by `window_partition`, on a `[B, hPad, wPad]`
- * grid of rows: entry `i` is the grid row that becomes window token `i` (windows `[B·nW, ws·ws]`,
- * row-major within each).
+ * Token order of mmcls's `torch.roll(x, −shift)` followed by `window_partition` on an `hPad × wPad`
+ * grid (row-major): entry `i` is the grid position that becomes token `i` of the windows
+ * (window-major, row-major within each window).
  */
-export function windowOrder(b: number, hPad: number, wPad: number, ws: number, shift: number): Int32Array {
-  const out = new Int32Array(b * hPad * wPad);
+export function windowOrder(hPad: number, wPad: number, ws: number, shift: number): Int32Array {
+  const out = new Int32Array(hPad * wPad);
   let i = 0;
-  for (let bi = 0; bi < b; bi++) {
-    for (let wy = 0; wy < hPad; wy += ws) {
-      for (let wx = 0; wx < wPad; wx += ws) {
-        for (let ty = 0; ty < ws; ty++) {
-          for (let tx = 0; tx < ws; tx++) out[i++] = (bi * hPad + ((wy + ty + shift) % hPad)) * wPad + ((wx + tx + shift) % wPad);
-        }
+  for (let wy = 0; wy < hPad; wy += ws) {
+    for (let wx = 0; wx < wPad; wx += ws) {
+      for (let ty = 0; ty < ws; ty++) {
+        for (let tx = 0; tx < ws; tx++) out[i++] = ((wy + ty + shift) % hPad) * wPad + ((wx + tx + shift) % wPad);
       }
     }
   }
@@ -263,15 +261,13 @@ export class ShiftWindowMSA extends Module {
     return m;
   }
 
-  /** The window partition's row order for this grid and its inverse (cached per grid). */
-  private order(b: number, hPad: number, wPad: number, shift: number): { partition: Int32Array; merge: Int32Array } {
-    const key = `${b}x${hPad}x${wPad}x${shift}`;
+  /** The window partition's token order for this grid and its inverse (cached per grid, like the masks). */
+  private order(hPad: number, wPad: number, shift: number): { partition: Int32Array; merge: Int32Array } {
+    const key = `${hPad}x${wPad}x${shift}`;
     let o = this.orders.get(key);
     if (!o) {
-      const partition = windowOrder(b, hPad, wPad, this.windowSize, shift);
-      const merge = new Int32Array(partition.length);
-      partition.forEach((row, i) => (merge[row] = i));
-      o = { partition, merge };
+      const partition = windowOrder(hPad, wPad, this.windowSize, shift);
+      o = { partition, merge: invertPermutation(partition, partition.length) };
       this.orders.set(key, o);
     }
     return o;
@@ -279,13 +275,13 @@ export class ShiftWindowMSA extends Module {
 
   /**
    * Cyclic shift by −shift, then window partition: `[B, hPad, wPad, C]` → `[B·nW, ws², C]`. With
-   * the native kernels one row permutation (a gather each way); elsewhere slices, concat and a
+   * the native kernels one token permutation (a gather each way); elsewhere slices, concat and a
    * transpose, which are faster than a gather on wasm.
    */
   private partition(t: Tensor, hPad: number, wPad: number, shift: number): Tensor {
     const [b, , , c] = t.shape as [number, number, number, number];
     const ws = this.windowSize;
-    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(t, [b * hPad * wPad, c]), this.order(b, hPad, wPad, shift).partition), [-1, ws * ws, c]);
+    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(t, [b, hPad * wPad, c]), this.order(hPad, wPad, shift).partition, 1), [-1, ws * ws, c]);
     const rolled = shift ? roll(t, -shift) : t;
     return tf.reshape(tf.transpose(tf.reshape(rolled, [b, hPad / ws, ws, wPad / ws, ws, c]), [0, 1, 3, 2, 4, 5]), [-1, ws * ws, c]);
   }
@@ -293,7 +289,7 @@ export class ShiftWindowMSA extends Module {
   /** The inverse of {@link partition}: windows back to `[B, hPad, wPad, C]`, shifted back. */
   private merge(windows: Tensor, b: number, hPad: number, wPad: number, shift: number): Tensor {
     const [ws, c] = [this.windowSize, windows.shape[2]!];
-    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(windows, [b * hPad * wPad, c]), this.order(b, hPad, wPad, shift).merge), [b, hPad, wPad, c]);
+    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(windows, [b, hPad * wPad, c]), this.order(hPad, wPad, shift).merge, 1), [b, hPad, wPad, c]);
     const y = tf.reshape(tf.transpose(tf.reshape(windows, [b, hPad / ws, wPad / ws, ws, ws, c]), [0, 1, 3, 2, 4, 5]), [b, hPad, wPad, c]);
     return shift ? roll(y, shift) : y;
   }

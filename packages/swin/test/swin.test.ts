@@ -90,9 +90,9 @@ describe('SwinTransformerV2', () => {
     m.dispose();
   });
 
-  it('windowOrder is torch.roll(x, −shift) then window_partition, as row indices', () => {
-    expect(Array.from(windowOrder(1, 4, 4, 2, 1).subarray(0, 8))).toEqual([5, 6, 9, 10, 7, 4, 11, 8]);
-    const [b, h, w, ws, shift] = [2, 6, 4, 2, 1];
+  it('windowOrder is torch.roll(x, −shift) then window_partition, as grid positions', () => {
+    expect(Array.from(windowOrder(4, 4, 2, 1).subarray(0, 8))).toEqual([5, 6, 9, 10, 7, 4, 11, 8]);
+    const [b, h, w, ws, shift] = [1, 6, 4, 2, 1];
     const grid = tf.reshape(tf.range(0, b * h * w, 1, 'int32'), [b, h, w]);
     const rollAxis = (t: Tensor, axis: number) => {
       const n = t.shape[axis]!;
@@ -101,7 +101,7 @@ describe('SwinTransformerV2', () => {
     };
     const rolled = rollAxis(rollAxis(grid, 1), 2);
     const windows = tf.transpose(tf.reshape(rolled, [b, h / ws, ws, w / ws, ws]), [0, 1, 3, 2, 4]);
-    expect(Array.from(windowOrder(b, h, w, ws, shift))).toEqual(Array.from(windows.dataSync()));
+    expect(Array.from(windowOrder(h, w, ws, shift))).toEqual(Array.from(windows.dataSync()));
   });
 
   it('tensor count is flat across repeated forward passes', () => {

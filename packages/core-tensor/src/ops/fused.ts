@@ -46,7 +46,7 @@ export function nativeGelu(x: Tensor): Tensor | null {
  */
 export function nativeLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor | null {
   const n = fusedAddon(x, weight, bias);
-  if (!n) return null;
+  if (!n || !weight !== !bias) return null;
   const cols = x.shape[x.rank - 1] ?? 1;
   const rows = cols ? x.size / cols : 0;
   const mean = new Float32Array(rows);

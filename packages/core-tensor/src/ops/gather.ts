@@ -35,22 +35,33 @@ export function gatherRows(table: Tensor, indices: Tensor | number[]): Tensor {
 }
 
 /**
- * Reorders the rows (first axis) of `x`: row `i` of the result is row `perm[i]` of `x`, for a
- * permutation `perm` of `0 … x.shape[0] − 1`. The gradient is the inverse reordering (no
- * scatter-add). Window partitioning, cyclic shifts and their inverses are such reorderings.
+ * The inverse of a permutation of `0 … n − 1` (`inverse[perm[i]] = i`); anything that is not one
+ * (wrong length, repeats, out of range) is refused, naming `what`.
  */
-export function permuteRows(x: Tensor, perm: Int32Array): Tensor {
-  const n = x.shape[0] ?? 0;
+export function invertPermutation(perm: Int32Array, n: number, what = 'invertPermutation'): Int32Array {
   const inverse = new Int32Array(perm.length).fill(-1);
   perm.forEach((p, i) => {
     if (p >= 0 && p < n && inverse[p] === -1) inverse[p] = i;
   });
   if (perm.length !== n || inverse.includes(-1)) {
-    throw new SkySenseError('E_ARG', `permuteRows: expected a permutation of 0 … ${n - 1} (${n} rows of ${formatShape(x.shape)}), got ${perm.length} indices that are not one`);
+    throw new SkySenseError('E_ARG', `${what}: expected a permutation of 0 … ${n - 1} (${n} indices), got ${perm.length} indices that are not one`);
   }
+  return inverse;
+}
+
+/**
+ * Reorders `x` along `axis`: slice `i` of the result is slice `perm[i]` of `x`, for a permutation
+ * `perm` of `0 … x.shape[axis] − 1`. The gradient is the inverse reordering (no scatter-add).
+ * Window partitioning, cyclic shifts and their inverses are such reorderings.
+ */
+export function permuteRows(x: Tensor, perm: Int32Array, axis = 0): Tensor {
+  if (!Number.isInteger(axis) || axis < 0 || axis >= x.rank) {
+    throw new SkySenseError('E_ARG', `permuteRows: axis: expected an integer in [0, ${x.rank - 1}] for a tensor of shape ${formatShape(x.shape)}, got ${axis}`);
+  }
+  const inverse = invertPermutation(perm, x.shape[axis]!, `permuteRows (axis ${axis} of ${formatShape(x.shape)})`);
   return withGradient(
     [x],
-    ([v]) => tf.gather(v!, tf.tensor1d(perm, 'int32'), 0),
-    (dy) => [tf.gather(dy, tf.tensor1d(inverse, 'int32'), 0)],
+    ([v]) => tf.gather(v!, tf.tensor1d(perm, 'int32'), axis),
+    (dy) => [tf.gather(dy, tf.tensor1d(inverse, 'int32'), axis)],
   );
 }
