@@ -5,34 +5,41 @@
 #include <cmath>
 #include <cstring>
 #include <cstdint>
-#include <thread>
 #include <mutex>
 #include <vector>
 
 namespace skysense {
 
-inline unsigned threadCount() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : std::min(n, 16u);
-}
+// The number of threads kernels use: SKYSENSE_THREADS when set (>= 1), else the hardware's (at most 16).
+unsigned threadCount();
 
-// Runs fn(begin, end) over [0, n) split across threads; small jobs run inline.
+// Runs task(ctx, t) for t in [0, tasks) on the persistent thread pool, the calling thread taking
+// part; returns when all are done. Calls made from inside a task (a GEMM inside a window-attention
+// task, say) run inline on that thread.
+void RunParallel(size_t tasks, void (*task)(void* ctx, size_t t), void* ctx);
+
+// Runs fn(begin, end) over [0, n) split into at most threadCount() equal chunks of at least
+// minPerThread items on the pool; small jobs run inline.
 template <typename F>
 void parallelFor(size_t n, size_t minPerThread, F fn) {
-  unsigned t = threadCount();
+  size_t t = threadCount();
   if (t <= 1 || n < 2 * minPerThread) {
     fn(size_t(0), n);
     return;
   }
-  t = unsigned(std::min<size_t>(t, n / minPerThread));
-  std::vector<std::thread> pool;
-  size_t chunk = (n + t - 1) / t;
-  for (unsigned i = 1; i < t; i++) {
-    size_t b = i * chunk, e = std::min(n, b + chunk);
-    if (b < e) pool.emplace_back([=] { fn(b, e); });
-  }
-  fn(0, std::min(n, chunk));
-  for (auto& th : pool) th.join();
+  t = std::min(t, n / std::max<size_t>(minPerThread, 1));
+  struct Job {
+    F* fn;
+    size_t n, chunk;
+  } job{&fn, n, (n + t - 1) / t};
+  RunParallel(
+      t,
+      [](void* ctx, size_t i) {
+        auto* j = static_cast<Job*>(ctx);
+        size_t b = i * j->chunk, e = std::min(j->n, b + j->chunk);
+        if (b < e) (*j->fn)(b, e);
+      },
+      &job);
 }
 
 inline float* F32(const Napi::Value& v) { return v.As<Napi::Float32Array>().Data(); }

@@ -1,7 +1,7 @@
 // Fused layer kernels, forward and backward: LayerNorm, a linear layer with its bias, and Swin V2's
 // cosine window attention. Each replaces a chain of tfjs kernels and the tensors between them;
 // sums are accumulated in double. Shapes are validated on the TypeScript side.
-#include <cblas.h>
+#include "gemm.h"
 #include <cmath>
 #include <cstring>
 #include "common.h"
@@ -102,7 +102,7 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   parallelFor(size_t(rows), std::max<size_t>(1, 16384 / size_t(outF)), [&](size_t rb, size_t re) {
     for (size_t r = rb; r < re; r++) std::memcpy(out + r * size_t(outF), b, sizeof(float) * size_t(outF));
   });
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(outF), int(inF), 1.0f, x, int(inF), w, int(inF), 1.0f, out, int(outF));
+  Sgemm(false, true, rows, outF, inF, 1.0f, x, inF, w, inF, 1.0f, out, outF);
   return info.Env().Undefined();
 }
 
@@ -152,7 +152,7 @@ struct HeadState {
     const float* base = qkv + b * g.N * ld + h * g.D;
     NormalizeRows(base, ld, g.N, g.D, qn.data(), sq.data(), nq.data());
     NormalizeRows(base + C, ld, g.N, g.D, kn.data(), sk.data(), nk.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(g.N), int(g.N), int(g.D), 1.0f, qn.data(), int(g.D), kn.data(), int(g.D), 0.0f, s.data(), int(g.N));
+    Sgemm(false, true, g.N, g.N, g.D, 1.0f, qn.data(), g.D, kn.data(), g.D, 0.0f, s.data(), g.N);
   }
 };
 
@@ -194,8 +194,8 @@ Napi::Value CosineAttention(const Napi::CallbackInfo& info) {
         const float inv = float(1.0 / sum);
         for (size_t j = 0; j < N; j++) row[j] *= inv;
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(g.D), int(N), 1.0f, P, int(N), qkv + b * N * 3 * C + 2 * C + h * g.D, int(3 * C), 0.0f,
-                  out + b * N * C + h * g.D, int(C));
+      Sgemm(false, false, N, g.D, N, 1.0f, P, N, qkv + b * N * 3 * C + 2 * C + h * g.D, 3 * C, 0.0f,
+                  out + b * N * C + h * g.D, C);
     }
   });
   return info.Env().Undefined();
@@ -224,8 +224,8 @@ Napi::Value CosineAttentionBackward(const Napi::CallbackInfo& info) {
       const float* v = qkv + b * N * ld + 2 * C + h * D;
       float* dq = dqkv + b * N * ld + h * D;
       // dP = dO·vᵀ (into dl), dv = Pᵀ·dO
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(N), int(D), 1.0f, dO, int(C), v, int(ld), 0.0f, dl.data(), int(N));
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(N), int(D), int(N), 1.0f, P, int(N), dO, int(C), 0.0f, dq + 2 * C, int(ld));
+      Sgemm(false, true, N, N, D, 1.0f, dO, C, v, ld, 0.0f, dl.data(), N);
+      Sgemm(true, false, N, D, N, 1.0f, P, N, dO, C, 0.0f, dq + 2 * C, ld);
       // softmax backward: dL = P ⊙ (dP − Σⱼ dP·P); dbias += dL, dscale += Σ dL ⊙ S; dS = scale·dL
       for (size_t i = 0; i < N; i++) {
         double dot = 0;
@@ -242,8 +242,8 @@ Napi::Value CosineAttentionBackward(const Napi::CallbackInfo& info) {
         ps[h] += sumScale;
       }
       // dq̂ = dS·k̂, dk̂ = dSᵀ·q̂, then through the normalisation
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(D), int(N), 1.0f, dl.data(), int(N), st.kn.data(), int(D), 0.0f, dqn.data(), int(D));
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(N), int(D), int(N), 1.0f, dl.data(), int(N), st.qn.data(), int(D), 0.0f, dkn.data(), int(D));
+      Sgemm(false, false, N, D, N, 1.0f, dl.data(), N, st.kn.data(), D, 0.0f, dqn.data(), D);
+      Sgemm(true, false, N, D, N, 1.0f, dl.data(), N, st.qn.data(), D, 0.0f, dkn.data(), D);
       NormalizeRowsBackward(st.qn.data(), dqn.data(), st.sq.data(), st.nq.data(), N, D, dq, ld);
       NormalizeRowsBackward(st.kn.data(), dkn.data(), st.sk.data(), st.nk.data(), N, D, dq + C, ld);
     }

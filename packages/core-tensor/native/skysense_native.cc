@@ -1,8 +1,8 @@
-// Native kernels for the tfjs `cpu` backend: GEMM through OpenBLAS, threaded element-wise and
+// Native kernels for the tfjs `cpu` backend: GEMM (gemm.cc: built-in or OpenBLAS), threaded element-wise and
 // reduction kernels, im2col convolutions. Every function works in place on caller-owned typed
 // arrays (inputs read, `out` written); shapes are validated on the TypeScript side.
 #include "common.h"
-#include <cblas.h>
+#include "gemm.h"
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -35,21 +35,27 @@ void ForRows(const std::vector<int64_t>& shape, size_t rb, size_t re, F fn) {
   }
 }
 
-// gemm(a, b, out, batchA, batchB, batch, M, N, K, transA, transB): out[bi] = op(a[bi % batchA]) op(b[bi % batchB])
+// gemm(a, b, out, aIndex, bIndex, M, N, K, transA, transB): out[i] = op(a[aIndex[i]])·op(b[bIndex[i]])
+// for each batch entry i (the indices count whole matrices; TypeScript resolves the broadcasting).
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const float* a = F32(info[0]);
   const float* b = F32(info[1]);
   float* out = F32(info[2]);
-  int64_t batchA = I(info, 3), batchB = I(info, 4), batch = I(info, 5), M = I(info, 6), N = I(info, 7), K = I(info, 8);
-  bool tA = B(info, 9), tB = B(info, 10);
+  const auto aIndex = Ints(info[3]), bIndex = Ints(info[4]);
+  const int64_t M = I(info, 5), N = I(info, 6), K = I(info, 7);
+  const bool tA = B(info, 8), tB = B(info, 9);
+  const int64_t batch = int64_t(aIndex.size()), countA = int64_t(Len(info[0])) / std::max<int64_t>(M * K, 1), countB = int64_t(Len(info[1])) / std::max<int64_t>(K * N, 1);
+  for (int64_t i = 0; i < batch; i++) {
+    if (aIndex[i] < 0 || aIndex[i] >= countA || bIndex[i] < 0 || bIndex[i] >= countB || int64_t(bIndex.size()) != batch || int64_t(Len(info[2])) != batch * M * N) {
+      Napi::RangeError::New(info.Env(), "gemm: batch index or output size out of range").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+  }
   auto one = [&](int64_t bi) {
-    const float* A = a + (bi % batchA) * M * K;
-    const float* Bm = b + (bi % batchB) * K * N;
-    cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
-                int(tA ? M : K), Bm, int(tB ? K : N), 0.0f, out + bi * M * N, int(N));
+    Sgemm(tA, tB, M, N, K, 1.0f, a + aIndex[bi] * M * K, tA ? M : K, b + bIndex[bi] * K * N, tB ? K : N, 0.0f, out + bi * M * N, N);
   };
-  // Many small products (window attention): OpenBLAS runs each on one thread, so split the batch
-  // across threads; large products keep OpenBLAS's own threading.
+  // Many small products (window attention): one thread each is best, so split the batch across
+  // threads; large products are threaded inside the GEMM.
   if (batch >= 4 && M * N * K <= (int64_t(1) << 21)) {
     parallelFor(size_t(batch), 2, [&](size_t s, size_t e) {
       for (size_t bi = s; bi < e; bi++) one(int64_t(bi));
@@ -292,7 +298,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   std::vector<float> cols(size_t(P * K));
   for (int64_t n = 0; n < g.N; n++) {
     Im2col(x + n * g.H * g.W * g.C, cols.data(), g);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(P), int(g.CO), int(K), 1.0f, cols.data(), int(K), w, int(g.CO), 0.0f, out + n * P * g.CO, int(g.CO));
+    Sgemm(false, false, P, g.CO, K, 1.0f, cols.data(), K, w, g.CO, 0.0f, out + n * P * g.CO, g.CO);
   }
   return info.Env().Undefined();
 }
@@ -307,8 +313,7 @@ Napi::Value Conv2dFilterGrad(const Napi::CallbackInfo& info) {
   std::vector<float> cols(size_t(P * K));
   for (int64_t n = 0; n < g.N; n++) {
     Im2col(x + n * g.H * g.W * g.C, cols.data(), g);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(K), int(g.CO), int(P), 1.0f, cols.data(), int(K), dy + n * P * g.CO, int(g.CO), n == 0 ? 0.0f : 1.0f, dw,
-                int(g.CO));
+    Sgemm(true, false, K, g.CO, P, 1.0f, cols.data(), K, dy + n * P * g.CO, g.CO, n == 0 ? 0.0f : 1.0f, dw, g.CO);
   }
   return info.Env().Undefined();
 }
@@ -323,7 +328,7 @@ Napi::Value Conv2dInputGrad(const Napi::CallbackInfo& info) {
   std::vector<float> cols(size_t(P * K));
   std::fill(dx, dx + g.N * g.H * g.W * g.C, 0.0f);
   for (int64_t n = 0; n < g.N; n++) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(P), int(K), int(g.CO), 1.0f, dy + n * P * g.CO, int(g.CO), w, int(g.CO), 0.0f, cols.data(), int(K));
+    Sgemm(false, true, P, K, g.CO, 1.0f, dy + n * P * g.CO, g.CO, w, g.CO, 0.0f, cols.data(), K);
     float* img = dx + n * g.H * g.W * g.C;
     for (int64_t oy = 0; oy < g.OH; oy++)
       for (int64_t ox = 0; ox < g.OW; ox++) {
@@ -373,6 +378,14 @@ Napi::Value TuneAllocator(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// gemmName(): the GEMM in use, e.g. "built-in GEMM (avx512, 8x32)" or "OpenBLAS 0.3.21".
+Napi::Value GemmNameJs(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), GemmName()); }
+
+// setGemm(name): "auto", "openblas", "avx512", "avx2" or "baseline"; false if this CPU or build cannot.
+Napi::Value SetGemmJs(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), SetGemmKernel(info[0].As<Napi::String>().Utf8Value().c_str()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
@@ -388,8 +401,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dInputGrad", Napi::Function::New(env, Conv2dInputGrad));
   exports.Set("tuneAllocator", Napi::Function::New(env, TuneAllocator));
   RegisterFused(env, exports);
+  exports.Set("gemmName", Napi::Function::New(env, GemmNameJs));
+  exports.Set("setGemm", Napi::Function::New(env, SetGemmJs));
   exports.Set("threads", Napi::Number::New(env, threadCount()));
-  exports.Set("blas", Napi::String::New(env, "OpenBLAS"));
   return exports;
 }
 

@@ -37,8 +37,10 @@ export interface BackendReport {
   reason: string;
   /** Every backend tried, in order, with the reason it was chosen or skipped. */
   attempts: BackendAttempt[];
-  /** Kernels running natively (OpenBLAS addon) under the `cpu` backend; empty elsewhere. */
+  /** Kernels running natively (the SkySense addon) under the `cpu` backend; empty elsewhere. */
   nativeKernels: string[];
+  /** The GEMM under the native kernels (e.g. `built-in GEMM (avx512, 8x32)`, `OpenBLAS 0.3.21`); absent without them. */
+  gemm?: string;
 }
 
 /** Options of {@link initBackend}. */
@@ -64,6 +66,30 @@ const NATIVE_PACKAGE: Partial<Record<BackendKind, string>> = {
 };
 
 let current: BackendReport | undefined;
+
+/**
+ * Until {@link initBackend} runs, tfjs's highest-priority backend is this placeholder: every
+ * tensor or op made before then throws a SkySenseError that says what to do, instead of tfjs's
+ * "Make sure to await tf.ready()" (or a silent start on the slowest backend).
+ */
+const UNINITIALISED = 'skysense-uninitialised';
+const NOT_INITIALISED = 'no tensor backend yet: call `await initBackend()` (from @skysense/core-tensor) once, before creating tensors or models';
+
+class UninitialisedBackend extends tf.KernelBackend {
+  override write(): never {
+    throw new SkySenseError('E_BACKEND', NOT_INITIALISED);
+  }
+}
+
+function installUninitialisedBackend(): void {
+  if (tf.findBackendFactory(UNINITIALISED)) return;
+  tf.registerBackend(UNINITIALISED, () => new UninitialisedBackend(), 1000);
+  const refuse = (): never => {
+    throw new SkySenseError('E_BACKEND', NOT_INITIALISED);
+  };
+  for (const k of tf.getKernelsForBackend('cpu')) tf.registerKernel({ kernelName: k.kernelName, backendName: UNINITIALISED, kernelFunc: refuse });
+}
+installUninitialisedBackend();
 
 function isBackendKind(v: string): v is BackendKind {
   return (BACKEND_ORDER as readonly string[]).includes(v);
@@ -92,7 +118,8 @@ function loadNative(kind: 'cuda' | 'native'): string | null {
   try {
     createRequire(import.meta.url)(pkg);
   } catch (e) {
-    return `${pkg} is not usable: ${firstLine(e)}`;
+    const missing = (e as { code?: string }).code === 'MODULE_NOT_FOUND' && firstLine(e).includes(`'${pkg}'`);
+    return missing ? `${pkg} is not installed (optional: npm install ${pkg}@4.22.0, where libtensorflow can be downloaded)` : `${pkg} is not usable: ${firstLine(e)}`;
   }
   return tf.findBackend('tensorflow') ? null : `${pkg} loaded but registered no 'tensorflow' backend`;
 }
@@ -156,11 +183,12 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     const why = await tryBackend(kind);
     if (why === null) {
       const nativeKernels = kind === 'cpu' ? enableNativeKernels() : [];
+      const gemm = nativeKernels.length ? nativeAddon()!.gemmName() : undefined;
       const what =
         kind !== 'cpu' ? REASON[kind] : nativeKernels.length ? `JavaScript with native kernels (${nativeReason()}), no memory cap` : `${REASON.cpu}; native kernels ${nativeReason()}`;
       const reason = forced ? `forced by ${options.force ? 'force' : 'SKYSENSE_BACKEND'}; ${what}` : what;
       attempts.push({ kind, ok: true, reason });
-      current = { kind, tfjsName: TFJS_NAME[kind], reason, attempts, nativeKernels };
+      current = { kind, tfjsName: TFJS_NAME[kind], reason, attempts, nativeKernels, ...(gemm ? { gemm } : {}) };
       logReport(current, options.log);
       return current;
     }

@@ -28,7 +28,7 @@ export {
   type InitBackendOptions,
 } from './backend';
 export { Generator, defaultRng, manualSeed, type GeneratorState } from './rng';
-export { nativeAddon, nativeReason, enableNativeKernels, disableNativeKernels, nativeKernelsActive, type NativeAddon } from './native';
+export { nativeAddon, nativeReason, setNativeGemm, GEMM_CHOICES, enableNativeKernels, disableNativeKernels, nativeKernelsActive, type NativeAddon, type GemmChoice } from './native';
 export {
   type Initializer,
   type KaimingOptions,

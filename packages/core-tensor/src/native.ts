@@ -1,12 +1,13 @@
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SkySenseError } from './errors';
 import { tf } from './tf';
 
 /** The compiled addon (`native/skysense_native.cc`): functions working in place on typed arrays. */
 export interface NativeAddon {
-  gemm(a: Float32Array, b: Float32Array, out: Float32Array, batchA: number, batchB: number, batch: number, m: number, n: number, k: number, tA: boolean, tB: boolean): void;
+  /** out[i] = op(a[aIndex[i]])·op(b[bIndex[i]]) for every batch entry i (indices count matrices). */
+  gemm(a: Float32Array, b: Float32Array, out: Float32Array, aIndex: Int32Array, bIndex: Int32Array, m: number, n: number, k: number, tA: boolean, tB: boolean): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
   geluGrad(x: Float32Array, dy: Float32Array, out: Float32Array): void;
@@ -24,9 +25,22 @@ export interface NativeAddon {
   cosineAttention(qkv: Float32Array, scale: Float32Array, bias: Float32Array, mask: Float32Array, out: Float32Array, probs: Float32Array, b: number, n: number, h: number, d: number, nW: number): void;
   tuneAllocator(mmapThreshold: number, trimThreshold: number): boolean;
   cosineAttentionBackward(qkv: Float32Array, scale: Float32Array, probs: Float32Array, dout: Float32Array, dqkv: Float32Array, dscale: Float32Array, dbias: Float32Array, b: number, n: number, h: number, d: number, nW: number): void;
+  /** The GEMM in use, e.g. `built-in GEMM (avx512, 8x32)` or `OpenBLAS 0.3.21`. */
+  gemmName(): string;
+  /** Selects the GEMM (see {@link GemmChoice}); false when this CPU or build cannot run it. */
+  setGemm(name: GemmChoice): boolean;
   threads: number;
-  blas: string;
 }
+
+/**
+ * The GEMM under the native kernels: `auto` (OpenBLAS when the addon was compiled against it, else
+ * the best built-in micro-kernel for this CPU), `openblas`, or one built-in micro-kernel —
+ * `avx512`, `avx2` (with FMA) or `baseline` (128-bit SIMD, any CPU). Set with `SKYSENSE_GEMM`.
+ */
+export type GemmChoice = 'auto' | 'openblas' | 'avx512' | 'avx2' | 'baseline';
+
+/** The values {@link GemmChoice} takes. */
+export const GEMM_CHOICES: readonly GemmChoice[] = ['auto', 'openblas', 'avx512', 'avx2', 'baseline'];
 
 type TensorInfo = { dataId: object; shape: number[]; dtype: string };
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs: Record<string, unknown> };
@@ -37,40 +51,67 @@ interface CpuBackend {
 }
 
 let addon: NativeAddon | null | undefined;
+let addonOrigin = '';
 let loadReason = '';
 const originals = new Map<string, KernelFunc>();
 
-function addonPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return join(here, '..', 'build', 'Release', 'skysense_native.node');
-}
+/** The package root (one level above `dist/` or `src/`), where node-gyp-build looks for the binary. */
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The native addon, or null (not built, failed to load, or `SKYSENSE_NATIVE=0`). */
+/**
+ * The native addon, or null (not built, failed to load, or `SKYSENSE_NATIVE=0`). node-gyp-build
+ * finds it: `build/Release` (compiled at install) first, then `prebuilds/<platform>-<arch>/`.
+ */
 export function nativeAddon(): NativeAddon | null {
   if (addon !== undefined) return addon;
   if (process.env.SKYSENSE_NATIVE === '0') {
     loadReason = 'disabled by SKYSENSE_NATIVE=0';
     return (addon = null);
   }
-  const path = addonPath();
-  if (!existsSync(path)) {
-    loadReason = 'not built (needs a C++ compiler and OpenBLAS; see the core-tensor README)';
+  const require = createRequire(import.meta.url);
+  let path: string;
+  try {
+    path = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(packageRoot);
+  } catch {
+    loadReason = 'not built (no prebuilt binary for this platform and the install could not compile one: needs a C++ toolchain)';
     return (addon = null);
   }
   try {
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
-    loadReason = `${addon.blas}, ${addon.threads} threads`;
+    addon = require(path) as NativeAddon;
+    addonOrigin = relative(packageRoot, path).split(sep)[0] === 'prebuilds' ? 'prebuilt binary' : 'compiled at install';
   } catch (e) {
-    loadReason = `failed to load: ${(e as Error).message.split('\n')[0]}`;
-    addon = null;
+    loadReason = `failed to load ${path}: ${(e as Error).message.split('\n')[0]}`;
+    return (addon = null);
   }
+  selectGemm(process.env.SKYSENSE_GEMM?.trim().toLowerCase() || 'auto', 'SKYSENSE_GEMM');
   return addon;
 }
 
-/** Why the addon is or is not available, in one line. */
+/** Why the addon is or is not available, in one line; names the GEMM in use when it is. */
 export function nativeReason(): string {
-  nativeAddon();
-  return loadReason;
+  const n = nativeAddon();
+  return n ? `${n.gemmName()}, ${n.threads} threads, ${addonOrigin}` : loadReason;
+}
+
+/**
+ * Chooses the GEMM under the native kernels (see {@link GemmChoice}); benchmarks and tests use it
+ * to compare the built-in micro-kernels with each other and with OpenBLAS in one process.
+ * @returns the GEMM now in use, e.g. `built-in GEMM (avx2, 6x16)`.
+ * @throws SkySenseError `E_ARG` for an unknown name, `E_BACKEND` when the addon is not loaded or
+ *   this CPU or build cannot run the one asked for.
+ */
+export function setNativeGemm(name: GemmChoice): string {
+  return selectGemm(name, 'gemm');
+}
+
+function selectGemm(name: string, what: string): string {
+  if (!(GEMM_CHOICES as readonly string[]).includes(name)) throw new SkySenseError('E_ARG', `${what}: expected one of ${GEMM_CHOICES.join(', ')}, got '${name}'`);
+  const n = nativeAddon();
+  if (!n) throw new SkySenseError('E_BACKEND', `${what}: the native kernels are not loaded (${loadReason})`);
+  if (!n.setGemm(name as GemmChoice)) {
+    throw new SkySenseError('E_BACKEND', `${what}: '${name}' cannot run here (${name === 'openblas' ? 'the addon was compiled without OpenBLAS' : 'this CPU lacks the instructions'}); in use: ${n.gemmName()}`);
+  }
+  return n.gemmName();
 }
 
 const f32 = (b: CpuBackend, t: TensorInfo): Float32Array | null => {
@@ -83,6 +124,21 @@ const strides = (s: number[]) => {
   for (let i = s.length - 2; i >= 0; i--) out[i] = out[i + 1]! * s[i + 1]!;
   return out;
 };
+
+/** For each entry of the broadcast batch shape `outer`, the index of the matrix it reads in a batch of shape `shape`. */
+function broadcastIndex(outer: number[], shape: number[]): Int32Array {
+  const full = [...Array<number>(outer.length - shape.length).fill(1), ...shape];
+  const st = strides(full);
+  const index = new Int32Array(size(outer));
+  for (let i = 0; i < index.length; i++) {
+    let rest = i;
+    for (let d = outer.length - 1; d >= 0; d--) {
+      if (full[d] !== 1) index[i]! += (rest % outer[d]!) * st[d]!;
+      rest = Math.floor(rest / outer[d]!);
+    }
+  }
+  return index;
+}
 
 function batchMatMul(n: NativeAddon): KernelFunc {
   return (args) => {
@@ -97,12 +153,10 @@ function batchMatMul(n: NativeAddon): KernelFunc {
     const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
     const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
     const nn = transposeB ? bT.shape[rb - 2]! : bT.shape[rb - 1]!;
-    const batchA = size(a.shape.slice(0, -2));
-    const batchB = size(bT.shape.slice(0, -2));
+    if (k !== (transposeB ? bT.shape[rb - 1] : bT.shape[rb - 2])) return originals.get('BatchMatMul')!(args); // tfjs reports the mismatch
     const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), bT.shape.slice(0, -2));
-    const batch = Math.max(batchA, batchB);
-    const out = new Float32Array(batch * m * nn);
-    if (out.length && k) n.gemm(av, bv, out, batchA, batchB, batch, m, nn, k, transposeA, transposeB);
+    const out = new Float32Array(size(outer) * m * nn);
+    if (out.length && k) n.gemm(av, bv, out, broadcastIndex(outer, a.shape.slice(0, -2)), broadcastIndex(outer, bT.shape.slice(0, -2)), m, nn, k, transposeA, transposeB);
     return b.makeTensorInfo([...outer, m, nn], 'float32', out);
   };
 }

@@ -19,7 +19,9 @@ describe('initBackend', () => {
     expect(r.attempts[chosen]!.kind).toBe(r.kind);
     expect(r.attempts.map((a) => a.kind)).toEqual(defaultBackendOrder().slice(0, chosen + 1));
     if (r.kind === 'cpu') expect(r.nativeKernels).toContain('BatchMatMul');
-    for (const skipped of r.attempts.slice(0, chosen)) expect(skipped.reason).toMatch(/@tensorflow\/tfjs-node(-gpu)? is not usable/);
+    for (const skipped of r.attempts.slice(0, chosen)) expect(skipped.reason).toMatch(/@tensorflow\/tfjs-node(-gpu)? is not (installed \(optional: npm install @tensorflow\/tfjs-node(-gpu)?@4\.22\.0|usable)/);
+    if (r.nativeKernels.length) expect(r.gemm).toBe(nativeAddon()!.gemmName());
+    if (r.gemm) expect(r.reason).toContain(r.gemm);
     expect(tf.getBackend()).toBe(r.tfjsName);
     expect(currentBackend()).toBe(r);
     expect(lines).toEqual([formatBackendReport(r)]);

@@ -75,6 +75,16 @@ describe.each(TEST_BACKENDS)('ops on %s', (backend) => {
     expectClose(gb!, tf.sum(tf.matMul(dy, a, true, false), 0), 1e-5);
   });
 
+  it('matMul broadcasts batch axes that do not end the other operand (PyTorch rules), with gradients', () => {
+    const [a, b] = [testTensor([2, 1, 5, 7], 3), testTensor([3, 7, 4], 4)];
+    const expected = tf.matMul(tf.tile(a, [1, 3, 1, 1]), tf.tile(tf.expandDims(b, 0), [2, 1, 1, 1]));
+    expectClose(matMul(a, b), expected, 1e-5);
+    const [ga, gb] = tf.grads((x: Tensor, y: Tensor) => tf.sum(matMul(x, y)))([a, b]);
+    const ones = tf.ones([2, 3, 5, 4]);
+    expectClose(ga!, tf.sum(tf.matMul(ones, tf.tile(tf.expandDims(b, 0), [2, 1, 1, 1]), false, true), 1, true), 1e-5);
+    expectClose(gb!, tf.sum(tf.matMul(tf.tile(a, [1, 3, 1, 1]), ones, true, false), 0), 1e-5);
+  });
+
   it('matMul refuses mismatched inner dimensions with both shapes', () => {
     expect(() => matMul(tf.ones([2, 3]), tf.ones([4, 2]))).toThrow(/inner dimensions differ: a \[2, 3\] and b \[4, 2\]/);
   });

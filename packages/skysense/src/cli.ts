@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { SkySenseError, convertToSafetensors, formatShape, initBackend, inspectCheckpoint, manualSeed, shapeOnly, type BackendKind, type PthLayout } from '@skysense/core-tensor';
 import { ProgressReporter } from './progress';
@@ -20,10 +21,14 @@ function layoutOption(): Option {
   return new Option('--layout <layout>', 'where the tensors sit in a .pth checkpoint').choices(LAYOUTS).default('auto');
 }
 
+/** This package's version (from its package.json, one level above `src/` and `dist/`). */
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
 /** The `skysense` command-line program (without parsing). */
 export function createCli(): Command {
   const program = new Command('skysense')
     .description('SkySense in TypeScript: checkpoints, features and models from the shell')
+    .version(VERSION, '-V, --version', 'print the version of @skysense/skysense')
     .option('--backend <kind>', 'tensor backend: cuda, native, wasm or cpu (default: the fastest that loads; SKYSENSE_BACKEND)')
     .option('--verbose', 'print stack traces and the backend report')
     .showHelpAfterError()

@@ -27,6 +27,22 @@ export function sumToShape(grad: Tensor, shape: readonly number[]): Tensor {
 }
 
 /**
+ * tfjs's kernels pair batch i of the output with batch i mod n of each operand, which is right only
+ * when an operand's batch shape (leading 1s aside) ends the output's; otherwise both operands are
+ * broadcast to the output's batch shape first (the gradient sums them back).
+ */
+function broadcastForTfjs(x: Tensor, y: Tensor): [Tensor, Tensor] {
+  const [bx, by] = [x.shape.slice(0, -2), y.shape.slice(0, -2)];
+  const batch = tf.broadcast_util.assertAndGetBroadcastShape(bx, by);
+  const endsBatch = (s: number[]) => {
+    const core = s.slice(s.findIndex((d) => d !== 1) < 0 ? s.length : s.findIndex((d) => d !== 1));
+    return core.every((d, i) => d === batch[batch.length - core.length + i]);
+  };
+  if (endsBatch(bx) && endsBatch(by)) return [x, y];
+  return [tf.broadcastTo(x, [...batch, ...x.shape.slice(-2)]), tf.broadcastTo(y, [...batch, ...y.shape.slice(-2)])];
+}
+
+/**
  * Batched matrix product with PyTorch `matmul` broadcasting of batch dimensions. Transposes are
  * materialised before the product and the gradient uses no transposed-operand kernels: on the
  * wasm backend `matMul(…, transposeA)` is ~40× slower than an explicit transpose, and tfjs's own
@@ -45,11 +61,12 @@ export function matMul(a: Tensor, b: Tensor, transposeA = false, transposeB = fa
   const orient = (x: Tensor, y: Tensor) => [transposeA ? transposeLast2(x) : x, transposeB ? transposeLast2(y) : y] as const;
   return withGradient(
     [a, b],
-    ([x, y]) => tf.matMul(...orient(x!, y!)),
+    ([x, y]) => tf.matMul(...broadcastForTfjs(...orient(x!, y!))),
     (dy, [x, y]) => {
       const [A, B] = orient(x!, y!);
-      const dA = sumToShape(tf.matMul(dy, transposeLast2(B)), A.shape);
-      const dB = sumToShape(tf.matMul(transposeLast2(A), dy), B.shape);
+      const [wideA, wideB] = broadcastForTfjs(A, B);
+      const dA = sumToShape(tf.matMul(dy, transposeLast2(wideB)), A.shape);
+      const dB = sumToShape(tf.matMul(transposeLast2(wideA), dy), B.shape);
       return [transposeA ? transposeLast2(dA) : dA, transposeB ? transposeLast2(dB) : dB];
     },
   );

@@ -1,0 +1,35 @@
+// Single-precision GEMM used by every native kernel: OpenBLAS when the addon was built against it,
+// else the built-in one (packed panels, a register-blocked micro-kernel chosen at run time among
+// AVX-512, AVX2/FMA and a baseline SIMD path, threads of the persistent pool).
+#pragma once
+#include <cstdint>
+
+namespace skysense {
+
+// Row-major C[M×N] = alpha·op(A)·op(B) + beta·C, as cblas_sgemm(CblasRowMajor, …): op(A) is
+// A [M×K] (lda) or, with transA, Aᵀ of A [K×M]; likewise op(B). beta == 0 never reads C.
+void Sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+           float beta, float* C, int64_t ldc);
+
+// Which GEMM Sgemm runs, e.g. "OpenBLAS 0.3.21" or "built-in GEMM (avx512, 8x32)".
+const char* GemmName();
+
+// Selects the built-in micro-kernel: "auto" (the best the CPU supports), "avx512", "avx2" or
+// "baseline". Returns false (nothing changed) for a name the CPU or this build cannot run.
+bool SetGemmKernel(const char* name);
+
+// The built-in micro-kernel: C[MR×NR] (ldc) = alpha·Σₖ a[k·MR + i]·b[k·NR + j] (+ beta·C unless
+// beta == 0) from packed panels a [kc×MR] and b [kc×NR].
+struct GemmKernel {
+  const char* name;
+  int mr, nr;
+  void (*run)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
+};
+
+// The micro-kernels of this build (each compiled for its instruction set in its own file); null
+// where the build has none for that set.
+const GemmKernel* GemmKernelAvx512();
+const GemmKernel* GemmKernelAvx2();
+const GemmKernel* GemmKernelBaseline();
+
+}  // namespace skysense

@@ -1,0 +1,111 @@
+/**
+ * The GEMM under the native kernels — each built-in micro-kernel this CPU runs (AVX-512, AVX2/FMA,
+ * baseline) and OpenBLAS where the addon was built with it — against a float64 reference and
+ * against tfjs's JavaScript BatchMatMul, on randomized shapes that cross every blocking edge:
+ * sizes off the MR/NR multiples, depth beyond one KC block (256), width beyond one NC block
+ * (4096), transposes, broadcast batches and empty sizes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GEMM_CHOICES, Generator, SkySenseError, disableNativeKernels, enableNativeKernels, initBackend, matMul, nativeAddon, setNativeGemm, tf, type GemmChoice } from '../src/index';
+
+const rng = new Generator(7);
+const values = (n: number) => Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+
+/** C = op(A)·op(B) in float64. */
+function reference(a: Float32Array, b: Float32Array, m: number, n: number, k: number, tA: boolean, tB: boolean): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += (tA ? a[p * m + i]! : a[i * k + p]!) * (tB ? b[j * k + p]! : b[p * n + j]!);
+      c[i * n + j] = s;
+    }
+  return c;
+}
+
+/** The GEMMs this machine runs: every choice that `setNativeGemm` accepts, `auto` aside. */
+function runnable(): GemmChoice[] {
+  return GEMM_CHOICES.filter((g) => {
+    if (g === 'auto') return false;
+    try {
+      setNativeGemm(g);
+      return true;
+    } catch (e) {
+      expect((e as SkySenseError).code).toBe('E_BACKEND');
+      return false;
+    }
+  });
+}
+
+describe.runIf(nativeAddon() !== null)('native GEMM', () => {
+  beforeAll(() => initBackend({ force: 'cpu' }));
+  afterAll(() => setNativeGemm('auto'));
+
+  it('runs the baseline kernel everywhere and names the one in use', () => {
+    const gemms = runnable();
+    expect(gemms).toContain('baseline');
+    for (const g of gemms) expect(setNativeGemm(g)).toMatch(g === 'openblas' ? /^OpenBLAS / : new RegExp(`^built-in GEMM \\(${g}, \\d+x\\d+\\)$`));
+    expect(() => setNativeGemm('sse9' as GemmChoice)).toThrow(/gemm: expected one of auto, openblas, avx512, avx2, baseline, got 'sse9'/);
+  });
+
+  it('matches a float64 reference on shapes that cross every blocking edge', () => {
+    const shapes: [number, number, number][] = [[1, 1, 1], [7, 5, 3], [9, 33, 17], [8, 32, 256], [13, 47, 257], [130, 70, 600], [3, 4100, 5], [1, 1, 1000], [65, 1, 9]];
+    for (const g of runnable()) {
+      setNativeGemm(g);
+      for (const [m, n, k] of shapes)
+        for (const tA of [false, true])
+          for (const tB of [false, true]) {
+            const [a, b] = [values(m * k), values(k * n)];
+            const out = new Float32Array(m * n).fill(Number.NaN); // a GEMM with beta = 0 must not read C
+            nativeAddon()!.gemm(a, b, out, Int32Array.of(0), Int32Array.of(0), m, n, k, tA, tB);
+            const ref = reference(a, b, m, n, k, tA, tB);
+            const err = out.reduce((e, v, i) => Math.max(e, Math.abs(v - ref[i]!)), 0);
+            expect(err / Math.sqrt(k), `${g} ${m}x${n}x${k} tA=${tA} tB=${tB}`).toBeLessThanOrEqual(2e-6);
+          }
+    }
+  });
+
+  it('equals the JavaScript BatchMatMul on explicitly broadcast operands, with empty sizes and gradients', () => {
+    const rand = (shape: number[]) => tf.tensor(values(shape.reduce((p, q) => p * q, 1)), shape);
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[3, 37, 19], [3, 19, 41], false, false],
+      [[2, 1, 19, 37], [3, 41, 19], true, true],
+      [[2, 1, 5, 7], [2, 3, 7, 4], false, false],
+      [[3, 1, 6, 5], [1, 4, 2, 5], false, true],
+      [[1, 9, 300], [4, 300, 11], false, false],
+      [[0, 5, 3], [0, 3, 2], false, false],
+      [[4, 0], [0, 6], false, false],
+    ];
+    // tfjs's JavaScript BatchMatMul broadcasts batches only when one batch shape ends the other;
+    // the reference broadcasts both operands to the full batch shape first.
+    const full = (x: tf.Tensor, y: tf.Tensor) => tf.broadcast_util.assertAndGetBroadcastShape(x.shape.slice(0, -2), y.shape.slice(0, -2));
+    const expand = (x: tf.Tensor, batch: number[]) => tf.broadcastTo(x, [...batch, ...x.shape.slice(-2)]);
+    for (const g of runnable()) {
+      setNativeGemm(g);
+      for (const [sa, sb, tA, tB] of cases) {
+        const [a, b] = [rand(sa), rand(sb)];
+        const loss = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(matMul(x, y, tA, tB))); // core-tensor's matMul: gradients of broadcast batches
+        const native = [tf.matMul(a, b, tA, tB), ...(a.size && b.size ? tf.grads(loss)([a, b]) : [])];
+        disableNativeKernels();
+        const batch = full(a, b);
+        const refLoss = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(expand(x, batch), expand(y, batch), tA, tB)));
+        const js = [tf.matMul(expand(a, batch), expand(b, batch), tA, tB), ...(a.size && b.size ? tf.grads(refLoss)([a, b]) : [])];
+        enableNativeKernels();
+        native.forEach((t, i) => {
+          expect(t.shape).toEqual(js[i]!.shape);
+          const [x, y] = [t.dataSync(), js[i]!.dataSync()];
+          const scale = Math.max(1, ...Array.from(y, Math.abs));
+          expect(x.reduce((e, v, j) => Math.max(e, Math.abs(v - y[j]!)), 0) / scale, `${g} ${sa} ${sb} output ${i}`).toBeLessThanOrEqual(1e-5);
+        });
+        tf.dispose([a, b, ...native, ...js]);
+      }
+    }
+  });
+});
+
+describe.runIf(process.env.CI === 'true' && process.env.SKYSENSE_NATIVE !== '0')('CI builds the native kernels', () => {
+  it('loads the addon, with the GEMM the job expects (SKYSENSE_EXPECT_GEMM)', () => {
+    expect(nativeAddon(), 'the native addon must load in CI').not.toBeNull();
+    if (process.env.SKYSENSE_EXPECT_GEMM) expect(nativeAddon()!.gemmName()).toContain(process.env.SKYSENSE_EXPECT_GEMM);
+  });
+});
