@@ -1,11 +1,13 @@
 /**
  * `npm run bench:compare`: the same workloads in tfjs on each backend (wasm; cpu with the native
- * kernels; cpu with tfjs's JavaScript kernels) and in PyTorch (2 threads) when a Python with torch
- * is found, with the ratio tfjs / PyTorch per workload. PyTorch uses OpenBLAS when Debian's BLAS
+ * kernels on the GEMM the addon was built with — OpenBLAS where pkg-config found it; cpu with the
+ * native kernels on the built-in GEMM; cpu with tfjs's JavaScript kernels) and in PyTorch (2
+ * threads) when a Python with torch is found, with the ratios built-in / OpenBLAS and tfjs / PyTorch
+ * per workload. PyTorch uses OpenBLAS when Debian's BLAS
  * alternative points at it (`apt-get install libopenblas0-pthread`, or put its libblas.so.3 on
  * LD_LIBRARY_PATH); its reference BLAS is far slower.
  *
- * Environment: BENCH_REPS (default 3), BENCH_BACKENDS (default wasm,cpu-native,cpu-js),
+ * Environment: BENCH_REPS (default 3), BENCH_BACKENDS (default wasm,cpu-native,cpu-builtin,cpu-js),
  * BENCH_WORKLOADS (comma-separated parts of workload names; default all), BENCH_PYTHON (default
  * /usr/bin/python3, then python3; BENCH_PYTHON=none skips PyTorch). The pure-JS cpu backend runs only the
  * matmul and single-block workloads (the full models take many minutes there).
@@ -14,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TransformerEncoderLayer, disableNativeKernels, disposeGradients, enableNativeKernels, initBackend, matMul, tf, valueAndGrads, type Module, type Tensor } from '@skysense/core-tensor';
+import { TransformerEncoderLayer, disableNativeKernels, disposeGradients, enableNativeKernels, initBackend, matMul, setNativeGemm, tf, valueAndGrads, type GemmChoice, type Module, type Tensor } from '@skysense/core-tensor';
 import { SwinBlockV2, SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
 import { timeIt } from './harness';
@@ -58,6 +60,7 @@ const workloads: Workload[] = [
         c.dataSync();
         c.dispose();
       });
+      console.log(`  matmul 1024³: ${((2 * 1024 ** 3) / ms / 1e6).toFixed(0)} GFLOP/s`);
       tf.dispose([a, b]);
       return ms;
     },
@@ -135,17 +138,30 @@ function torchResults(): Record<string, number> | null {
 const wanted = process.env.BENCH_WORKLOADS?.split(',').map((p) => p.trim().toLowerCase());
 const selected = workloads.filter((w) => !wanted || wanted.some((p) => w.name.toLowerCase().includes(p)));
 
+/** The fastest built-in micro-kernel this CPU runs, selected; returns the GEMM's name. */
+function selectBuiltinGemm(): string {
+  for (const g of ['avx512', 'avx2', 'baseline'] as GemmChoice[]) {
+    try {
+      return setNativeGemm(g);
+    } catch {
+      /* not on this CPU */
+    }
+  }
+  throw new Error('no built-in GEMM');
+}
+
 async function main(): Promise<void> {
-  const backends = (process.env.BENCH_BACKENDS ?? 'wasm,cpu-native,cpu-js').split(',');
+  const backends = (process.env.BENCH_BACKENDS ?? 'wasm,cpu-native,cpu-builtin,cpu-js').split(',');
   const table: Record<string, Record<string, number>> = {};
   for (const backend of backends) {
     await initBackend({ force: backend === 'wasm' ? 'wasm' : 'cpu' });
     if (backend === 'cpu-js') disableNativeKernels();
-    if (backend === 'cpu-native' && enableNativeKernels().length === 0) {
-      console.log('cpu-native: the native kernels are not built; skipped');
+    if (backend.startsWith('cpu-') && backend !== 'cpu-js' && enableNativeKernels().length === 0) {
+      console.log(`${backend}: the native kernels are not built; skipped`);
       continue;
     }
-    console.log(`${backend}:`);
+    const gemm = backend === 'cpu-builtin' ? selectBuiltinGemm() : backend === 'cpu-native' ? setNativeGemm('auto') : '';
+    console.log(`${backend}${gemm ? ` (${gemm})` : ''}:`);
     for (const w of selected) {
       if (backend === 'cpu-js' && w.heavy) continue;
       try {
@@ -155,16 +171,21 @@ async function main(): Promise<void> {
       }
     }
     if (backend === 'cpu-js') enableNativeKernels();
+    setNativeGemm('auto');
   }
   const torch = torchResults();
-  const cols = [...backends, ...(torch ? ['pytorch', 'best tfjs / pytorch'] : [])];
-  console.log(`\n${'workload'.padEnd(30)}${cols.map((c) => c.padStart(Math.max(14, c.length + 2))).join('')}   (median ms)`);
+  const both = backends.includes('cpu-native') && backends.includes('cpu-builtin');
+  const cols = [...backends, ...(both ? ['built-in / native'] : []), ...(torch ? ['pytorch', 'best tfjs / pytorch', 'built-in / pytorch'] : [])];
+  const width = (c: string) => Math.max(12, c.length + 2);
+  const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? '—' : (x / y).toFixed(2));
+  console.log(`\n${'workload'.padEnd(30)}${cols.map((c) => c.padStart(width(c))).join('')}   (median ms)`);
   for (const w of selected) {
     const row = table[w.name] ?? {};
     const best = Math.min(...Object.values(row).filter((v) => Number.isFinite(v)));
     const cells = backends.map((b) => (row[b] === undefined ? '—' : row[b]!.toFixed(0)));
-    if (torch) cells.push(torch[w.name]!.toFixed(0), (best / torch[w.name]!).toFixed(2));
-    console.log(`${w.name.padEnd(30)}${cells.map((c, i) => c.padStart(Math.max(14, cols[i]!.length + 2))).join('')}`);
+    if (both) cells.push(ratio(row['cpu-builtin'], row['cpu-native']));
+    if (torch) cells.push(torch[w.name]!.toFixed(0), ratio(best, torch[w.name]), ratio(row['cpu-builtin'], torch[w.name]));
+    console.log(`${w.name.padEnd(30)}${cells.map((c, i) => c.padStart(width(cols[i]!))).join('')}`);
   }
 }
 

@@ -77,6 +77,6 @@ describe('initBackend', () => {
     expect(hasKernel('Conv2DBackpropFilter')).toBe(true);
     const report = await initBackend({ force: 'cpu' });
     expect(report.nativeKernels.length > 0).toBe(nativeAddon() !== null);
-    expect(report.reason).toMatch(nativeAddon() ? /native kernels \(OpenBLAS/ : /native kernels (not built|disabled)/);
+    expect(report.reason).toMatch(nativeAddon() ? /native kernels \((OpenBLAS|built-in GEMM)/ : /native kernels (not built|disabled)/);
   });
 });
