@@ -171,7 +171,7 @@ async function main(): Promise<void> {
       }
     }
     if (backend === 'cpu-js') enableNativeKernels();
-    setNativeGemm('auto');
+    if (gemm) setNativeGemm('auto');
   }
   const torch = torchResults();
   const both = backends.includes('cpu-native') && backends.includes('cpu-builtin');

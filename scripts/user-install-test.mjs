@@ -81,14 +81,15 @@ console.log('skysense-tiny fused:', JSON.stringify(fused.shape));`),
   },
 ];
 
+/** Packs every package (dependencies first: prepack builds each) with the caller's environment. */
 function pack() {
   const dir = join(work, 'tarballs');
   mkdirSync(dir);
-  const packages = readdirSync(join(repo, 'packages'));
-  for (const p of packages) run('npm', ['pack', '--silent', '-w', `packages/${p}`, '--pack-destination', dir], repo);
+  const order = ['core-tensor', ...readdirSync(join(repo, 'packages')).filter((p) => !['core-tensor', 'skysense'].includes(p)), 'skysense'];
+  for (const p of order) execFileSync('npm', ['pack', '--silent', '-w', `packages/${p}`, '--pack-destination', dir], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
   const files = readdirSync(dir);
   console.log(`packed ${files.length} packages: ${files.join(', ')}`);
-  return Object.fromEntries(packages.map((p) => [p, join(dir, files.find((f) => f.startsWith(`skysense-${p}-`)))]));
+  return Object.fromEntries(order.map((p) => [p, join(dir, files.find((f) => f.startsWith(`skysense-${p}-`)))]));
 }
 
 function megabytes(dir) {

@@ -4,7 +4,8 @@
   },
   "target_defaults": {
     "cflags_cc": ["-O3", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-fexceptions", "-std=c++17"],
-    "cflags_cc!": ["-fno-exceptions"]
+    "cflags_cc!": ["-fno-exceptions"],
+    "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-fexceptions"], "GCC_ENABLE_CPP_EXCEPTIONS": "YES" }
   },
   "targets": [
     {
@@ -33,13 +34,15 @@
           "target_name": "gemm_avx2",
           "type": "static_library",
           "sources": ["native/gemm_avx2.cc"],
-          "cflags_cc": ["-mavx2", "-mfma", "-ffp-contract=fast"]
+          "cflags_cc": ["-mavx2", "-mfma", "-ffp-contract=fast"],
+          "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-mavx2", "-mfma", "-ffp-contract=fast"] }
         },
         {
           "target_name": "gemm_avx512",
           "type": "static_library",
           "sources": ["native/gemm_avx512.cc"],
-          "cflags_cc": ["-mavx512f", "-mavx2", "-mfma", "-ffp-contract=fast"]
+          "cflags_cc": ["-mavx512f", "-mavx2", "-mfma", "-ffp-contract=fast"],
+          "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-mavx512f", "-mavx2", "-mfma", "-ffp-contract=fast"] }
         }
       ]
     }]

@@ -60,20 +60,17 @@ constexpr bool kHaveBlas = false;
 
 std::atomic<const GemmKernel*> builtin{BestKernel()};
 std::atomic<bool> useBlas{kHaveBlas};
-std::string name;  // GemmName()'s buffer, rebuilt by SetGemmKernel
 
-void UpdateName() {
-  const GemmKernel* k = builtin.load();
 #ifdef SKYSENSE_OPENBLAS
-  if (useBlas.load()) {
+// "OpenBLAS 0.3.21" from openblas_get_config() ("OpenBLAS 0.3.21 DYNAMIC_ARCH …"), made once.
+const char* BlasName() {
+  static const std::string name = [] {
     std::string config = openblas_get_config();
-    size_t cut = config.find(' ', config.find(' ') + 1);  // "OpenBLAS 0.3.21 DYNAMIC_ARCH …" → "OpenBLAS 0.3.21"
-    name = config.substr(0, cut);
-    return;
-  }
-#endif
-  name = std::string("built-in GEMM (") + k->name + ", " + std::to_string(k->mr) + "x" + std::to_string(k->nr) + ")";
+    return config.substr(0, config.find(' ', config.find(' ') + 1));
+  }();
+  return name.c_str();
 }
+#endif
 
 // A 64-byte aligned scratch buffer per thread and role, grown on demand and kept.
 float* Scratch(std::vector<float>& buf, size_t floats) {
@@ -231,8 +228,10 @@ void Sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
 }
 
 const char* GemmName() {
-  if (name.empty()) UpdateName();
-  return name.c_str();
+#ifdef SKYSENSE_OPENBLAS
+  if (useBlas.load()) return BlasName();
+#endif
+  return builtin.load()->label;
 }
 
 bool SetGemmKernel(const char* which) {
@@ -246,7 +245,6 @@ bool SetGemmKernel(const char* which) {
   } else {
     return false;
   }
-  UpdateName();
   return true;
 }
 

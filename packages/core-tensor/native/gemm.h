@@ -11,7 +11,8 @@ namespace skysense {
 void Sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
            float beta, float* C, int64_t ldc);
 
-// Which GEMM Sgemm runs, e.g. "OpenBLAS 0.3.21" or "built-in GEMM (avx512, 8x32)".
+// Which GEMM Sgemm runs, e.g. "OpenBLAS 0.3.21" or "built-in GEMM (avx512, 8x32)" (a string
+// that lives as long as the process).
 const char* GemmName();
 
 // Selects the built-in micro-kernel: "auto" (the best the CPU supports), "avx512", "avx2" or
@@ -21,7 +22,8 @@ bool SetGemmKernel(const char* name);
 // The built-in micro-kernel: C[MR×NR] (ldc) = alpha·Σₖ a[k·MR + i]·b[k·NR + j] (+ beta·C unless
 // beta == 0) from packed panels a [kc×MR] and b [kc×NR].
 struct GemmKernel {
-  const char* name;
+  const char* name;   // "avx512", "avx2", "baseline"
+  const char* label;  // what GemmName() reports, e.g. "built-in GEMM (avx512, 8x32)"
   int mr, nr;
   void (*run)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
 };

@@ -48,10 +48,11 @@ void MicroKernel(int64_t kc, const float* __restrict a, const float* __restrict 
 }  // namespace
 
 // Defines skysense::GemmKernel<Name>() returning this file's micro-kernel.
-#define SKYSENSE_GEMM_KERNEL(Name, Label, MR, NV, W)                                         \
-  namespace skysense {                                                                       \
-  const GemmKernel* GemmKernel##Name() {                                                     \
-    static const GemmKernel k{Label, MR, (NV) * (W), &MicroKernel<MR, NV, W>};               \
-    return &k;                                                                               \
-  }                                                                                          \
+// MR rows × NR columns, NR a multiple of the vector width W (floats).
+#define SKYSENSE_GEMM_KERNEL(Name, Isa, MR, NR, W)                                                                 \
+  namespace skysense {                                                                                             \
+  const GemmKernel* GemmKernel##Name() {                                                                           \
+    static const GemmKernel k{Isa, "built-in GEMM (" Isa ", " #MR "x" #NR ")", MR, NR, &MicroKernel<MR, (NR) / (W), W>}; \
+    return &k;                                                                                                     \
+  }                                                                                                                \
   }

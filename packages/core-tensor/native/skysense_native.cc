@@ -45,11 +45,11 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const int64_t M = I(info, 5), N = I(info, 6), K = I(info, 7);
   const bool tA = B(info, 8), tB = B(info, 9);
   const int64_t batch = int64_t(aIndex.size()), countA = int64_t(Len(info[0])) / std::max<int64_t>(M * K, 1), countB = int64_t(Len(info[1])) / std::max<int64_t>(K * N, 1);
-  for (int64_t i = 0; i < batch; i++) {
-    if (aIndex[i] < 0 || aIndex[i] >= countA || bIndex[i] < 0 || bIndex[i] >= countB || int64_t(bIndex.size()) != batch || int64_t(Len(info[2])) != batch * M * N) {
-      Napi::RangeError::New(info.Env(), "gemm: batch index or output size out of range").ThrowAsJavaScriptException();
-      return info.Env().Undefined();
-    }
+  bool ok = int64_t(bIndex.size()) == batch && int64_t(Len(info[2])) == batch * M * N;
+  for (int64_t i = 0; ok && i < batch; i++) ok = aIndex[i] >= 0 && aIndex[i] < countA && bIndex[i] >= 0 && bIndex[i] < countB;
+  if (!ok) {
+    Napi::RangeError::New(info.Env(), "gemm: batch indices or output size out of range").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
   }
   auto one = [&](int64_t bi) {
     Sgemm(tA, tB, M, N, K, 1.0f, a + aIndex[bi] * M * K, tA ? M : K, b + bIndex[bi] * K * N, tB ? K : N, 0.0f, out + bi * M * N, N);

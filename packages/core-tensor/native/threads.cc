@@ -13,6 +13,9 @@ namespace {
 
 thread_local int insideTask = 0;  // > 0 while this thread runs a pool task: nested calls run inline
 
+// A job is published under the mutex; a worker joins it under the same mutex (recording the
+// generation it joined and counting itself active), so the fields of a job never change while a
+// worker is inside it: the next job starts only when the previous one has no active worker.
 class Pool {
  public:
   explicit Pool(unsigned workers) {
@@ -24,25 +27,28 @@ class Pool {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_lock<std::mutex> lock(mutex_);
+      idle_.wait(lock, [&] { return active_ == 0; });  // a late worker may still be leaving the last job
       task_ = task;
       ctx_ = ctx;
       tasks_ = tasks;
-      done_.store(0);  // before next_: a late worker that takes a task of this job must count it here
+      done_.store(0);
       next_.store(0);
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     Drain();
     for (int spin = 0; done_.load(std::memory_order_acquire) < tasks; spin++) {
-      if (spin < 20000) continue;
+      if (spin < kSpin) continue;
       std::unique_lock<std::mutex> lock(mutex_);
-      finished_.wait(lock, [&] { return done_.load() >= tasks; });
+      idle_.wait(lock, [&] { return done_.load() >= tasks; });
     }
     return true;
   }
 
  private:
+  static constexpr int kSpin = 20000;  // polls (tens of microseconds) before sleeping
+
   void Drain() {
     insideTask++;
     size_t ran = 0;
@@ -51,29 +57,34 @@ class Pool {
       ran++;
     }
     insideTask--;
-    if (ran && done_.fetch_add(ran) + ran == tasks_) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      finished_.notify_all();
-    }
+    if (ran) done_.fetch_add(ran);
   }
 
   void Work() {
     uint64_t seen = 0;
     for (;;) {
-      for (int spin = 0; generation_.load(std::memory_order_acquire) == seen; spin++) {
-        if (spin < 20000) continue;
+      for (int spin = 0; spin < kSpin && generation_.load(std::memory_order_acquire) == seen; spin++) {
+      }
+      {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return generation_.load() != seen; });
+        seen = generation_.load();
+        active_++;
       }
-      seen = generation_.load(std::memory_order_acquire);
       Drain();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        active_--;
+      }
+      idle_.notify_all();
     }
   }
 
   std::mutex busy_, mutex_;
-  std::condition_variable wake_, finished_;
+  std::condition_variable wake_, idle_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<size_t> next_{0}, done_{0};
+  unsigned active_ = 0;  // workers inside a job; guarded by mutex_
   void (*task_)(void*, size_t) = nullptr;
   void* ctx_ = nullptr;
   size_t tasks_ = 0;

@@ -13,7 +13,7 @@
  * (default `auto`: OpenBLAS when pkg-config finds it); npm's `--build-from-source` compiles even
  * when a prebuilt binary would load.
  */
-import { execFileSync, execSync } from 'node:child_process';
+import { execFileSync, execSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -65,27 +65,36 @@ function nodedir() {
 
 const describe = (blas) => (blas === 'openblas' ? 'with OpenBLAS' : 'with the built-in GEMM');
 
+/** Whether the binary loads in a fresh Node (a child process: a crash there cannot take this script down). */
+function loads(path) {
+  return spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path)})`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Compiles with `blas`; an OpenBLAS build that does not load (a library the loader cannot find) is redone without it. */
 function compile(blas, why) {
   try {
     const env = { ...process.env, SKYSENSE_BLAS: blas };
     const headers = nodedir() ? [`--nodedir=${nodedir()}`] : [];
     execFileSync(process.execPath, [nodeGyp(), 'rebuild', '--jobs=max', ...headers], { cwd: root, env, stdio: 'pipe' });
-    writeFileSync(stampFile, stamp(blas));
-    console.log(`native kernels: compiled ${describe(blas)}${why}`);
   } catch (e) {
     const out = `${e.stdout ?? ''}\n${e.stderr ?? ''}`.split('\n');
     const detail = out.find((l) => /error/i.test(l) && !/^gyp (ERR|info)/.test(l)) ?? out.find((l) => /error/i.test(l)) ?? e.message.split('\n')[0];
-    console.log(`native kernels: not built, using the JavaScript kernels (${detail.trim()})`);
+    return void console.log(`native kernels: not built, using the JavaScript kernels (${detail.trim()})`);
   }
+  if (!loads(addon)) {
+    rmSync(join(root, 'build'), { recursive: true, force: true });
+    if (blas === 'openblas') return compile('builtin', ' (the OpenBLAS build did not load)');
+    return void console.log('native kernels: compiled but the binary does not load here; using the JavaScript kernels');
+  }
+  writeFileSync(stampFile, stamp(blas));
+  console.log(`native kernels: compiled ${describe(blas)}${why}`);
 }
 
 /** A prebuilt binary under prebuilds/ that loads in this Node, or null. */
 function loadablePrebuild() {
   try {
     const path = require('node-gyp-build').resolve(root);
-    if (!relative(root, path).startsWith('prebuilds')) return null;
-    require(path);
-    return path;
+    return relative(root, path).startsWith('prebuilds') && loads(path) ? path : null;
   } catch {
     return null;
   }
@@ -93,8 +102,12 @@ function loadablePrebuild() {
 
 const upToDate = (blas) => existsSync(addon) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp(blas);
 
-/** prebuilds/<platform>-<arch>/ with the built-in GEMM, made by prebuildify (Node-API: one binary serves every Node ≥ 20). */
+/**
+ * prebuilds/linux-x64/ with the built-in GEMM, made by prebuildify (Node-API: one binary serves
+ * every Node ≥ 20). Published tarballs carry the linux-x64 binary, so packing anywhere else fails.
+ */
 function prebuild() {
+  if (`${process.platform}-${process.arch}` !== 'linux-x64') throw new Error(`native.mjs prebuild: pack on linux-x64 (the published prebuilt binary), not ${process.platform}-${process.arch}`);
   rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
   // node-gyp reads npm_config_nodedir: the local headers, so nothing is downloaded
   const env = { ...process.env, SKYSENSE_BLAS: 'builtin', ...(nodedir() ? { npm_config_nodedir: nodedir() } : {}) };
@@ -107,9 +120,9 @@ function prebuild() {
 function main(mode) {
   if (mode === '--blas') return void process.stdout.write(blasChoice());
   if (!['install', 'build', 'prebuild', 'clean-prebuild'].includes(mode)) throw new Error(`usage: native.mjs install|build|prebuild|clean-prebuild|--blas (got ${mode})`);
-  if (process.env.SKYSENSE_NATIVE === '0') return void console.log('native kernels: skipped (SKYSENSE_NATIVE=0)');
-  if (mode === 'prebuild') return prebuild();
+  if (mode === 'prebuild') return prebuild(); // a published package always carries the binary
   if (mode === 'clean-prebuild') rmSync(join(root, 'prebuilds'), { recursive: true, force: true }); // then build as configured
+  if (process.env.SKYSENSE_NATIVE === '0') return void console.log('native kernels: skipped (SKYSENSE_NATIVE=0)');
   const blas = blasChoice();
   if (mode === 'install' && process.env.npm_config_build_from_source !== 'true') {
     const prebuilt = loadablePrebuild();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +69,11 @@ export function nativeAddon(): NativeAddon | null {
     loadReason = 'disabled by SKYSENSE_NATIVE=0';
     return (addon = null);
   }
+  const gemm = gemmFromEnv();
+  if (lacksX8664v2()) {
+    loadReason = 'not loaded: this x86-64 CPU lacks SSE4.2/POPCNT (x86-64-v2), which the addon is compiled for';
+    return (addon = null);
+  }
   const require = createRequire(import.meta.url);
   let path: string;
   try {
@@ -76,15 +82,40 @@ export function nativeAddon(): NativeAddon | null {
     loadReason = 'not built (no prebuilt binary for this platform and the install could not compile one: needs a C++ toolchain)';
     return (addon = null);
   }
+  let loaded: NativeAddon;
   try {
-    addon = require(path) as NativeAddon;
-    addonOrigin = relative(packageRoot, path).split(sep)[0] === 'prebuilds' ? 'prebuilt binary' : 'compiled at install';
+    loaded = require(path) as NativeAddon;
   } catch (e) {
     loadReason = `failed to load ${path}: ${(e as Error).message.split('\n')[0]}`;
     return (addon = null);
   }
-  selectGemm(process.env.SKYSENSE_GEMM?.trim().toLowerCase() || 'auto', 'SKYSENSE_GEMM');
-  return addon;
+  if (gemm && !loaded.setGemm(gemm)) throw cannotRun(gemm, 'SKYSENSE_GEMM', loaded);
+  addonOrigin = relative(packageRoot, path).split(sep)[0] === 'prebuilds' ? 'prebuilt binary' : 'compiled at install';
+  return (addon = loaded);
+}
+
+/** SKYSENSE_GEMM, validated; undefined when unset. */
+function gemmFromEnv(): GemmChoice | undefined {
+  const v = process.env.SKYSENSE_GEMM?.trim().toLowerCase();
+  if (!v) return undefined;
+  if (!(GEMM_CHOICES as readonly string[]).includes(v)) throw new SkySenseError('E_ARG', `SKYSENSE_GEMM: expected one of ${GEMM_CHOICES.join(', ')}, got '${process.env.SKYSENSE_GEMM}'`);
+  return v as GemmChoice;
+}
+
+/** On Linux x64, whether /proc/cpuinfo lacks what x86-64-v2 code needs (loading would crash the process). */
+function lacksX8664v2(): boolean {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return false;
+  try {
+    const flags = new Set(/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim().split(/\s+/));
+    return !['ssse3', 'sse4_1', 'sse4_2', 'popcnt'].every((f) => flags.has(f));
+  } catch {
+    return false;
+  }
+}
+
+function cannotRun(name: GemmChoice, what: string, n: NativeAddon): SkySenseError {
+  const why = name === 'openblas' ? 'the addon was compiled without OpenBLAS' : 'this CPU lacks the instructions';
+  return new SkySenseError('E_BACKEND', `${what}: '${name}' cannot run here (${why}); in use: ${n.gemmName()}`);
 }
 
 /** Why the addon is or is not available, in one line; names the GEMM in use when it is. */
@@ -101,16 +132,10 @@ export function nativeReason(): string {
  *   this CPU or build cannot run the one asked for.
  */
 export function setNativeGemm(name: GemmChoice): string {
-  return selectGemm(name, 'gemm');
-}
-
-function selectGemm(name: string, what: string): string {
-  if (!(GEMM_CHOICES as readonly string[]).includes(name)) throw new SkySenseError('E_ARG', `${what}: expected one of ${GEMM_CHOICES.join(', ')}, got '${name}'`);
+  if (!(GEMM_CHOICES as readonly string[]).includes(name)) throw new SkySenseError('E_ARG', `gemm: expected one of ${GEMM_CHOICES.join(', ')}, got '${name}'`);
   const n = nativeAddon();
-  if (!n) throw new SkySenseError('E_BACKEND', `${what}: the native kernels are not loaded (${loadReason})`);
-  if (!n.setGemm(name as GemmChoice)) {
-    throw new SkySenseError('E_BACKEND', `${what}: '${name}' cannot run here (${name === 'openblas' ? 'the addon was compiled without OpenBLAS' : 'this CPU lacks the instructions'}); in use: ${n.gemmName()}`);
-  }
+  if (!n) throw new SkySenseError('E_BACKEND', `gemm: the native kernels are not loaded (${loadReason})`);
+  if (!n.setGemm(name)) throw cannotRun(name, 'gemm', n);
   return n.gemmName();
 }
 

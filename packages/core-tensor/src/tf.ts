@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core ships its gradients and chained ops (`t.reshape(…)`) as ES modules only (the full
-// @tensorflow/tfjs bundles them the same way): the build inlines these two files; they register
-// into tfjs-core's global registry and Tensor prototype.
+// tfjs-core ships its gradients and chained ops (`t.reshape(…)`) as ES modules only, so the build
+// inlines these two files and the tfjs-core modules they import (a second copy of those ops, about
+// 0.4 MB), as the full @tensorflow/tfjs bundle does. That is sound because tfjs-core keeps its engine,
+// kernel and gradient registries and its Tensor class in globals: the inlined copy registers into,
+// and computes with, the same ones as `@tensorflow/tfjs-core` below.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 import '@tensorflow/tfjs-backend-cpu';

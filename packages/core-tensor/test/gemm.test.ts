@@ -5,6 +5,9 @@
  * sizes off the MR/NR multiples, depth beyond one KC block (256), width beyond one NC block
  * (4096), transposes, broadcast batches and empty sizes.
  */
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GEMM_CHOICES, Generator, SkySenseError, disableNativeKernels, enableNativeKernels, initBackend, matMul, nativeAddon, setNativeGemm, tf, type GemmChoice } from '../src/index';
 
@@ -49,7 +52,7 @@ describe.runIf(nativeAddon() !== null)('native GEMM', () => {
   });
 
   it('matches a float64 reference on shapes that cross every blocking edge', () => {
-    const shapes: [number, number, number][] = [[1, 1, 1], [7, 5, 3], [9, 33, 17], [8, 32, 256], [13, 47, 257], [130, 70, 600], [3, 4100, 5], [1, 1, 1000], [65, 1, 9]];
+    const shapes: [number, number, number][] = [[1, 1, 1], [7, 5, 3], [9, 33, 17], [8, 32, 256], [13, 47, 257], [130, 70, 600], [3, 4100, 5], [20, 4100, 300], [1, 1, 1000], [65, 1, 9]];
     for (const g of runnable()) {
       setNativeGemm(g);
       for (const [m, n, k] of shapes)
@@ -93,13 +96,57 @@ describe.runIf(nativeAddon() !== null)('native GEMM', () => {
         enableNativeKernels();
         native.forEach((t, i) => {
           expect(t.shape).toEqual(js[i]!.shape);
-          const [x, y] = [t.dataSync(), js[i]!.dataSync()];
-          const scale = Math.max(1, ...Array.from(y, Math.abs));
+          const [x, y] = [Array.from(t.dataSync() as Float32Array), Array.from(js[i]!.dataSync() as Float32Array)];
+          const scale = Math.max(1, ...y.map(Math.abs));
           expect(x.reduce((e, v, j) => Math.max(e, Math.abs(v - y[j]!)), 0) / scale, `${g} ${sa} ${sb} output ${i}`).toBeLessThanOrEqual(1e-5);
         });
         tf.dispose([a, b, ...native, ...js]);
       }
     }
+  });
+});
+
+/**
+ * The pool under load, in child processes with 8 threads (CI machines have 2 cores, i.e. one
+ * worker, which would hide races between workers) and from two worker_threads at once (one of
+ * them finds the pool busy and runs inline). Each child checks its own results.
+ */
+const STRESS = `
+const n = require(process.env.ADDON);
+const { Worker, isMainThread } = require('node:worker_threads');
+const rand = (len) => Float32Array.from({ length: len }, (_, i) => Math.sin(i * 12.9898) * 0.5);
+function run(gemm, calls) {
+  if (!n.setGemm(gemm)) return;
+  const x = rand(70000), out = new Float32Array(x.length), a = rand(96 * 96), c = new Float32Array(96 * 96);
+  for (let i = 0; i < calls; i++) {
+    n.unary(1, x, out);
+    n.gemm(a, a, c, Int32Array.of(0), Int32Array.of(0), 96, 96, 96, false, false);
+    if (Math.abs(out[777] - Math.exp(x[777])) > 1e-5) throw new Error('unary went wrong at call ' + i);
+  }
+  let s = 0;
+  for (let k = 0; k < 96; k++) s += a[5 * 96 + k] * a[k * 96 + 7];
+  if (Math.abs(c[5 * 96 + 7] - s) > 1e-4) throw new Error(gemm + ': gemm went wrong');
+}
+if (isMainThread && process.env.MODE === 'workers') {
+  let left = 2;
+  for (let w = 0; w < 2; w++) new Worker(__filename.endsWith('[eval]') ? process.env.SCRIPT : __filename, { eval: true, env: { ...process.env, MODE: 'one' } })
+    .on('error', (e) => { console.error(e); process.exit(1); }).on('exit', () => { if (--left === 0) console.log('ok'); });
+} else {
+  for (const g of ['baseline', 'avx2', 'avx512', 'openblas']) run(g, process.env.MODE === 'one' ? 300 : 1500);
+  if (isMainThread) console.log('ok');
+}`;
+
+describe.runIf(nativeAddon() !== null)('the native thread pool', () => {
+  const addonPath = () => (createRequire(import.meta.url)('node-gyp-build') as { resolve(d: string): string }).resolve(fileURLToPath(new URL('..', import.meta.url)));
+  const child = (mode: string) =>
+    execFileSync(process.execPath, ['-e', STRESS], { env: { ...process.env, ADDON: addonPath(), SKYSENSE_THREADS: '8', MODE: mode, SCRIPT: STRESS }, encoding: 'utf8', timeout: 120_000 }).trim();
+
+  it('with 8 threads, thousands of back-to-back parallel calls (GEMM and element-wise) each finish with the right values', () => {
+    expect(child('main')).toBe('ok');
+  });
+
+  it('two worker_threads calling at once both get right values (one runs inline while the other holds the pool)', () => {
+    expect(child('workers')).toBe('ok');
   });
 });
 
