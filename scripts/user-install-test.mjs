@@ -66,8 +66,17 @@ console.log('vit series:', JSON.stringify(layer1.shape), 'upernet loss:', loss.t
     ),
   },
   {
+    name: 'core-tensor + data',
+    packages: ['core-tensor', 'data'],
+    examples: variants({ '@skysense/core-tensor': ['initBackend'], '@skysense/data': ['loadSentinel2', 'samplesDir'] }, `${backendCheck}
+const folder = samplesDir() + '/bigearthnet/v1-s1s2-example/BigEarthNet-S2/S2A_MSIL2A_20170613T101031_87_48';
+const s2 = await loadSentinel2({ folder });
+if (s2.names.length !== 10 || s2.height !== 120) throw new Error('unexpected Sentinel-2 stack');
+console.log('sentinel-2 bands:', s2.names.join(','), s2.height + 'x' + s2.width);`),
+  },
+  {
     name: '@skysense/skysense (umbrella)',
-    packages: ['core-tensor', 'swin', 'vit', 'temporal-fusion', 'geo-prototypes', 'losses', 'heads', 'skysense'],
+    packages: ['core-tensor', 'data', 'swin', 'vit', 'temporal-fusion', 'geo-prototypes', 'losses', 'heads', 'skysense'],
     examples: variants({ '@skysense/core-tensor': ['initBackend', 'tf'], '@skysense/skysense': ['SkySense'] }, `${backendCheck}
 const model = SkySense.fromPreset('skysense-tiny').eval();
 const { fused } = model.forward({

@@ -79,6 +79,9 @@ export {
   type InterpolateMode,
   type InterpolateOptions,
 } from './ops/resample';
+export { cropResize, roiAlignCrops, intersect, type CropBox } from './ops/crops';
+export { dayOfYear, type AcquisitionDate } from './dates';
+export { SENTINEL2_BANDS, SENTINEL1_BANDS } from './sensors';
 export { UnaryModule, Identity, Sequential, ModuleList, ModuleDict } from './layers/containers';
 export { Linear, linear, type LinearOptions } from './layers/linear';
 export { Conv2d, type Conv2dModuleOptions } from './layers/conv';

@@ -9,7 +9,7 @@ import { MODEL_PRESETS, modelInfo } from './registry';
 import { forwardFixture, runFixture } from './fixtures';
 import { embedSample, runDemo } from './embed';
 import { runPretrain, type RunPretrainOptions } from './pretrain-run';
-import { type SampleManifest, loadSample, readManifest } from './data/sample';
+import { type SampleManifest, downloadSamples, loadSample, readManifest } from '@skysense/data';
 import { type ReleasedFiles } from './skysense';
 import { SkySense, formatBreakdown } from './skysense';
 import { FINETUNE_PRESETS } from './finetune/presets';
@@ -36,6 +36,19 @@ export function createCli(): Command {
     .hook('preAction', async (cmd) => {
       const o = cmd.opts<{ backend?: BackendKind; verbose?: boolean }>();
       await initBackend({ force: o.backend, log: o.verbose ? (line) => console.error(line) : false });
+    });
+
+  program
+    .command('samples')
+    .description('download the public sample files (BigEarthNet, NAIP, eo-learn, Dubai aerial) with SHA-256 checks; needs internet access')
+    .option('--out <dir>', 'folder to fill (default: SKYSENSE_SAMPLES, else ./samples)')
+    .action(async (o: { out?: string }) => {
+      const t0 = performance.now();
+      const r = await downloadSamples({
+        target: o.out,
+        onProgress: (done, total, f) => console.log(`[${done}/${total}] ${f.path} (${((performance.now() - t0) / 1000).toFixed(0)} s)`),
+      });
+      console.log(`${r.present} files were already there, ${r.fetched} fetched: samples ready in ${r.target} (set SKYSENSE_SAMPLES=${r.target})`);
     });
 
   program

@@ -4,7 +4,7 @@ import { SkySenseError, currentBackend, manualSeed, saveSafetensors, tf, writeFi
 import { dayOfYear } from '@skysense/temporal-fusion';
 import { SkySense } from './skysense';
 import { type SkySensePresetName } from './presets';
-import { type LoadedSample, type SampleManifest, loadSample, samplesDir } from './data/sample';
+import { type LoadedSample, type SampleManifest, loadSample, samplesDir } from '@skysense/data';
 import { bandsRgb, enlarge, pcaRgb } from './render';
 
 /** What was written for one sample. */
@@ -150,7 +150,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<{ out: string;
   manualSeed(options.seed ?? 0);
   const model = SkySense.fromPreset(preset, { hr: null }).eval();
   const pairs = bigEarthNetPairs(root);
-  if (pairs.length === 0) log(`no BigEarthNet samples under ${root} (set SKYSENSE_SAMPLES, or run 'npm run samples'); running on a generated scene`);
+  if (pairs.length === 0) log(`no BigEarthNet samples under ${root} (set SKYSENSE_SAMPLES, or run 'skysense samples'); running on a generated scene`);
   const t0 = performance.now();
   const summaries: EmbedSummary[] = [];
   const total = Math.max(1, pairs.length);

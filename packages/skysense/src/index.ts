@@ -12,11 +12,6 @@ export { embedSample, runDemo, bigEarthNetPairs, generatedScene, type EmbedSumma
 export { runFixture, forwardFixture, readFixtureConfig, type FixtureResult, type RunFixtureOptions, type FixtureConfig } from './fixtures';
 export { MODEL_PRESETS, modelInfo, type ModelInfo } from './registry';
 export { pcaRgb, bandsRgb, enlarge } from './render';
-export { readGeoTiff, rasterCentre, toLatLon, crsDefinition, type Raster, type PixelWindow } from './data/raster';
-export { loadSentinel2, loadSentinel1, leeFilterDb, loadHr, findS2BandFiles, stackOnFinestGrid, type S2Band, type S2Source, type BandStack, type MissingBands, type Sentinel1Options } from './data/sentinel';
-export { NORMALIZATION, normalizeChannels, type ChannelStats } from './data/normalization';
-export { findAcquisitionDate, requireAcquisitionDate } from './data/dates';
-export { readManifest, loadSample, samplesDir, type SampleManifest, type LoadedSample, type S2FrameEntry, type S1FrameEntry } from './data/sample';
 export { ProgressReporter, progressBar } from './progress';
 export * as core from '@skysense/core-tensor';
 export * as swin from '@skysense/swin';
@@ -25,7 +20,6 @@ export * as temporalFusion from '@skysense/temporal-fusion';
 export * as geoPrototypes from '@skysense/geo-prototypes';
 export { Pretrainer, type PretrainOptions, type PretrainBatch, type StepMetrics } from './pretrain';
 export { runPretrain, type RunPretrainOptions } from './pretrain-run';
-export { cropResize, roiAlign, intersect, randomResizedBox, resolveMultiCrop, type CropBox, type MultiCropOptions, type ResolvedMultiCrop } from './multicrop';
 export * as heads from '@skysense/heads';
 export { Segmentor, slideWindows, type FeatureEncoder, type SegmentorOptions, type SlideOptions, type SegmentationLosses } from './finetune/segmentor';
 export { Classifier, ChangeDetector } from './finetune/classifier';
@@ -38,10 +32,6 @@ export {
   segmentationDataset, imageFolderDataset, bigEarthNetMultilabelDataset, changeDataset, splitHoldOut, taskBatch, evaluateTask, CHANGE_CLASSES, type TaskDataset, type TaskSample, type TaskEvaluation,
 } from './finetune/tasks';
 export {
-  readImage, readMask, readClassTable, loadSegmentationDataset, listImages, DUBAI_AERIAL_CLASSES, IGNORE_INDEX, type PlanarImage, type ClassDef, type LabelledImage,
-} from './finetune/images';
-export { cutWindow, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './finetune/augment';
-export {
   runFinetune, runPredict, runEval, saveFinetuned, loadFinetuned, loadTaskDataset, resolveClasses, colorizeMask, type RunFinetuneOptions, type FinetuneResult, type RunPredictOptions, type RunEvalOptions,
   type FinetunedMeta,
 } from './finetune/run';
@@ -49,3 +39,26 @@ export {
   saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, openRun, runSettings, trainingLoop, type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
 } from './training-checkpoint';
 export { FusionSegmentor, type FusionSegmentorOptions } from './finetune/fusion-segmentor';
+
+// Moved to @skysense/data (and the crop ops to @skysense/core-tensor) in 0.2: these re-exports keep
+// 0.1 code working for one minor version.
+export {
+  /** @deprecated import from `@skysense/data` */ readGeoTiff, /** @deprecated import from `@skysense/data` */ rasterCentre, /** @deprecated import from `@skysense/data` */ toLatLon,
+  /** @deprecated import from `@skysense/data` */ crsDefinition, /** @deprecated import from `@skysense/data` */ loadSentinel2, /** @deprecated import from `@skysense/data` */ loadSentinel1,
+  /** @deprecated import from `@skysense/data` */ leeFilterDb, /** @deprecated import from `@skysense/data` */ loadHr, /** @deprecated import from `@skysense/data` */ findS2BandFiles,
+  /** @deprecated import from `@skysense/data` */ stackOnFinestGrid, /** @deprecated import from `@skysense/data` */ NORMALIZATION, /** @deprecated import from `@skysense/data` */ normalizeChannels,
+  /** @deprecated import from `@skysense/data` */ findAcquisitionDate, /** @deprecated import from `@skysense/data` */ requireAcquisitionDate, /** @deprecated import from `@skysense/data` */ readManifest,
+  /** @deprecated import from `@skysense/data` */ loadSample, /** @deprecated import from `@skysense/data` */ samplesDir, /** @deprecated import from `@skysense/data` */ readImage,
+  /** @deprecated import from `@skysense/data` */ readMask, /** @deprecated import from `@skysense/data` */ readClassTable, /** @deprecated import from `@skysense/data` */ loadSegmentationDataset,
+  /** @deprecated import from `@skysense/data` */ listImages, /** @deprecated import from `@skysense/data` */ DUBAI_AERIAL_CLASSES, /** @deprecated import from `@skysense/data` */ IGNORE_INDEX,
+  /** @deprecated import from `@skysense/data` */ cutWindow, /** @deprecated import from `@skysense/data` */ randomWindow, /** @deprecated import from `@skysense/data` */ normalizedImage,
+  /** @deprecated import from `@skysense/data` */ randomResizedBox, /** @deprecated import from `@skysense/data` */ resolveMultiCrop,
+  type Raster, type PixelWindow, type S2Band, type S2Source, type BandStack, type MissingBands, type Sentinel1Options, type ChannelStats, type SampleManifest, type LoadedSample,
+  type S2FrameEntry, type S1FrameEntry, type PlanarImage, type ClassDef, type LabelledImage, type SegAugmentOptions, type CropWindow, type MultiCropOptions, type ResolvedMultiCrop,
+} from '@skysense/data';
+export {
+  /** @deprecated import from `@skysense/core-tensor` */ cropResize, /** @deprecated import from `@skysense/core-tensor` */ intersect,
+  /** @deprecated renamed `roiAlignCrops`, in `@skysense/core-tensor` */ roiAlignCrops as roiAlign, type CropBox,
+} from '@skysense/core-tensor';
+/** `@skysense/data` as a namespace, like the model packages. */
+export * as data from '@skysense/data';

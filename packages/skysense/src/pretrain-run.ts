@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import { type Generator, SkySenseError, assertInt, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
 import { openRun, runSettings, trainingLoop } from './training-checkpoint';
-import type { MultiCropOptions } from './multicrop';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs } from './embed';
-import { type LoadedSample, type SampleManifest, loadSample, readManifest, samplesDir } from './data/sample';
+import { type LoadedSample, type MultiCropOptions, type SampleManifest, loadSample, readManifest, samplesDir } from '@skysense/data';
 
 /** Options of {@link runPretrain} (the `skysense pretrain` command). */
 export interface RunPretrainOptions {
@@ -116,7 +115,7 @@ function naipTiles(root: string): SampleManifest[] {
 /** Loads every sample; all must carry the same modalities, HR or Sentinel (co-registered crops of both are not supported yet). */
 async function loadSamples(data: string, crop: number, hr: boolean): Promise<LoadedSample[]> {
   const manifests = data.endsWith('.json') ? readManifest(data) : hr ? naipTiles(data) : bigEarthNetPairs(data);
-  if (manifests.length === 0) throw new SkySenseError('E_IO', `${data}: no ${hr ? 'NAIP HR tiles (naip-timeseries/*.tif)' : 'Sentinel-2 + Sentinel-1 pairs'} found (set SKYSENSE_SAMPLES, run 'npm run samples', or give a manifest)`);
+  if (manifests.length === 0) throw new SkySenseError('E_IO', `${data}: no ${hr ? 'NAIP HR tiles (naip-timeseries/*.tif)' : 'Sentinel-2 + Sentinel-1 pairs'} found (set SKYSENSE_SAMPLES, run 'skysense samples', or give a manifest)`);
   const loaded: LoadedSample[] = [];
   try {
     for (const m of manifests) {

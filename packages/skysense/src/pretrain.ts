@@ -1,12 +1,12 @@
 import {
   AdamW, Generator, SkySenseError, assertInRange, assertInt, assertPositive, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, defaultRng, disposeGradients, emaUpdate, linearWarmup,
-  gatherRows, stopGradient, tf, valueAndGrads, type GeneratorState, type Gradients, type Parameter, type Tensor,
+  cropResize, gatherRows, intersect, roiAlignCrops, stopGradient, tf, valueAndGrads, type CropBox, type GeneratorState, type Gradients, type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type FGCLOptions } from '@skysense/losses';
 import { SkySense } from './skysense';
 import { openTrainingCheckpoint, saveTrainingCheckpoint } from './training-checkpoint';
 import type { SkySenseConfig } from './presets';
-import { type CropBox, type MultiCropOptions, cropResize, intersect, randomResizedBox, resolveMultiCrop, roiAlign } from './multicrop';
+import { type MultiCropOptions, randomResizedBox, resolveMultiCrop } from '@skysense/data';
 
 /** Options of {@link Pretrainer}; defaults follow DINO / ARCH-SPEC §4.4 where the paper is silent. */
 export interface PretrainOptions {
@@ -359,8 +359,8 @@ export class Pretrainer {
           if (o && o.h * o.w >= c.minOverlap * box.h * box.w) (rows.push(b), regions.push(o));
         });
         if (!rows.length) return;
-        student.push(roiAlign(gatherRows(s, rows), rows.map((b) => v.boxes[b]!), regions, c.grid));
-        teacher.push(roiAlign(gatherRows(t, rows), rows.map((b) => c.views[gi]!.boxes[b]!), regions, c.grid));
+        student.push(roiAlignCrops(gatherRows(s, rows), rows.map((b) => v.boxes[b]!), regions, c.grid));
+        teacher.push(roiAlignCrops(gatherRows(t, rows), rows.map((b) => c.views[gi]!.boxes[b]!), regions, c.grid));
       });
     });
     if (!student.length) return null;

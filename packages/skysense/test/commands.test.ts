@@ -91,7 +91,7 @@ describe('skysense demo and embed', () => {
   it('demo without samples says how to get them and runs on a generated scene', () => {
     const r = run(['demo', '--out', 'demo-offline', '--samples', join(dir, 'no-samples')]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/no BigEarthNet samples under .*npm run samples/);
+    expect(r.stdout).toMatch(/no BigEarthNet samples under .*skysense samples/);
     expect(fs.existsSync(join(dir, 'demo-offline', 'generated-scene', 'pca.png'))).toBe(true);
   });
 

@@ -1,17 +1,17 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Conv2d, Generator, Module, SkySenseError, decodePng, shapeOnly, disposeGradients, writePng, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
+import { Conv2d, Generator, Module, decodePng, shapeOnly, disposeGradients, writePng, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
 import { ChangeDetectionHead, LinearClsHead, MultiLevelNeck, UPerHead } from '@skysense/heads';
 import { VisionTransformer } from '@skysense/vit';
 import {
-  ChangeDetector, Classifier, DUBAI_AERIAL_CLASSES, buildFinetuneModel, FusionSegmentor, SkySense, Finetuner, Segmentor, cutWindow, finetuneOptimizer, loadSegmentationDataset, readClassTable, readImage, readMask, samplesDir,
-  runEval, runFinetune, runPredict, swinLayerId, vitLayerId, type FeatureEncoder, type LabelledImage,
+  ChangeDetector, Classifier, buildFinetuneModel, FusionSegmentor, SkySense, Finetuner, Segmentor, finetuneOptimizer,
+  runEval, runFinetune, runPredict, swinLayerId, vitLayerId, type FeatureEncoder,
 } from '../src/index';
+import { cutWindow, type LabelledImage } from '@skysense/data';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-finetune-'));
-const dubai = join(samplesDir(), 'dubai-aerial-segmentation');
 
 /** A two-level convolutional encoder (strides 2 and 4) — any map size works, so windows can be small. */
 class TinyEncoder extends Module implements FeatureEncoder {
@@ -261,57 +261,6 @@ describe('other encoders under the heads', () => {
       seg.dispose();
     }
     expect(() => new FusionSegmentor(SkySense.fromPreset('skysense-tiny', { geo: null }), { numClasses: 2, geoContext: true })).toThrow(/the model has no prototype bank/);
-  });
-});
-
-describe('segmentation data', () => {
-  it('cutWindow: bilinear image and nearest mask at a scale, horizontal flip, padding 0 / 255 beyond the image', () => {
-    const image = { width: 2, height: 2, channels: 1, data: Float32Array.from([0, 10, 20, 30]) };
-    const mask = Uint8Array.from([1, 2, 3, 4]);
-    const id = cutWindow(image, mask, { scale: 1, y0: 0, x0: 0, size: 3, flip: false }, { mean: [0], std: [10] });
-    expect([...id.image]).toEqual([0, 1, 0, 2, 3, 0, 0, 0, 0]);
-    expect([...id.mask]).toEqual([1, 2, 255, 3, 4, 255, 255, 255, 255]);
-    expect(() => cutWindow(image, mask.slice(1), { scale: 1, y0: 0, x0: 0, size: 2, flip: false }, { mean: [0], std: [1] })).toThrow(/cutWindow mask: expected 2×2 = 4 labels \(the image's size\), got 3/);
-    const flipped = cutWindow(image, mask, { scale: 1, y0: 0, x0: 0, size: 2, flip: true }, { mean: [0], std: [1] });
-    expect([...flipped.image]).toEqual([10, 0, 30, 20]);
-    expect([...flipped.mask]).toEqual([2, 1, 4, 3]);
-    // ×2: source x = (tx + 0.5)/2 − 0.5 → −0.25 (clamped 0), 0.25, 0.75, 1.25 (clamped 1)
-    const up = cutWindow(image, mask, { scale: 2, y0: 0, x0: 0, size: 4, flip: false }, { mean: [0], std: [1] });
-    expect([...up.image.slice(0, 4)]).toEqual([0, 2.5, 7.5, 10]);
-    expect([...up.mask.slice(0, 4)]).toEqual([1, 1, 2, 2]);
-  });
-
-  it('reads the Dubai samples (JPEG images, colour masks through the class table, pairs by name) and GeoTIFF tiles', async () => {
-    expect(existsSync(dubai), `set SKYSENSE_SAMPLES to the sample folder (got ${samplesDir()})`).toBe(true);
-    const img = await readImage(join(dubai, 'images', 'tile1_image_part_001.jpg'));
-    expect([img.width, img.height, img.channels]).toEqual([797, 644, 3]);
-    expect(Math.max(...img.data.subarray(0, 5000))).toBeLessThanOrEqual(255);
-    const mask = await readMask(join(dubai, 'masks', 'tile1_image_part_001.png'), DUBAI_AERIAL_CLASSES);
-    const counts = Array.from({ length: 6 }, (_, k) => mask.reduce((n, v) => n + (v === k ? 1 : 0), 0));
-    // colours counted independently: #3C1098 2779, #8429F6 388530, #6EC1E4 73093, #FEDD3A 4377, #E2A929 36569, #9B9B9B 7920
-    expect(counts).toEqual([2779, 388530, 73093, 4377, 36569, 7920]);
-    const tif = await readImage(join(samplesDir(), 'naip-timeseries', 'm_4709963_se_14_1_20090818.tif'));
-    expect(tif.channels).toBeGreaterThanOrEqual(3);
-    expect(tif.width * tif.height * tif.channels).toBe(tif.data.length);
-    const pairs = await loadSegmentationDataset(dubai, DUBAI_AERIAL_CLASSES);
-    expect(pairs.map((p) => p.name)).toEqual(Array.from({ length: 9 }, (_, i) => `tile1_image_part_00${i + 1}`));
-    expect(pairs[3]!.image.height).toBe(643);
-    // the classes.json shipped with the data has the annotation tool's colours, not the masks'
-    await expect(readMask(join(dubai, 'masks', 'tile1_image_part_001.png'), readClassTable(join(dubai, 'classes.json')))).rejects.toThrow(/pixel \(0, 0\) has colour #[0-9A-F]{6}, which is not in the class table/);
-  });
-
-  it('names bad images and class tables', async () => {
-    const notImage = join(dir, 'x.png');
-    writeFileSync(notImage, 'hello');
-    await expect(readImage(notImage)).rejects.toThrow(/expected a PNG, JPEG or TIFF image, got a file starting with bytes 68 65 6c 6c/);
-    const badJpeg = join(dir, 'y.jpg');
-    writeFileSync(badJpeg, Buffer.from([0xff, 0xd8, 0xff, 0x00, 1, 2, 3]));
-    await expect(readImage(badJpeg)).rejects.toThrow(SkySenseError);
-    const table = join(dir, 'classes.json');
-    writeFileSync(table, JSON.stringify([{ name: 'a', color: '#12345' }]));
-    expect(() => readClassTable(table)).toThrow(/class 0: expected \{ name, color: "#RRGGBB" or \[r, g, b\] \}/);
-    writeFileSync(table, JSON.stringify([{ name: 'a', color: [1, 2, 3] }, { title: 'b', color: '#0A0B0C' }]));
-    expect(readClassTable(table)).toEqual([{ name: 'a', color: [1, 2, 3] }, { name: 'b', color: [10, 11, 12] }]);
   });
 });
 

@@ -7,4 +7,6 @@
 export { UpHead, icnr } from './up-head';
 export { FusionTransformer, type FusionTransformerOptions } from './fusion-transformer';
 export { MultiModalFusion, type MultiModalFusionOptions, type FusionInputs, type ModalitySeries, type DateEncoding } from './multimodal-fusion';
-export { dayOfYear, calendarRow, CALENDAR_DAYS, type AcquisitionDate } from './dates';
+export { calendarRow, CALENDAR_DAYS } from './dates';
+/** Re-exported from `@skysense/core-tensor`, where date parsing now lives (shared with `@skysense/data`). */
+export { dayOfYear, type AcquisitionDate } from '@skysense/core-tensor';

@@ -1,5 +1,6 @@
 import { Module, SkySenseError, formatShape, gatherRows, tf, zeros, type Parameter, type Tensor } from '@skysense/core-tensor';
-import { CALENDAR_DAYS, calendarRow, type AcquisitionDate } from './dates';
+import type { AcquisitionDate } from '@skysense/core-tensor';
+import { CALENDAR_DAYS, calendarRow } from './dates';
 import { FusionTransformer, type FusionTransformerOptions } from './fusion-transformer';
 import { UpHead } from './up-head';
 

@@ -1,10 +1,7 @@
-import { SkySenseError, formatShape, tf, type Tensor } from '@skysense/core-tensor';
+import { SENTINEL1_BANDS, SENTINEL2_BANDS, SkySenseError, formatShape, tf, type Tensor } from '@skysense/core-tensor';
 
-/** Sentinel-2 bands in the order SkySense's S2 encoder expects (10 m and 20 m bands; no B1, B9, B10). */
-export const SENTINEL2_BANDS = ['B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B8A', 'B11', 'B12'] as const;
-
-/** Sentinel-1 polarisations in the order SkySense's S1 encoder expects. */
-export const SENTINEL1_BANDS = ['VV', 'VH'] as const;
+/** Re-exported from `@skysense/core-tensor` (shared with the loaders of `@skysense/data`). */
+export { SENTINEL1_BANDS, SENTINEL2_BANDS };
 
 /** Key of the patch-embedding weight in the released ViT files. */
 export const VIT_PATCH_WEIGHT_KEY = 'patch_embed.projection.weight';

@@ -2,12 +2,9 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { type Generator, SkySenseError, tf, type Tensor } from '@skysense/core-tensor';
 import { ConfusionMatrix, meanAveragePrecision } from '@skysense/heads';
-import { NORMALIZATION, type ChannelStats } from '../data/normalization';
-import { loadSentinel2 } from '../data/sentinel';
-import { cutWindow, normalizedImage, randomWindow } from './augment';
+import { type ChannelStats, type ClassDef, IGNORE_INDEX, NORMALIZATION, type PlanarImage, cutWindow, listImages, loadSegmentationDataset, loadSentinel2, normalizedImage, randomWindow, readImage } from '@skysense/data';
 import type { ChangeDetector, Classifier } from './classifier';
 import type { FinetuneBatch, FinetuneModel } from './finetuner';
-import { type ClassDef, IGNORE_INDEX, type PlanarImage, listImages, loadSegmentationDataset, readImage } from './images';
 import type { FinetuneTask } from './presets';
 import type { Segmentor } from './segmentor';
 

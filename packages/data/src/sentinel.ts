@@ -1,7 +1,6 @@
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SkySenseError, interpolate, tf } from '@skysense/core-tensor';
-import { SENTINEL1_BANDS, SENTINEL2_BANDS } from '@skysense/vit';
+import { SENTINEL1_BANDS, SENTINEL2_BANDS, SkySenseError, interpolate, tf } from '@skysense/core-tensor';
 import { type Raster, readGeoTiff } from './raster';
 import { NORMALIZATION } from './normalization';
 

@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { SkySenseError, tf, type Tensor } from '@skysense/core-tensor';
-import { dayOfYear } from '@skysense/temporal-fusion';
+import { SkySenseError, dayOfYear, tf, type Tensor } from '@skysense/core-tensor';
 import { NORMALIZATION, normalizeChannels, type ChannelStats } from './normalization';
 import { rasterCentre } from './raster';
 import { type BandStack, type MissingBands, type S2Source, loadHr, loadSentinel1, loadSentinel2 } from './sentinel';

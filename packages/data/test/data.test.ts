@@ -3,9 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeArrayBuffer } from 'geotiff';
-import { SkySenseError, initBackend } from '@skysense/core-tensor';
-import { SENTINEL2_BANDS } from '@skysense/vit';
-import { dayOfYear } from '@skysense/temporal-fusion';
+import { SENTINEL2_BANDS, SkySenseError, dayOfYear, initBackend } from '@skysense/core-tensor';
 import { findAcquisitionDate, loadSample, loadSentinel1, loadSentinel2, readGeoTiff, readManifest, rasterCentre, samplesDir } from '../src/index';
 
 const samples = samplesDir();

@@ -1,5 +1,5 @@
 import { type Generator, SkySenseError, assertInt, tf, type Tensor } from '@skysense/core-tensor';
-import { type ChannelStats, normalizeChannels } from '../data/normalization';
+import { type ChannelStats, normalizeChannels } from './normalization';
 import { IGNORE_INDEX, type PlanarImage } from './images';
 
 /** Training-time augmentation of segmentation crops (mmseg's RandomResize → RandomCrop → RandomFlip → Normalize → Pad). */

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { SkySenseError, decodePng } from '@skysense/core-tensor';
-import { readGeoTiff } from '../data/raster';
+import { readGeoTiff } from './raster';
 
 /** An image as planar float channels (`channels × height × width`, channel-major), on its file's scale (0–255 for 8-bit). */
 export interface PlanarImage {

@@ -1,0 +1,18 @@
+/**
+ * `@skysense/data`: satellite data for SkySense — GeoTIFF rasters with their georeferencing,
+ * Sentinel-2 / Sentinel-1 / high-resolution loaders in the encoders' band order, normalisation
+ * presets, acquisition dates, JSON sample manifests, images and masks, crops and augmentations,
+ * and the downloader of the public sample files. Depends on `@skysense/core-tensor` only.
+ * @packageDocumentation
+ */
+export { readGeoTiff, rasterCentre, toLatLon, crsDefinition, type Raster, type PixelWindow } from './raster';
+export { loadSentinel2, loadSentinel1, leeFilterDb, loadHr, findS2BandFiles, stackOnFinestGrid, type S2Band, type S2Source, type BandStack, type MissingBands, type Sentinel1Options } from './sentinel';
+export { NORMALIZATION, normalizeChannels, type ChannelStats } from './normalization';
+export { findAcquisitionDate, requireAcquisitionDate } from './dates';
+export { readManifest, loadSample, samplesDir, type SampleManifest, type LoadedSample, type S2FrameEntry, type S1FrameEntry } from './sample';
+export {
+  readImage, readMask, readClassTable, loadSegmentationDataset, listImages, DUBAI_AERIAL_CLASSES, IGNORE_INDEX, type PlanarImage, type ClassDef, type LabelledImage,
+} from './images';
+export { cutWindow, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './augment';
+export { randomResizedBox, resolveMultiCrop, type MultiCropOptions, type ResolvedMultiCrop } from './multicrop';
+export { downloadSamples, SAMPLE_FILES, type SampleFile, type DownloadSamplesOptions } from './samples';
