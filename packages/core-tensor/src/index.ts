@@ -147,3 +147,8 @@ export { buildParamGroups, defaultNoDecay, DEFAULT_NO_DECAY_NAMES, type ParamGro
 export { type LrSchedule, constantLr, stepLr, polyLr, cosineLr, linearWarmup, cosineMomentum } from './train/schedules';
 export { emaUpdate, type EmaOptions } from './train/ema';
 export { sinkhornKnopp, type SinkhornOptions } from './train/sinkhorn';
+export {
+  saveTrainer, resumeTrainer, saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, openRun, runSettings, trainingLoop,
+  type CheckpointableTrainer, type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
+} from './train/run';
+export { ProgressReporter, progressBar } from './train/progress';

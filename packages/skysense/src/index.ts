@@ -12,7 +12,6 @@ export { embedSample, runDemo, bigEarthNetPairs, generatedScene, type EmbedSumma
 export { runFixture, forwardFixture, readFixtureConfig, type FixtureResult, type RunFixtureOptions, type FixtureConfig } from './fixtures';
 export { MODEL_PRESETS, modelInfo, type ModelInfo } from './registry';
 export { pcaRgb, bandsRgb, enlarge } from './render';
-export { ProgressReporter, progressBar } from './progress';
 export * as core from '@skysense/core-tensor';
 export * as swin from '@skysense/swin';
 export * as vit from '@skysense/vit';
@@ -35,12 +34,9 @@ export {
   runFinetune, runPredict, runEval, saveFinetuned, loadFinetuned, loadTaskDataset, resolveClasses, colorizeMask, type RunFinetuneOptions, type FinetuneResult, type RunPredictOptions, type RunEvalOptions,
   type FinetunedMeta,
 } from './finetune/run';
-export {
-  saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, openRun, runSettings, trainingLoop, type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
-} from './training-checkpoint';
 export { FusionSegmentor, type FusionSegmentorOptions } from './finetune/fusion-segmentor';
 
-// Moved to @skysense/data (and the crop ops to @skysense/core-tensor) in 0.2: these re-exports keep
+// Moved to @skysense/data (and the crop ops, the training loop and progress to @skysense/core-tensor) in 0.2: these re-exports keep
 // 0.1 code working for one minor version.
 export {
   /** @deprecated import from `@skysense/data` */ readGeoTiff, /** @deprecated import from `@skysense/data` */ rasterCentre, /** @deprecated import from `@skysense/data` */ toLatLon,
@@ -57,6 +53,11 @@ export {
   type S2FrameEntry, type S1FrameEntry, type PlanarImage, type ClassDef, type LabelledImage, type SegAugmentOptions, type CropWindow, type MultiCropOptions, type ResolvedMultiCrop,
 } from '@skysense/data';
 export {
+  /** @deprecated import from `@skysense/core-tensor` */ ProgressReporter, /** @deprecated import from `@skysense/core-tensor` */ progressBar,
+  /** @deprecated import from `@skysense/core-tensor` */ saveTrainingCheckpoint, /** @deprecated import from `@skysense/core-tensor` */ openTrainingCheckpoint,
+  /** @deprecated import from `@skysense/core-tensor` */ truncateMetricsLog, /** @deprecated import from `@skysense/core-tensor` */ openRun,
+  /** @deprecated import from `@skysense/core-tensor` */ runSettings, /** @deprecated import from `@skysense/core-tensor` */ trainingLoop,
+  type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
   /** @deprecated import from `@skysense/core-tensor` */ cropResize, /** @deprecated import from `@skysense/core-tensor` */ intersect,
   /** @deprecated renamed `roiAlignCrops`, in `@skysense/core-tensor` */ roiAlignCrops as roiAlign, type CropBox,
 } from '@skysense/core-tensor';

@@ -1,8 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Generator, SkySenseError, assertInt, manualSeed, saveSafetensors, tf, type Tensor } from '@skysense/core-tensor';
+import { type Generator, SkySenseError, assertInt, manualSeed, openRun, runSettings, saveSafetensors, tf, trainingLoop, type Tensor } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
-import { openRun, runSettings, trainingLoop } from './training-checkpoint';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs } from './embed';
 import { type LoadedSample, type MultiCropOptions, type SampleManifest, loadSample, readManifest, samplesDir } from '@skysense/data';

@@ -1,12 +1,13 @@
 import {
-  AdamW, Generator, SkySenseError, assertInRange, assertInt, assertPositive, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, defaultRng, disposeGradients, emaUpdate, linearWarmup,
-  cropResize, gatherRows, intersect, roiAlignCrops, stopGradient, tf, valueAndGrads, type CropBox, type GeneratorState, type Gradients, type Parameter, type Tensor,
+  AdamW, Generator, SkySenseError, assertInRange, assertInt, assertPositive, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, disposeGradients, emaUpdate, linearWarmup,
+  cropResize, gatherRows, intersect, resumeTrainer, roiAlignCrops, saveTrainer, stopGradient, tf, valueAndGrads, type CropBox, type Gradients, type Module, type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type FGCLOptions } from '@skysense/losses';
 import { SkySense } from './skysense';
-import { openTrainingCheckpoint, saveTrainingCheckpoint } from './training-checkpoint';
 import type { SkySenseConfig } from './presets';
 import { type MultiCropOptions, randomResizedBox, resolveMultiCrop } from '@skysense/data';
+
+const FORMAT = 'skysense-pretrain-1';
 
 /** Options of {@link Pretrainer}; defaults follow DINO / ARCH-SPEC §4.4 where the paper is silent. */
 export interface PretrainOptions {
@@ -407,41 +408,24 @@ export class Pretrainer {
     tf.dispose([v.hr, v.s2?.frames, v.s1?.frames].filter((t): t is Tensor => t !== undefined));
   }
 
+  /** The parts of a checkpoint (see `saveTrainer`): student, EMA teacher, both MGCL heads, the alignment. */
+  checkpointModules(): Record<string, Module | undefined> {
+    return { student: this.student, teacher: this.teacher, mgcl: this.loss, mgcl_teacher: this.teacherLoss, align: this.align ?? undefined };
+  }
+
+  /** The trainer's own generator (crops and augmentation draws), saved besides the default one. */
+  checkpointGenerators(): Record<string, Generator> {
+    return { rng: this.rng };
+  }
+
   /** Everything a resume needs, as one safetensors file written atomically (temp file + rename). */
   save(file: string): void {
-    saveTrainingCheckpoint(
-      file,
-      'skysense-pretrain-1',
-      {
-        student: this.student.stateDict(),
-        teacher: this.teacher.stateDict(),
-        mgcl: this.loss.stateDict(),
-        mgcl_teacher: this.teacherLoss.stateDict(),
-        align: this.align?.stateDict(),
-        optimizer: this.optimizer.stateDict(),
-      },
-      { step: this.step, optimizer_steps: this.optimizer.stepCount, rng: this.rng.getState(), default_rng: defaultRng().getState(), options: this.options },
-    );
+    saveTrainer(file, FORMAT, this);
   }
 
   /** Rebuilds a trainer from {@link Pretrainer.save}'s file; it continues exactly where the saved run was. */
   static resume(file: string): Pretrainer {
-    const ckpt = openTrainingCheckpoint(file, 'skysense-pretrain-1', 'SkySense pre-training');
-    try {
-      const trainer = new Pretrainer(ckpt.json<PretrainOptions>('options'));
-      trainer.student.loadStateDict(ckpt.part('student'));
-      trainer.teacher.loadStateDict(ckpt.part('teacher'));
-      trainer.loss.loadStateDict(ckpt.part('mgcl'));
-      trainer.teacherLoss.loadStateDict(ckpt.part('mgcl_teacher'));
-      trainer.align?.loadStateDict(ckpt.part('align'));
-      trainer.optimizer.loadStateDict(ckpt.part('optimizer'), ckpt.json<number>('optimizer_steps'));
-      trainer.rng.setState(ckpt.json<GeneratorState>('rng'));
-      defaultRng().setState(ckpt.json<GeneratorState>('default_rng'));
-      trainer.step = assertInt('checkpoint step', ckpt.json<number>('step'), 0, trainer.options.steps);
-      return trainer;
-    } finally {
-      ckpt.dispose();
-    }
+    return resumeTrainer(file, FORMAT, 'SkySense pre-training', (o: PretrainOptions) => new Pretrainer(o));
   }
 
   /** Frees every tensor the trainer holds. */

@@ -1,11 +1,10 @@
 import {
-  type AdamW, Generator, type GeneratorState, type LoadReport, type LrSchedule, SkySenseError, assertInt, clipGradNorm, defaultRng, disposeGradients, inferPrefix, linearWarmup,
-  openCheckpoint, polyLr, stepLr, tf, valueAndGrads, type Tensor,
+  type AdamW, Generator, type LoadReport, type LrSchedule, type Module, SkySenseError, assertInt, clipGradNorm, defaultRng, disposeGradients, inferPrefix, linearWarmup,
+  openCheckpoint, polyLr, resumeTrainer, saveTrainer, stepLr, tf, valueAndGrads, type Tensor,
 } from '@skysense/core-tensor';
 import { ChangeDetectionHead, FCNHead, LinearClsHead, UPerHead } from '@skysense/heads';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
-import { openTrainingCheckpoint, saveTrainingCheckpoint } from '../training-checkpoint';
 import { ChangeDetector, Classifier } from './classifier';
 import { finetuneOptimizer } from './layer-decay';
 import { DEFAULT_PRESETS, type EncoderSpec, FINETUNE_PRESETS, type FinetunePreset, type FinetunePresetName, type FinetuneTask } from './presets';
@@ -199,29 +198,19 @@ export class Finetuner {
     return { step: this.step, loss, terms, lr: Math.max(...this.optimizer.groups.map((g) => g.lr)) };
   }
 
+  /** The parts of a checkpoint (see `saveTrainer`): the model. */
+  checkpointModules(): Record<string, Module> {
+    return { model: this.model };
+  }
+
   /** Everything a resume needs, in one safetensors file written atomically. */
   save(file: string): void {
-    saveTrainingCheckpoint(file, FORMAT, { model: this.model.stateDict(), optimizer: this.optimizer.stateDict() }, {
-      step: this.step,
-      optimizer_steps: this.optimizer.stepCount,
-      default_rng: defaultRng().getState(),
-      options: this.options,
-    });
+    saveTrainer(file, FORMAT, this);
   }
 
   /** Continues a run saved by {@link Finetuner.save} exactly where it stopped. */
   static resume(file: string): Finetuner {
-    const ckpt = openTrainingCheckpoint(file, FORMAT, 'SkySense fine-tuning');
-    try {
-      const t = new Finetuner(ckpt.json<FinetuneOptions>('options'));
-      t.model.loadStateDict(ckpt.part('model'));
-      t.optimizer.loadStateDict(ckpt.part('optimizer'), ckpt.json<number>('optimizer_steps'));
-      defaultRng().setState(ckpt.json<GeneratorState>('default_rng'));
-      t.step = assertInt('checkpoint step', ckpt.json<number>('step'), 0, t.options.steps);
-      return t;
-    } finally {
-      ckpt.dispose();
-    }
+    return resumeTrainer(file, FORMAT, 'SkySense fine-tuning', (o: FinetuneOptions) => new Finetuner(o));
   }
 
   /** Frees the model and optimizer state. */

@@ -1,8 +1,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { SafetensorsFile, SkySenseError, assertInt, loadSafetensors, saveSafetensors, tf, writeFileAtomic, writePng } from '@skysense/core-tensor';
+import { SafetensorsFile, SkySenseError, assertInt, loadSafetensors, openRun, runSettings, saveSafetensors, tf, trainingLoop, writeFileAtomic, writePng } from '@skysense/core-tensor';
 import { type ClassDef, DUBAI_AERIAL_CLASSES, type PlanarImage, listImages, readClassTable, readImage, samplesDir } from '@skysense/data';
-import { openRun, runSettings, trainingLoop } from '../training-checkpoint';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { DEFAULT_PRESETS, FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
 import {

@@ -1,7 +1,17 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+// The generic machinery of a training run: atomic checkpoints with optimizer, RNG and step state,
+// exact resume, run folders (settings, metrics log), and the loop with its progress lines. The
+// trainers (@skysense/skysense's Pretrainer and Finetuner) sit on top of it.
 import { progressBar } from './progress';
-import { Generator, SafetensorsFile, SkySenseError, assertInt, loadSafetensors, saveSafetensors, tf, writeFileAtomic, type Tensor } from '@skysense/core-tensor';
+import { defaultRng, Generator, type GeneratorState } from '../rng';
+import { SafetensorsFile, loadSafetensors, saveSafetensors } from '../safetensors';
+import { SkySenseError } from '../errors';
+import { assertInt } from '../validate';
+import { writeFileAtomic } from '../atomic-file';
+import { tf, type Tensor } from '../tf';
+import type { Module } from '../module';
+import type { Optimizer } from './optimizers';
 
 /** A training checkpoint opened for resuming: named parts (state dicts) and JSON metadata. */
 export interface TrainingCheckpoint {
@@ -44,6 +54,57 @@ export function openTrainingCheckpoint(file: string, format: string, what: strin
     },
     dispose: () => tf.dispose([...state.values()]),
   };
+}
+
+/**
+ * A trainer whose whole state goes into one checkpoint: modules (state dicts), the optimizer
+ * (moments and step count), random generators, the step and the options it was built from.
+ */
+export interface CheckpointableTrainer<O> {
+  step: number;
+  readonly options: O & { steps: number };
+  readonly optimizer: Optimizer;
+  /** The modules to save, by part name; `undefined` for a part this trainer does not have. */
+  checkpointModules(): Record<string, Module | undefined>;
+  /** Random generators to save besides the process-wide default one (which is always saved), by name. Default: none. */
+  checkpointGenerators?(): Record<string, Generator>;
+}
+
+/**
+ * Saves everything a resume needs as one safetensors file, atomically (temp file + rename): each
+ * module under `<part>.`, the optimizer under `optimizer.`, and as metadata the step, the optimizer's
+ * step count, the default and the trainer's generators, and the options.
+ */
+export function saveTrainer<O>(file: string, format: string, t: CheckpointableTrainer<O>): void {
+  const parts = Object.fromEntries(Object.entries(t.checkpointModules()).map(([k, m]) => [k, m?.stateDict()]));
+  const generators = Object.fromEntries(Object.entries(t.checkpointGenerators?.() ?? {}).map(([k, g]) => [k, g.getState()]));
+  saveTrainingCheckpoint(file, format, { ...parts, optimizer: t.optimizer.stateDict() }, {
+    step: t.step,
+    optimizer_steps: t.optimizer.stepCount,
+    default_rng: defaultRng().getState(),
+    ...generators,
+    options: t.options,
+  });
+}
+
+/**
+ * Rebuilds a trainer from {@link saveTrainer}'s file: `build(options)` makes it afresh, then every
+ * module, the optimizer, the generators and the step are restored, so it continues exactly.
+ * @throws SkySenseError `E_STATE_DICT` for a file of another format, missing parts or metadata.
+ */
+export function resumeTrainer<O, T extends CheckpointableTrainer<O>>(file: string, format: string, what: string, build: (options: O & { steps: number }) => T): T {
+  const ckpt = openTrainingCheckpoint(file, format, what);
+  try {
+    const t = build(ckpt.json<O & { steps: number }>('options'));
+    for (const [name, m] of Object.entries(t.checkpointModules())) m?.loadStateDict(ckpt.part(name));
+    t.optimizer.loadStateDict(ckpt.part('optimizer'), ckpt.json<number>('optimizer_steps'));
+    for (const [name, g] of Object.entries(t.checkpointGenerators?.() ?? {})) g.setState(ckpt.json<GeneratorState>(name));
+    defaultRng().setState(ckpt.json<GeneratorState>('default_rng'));
+    t.step = assertInt('checkpoint step', ckpt.json<number>('step'), 0, t.options.steps);
+    return t;
+  } finally {
+    ckpt.dispose();
+  }
 }
 
 /**

@@ -1,8 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { openRun, runSettings, trainingLoop } from '../src/index';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AdamW, Generator, Linear, Sequential, disposeGradients, initBackend, manualSeed, openRun, resumeTrainer, runSettings, saveTrainer, tf, trainingLoop, valueAndGrads,
+  type CheckpointableTrainer,
+} from '../src/index';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-loop-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,5 +70,60 @@ describe('training loop', () => {
     rmSync(join(out, 'run.json'));
     expect(runSettings(out, true, { task: 'seg' }, (l) => lines.push(l))).toEqual({ task: 'seg' });
     expect(lines.at(-1)).toMatch(/run\.json is missing \(a run from an older version\): resuming with the options given now/);
+  });
+});
+
+/** A trainer of a small MLP with its own generator (dropout-like noise), for saveTrainer / resumeTrainer. */
+class MlpTrainer implements CheckpointableTrainer<{ steps: number; lr: number }> {
+  step = 0;
+  readonly model = new Sequential(new Linear(4, 8), new Linear(8, 1));
+  readonly optimizer: AdamW;
+  readonly rng = new Generator(5);
+  constructor(readonly options: { steps: number; lr: number }) {
+    this.optimizer = new AdamW(this.model, { lr: options.lr });
+  }
+  checkpointModules() {
+    return { model: this.model };
+  }
+  checkpointGenerators() {
+    return { rng: this.rng };
+  }
+  trainStep(): number {
+    const noise = this.rng.normal();
+    const x = tf.tensor2d([[1, 2, 3, 4 + noise]]);
+    const { value, grads } = valueAndGrads(this.model, () => tf.mean(tf.square(tf.sub(this.model.forward(x), 1))) as tf.Scalar);
+    this.optimizer.step(grads);
+    disposeGradients(grads);
+    x.dispose();
+    this.step++;
+    const loss = value.dataSync()[0]!;
+    value.dispose();
+    return loss;
+  }
+}
+
+describe('saveTrainer / resumeTrainer', () => {
+  beforeAll(() => initBackend());
+
+  it('a run saved at step 3 and resumed gives the uninterrupted losses (weights, optimizer moments, generators, step restored)', () => {
+    manualSeed(1);
+    const whole = new MlpTrainer({ steps: 6, lr: 0.05 });
+    const expected = Array.from({ length: 6 }, () => whole.trainStep());
+    manualSeed(1);
+    const first = new MlpTrainer({ steps: 6, lr: 0.05 });
+    const losses = Array.from({ length: 3 }, () => first.trainStep());
+    const file = join(dir, 'mlp.safetensors');
+    saveTrainer(file, 'mlp-test-1', first);
+    manualSeed(99); // the default generator is restored from the checkpoint too
+    const resumed = resumeTrainer(file, 'mlp-test-1', 'MLP test', (o: { steps: number; lr: number }) => new MlpTrainer(o));
+    expect(resumed.step).toBe(3);
+    expect(resumed.options).toEqual({ steps: 6, lr: 0.05 });
+    losses.push(...Array.from({ length: 3 }, () => resumed.trainStep()));
+    expect(losses).toEqual(expected);
+    expect(() => resumeTrainer(file, 'other-format', 'other', (o: { steps: number; lr: number }) => new MlpTrainer(o))).toThrow(/not a other checkpoint \(format 'mlp-test-1', expected 'other-format'\)/);
+    [whole, first, resumed].forEach((t) => {
+      t.optimizer.dispose();
+      t.model.dispose();
+    });
   });
 });
