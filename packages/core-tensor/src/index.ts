@@ -152,3 +152,4 @@ export {
   type CheckpointableTrainer, type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
 } from './train/run';
 export { ProgressReporter, progressBar } from './train/progress';
+export type { FeatureEncoder } from './encoder';

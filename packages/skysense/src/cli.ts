@@ -12,6 +12,7 @@ import { type SampleManifest, downloadSamples, loadSample, readManifest } from '
 import { type ReleasedFiles } from './skysense';
 import { SkySense, formatBreakdown } from './skysense';
 import { FINETUNE_PRESETS } from './finetune/presets';
+import { getTask, listTasks } from './finetune/task';
 import { runEval, runFinetune, runPredict, type RunEvalOptions, type RunFinetuneOptions } from './finetune/run';
 
 const LAYOUTS = ['auto', 'flat', 'state_dict', 'model', 'module'];
@@ -202,9 +203,9 @@ export function createCli(): Command {
   program
     .command('finetune')
     .description('fine-tune a downstream model (UperNet segmentation, scene / multi-label classification, change detection); evaluate and draw the held-out samples')
-    .addOption(new Option('--task <task>', 'downstream task').choices(['seg', 'cls', 'multilabel', 'change']).default('seg'))
-    .addOption(new Option('--preset <name>', "model preset (default: the task's: upernet-skysense-tiny, linear-skysense-tiny, linear-skysense-tiny-s2, upernet-cd-skysense-tiny)").choices(Object.keys(FINETUNE_PRESETS)))
-    .option('--data <dir>', 'seg: images/ + masks/ (default: the Dubai aerial samples); cls: a sub-folder per class; multilabel: BigEarthNet-S2 patch folders (default: the samples); change: A/, B/, label/')
+    .addOption(new Option('--task <task>', `downstream task: ${listTasks().map((t) => `${t} (${getTask(t).description})`).join('; ')}`).choices(listTasks()).default('seg'))
+    .addOption(new Option('--preset <name>', `model preset (default: the task's: ${listTasks().map((t) => getTask(t).defaultPreset).join(', ')})`).choices(Object.keys(FINETUNE_PRESETS)))
+    .option('--data <dir>', listTasks().map((t) => `${t}: ${getTask(t).dataHelp}`).join('; '))
     .option('--classes <table>', "class table: 'dubai-aerial' or a JSON file of { name, color } (default: dubai-aerial for the default data, else <data>/classes.json)")
     .requiredOption('--out <dir>', 'output folder (checkpoint, model.safetensors, metrics.jsonl, eval.json, predictions/)')
     .option('--init <file>', 'pre-trained encoder weights (skysense pretrain checkpoint or teacher, released or mmseg file); default random')

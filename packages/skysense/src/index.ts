@@ -28,12 +28,16 @@ export {
   Finetuner, buildFinetuneModel, buildEncoder, finetunePreset, type FinetuneOptions, type FinetuneSchedule, type FinetuneStepMetrics, type FinetuneBatch, type FinetuneModel,
 } from './finetune/finetuner';
 export {
-  segmentationDataset, imageFolderDataset, bigEarthNetMultilabelDataset, changeDataset, splitHoldOut, taskBatch, evaluateTask, CHANGE_CLASSES, type TaskDataset, type TaskSample, type TaskEvaluation,
+  segmentationDataset, imageFolderDataset, bigEarthNetMultilabelDataset, changeDataset, cropBatch, CHANGE_CLASSES, type TaskDataset, type TaskSample, type TaskEvaluation,
 } from './finetune/tasks';
 export {
   runFinetune, runPredict, runEval, saveFinetuned, loadFinetuned, loadTaskDataset, resolveClasses, colorizeMask, type RunFinetuneOptions, type FinetuneResult, type RunPredictOptions, type RunEvalOptions,
   type FinetunedMeta,
 } from './finetune/run';
+export { registerTask, getTask, listTasks, taskBatch, splitHoldOut, evaluateTask, type FinetuneTaskDef } from './finetune/task';
+export { segmentationTask } from './finetune/tasks/segmentation';
+export { classificationTask, multilabelTask } from './finetune/tasks/classification';
+export { changeTask } from './finetune/tasks/change';
 export { FusionSegmentor, type FusionSegmentorOptions } from './finetune/fusion-segmentor';
 
 // Moved to @skysense/data (and the crop ops, the training loop and progress to @skysense/core-tensor) in 0.2: these re-exports keep

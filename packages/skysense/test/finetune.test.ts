@@ -7,7 +7,7 @@ import { ChangeDetectionHead, LinearClsHead, MultiLevelNeck, UPerHead } from '@s
 import { VisionTransformer } from '@skysense/vit';
 import {
   ChangeDetector, Classifier, buildFinetuneModel, FusionSegmentor, SkySense, Finetuner, Segmentor, finetuneOptimizer,
-  runEval, runFinetune, runPredict, swinLayerId, vitLayerId, type FeatureEncoder,
+  runEval, runFinetune, runPredict, swinLayerId, vitLayerId, getTask, listTasks, registerTask, segmentationTask, taskBatch, type FeatureEncoder, type TaskDataset,
 } from '../src/index';
 import { cutWindow, type LabelledImage } from '@skysense/data';
 
@@ -17,6 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'skysense-finetune-'));
 class TinyEncoder extends Module implements FeatureEncoder {
   readonly a = this.registerModule('a', new Conv2d(3, 4, 3, { stride: 2, padding: 1 }));
   readonly b = this.registerModule('b', new Conv2d(4, 8, 3, { stride: 2, padding: 1 }));
+  readonly featureChannels = [4, 8];
   forward(x: Tensor): Tensor[] {
     return tf.tidy(() => {
       const f1 = tf.relu(this.a.forward(x));
@@ -190,6 +191,23 @@ describe('segmentation fine-tuning', () => {
     expect(snapshot(f.model.backbone)).toEqual(enc);
     expect(snapshot((f.model as Segmentor).decodeHead)).not.toEqual(head);
     f.dispose();
+  });
+});
+
+describe('tasks are objects, looked up by name', () => {
+  it('a task added with registerTask trains through Finetuner and taskBatch with no other change; unknown names list the registered ones', () => {
+    registerTask({ ...segmentationTask, name: 'seg-copy', description: 'a copy of seg' });
+    expect(listTasks()).toEqual(['seg', 'cls', 'multilabel', 'change', 'seg-copy']);
+    const data = { task: 'seg-copy', classes: [{ name: 'a', color: [0, 0, 0] }, { name: 'b', color: [1, 1, 1] }], samples: synthetic(2, 128, 1).map((s) => ({ name: s.name, images: [s.image], mask: s.mask })), stats: { mean: [0, 0, 0], std: [1, 1, 1] } } as TaskDataset;
+    const t = new Finetuner({ task: 'seg-copy', numClasses: 2, steps: 1, seed: 0 });
+    expect(t.options.preset).toBe('upernet-skysense-tiny');
+    expect(t.model).toBeInstanceOf(Segmentor);
+    const batch = taskBatch(data, data.samples, 128, new Generator(0));
+    expect(batch.targets.shape).toEqual([2, 128, 128]);
+    expect(Number.isFinite(t.trainStep(batch).loss)).toBe(true);
+    tf.dispose([batch.images as Tensor, batch.targets]);
+    t.dispose();
+    expect(() => getTask('detection')).toThrow(/task: expected one of seg, cls, multilabel, change, seg-copy, got 'detection'/);
   });
 });
 

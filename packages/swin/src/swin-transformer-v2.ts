@@ -1,6 +1,6 @@
 import {
   BatchNorm2d, Dropout, FFN, LayerNorm, Linear, Module, ModuleList, PatchEmbed, SkySenseError, assertInt, formatShape, inferPrefix, interpolate, readConfig,
-  tf, toStateDictSource, truncNormal, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type StateDictSource, type Tensor,
+  tf, toStateDictSource, truncNormal, type FeatureEncoder, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type StateDictSource, type Tensor,
 } from '@skysense/core-tensor';
 import { ShiftWindowMSA } from './window-attention';
 import { type SwinV2Arch, type SwinV2ArchName, archByName } from './presets';
@@ -173,7 +173,7 @@ function stageSides(side: number, patch: number, stages: number): number[] {
  * const feats = hr.eval().forward(tf.zeros([1, 3, 256, 256])); // 4 maps: 352×64², …, 2816×8²
  * ```
  */
-export class SwinTransformerV2 extends Module {
+export class SwinTransformerV2 extends Module implements FeatureEncoder {
   readonly arch: SwinV2Arch;
   readonly patchEmbed: PatchEmbed;
   readonly absolutePosEmbed: Parameter | null;
@@ -281,6 +281,11 @@ export class SwinTransformerV2 extends Module {
       );
     }
     return hs.map((h, i) => [h, ws[i]!]);
+  }
+
+  /** Channels of the maps {@link SwinTransformerV2.forward} returns (one per `outIndices` entry). */
+  get featureChannels(): number[] {
+    return this.options.outIndices.map((i) => this.stages.at(i)!.outChannels);
   }
 
   /** Runs the encoder. @returns one `[B, C_i, H_i, W_i]` map per `outIndices` entry, in stage order. */

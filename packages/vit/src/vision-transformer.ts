@@ -1,6 +1,6 @@
 import {
   Dropout, LayerNorm, Module, ModuleList, PatchEmbed, SkySenseError, TransformerEncoderLayer, assertInt, resolveTransformerStack, transformerConfigEps, transformerEncoderStack, formatShape, inferPrefix, interpolate, readConfig, tf,
-  toStateDictSource, truncNormal, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type Tensor, type TransformerStackOptions,
+  toStateDictSource, truncNormal, type FeatureEncoder, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type Tensor, type TransformerStackOptions,
 } from '@skysense/core-tensor';
 import { SENTINEL1_BANDS, SENTINEL2_BANDS, VIT_PATCH_WEIGHT_KEY, selectPatchEmbedBands } from './bands';
 
@@ -74,7 +74,7 @@ function defaultBands(n: number): readonly string[] {
  * const [f] = s2.eval().forward(tf.zeros([1, 10, 64, 64])); // [1, 1024, 16, 16]
  * ```
  */
-export class VisionTransformer extends Module {
+export class VisionTransformer extends Module implements FeatureEncoder {
   readonly options: ResolvedVitOptions;
   readonly clsToken: Parameter;
   readonly posEmbed: Parameter;
@@ -143,6 +143,11 @@ export class VisionTransformer extends Module {
       );
     }
     return [Math.ceil(shape[2]! / o.patchSize), Math.ceil(shape[3]! / o.patchSize)];
+  }
+
+  /** Channels of the maps {@link VisionTransformer.forward} returns: the embedding width, once per out index. */
+  get featureChannels(): number[] {
+    return this.options.outIndices.map(() => this.options.embedDims);
   }
 
   /** Runs the encoder. @returns `[B, D, h, w]` per out index. */

@@ -1,6 +1,6 @@
 import { Module, SkySenseError, formatShape, tf, type Tensor } from '@skysense/core-tensor';
 import { type ChangeDetectionHead, type LinearClsHead, binaryCrossEntropyLoss, crossEntropyLoss, resizeTo } from '@skysense/heads';
-import type { FeatureEncoder } from './segmentor';
+import type { FeatureEncoder } from '@skysense/core-tensor';
 
 /**
  * mmcls's `ImageClassifier`: encoder (`backbone.*`) → global average pooling → `head.fc`. With a

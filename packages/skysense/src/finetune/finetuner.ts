@@ -1,14 +1,14 @@
 import {
-  type AdamW, Generator, type LoadReport, type LrSchedule, type Module, SkySenseError, assertInt, clipGradNorm, defaultRng, disposeGradients, inferPrefix, linearWarmup,
+  type AdamW, type FeatureEncoder, Generator, type LoadReport, type LrSchedule, type Module, SkySenseError, assertInt, clipGradNorm, defaultRng, disposeGradients, inferPrefix, linearWarmup,
   openCheckpoint, polyLr, resumeTrainer, saveTrainer, stepLr, tf, valueAndGrads, type Tensor,
 } from '@skysense/core-tensor';
-import { ChangeDetectionHead, FCNHead, LinearClsHead, UPerHead } from '@skysense/heads';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
-import { ChangeDetector, Classifier } from './classifier';
+import type { ChangeDetector, Classifier } from './classifier';
 import { finetuneOptimizer } from './layer-decay';
-import { DEFAULT_PRESETS, type EncoderSpec, FINETUNE_PRESETS, type FinetunePreset, type FinetunePresetName, type FinetuneTask } from './presets';
-import { type FeatureEncoder, Segmentor } from './segmentor';
+import { type EncoderSpec, FINETUNE_PRESETS, type FinetunePreset, type FinetunePresetName, type FinetuneTask } from './presets';
+import type { Segmentor } from './segmentor';
+import { getTask } from './task';
 
 /** Learning-rate policy after the warm-up (mmcv's `poly` or `step`). */
 export type FinetuneSchedule = { policy: 'poly'; power?: number; minLr?: number } | { policy: 'step'; steps: number[]; gamma?: number };
@@ -17,7 +17,7 @@ export type FinetuneSchedule = { policy: 'poly'; power?: number; minLr?: number 
 export interface FinetuneOptions {
   /** `seg`, `cls`, `multilabel` or `change`. Default `seg`. */
   task?: FinetuneTask;
-  /** Default: the task's default preset (`DEFAULT_PRESETS`). */
+  /** Default: the task's default preset (its task object's `defaultPreset`). */
   preset?: FinetunePresetName;
   numClasses: number;
   /** Total optimizer steps (the schedule's length). */
@@ -70,38 +70,20 @@ export function buildEncoder(spec: EncoderSpec, inChannels?: number): FeatureEnc
   return 'swin' in spec ? new SwinTransformerV2({ ...spec.swin, ...(inChannels ? { inChannels } : {}) }) : new VisionTransformer({ ...spec.vit, ...(inChannels ? { inChannels } : {}) });
 }
 
-/** Widths of an encoder's output maps. */
-function outWidths(enc: FeatureEncoder): number[] {
-  if (enc instanceof SwinTransformerV2) return enc.options.outIndices.map((i) => enc.stages.at(i)!.outChannels);
-  if (enc instanceof VisionTransformer) return enc.options.outIndices.map(() => enc.options.embedDims);
-  throw new SkySenseError('E_ARG', `encoder: expected a Swin V2 or ViT, got ${enc.constructor.name}`);
-}
-
 /** The preset of a name, checked against the task. */
 export function finetunePreset(name: FinetunePresetName, task: FinetuneTask): FinetunePreset {
   const p = FINETUNE_PRESETS[name];
   if (!p) throw new SkySenseError('E_ARG', `preset: expected one of ${Object.keys(FINETUNE_PRESETS).join(', ')}, got '${String(name)}'`);
-  const want = task === 'multilabel' ? 'cls' : task;
+  const want = getTask(task).presetKind;
   if (p.task !== want) throw new SkySenseError('E_ARG', `preset '${name}' is a ${p.task} model, task '${task}' needs a ${want} preset (${Object.entries(FINETUNE_PRESETS).filter(([, v]) => v.task === want).map(([k]) => k).join(', ')})`);
   return p;
 }
 
-/** Builds the model of a task and preset: a UperNet segmentor, a (multi-label) classifier or a Siamese change detector. */
+/** Builds the model of a task and preset: the preset's encoder under the task's heads (e.g. UperNet, a (multi-label) classifier, a Siamese change detector). */
 export function buildFinetuneModel(task: FinetuneTask, preset: FinetunePresetName, numClasses: number, options: { inChannels?: number; classWeight?: number[] } = {}): FinetuneModel {
   const p = finetunePreset(preset, task);
   assertInt('numClasses', numClasses, 1);
-  const backbone = buildEncoder(p.encoder, options.inChannels);
-  const widths = outWidths(backbone);
-  if (task === 'cls' || task === 'multilabel') return new Classifier(backbone, new LinearClsHead({ inChannels: widths.at(-1)!, numClasses, multiLabel: task === 'multilabel' }));
-  const uper = { inChannels: widths, channels: p.decodeHead!.channels, poolScales: p.decodeHead!.poolScales };
-  if (task === 'change') return new ChangeDetector(backbone, new ChangeDetectionHead({ ...uper, numClasses }));
-  const aux = p.auxiliaryHead!;
-  return new Segmentor({
-    backbone,
-    decodeHead: new UPerHead({ ...uper, numClasses }),
-    auxiliaryHead: new FCNHead({ inChannels: widths[aux.inIndex]!, inIndex: aux.inIndex, channels: aux.channels, numConvs: 1, concatInput: false, numClasses }),
-    loss: { classWeight: options.classWeight },
-  });
+  return getTask(task).buildModel(buildEncoder(p.encoder, options.inChannels), p, numClasses, options);
 }
 
 /**
@@ -119,7 +101,7 @@ export class Finetuner {
 
   constructor(options: FinetuneOptions) {
     const task = options.task ?? 'seg';
-    const preset = options.preset ?? DEFAULT_PRESETS[task];
+    const preset = options.preset ?? getTask(task).defaultPreset;
     this.options = { ...options, task, preset };
     const recipe = finetunePreset(preset, task).train;
     assertInt('steps', options.steps, 1);
@@ -151,21 +133,6 @@ export class Finetuner {
     }
   }
 
-  /** The loss terms of a batch (inside a tidy). */
-  private losses(batch: FinetuneBatch): Record<string, Tensor> & { loss: Tensor } {
-    const m = this.model;
-    const { images, targets } = batch;
-    if (m instanceof Segmentor) {
-      const l = m.losses(images as Tensor, targets);
-      return l.aux ? { loss: l.loss, decode: l.decode, aux: l.aux } : { loss: l.loss, decode: l.decode };
-    }
-    if (m instanceof ChangeDetector) {
-      if (!Array.isArray(images)) throw new SkySenseError('E_ARG', 'batch.images: change detection needs the two dates [A, B]');
-      return { loss: m.loss(images[0], images[1], targets) };
-    }
-    return { loss: m.loss(images as Tensor, targets) };
-  }
-
   /**
    * One optimizer step on a batch.
    * @throws SkySenseError `E_ARG` for non-finite images, `E_NONFINITE` for a non-finite loss (nothing is updated either way).
@@ -181,7 +148,7 @@ export class Finetuner {
     this.optimizer.applySchedule(this.schedule, this.step);
     const terms: Record<string, number> = {};
     const { value, grads } = valueAndGrads(this.model, () => {
-      const l = this.losses(batch);
+      const l = getTask(this.options.task).losses(this.model, batch);
       for (const [k, t] of Object.entries(l)) if (k !== 'loss') terms[k] = t.dataSync()[0]!;
       return l.loss as tf.Scalar;
     });

@@ -2,8 +2,11 @@ import { SWIN_V2_PRESETS, type SwinTransformerV2Options } from '@skysense/swin';
 import { VIT_PRESETS, type VisionTransformerOptions } from '@skysense/vit';
 import { SKYSENSE_PRESETS } from '../presets';
 
-/** The downstream tasks (`multilabel` uses the `cls` presets with a sigmoid head). */
-export type FinetuneTask = 'seg' | 'cls' | 'multilabel' | 'change';
+/**
+ * A fine-tuning task's name: the built-in `seg`, `cls`, `multilabel` (the `cls` presets with a
+ * sigmoid head) and `change`, or any task added with `registerTask`.
+ */
+export type FinetuneTask = 'seg' | 'cls' | 'multilabel' | 'change' | (string & {});
 
 /** The encoder of a preset: a Swin V2 (HR imagery) or a ViT (Sentinel-2 / Sentinel-1). */
 export type EncoderSpec = { swin: SwinTransformerV2Options } | { vit: VisionTransformerOptions };
@@ -75,8 +78,8 @@ export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePrese
   'upernet-cd-skysense-tiny': { task: 'change', encoder: { swin: TINY_HR }, decodeHead: UPER_TINY, train: TINY_RECIPE },
 };
 
-/** The default preset of each task. */
-export const DEFAULT_PRESETS: Readonly<Record<FinetuneTask, FinetunePresetName>> = {
+/** The default preset of each built-in task (the task objects' `defaultPreset`). */
+export const DEFAULT_PRESETS: Readonly<Record<'seg' | 'cls' | 'multilabel' | 'change', FinetunePresetName>> = {
   seg: 'upernet-skysense-tiny',
   cls: 'linear-skysense-tiny',
   multilabel: 'linear-skysense-tiny-s2',

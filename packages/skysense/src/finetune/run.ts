@@ -1,14 +1,12 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { SafetensorsFile, SkySenseError, assertInt, loadSafetensors, openRun, runSettings, saveSafetensors, tf, trainingLoop, writeFileAtomic, writePng } from '@skysense/core-tensor';
-import { type ClassDef, DUBAI_AERIAL_CLASSES, type PlanarImage, listImages, readClassTable, readImage, samplesDir } from '@skysense/data';
+import { type ClassDef, type PlanarImage, listImages, readImage } from '@skysense/data';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
-import { DEFAULT_PRESETS, FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
-import {
-  type TaskDataset, type TaskEvaluation, type TaskSample, bigEarthNetMultilabelDataset, changeDataset, disposeBatch, evaluateTask, imageFolderDataset, predictMask, predictScores,
-  segmentationDataset, splitHoldOut, taskBatch, taskStats,
-} from './tasks';
-import type { Classifier } from './classifier';
+import { FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
+import { evaluateTask, getTask, splitHoldOut, taskBatch } from './task';
+import { type TaskDataset, type TaskEvaluation, type TaskSample, disposeBatch } from './tasks';
+export { resolveClasses } from './tasks';
 
 /** Options of {@link runFinetune} (the `skysense finetune` command). */
 export interface RunFinetuneOptions {
@@ -65,20 +63,9 @@ export interface FinetuneResult {
 
 const MODEL_FORMAT = 'skysense-finetuned-1';
 
-/** Resolves a class-table option: `dubai-aerial` or a JSON file. */
-export function resolveClasses(spec: string): ClassDef[] {
-  return spec === 'dubai-aerial' ? [...DUBAI_AERIAL_CLASSES] : readClassTable(spec);
-}
-
 /** Loads the dataset of a task (see {@link RunFinetuneOptions.data}); `classes` is the `seg` class table (a spec or the table itself). */
-export async function loadTaskDataset(task: FinetuneTask, data: string | undefined, classes?: string | ClassDef[]): Promise<TaskDataset> {
-  if (task === 'seg') {
-    const dir = data ?? join(samplesDir(), 'dubai-aerial-segmentation');
-    return segmentationDataset(dir, Array.isArray(classes) ? classes : resolveClasses(classes ?? (data ? join(dir, 'classes.json') : 'dubai-aerial')));
-  }
-  if (task === 'multilabel') return bigEarthNetMultilabelDataset(data ?? join(samplesDir(), 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2'));
-  if (!data) throw new SkySenseError('E_ARG', `--data: task ${task} needs a data folder (${task === 'cls' ? 'one sub-folder of images per class' : 'A/, B/ and label/'})`);
-  return task === 'cls' ? imageFolderDataset(data) : changeDataset(data);
+export function loadTaskDataset(task: FinetuneTask, data: string | undefined, classes?: string | ClassDef[]): Promise<TaskDataset> {
+  return getTask(task).loadDataset(data, classes);
 }
 
 /**
@@ -91,7 +78,7 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
   const log = o.log ?? console.log;
   const run = runSettings(o.out, o.resume ?? false, { task: o.task, data: o.data, classes: o.classes, holdOut: o.holdOut, batchSize: o.batchSize, crop: o.crop, seed: o.seed }, log);
   const task = run.task ?? 'seg';
-  const [holdOut, batchSize, seed] = [run.holdOut ?? (task === 'cls' ? 1 : 2), assertInt('batchSize', run.batchSize ?? 4, 1), run.seed ?? 0];
+  const [holdOut, batchSize, seed] = [run.holdOut ?? getTask(task).defaultHoldOut, assertInt('batchSize', run.batchSize ?? 4, 1), run.seed ?? 0];
   const d = await loadTaskDataset(task, run.data, run.classes);
   const { train, held } = splitHoldOut(d, Number.isInteger(holdOut) && holdOut >= 0 ? holdOut : -1);
   if (!(Number.isInteger(holdOut) && holdOut >= 0) || train.length === 0) throw new SkySenseError('E_ARG', `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`);
@@ -175,7 +162,7 @@ export function loadFinetuned(file: string): FinetunedMeta & { model: FinetuneMo
   if (meta.format !== MODEL_FORMAT) throw new SkySenseError('E_STATE_DICT', `${file}: not a SkySense fine-tuned model (format '${meta.format ?? 'none'}'; 'skysense finetune' writes model.safetensors)`);
   const classes = JSON.parse(meta.classes ?? '[]') as ClassDef[];
   const task = meta.task as FinetuneTask;
-  const preset = (meta.preset ?? DEFAULT_PRESETS[task]) as FinetunePresetName;
+  const preset = (meta.preset ?? getTask(task).defaultPreset) as FinetunePresetName;
   const model = buildFinetuneModel(task, preset, classes.length, { inChannels: Number(meta.in_channels) });
   const weights = loadSafetensors(file);
   try {
@@ -241,25 +228,24 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
   const files = o.inputs.flatMap((p) => (existsSync(p) && statSync(p).isDirectory() ? listImages(p) : [p]));
-  if (files.length === 0 || (task === 'change' && files.length % 2)) throw new SkySenseError('E_ARG', `predict: expected ${task === 'change' ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`);
+  const def = getTask(task);
+  const step = def.inputs;
+  if (files.length === 0 || files.length % step) throw new SkySenseError('E_ARG', `predict: expected ${step === 2 ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`);
   mkdirSync(o.out, { recursive: true });
   const written: string[] = [];
   const results: Record<string, Record<string, number>> = {};
   try {
-    const step = task === 'change' ? 2 : 1;
     for (let i = 0; i < files.length; i += step) {
       const images = await Promise.all(files.slice(i, i + step).map((f) => readImage(f)));
       const name = basename(files[i]!, extname(files[i]!));
-      const stats = taskStats(task, images[0]!.channels);
-      if (task === 'cls' || task === 'multilabel') {
-        const p = predictScores(model as Classifier, images[0]!, stats);
-        results[name] = Object.fromEntries(classes.map((c, k) => [c.name, p[k]!]));
-        const top = classes.map((c, k) => [c.name, p[k]!] as const).sort((a, b) => b[1] - a[1]).slice(0, 3);
+      const p = def.predict(model, images, def.stats(images[0]!.channels), { crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop, stride: o.stride });
+      if ('scores' in p) {
+        results[name] = Object.fromEntries(classes.map((c, k) => [c.name, p.scores[k]!]));
+        const top = classes.map((c, k) => [c.name, p.scores[k]!] as const).sort((a, b) => b[1] - a[1]).slice(0, 3);
         log(`${files[i]}: ${top.map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ')}`);
         continue;
       }
-      const pred = predictMask(model, task, images, stats, o.crop ?? FINETUNE_PRESETS[preset].train.crop, o.stride);
-      writeMaskPngs(o.out, name, images, pred, classes);
+      writeMaskPngs(o.out, name, images, p.mask, classes);
       written.push(join(o.out, `${name}.png`));
       log(`${files.slice(i, i + step).join(' + ')} → ${join(o.out, `${name}.png`)}, ${name}.side.png`);
     }

@@ -1,10 +1,8 @@
-import { Module, SkySenseError, assertInt, formatShape, tf, type Tensor } from '@skysense/core-tensor';
+import { Module, SkySenseError, assertInt, formatShape, tf, type FeatureEncoder, type Tensor } from '@skysense/core-tensor';
 import { type BaseDecodeHead, type CrossEntropyOptions, type MultiLevelNeck, crossEntropyLoss, resizeTo } from '@skysense/heads';
 
-/** An encoder that maps an image batch to a list of feature maps (Swin V2, a ViT, …). */
-export interface FeatureEncoder extends Module {
-  forward(x: Tensor): Tensor[];
-}
+/** The encoder contract, now in `@skysense/core-tensor` (re-exported for 0.1 code). */
+export type { FeatureEncoder };
 
 /** Options of {@link Segmentor}. */
 export interface SegmentorOptions {

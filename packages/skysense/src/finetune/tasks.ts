@@ -1,12 +1,11 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { type Generator, SkySenseError, tf, type Tensor } from '@skysense/core-tensor';
-import { ConfusionMatrix, meanAveragePrecision } from '@skysense/heads';
-import { type ChannelStats, type ClassDef, IGNORE_INDEX, NORMALIZATION, type PlanarImage, cutWindow, listImages, loadSegmentationDataset, loadSentinel2, normalizedImage, randomWindow, readImage } from '@skysense/data';
-import type { ChangeDetector, Classifier } from './classifier';
-import type { FinetuneBatch, FinetuneModel } from './finetuner';
+import { ConfusionMatrix } from '@skysense/heads';
+import { type ChannelStats, type ClassDef, DUBAI_AERIAL_CLASSES, IGNORE_INDEX, NORMALIZATION, type PlanarImage, cutWindow, listImages, loadSegmentationDataset, loadSentinel2, normalizedImage, randomWindow, readClassTable, readImage } from '@skysense/data';
+import type { Classifier } from './classifier';
+import type { FinetuneBatch } from './finetuner';
 import type { FinetuneTask } from './presets';
-import type { Segmentor } from './segmentor';
 
 /** One training or evaluation sample of any task. */
 export interface TaskSample {
@@ -43,16 +42,16 @@ export const CHANGE_CLASSES: readonly ClassDef[] = [
 
 const grey = (n: number): [number, number, number] => [n, n, n];
 
+/** Resolves a class-table option: `dubai-aerial` or a JSON file. */
+export function resolveClasses(spec: string): ClassDef[] {
+  return spec === 'dubai-aerial' ? [...DUBAI_AERIAL_CLASSES] : readClassTable(spec);
+}
+
 /** ImageNet statistics for RGB / RGB-NIR images. */
 export function hrStats(channels: number): ChannelStats {
   if (channels === 3) return NORMALIZATION.hr;
   if (channels === 4) return NORMALIZATION['hr-rgbn'];
   throw new SkySenseError('E_BANDS', `images: expected 3 (RGB) or 4 (RGB-NIR) bands, got ${channels}`);
-}
-
-/** The input statistics of a task's images: Sentinel-2 for `multilabel` (BigEarthNet), ImageNet otherwise. */
-export function taskStats(task: FinetuneTask, channels: number): ChannelStats {
-  return task === 'multilabel' ? NORMALIZATION.s2 : hrStats(channels);
 }
 
 /** Segmentation pairs `<dir>/images/*` + `<dir>/masks/*`. */
@@ -126,16 +125,11 @@ export async function changeDataset(dir: string): Promise<TaskDataset> {
   return { task: 'change', classes: [...CHANGE_CLASSES], samples, stats: hrStats(samples[0]!.images[0]!.channels) };
 }
 
-/** The held-out split: the last `n` samples (for `cls`, the last `n` of each class). */
-export function splitHoldOut(d: TaskDataset, n: number): { train: TaskSample[]; held: TaskSample[] } {
-  if (d.task !== 'cls') return { train: d.samples.slice(0, d.samples.length - n), held: d.samples.slice(d.samples.length - n) };
-  const held = new Set(d.classes.flatMap((_, c) => d.samples.filter((s) => s.label === c).slice(-n)));
-  return { train: d.samples.filter((s) => !held.has(s)), held: [...held] };
-}
-
-/** A training batch: per sample one random rescaled crop (the same window for both dates and the mask) and a coin flip. */
-export function taskBatch(d: TaskDataset, picks: readonly TaskSample[], crop: number, g: Generator): FinetuneBatch {
-  const scaleRange: [number, number] = d.task === 'seg' || d.task === 'change' ? [0.5, 2] : [0.8, 1.25];
+/**
+ * The images of a training batch: per sample one random crop rescaled within `scaleRange` (the same
+ * window for both dates and the mask) and a coin flip. Returns the images per date and the crops' labels.
+ */
+export function cropBatch(d: TaskDataset, picks: readonly TaskSample[], crop: number, scaleRange: [number, number], g: Generator): { images: Tensor[]; masks: Int32Array } {
   const n = picks.length;
   const dates = picks[0]!.images.length;
   const c = picks[0]!.images[0]!.channels;
@@ -153,26 +147,36 @@ export function taskBatch(d: TaskDataset, picks: readonly TaskSample[], crop: nu
       if (k === 0) masks.set(v.mask, i * crop * crop);
     });
   });
-  const images = imgs.map((a) => tf.tensor4d(a, [n, c, crop, crop]));
-  const targets =
-    d.task === 'cls' ? tf.tensor1d(picks.map((s) => s.label!), 'int32') : d.task === 'multilabel' ? tf.tensor2d(picks.map((s) => s.targets!)) : tf.tensor3d(masks, [n, crop, crop], 'int32');
-  return { images: dates === 2 ? [images[0]!, images[1]!] : images[0]!, targets };
+  return { images: imgs.map((a) => tf.tensor4d(a, [n, c, crop, crop])), masks };
+}
+
+/** The last `n` samples held out. */
+export function holdOutLast(d: TaskDataset, n: number): { train: TaskSample[]; held: TaskSample[] } {
+  return { train: d.samples.slice(0, d.samples.length - n), held: d.samples.slice(d.samples.length - n) };
+}
+
+/** Per-pixel classes from logits `[1, K, H, W]` (freed). */
+export function argmaxMask(logits: Tensor): Int32Array {
+  const pred = tf.argMax(logits, 1);
+  const out = pred.dataSync() as Int32Array;
+  tf.dispose([logits, pred]);
+  return out;
+}
+
+/** Scores masks against ground truth with a confusion matrix (ignore 255). */
+export function maskEvaluation(d: TaskDataset, samples: readonly TaskSample[], predict: (s: TaskSample) => Int32Array, onMask?: (s: TaskSample, pred: Int32Array) => void): ConfusionMatrix {
+  const cm = new ConfusionMatrix(d.classes.length, IGNORE_INDEX);
+  for (const s of samples) {
+    const pred = predict(s);
+    cm.update(pred, s.mask!);
+    onMask?.(s, pred);
+  }
+  return cm;
 }
 
 /** Frees a batch's tensors. */
 export function disposeBatch(b: FinetuneBatch): void {
   tf.dispose([...(Array.isArray(b.images) ? b.images : [b.images]), b.targets]);
-}
-
-/** Per-pixel classes of one sample: sliding-window segmentation, or the change map of the full pair. */
-export function predictMask(model: FinetuneModel, task: FinetuneTask, images: PlanarImage[], stats: ChannelStats, crop: number, stride?: number): Int32Array {
-  const xs = images.map((im) => normalizedImage(im, stats));
-  try {
-    const logits = task === 'change' ? (model as ChangeDetector).forward(xs[0]!, xs[1]!) : (model as Segmentor).slideInference(xs[0]!, { crop, stride });
-    return argmaxData(logits);
-  } finally {
-    tf.dispose(xs);
-  }
 }
 
 /** Class probabilities of one image (softmax, or per-class sigmoid). */
@@ -182,47 +186,4 @@ export function predictScores(model: Classifier, image: PlanarImage, stats: Chan
   const out = [...p.dataSync()];
   tf.dispose([x, p]);
   return out;
-}
-
-function argmaxData(logits: Tensor): Int32Array {
-  const pred = tf.argMax(logits, 1);
-  const out = pred.dataSync() as Int32Array;
-  tf.dispose([logits, pred]);
-  return out;
-}
-
-/**
- * Scores a model on held-out samples: segmentation mIoU/mF1/OA (per-class table), change
- * precision/recall/F1/IoU of the change class, classification OA and per-class scores, multi-label mAP.
- * `onMask` receives each predicted mask (to draw it).
- */
-export function evaluateTask(
-  model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void },
-): TaskEvaluation {
-  model.eval();
-  const names = d.classes.map((c) => c.name);
-  if (d.task === 'multilabel') {
-    const scores = samples.map((s) => predictScores(model as Classifier, s.images[0]!, d.stats));
-    const { ap, mAP } = meanAveragePrecision(scores, samples.map((s) => s.targets!));
-    const w = Math.max(...names.map((n) => n.length));
-    const rows = names.map((n, i) => `${n.padEnd(w)} ${Number.isNaN(ap[i]!) ? '     n/a' : (100 * ap[i]!).toFixed(2).padStart(8)}`);
-    return { scores: { ap, mAP }, table: [`${'class'.padEnd(w)}       AP`, ...rows, `mAP ${(100 * mAP).toFixed(2)} (classes without a positive among the ${samples.length} images are left out)`].join('\n') };
-  }
-  const cm = new ConfusionMatrix(names.length, IGNORE_INDEX);
-  for (const s of samples) {
-    if (d.task === 'cls') {
-      const p = predictScores(model as Classifier, s.images[0]!, d.stats);
-      cm.update([p.indexOf(Math.max(...p))], [s.label!]);
-      continue;
-    }
-    const pred = predictMask(model, d.task, s.images, d.stats, o.crop, o.stride);
-    cm.update(pred, s.mask!);
-    o.onMask?.(s, pred);
-  }
-  const table = cm.table(names);
-  if (d.task === 'change') {
-    const c = cm.changeScores();
-    return { scores: { ...c, matrix: [...cm.matrix] }, table: `${table}\nchange: precision ${(100 * c.precision).toFixed(2)}  recall ${(100 * c.recall).toFixed(2)}  F1 ${(100 * c.f1).toFixed(2)}  IoU ${(100 * c.iou).toFixed(2)}` };
-  }
-  return { scores: { ...cm.scores(), matrix: [...cm.matrix] }, table };
 }

@@ -1,0 +1,86 @@
+import { type Generator, SkySenseError, type FeatureEncoder, type Tensor } from '@skysense/core-tensor';
+import type { ChannelStats, ClassDef, PlanarImage } from '@skysense/data';
+import type { FinetuneBatch, FinetuneModel } from './finetuner';
+import type { FinetunePreset, FinetunePresetName } from './presets';
+import { type TaskDataset, type TaskEvaluation, type TaskSample, cropBatch } from './tasks';
+import { changeTask } from './tasks/change';
+import { classificationTask, multilabelTask } from './tasks/classification';
+import { segmentationTask } from './tasks/segmentation';
+
+/**
+ * One fine-tuning task as an object: how its data is read, its model built, its batches labelled,
+ * its loss taken, its model scored and its predictions made. `Finetuner`, `runFinetune`,
+ * `runPredict`, `runEval` and the CLI look a task up by name and never switch on it, so a new task
+ * (detection, a multi-modal task) is one new file and one {@link registerTask} call.
+ */
+export interface FinetuneTaskDef {
+  /** The name (`--task`). */
+  readonly name: string;
+  /** One line for `--help`. */
+  readonly description: string;
+  /** What the data folder holds (for `--help` and errors). */
+  readonly dataHelp: string;
+  /** The kind of preset that builds its model (a preset's `task`). */
+  readonly presetKind: FinetunePreset['task'];
+  /** The preset used when none is given. */
+  readonly defaultPreset: FinetunePresetName;
+  /** Samples held out for evaluation when `holdOut` is not given. */
+  readonly defaultHoldOut: number;
+  /** Images per sample (2 for the two dates of a change pair). */
+  readonly inputs: 1 | 2;
+  /** Range of the random rescaling of training crops. */
+  readonly scaleRange: [number, number];
+  /** Reads the task's dataset; `data` undefined means the sample data, where the task has some. */
+  loadDataset(data: string | undefined, classes?: string | ClassDef[]): Promise<TaskDataset>;
+  /** Input normalisation for images of `channels` bands. */
+  stats(channels: number): ChannelStats;
+  /** The model on an encoder, from a preset's head settings. */
+  buildModel(backbone: FeatureEncoder, preset: FinetunePreset, numClasses: number, options: { classWeight?: number[] }): FinetuneModel;
+  /** The batch's targets from its samples (`masks`: their crops' labels, `[n·crop·crop]`). */
+  targets(picks: readonly TaskSample[], masks: Int32Array, crop: number): Tensor;
+  /** The loss terms of a batch (called inside a tidy); `loss` is the total. */
+  losses(model: FinetuneModel, batch: FinetuneBatch): Record<string, Tensor> & { loss: Tensor };
+  /** The held-out split: the last `n` samples, or per class for classification. */
+  splitHoldOut(d: TaskDataset, n: number): { train: TaskSample[]; held: TaskSample[] };
+  /** Scores the model on samples; `onMask` receives each predicted mask where the task has masks. */
+  evaluate(model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void }): TaskEvaluation;
+  /** A prediction for one sample's images: a class mask, or class scores. */
+  predict(model: FinetuneModel, images: PlanarImage[], stats: ChannelStats, o: { crop: number; stride?: number }): { mask: Int32Array } | { scores: number[] };
+}
+
+const REGISTRY = new Map<string, FinetuneTaskDef>([segmentationTask, classificationTask, multilabelTask, changeTask].map((t) => [t.name, t]));
+
+/** Adds (or replaces) a task under its name. */
+export function registerTask(task: FinetuneTaskDef): void {
+  REGISTRY.set(task.name, task);
+}
+
+/** The registered task names, in registration order. */
+export function listTasks(): string[] {
+  return [...REGISTRY.keys()];
+}
+
+/** The task of a name. @throws SkySenseError `E_ARG` listing the registered names. */
+export function getTask(name: string): FinetuneTaskDef {
+  const t = REGISTRY.get(name);
+  if (!t) throw new SkySenseError('E_ARG', `task: expected one of ${listTasks().join(', ')}, got '${name}'`);
+  return t;
+}
+
+/** A training batch of a task: random rescaled crops (see `cropBatch`) and the task's targets. */
+export function taskBatch(d: TaskDataset, picks: readonly TaskSample[], crop: number, g: Generator): FinetuneBatch {
+  const task = getTask(d.task);
+  const { images, masks } = cropBatch(d, picks, crop, task.scaleRange, g);
+  return { images: images.length === 2 ? [images[0]!, images[1]!] : images[0]!, targets: task.targets(picks, masks, crop) };
+}
+
+/** The held-out split of a dataset, as its task defines it. */
+export function splitHoldOut(d: TaskDataset, n: number): { train: TaskSample[]; held: TaskSample[] } {
+  return getTask(d.task).splitHoldOut(d, n);
+}
+
+/** Scores a model on held-out samples of a dataset, as its task defines it (see {@link FinetuneTaskDef.evaluate}). */
+export function evaluateTask(model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void }): TaskEvaluation {
+  model.eval();
+  return getTask(d.task).evaluate(model, d, samples, o);
+}
