@@ -17,6 +17,25 @@ export interface DecodeHeadOptions {
 }
 
 /**
+ * Translates mmseg decode-head kwargs (`in_channels`, `in_index`, `channels`, `num_classes`,
+ * `dropout_ratio`, `align_corners`, `norm_cfg`, `act_cfg`) to {@link DecodeHeadOptions}.
+ * @throws SkySenseError `E_UNSUPPORTED` for norms other than BN / SyncBN or activations other than ReLU.
+ */
+export function decodeHeadOptionsFromConfig(what: string, k: Record<string, unknown>): DecodeHeadOptions {
+  const norm = (k.norm_cfg as { type?: string } | null | undefined)?.type;
+  const act = (k.act_cfg as { type?: string } | null | undefined)?.type;
+  if ((norm && !['BN', 'SyncBN'].includes(norm)) || (act && act !== 'ReLU')) throw new SkySenseError('E_UNSUPPORTED', `${what}: norm ${norm} / act ${act} (BN or SyncBN with ReLU only)`);
+  return {
+    inChannels: k.in_channels as number | number[],
+    inIndex: k.in_index as number | number[] | undefined,
+    channels: k.channels as number,
+    numClasses: k.num_classes as number,
+    dropoutRatio: k.dropout_ratio as number | undefined,
+    alignCorners: k.align_corners as boolean | undefined,
+  };
+}
+
+/**
  * mmseg's `BaseDecodeHead`: picks its input maps from the encoder's list (`in_index`), computes a
  * feature map, and classifies it with `Dropout2d` + 1×1 `conv_seg` (keys `conv_seg.weight`,
  * `conv_seg.bias`). Logits are at the resolution of the head's first input; no final resize.

@@ -1,5 +1,5 @@
 import { ConvModule, ModuleList, SkySenseError, assertInt, tf, type Tensor } from '@skysense/core-tensor';
-import { BaseDecodeHead, type DecodeHeadOptions } from './decode-head';
+import { BaseDecodeHead, type DecodeHeadOptions, decodeHeadOptionsFromConfig } from './decode-head';
 
 /** Options of {@link FCNHead}, with mmseg's defaults. */
 export interface FCNHeadOptions extends DecodeHeadOptions {
@@ -23,6 +23,17 @@ export interface FCNHeadOptions extends DecodeHeadOptions {
 export class FCNHead extends BaseDecodeHead {
   readonly convs: ModuleList<ConvModule>;
   readonly convCat: ConvModule | null;
+
+  /** Builds the head from mmseg `FCNHead(**kwargs)` arguments (`num_convs`, `kernel_size`, `concat_input`, `dilation` and the decode-head ones). */
+  static fromConfig(kwargs: Record<string, unknown>): FCNHead {
+    return new FCNHead({
+      ...(decodeHeadOptionsFromConfig('FCNHead', kwargs) as FCNHeadOptions),
+      numConvs: kwargs.num_convs as number | undefined,
+      kernelSize: kwargs.kernel_size as number | undefined,
+      concatInput: kwargs.concat_input as boolean | undefined,
+      dilation: kwargs.dilation as number | undefined,
+    });
+  }
 
   constructor(o: FCNHeadOptions) {
     super('FCNHead', o);

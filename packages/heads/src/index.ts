@@ -5,7 +5,7 @@
  * task losses and metrics.
  * @packageDocumentation
  */
-export { BaseDecodeHead, resizeTo, type DecodeHeadOptions } from './decode-head';
+export { BaseDecodeHead, resizeTo, decodeHeadOptionsFromConfig, type DecodeHeadOptions } from './decode-head';
 export { UPerHead, type UPerHeadOptions } from './uper-head';
 export { FCNHead, type FCNHeadOptions } from './fcn-head';
 export { LinearClsHead, type LinearClsHeadOptions } from './cls-head';

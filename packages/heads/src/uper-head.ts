@@ -1,5 +1,5 @@
 import { AdaptiveAvgPool2d, ConvModule, ModuleList, Sequential, SkySenseError, assertInt, tf, type Tensor } from '@skysense/core-tensor';
-import { BaseDecodeHead, type DecodeHeadOptions } from './decode-head';
+import { BaseDecodeHead, type DecodeHeadOptions, decodeHeadOptionsFromConfig } from './decode-head';
 
 /** Options of {@link UPerHead}: the decode-head options plus the PPM's pool scales. */
 export interface UPerHeadOptions extends DecodeHeadOptions {
@@ -28,6 +28,11 @@ export class UPerHead extends BaseDecodeHead {
   readonly lateralConvs: ModuleList<ConvModule>;
   readonly fpnConvs: ModuleList<ConvModule>;
   readonly fpnBottleneck: ConvModule;
+
+  /** Builds the head from mmseg `UPerHead(**kwargs)` arguments (`pool_scales` and the decode-head ones). */
+  static fromConfig(kwargs: Record<string, unknown>): UPerHead {
+    return new UPerHead({ ...(decodeHeadOptionsFromConfig('UPerHead', kwargs) as UPerHeadOptions), poolScales: kwargs.pool_scales as number[] | undefined });
+  }
 
   constructor(o: UPerHeadOptions) {
     super('UPerHead', o);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ProgressReporter, SkySenseError, convertToSafetensors, formatShape, initBackend, inspectCheckpoint, manualSeed, shapeOnly, type BackendKind, type PthLayout } from '@skysense/core-tensor';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { MODEL_PRESETS, modelInfo } from './registry';
-import { forwardFixture, runFixture } from './fixtures';
+import { forwardFixture, runFixture } from './verify';
 import { embedSample, runDemo } from './embed';
 import { runPretrain, type RunPretrainOptions } from './pretrain-run';
 import { type SampleManifest, downloadSamples, loadSample, readManifest } from '@skysense/data';

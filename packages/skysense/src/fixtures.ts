@@ -36,7 +36,7 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
     return {
       kind: 'swin',
       model,
-      run: (inputs) => new Map(model.forward(inputs.get((config.input_key as string) ?? 'input')!).map((t, i) => [`out${i}`, t])),
+      run: (inputs) => new Map(model.forward(inputs.get((config.input_key as string) ?? 'input')!).map((t, i) => [`out${model.options.outIndices[i]}`, t])),
       tolerance: () => 1e-4,
     };
   }
@@ -49,8 +49,9 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
         const x = inputs.get((config.input_key as string) ?? 'input')!;
         const { maps, cls } = model.forwardWithCls(x);
         const out = new Map<string, Tensor>();
-        maps.forEach((m, i) => out.set(`out${i}`, m));
-        cls.forEach((c, i) => out.set(`out${i}_cls`, c));
+        const at = (i: number) => model.options.outIndices[i];
+        maps.forEach((m, i) => out.set(`out${at(i)}`, m));
+        cls.forEach((c, i) => out.set(`out${at(i)}_cls`, c));
         if (keys.includes('pos_embed_resized')) out.set('pos_embed_resized', model.positionTable(...model.validateInput(x.shape)));
         return out;
       },
@@ -58,9 +59,7 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
     };
   }
   if (/UPHead|TransformerEncoder/.test(kind)) {
-    const head = (config.head_kwargs ?? {}) as { in_dim?: number; out_dim?: number; up_scale?: number };
-    const fusionKwargs = (config.fusion_kwargs ?? {}) as Record<string, unknown>;
-    const fusion = new MultiModalFusion({ vitDims: head.in_dim, tokenDims: head.out_dim, upScale: head.up_scale, fusion: fusionOptions(fusionKwargs) });
+    const fusion = MultiModalFusion.fromConfig((config.head_kwargs ?? {}) as Record<string, number>, (config.fusion_kwargs ?? {}) as Record<string, unknown>);
     return {
       kind: 'fusion',
       model: fusion,
@@ -81,30 +80,21 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
       tolerance: (k) => (['s2_up', 's1_up', 'fusion_input'].includes(k) ? 1e-5 : 1e-4),
     };
   }
-  const head = headRunner(config, kind, dir);
+  const head = headRunner(config, kind);
   if (head) return head;
   const loss = lossRunner(config, kind || String(config.function ?? config.modules ?? ''));
   if (loss) return loss;
   throw new SkySenseError('E_UNSUPPORTED', `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, UPerHead, FCNHead, DINO, iBOT, ITC, Sinkhorn)`);
 }
 
-/** mmseg decode-head kwargs as our options; refuses norms and activations other than (Sync)BN and ReLU. */
-function decodeHeadOptions(k: Record<string, unknown>, dir: string) {
-  const norm = (k.norm_cfg as { type?: string } | null | undefined)?.type;
-  const act = (k.act_cfg as { type?: string } | null | undefined)?.type;
-  if ((norm && !['BN', 'SyncBN'].includes(norm)) || (act && act !== 'ReLU')) throw new SkySenseError('E_UNSUPPORTED', `${dir}: decode head with norm ${norm} / act ${act} (BN or SyncBN with ReLU only)`);
-  return { inChannels: k.in_channels as number & number[], inIndex: k.in_index as number & number[], channels: k.channels as number, numClasses: k.num_classes as number, dropoutRatio: k.dropout_ratio as number | undefined, alignCorners: k.align_corners as boolean | undefined };
-}
-
 const headInputs = (inputs: Map<string, Tensor>) => [...inputs.keys()].filter((k) => /^in\d+$/.test(k)).sort((a, b) => Number(a.slice(2)) - Number(b.slice(2))).map((k) => inputs.get(k)!);
 
 /** Runners of the mmseg decode-head fixtures (`uperhead-*`: one UPerHead; `fcnhead-*`: FCNHead variants under their tags). */
-function headRunner(config: FixtureConfig, kind: string, dir: string): FixtureRunner | null {
+function headRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
   const tol = (config.tolerance ?? {}) as Record<string, number>;
   const tolerance = (k: string) => tol[k] ?? tol[k.split('.').pop()!] ?? 1e-4;
   if (kind === 'UPerHead') {
-    const k = config.kwargs ?? {};
-    const head = new UPerHead({ ...decodeHeadOptions(k, dir), poolScales: k.pool_scales as number[] });
+    const head = UPerHead.fromConfig(config.kwargs ?? {});
     const size = config.resize_to as [number, number] | undefined;
     return {
       kind: 'uperhead',
@@ -121,10 +111,7 @@ function headRunner(config: FixtureConfig, kind: string, dir: string): FixtureRu
   }
   if (kind.startsWith('FCNHead')) {
     const variants = (config.variants ?? { '': { kwargs: config.kwargs ?? {} } }) as Record<string, { kwargs: Record<string, unknown> }>;
-    const heads = new ModuleDict(Object.entries(variants).map(([tag, v]) => {
-      const k = v.kwargs;
-      return [tag, new FCNHead({ ...decodeHeadOptions(k, dir), numConvs: k.num_convs as number, kernelSize: k.kernel_size as number, concatInput: k.concat_input as boolean, dilation: k.dilation as number })];
-    }));
+    const heads = new ModuleDict(Object.entries(variants).map(([tag, v]) => [tag, FCNHead.fromConfig(v.kwargs)]));
     return {
       kind: 'fcnhead',
       model: heads,
@@ -241,21 +228,6 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
   return null;
 }
 
-function fusionOptions(k: Record<string, unknown>) {
-  const { embed_dims, num_layers, num_heads, mlp_ratio, qkv_bias, drop_path_rate, drop_rate, attn_drop_rate, norm_cfg } = k as Record<string, never>;
-  return {
-    embedDims: embed_dims,
-    numLayers: num_layers,
-    numHeads: num_heads,
-    mlpRatio: mlp_ratio,
-    qkvBias: qkv_bias,
-    dropPathRate: drop_path_rate,
-    dropRate: drop_rate,
-    attnDropRate: attn_drop_rate,
-    layerNormEps: (norm_cfg as { eps?: number } | undefined)?.eps,
-  };
-}
-
 /** Options of {@link runFixture}. */
 export interface RunFixtureOptions {
   /** Replaces the folder's weights (`.safetensors` or `.pth`). */
@@ -274,35 +246,59 @@ export interface FixtureResult {
   errors: { key: string; shape: number[]; maxAbs: number; relative: number; tolerance: number; pass: boolean }[];
 }
 
+/** The output names a fixture defines: the keys of `config.json`'s `outputs`. */
+function outputNames(config: FixtureConfig, dir: string): string[] {
+  const outputs = config.outputs;
+  if (!outputs || typeof outputs !== 'object' || Array.isArray(outputs)) throw new SkySenseError('E_FORMAT', `${dir}/config.json: no "outputs" object naming the fixture's outputs`);
+  return Object.keys(outputs);
+}
+
+/** Builds a fixture's model, loads its weights (or `options.weights`), runs it on the inputs and returns the named outputs. */
+function computeFixture(dir: string, config: FixtureConfig, names: string[], options: RunFixtureOptions): { kind: string; outputs: Map<string, Tensor>; report: LoadReport; tolerance: (key: string) => number } {
+  const runner = runnerFor(config, dir);
+  const inputs = loadSafetensors(join(dir, 'input.safetensors'));
+  try {
+    runner.model.eval();
+    const report = options.weights
+      ? loadCheckpoint(runner.model, options.weights, { prefix: options.stripPrefix, log: options.log ?? false })
+      : loadFixtureWeights(dir, runner);
+    const outputs = runner.run(inputs, names);
+    const missing = names.filter((k) => !outputs.has(k));
+    if (missing.length) throw new SkySenseError('E_UNSUPPORTED', `${dir}: cannot compute output(s) ${missing.join(', ')}`);
+    for (const k of [...outputs.keys()].filter((k) => !names.includes(k))) {
+      outputs.get(k)!.dispose();
+      outputs.delete(k);
+    }
+    return { kind: runner.kind, outputs, report, tolerance: runner.tolerance };
+  } finally {
+    tf.dispose([...inputs.values()]);
+    runner.model.dispose();
+  }
+}
+
 /**
  * Builds the model a fixture folder describes, loads its weights (or `options.weights`), runs it on
  * the folder's inputs and compares every output with the folder's `output.safetensors`.
  */
 export function runFixture(dir: string, options: RunFixtureOptions = {}): FixtureResult {
   const config = readFixtureConfig(dir);
-  const runner = runnerFor(config, dir);
-  const inputs = loadSafetensors(join(dir, 'input.safetensors'));
-  const expected = loadSafetensors(join(dir, 'output.safetensors'));
+  const file = join(dir, 'output.safetensors');
+  if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file (verify compares with it; 'skysense forward' runs a fixture without it)`);
+  const expected = loadSafetensors(file);
   try {
-    runner.model.eval();
-    const report = options.weights
-      ? loadCheckpoint(runner.model, options.weights, { prefix: options.stripPrefix, log: options.log ?? false })
-      : loadFixtureWeights(dir, runner);
-    const outputs = runner.run(inputs, [...expected.keys()]);
-    const missing = [...expected.keys()].filter((k) => !outputs.has(k));
-    if (missing.length) throw new SkySenseError('E_UNSUPPORTED', `${dir}: cannot compute output(s) ${missing.join(', ')}`);
+    if (expected.size === 0) throw new SkySenseError('E_FORMAT', `${file}: holds no outputs to compare with`);
+    const { kind, outputs, report, tolerance: tol } = computeFixture(dir, config, [...expected.keys()], options);
     const errors = [...expected.keys()].map((key) => {
       const got = outputs.get(key)!;
       const want = expected.get(key)!;
       if (got.shape.join() !== want.shape.join()) throw new SkySenseError('E_SHAPE', `${dir}: output ${key} has shape [${got.shape}], the fixture [${want.shape}]`);
       const [maxAbs, scale] = tf.tidy(() => [tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]!, tf.max(tf.abs(want)).dataSync()[0]!]);
-      const tolerance = runner.tolerance(key);
+      const tolerance = tol(key);
       return { key, shape: [...want.shape], maxAbs: maxAbs!, relative: maxAbs! / (scale! || 1), tolerance, pass: maxAbs! <= tolerance };
     });
-    return { kind: runner.kind, outputs, report, errors };
+    return { kind, outputs, report, errors };
   } finally {
-    tf.dispose([...inputs.values(), ...expected.values()]);
-    runner.model.dispose();
+    tf.dispose([...expected.values()]);
   }
 }
 
@@ -318,9 +314,13 @@ function loadFixtureWeights(dir: string, runner: FixtureRunner): LoadReport {
   }
 }
 
-/** Runs a fixture and writes every output under the fixture's key names (atomically). */
-export function forwardFixture(dir: string, output: string, options: RunFixtureOptions = {}): FixtureResult {
-  const result = runFixture(dir, options);
-  saveSafetensors(output, result.outputs);
-  return result;
+/**
+ * Runs a fixture and writes every output under the names its `config.json` lists (atomically); the
+ * folder needs no `output.safetensors`.
+ */
+export function forwardFixture(dir: string, output: string, options: RunFixtureOptions = {}): { kind: string; outputs: Map<string, Tensor>; report: LoadReport } {
+  const config = readFixtureConfig(dir);
+  const { kind, outputs, report } = computeFixture(dir, config, outputNames(config, dir), options);
+  saveSafetensors(output, outputs);
+  return { kind, outputs, report };
 }

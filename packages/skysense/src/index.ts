@@ -9,7 +9,6 @@ export { SkySense, formatBreakdown, type SkySenseInputs, type SkySenseOutputs, t
 export { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
 export { createCli, runCli } from './cli';
 export { embedSample, runDemo, bigEarthNetPairs, generatedScene, type EmbedSummary, type DemoOptions } from './embed';
-export { runFixture, forwardFixture, readFixtureConfig, type FixtureResult, type RunFixtureOptions, type FixtureConfig } from './fixtures';
 export { MODEL_PRESETS, modelInfo, type ModelInfo } from './registry';
 export { pcaRgb, bandsRgb, enlarge } from './render';
 export * as core from '@skysense/core-tensor';
@@ -56,6 +55,10 @@ export {
   type Raster, type PixelWindow, type S2Band, type S2Source, type BandStack, type MissingBands, type Sentinel1Options, type ChannelStats, type SampleManifest, type LoadedSample,
   type S2FrameEntry, type S1FrameEntry, type PlanarImage, type ClassDef, type LabelledImage, type SegAugmentOptions, type CropWindow, type MultiCropOptions, type ResolvedMultiCrop,
 } from '@skysense/data';
+export {
+  /** @deprecated import from `@skysense/skysense/verify` */ runFixture, /** @deprecated import from `@skysense/skysense/verify` */ forwardFixture,
+  /** @deprecated import from `@skysense/skysense/verify` */ readFixtureConfig, type FixtureResult, type RunFixtureOptions, type FixtureConfig,
+} from './verify';
 export {
   /** @deprecated import from `@skysense/core-tensor` */ ProgressReporter, /** @deprecated import from `@skysense/core-tensor` */ progressBar,
   /** @deprecated import from `@skysense/core-tensor` */ saveTrainingCheckpoint, /** @deprecated import from `@skysense/core-tensor` */ openTrainingCheckpoint,

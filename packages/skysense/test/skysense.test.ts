@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, manualSeed, saveSafetensors, shapeOnly, tf, type Tensor } from '@skysense/core-tensor';
-import { SkySense, formatBreakdown, runFixture, type SkySenseInputs } from '../src/index';
+import { initBackend, loadSafetensors, manualSeed, saveSafetensors, shapeOnly, tf, type Tensor } from '@skysense/core-tensor';
+import { SkySense, formatBreakdown, type SkySenseInputs } from '../src/index';
+import { forwardFixture, runFixture } from '../src/verify';
 
 const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-model-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -134,6 +135,29 @@ describe('runFixture', () => {
       const before = tf.memory().numTensors;
       once();
       expect(tf.memory().numTensors - before, fixture).toBe(0);
+    }
+  });
+
+  it('names outputs by stage index (out_indices [1, 3] gives out1, out3) and forward needs no output.safetensors', () => {
+    const source = join(__dirname, '..', '..', 'swin', 'test', 'fixtures', 'parity', 'swinv2-small-a');
+    const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-fixture-'));
+    try {
+      const config = JSON.parse(fs.readFileSync(join(source, 'config.json'), 'utf8')) as { kwargs: Record<string, unknown>; outputs: Record<string, unknown> };
+      config.kwargs.out_indices = [1, 3];
+      config.outputs = { out1: config.outputs.out1, out3: config.outputs.out3 };
+      fs.writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+      fs.copyFileSync(join(source, 'input.safetensors'), join(dir, 'input.safetensors'));
+      const weights = loadSafetensors(join(source, 'weights.safetensors'));
+      saveSafetensors(join(dir, 'weights.safetensors'), new Map([...weights].filter(([k]) => !/^norm[02]\./.test(k)))); // the output norms of stages 0 and 2 are gone
+      tf.dispose([...weights.values()]);
+      const r = forwardFixture(dir, join(dir, 'out.safetensors'));
+      expect([...r.outputs.keys()]).toEqual(['out1', 'out3']);
+      const full = runFixture(source);
+      for (const k of ['out1', 'out3']) expect(tf.tidy(() => tf.max(tf.abs(tf.sub(r.outputs.get(k)!, full.outputs.get(k)!))).dataSync()[0])).toBe(0);
+      tf.dispose([...r.outputs.values(), ...full.outputs.values()]);
+      expect(() => runFixture(dir)).toThrow(/output\.safetensors: no such file \(verify compares with it; 'skysense forward' runs a fixture without it\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

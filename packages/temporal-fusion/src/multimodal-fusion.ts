@@ -62,6 +62,31 @@ export class MultiModalFusion extends Module {
   readonly dateEncoding: DateEncoding;
   readonly tokenDims: number;
 
+  /**
+   * Builds the fusion from the official config's arguments: the up-heads' `UPHead(in_dim, out_dim,
+   * up_scale)` and the fusion `TransformerEncoder(**kwargs)` (`embed_dims`, `num_layers`, `num_heads`,
+   * `mlp_ratio`, `qkv_bias`, dropout rates, `norm_cfg.eps`).
+   */
+  static fromConfig(head: { in_dim?: number; out_dim?: number; up_scale?: number }, fusion: Record<string, unknown>): MultiModalFusion {
+    const f = fusion as Record<string, never>;
+    return new MultiModalFusion({
+      vitDims: head.in_dim,
+      tokenDims: head.out_dim,
+      upScale: head.up_scale,
+      fusion: {
+        embedDims: f.embed_dims,
+        numLayers: f.num_layers,
+        numHeads: f.num_heads,
+        mlpRatio: f.mlp_ratio,
+        qkvBias: f.qkv_bias,
+        dropPathRate: f.drop_path_rate,
+        dropRate: f.drop_rate,
+        attnDropRate: f.attn_drop_rate,
+        layerNormEps: (fusion.norm_cfg as { eps?: number } | undefined)?.eps,
+      },
+    });
+  }
+
   constructor(options: MultiModalFusionOptions = {}) {
     super();
     const vit = options.vitDims ?? 1024;
