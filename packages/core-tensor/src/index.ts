@@ -63,6 +63,7 @@ export {
   type LoadReport,
   type LoadStateDictOptions,
   type ShapeMismatch,
+  type CheckpointKeyRule,
 } from './module';
 export { matMul, transposeLast2, sumToShape } from './ops/matmul';
 export { gatherRows, invertPermutation, permuteRows } from './ops/gather';
@@ -132,7 +133,6 @@ export {
   inspectCheckpoint,
   detectCheckpointFormat,
   formatLoadReport,
-  KNOWN_HARMLESS,
   type CheckpointFile,
   type CheckpointFormat,
   type CheckpointSummary,

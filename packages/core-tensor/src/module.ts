@@ -16,6 +16,15 @@ let shapeOnlyDepth = 0;
  * model.parameterCount(); // 2_500_050_000, no memory used
  * ```
  */
+
+/** A checkpoint key a model expects to be missing, unexpected or skipped by design, and why that is harmless. */
+export interface CheckpointKeyRule {
+  /** Matches the key relative to the module that declares the rule. */
+  pattern: RegExp;
+  when: 'missing' | 'unexpected' | 'ignored';
+  why: string;
+}
+
 export function shapeOnly<T>(build: () => T): T {
   shapeOnlyDepth++;
   try {
@@ -292,6 +301,15 @@ export abstract class Module {
     if (this.params.has(name) || this.buffers.has(name) || this.children.has(name)) {
       throw new SkySenseError('E_ARG', `module member '${name}' is already registered`);
     }
+  }
+
+  /**
+   * Keys (relative to this module) that checkpoints lack or carry by design, with why that is
+   * harmless; load reports label them instead of alarming the user. Default: none. Models override
+   * it (Swin V2: its recomputed buffers and the released file's missing output norms).
+   */
+  checkpointKeyRules(): readonly CheckpointKeyRule[] {
+    return [];
   }
 
   /** Direct children with their names, in registration order. */

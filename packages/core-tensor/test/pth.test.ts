@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Generator, PthFile, SafetensorsFile, SkySenseError, bufferSource, convertToSafetensors, formatLoadReport, initBackend, inspectCheckpoint, loadCheckpoint,
+  Generator, Module, PthFile, SafetensorsFile, SkySenseError, bufferSource, convertToSafetensors, formatLoadReport, initBackend, inspectCheckpoint, loadCheckpoint,
   readZipDirectory,
 } from '../src/index';
 import { fixturePath } from './helpers';
@@ -212,6 +212,16 @@ describe('PyTorch checkpoints', () => {
     expect(lines[0]).toMatch(/loaded 28 tensors from release_s2\.pth/);
     expect(lines[0]).toMatch(/ctpe {2}\[harmless: calendar-time position encoding/);
     expect(() => loadCheckpoint(vit, PTH('release_s2.pth'), { log: false })).toThrow(/unexpected key\(s\): ctpe/);
+    // the rules belong to the model: nested under another module they apply below its prefix, and a bare report labels nothing
+    class Wrapper extends Module {
+      readonly enc = this.registerModule('backbone_s2', new TinyVit());
+    }
+    const wrapped = new Wrapper();
+    const text = formatLoadReport({ loaded: [], missing: [], unexpected: ['backbone_s2.ctpe', 'ctpe'], mismatched: [], ignored: [] }, 'file', wrapped);
+    expect(text).toMatch(/backbone_s2\.ctpe {2}\[harmless: calendar-time/);
+    expect(text).toMatch(/\n {2}ctpe\n|\n {2}ctpe$/);
+    expect(formatLoadReport(report)).not.toMatch(/harmless/);
+    wrapped.dispose();
     const r2 = loadCheckpoint(vit, fixturePath('vit-skysense-small-a', 'weights.safetensors'), { log: false });
     expect(formatLoadReport(r2)).toMatch(/<All keys matched successfully>|loaded 28 tensors/);
     vit.dispose();

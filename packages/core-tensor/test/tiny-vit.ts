@@ -1,5 +1,5 @@
 /** The parity fixtures' ViT (embed 64, 2 layers, patch 4, 10 bands) composed from core-tensor bricks, for tests. */
-import { Module, ModuleList, PatchEmbed, TransformerEncoderLayer, tf, type Parameter, type Tensor, zeros } from '../src/index';
+import { Module, ModuleList, PatchEmbed, TransformerEncoderLayer, tf, type CheckpointKeyRule, type Parameter, type Tensor, zeros } from '../src/index';
 
 /** The fixture's ViT: patch conv, cls token, position table (exact grid), two layers, no final norm. */
 export class TinyVit extends Module {
@@ -10,6 +10,11 @@ export class TinyVit extends Module {
     'layers',
     new ModuleList([0, 1].map(() => new TransformerEncoderLayer({ embedDims: 64, numHeads: 4, feedforwardChannels: 256 }))),
   );
+
+  /** As @skysense/vit's encoder: the released S2 file's `ctpe` is expected to be unexpected. */
+  override checkpointKeyRules(): readonly CheckpointKeyRule[] {
+    return [{ pattern: /(^|\.)ctpe$/, when: 'unexpected', why: 'calendar-time position encoding; load it with @skysense/temporal-fusion' }];
+  }
 
   forward(x: Tensor): { maps: Tensor[]; cls: Tensor[] } {
     const b = x.shape[0]!;

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ProgressReporter, SkySenseError, convertToSafetensors, formatShape, initBackend, inspectCheckpoint, manualSeed, shapeOnly, type BackendKind, type PthLayout } from '@skysense/core-tensor';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
-import { MODEL_PRESETS, modelInfo } from './registry';
+import { MODEL_REGISTRY, modelInfo } from './registry';
 import { forwardFixture, runFixture } from './verify';
 import { embedSample, runDemo } from './embed';
 import { runPretrain, type RunPretrainOptions } from './pretrain-run';
@@ -99,7 +99,7 @@ export function createCli(): Command {
     .option('--json', 'print JSON: { preset, parameters, modules, tensors }')
     .action((preset: string | undefined, o: { list?: boolean; keys?: boolean; json?: boolean }) => {
       if (o.list || !preset) {
-        for (const [name, p] of Object.entries(MODEL_PRESETS)) console.log(`${name.padEnd(16)} ${p.describe}`);
+        for (const [name, p] of Object.entries(MODEL_REGISTRY)) console.log(`${name.padEnd(26)} ${p.describe}`);
         return;
       }
       const info = modelInfo(preset);
@@ -107,7 +107,7 @@ export function createCli(): Command {
         console.log(JSON.stringify(info, null, 2));
         return;
       }
-      console.log(`${preset}: ${MODEL_PRESETS[preset]!.describe}`);
+      console.log(`${preset}: ${MODEL_REGISTRY[preset]!.describe}`);
       if (preset in SKYSENSE_PRESETS) console.log(formatBreakdown(shapeOnly(() => SkySense.fromPreset(preset as SkySensePresetName)).breakdown()));
       else {
         for (const [part, n] of Object.entries(info.modules)) console.log(`  ${part.padEnd(20)} ${n.toLocaleString('en-US').padStart(14)}`);

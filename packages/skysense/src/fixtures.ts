@@ -111,7 +111,7 @@ function headRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
   }
   if (kind.startsWith('FCNHead')) {
     const variants = (config.variants ?? { '': { kwargs: config.kwargs ?? {} } }) as Record<string, { kwargs: Record<string, unknown> }>;
-    const heads = new ModuleDict(Object.entries(variants).map(([tag, v]) => [tag, FCNHead.fromConfig(v.kwargs)]));
+    const heads = new ModuleDict(Object.entries(variants).map(([tag, v]): [string, FCNHead] => [tag, FCNHead.fromConfig(v.kwargs)]));
     return {
       kind: 'fcnhead',
       model: heads,

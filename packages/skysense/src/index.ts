@@ -9,7 +9,7 @@ export { SkySense, formatBreakdown, type SkySenseInputs, type SkySenseOutputs, t
 export { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
 export { createCli, runCli } from './cli';
 export { embedSample, runDemo, bigEarthNetPairs, generatedScene, type EmbedSummary, type DemoOptions } from './embed';
-export { MODEL_PRESETS, modelInfo, type ModelInfo } from './registry';
+export { MODEL_REGISTRY, MODEL_PRESETS, createModel, listModels, modelInfo, type ModelInfo, type ModelEntry, type CreateModelOptions } from './registry';
 export { pcaRgb, bandsRgb, enlarge } from './render';
 export * as core from '@skysense/core-tensor';
 export * as swin from '@skysense/swin';

@@ -4,19 +4,80 @@ import { VisionTransformer } from '@skysense/vit';
 import { MultiModalFusion } from '@skysense/temporal-fusion';
 import { SkySense } from './skysense';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
+import { buildFinetuneModel } from './finetune/finetuner';
+import { FINETUNE_PRESETS, type FinetunePresetName } from './finetune/presets';
+import { listTasks, getTask } from './finetune/task';
 
-/** Every model preset `skysense info` knows, with a one-line description. */
-export const MODEL_PRESETS: Readonly<Record<string, { describe: string; build: () => Module }>> = {
-  'skysense-2b': { describe: 'the full SkySense model incl. the prototype bank (paper sizes)', build: () => SkySense.fromPreset('skysense-2b') },
-  'skysense-tiny': { describe: 'SkySense at toy widths (tests, demo)', build: () => SkySense.fromPreset('skysense-tiny') },
-  'skysense-hr': { describe: 'the HR encoder as in skysense_model_backbone_hr.pth (Swin V2-H, out_indices [3])', build: () => SwinTransformerV2.fromPreset('huge') },
-  'skysense-s2': { describe: 'the Sentinel-2 encoder (ViT-L, 10 bands)', build: () => VisionTransformer.fromPreset('skysense-s2') },
-  'skysense-s1': { describe: 'the Sentinel-1 encoder (ViT-L, VV+VH)', build: () => VisionTransformer.fromPreset('skysense-s1') },
-  'skysense-fusion': { describe: 'up-heads, ctpe and the fusion transformer', build: () => new MultiModalFusion() },
+/** Options of {@link createModel}; only the downstream (`finetune`) models read them. */
+export interface CreateModelOptions {
+  /** Classes of a downstream model's head. Default: the preset's dataset's (16 for iSAID's `upernet-skysense-hr`), else 2. */
+  numClasses?: number;
+  /** Input bands of a downstream model's encoder. Default: the preset's. */
+  inChannels?: number;
+}
+
+/** One entry of the model registry. */
+export interface ModelEntry {
+  /** What the name builds, in one line. */
+  describe: string;
+  /** `skysense` (the assembled model), `encoder` (one part of it or a Swin V2 arch) or `finetune` (an encoder with task heads). */
+  kind: 'skysense' | 'encoder' | 'finetune';
+  build: (options: CreateModelOptions) => Module;
+}
+
+/** The downstream task whose preset kind matches a fine-tuning preset (`cls` presets build the single-label classifier). */
+const taskOf = (preset: FinetunePresetName) => listTasks().find((t) => getTask(t).presetKind === FINETUNE_PRESETS[preset].task)!;
+const PRESET_CLASSES: Partial<Record<FinetunePresetName, number>> = { 'upernet-skysense-hr': 16 };
+
+const ENTRIES: Record<string, ModelEntry> = {
   ...Object.fromEntries(
-    (Object.keys(SWIN_V2_PRESETS) as SwinV2PresetName[]).map((n) => [`swin-${n}`, { describe: `Swin V2 ${n} (mmcls arch)`, build: () => SwinTransformerV2.fromPreset(n) }]),
+    (Object.keys(SKYSENSE_PRESETS) as SkySensePresetName[]).map((n) => [
+      n,
+      { kind: 'skysense', describe: n === 'skysense-2b' ? 'the full SkySense model incl. the prototype bank (paper sizes)' : 'SkySense at toy widths (tests, demo)', build: () => SkySense.fromPreset(n) },
+    ]),
+  ),
+  'skysense-hr': { kind: 'encoder', describe: "the HR encoder as SkySense's downstream configs build it (Swin V2-H, window 8, all four stage outputs)", build: () => SwinTransformerV2.fromPreset('skysense-hr') },
+  'skysense-hr-released': { kind: 'encoder', describe: 'the HR encoder exactly as skysense_model_backbone_hr.pth holds it (Swin V2-H, out_indices [3])', build: () => SwinTransformerV2.fromPreset('huge') },
+  'skysense-s2': { kind: 'encoder', describe: 'the Sentinel-2 encoder (ViT-L, 10 bands)', build: () => VisionTransformer.fromPreset('skysense-s2') },
+  'skysense-s1': { kind: 'encoder', describe: 'the Sentinel-1 encoder (ViT-L, VV+VH)', build: () => VisionTransformer.fromPreset('skysense-s1') },
+  'skysense-fusion': { kind: 'encoder', describe: 'up-heads, ctpe and the fusion transformer', build: () => new MultiModalFusion() },
+  ...Object.fromEntries(
+    (Object.keys(SWIN_V2_PRESETS) as SwinV2PresetName[]).filter((n) => n !== 'skysense-hr').map((n) => [`swin-${n}`, { kind: 'encoder', describe: `Swin V2 ${n} (mmcls arch)`, build: () => SwinTransformerV2.fromPreset(n) }]),
+  ),
+  ...Object.fromEntries(
+    (Object.keys(FINETUNE_PRESETS) as FinetunePresetName[]).map((n) => [
+      n,
+      {
+        kind: 'finetune',
+        describe: `${FINETUNE_PRESETS[n].task} model for fine-tuning (${taskOf(n)} task)`,
+        build: (o: CreateModelOptions) => buildFinetuneModel(taskOf(n), n, o.numClasses ?? PRESET_CLASSES[n] ?? 2, { inChannels: o.inChannels }),
+      },
+    ]),
   ),
 };
+
+/** Every model name of every package, with what it builds: the one registry behind {@link createModel} and `skysense info`. */
+export const MODEL_REGISTRY: Readonly<Record<string, ModelEntry>> = ENTRIES;
+
+/** The registered model names (optionally of one kind), in registry order. */
+export function listModels(kind?: ModelEntry['kind']): string[] {
+  return Object.entries(MODEL_REGISTRY).filter(([, e]) => !kind || e.kind === kind).map(([n]) => n);
+}
+
+/**
+ * Builds a model by name (timm's `create_model`): the assembled SkySense presets, its encoders,
+ * the Swin V2 archs and the downstream presets. Wrap in `shapeOnly(() => createModel(name))` to
+ * inspect a large one without allocating it.
+ * @throws SkySenseError `E_ARG` for an unknown name (listing the known ones).
+ */
+export function createModel(name: string, options: CreateModelOptions = {}): Module {
+  const entry = MODEL_REGISTRY[name];
+  if (!entry) throw new SkySenseError('E_ARG', `unknown model '${name}'; expected one of ${listModels().join(', ')} (skysense info --list)`);
+  return entry.build(options);
+}
+
+/** @deprecated use {@link MODEL_REGISTRY}, {@link listModels} and {@link createModel}. */
+export const MODEL_PRESETS = MODEL_REGISTRY;
 
 /** What `skysense info --json` prints. */
 export interface ModelInfo {
@@ -27,11 +88,9 @@ export interface ModelInfo {
   tensors: { name: string; shape: number[] }[];
 }
 
-/** Shape-only description of a preset. @throws SkySenseError `E_ARG` for an unknown name. */
+/** Shape-only description of a registered model. @throws SkySenseError `E_ARG` for an unknown name. */
 export function modelInfo(preset: string): ModelInfo {
-  const entry = MODEL_PRESETS[preset];
-  if (!entry) throw new SkySenseError('E_ARG', `unknown preset '${preset}'; see 'skysense info --list'`);
-  const model = shapeOnly(entry.build);
+  const model = shapeOnly(() => createModel(preset));
   const modules: Record<string, number> = {};
   const tensors = [...model.stateShapes()].map(([name, shape]) => {
     const part = name.split('.')[0]!;

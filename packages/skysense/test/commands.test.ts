@@ -34,15 +34,19 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}) {
 describe('skysense info', () => {
   it('lists the presets and describes one as a table, with keys, or as JSON', () => {
     const list = run(['info', '--list']).stdout;
-    for (const p of ['skysense-hr', 'skysense-s2', 'skysense-s1', 'skysense-fusion', 'skysense-2b', 'skysense-tiny', 'swin-tiny', 'swin-huge']) expect(list).toContain(p);
-    const hr = JSON.parse(run(['info', 'skysense-hr', '--json']).stdout);
+    for (const p of ['skysense-hr', 'skysense-hr-released', 'skysense-s2', 'skysense-s1', 'skysense-fusion', 'skysense-2b', 'skysense-tiny', 'swin-tiny', 'swin-huge', 'upernet-skysense-hr']) expect(list).toContain(p);
+    // one name, one model: skysense-hr is the swin package's preset (four output norms), the released file's layout has its own name
+    const hr = JSON.parse(run(['info', 'skysense-hr-released', '--json']).stdout);
     expect(hr.parameters).toBe(655_074_704);
     expect(hr.tensors).toHaveLength(429);
+    const downstream = JSON.parse(run(['info', 'skysense-hr', '--json']).stdout);
+    expect(downstream.parameters).toBe(655_074_704 + 2 * (352 + 704 + 1408));
+    expect(downstream.tensors.filter((t: { name: string }) => /^norm[0-3]\./.test(t.name))).toHaveLength(8);
     expect(hr.tensors[0]).toEqual({ name: 'patch_embed.projection.weight', shape: [352, 3, 4, 4] });
     expect(hr.modules.stages).toBeGreaterThan(6e8);
     const keys = run(['info', 'skysense-s2', '--keys']).stdout;
     expect(keys).toMatch(/layers\.23\.attn\.attn\.in_proj_weight {2}\[3072, 1024\]/);
-    expect(run(['info', 'nope']).stderr).toMatch(/unknown preset 'nope'/);
+    expect(run(['info', 'nope']).stderr).toMatch(/unknown model 'nope'; expected one of skysense-2b, skysense-tiny, skysense-hr/);
   });
 });
 

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, loadSafetensors, manualSeed, saveSafetensors, shapeOnly, tf, type Tensor } from '@skysense/core-tensor';
-import { SkySense, formatBreakdown, type SkySenseInputs } from '../src/index';
+import { SkySense, createModel, formatBreakdown, listModels, type SkySenseInputs } from '../src/index';
+import { SwinTransformerV2 } from '@skysense/swin';
 import { forwardFixture, runFixture } from '../src/verify';
 
 const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-model-'));
@@ -117,6 +118,18 @@ describe('SkySense (assembled)', () => {
     expect(r.stdout).toMatch(/HR encoder \(Swin V2\)\s+655,074,704/);
     expect(r.stdout).toMatch(/geo-context prototype bank\s+419,430,400 {2}\(buffer\)/);
     expect(r.stdout).toMatch(/total\s+2,078,438,544/);
+  });
+});
+
+describe('the model registry', () => {
+  it('builds every name (shape-only), one name one model, downstream models take numClasses, unknown names list the known ones', () => {
+    for (const name of listModels()) expect(shapeOnly(() => createModel(name)).parameterCount(), name).toBeGreaterThan(0);
+    expect(listModels('skysense')).toEqual(['skysense-2b', 'skysense-tiny']);
+    const shapes = (m: { stateShapes(): Map<string, readonly number[]> }) => JSON.stringify([...m.stateShapes()]);
+    expect(shapes(shapeOnly(() => createModel('skysense-hr')))).toBe(shapes(shapeOnly(() => SwinTransformerV2.fromPreset('skysense-hr'))));
+    expect(shapeOnly(() => createModel('upernet-skysense-tiny', { numClasses: 5 })).stateShapes().get('decode_head.conv_seg.weight')).toEqual([5, 32, 1, 1]);
+    expect(shapeOnly(() => createModel('upernet-skysense-hr')).stateShapes().get('decode_head.conv_seg.weight')).toEqual([16, 512, 1, 1]);
+    expect(() => createModel('resnet50')).toThrow(/unknown model 'resnet50'; expected one of skysense-2b, skysense-tiny, skysense-hr, skysense-hr-released/);
   });
 });
 

@@ -1,6 +1,6 @@
 import {
   BatchNorm2d, Dropout, FFN, LayerNorm, Linear, Module, ModuleList, PatchEmbed, SkySenseError, assertInt, formatShape, inferPrefix, interpolate, readConfig,
-  tf, toStateDictSource, truncNormal, type FeatureEncoder, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type StateDictSource, type Tensor,
+  tf, toStateDictSource, truncNormal, type CheckpointKeyRule, type FeatureEncoder, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type StateDictSource, type Tensor,
 } from '@skysense/core-tensor';
 import { ShiftWindowMSA } from './window-attention';
 import { type SwinV2Arch, type SwinV2ArchName, archByName } from './presets';
@@ -283,6 +283,11 @@ export class SwinTransformerV2 extends Module implements FeatureEncoder {
     return hs.map((h, i) => [h, ws[i]!]);
   }
 
+  /** Keys the released files and this model disagree on by design (labelled in load reports). */
+  override checkpointKeyRules(): readonly CheckpointKeyRule[] {
+    return SWIN_KEY_RULES;
+  }
+
   /** Channels of the maps {@link SwinTransformerV2.forward} returns (one per `outIndices` entry). */
   get featureChannels(): number[] {
     return this.options.outIndices.map((i) => this.stages.at(i)!.outChannels);
@@ -416,6 +421,12 @@ export function swinOptionsFromConfig(kwargs: Record<string, unknown>): SwinTran
     isPostNorm: stage?.downsample_cfg?.is_post_norm,
   };
 }
+
+const SWIN_KEY_RULES: readonly CheckpointKeyRule[] = [
+  { pattern: /(^|\.)mask_token$/, when: 'ignored', why: 'pre-training mask token, not used by the encoder' },
+  { pattern: /relative_(position_index|coords_table)$/, when: 'ignored', why: 'Swin V2 buffer, recomputed at construction' },
+  { pattern: /^norm[0-3]\.(weight|bias)$/, when: 'missing', why: 'output norm absent from the released HR file; starts at LayerNorm defaults (1, 0)' },
+];
 
 /** Preset names: the mmcls archs, and `skysense-hr` (= `huge` configured as SkySense's downstream configs). */
 export type SwinV2PresetName = 'tiny' | 'small' | 'base' | 'large' | 'huge' | 'giant' | 'skysense-hr';

@@ -1,6 +1,6 @@
 import {
   Dropout, LayerNorm, Module, ModuleList, PatchEmbed, SkySenseError, TransformerEncoderLayer, assertInt, resolveTransformerStack, transformerConfigEps, transformerEncoderStack, formatShape, inferPrefix, interpolate, readConfig, tf,
-  toStateDictSource, truncNormal, type FeatureEncoder, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type Tensor, type TransformerStackOptions,
+  toStateDictSource, truncNormal, type CheckpointKeyRule, type FeatureEncoder, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type Tensor, type TransformerStackOptions,
 } from '@skysense/core-tensor';
 import { SENTINEL1_BANDS, SENTINEL2_BANDS, VIT_PATCH_WEIGHT_KEY, selectPatchEmbedBands } from './bands';
 
@@ -50,6 +50,13 @@ export const VIT_PRESETS: Readonly<Record<VitPresetName, VisionTransformerOption
   'skysense-s2': { inChannels: 10, bandNames: SENTINEL2_BANDS },
   'skysense-s1': { inChannels: 2, bandNames: SENTINEL1_BANDS },
 };
+
+/** The released S2 file also holds the fusion's calendar table `ctpe` (skipped, or unexpected without a prefix). */
+const VIT_KEY_RULES: readonly CheckpointKeyRule[] = ['ignored', 'unexpected'].map((when) => ({
+  pattern: /(^|\.)ctpe$/,
+  when: when as CheckpointKeyRule['when'],
+  why: 'calendar-time position encoding; load it with @skysense/temporal-fusion',
+}));
 
 /** Checkpoint prefixes a loader recognises: the released flat files and the pre-training checkpoint. */
 export const VIT_PREFIXES: readonly string[] = ['', 'backbone_s2.', 'backbone_s1.', 'backbone.'];
@@ -143,6 +150,11 @@ export class VisionTransformer extends Module implements FeatureEncoder {
       );
     }
     return [Math.ceil(shape[2]! / o.patchSize), Math.ceil(shape[3]! / o.patchSize)];
+  }
+
+  /** Keys the released files and this model disagree on by design (labelled in load reports). */
+  override checkpointKeyRules(): readonly CheckpointKeyRule[] {
+    return VIT_KEY_RULES;
   }
 
   /** Channels of the maps {@link VisionTransformer.forward} returns: the embedding width, once per out index. */

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { SkySenseError } from '../errors';
 import { formatShape } from '../validate';
 import { DTYPE_SIZE, SafetensorsFile, writeSafetensors, type RawTensor, type SafetensorsDType, type WritableTensor } from '../safetensors';
-import type { LoadReport, LoadStateDictOptions, Module, StateDictSource } from '../module';
+import type { CheckpointKeyRule, LoadReport, LoadStateDictOptions, Module, StateDictSource } from '../module';
 import { PthFile, type PthOpenOptions } from './pth';
 
 /** A checkpoint file of either kind, read tensor by tensor. */
@@ -34,37 +34,34 @@ export function openCheckpoint(file: string, options: PthOpenOptions = {}): Chec
   return (detectCheckpointFormat(file) === 'safetensors' ? SafetensorsFile.open(file) : PthFile.open(file, options)) as CheckpointFile;
 }
 
-/**
- * Keys that official SkySense files and models disagree on by design (ARCH-SPEC §2.3, §3.5), with
- * why each is harmless. Reports label them instead of alarming the user.
- */
-export const KNOWN_HARMLESS: readonly { pattern: RegExp; when: 'missing' | 'unexpected' | 'ignored'; why: string }[] = [
-  { pattern: /(^|\.)mask_token$/, when: 'ignored', why: 'pre-training mask token, not used by the encoder' },
-  { pattern: /relative_(position_index|coords_table)$/, when: 'ignored', why: 'Swin V2 buffer, recomputed at construction' },
-  { pattern: /(^|\.)ctpe$/, when: 'ignored', why: 'calendar-time position encoding; load it with @skysense/temporal-fusion' },
-  { pattern: /(^|\.)ctpe$/, when: 'unexpected', why: 'calendar-time position encoding; load it with @skysense/temporal-fusion' },
-  { pattern: /^norm[0-3]\.(weight|bias)$/, when: 'missing', why: 'output norm absent from the released HR file; starts at LayerNorm defaults (1, 0)' },
-];
-
-function harmless(key: string, when: 'missing' | 'unexpected' | 'ignored'): string | undefined {
-  return KNOWN_HARMLESS.find((h) => h.when === when && h.pattern.test(key))?.why;
+/** Why a key of a load report is harmless, from the rules of `module` and its descendants (each applied to keys relative to it). */
+function harmlessReason(module: Module | undefined, key: string, when: CheckpointKeyRule['when']): string | undefined {
+  for (const [prefix, m] of module?.namedModules() ?? []) {
+    const rel = prefix ? (key.startsWith(`${prefix}.`) ? key.slice(prefix.length + 1) : null) : key;
+    const rule = rel === null ? undefined : m.checkpointKeyRules().find((r) => r.when === when && r.pattern.test(rel));
+    if (rule) return rule.why;
+  }
+  return undefined;
 }
 
-/** Formats a load report like PyTorch's `_IncompatibleKeys`, labelling the known-harmless keys. */
-export function formatLoadReport(r: LoadReport, source = 'checkpoint'): string {
+/**
+ * Formats a load report like PyTorch's `_IncompatibleKeys`; given the module, labels the keys its
+ * {@link Module.checkpointKeyRules} call harmless.
+ */
+export function formatLoadReport(r: LoadReport, source = 'checkpoint', module?: Module): string {
   const lines = [`loaded ${r.loaded.length} tensors from ${source}`];
   const list = (title: string, keys: string[], when: 'missing' | 'unexpected' | 'ignored') => {
     if (!keys.length) return;
     lines.push(`${title} (${keys.length}):`);
     for (const k of keys) {
-      const why = harmless(k, when);
+      const why = harmlessReason(module, k, when);
       lines.push(`  ${k}${why ? `  [harmless: ${why}]` : ''}`);
     }
   };
   list('missing keys', r.missing, 'missing');
   list('unexpected keys', r.unexpected, 'unexpected');
   if (r.mismatched.length) lines.push(`size mismatches (${r.mismatched.length}):`, ...r.mismatched.map((m) => `  ${m.key}: checkpoint ${formatShape(m.actual)}, model ${formatShape(m.expected)}`));
-  const known = r.ignored.filter((k) => harmless(k, 'ignored'));
+  const known = r.ignored.filter((k) => harmlessReason(module, k, 'ignored'));
   list('skipped keys', known, 'ignored');
   if (r.ignored.length > known.length) lines.push(`${r.ignored.length - known.length} other keys skipped (outside the prefix or ignored on request)`);
   for (const n of r.notes ?? []) lines.push(`note: ${n}`);
@@ -88,7 +85,7 @@ export function loadCheckpoint(module: Module, file: string, options: LoadCheckp
   const ckpt = openCheckpoint(file, { layout, maxPickleBytes });
   try {
     const report = module.loadStateDict(ckpt, loadOptions);
-    const text = formatLoadReport(report, path.basename(file));
+    const text = formatLoadReport(report, path.basename(file), module);
     if (log === true) console.log(text);
     else if (typeof log === 'function') log(text);
     return report;
