@@ -6,7 +6,9 @@
  * "unnamed scope" with the time of its forward pass). Wall time minus native time is the engine's
  * own work: tape, gradient bookkeeping, allocation, JavaScript kernels, garbage collection.
  */
-import { disposeGradients, initBackend, nativeAddon, tf, valueAndGrads } from '@skysense/core-tensor';
+import { disposeGradients, initBackend, tf, valueAndGrads } from '@skysense/core-tensor';
+// The raw addon is internal to core-tensor; the bench reaches it from the source (Node shares the loaded binary).
+import { nativeAddon } from '../packages/core-tensor/src/native';
 import { SwinBlockV2 } from '@skysense/swin';
 
 const reps = Number(process.env.BENCH_REPS ?? 6);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <thread>
+#include <string>
 #include <vector>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -94,28 +95,46 @@ void Map1(const float* x, float* out, size_t n, F f) {
   });
 }
 
-// unary(op, x, out): 0 erf, 1 exp, 2 tanh, 3 square, 4 relu, 5 sigmoid, 6 rsqrt, 7 sqrt, 8 neg, 9 gelu (exact erf form).
+// The element-wise operations, by code; TypeScript reads the codes by name from the addon's
+// `unaryOps` / `binaryOps` tables (one table, no numbers written twice).
+enum UnaryOp : int { kErf, kExp, kTanh, kSquare, kRelu, kSigmoid, kRsqrt, kSqrt, kNeg, kGelu, kUnaryCount };
+const char* const kUnaryNames[kUnaryCount] = {"erf", "exp", "tanh", "square", "relu", "sigmoid", "rsqrt", "sqrt", "neg", "gelu"};
+enum BinaryOp : int { kAdd, kMul, kSub, kDiv, kBinaryCount };
+const char* const kBinaryNames[kBinaryCount] = {"add", "mul", "sub", "div"};
+
+Napi::Object OpTable(Napi::Env env, const char* const* names, int count) {
+  Napi::Object table = Napi::Object::New(env);
+  for (int i = 0; i < count; i++) table.Set(names[i], Napi::Number::New(env, i));
+  return table;
+}
+
+// unary(op, x, out): out = op(x) for a UnaryOp code; an unknown code is a RangeError.
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   int op = int(I(info, 0));
   const float* x = F32(info[1]);
   float* out = F32(info[2]);
   size_t n = Len(info[1]);
+  if (Len(info[2]) != n) {
+    Napi::RangeError::New(info.Env(), "unary: out must have the input's length").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
   switch (op) {
-    case 0: Map1(x, out, n, [](float v) { return std::erf(v); }); break;
-    case 1: Map1(x, out, n, [](float v) { return std::exp(v); }); break;
-    case 2: Map1(x, out, n, [](float v) { return std::tanh(v); }); break;
-    case 3: Map1(x, out, n, [](float v) { return v * v; }); break;
-    case 4: Map1(x, out, n, [](float v) { return v > 0 ? v : 0.0f; }); break;
-    case 5: Map1(x, out, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
-    case 6: Map1(x, out, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
-    case 7: Map1(x, out, n, [](float v) { return std::sqrt(v); }); break;
-    case 9: Map1(x, out, n, [](float v) {
+    case kErf: Map1(x, out, n, [](float v) { return std::erf(v); }); break;
+    case kExp: Map1(x, out, n, [](float v) { return std::exp(v); }); break;
+    case kTanh: Map1(x, out, n, [](float v) { return std::tanh(v); }); break;
+    case kSquare: Map1(x, out, n, [](float v) { return v * v; }); break;
+    case kRelu: Map1(x, out, n, [](float v) { return v > 0 ? v : 0.0f; }); break;
+    case kSigmoid: Map1(x, out, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
+    case kRsqrt: Map1(x, out, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
+    case kSqrt: Map1(x, out, n, [](float v) { return std::sqrt(v); }); break;
+    case kNeg: Map1(x, out, n, [](float v) { return -v; }); break;
+    case kGelu: Map1(x, out, n, [](float v) {
         float cdf, pdf;
         NormalCdfPdf(v, cdf, pdf);
         return v * cdf;
       });
       break;
-    default: Map1(x, out, n, [](float v) { return -v; }); break;
+    default: Napi::RangeError::New(info.Env(), "unary: unknown op code " + std::to_string(op)).ThrowAsJavaScriptException();
   }
   return info.Env().Undefined();
 }
@@ -184,9 +203,13 @@ Napi::Value Transpose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// binary(op, a, b, out, outShape, aStrides, bStrides): broadcasting 0 add, 1 mul, 2 sub, 3 div.
+// binary(op, a, b, out, outShape, aStrides, bStrides): broadcasting add, mul, sub or div (a BinaryOp code).
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   int op = int(I(info, 0));
+  if (op < 0 || op >= kBinaryCount) {
+    Napi::RangeError::New(info.Env(), "binary: unknown op code " + std::to_string(op)).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
   const float* a = F32(info[1]);
   const float* b = F32(info[2]);
   float* out = F32(info[3]);
@@ -201,26 +224,26 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   auto kernel = [op](const float* x, int64_t xs, const float* y, int64_t ys, float* o, size_t m) {
     if (xs == 1 && ys == 1) {
       switch (op) {
-        case 0: for (size_t j = 0; j < m; j++) o[j] = x[j] + y[j]; break;
-        case 1: for (size_t j = 0; j < m; j++) o[j] = x[j] * y[j]; break;
-        case 2: for (size_t j = 0; j < m; j++) o[j] = x[j] - y[j]; break;
-        default: for (size_t j = 0; j < m; j++) o[j] = x[j] / y[j]; break;
+        case kAdd: for (size_t j = 0; j < m; j++) o[j] = x[j] + y[j]; break;
+        case kMul: for (size_t j = 0; j < m; j++) o[j] = x[j] * y[j]; break;
+        case kSub: for (size_t j = 0; j < m; j++) o[j] = x[j] - y[j]; break;
+        default: for (size_t j = 0; j < m; j++) o[j] = x[j] / y[j]; break;  // kDiv (checked above)
       }
       return;
     }
     if (xs == 1 && ys == 0) {
       const float v = y[0];
       switch (op) {
-        case 0: for (size_t j = 0; j < m; j++) o[j] = x[j] + v; break;
-        case 1: for (size_t j = 0; j < m; j++) o[j] = x[j] * v; break;
-        case 2: for (size_t j = 0; j < m; j++) o[j] = x[j] - v; break;
-        default: for (size_t j = 0; j < m; j++) o[j] = x[j] / v; break;
+        case kAdd: for (size_t j = 0; j < m; j++) o[j] = x[j] + v; break;
+        case kMul: for (size_t j = 0; j < m; j++) o[j] = x[j] * v; break;
+        case kSub: for (size_t j = 0; j < m; j++) o[j] = x[j] - v; break;
+        default: for (size_t j = 0; j < m; j++) o[j] = x[j] / v; break;  // kDiv
       }
       return;
     }
     for (size_t j = 0; j < m; j++) {
       float u = x[int64_t(j) * xs], v = y[int64_t(j) * ys];
-      o[j] = op == 0 ? u + v : op == 1 ? u * v : op == 2 ? u - v : u / v;
+      o[j] = op == kAdd ? u + v : op == kMul ? u * v : op == kSub ? u - v : u / v;
     }
   };
   parallelFor(n / last, std::max<size_t>(1, 32768 / last), [&](size_t rb, size_t re) {
@@ -401,6 +424,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dInputGrad", Napi::Function::New(env, Conv2dInputGrad));
   exports.Set("tuneAllocator", Napi::Function::New(env, TuneAllocator));
   RegisterFused(env, exports);
+  exports.Set("unaryOps", OpTable(env, kUnaryNames, kUnaryCount));
+  exports.Set("binaryOps", OpTable(env, kBinaryNames, kBinaryCount));
   exports.Set("gemmName", Napi::Function::New(env, GemmNameJs));
   exports.Set("setGemm", Napi::Function::New(env, SetGemmJs));
   exports.Set("threads", Napi::Number::New(env, threadCount()));

@@ -31,7 +31,7 @@ export interface BackendAttempt {
 export interface BackendReport {
   /** The chosen backend. */
   kind: BackendKind;
-  /** The TensorFlow.js backend name behind it (`tensorflow`, `wasm`, `cpu`). */
+  /** The TensorFlow.js backend name behind it (`tensorflow`, `wasm`, `cpu`, or `cpu-native` for the cpu backend with SkySense's native kernels). */
   tfjsName: string;
   /** Why it was chosen. */
   reason: string;
@@ -188,7 +188,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
         kind !== 'cpu' ? REASON[kind] : nativeKernels.length ? `JavaScript with native kernels (${nativeReason()}), no memory cap` : `${REASON.cpu}; native kernels ${nativeReason()}`;
       const reason = forced ? `forced by ${options.force ? 'force' : 'SKYSENSE_BACKEND'}; ${what}` : what;
       attempts.push({ kind, ok: true, reason });
-      current = { kind, tfjsName: TFJS_NAME[kind], reason, attempts, nativeKernels, ...(gemm ? { gemm } : {}) };
+      current = { kind, tfjsName: tf.getBackend(), reason, attempts, nativeKernels, ...(gemm ? { gemm } : {}) };
       logReport(current, options.log);
       return current;
     }

@@ -28,7 +28,7 @@ export {
   type InitBackendOptions,
 } from './backend';
 export { Generator, defaultRng, manualSeed, type GeneratorState } from './rng';
-export { nativeAddon, nativeReason, setNativeGemm, GEMM_CHOICES, enableNativeKernels, disableNativeKernels, nativeKernelsActive, type NativeAddon, type GemmChoice } from './native';
+export { nativeKernelsAvailable, nativeCallCount, nativeReason, setNativeGemm, GEMM_CHOICES, enableNativeKernels, disableNativeKernels, nativeKernelsActive, NATIVE_BACKEND, type GemmChoice } from './native';
 export {
   type Initializer,
   type KaimingOptions,
@@ -69,7 +69,8 @@ export { matMul, transposeLast2, sumToShape } from './ops/matmul';
 export { gatherRows, invertPermutation, permuteRows } from './ops/gather';
 export { l2Normalize } from './ops/normalize';
 export { withGradient, stopGradient } from './ops/custom-grad';
-export { nativeCosineAttention, type CosineAttentionArgs } from './ops/fused';
+export { cosineWindowAttention, nativeCosineAttention, type CosineAttentionArgs } from './ops/fused';
+export { windowPartition, windowMerge, windowOrder } from './ops/windows';
 export { conv2d, type Conv2dOptions } from './ops/conv2d';
 export {
   interpolate,

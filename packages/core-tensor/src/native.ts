@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SkySenseError } from './errors';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from './tf';
 
 /** The compiled addon (`native/skysense_native.cc`): functions working in place on typed arrays. */
@@ -10,7 +11,12 @@ export interface NativeAddon {
   /** out[i] = op(a[aIndex[i]])·op(b[bIndex[i]]) for every batch entry i (indices count matrices). */
   gemm(a: Float32Array, b: Float32Array, out: Float32Array, aIndex: Int32Array, bIndex: Int32Array, m: number, n: number, k: number, tA: boolean, tB: boolean): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** `out = op(x)`; the op's code comes from {@link NativeAddon.unaryOps}. */
   unary(op: number, x: Float32Array, out: Float32Array): void;
+  /** The element-wise unary ops by name → code (the addon's own table). */
+  unaryOps: Record<UnaryOpName, number>;
+  /** The broadcasting binary ops by name → code. */
+  binaryOps: Record<BinaryOpName, number>;
   geluGrad(x: Float32Array, dy: Float32Array, out: Float32Array): void;
   reduceInner(x: Float32Array, out: Float32Array, outer: number, inner: number, mean: boolean): void;
   reduceOuter(x: Float32Array, out: Float32Array, outer: number, inner: number, mean: boolean): void;
@@ -33,6 +39,18 @@ export interface NativeAddon {
   threads: number;
 }
 
+/** The addon's element-wise unary ops. */
+export type UnaryOpName = 'erf' | 'exp' | 'tanh' | 'square' | 'relu' | 'sigmoid' | 'rsqrt' | 'sqrt' | 'neg' | 'gelu';
+/** The addon's broadcasting binary ops. */
+export type BinaryOpName = 'add' | 'mul' | 'sub' | 'div';
+
+/** The code of an op in the addon's table. @throws SkySenseError `E_BACKEND` when this build of the addon lacks it. */
+export function opCode<K extends string>(table: Record<K, number>, name: K): number {
+  const code = table[name];
+  if (code === undefined) throw new SkySenseError('E_BACKEND', `the native addon has no op '${name}' (rebuild it: npm rebuild @skysense/core-tensor)`);
+  return code;
+}
+
 /**
  * The GEMM under the native kernels: `auto` (OpenBLAS when the addon was compiled against it, else
  * the best built-in micro-kernel for this CPU), `openblas`, or one built-in micro-kernel —
@@ -46,6 +64,8 @@ export const GEMM_CHOICES: readonly GemmChoice[] = ['auto', 'openblas', 'avx512'
 type TensorInfo = { dataId: object; shape: number[]; dtype: string };
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs: Record<string, unknown> };
 type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
+/** A native kernel: its result, or null to leave the call to tfjs's JavaScript kernel (other dtypes, attributes it does not cover). */
+type NativeKernel = (args: KernelArgs) => TensorInfo | TensorInfo[] | null;
 interface CpuBackend {
   data: { get(id: object): { values: unknown } };
   makeTensorInfo(shape: number[], dtype: string, values: Float32Array): TensorInfo;
@@ -54,13 +74,14 @@ interface CpuBackend {
 let addon: NativeAddon | null | undefined;
 let addonOrigin = '';
 let loadReason = '';
-const originals = new Map<string, KernelFunc>();
 
 /** The package root (one level above `dist/` or `src/`), where node-gyp-build looks for the binary. */
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * The native addon, or null (not built, failed to load, or `SKYSENSE_NATIVE=0`). node-gyp-build
+ * The native addon, or null (not built, failed to load, or `SKYSENSE_NATIVE=0`). Internal: its
+ * functions trust their arguments, so only the kernels and fused ops (which validate) call them.
+ * node-gyp-build
  * finds it: `build/Release` (compiled at install) first, then `prebuilds/<platform>-<arch>/`.
  */
 export function nativeAddon(): NativeAddon | null {
@@ -118,6 +139,11 @@ function cannotRun(name: GemmChoice, what: string, n: NativeAddon): SkySenseErro
   return new SkySenseError('E_BACKEND', `${what}: '${name}' cannot run here (${why}); in use: ${n.gemmName()}`);
 }
 
+/** Whether the native kernels can be used here (the addon loaded; `SKYSENSE_NATIVE` is not 0). */
+export function nativeKernelsAvailable(): boolean {
+  return nativeAddon() !== null;
+}
+
 /** Why the addon is or is not available, in one line; names the GEMM in use when it is. */
 export function nativeReason(): string {
   const n = nativeAddon();
@@ -165,20 +191,20 @@ function broadcastIndex(outer: number[], shape: number[]): Int32Array {
   return index;
 }
 
-function batchMatMul(n: NativeAddon): KernelFunc {
+function batchMatMul(n: NativeAddon): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const { a, b: bT } = args.inputs as { a: TensorInfo; b: TensorInfo };
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
     const av = f32(b, a);
     const bv = f32(b, bT);
-    if (!av || !bv) return originals.get('BatchMatMul')!(args);
+    if (!av || !bv) return null;
     const ra = a.shape.length;
     const rb = bT.shape.length;
     const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
     const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
     const nn = transposeB ? bT.shape[rb - 2]! : bT.shape[rb - 1]!;
-    if (k !== (transposeB ? bT.shape[rb - 1] : bT.shape[rb - 2])) return originals.get('BatchMatMul')!(args); // tfjs reports the mismatch
+    if (k !== (transposeB ? bT.shape[rb - 1] : bT.shape[rb - 2])) return null; // tfjs reports the mismatch
     const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), bT.shape.slice(0, -2));
     const out = new Float32Array(size(outer) * m * nn);
     if (out.length && k) n.gemm(av, bv, out, broadcastIndex(outer, a.shape.slice(0, -2)), broadcastIndex(outer, bT.shape.slice(0, -2)), m, nn, k, transposeA, transposeB);
@@ -187,15 +213,16 @@ function batchMatMul(n: NativeAddon): KernelFunc {
 }
 
 /** `_FusedMatMul`: GEMM, then bias (broadcast) and a linear or ReLU activation; anything else falls back. */
-function fusedMatMul(n: NativeAddon): KernelFunc {
+function fusedMatMul(n: NativeAddon): NativeKernel {
   const mm = batchMatMul(n);
   return (args) => {
     const b = args.backend as CpuBackend;
     const { bias, preluActivationWeights } = args.inputs as { bias?: TensorInfo; preluActivationWeights?: TensorInfo };
     const activation = (args.attrs.activation as string | undefined) ?? 'linear';
     const biasValues = bias ? f32(b, bias) : null;
-    if (preluActivationWeights || !['linear', 'relu'].includes(activation) || (bias && !biasValues)) return originals.get('_FusedMatMul')!(args);
-    const product = mm({ ...args, inputs: { a: args.inputs.a!, b: args.inputs.b! } }) as TensorInfo;
+    if (preluActivationWeights || !['linear', 'relu'].includes(activation) || (bias && !biasValues)) return null;
+    const product = mm({ ...args, inputs: { a: args.inputs.a!, b: args.inputs.b! } }) as TensorInfo | null;
+    if (!product) return null;
     const values = b.data.get(product.dataId).values as Float32Array;
     let out = values;
     if (bias && biasValues) {
@@ -203,22 +230,25 @@ function fusedMatMul(n: NativeAddon): KernelFunc {
       const aligned = [...Array<number>(shape.length - bias.shape.length).fill(1), ...bias.shape];
       const st = strides(aligned);
       out = new Float32Array(values.length);
-      if (out.length) n.binary(0, values, biasValues, out, Int32Array.from(shape), Int32Array.from(strides(shape)), Int32Array.from(aligned, (d, i) => (d === 1 ? 0 : st[i]!)));
+      if (out.length) n.binary(opCode(n.binaryOps, 'add'), values, biasValues, out, Int32Array.from(shape), Int32Array.from(strides(shape)), Int32Array.from(aligned, (d, i) => (d === 1 ? 0 : st[i]!)));
     }
-    if (activation === 'relu') n.unary(4, out, out);
+    if (activation === 'relu') n.unary(opCode(n.unaryOps, 'relu'), out, out);
     if (out === values) return product;
     (b as unknown as { disposeIntermediateTensorInfo(t: TensorInfo): void }).disposeIntermediateTensorInfo(product);
     return b.makeTensorInfo(product.shape, 'float32', out);
   };
 }
 
-function broadcastBinary(n: NativeAddon, op: number): KernelFunc {
+const SCALAR: Record<BinaryOpName, (x: number, y: number) => number> = { add: (x, y) => x + y, mul: (x, y) => x * y, sub: (x, y) => x - y, div: (x, y) => x / y };
+
+function broadcastBinary(n: NativeAddon, op: BinaryOpName): NativeKernel {
+  const code = opCode(n.binaryOps, op);
   return (args) => {
     const b = args.backend as CpuBackend;
     const { a, b: bT } = args.inputs as { a: TensorInfo; b: TensorInfo };
     const av = f32(b, a);
     const bv = f32(b, bT);
-    if (!av || !bv) return originals.get(args.attrs.__name as string)!(args);
+    if (!av || !bv) return null;
     const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, bT.shape);
     const aligned = (s: number[]) => {
       const full = [...Array<number>(shape.length - s.length).fill(1), ...s];
@@ -226,20 +256,21 @@ function broadcastBinary(n: NativeAddon, op: number): KernelFunc {
       return Int32Array.from(full, (d, i) => (d === 1 ? 0 : st[i]!));
     };
     const out = new Float32Array(size(shape));
-    if (shape.length === 0) out[0] = [av[0]! + bv[0]!, av[0]! * bv[0]!, av[0]! - bv[0]!, av[0]! / bv[0]!][op]!;
-    else if (out.length) n.binary(op, av, bv, out, Int32Array.from(shape), aligned(a.shape), aligned(bT.shape));
+    if (shape.length === 0) out[0] = SCALAR[op](av[0]!, bv[0]!);
+    else if (out.length) n.binary(code, av, bv, out, Int32Array.from(shape), aligned(a.shape), aligned(bT.shape));
     return b.makeTensorInfo(shape, 'float32', out);
   };
 }
 
-function unary(n: NativeAddon, op: number): KernelFunc {
+function unary(n: NativeAddon, op: UnaryOpName): NativeKernel {
+  const code = opCode(n.unaryOps, op);
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
     const xv = f32(b, x);
-    if (!xv) return originals.get(args.attrs.__name as string)!(args);
+    if (!xv) return null;
     const out = new Float32Array(xv.length);
-    n.unary(op, xv, out);
+    n.unary(code, xv, out);
     return b.makeTensorInfo(x.shape, 'float32', out);
   };
 }
@@ -250,24 +281,23 @@ function transposeValues(n: NativeAddon, v: Float32Array, shape: number[], perm:
   return out;
 }
 
-function transposeKernel(n: NativeAddon): KernelFunc {
+function transposeKernel(n: NativeAddon): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
     const xv = f32(b, x);
-    if (!xv) return originals.get('Transpose')!(args);
+    if (!xv) return null;
     const perm = args.attrs.perm as number[];
     return b.makeTensorInfo(perm.map((p) => x.shape[p]!), 'float32', transposeValues(n, xv, x.shape, perm));
   };
 }
 
-function reduce(n: NativeAddon, mean: boolean): KernelFunc {
+function reduce(n: NativeAddon, mean: boolean): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
     const xv = f32(b, x);
-    const name = mean ? 'Mean' : 'Sum';
-    if (!xv) return originals.get(name)!(args);
+    if (!xv) return null;
     const rank = x.shape.length;
     const axes = tf.util.parseAxisParam(args.attrs.axis as number | number[], x.shape).sort((p, q) => p - q);
     const kept = [...Array(rank).keys()].filter((d) => !axes.includes(d));
@@ -295,23 +325,23 @@ function sliceValues(n: NativeAddon, v: Float32Array, shape: number[], begin: nu
   return out;
 }
 
-function sliceKernel(n: NativeAddon): KernelFunc {
+function sliceKernel(n: NativeAddon): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
     const xv = f32(b, x);
-    if (!xv) return originals.get('Slice')!(args);
+    if (!xv) return null;
     const [begin, sz] = tf.slice_util.parseSliceParams(x as never, args.attrs.begin as number[], args.attrs.size as number[]);
     return b.makeTensorInfo(sz, 'float32', sliceValues(n, xv, x.shape, begin, sz));
   };
 }
 
-function splitKernel(n: NativeAddon): KernelFunc {
+function splitKernel(n: NativeAddon): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
     const xv = f32(b, x);
-    if (!xv) return originals.get('SplitV')!(args);
+    if (!xv) return null;
     const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0]!;
     const sizes = tf.backend_util.prepareSplitSize(x as never, args.attrs.numOrSizeSplits as number[], axis);
     let offset = 0;
@@ -325,12 +355,12 @@ function splitKernel(n: NativeAddon): KernelFunc {
 }
 
 /** Concat along any axis as row copies (`TypedArray.set` is a memcpy): no per-element JavaScript. */
-function concatKernel(): KernelFunc {
+function concatKernel(): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const inputs = Object.values(args.inputs).filter((t) => size(t.shape) > 0);
     const values = inputs.map((t) => f32(b, t));
-    if (!inputs.length || values.some((v) => !v)) return originals.get('Concat')!(args);
+    if (!inputs.length || values.some((v) => !v)) return null;
     const rank = inputs[0]!.shape.length;
     const axis = tf.util.parseAxisParam(args.attrs.axis as number, inputs[0]!.shape)[0]!;
     const outer = size(inputs[0]!.shape.slice(0, axis));
@@ -346,18 +376,18 @@ function concatKernel(): KernelFunc {
     }
     const shape = [...inputs[0]!.shape];
     shape[axis] = inputs.reduce((p, t) => p + t.shape[axis]!, 0);
-    return rank === 0 ? originals.get('Concat')!(args) : b.makeTensorInfo(shape, 'float32', out);
+    return rank === 0 ? null : b.makeTensorInfo(shape, 'float32', out);
   };
 }
 
 /** PadV2 (constant padding) as zero-fill plus row copies. */
-function padKernel(): KernelFunc {
+function padKernel(): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.x!;
     const xv = f32(b, x);
     const pads = args.attrs.paddings as [number, number][];
-    if (!xv || x.shape.length === 0) return originals.get('PadV2')!(args);
+    if (!xv || x.shape.length === 0) return null;
     const shape = x.shape.map((d, i) => d + pads[i]![0] + pads[i]![1]);
     const out = new Float32Array(size(shape)).fill((args.attrs.constantValue as number) ?? 0);
     const rank = shape.length;
@@ -379,7 +409,7 @@ function padKernel(): KernelFunc {
 }
 
 /** GatherV2 (no batch dims) as row copies; indices out of range go to tfjs's kernel, which reports them. */
-function gatherKernel(): KernelFunc {
+function gatherKernel(): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
@@ -388,7 +418,7 @@ function gatherKernel(): KernelFunc {
     const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0]!;
     const count = x.shape[axis]!;
     if (!xv || !(ids instanceof Int32Array) || ((args.attrs.batchDims as number) ?? 0) !== 0 || ids.some((i) => i < 0 || i >= count)) {
-      return originals.get('GatherV2')!(args);
+      return null;
     }
     const outer = size(x.shape.slice(0, axis));
     const inner = size(x.shape.slice(axis + 1));
@@ -405,14 +435,14 @@ function gatherKernel(): KernelFunc {
 }
 
 /** UnsortedSegmentSum (the gather gradient) as one pass of row additions. */
-function segmentSumKernel(): KernelFunc {
+function segmentSumKernel(): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
     const xv = f32(b, x);
     const ids = b.data.get(segmentIds.dataId).values as Int32Array;
     const segments = args.attrs.numSegments as number;
-    if (!xv || segmentIds.shape.length !== 1 || !(ids instanceof Int32Array)) return originals.get('UnsortedSegmentSum')!(args);
+    if (!xv || segmentIds.shape.length !== 1 || !(ids instanceof Int32Array)) return null;
     const row = size(x.shape.slice(1));
     const out = new Float32Array(segments * row);
     ids.forEach((s, i) => {
@@ -423,13 +453,13 @@ function segmentSumKernel(): KernelFunc {
   };
 }
 
-function softmax(n: NativeAddon): KernelFunc {
+function softmax(n: NativeAddon): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const x = args.inputs.logits!;
     const xv = f32(b, x);
     const dim = args.attrs.dim as number;
-    if (!xv || (dim !== -1 && dim !== x.shape.length - 1)) return originals.get('Softmax')!(args);
+    if (!xv || (dim !== -1 && dim !== x.shape.length - 1)) return null;
     const cols = x.shape[x.shape.length - 1] ?? 1;
     const out = new Float32Array(xv.length);
     if (out.length) n.softmax(xv, out, xv.length / cols, cols);
@@ -442,16 +472,16 @@ function geom(c: ConvInfo): Int32Array {
   return Int32Array.from([c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.filterHeight, c.filterWidth, c.outChannels, c.strideHeight, c.strideWidth, c.padInfo.top, c.padInfo.left, c.outHeight, c.outWidth]);
 }
 
-function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): KernelFunc {
+function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const at = args.attrs as { strides: number; pad: 'valid'; dataFormat: 'NHWC' | 'NCHW'; dilations?: number; dimRoundingMode?: 'round'; filterShape?: number[]; inputShape?: number[] };
-    if (at.dataFormat === 'NCHW') return originals.get(kind)!(args);
+    if (at.dataFormat === 'NCHW') return null;
     if (kind === 'Conv2D') {
       const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
       const [xv, wv] = [f32(b, x), f32(b, filter)];
       const info = tf.backend_util.computeConv2DInfo(x.shape as never, filter.shape as never, at.strides, at.dilations ?? 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
-      if (!xv || !wv || info.dilationHeight !== 1 || info.dilationWidth !== 1) return originals.get(kind)!(args);
+      if (!xv || !wv || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
       const out = new Float32Array(size(info.outShape));
       if (out.length) n.conv2d(xv, wv, out, geom(info));
       return b.makeTensorInfo(info.outShape, 'float32', out);
@@ -459,7 +489,7 @@ function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'C
     if (kind === 'Conv2DBackpropFilter') {
       const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
       const [xv, dyv] = [f32(b, x), f32(b, dy)];
-      if (!xv || !dyv) return originals.get(kind)!(args);
+      if (!xv || !dyv) return null;
       const info = tf.backend_util.computeConv2DInfo(x.shape as never, at.filterShape as never, at.strides, 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
       const out = new Float32Array(size(at.filterShape!));
       if (out.length) n.conv2dFilterGrad(xv, dyv, out, geom(info));
@@ -467,7 +497,7 @@ function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'C
     }
     const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
     const [dyv, wv] = [f32(b, dy), f32(b, filter)];
-    if (!dyv || !wv) return originals.get(kind)!(args);
+    if (!dyv || !wv) return null;
     const info = tf.backend_util.computeConv2DInfo(at.inputShape as never, filter.shape as never, at.strides, 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
     const out = new Float32Array(size(at.inputShape!));
     if (out.length) n.conv2dInputGrad(dyv, wv, out, geom(info));
@@ -476,23 +506,23 @@ function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'C
 }
 
 /** The kernels the addon replaces on the `cpu` backend. */
-function nativeKernels(n: NativeAddon): Record<string, KernelFunc> {
+function nativeKernels(n: NativeAddon): Record<string, NativeKernel> {
   return {
     BatchMatMul: batchMatMul(n),
     _FusedMatMul: fusedMatMul(n),
-    Add: broadcastBinary(n, 0),
-    Multiply: broadcastBinary(n, 1),
-    Sub: broadcastBinary(n, 2),
-    RealDiv: broadcastBinary(n, 3),
-    Erf: unary(n, 0),
-    Exp: unary(n, 1),
-    Tanh: unary(n, 2),
-    Square: unary(n, 3),
-    Relu: unary(n, 4),
-    Sigmoid: unary(n, 5),
-    Rsqrt: unary(n, 6),
-    Sqrt: unary(n, 7),
-    Neg: unary(n, 8),
+    Add: broadcastBinary(n, 'add'),
+    Multiply: broadcastBinary(n, 'mul'),
+    Sub: broadcastBinary(n, 'sub'),
+    RealDiv: broadcastBinary(n, 'div'),
+    Erf: unary(n, 'erf'),
+    Exp: unary(n, 'exp'),
+    Tanh: unary(n, 'tanh'),
+    Square: unary(n, 'square'),
+    Relu: unary(n, 'relu'),
+    Sigmoid: unary(n, 'sigmoid'),
+    Rsqrt: unary(n, 'rsqrt'),
+    Sqrt: unary(n, 'sqrt'),
+    Neg: unary(n, 'neg'),
     PadV2: padKernel(),
     UnsortedSegmentSum: segmentSumKernel(),
     GatherV2: gatherKernel(),
@@ -518,35 +548,69 @@ function nativeKernels(n: NativeAddon): Record<string, KernelFunc> {
  */
 const ALLOCATOR = { mmapThreshold: 32 * 2 ** 20, trimThreshold: 2 ** 30 };
 
+/** The tfjs backend of the native kernels: a `cpu` backend of its own whose hot kernels are native. */
+export const NATIVE_BACKEND = 'cpu-native';
+
+let nativeCalls = 0;
+
+/** How many kernel and fused-op calls have run natively in this process (tests use it to check the native path really ran). */
+export function nativeCallCount(): number {
+  return nativeCalls;
+}
+
+/** Counts one native call (the fused ops call it when they take the native path). */
+export function countNativeCall(): void {
+  nativeCalls++;
+}
+
+/** A kernel of {@link NATIVE_BACKEND}: the native implementation, or tfjs's JavaScript kernel where it declines. */
+function cpuKernel(name: string, impl: NativeKernel): KernelFunc {
+  const js = tf.getKernel(name, 'cpu')!.kernelFunc as unknown as KernelFunc;
+  return (args) => {
+    const out = impl(args);
+    if (out === null) return js(args);
+    nativeCalls++;
+    return out;
+  };
+}
+
 /**
- * Registers the native kernels on the tfjs `cpu` backend (each falls back to the JavaScript
- * kernel for dtypes or attributes it does not cover). @returns the kernel names now native.
+ * Registers {@link NATIVE_BACKEND} once: tfjs's `cpu` backend class with every `cpu` kernel copied
+ * (`copyRegisteredKernels`), the native ones put over them. The `cpu` backend itself is untouched.
+ */
+function registerNativeBackend(n: NativeAddon): string[] {
+  const kernels = Object.entries(nativeKernels(n)).filter(([name]) => tf.getKernel(name, 'cpu'));
+  if (!tf.findBackendFactory(NATIVE_BACKEND)) {
+    tf.registerBackend(NATIVE_BACKEND, () => Object.assign(new MathBackendCPU(), { firstUse: false }), 0);
+    tf.copyRegisteredKernels('cpu', NATIVE_BACKEND);
+    for (const [name, impl] of kernels) {
+      tf.unregisterKernel(name, NATIVE_BACKEND);
+      tf.registerKernel({ kernelName: name, backendName: NATIVE_BACKEND, kernelFunc: cpuKernel(name, impl) as never });
+    }
+    if (process.env.SKYSENSE_MALLOC_TUNE !== '0') n.tuneAllocator(ALLOCATOR.mmapThreshold, ALLOCATOR.trimThreshold);
+  }
+  return kernels.map(([name]) => name);
+}
+
+/**
+ * Makes {@link NATIVE_BACKEND} the active backend (registering it on first use); a synchronous
+ * switch, as the backend needs no asynchronous initialisation. @returns the kernel names that are
+ * native, or `[]` when the addon is not available (nothing changes then).
  */
 export function enableNativeKernels(): string[] {
   const n = nativeAddon();
   if (!n) return [];
-  if (process.env.SKYSENSE_MALLOC_TUNE !== '0') n.tuneAllocator(ALLOCATOR.mmapThreshold, ALLOCATOR.trimThreshold);
-  const kernels = nativeKernels(n);
-  for (const [name, func] of Object.entries(kernels)) {
-    const current = tf.getKernel(name, 'cpu');
-    if (!current) continue;
-    if (!originals.has(name)) originals.set(name, current.kernelFunc as unknown as KernelFunc);
-    tf.unregisterKernel(name, 'cpu');
-    tf.registerKernel({ kernelName: name, backendName: 'cpu', kernelFunc: ((args: KernelArgs) => func({ ...args, attrs: { ...args.attrs, __name: name } })) as never });
-  }
-  return Object.keys(kernels);
+  const names = registerNativeBackend(n);
+  if (tf.getBackend() !== NATIVE_BACKEND) void tf.setBackend(NATIVE_BACKEND);
+  return names;
 }
 
-/** Restores tfjs's own JavaScript kernels on the `cpu` backend. */
+/** Switches from {@link NATIVE_BACKEND} to tfjs's own JavaScript `cpu` backend (tensors move over on use). */
 export function disableNativeKernels(): void {
-  for (const [name, func] of originals) {
-    tf.unregisterKernel(name, 'cpu');
-    tf.registerKernel({ kernelName: name, backendName: 'cpu', kernelFunc: func as never });
-  }
-  originals.clear();
+  if (tf.getBackend() === NATIVE_BACKEND) void tf.setBackend('cpu');
 }
 
-/** Whether the native kernels are registered and the `cpu` backend is active. */
+/** Whether the native kernels' backend is the active one. */
 export function nativeKernelsActive(): boolean {
-  return originals.size > 0 && tf.getBackend() === 'cpu';
+  return tf.getBackend() === NATIVE_BACKEND;
 }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKEND_ORDER, SkySenseError, backendFromEnv, currentBackend, defaultBackendOrder, formatBackendReport, hasKernel, initBackend, nativeAddon, tf } from '../src/index';
+import { BACKEND_ORDER, SkySenseError, backendFromEnv, currentBackend, defaultBackendOrder, formatBackendReport, hasKernel, initBackend, tf } from '../src/index';
+import { nativeAddon } from '../src/native';
 
 const savedEnv = process.env.SKYSENSE_BACKEND;
 afterEach(async () => {
@@ -32,7 +33,13 @@ describe('initBackend', () => {
     const r = await initBackend({ prefer: 'cpu' });
     expect(r.kind).toBe('cpu');
     expect(r.attempts).toHaveLength(1);
-    expect(tf.getBackend()).toBe('cpu');
+    // with the addon, the cpu kind runs on the derived `cpu-native` backend; tfjs's `cpu` backend keeps its own kernels
+    expect(tf.getBackend()).toBe(nativeAddon() ? 'cpu-native' : 'cpu');
+    expect(r.tfjsName).toBe(tf.getBackend());
+    if (nativeAddon()) {
+      expect(tf.getKernel('BatchMatMul', 'cpu-native')!.kernelFunc).not.toBe(tf.getKernel('BatchMatMul', 'cpu')!.kernelFunc);
+      expect(tf.getKernel('Atan2', 'cpu-native')!.kernelFunc).toBe(tf.getKernel('Atan2', 'cpu')!.kernelFunc);
+    }
   });
 
   it('SKYSENSE_BACKEND forces exactly one backend', async () => {

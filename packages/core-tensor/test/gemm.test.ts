@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GEMM_CHOICES, Generator, SkySenseError, disableNativeKernels, enableNativeKernels, initBackend, matMul, nativeAddon, setNativeGemm, tf, type GemmChoice } from '../src/index';
+import { GEMM_CHOICES, Generator, SkySenseError, disableNativeKernels, enableNativeKernels, initBackend, matMul, setNativeGemm, tf, type GemmChoice } from '../src/index';
+import { nativeAddon } from '../src/native';
 
 const rng = new Generator(7);
 const values = (n: number) => Float32Array.from({ length: n }, () => rng.uniform(-1, 1));

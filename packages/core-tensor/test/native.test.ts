@@ -5,9 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Generator, LayerNorm, Linear, MultiheadAttention, conv2d, linear, matMul, disableNativeKernels, disposeGradients, enableNativeKernels, gelu, initBackend, manualSeed, nativeAddon, tf, valueAndGrads,
+  Generator, LayerNorm, Linear, MultiheadAttention, conv2d, linear, matMul, nativeCallCount, disableNativeKernels, disposeGradients, enableNativeKernels, gelu, initBackend, manualSeed, tf, valueAndGrads,
   type Tensor,
 } from '../src/index';
+import { nativeAddon } from '../src/native';
 
 const rng = new Generator(99);
 const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-2, 2)), shape);
@@ -15,9 +16,13 @@ const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.re
 /** Runs `f` with native kernels and with the JS ones; asserts equal within 1e-5 relative to the output scale. */
 function same(label: string, f: () => Tensor | Tensor[]): void {
   enableNativeKernels();
+  const calls = nativeCallCount();
   const native = [f()].flat().map((t) => ({ shape: t.shape, v: Float64Array.from(t.dataSync()) }));
+  expect(nativeCallCount(), `${label}: the native path ran`).toBeGreaterThan(calls);
   disableNativeKernels();
+  const jsCalls = nativeCallCount();
   const js = [f()].flat().map((t) => ({ shape: t.shape, v: Float64Array.from(t.dataSync()) }));
+  expect(nativeCallCount(), `${label}: the JavaScript path ran no native code`).toBe(jsCalls);
   enableNativeKernels();
   native.forEach((n, i) => {
     expect(n.shape, label).toEqual(js[i]!.shape);

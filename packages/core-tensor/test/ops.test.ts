@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  adaptiveAvgPool2d, conv2d, gatherRows, interpolate, invertPermutation, linear, nativeCosineAttention, permuteRows, matMul, pixelShuffle, resampleMatrix, tf, type Tensor,
+  adaptiveAvgPool2d, conv2d, gatherRows, interpolate, invertPermutation, linear, cosineWindowAttention, permuteRows, matMul, pixelShuffle, windowMerge, windowOrder, windowPartition, resampleMatrix, tf, type Tensor,
 } from '../src/index';
 import { TEST_BACKENDS, expectClose, expectNoLeak, loadFixture, numericGrad, testTensor, useBackend } from './helpers';
 
@@ -199,12 +199,30 @@ describe.each(TEST_BACKENDS)('ops on %s', (backend) => {
     expectNoLeak(() => tf.dispose(tf.grad((t: Tensor) => tf.sum(permuteRows(t, perm)))(x)));
   });
 
-  it('linear and nativeCosineAttention name the argument whose shape is wrong', () => {
+  it('windowPartition follows windowOrder (roll by −shift, then windows), windowMerge undoes it, gradients flow, bad grids are named', () => {
+    const [b, h, w, c, ws] = [2, 8, 12, 3, 4];
+    const x = testTensor([b, h, w, c], 11);
+    for (const shift of [0, 2]) {
+      const win = windowPartition(x, ws, shift);
+      expect(win.shape).toEqual([(b * h * w) / (ws * ws), ws * ws, c]);
+      const order = windowOrder(h, w, ws, shift);
+      const expected = tf.reshape(tf.gather(tf.reshape(x, [b, h * w, c]), tf.tensor1d(order, 'int32'), 1), [-1, ws * ws, c]);
+      expectClose(win, expected, 0);
+      expectClose(windowMerge(win, b, h, w, ws, shift), x, 0);
+      const g = tf.grad((t: Tensor) => tf.sum(tf.mul(windowPartition(t, ws, shift), expected)))(x);
+      expectClose(g, x, 0);
+    }
+    expect(() => windowPartition(tf.ones([1, 6, 8, 2]), 4, 0)).toThrow(/windowPartition: expected a map of whole 4×4 windows, got 6×8/);
+    expect(() => windowPartition(tf.ones([1, 8, 8, 2]), 4, 4)).toThrow(/windowPartition: shift: expected an integer in \[0, 4\), got 4/);
+    expect(() => windowMerge(tf.ones([3, 16, 2]), 1, 8, 8, 4, 0)).toThrow(/windowMerge: expected \[4, 16, C\] windows of 1 8×8 maps, got \[3, 16, 2\]/);
+  });
+
+  it('linear and cosineWindowAttention name the argument whose shape is wrong', () => {
     expect(() => linear(tf.ones([2, 3]), tf.ones([4, 2]), null)).toThrow(/linear: expected x \[\.\.\., in\], weight \[out, in\], bias \[out\]; got x \[2, 3\], weight \[4, 2\]/);
     expect(() => linear(tf.ones([2, 3]), tf.ones([4, 3]), tf.ones([3]))).toThrow(/and bias \[3\]/);
     const [qkv, scale, bias] = [tf.ones([4, 9, 12]), tf.ones([2]), tf.ones([2, 9, 9])];
-    const call = (o: Partial<Parameters<typeof nativeCosineAttention>[0]>) => () => nativeCosineAttention({ qkv, scale, bias, mask: null, heads: 2, ...o });
-    expect(call({ qkv: tf.ones([4, 9, 10]) })).toThrow(/nativeCosineAttention: qkv: expected \[B, N, 3·C\] with C divisible by 2 heads, got \[4, 9, 10\]/);
+    const call = (o: Partial<Parameters<typeof cosineWindowAttention>[0]>) => () => cosineWindowAttention({ qkv, scale, bias, mask: null, heads: 2, ...o });
+    expect(call({ qkv: tf.ones([4, 9, 10]) })).toThrow(/cosineWindowAttention: qkv: expected \[B, N, 3·C\] with C divisible by 2 heads, got \[4, 9, 10\]/);
     expect(call({ scale: tf.ones([2, 1, 1]) })).toThrow(/scale: expected \[2\], got \[2, 1, 1\]/);
     expect(call({ bias: tf.ones([2, 8, 9]) })).toThrow(/bias: expected \[2, 9, 9\], got \[2, 8, 9\]/);
     expect(call({ mask: tf.ones([3, 9, 9]) })).toThrow(/mask: expected \[nW, 9, 9\] with nW dividing the 4 windows, got \[3, 9, 9\]/);

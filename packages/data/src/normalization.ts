@@ -13,7 +13,7 @@ export interface ChannelStats {
  *   the red statistics (no NIR constants are published).
  * - `s2`: BigEarthNet v1 band statistics of L2A reflectance ×10000 (Sumbul et al.; the `BAND_STATS`
  *   of the BigEarthNet reference code), in SkySense's band order B2…B12. SkySense itself publishes
- *   no Sentinel statistics (ARCH-SPEC §8.7).
+ *   no Sentinel statistics.
  * - `s1`: BigEarthNet v1 Sentinel-1 statistics of backscatter in dB (VV −12.62 ± 5.12,
  *   VH −19.29 ± 5.46), same source.
  */

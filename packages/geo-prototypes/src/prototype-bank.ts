@@ -4,7 +4,7 @@ import {
 } from '@skysense/core-tensor';
 import { DEFAULT_REGION_GRID, regionIndex, type RegionGrid } from './regions';
 
-/** Options of {@link PrototypeBank}; defaults are SkySense's sizes (ARCH-SPEC §4.3). */
+/** Options of {@link PrototypeBank}; defaults are SkySense's sizes (architecture guide §4). */
 export interface PrototypeBankOptions {
   /** Region grid; `rows · cols` regions. Default 64 × 64. */
   grid?: RegionGrid;
@@ -16,7 +16,7 @@ export interface PrototypeBankOptions {
   rng?: Generator;
 }
 
-/** Options of {@link PrototypeBank.update}; defaults are the documented choices of ARCH-SPEC §4.3. */
+/** Options of {@link PrototypeBank.update}; defaults are the documented choices of architecture guide §4. */
 export interface PrototypeUpdateOptions {
   /** EMA momentum m of Eq. 13: `P ← m·P + (1 − m)·P̄`. Default 0.99. */
   momentum?: number;

@@ -8,7 +8,7 @@ export interface RegionGrid {
   cols: number;
 }
 
-/** SkySense's default: 64 × 64 = 4096 regions (ARCH-SPEC §4.3, a documented choice: the paper gives no rule). */
+/** SkySense's default: 64 × 64 = 4096 regions (architecture guide §4, a documented choice: the paper gives no rule). */
 export const DEFAULT_REGION_GRID: Readonly<RegionGrid> = { rows: 64, cols: 64 };
 
 /**

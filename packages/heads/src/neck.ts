@@ -11,7 +11,7 @@ export interface MultiLevelNeckOptions {
 }
 
 /**
- * mmseg's `MultiLevelNeck` (ARCH-SPEC §6.5): a 1×1 conv per input (`lateral_convs.i.conv`, with
+ * mmseg's `MultiLevelNeck` (architecture guide §7): a 1×1 conv per input (`lateral_convs.i.conv`, with
  * bias, no norm or activation), bilinear rescale by `scales[i]` (`align_corners` false), then a 3×3
  * conv (`convs.i.conv`, with bias). With one input and several scales the input is shared.
  * It turns a ViT's same-size maps into a pyramid a UPerHead can read.

@@ -9,7 +9,7 @@ import { type MultiCropOptions, randomResizedBox, resolveMultiCrop } from '@skys
 
 const FORMAT = 'skysense-pretrain-1';
 
-/** Options of {@link Pretrainer}; defaults follow DINO / ARCH-SPEC §4.4 where the paper is silent. */
+/** Options of {@link Pretrainer}; defaults follow DINO / architecture guide §5 where the paper is silent. */
 export interface PretrainOptions {
   /** The model to pre-train (student and EMA teacher are both built from it). */
   config: SkySenseConfig;
@@ -120,7 +120,7 @@ function averageGradients(all: Gradients[]): Gradients {
 }
 
 /**
- * SkySense pre-training (paper §3.3, ARCH-SPEC §4.3–4.4): a student and its EMA teacher; per step the
+ * SkySense pre-training (paper §3.3, architecture guide §4–5): a student and its EMA teacher; per step the
  * teacher encodes the batch, the student a flipped, colour- and date-jittered view whose feature maps
  * are flipped back so every location compares the same ground; loss α·L_MGCL(HR, S2, S1, fusion) +
  * β·L_align(ordered modality pairs); AdamW with warm-up + cosine, clipping, then the teacher EMA and

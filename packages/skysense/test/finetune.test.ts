@@ -109,7 +109,7 @@ describe('layer-wise learning-rate decay', () => {
   });
 });
 
-describe('the iSAID preset against ARCH-SPEC §6 (shape-only, nothing allocated)', () => {
+describe('the iSAID preset against architecture guide §7 (shape-only, nothing allocated)', () => {
   it('upernet-skysense-hr has the official decode_head / auxiliary_head key shapes', () => {
     const model = shapeOnly(() => buildFinetuneModel('seg', 'upernet-skysense-hr', 16));
     const shapes = model.stateShapes();

@@ -7,7 +7,7 @@ export interface SwinV2Arch {
   extraNormEveryNBlocks: number;
 }
 
-/** mmcls 0.25 `SwinTransformerV2.arch_zoo`. `huge` is SkySense's HR encoder (ARCH-SPEC §1.1). */
+/** mmcls 0.25 `SwinTransformerV2.arch_zoo`. `huge` is SkySense's HR encoder (architecture guide §1). */
 export const SWIN_V2_ARCHS: Readonly<Record<'tiny' | 'small' | 'base' | 'large' | 'huge' | 'giant', SwinV2Arch>> = {
   tiny: { embedDims: 96, depths: [2, 2, 6, 2], numHeads: [3, 6, 12, 24], extraNormEveryNBlocks: 0 },
   small: { embedDims: 96, depths: [2, 2, 18, 2], numHeads: [3, 6, 12, 24], extraNormEveryNBlocks: 0 },

@@ -1,5 +1,5 @@
 import {
-  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, formatShape, gatherRows, invertPermutation, l2Normalize, linear, matMul, nativeCosineAttention, nativeKernelsActive, permuteRows, tf, zeros,
+  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, cosineWindowAttention, formatShape, gatherRows, linear, tf, windowMerge, windowOrder, windowPartition, zeros,
   type Parameter, type Tensor,
 } from '@skysense/core-tensor';
 
@@ -143,25 +143,10 @@ export class WindowMSAV2 extends Module {
       const qkv = linear(x, this.qkv.weight.value, qkvBias);
       const scale = tf.exp(tf.minimum(this.logitScale.value, LOGIT_SCALE_MAX));
       const bias = this.positionBias();
-      const dropping = this.training && this.attnDrop.p > 0;
-      const fused = dropping ? null : nativeCosineAttention({ qkv, scale: tf.reshape(scale, [this.numHeads]), bias, mask: mask ?? null, heads: this.numHeads });
-      return this.projDrop.forward(this.proj.forward(fused ?? this.attention(qkv, scale, bias, mask)));
+      const dropout = this.training && this.attnDrop.p > 0 ? (p: Tensor) => this.attnDrop.forward(p) : undefined;
+      const attn = cosineWindowAttention({ qkv, scale: tf.reshape(scale, [this.numHeads]), bias, mask: mask ?? null, heads: this.numHeads, dropout });
+      return this.projDrop.forward(this.proj.forward(attn));
     });
-  }
-
-  /** The attention from tfjs ops (the reference of the fused native kernel): `[B, N, 3C]` → `[B, N, C]`. */
-  private attention(qkv: Tensor, scale: Tensor, bias: Tensor, mask?: Tensor): Tensor {
-    const [b, n, c3] = qkv.shape as [number, number, number];
-    const [c, h] = [c3 / 3, this.numHeads];
-    const heads = tf.transpose(tf.reshape(qkv, [b, n, 3, h, c / h]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = tf.split(heads, 3, 0).map((t) => tf.reshape(t, [b, h, n, c / h])) as [Tensor, Tensor, Tensor];
-    let attn = tf.add(tf.mul(matMul(l2Normalize(q), l2Normalize(k), false, true), scale), bias);
-    if (mask) {
-      const nw = mask.shape[0]!;
-      attn = tf.reshape(tf.add(tf.reshape(attn, [b / nw, nw, h, n, n]), tf.reshape(mask, [1, nw, 1, n, n])), [b, h, n, n]);
-    }
-    attn = this.attnDrop.forward(tf.softmax(attn, -1));
-    return tf.reshape(tf.transpose(matMul(attn, v), [0, 2, 1, 3]), [b, n, c]);
   }
 }
 
@@ -175,41 +160,8 @@ export interface ShiftWindowMSAOptions extends WindowMSAV2Options {
   padSmallMap?: boolean;
 }
 
-/** Cyclic roll of a `[B, H, W, C]` map by `shift` along H and W (`torch.roll` with dims (1, 2)). */
-function roll(x: Tensor, shift: number): Tensor {
-  const [, h, w] = x.shape as number[];
-  const along = (t: Tensor, axis: number, size: number) => {
-    const s = ((shift % size) + size) % size;
-    if (s === 0) return t;
-    const begin = t.shape.map(() => 0);
-    const head = t.shape.slice();
-    head[axis] = size - s;
-    const tailBegin = begin.slice();
-    tailBegin[axis] = size - s;
-    const tail = t.shape.slice();
-    tail[axis] = s;
-    return tf.concat([tf.slice(t, tailBegin, tail), tf.slice(t, begin, head)], axis);
-  };
-  return along(along(x, 1, h!), 2, w!);
-}
-
-/**
- * Token order of mmcls's `torch.roll(x, −shift)` followed by `window_partition` on an `hPad × wPad`
- * grid (row-major): entry `i` is the grid position that becomes token `i` of the windows
- * (window-major, row-major within each window).
- */
-export function windowOrder(hPad: number, wPad: number, ws: number, shift: number): Int32Array {
-  const out = new Int32Array(hPad * wPad);
-  let i = 0;
-  for (let wy = 0; wy < hPad; wy += ws) {
-    for (let wx = 0; wx < wPad; wx += ws) {
-      for (let ty = 0; ty < ws; ty++) {
-        for (let tx = 0; tx < ws; tx++) out[i++] = ((wy + ty + shift) % hPad) * wPad + ((wx + tx + shift) % wPad);
-      }
-    }
-  }
-  return out;
-}
+/** Re-exported from `@skysense/core-tensor`, where window partition and merge are ops. */
+export { windowOrder };
 
 /**
  * mmcls `ShiftWindowMSA` on a channels-last map `[B, H, W, C]`: zero-pad to whole windows, roll by
@@ -223,7 +175,6 @@ export class ShiftWindowMSA extends Module {
   readonly shiftSize: number;
   readonly padSmallMap: boolean;
   private readonly masks = new Map<string, Float32Array>();
-  private readonly orders = new Map<string, { partition: Int32Array; merge: Int32Array }>();
 
   constructor(
     embedDims: number,
@@ -261,39 +212,6 @@ export class ShiftWindowMSA extends Module {
     return m;
   }
 
-  /** The window partition's token order for this grid and its inverse (cached per grid, like the masks). */
-  private order(hPad: number, wPad: number, shift: number): { partition: Int32Array; merge: Int32Array } {
-    const key = `${hPad}x${wPad}x${shift}`;
-    let o = this.orders.get(key);
-    if (!o) {
-      const partition = windowOrder(hPad, wPad, this.windowSize, shift);
-      o = { partition, merge: invertPermutation(partition, partition.length) };
-      this.orders.set(key, o);
-    }
-    return o;
-  }
-
-  /**
-   * Cyclic shift by −shift, then window partition: `[B, hPad, wPad, C]` → `[B·nW, ws², C]`. With
-   * the native kernels one token permutation (a gather each way); elsewhere slices, concat and a
-   * transpose, which are faster than a gather on wasm.
-   */
-  private partition(t: Tensor, hPad: number, wPad: number, shift: number): Tensor {
-    const [b, , , c] = t.shape as [number, number, number, number];
-    const ws = this.windowSize;
-    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(t, [b, hPad * wPad, c]), this.order(hPad, wPad, shift).partition, 1), [-1, ws * ws, c]);
-    const rolled = shift ? roll(t, -shift) : t;
-    return tf.reshape(tf.transpose(tf.reshape(rolled, [b, hPad / ws, ws, wPad / ws, ws, c]), [0, 1, 3, 2, 4, 5]), [-1, ws * ws, c]);
-  }
-
-  /** The inverse of {@link partition}: windows back to `[B, hPad, wPad, C]`, shifted back. */
-  private merge(windows: Tensor, b: number, hPad: number, wPad: number, shift: number): Tensor {
-    const [ws, c] = [this.windowSize, windows.shape[2]!];
-    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(windows, [b, hPad * wPad, c]), this.order(hPad, wPad, shift).merge, 1), [b, hPad, wPad, c]);
-    const y = tf.reshape(tf.transpose(tf.reshape(windows, [b, hPad / ws, wPad / ws, ws, ws, c]), [0, 1, 3, 2, 4, 5]), [b, hPad, wPad, c]);
-    return shift ? roll(y, shift) : y;
-  }
-
   forward(x: Tensor): Tensor {
     const [b, h, w, c] = x.shape as [number, number, number, number];
     const ws = this.windowSize;
@@ -303,9 +221,9 @@ export class ShiftWindowMSA extends Module {
       const wPad = Math.ceil(w / ws) * ws;
       const t = hPad > h || wPad > w ? tf.pad(x, [[0, 0], [0, hPad - h], [0, wPad - w], [0, 0]]) : x;
       const [nh, nw] = [hPad / ws, wPad / ws];
-      const windows = this.partition(t, hPad, wPad, shift);
+      const windows = windowPartition(t, ws, shift);
       const mask = shift ? tf.tensor3d(this.mask(hPad, wPad, shift), [nh * nw, ws * ws, ws * ws]) : undefined;
-      let y = this.merge(this.wMsa.forward(windows, mask), b, hPad, wPad, shift);
+      let y = windowMerge(this.wMsa.forward(windows, mask), b, hPad, wPad, ws, shift);
       if (hPad > h || wPad > w) y = tf.slice(y, [0, 0, 0, 0], [b, h, w, c]);
       return this.drop.forward(y);
     });

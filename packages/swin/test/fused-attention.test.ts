@@ -4,7 +4,7 @@
  * the parity fixtures. Runs where the native addon is built.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Generator, disableNativeKernels, enableNativeKernels, initBackend, nativeAddon, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
+import { Generator, disableNativeKernels, enableNativeKernels, initBackend, nativeCallCount, nativeKernelsAvailable, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
 import { ShiftWindowMSA, WindowMSAV2, shiftWindowMask } from '../src/index';
 
 const rng = new Generator(7);
@@ -23,9 +23,13 @@ function outputs(model: WindowMSAV2 | ShiftWindowMSA, x: Tensor, weight: Tensor,
 function expectSame(model: WindowMSAV2 | ShiftWindowMSA, x: Tensor, run: (t: Tensor) => Tensor): void {
   const weight = tf.tidy(() => rand(run(x).shape));
   enableNativeKernels();
+  const calls = nativeCallCount();
   const fused = outputs(model, x, weight, run);
+  expect(nativeCallCount(), 'the native path ran').toBeGreaterThan(calls);
   disableNativeKernels();
+  const jsCalls = nativeCallCount();
   const composed = outputs(model, x, weight, run);
+  expect(nativeCallCount(), 'the composed path ran no native code').toBe(jsCalls);
   enableNativeKernels();
   expect([...fused.keys()]).toEqual([...composed.keys()]);
   for (const [name, ref] of composed) {
@@ -35,7 +39,7 @@ function expectSame(model: WindowMSAV2 | ShiftWindowMSA, x: Tensor, run: (t: Ten
   }
 }
 
-describe.runIf(nativeAddon() !== null)('fused native window attention vs the tfjs composition', () => {
+describe.runIf(nativeKernelsAvailable())('fused native window attention vs the tfjs composition', () => {
   beforeAll(() => initBackend({ force: 'cpu' }));
   afterAll(() => enableNativeKernels());
 

@@ -12,7 +12,7 @@ const TINY: SwinTransformerV2Options = {
   padSmallMap: true,
 };
 
-/** ARCH-SPEC §1.9: per block 12C² + 12C + 513h + 1536 (+2C extra norm), merge 8C² + 4C, patch embed, output norm. */
+/** mmcls Swin V2 arithmetic (architecture guide §1): per block 12C² + 12C + 513h + 1536 (+2C extra norm), merge 8C² + 4C, patch embed, output norm. */
 function formulaCount(a: { embedDims: number; depths: number[]; numHeads: number[]; extraNormEveryNBlocks: number }): number {
   let c = a.embedDims;
   let total = c * 3 * 16 + c + 2 * c;

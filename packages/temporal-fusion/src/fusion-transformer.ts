@@ -3,7 +3,7 @@ import {
   truncNormal, type Parameter, type Tensor, type TransformerStackOptions,
 } from '@skysense/core-tensor';
 
-/** Options of {@link FusionTransformer}; defaults are SkySense's fusion (ARCH-SPEC §4.2). */
+/** Options of {@link FusionTransformer}; defaults are SkySense's fusion (architecture guide §3). */
 export interface FusionTransformerOptions extends TransformerStackOptions {
   /** Width of the incoming tokens (the up-heads' and Swin's 2816). Default 2816. */
   inputDims?: number;

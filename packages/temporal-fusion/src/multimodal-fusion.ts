@@ -49,7 +49,7 @@ export interface MultiModalFusionOptions {
 type Part = { name: 'hr' | 's2' | 's1'; tokens: Tensor; frames: number; valid: boolean[][] | null };
 
 /**
- * SkySense's multi-modal temporal fusion (ARCH-SPEC §4.2): Sentinel maps are lifted to the HR
+ * SkySense's multi-modal temporal fusion (architecture guide §3): Sentinel maps are lifted to the HR
  * grid by the up-heads, S2 tokens get the calendar encoding `ctpe`, and per location the sequence
  * `[HR, S2 frames…, S1 frames…]` goes through the fusion transformer, whose cls token is the fused
  * feature. Keys `head_s2.*`, `head_s1.*`, `fusion.*`, `ctpe` as in the official checkpoint.

@@ -45,7 +45,7 @@ export interface VitFeatures {
 /** Preset names. */
 export type VitPresetName = 'skysense-s2' | 'skysense-s1';
 
-/** Presets as plain data (ARCH-SPEC §3.1). */
+/** Presets as plain data (architecture guide §2). */
 export const VIT_PRESETS: Readonly<Record<VitPresetName, VisionTransformerOptions>> = {
   'skysense-s2': { inChannels: 10, bandNames: SENTINEL2_BANDS },
   'skysense-s1': { inChannels: 2, bandNames: SENTINEL1_BANDS },

@@ -1,17 +1,21 @@
 import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
 import { formatShape } from '../validate';
-import { nativeAddon, nativeKernelsActive, type NativeAddon } from '../native';
+import { countNativeCall, nativeAddon, nativeKernelsActive, opCode, type NativeAddon } from '../native';
 import { withGradient } from './custom-grad';
+import { matMul } from './matmul';
+import { l2Normalize } from './normalize';
 
 /**
  * Fused layer kernels of the native addon, each one kernel forward and one backward instead of a
- * chain of tfjs kernels. Every function returns null when the native kernels are not active or an
- * input is not float32; the caller then composes the same function from tfjs ops (the reference
- * the native kernels are tested against).
+ * chain of tfjs kernels. The `native*` functions return null when the native kernels are not
+ * active or an input is not float32; the public ops (`gelu`, `linear`, `LayerNorm`,
+ * {@link cosineWindowAttention}) then compose the same function from tfjs ops — the reference the
+ * native kernels are tested against — so no caller chooses between the two.
  */
 function fusedAddon(...xs: (Tensor | null | undefined)[]): NativeAddon | null {
   if (!nativeKernelsActive() || xs.some((x) => x && x.dtype !== 'float32')) return null;
+  countNativeCall();
   return nativeAddon();
 }
 
@@ -34,7 +38,7 @@ export function nativeGelu(x: Tensor): Tensor | null {
   if (!n) return null;
   return withGradient(
     [x],
-    ([v]) => produce(v!.shape, (out) => n.unary(9, values(v!), out)),
+    ([v]) => produce(v!.shape, (out) => n.unary(opCode(n.unaryOps, 'gelu'), values(v!), out)),
     (dy, [v]) => [produce(v!.shape, (out) => n.geluGrad(values(v!), values(dy), out))],
   );
 }
@@ -45,8 +49,8 @@ export function nativeGelu(x: Tensor): Tensor | null {
  * forward pass are kept for the backward pass.
  */
 export function nativeLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor | null {
-  const n = fusedAddon(x, weight, bias);
-  if (!n || !weight !== !bias) return null;
+  const n = !weight === !bias ? fusedAddon(x, weight, bias) : null;
+  if (!n) return null;
   const cols = x.shape[x.rank - 1] ?? 1;
   const rows = cols ? x.size / cols : 0;
   const mean = new Float32Array(rows);
@@ -71,8 +75,8 @@ export function nativeLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor |
  * accumulates onto it (no separate broadcast add); the gradients are two GEMMs and a column sum.
  */
 export function nativeLinear(x: Tensor, weight: Tensor, bias: Tensor): Tensor | null {
-  const n = fusedAddon(x, weight, bias);
-  if (!n || x.rank !== 2 || x.shape[1] === 0) return null;
+  const n = x.rank === 2 && x.shape[1] !== 0 ? fusedAddon(x, weight, bias) : null;
+  if (!n) return null;
   const [rows, inF] = x.shape as [number, number];
   const outF = weight.shape[0]!;
   return withGradient(
@@ -82,7 +86,7 @@ export function nativeLinear(x: Tensor, weight: Tensor, bias: Tensor): Tensor | 
   );
 }
 
-/** Shapes of {@link nativeCosineAttention}. */
+/** Arguments of {@link cosineWindowAttention}. */
 export interface CosineAttentionArgs {
   /** `[B, N, 3C]`: q, k, v side by side, heads of `C / heads` channels inside each. */
   qkv: Tensor;
@@ -93,15 +97,17 @@ export interface CosineAttentionArgs {
   /** `[nW, N, N]`: the additive mask of window `b mod nW` (shifted windows), or null; not differentiated. */
   mask: Tensor | null;
   heads: number;
+  /** Dropout on the attention probabilities (training); when given, the composed path runs. Default none. */
+  dropout?: (probs: Tensor) => Tensor;
 }
 
 const same = (shape: readonly number[], expected: number[]) => shape.length === expected.length && shape.every((d, i) => d === expected[i]);
 
 function checkAttentionArgs({ qkv, scale, bias, mask, heads }: CosineAttentionArgs): void {
   const fail = (what: string, expected: string, got: readonly number[]) => {
-    throw new SkySenseError('E_SHAPE', `nativeCosineAttention: ${what}: expected ${expected}, got ${formatShape(got)}`);
+    throw new SkySenseError('E_SHAPE', `cosineWindowAttention: ${what}: expected ${expected}, got ${formatShape(got)}`);
   };
-  if (!Number.isInteger(heads) || heads < 1) throw new SkySenseError('E_ARG', `nativeCosineAttention: heads: expected a positive integer, got ${heads}`);
+  if (!Number.isInteger(heads) || heads < 1) throw new SkySenseError('E_ARG', `cosineWindowAttention: heads: expected a positive integer, got ${heads}`);
   if (qkv.rank !== 3 || qkv.shape[2]! % (3 * heads) !== 0) fail('qkv', `[B, N, 3·C] with C divisible by ${heads} heads`, qkv.shape);
   const [b, n] = qkv.shape as [number, number];
   if (!same(scale.shape, [heads])) fail('scale', `[${heads}]`, scale.shape);
@@ -112,11 +118,38 @@ function checkAttentionArgs({ qkv, scale, bias, mask, heads }: CosineAttentionAr
 }
 
 /**
- * Swin V2's cosine window attention after the qkv projection, as one kernel each way:
- * `softmax(scale_h · q̂k̂ᵀ + bias_h + mask) · v` with `q̂, k̂` L2-normalised per head (PyTorch's
- * `F.normalize`, eps 1e-12); output `[B, N, C]` with the heads side by side (ready for `proj`).
- * Differentiable with respect to `qkv`, `scale` and `bias`; the attention probabilities are kept
- * for the backward pass.
+ * Swin V2's cosine window attention after the qkv projection: `softmax(scale_h · q̂k̂ᵀ + bias_h +
+ * mask) · v` with `q̂, k̂` L2-normalised per head (PyTorch's `F.normalize`, eps 1e-12); output
+ * `[B, N, C]` with the heads side by side (ready for `proj`). With the native kernels one kernel
+ * each way (the probabilities kept for the backward pass); elsewhere, or with `dropout`, composed
+ * from tfjs ops. Differentiable with respect to `qkv`, `scale` and `bias`.
+ */
+export function cosineWindowAttention(a: CosineAttentionArgs): Tensor {
+  checkAttentionArgs(a);
+  return (a.dropout ? null : nativeCosineAttention(a)) ?? composedCosineAttention(a);
+}
+
+/** {@link cosineWindowAttention} from tfjs ops. */
+function composedCosineAttention({ qkv, scale, bias, mask, heads: h, dropout }: CosineAttentionArgs): Tensor {
+  return tf.tidy(() => {
+    const [b, n, c3] = qkv.shape as [number, number, number];
+    const c = c3 / 3;
+    const split = tf.transpose(tf.reshape(qkv, [b, n, 3, h, c / h]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = tf.split(split, 3, 0).map((t) => tf.reshape(t, [b, h, n, c / h])) as [Tensor, Tensor, Tensor];
+    let attn = tf.add(tf.mul(matMul(l2Normalize(q), l2Normalize(k), false, true), tf.reshape(scale, [h, 1, 1])), bias);
+    if (mask) {
+      const nw = mask.shape[0]!;
+      attn = tf.reshape(tf.add(tf.reshape(attn, [b / nw, nw, h, n, n]), tf.reshape(mask, [1, nw, 1, n, n])), [b, h, n, n]);
+    }
+    const probs = tf.softmax(attn, -1);
+    return tf.reshape(tf.transpose(matMul(dropout ? dropout(probs) : probs, v), [0, 2, 1, 3]), [b, n, c]);
+  });
+}
+
+/**
+ * The native kernel of {@link cosineWindowAttention}, or null when the native kernels are not
+ * active or an input is not float32.
+ * @deprecated call {@link cosineWindowAttention}, which falls back to the composition itself.
  */
 export function nativeCosineAttention(a: CosineAttentionArgs): Tensor | null {
   checkAttentionArgs(a);

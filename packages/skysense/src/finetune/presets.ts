@@ -54,10 +54,10 @@ export type FinetunePresetName =
  * Fine-tuning presets. The `*-skysense-hr` / `-s2` ones use the released encoders' architectures;
  * the `*-tiny*` ones the `skysense-tiny` encoders (so a tiny `skysense pretrain` teacher initialises
  * them), small enough to train on a CPU in minutes.
- * - `upernet-skysense-hr`: SkySense's iSAID config (ARCH-SPEC §6): Swin V2-H, UPerHead 512 wide, FCN
+ * - `upernet-skysense-hr`: SkySense's iSAID config (architecture guide §7): Swin V2-H, UPerHead 512 wide, FCN
  *   auxiliary head on stage 2 (256 wide, weight 0.4), AdamW 6e-5 / wd 0.01, layer decay 0.9, poly
  *   after a 1500-iteration linear warm-up from 1e-6, 512 px crops.
- * - `linear-*`: scene classification (mmcls convention, ARCH-SPEC §6.3): GAP + `head.fc`; the paper
+ * - `linear-*`: scene classification (mmcls convention, architecture guide §7): GAP + `head.fc`; the paper
  *   publishes no recipe, so AdamW 1e-4 / wd 0.05 / layer decay 0.9 / 100 warm-up iterations (our choice).
  * - `upernet-cd-*`: change detection: the shared encoder on both dates, |A − B| per level, UPerHead.
  */
