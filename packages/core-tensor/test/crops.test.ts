@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cropResize, initBackend, intersect, roiAlignCrops, tf, type CropBox, type Tensor } from '../src/index';
+import { maxAbsDiff } from '@skysense/test-utils';
 
-const maxAbs = (a: Tensor, b: Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
 /** A `[1, 1, n, n]` map whose value is the tile-pixel x (or y) coordinate of each cell centre of `box`. */
 const coordMap = (box: CropBox, n: number, axis: 'x' | 'y') =>
   tf.tensor4d(Array.from({ length: n * n }, (_, i) => (axis === 'x' ? box.x + ((i % n) + 0.5) * (box.w / n) : box.y + (Math.floor(i / n) + 0.5) * (box.h / n))), [1, 1, n, n]);
@@ -16,7 +16,7 @@ describe('crops (the pre-training views)', () => {
 
   it('cropResize samples the box at its cell centres: the whole tile at its own size is the tile; a ramp stays a ramp', () => {
     const tile = tf.randomNormal([2, 3, 12, 12], 0, 1, 'float32', 1);
-    expect(maxAbs(cropResize(tile, [{ y: 0, x: 0, h: 12, w: 12 }, { y: 0, x: 0, h: 12, w: 12 }], 12), tile)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(cropResize(tile, [{ y: 0, x: 0, h: 12, w: 12 }, { y: 0, x: 0, h: 12, w: 12 }], 12), tile)).toBeLessThan(1e-5);
     // a horizontal ramp value = x: box x ∈ [4, 12) resized to 4 px samples x = 5, 7, 9, 11 (bin centres − 0.5)
     const ramp = tf.tile(tf.reshape(tf.range(0, 16, 1, 'float32'), [1, 1, 1, 16]), [1, 1, 12, 1]);
     const out = cropResize(ramp, [{ y: 2, x: 4, h: 8, w: 8 }], 4);
@@ -30,7 +30,7 @@ describe('crops (the pre-training views)', () => {
     for (const axis of ['x', 'y'] as const) {
       const fa = roiAlignCrops(coordMap(a, 8, axis), [a], [o], 4);
       const fb = roiAlignCrops(coordMap(b, 8, axis), [b], [o], 4);
-      expect(maxAbs(fa, fb)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(fa, fb)).toBeLessThan(1e-4);
       // and the grid is the overlap's own cell centres
       const want = Array.from({ length: 16 }, (_, i) => (axis === 'x' ? o.x + ((i % 4) + 0.5) * (o.w / 4) : o.y + (Math.floor(i / 4) + 0.5) * (o.h / 4)));
       [...fa.dataSync()].forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 3));

@@ -1,17 +1,12 @@
 /** The heads against outputs of the original mmseg code (fixtures uperhead-a and fcnhead-a, tolerance 1e-4 as their README states). */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModuleDict, initBackend, loadSafetensors, tf, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { FCNHead, UPerHead, resizeTo } from '../src/index';
+import { maxAbsDiff, parityFixture } from '@skysense/test-utils';
 
-const dir = (name: string) => join(__dirname, 'fixtures', 'parity', name);
-const load = (name: string, part: string) => loadSafetensors(join(dir(name), `${part}.safetensors`));
-const config = (name: string) => JSON.parse(readFileSync(join(dir(name), 'config.json'), 'utf8')) as Record<string, unknown>;
-const maxAbs = (a: Tensor, b: Tensor) => {
-  expect(a.shape).toEqual(b.shape);
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
-};
+const load = (name: string, part: string) => loadSafetensors(parityFixture(__dirname, name).path(`${part}.safetensors`));
+const config = (name: string) => parityFixture(__dirname, name).config();
+const maxAbs = maxAbsDiff;
 const inputsOf = (m: Map<string, Tensor>) => ['in0', 'in1', 'in2', 'in3'].map((k) => m.get(k)!);
 
 /** The four fcnhead-a variants under their tags, so the fixture's tagged keys load directly. */

@@ -3,8 +3,8 @@ import { disposeGradients, initBackend, tf, valueAndGrads, type Tensor } from '@
 import {
   ContrastiveAlignment, CrossModalAlignment, FGCL, MGCL, SelfDistillation, disposeMGCLValues, imageTokens, objectTokens, pixelTokens, skySenseObjective,
 } from '../src/index';
+import { maxAbsDiff } from '@skysense/test-utils';
 
-const maxAbs = (a: Tensor, b: Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
 const softmax = (v: number[]) => {
   const m = Math.max(...v);
   const e = v.map((x) => Math.exp(x - m));
@@ -32,7 +32,7 @@ describe('SkySense multi-granularity and alignment losses', () => {
     const value = term.forward(tf.tensor2d(s), tf.tensor2d(t), 1);
     expect(Math.abs(value.dataSync()[0]! - expected)).toBeLessThanOrEqual(1e-5 * expected);
     const c1 = c0.map((c, k) => 0.9 * c + 0.1 * ((t[0]![k]! + t[1]![k]!) / 2));
-    expect(maxAbs(term.center.value, tf.tensor2d([c1]))).toBeLessThanOrEqual(1e-7);
+    expect(maxAbsDiff(term.center.value, tf.tensor2d([c1]))).toBeLessThanOrEqual(1e-7);
   });
 
   it('pixel and image tokens: one row per location, the global mean per image', () => {
@@ -57,7 +57,7 @@ describe('SkySense multi-granularity and alignment losses', () => {
     expect(rows[0]![2]).toBeCloseTo(0.01, 4);
     expect(rows[1]![1]).toBeCloseTo(1.015, 4);
     expect(rows[1]![2]).toBeCloseTo(0.05, 4);
-    expect(maxAbs(ps, tf.add(tf.mul(pt, 2), 1))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(ps, tf.add(tf.mul(pt, 2), 1))).toBeLessThanOrEqual(1e-5);
   });
 
   it('CrossModalAlignment equals twice ALBEF’s loss_ita for two modalities and sums the 6 ordered pairs for three', () => {
@@ -72,15 +72,15 @@ describe('SkySense multi-granularity and alignment losses', () => {
     const b = tf.randomNormal([4, 1, 3]);
     const ref = albef.forward(a, b);
     const got = ours.forward({ a: tf.reshape(a, [4, 5]), b: tf.reshape(b, [4, 3]) });
-    expect(maxAbs(got.pairs['a→b']!, ref.lossAB)).toBeLessThanOrEqual(1e-6);
-    expect(maxAbs(got.pairs['b→a']!, ref.lossBA)).toBeLessThanOrEqual(1e-6);
-    expect(maxAbs(got.total, tf.mul(ref.loss, 2))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(got.pairs['a→b']!, ref.lossAB)).toBeLessThanOrEqual(1e-6);
+    expect(maxAbsDiff(got.pairs['b→a']!, ref.lossBA)).toBeLessThanOrEqual(1e-6);
+    expect(maxAbsDiff(got.total, tf.mul(ref.loss, 2))).toBeLessThanOrEqual(1e-5);
 
     const three = new CrossModalAlignment({ widths: { hr: 6, s2: 5, s1: 4 }, embedDim: 3 });
     const r3 = three.forward({ hr: tf.randomNormal([3, 6]), s2: tf.randomNormal([3, 5]), s1: tf.randomNormal([3, 4]) });
     expect(Object.keys(r3.pairs).sort()).toEqual(['hr→s1', 'hr→s2', 's1→hr', 's1→s2', 's2→hr', 's2→s1']);
-    expect(maxAbs(r3.total, tf.addN(Object.values(r3.pairs)))).toBeLessThanOrEqual(1e-6);
-    expect(maxAbs(skySenseObjective(tf.scalar(2), tf.scalar(3), { alpha: 0.5, beta: 2 }), tf.scalar(7))).toBe(0);
+    expect(maxAbsDiff(r3.total, tf.addN(Object.values(r3.pairs)))).toBeLessThanOrEqual(1e-6);
+    expect(maxAbsDiff(skySenseObjective(tf.scalar(2), tf.scalar(3), { alpha: 0.5, beta: 2 }), tf.scalar(7))).toBe(0);
   });
 
   it('MGCL: gradients reach the student heads only (the teacher’s are exactly zero), and every center moves', () => {
@@ -98,14 +98,14 @@ describe('SkySense multi-granularity and alignment losses', () => {
       return values.total;
     });
     const fgcl = values!.sources.hr!;
-    expect(maxAbs(fgcl.total, tf.addN([fgcl.pixel, fgcl.object, fgcl.image]))).toBeLessThanOrEqual(1e-6);
-    expect(maxAbs(value, tf.add(values!.sources.hr!.total, values!.sources.fusion!.total))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(fgcl.total, tf.addN([fgcl.pixel, fgcl.object, fgcl.image]))).toBeLessThanOrEqual(1e-6);
+    expect(maxAbsDiff(value, tf.add(values!.sources.hr!.total, values!.sources.fusion!.total))).toBeLessThanOrEqual(1e-5);
     const studentTrainable = student.namedParameters().filter(([, p]) => p.requiresGrad);
     expect(studentTrainable.every(([, p]) => grads.has(p))).toBe(true);
     const gradNorm = (t: Tensor | undefined) => (t ? tf.tidy(() => tf.max(tf.abs(t)).dataSync()[0]!) : 0);
     expect(teacher.namedParameters().map(([, p]) => gradNorm(grads.get(p)))).toEqual(teacher.namedParameters().map(() => 0));
     expect(studentTrainable.filter(([name]) => name.includes('weight_v') || name.endsWith('mlp.0.weight')).every(([, p]) => gradNorm(grads.get(p)) > 0)).toBe(true);
-    student.namedBuffers().forEach(([name, b], i) => expect(maxAbs(b.value, centersBefore[i]!), name).toBeGreaterThan(0));
+    student.namedBuffers().forEach(([name, b], i) => expect(maxAbsDiff(b.value, centersBefore[i]!), name).toBeGreaterThan(0));
     disposeGradients(grads);
     disposeMGCLValues(values!);
   });

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, loadSafetensors, manualSeed, saveSafetensors, shapeOnly, tf, type Tensor } from '@skysense/core-tensor';
 import { SkySense, createModel, formatBreakdown, listModels, type SkySenseInputs } from '../src/index';
+import { maxAbsDiff } from '@skysense/test-utils';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { forwardFixture, runFixture } from '../src/verify';
 
@@ -19,11 +20,6 @@ function inputs(b = 2): SkySenseInputs {
     lat: [43.6, -33.9].slice(0, b),
     lon: [1.44, 151.2].slice(0, b),
   };
-}
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  expect(a.shape).toEqual(b.shape);
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
 }
 
 describe('SkySense (assembled)', () => {

@@ -2,14 +2,10 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SkySenseError, initBackend, loadSafetensors, tf, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { MultiModalFusion, calendarRow, dayOfYear, type MultiModalFusionOptions } from '../src/index';
+import { maxAbsDiff } from '@skysense/test-utils';
 
 const fixture = (f: string) => loadSafetensors(join(__dirname, 'fixtures', 'parity', 'upfusion-small-a', `${f}.safetensors`));
 const SMALL: MultiModalFusionOptions = { vitDims: 64, tokenDims: 48, upScale: 4, fusion: { embedDims: 32, numLayers: 2, numHeads: 4, mlpRatio: 4, dropPathRate: 0.3 } };
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  expect(a.shape).toEqual(b.shape);
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
-}
 
 function randomModel(seed: number): MultiModalFusion {
   const m = new MultiModalFusion({ ...SMALL, fusion: { ...SMALL.fusion, numLayers: 1 } }).eval();

@@ -1,0 +1,76 @@
+/**
+ * Helpers shared by the test suites of every SkySense package (private, never published): tensor
+ * comparison, the "tensor count stays flat" check, parity-fixture loading and deterministic values.
+ * It imports tfjs-core directly (not a package under test), so the helpers work whether a suite
+ * imports its package from `src/` or `dist/`.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'vitest';
+
+type Values = tf.Tensor | ArrayLike<number>;
+
+/** Max |a − b| over all elements; shapes (or lengths) must match; a NaN anywhere counts as ∞. */
+export function maxAbsDiff(a: Values, b: Values): number {
+  if (a instanceof tf.Tensor && b instanceof tf.Tensor) expect(a.shape).toEqual(b.shape);
+  const av = a instanceof tf.Tensor ? a.dataSync() : a;
+  const bv = b instanceof tf.Tensor ? b.dataSync() : b;
+  expect(av.length).toBe(bv.length);
+  let m = 0;
+  for (let i = 0; i < av.length; i++) {
+    const d = Math.abs(av[i]! - bv[i]!);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+/** Asserts max |a − b| ≤ `tol`. */
+export function expectClose(a: Values, b: Values, tol: number, label?: string): void {
+  expect(maxAbsDiff(a, b), label).toBeLessThanOrEqual(tol);
+}
+
+/** Runs `fn` once to warm caches, then `reps` more times, and asserts the live tensor count does not grow. */
+export function expectNoLeak(fn: () => void, reps = 3, label?: string): void {
+  fn();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < reps; i++) fn();
+  expect(tf.memory().numTensors - before, label ?? 'tensors leaked').toBe(0);
+}
+
+/** A parity fixture folder (`config.json`, `weights` / `input` / `output.safetensors`) under a package's `test/fixtures/parity`. */
+export interface ParityFixture {
+  /** Path of a file of the fixture. */
+  path(file: string): string;
+  /** The parsed `config.json`. */
+  config<T = Record<string, unknown>>(): T;
+}
+
+/** The fixture `name` under `<testDir>/fixtures/parity` (`testDir`: the calling suite's `__dirname`). */
+export function parityFixture(testDir: string, name: string): ParityFixture {
+  const dir = join(testDir, 'fixtures', 'parity', name);
+  return {
+    path: (file) => join(dir, file),
+    config: <T>() => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as T,
+  };
+}
+
+/** Deterministic pseudo-random values in [-1, 1) (xorshift; independent of the library's RNG). */
+export function testValues(n: number, seed = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+/** A float32 tensor of {@link testValues}. */
+export function testTensor(shape: number[], seed = 1): tf.Tensor {
+  return tf.tensor(testValues(shape.reduce((a, b) => a * b, 1), seed), shape);
+}
