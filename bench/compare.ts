@@ -16,7 +16,20 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TransformerEncoderLayer, disableNativeKernels, disposeGradients, enableNativeKernels, initBackend, matMul, setNativeGemm, tf, valueAndGrads, type GemmChoice, type Module, type Tensor } from '@skysense/core-tensor';
+import {
+  TransformerEncoderLayer,
+  disableNativeKernels,
+  disposeGradients,
+  enableNativeKernels,
+  initBackend,
+  matMul,
+  setNativeGemm,
+  tf,
+  valueAndGrads,
+  type GemmChoice,
+  type Module,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { SwinBlockV2, SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
 import { timeIt } from './harness';
@@ -82,7 +95,14 @@ const workloads: Workload[] = [
     name: `Swin-H stage-0 block ${mode}`,
     heavy: false,
     run: (r: number) => {
-      const block = new SwinBlockV2(352, 8, { windowSize: 8, shift: true, extraNorm: false, dropPath: 0, padSmallMap: false, pretrainedWindowSize: 0 });
+      const block = new SwinBlockV2(352, 8, {
+        windowSize: 8,
+        shift: true,
+        extraNorm: false,
+        dropPath: 0,
+        padSmallMap: false,
+        pretrainedWindowSize: 0,
+      });
       const x = tf.randomNormal([1, 64, 64, 352]);
       const ms = mode === 'fwd' ? forward(block, x, `Swin-H block ${mode}`, r) : forwardBackward(block, x, `Swin-H block ${mode}`, r);
       tf.dispose(x);
@@ -99,7 +119,9 @@ const workloads: Workload[] = [
       const weightsMiB = (model.parameterCount() * 4) / 2 ** 20;
       const before = peakRss();
       const ms = forward(model, x, 'Swin-H forward 256²', r);
-      console.log(`  Swin-H weights ${weightsMiB.toFixed(0)} MiB; peak RSS ${peakRss().toFixed(0)} MiB (before the forward passes: ${before.toFixed(0)} MiB)`);
+      console.log(
+        `  Swin-H weights ${weightsMiB.toFixed(0)} MiB; peak RSS ${peakRss().toFixed(0)} MiB (before the forward passes: ${before.toFixed(0)} MiB)`,
+      );
       tf.dispose(x);
       model.dispose();
       return ms;
@@ -125,7 +147,10 @@ function torchResults(): Record<string, number> | null {
     if (py.startsWith('/') && !existsSync(py)) continue;
     try {
       console.log(`PyTorch (${py}, 2 threads): running …`);
-      const out = execFileSync(py, [join(here, 'torch_workloads.py'), String(reps)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const out = execFileSync(py, [join(here, 'torch_workloads.py'), String(reps)], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       return (JSON.parse(out.trim().split('\n').pop()!) as { results: Record<string, number> }).results;
     } catch {
       /* no torch there */
@@ -175,7 +200,11 @@ async function main(): Promise<void> {
   }
   const torch = torchResults();
   const both = backends.includes('cpu-native') && backends.includes('cpu-builtin');
-  const cols = [...backends, ...(both ? ['built-in / native'] : []), ...(torch ? ['pytorch', 'best tfjs / pytorch', 'built-in / pytorch'] : [])];
+  const cols = [
+    ...backends,
+    ...(both ? ['built-in / native'] : []),
+    ...(torch ? ['pytorch', 'best tfjs / pytorch', 'built-in / pytorch'] : []),
+  ];
   const width = (c: string) => Math.max(12, c.length + 2);
   const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? '—' : (x / y).toFixed(2));
   console.log(`\n${'workload'.padEnd(30)}${cols.map((c) => c.padStart(width(c))).join('')}   (median ms)`);

@@ -33,7 +33,11 @@ export type BenchRow = { backend: BackendKind } & Record<string, number | string
  * Runs `bench(kind, reps)` on every requested backend that loads, prints a table and saves
  * `results/<name>-<time>.json` beside the calling bench.
  */
-export async function runBench(name: string, resultsDir: string, bench: (kind: BackendKind, reps: number) => Record<string, number>): Promise<void> {
+export async function runBench(
+  name: string,
+  resultsDir: string,
+  bench: (kind: BackendKind, reps: number) => Record<string, number>,
+): Promise<void> {
   const wanted = (process.env.BENCH_BACKENDS?.split(',').map((s) => s.trim()) ?? [...BACKEND_ORDER]) as BackendKind[];
   const reps = Number(process.env.BENCH_REPS ?? 5);
   const rows: BenchRow[] = [];
@@ -49,7 +53,8 @@ export async function runBench(name: string, resultsDir: string, bench: (kind: B
   }
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((c) => c !== 'backend');
   console.log(`\n${['backend', ...cols].join(' | ')}`);
-  for (const r of rows) console.log([r.backend, ...cols.map((c) => (typeof r[c] === 'number' ? (r[c] as number).toFixed(1) : String(r[c] ?? '')))].join(' | '));
+  for (const r of rows)
+    console.log([r.backend, ...cols.map((c) => (typeof r[c] === 'number' ? (r[c] as number).toFixed(1) : String(r[c] ?? '')))].join(' | '));
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileAtomic(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2));

@@ -35,7 +35,14 @@ function timeNativeCalls(): void {
 async function main(): Promise<void> {
   await initBackend({ force: 'cpu' });
   timeNativeCalls();
-  const block = new SwinBlockV2(352, 8, { windowSize: 8, shift: true, extraNorm: false, dropPath: 0, padSmallMap: false, pretrainedWindowSize: 0 });
+  const block = new SwinBlockV2(352, 8, {
+    windowSize: 8,
+    shift: true,
+    extraNorm: false,
+    dropPath: 0,
+    padSmallMap: false,
+    pretrainedWindowSize: 0,
+  });
   const x = tf.randomNormal([1, 64, 64, 352]);
   block.train();
   const step = () => {
@@ -57,7 +64,8 @@ async function main(): Promise<void> {
   if (native.size) {
     const total = [...native.values()].reduce((a, e) => a + e.ms, 0) / reps;
     console.log(`\nnative addon, ms per step (${total.toFixed(0)} in all):`);
-    for (const [name, e] of [...native].sort((a, b) => b[1].ms - a[1].ms)) console.log(`  ${name.padEnd(26)} ${(e.ms / reps).toFixed(1).padStart(7)} ${String(e.calls / reps).padStart(4)} calls`);
+    for (const [name, e] of [...native].sort((a, b) => b[1].ms - a[1].ms))
+      console.log(`  ${name.padEnd(26)} ${(e.ms / reps).toFixed(1).padStart(7)} ${String(e.calls / reps).padStart(4)} calls`);
   }
   const prof = await tf.profile(step);
   const by = new Map<string, { ms: number; n: number; shapes: string }>();
@@ -68,7 +76,8 @@ async function main(): Promise<void> {
     by.set(k.name, e);
   }
   console.log(`\ntfjs kernels of one step (profiler):\n  ${'kernel'.padEnd(26)} ${'ms'.padStart(7)} calls first input shapes`);
-  for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) console.log(`  ${k.padEnd(26)} ${e.ms.toFixed(1).padStart(7)} ${String(e.n).padStart(5)} ${e.shapes}`);
+  for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20))
+    console.log(`  ${k.padEnd(26)} ${e.ms.toFixed(1).padStart(7)} ${String(e.n).padStart(5)} ${e.shapes}`);
 }
 
 main().catch((e: unknown) => {

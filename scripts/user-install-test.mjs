@@ -11,7 +11,7 @@
  *   node scripts/user-install-test.mjs [--keep]     (--keep leaves the temporary folder)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,15 @@ const repo = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'skysense-user-install-'));
 const noBlas = join(work, 'no-pkgconfig'); // an empty pkg-config search path: OpenBLAS is invisible
 mkdirSync(noBlas);
-const env = { ...process.env, PKG_CONFIG_LIBDIR: noBlas, PKG_CONFIG_PATH: '', npm_config_prefer_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+const env = {
+  ...process.env,
+  PKG_CONFIG_LIBDIR: noBlas,
+  PKG_CONFIG_PATH: '',
+  npm_config_prefer_offline: 'true',
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+};
 delete env.SKYSENSE_NATIVE;
 delete env.SKYSENSE_BACKEND;
 
@@ -43,18 +51,25 @@ const subsets = [
   {
     name: 'core-tensor + swin',
     packages: ['core-tensor', 'swin'],
-    examples: variants({ '@skysense/core-tensor': ['initBackend', 'tf'], '@skysense/swin': ['SwinTransformerV2'] }, `${backendCheck}
+    examples: variants(
+      { '@skysense/core-tensor': ['initBackend', 'tf'], '@skysense/swin': ['SwinTransformerV2'] },
+      `${backendCheck}
 const model = SwinTransformerV2.fromPreset('tiny', { outIndices: [0, 1, 2, 3] }).eval();
 const feats = model.forward(tf.randomNormal([1, 3, 256, 256]));
 const shapes = JSON.stringify(feats.map((f) => f.shape));
 if (shapes !== '[[1,96,64,64],[1,192,32,32],[1,384,16,16],[1,768,8,8]]') throw new Error('unexpected shapes ' + shapes);
-console.log('swin tiny features:', shapes);`),
+console.log('swin tiny features:', shapes);`,
+    ),
   },
   {
     name: 'core-tensor + vit + heads',
     packages: ['core-tensor', 'vit', 'heads'],
     examples: variants(
-      { '@skysense/core-tensor': ['initBackend', 'tf'], '@skysense/vit': ['VisionTransformer'], '@skysense/heads': ['UPerHead', 'crossEntropyLoss', 'resizeTo'] },
+      {
+        '@skysense/core-tensor': ['initBackend', 'tf'],
+        '@skysense/vit': ['VisionTransformer'],
+        '@skysense/heads': ['UPerHead', 'crossEntropyLoss', 'resizeTo'],
+      },
       `${backendCheck}
 const vit = new VisionTransformer({ embedDims: 64, numLayers: 2, numHeads: 4, outIndices: [0, 1] }).eval();
 const [, layer1] = vit.forwardSeries(tf.randomNormal([1, 3, 10, 64, 64]));
@@ -68,16 +83,21 @@ console.log('vit series:', JSON.stringify(layer1.shape), 'upernet loss:', loss.t
   {
     name: 'core-tensor + data',
     packages: ['core-tensor', 'data'],
-    examples: variants({ '@skysense/core-tensor': ['initBackend'], '@skysense/data': ['loadSentinel2', 'samplesDir'] }, `${backendCheck}
+    examples: variants(
+      { '@skysense/core-tensor': ['initBackend'], '@skysense/data': ['loadSentinel2', 'samplesDir'] },
+      `${backendCheck}
 const folder = samplesDir() + '/bigearthnet/v1-s1s2-example/BigEarthNet-S2/S2A_MSIL2A_20170613T101031_87_48';
 const s2 = await loadSentinel2({ folder });
 if (s2.names.length !== 10 || s2.height !== 120) throw new Error('unexpected Sentinel-2 stack');
-console.log('sentinel-2 bands:', s2.names.join(','), s2.height + 'x' + s2.width);`),
+console.log('sentinel-2 bands:', s2.names.join(','), s2.height + 'x' + s2.width);`,
+    ),
   },
   {
     name: '@skysense/skysense (umbrella)',
     packages: ['core-tensor', 'data', 'swin', 'vit', 'temporal-fusion', 'geo-prototypes', 'losses', 'heads', 'skysense'],
-    examples: variants({ '@skysense/core-tensor': ['initBackend', 'tf'], '@skysense/skysense': ['SkySense'] }, `${backendCheck}
+    examples: variants(
+      { '@skysense/core-tensor': ['initBackend', 'tf'], '@skysense/skysense': ['SkySense'] },
+      `${backendCheck}
 const model = SkySense.fromPreset('skysense-tiny').eval();
 const { fused } = model.forward({
   hr: tf.randomNormal([1, 3, 128, 128]),
@@ -85,7 +105,8 @@ const { fused } = model.forward({
   s1: { frames: tf.randomNormal([1, 2, 2, 4, 4]) },
   lat: [43.6], lon: [1.44],
 });
-console.log('skysense-tiny fused:', JSON.stringify(fused.shape));`),
+console.log('skysense-tiny fused:', JSON.stringify(fused.shape));`,
+    ),
     cli: true,
   },
 ];
@@ -94,11 +115,26 @@ console.log('skysense-tiny fused:', JSON.stringify(fused.shape));`),
 function pack() {
   const dir = join(work, 'tarballs');
   mkdirSync(dir);
-  const order = ['core-tensor', ...readdirSync(join(repo, 'packages')).filter((p) => !['core-tensor', 'skysense'].includes(p)), 'skysense'];
-  for (const p of order) execFileSync('npm', ['pack', '--silent', '-w', `packages/${p}`, '--pack-destination', dir], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
+  const published = readdirSync(join(repo, 'packages')).filter(
+    (p) => !JSON.parse(readFileSync(join(repo, 'packages', p, 'package.json'), 'utf8')).private,
+  );
+  const order = ['core-tensor', ...published.filter((p) => !['core-tensor', 'skysense'].includes(p)), 'skysense'];
+  for (const p of order)
+    execFileSync('npm', ['pack', '--silent', '-w', `packages/${p}`, '--pack-destination', dir], {
+      cwd: repo,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   const files = readdirSync(dir);
   console.log(`packed ${files.length} packages: ${files.join(', ')}`);
-  return Object.fromEntries(order.map((p) => [p, join(dir, files.find((f) => f.startsWith(`skysense-${p}-`)))]));
+  return Object.fromEntries(
+    order.map((p) => [
+      p,
+      join(
+        dir,
+        files.find((f) => f.startsWith(`skysense-${p}-`)),
+      ),
+    ]),
+  );
 }
 
 function megabytes(dir) {
@@ -115,7 +151,9 @@ function trial(subset, tarballs) {
   const nativeLine = out.split('\n').find((l) => l.startsWith('native kernels:')) ?? '(no line from the install step)';
   const installed = readdirSync(join(dir, 'node_modules', '@skysense')).join(', ');
   console.log(`\n## ${subset.name}\ninstalled @skysense/{${installed}}; install step: ${nativeLine}`);
-  console.log(`node_modules: ${megabytes(join(dir, 'node_modules'))} MB (@tensorflow: ${megabytes(join(dir, 'node_modules', '@tensorflow'))} MB)`);
+  console.log(
+    `node_modules: ${megabytes(join(dir, 'node_modules'))} MB (@tensorflow: ${megabytes(join(dir, 'node_modules', '@tensorflow'))} MB)`,
+  );
   for (const [file, code] of Object.entries(subset.examples)) {
     writeFileSync(join(dir, file), code);
     console.log(`${file}:\n${run(process.execPath, [file], dir).trim().replace(/^/gm, '  ')}`);
@@ -123,7 +161,12 @@ function trial(subset, tarballs) {
   if (subset.cli) {
     console.log(`npx skysense --version: ${run('npx', ['--offline', 'skysense', '--version'], dir).trim()}`);
     const info = run('npx', ['--offline', 'skysense', 'info', 'skysense-2b'], dir).trim().split('\n');
-    console.log(`npx skysense info skysense-2b:\n${info.slice(0, 4).map((l) => `  ${l}`).join('\n')}\n  … (${info.length} lines)`);
+    console.log(
+      `npx skysense info skysense-2b:\n${info
+        .slice(0, 4)
+        .map((l) => `  ${l}`)
+        .join('\n')}\n  … (${info.length} lines)`,
+    );
   }
 }
 

@@ -27,7 +27,9 @@ try {
       fill: (off: number, chunk: Uint8Array) => chunk.fill((off / chunk.length + i) & 0xff),
     })),
   );
-  console.log(`wrote ${(size / 1024 ** 3).toFixed(2)} GiB synthetic checkpoint (${count} tensors) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `wrote ${(size / 1024 ** 3).toFixed(2)} GiB synthetic checkpoint (${count} tensors) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   const output = join(dir, 'big.safetensors');
   const child = `
     const m = require(${JSON.stringify(join(here, '..', 'dist', 'index.cjs'))});
@@ -40,7 +42,9 @@ try {
     const hwm = require('fs').readFileSync('/proc/self/status', 'utf8').match(/VmHWM:\\s+(\\d+) kB/)[1];
     console.log('converted in ' + ((performance.now() - t0) / 1000).toFixed(1) + ' s; peak RSS ' + (hwm / 1024).toFixed(0) + ' MiB');`;
   process.stdout.write(execFileSync(process.execPath, ['-e', child], { encoding: 'utf8' }));
-  console.log(`input ${(statSync(input).size / 1024 ** 2).toFixed(0)} MiB, output ${(statSync(output).size / 1024 ** 2).toFixed(0)} MiB; largest tensor 256 MiB`);
+  console.log(
+    `input ${(statSync(input).size / 1024 ** 2).toFixed(0)} MiB, output ${(statSync(output).size / 1024 ** 2).toFixed(0)} MiB; largest tensor 256 MiB`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

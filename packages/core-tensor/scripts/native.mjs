@@ -39,14 +39,21 @@ function blasChoice() {
   const want = (process.env.SKYSENSE_BLAS ?? 'auto').toLowerCase();
   if (want === 'builtin') return 'builtin';
   if (hasOpenBlas()) return 'openblas';
-  if (want === 'openblas') console.error('native kernels: SKYSENSE_BLAS=openblas but pkg-config finds no openblas; using the built-in GEMM');
+  if (want === 'openblas')
+    console.error('native kernels: SKYSENSE_BLAS=openblas but pkg-config finds no openblas; using the built-in GEMM');
   return 'builtin';
 }
 
 /** What the binary depends on: the choice of BLAS and the contents of every source file. */
 function stamp(blas) {
   const hash = createHash('sha256');
-  for (const f of ['binding.gyp', ...readdirSync(join(root, 'native')).sort().map((n) => join('native', n))]) hash.update(f).update(readFileSync(join(root, f)));
+  for (const f of [
+    'binding.gyp',
+    ...readdirSync(join(root, 'native'))
+      .sort()
+      .map((n) => join('native', n)),
+  ])
+    hash.update(f).update(readFileSync(join(root, f)));
   return JSON.stringify({ blas, sources: hash.digest('hex').slice(0, 16) });
 }
 
@@ -78,7 +85,8 @@ function compile(blas, why) {
     execFileSync(process.execPath, [nodeGyp(), 'rebuild', '--jobs=max', ...headers], { cwd: root, env, stdio: 'pipe' });
   } catch (e) {
     const out = `${e.stdout ?? ''}\n${e.stderr ?? ''}`.split('\n');
-    const detail = out.find((l) => /error/i.test(l) && !/^gyp (ERR|info)/.test(l)) ?? out.find((l) => /error/i.test(l)) ?? e.message.split('\n')[0];
+    const detail =
+      out.find((l) => /error/i.test(l) && !/^gyp (ERR|info)/.test(l)) ?? out.find((l) => /error/i.test(l)) ?? e.message.split('\n')[0];
     return void console.log(`native kernels: not built, using the JavaScript kernels (${detail.trim()})`);
   }
   if (!loads(addon)) {
@@ -107,7 +115,8 @@ const upToDate = (blas) => existsSync(addon) && existsSync(stampFile) && readFil
  * every Node ≥ 20). Published tarballs carry the linux-x64 binary, so packing anywhere else fails.
  */
 function prebuild() {
-  if (`${process.platform}-${process.arch}` !== 'linux-x64') throw new Error(`native.mjs prebuild: pack on linux-x64 (the published prebuilt binary), not ${process.platform}-${process.arch}`);
+  if (`${process.platform}-${process.arch}` !== 'linux-x64')
+    throw new Error(`native.mjs prebuild: pack on linux-x64 (the published prebuilt binary), not ${process.platform}-${process.arch}`);
   rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
   // node-gyp reads npm_config_nodedir: the local headers, so nothing is downloaded
   const env = { ...process.env, SKYSENSE_BLAS: 'builtin', ...(nodedir() ? { npm_config_nodedir: nodedir() } : {}) };
@@ -119,7 +128,8 @@ function prebuild() {
 
 function main(mode) {
   if (mode === '--blas') return void process.stdout.write(blasChoice());
-  if (!['install', 'build', 'prebuild', 'clean-prebuild'].includes(mode)) throw new Error(`usage: native.mjs install|build|prebuild|clean-prebuild|--blas (got ${mode})`);
+  if (!['install', 'build', 'prebuild', 'clean-prebuild'].includes(mode))
+    throw new Error(`usage: native.mjs install|build|prebuild|clean-prebuild|--blas (got ${mode})`);
   if (mode === 'prebuild') return prebuild(); // a published package always carries the binary
   if (mode === 'clean-prebuild') rmSync(join(root, 'prebuilds'), { recursive: true, force: true }); // then build as configured
   if (process.env.SKYSENSE_NATIVE === '0') return void console.log('native kernels: skipped (SKYSENSE_NATIVE=0)');
@@ -129,7 +139,10 @@ function main(mode) {
     if (prebuilt) return void console.log(`native kernels: prebuilt binary ${relative(root, prebuilt)} (built-in GEMM)`);
   }
   if (upToDate(blas)) return void console.log(`native kernels: up to date (${describe(blas)})`);
-  const why = blas === 'builtin' && process.env.SKYSENSE_BLAS?.toLowerCase() !== 'builtin' ? ' (no OpenBLAS found by pkg-config: it is optional)' : '';
+  const why =
+    blas === 'builtin' && process.env.SKYSENSE_BLAS?.toLowerCase() !== 'builtin'
+      ? ' (no OpenBLAS found by pkg-config: it is optional)'
+      : '';
   compile(blas, why);
 }
 

@@ -30,7 +30,7 @@ export function withAtomicFile(target: string, write: (fd: number) => void): voi
 /** Writes all of `data` at the current position of `fd`, in chunks a single write call accepts. */
 export function writeAll(fd: number, data: Uint8Array): void {
   const CHUNK = 1 << 30;
-  for (let off = 0; off < data.byteLength; ) {
+  for (let off = 0; off < data.byteLength;) {
     off += fs.writeSync(fd, data, off, Math.min(CHUNK, data.byteLength - off));
   }
 }

@@ -73,7 +73,8 @@ let current: BackendReport | undefined;
  * "Make sure to await tf.ready()" (or a silent start on the slowest backend).
  */
 const UNINITIALISED = 'skysense-uninitialised';
-const NOT_INITIALISED = 'no tensor backend yet: call `await initBackend()` (from @skysense/core-tensor) once, before creating tensors or models';
+const NOT_INITIALISED =
+  'no tensor backend yet: call `await initBackend()` (from @skysense/core-tensor) once, before creating tensors or models';
 
 class UninitialisedBackend extends tf.KernelBackend {
   override write(): never {
@@ -87,7 +88,8 @@ function installUninitialisedBackend(): void {
   const refuse = (): never => {
     throw new SkySenseError('E_BACKEND', NOT_INITIALISED);
   };
-  for (const k of tf.getKernelsForBackend('cpu')) tf.registerKernel({ kernelName: k.kernelName, backendName: UNINITIALISED, kernelFunc: refuse });
+  for (const k of tf.getKernelsForBackend('cpu'))
+    tf.registerKernel({ kernelName: k.kernelName, backendName: UNINITIALISED, kernelFunc: refuse });
 }
 installUninitialisedBackend();
 
@@ -97,7 +99,12 @@ function isBackendKind(v: string): v is BackendKind {
 
 function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n').find((l) => l.trim().length > 0)?.trim() ?? 'unknown error';
+  return (
+    msg
+      .split('\n')
+      .find((l) => l.trim().length > 0)
+      ?.trim() ?? 'unknown error'
+  );
 }
 
 /** Reads `SKYSENSE_BACKEND`; `undefined` when unset or `auto`. @throws SkySenseError `E_ARG` for other values. */
@@ -105,7 +112,10 @@ export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendKin
   const v = env.SKYSENSE_BACKEND?.trim().toLowerCase();
   if (!v || v === 'auto') return undefined;
   if (!isBackendKind(v)) {
-    throw new SkySenseError('E_ARG', `SKYSENSE_BACKEND: expected one of ${BACKEND_ORDER.join(', ')} or auto, got '${env.SKYSENSE_BACKEND}'`);
+    throw new SkySenseError(
+      'E_ARG',
+      `SKYSENSE_BACKEND: expected one of ${BACKEND_ORDER.join(', ')} or auto, got '${env.SKYSENSE_BACKEND}'`,
+    );
   }
   return v;
 }
@@ -119,7 +129,9 @@ function loadNative(kind: 'cuda' | 'native'): string | null {
     createRequire(import.meta.url)(pkg);
   } catch (e) {
     const missing = (e as { code?: string }).code === 'MODULE_NOT_FOUND' && firstLine(e).includes(`'${pkg}'`);
-    return missing ? `${pkg} is not installed (optional: npm install ${pkg}@4.22.0, where libtensorflow can be downloaded)` : `${pkg} is not usable: ${firstLine(e)}`;
+    return missing
+      ? `${pkg} is not installed (optional: npm install ${pkg}@4.22.0, where libtensorflow can be downloaded)`
+      : `${pkg} is not usable: ${firstLine(e)}`;
   }
   return tf.findBackend('tensorflow') ? null : `${pkg} loaded but registered no 'tensorflow' backend`;
 }
@@ -185,7 +197,11 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       const nativeKernels = kind === 'cpu' ? enableNativeKernels() : [];
       const gemm = nativeKernels.length ? nativeAddon()!.gemmName() : undefined;
       const what =
-        kind !== 'cpu' ? REASON[kind] : nativeKernels.length ? `JavaScript with native kernels (${nativeReason()}), no memory cap` : `${REASON.cpu}; native kernels ${nativeReason()}`;
+        kind !== 'cpu'
+          ? REASON[kind]
+          : nativeKernels.length
+            ? `JavaScript with native kernels (${nativeReason()}), no memory cap`
+            : `${REASON.cpu}; native kernels ${nativeReason()}`;
       const reason = forced ? `forced by ${options.force ? 'force' : 'SKYSENSE_BACKEND'}; ${what}` : what;
       attempts.push({ kind, ok: true, reason });
       current = { kind, tfjsName: tf.getBackend(), reason, attempts, nativeKernels, ...(gemm ? { gemm } : {}) };
@@ -195,9 +211,13 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     attempts.push({ kind, ok: false, reason: why });
   }
   const detail = attempts.map((a) => `${a.kind}: ${a.reason}`).join('; ');
-  throw new SkySenseError('E_BACKEND', forced ? `backend '${forced}' was forced but cannot load (${detail})` : `no backend could load (${detail})`, {
-    details: attempts,
-  });
+  throw new SkySenseError(
+    'E_BACKEND',
+    forced ? `backend '${forced}' was forced but cannot load (${detail})` : `no backend could load (${detail})`,
+    {
+      details: attempts,
+    },
+  );
 }
 
 /** Formats a report as one line, e.g. for logs. */

@@ -12,7 +12,12 @@ export function camelCase(name: string): string {
  * names, values untouched.
  * @param what the class name, for messages.
  */
-export function readConfig(what: string, kwargs: Record<string, unknown>, known: readonly string[], ignored: readonly string[] = []): Record<string, unknown> {
+export function readConfig(
+  what: string,
+  kwargs: Record<string, unknown>,
+  known: readonly string[],
+  ignored: readonly string[] = [],
+): Record<string, unknown> {
   const unknown = Object.keys(kwargs).filter((k) => !known.includes(k) && !ignored.includes(k));
   if (unknown.length) throw new SkySenseError('E_ARG', `${what} config: unknown argument(s) ${unknown.join(', ')}`);
   const out: Record<string, unknown> = {};

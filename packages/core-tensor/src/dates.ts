@@ -14,7 +14,8 @@ function isLeap(year: number): boolean {
  */
 export function dayOfYear(date: AcquisitionDate, what = 'date'): number {
   if (typeof date === 'number') {
-    if (!Number.isInteger(date) || date < 1 || date > 366) throw new SkySenseError('E_DATE', `${what}: day of year must be an integer in [1, 366], got ${date}`);
+    if (!Number.isInteger(date) || date < 1 || date > 366)
+      throw new SkySenseError('E_DATE', `${what}: day of year must be an integer in [1, 366], got ${date}`);
     return date;
   }
   const d = typeof date === 'string' ? parseIso(date, what) : date;

@@ -13,7 +13,17 @@ export { tf } from './tf';
 export type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Scalar, Variable, DataType, Rank } from './tf';
 export { SkySenseError, type SkySenseErrorCode } from './errors';
 export { readConfig, camelCase } from './config';
-export { assertShape, assertRank, assertDtype, assertInt, assertPositive, assertInRange, formatShape, pair, type DimSpec } from './validate';
+export {
+  assertShape,
+  assertRank,
+  assertDtype,
+  assertInt,
+  assertPositive,
+  assertInRange,
+  formatShape,
+  pair,
+  type DimSpec,
+} from './validate';
 export {
   initBackend,
   currentBackend,
@@ -28,7 +38,18 @@ export {
   type InitBackendOptions,
 } from './backend';
 export { Generator, defaultRng, manualSeed, type GeneratorState } from './rng';
-export { nativeKernelsAvailable, nativeCallCount, nativeReason, setNativeGemm, GEMM_CHOICES, enableNativeKernels, disableNativeKernels, nativeKernelsActive, NATIVE_BACKEND, type GemmChoice } from './native';
+export {
+  nativeKernelsAvailable,
+  nativeCallCount,
+  nativeReason,
+  setNativeGemm,
+  GEMM_CHOICES,
+  enableNativeKernels,
+  disableNativeKernels,
+  nativeKernelsActive,
+  NATIVE_BACKEND,
+  type GemmChoice,
+} from './native';
 export {
   type Initializer,
   type KaimingOptions,
@@ -126,7 +147,19 @@ export { encodePng, decodePng, writePng, categoricalColors, type DecodedImage } 
 export { PthFile, type PthLayout, type PthTensorInfo, type PthOpenOptions } from './checkpoint/pth';
 export { type ByteSource, fileSource, bufferSource } from './checkpoint/byte-source';
 export { readZipDirectory, readZipEntry, type ZipEntry } from './checkpoint/zip';
-export { unpickle, PyDict, PyTuple, PyTensor, PyStorage, PyStorageType, PyNumpyDtype, PyCallable, STORAGE_DTYPES, type PyValue, type PersistentLoad } from './checkpoint/pickle';
+export {
+  unpickle,
+  PyDict,
+  PyTuple,
+  PyTensor,
+  PyStorage,
+  PyStorageType,
+  PyNumpyDtype,
+  PyCallable,
+  STORAGE_DTYPES,
+  type PyValue,
+  type PersistentLoad,
+} from './checkpoint/pickle';
 export {
   openCheckpoint,
   loadCheckpoint,
@@ -144,13 +177,29 @@ export {
 export { f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './dtype-convert';
 export { valueAndGrads, disposeGradients, clipGradNorm, trainableParameters, type Gradients, type ParamSource } from './train/grads';
 export { Optimizer, AdamW, SGD, type AdamWOptions, type SGDOptions, type ParamGroup, type ResolvedGroup } from './train/optimizers';
-export { buildParamGroups, defaultNoDecay, DEFAULT_NO_DECAY_NAMES, type ParamGroupOptions, type LayerDecayOptions } from './train/param-groups';
+export {
+  buildParamGroups,
+  defaultNoDecay,
+  DEFAULT_NO_DECAY_NAMES,
+  type ParamGroupOptions,
+  type LayerDecayOptions,
+} from './train/param-groups';
 export { type LrSchedule, constantLr, stepLr, polyLr, cosineLr, linearWarmup, cosineMomentum } from './train/schedules';
 export { emaUpdate, type EmaOptions } from './train/ema';
 export { sinkhornKnopp, type SinkhornOptions } from './train/sinkhorn';
 export {
-  saveTrainer, resumeTrainer, saveTrainingCheckpoint, openTrainingCheckpoint, truncateMetricsLog, openRun, runSettings, trainingLoop,
-  type CheckpointableTrainer, type TrainingCheckpoint, type LoopTrainer, type TrainingLoopOptions,
+  saveTrainer,
+  resumeTrainer,
+  saveTrainingCheckpoint,
+  openTrainingCheckpoint,
+  truncateMetricsLog,
+  openRun,
+  runSettings,
+  trainingLoop,
+  type CheckpointableTrainer,
+  type TrainingCheckpoint,
+  type LoopTrainer,
+  type TrainingLoopOptions,
 } from './train/run';
 export { ProgressReporter, progressBar } from './train/progress';
 export type { FeatureEncoder } from './encoder';

@@ -60,7 +60,11 @@ export class Parameter {
 
   /** The live tensor (a `tf.Variable`). @throws SkySenseError `E_SHAPE_ONLY` in shape-only mode. */
   get value(): Variable {
-    if (!this.variable) throw new SkySenseError('E_SHAPE_ONLY', `parameter of shape ${formatShape(this.shape)} was built in shape-only mode and has no value`);
+    if (!this.variable)
+      throw new SkySenseError(
+        'E_SHAPE_ONLY',
+        `parameter of shape ${formatShape(this.shape)} was built in shape-only mode and has no value`,
+      );
     return this.variable;
   }
 
@@ -114,7 +118,8 @@ export class Buffer {
 
   /** The live tensor. @throws SkySenseError `E_SHAPE_ONLY` in shape-only mode. */
   get value(): Variable {
-    if (!this.variable) throw new SkySenseError('E_SHAPE_ONLY', `buffer of shape ${formatShape(this.shape)} was built in shape-only mode and has no value`);
+    if (!this.variable)
+      throw new SkySenseError('E_SHAPE_ONLY', `buffer of shape ${formatShape(this.shape)} was built in shape-only mode and has no value`);
     return this.variable;
   }
 
@@ -405,7 +410,10 @@ export abstract class Module {
     }
     for (const key of own.keys()) if (!seen.has(key)) report.missing.push(key);
     const problems = describeProblems(report, strict, (k) => matchesAny(k, optional));
-    if (problems) throw new SkySenseError('E_STATE_DICT', `error(s) loading state dict into ${this.constructor.name}: ${problems}`, { details: report });
+    if (problems)
+      throw new SkySenseError('E_STATE_DICT', `error(s) loading state dict into ${this.constructor.name}: ${problems}`, {
+        details: report,
+      });
     for (const [fileKey, key, slot] of plan) {
       const t = source.read(fileKey);
       try {
@@ -465,7 +473,9 @@ export abstract class Module {
 function describeProblems(r: LoadReport, strict: boolean, isOptional: (key: string) => boolean): string {
   const parts: string[] = [];
   if (r.mismatched.length) {
-    parts.push(`size mismatch for ${r.mismatched.map((m) => `${m.key}: checkpoint ${formatShape(m.actual)}, module ${formatShape(m.expected)}`).join('; ')}`);
+    parts.push(
+      `size mismatch for ${r.mismatched.map((m) => `${m.key}: checkpoint ${formatShape(m.actual)}, module ${formatShape(m.expected)}`).join('; ')}`,
+    );
   }
   const missing = r.missing.filter((k) => !isOptional(k));
   if (strict && missing.length) parts.push(`missing key(s): ${missing.join(', ')}`);

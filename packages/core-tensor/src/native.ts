@@ -9,7 +9,18 @@ import { tf } from './tf';
 /** The compiled addon (`native/skysense_native.cc`): functions working in place on typed arrays. */
 export interface NativeAddon {
   /** out[i] = op(a[aIndex[i]])·op(b[bIndex[i]]) for every batch entry i (indices count matrices). */
-  gemm(a: Float32Array, b: Float32Array, out: Float32Array, aIndex: Int32Array, bIndex: Int32Array, m: number, n: number, k: number, tA: boolean, tB: boolean): void;
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    aIndex: Int32Array,
+    bIndex: Int32Array,
+    m: number,
+    n: number,
+    k: number,
+    tA: boolean,
+    tB: boolean,
+  ): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** `out = op(x)`; the op's code comes from {@link NativeAddon.unaryOps}. */
   unary(op: number, x: Float32Array, out: Float32Array): void;
@@ -21,17 +32,71 @@ export interface NativeAddon {
   reduceInner(x: Float32Array, out: Float32Array, outer: number, inner: number, mean: boolean): void;
   reduceOuter(x: Float32Array, out: Float32Array, outer: number, inner: number, mean: boolean): void;
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
-  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  binary(
+    op: number,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    shape: Int32Array,
+    aStrides: Int32Array,
+    bStrides: Int32Array,
+  ): void;
   slice(x: Float32Array, out: Float32Array, shape: Int32Array, begin: Int32Array, size: Int32Array): void;
   conv2d(x: Float32Array, w: Float32Array, out: Float32Array, geom: Int32Array): void;
   conv2dFilterGrad(x: Float32Array, dy: Float32Array, dw: Float32Array, geom: Int32Array): void;
   conv2dInputGrad(dy: Float32Array, w: Float32Array, dx: Float32Array, geom: Int32Array): void;
-  layerNorm(x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
-  layerNormBackward(x: Float32Array, w: Float32Array, dy: Float32Array, mean: Float32Array, rstd: Float32Array, dx: Float32Array, dw: Float32Array, db: Float32Array, rows: number, cols: number): void;
+  layerNorm(
+    x: Float32Array,
+    w: Float32Array,
+    b: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  layerNormBackward(
+    x: Float32Array,
+    w: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array,
+    db: Float32Array,
+    rows: number,
+    cols: number,
+  ): void;
   linear(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, rows: number, outF: number, inF: number): void;
-  cosineAttention(qkv: Float32Array, scale: Float32Array, bias: Float32Array, mask: Float32Array, out: Float32Array, probs: Float32Array, b: number, n: number, h: number, d: number, nW: number): void;
+  cosineAttention(
+    qkv: Float32Array,
+    scale: Float32Array,
+    bias: Float32Array,
+    mask: Float32Array,
+    out: Float32Array,
+    probs: Float32Array,
+    b: number,
+    n: number,
+    h: number,
+    d: number,
+    nW: number,
+  ): void;
   tuneAllocator(mmapThreshold: number, trimThreshold: number): boolean;
-  cosineAttentionBackward(qkv: Float32Array, scale: Float32Array, probs: Float32Array, dout: Float32Array, dqkv: Float32Array, dscale: Float32Array, dbias: Float32Array, b: number, n: number, h: number, d: number, nW: number): void;
+  cosineAttentionBackward(
+    qkv: Float32Array,
+    scale: Float32Array,
+    probs: Float32Array,
+    dout: Float32Array,
+    dqkv: Float32Array,
+    dscale: Float32Array,
+    dbias: Float32Array,
+    b: number,
+    n: number,
+    h: number,
+    d: number,
+    nW: number,
+  ): void;
   /** The GEMM in use, e.g. `built-in GEMM (avx512, 8x32)` or `OpenBLAS 0.3.21`. */
   gemmName(): string;
   /** Selects the GEMM (see {@link GemmChoice}); false when this CPU or build cannot run it. */
@@ -47,7 +112,8 @@ export type BinaryOpName = 'add' | 'mul' | 'sub' | 'div';
 /** The code of an op in the addon's table. @throws SkySenseError `E_BACKEND` when this build of the addon lacks it. */
 export function opCode<K extends string>(table: Record<K, number>, name: K): number {
   const code = table[name];
-  if (code === undefined) throw new SkySenseError('E_BACKEND', `the native addon has no op '${name}' (rebuild it: npm rebuild @skysense/core-tensor)`);
+  if (code === undefined)
+    throw new SkySenseError('E_BACKEND', `the native addon has no op '${name}' (rebuild it: npm rebuild @skysense/core-tensor)`);
   return code;
 }
 
@@ -119,7 +185,8 @@ export function nativeAddon(): NativeAddon | null {
 function gemmFromEnv(): GemmChoice | undefined {
   const v = process.env.SKYSENSE_GEMM?.trim().toLowerCase();
   if (!v) return undefined;
-  if (!(GEMM_CHOICES as readonly string[]).includes(v)) throw new SkySenseError('E_ARG', `SKYSENSE_GEMM: expected one of ${GEMM_CHOICES.join(', ')}, got '${process.env.SKYSENSE_GEMM}'`);
+  if (!(GEMM_CHOICES as readonly string[]).includes(v))
+    throw new SkySenseError('E_ARG', `SKYSENSE_GEMM: expected one of ${GEMM_CHOICES.join(', ')}, got '${process.env.SKYSENSE_GEMM}'`);
   return v as GemmChoice;
 }
 
@@ -158,7 +225,8 @@ export function nativeReason(): string {
  *   this CPU or build cannot run the one asked for.
  */
 export function setNativeGemm(name: GemmChoice): string {
-  if (!(GEMM_CHOICES as readonly string[]).includes(name)) throw new SkySenseError('E_ARG', `gemm: expected one of ${GEMM_CHOICES.join(', ')}, got '${name}'`);
+  if (!(GEMM_CHOICES as readonly string[]).includes(name))
+    throw new SkySenseError('E_ARG', `gemm: expected one of ${GEMM_CHOICES.join(', ')}, got '${name}'`);
   const n = nativeAddon();
   if (!n) throw new SkySenseError('E_BACKEND', `gemm: the native kernels are not loaded (${loadReason})`);
   if (!n.setGemm(name)) throw cannotRun(name, 'gemm', n);
@@ -207,7 +275,19 @@ function batchMatMul(n: NativeAddon): NativeKernel {
     if (k !== (transposeB ? bT.shape[rb - 1] : bT.shape[rb - 2])) return null; // tfjs reports the mismatch
     const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), bT.shape.slice(0, -2));
     const out = new Float32Array(size(outer) * m * nn);
-    if (out.length && k) n.gemm(av, bv, out, broadcastIndex(outer, a.shape.slice(0, -2)), broadcastIndex(outer, bT.shape.slice(0, -2)), m, nn, k, transposeA, transposeB);
+    if (out.length && k)
+      n.gemm(
+        av,
+        bv,
+        out,
+        broadcastIndex(outer, a.shape.slice(0, -2)),
+        broadcastIndex(outer, bT.shape.slice(0, -2)),
+        m,
+        nn,
+        k,
+        transposeA,
+        transposeB,
+      );
     return b.makeTensorInfo([...outer, m, nn], 'float32', out);
   };
 }
@@ -230,7 +310,16 @@ function fusedMatMul(n: NativeAddon): NativeKernel {
       const aligned = [...Array<number>(shape.length - bias.shape.length).fill(1), ...bias.shape];
       const st = strides(aligned);
       out = new Float32Array(values.length);
-      if (out.length) n.binary(opCode(n.binaryOps, 'add'), values, biasValues, out, Int32Array.from(shape), Int32Array.from(strides(shape)), Int32Array.from(aligned, (d, i) => (d === 1 ? 0 : st[i]!)));
+      if (out.length)
+        n.binary(
+          opCode(n.binaryOps, 'add'),
+          values,
+          biasValues,
+          out,
+          Int32Array.from(shape),
+          Int32Array.from(strides(shape)),
+          Int32Array.from(aligned, (d, i) => (d === 1 ? 0 : st[i]!)),
+        );
     }
     if (activation === 'relu') n.unary(opCode(n.unaryOps, 'relu'), out, out);
     if (out === values) return product;
@@ -239,7 +328,12 @@ function fusedMatMul(n: NativeAddon): NativeKernel {
   };
 }
 
-const SCALAR: Record<BinaryOpName, (x: number, y: number) => number> = { add: (x, y) => x + y, mul: (x, y) => x * y, sub: (x, y) => x - y, div: (x, y) => x / y };
+const SCALAR: Record<BinaryOpName, (x: number, y: number) => number> = {
+  add: (x, y) => x + y,
+  mul: (x, y) => x * y,
+  sub: (x, y) => x - y,
+  div: (x, y) => x / y,
+};
 
 function broadcastBinary(n: NativeAddon, op: BinaryOpName): NativeKernel {
   const code = opCode(n.binaryOps, op);
@@ -288,7 +382,11 @@ function transposeKernel(n: NativeAddon): NativeKernel {
     const xv = f32(b, x);
     if (!xv) return null;
     const perm = args.attrs.perm as number[];
-    return b.makeTensorInfo(perm.map((p) => x.shape[p]!), 'float32', transposeValues(n, xv, x.shape, perm));
+    return b.makeTensorInfo(
+      perm.map((p) => x.shape[p]!),
+      'float32',
+      transposeValues(n, xv, x.shape, perm),
+    );
   };
 }
 
@@ -469,18 +567,49 @@ function softmax(n: NativeAddon): NativeKernel {
 
 type ConvInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 function geom(c: ConvInfo): Int32Array {
-  return Int32Array.from([c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.filterHeight, c.filterWidth, c.outChannels, c.strideHeight, c.strideWidth, c.padInfo.top, c.padInfo.left, c.outHeight, c.outWidth]);
+  return Int32Array.from([
+    c.batchSize,
+    c.inHeight,
+    c.inWidth,
+    c.inChannels,
+    c.filterHeight,
+    c.filterWidth,
+    c.outChannels,
+    c.strideHeight,
+    c.strideWidth,
+    c.padInfo.top,
+    c.padInfo.left,
+    c.outHeight,
+    c.outWidth,
+  ]);
 }
 
 function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
-    const at = args.attrs as { strides: number; pad: 'valid'; dataFormat: 'NHWC' | 'NCHW'; dilations?: number; dimRoundingMode?: 'round'; filterShape?: number[]; inputShape?: number[] };
+    const at = args.attrs as {
+      strides: number;
+      pad: 'valid';
+      dataFormat: 'NHWC' | 'NCHW';
+      dilations?: number;
+      dimRoundingMode?: 'round';
+      filterShape?: number[];
+      inputShape?: number[];
+    };
     if (at.dataFormat === 'NCHW') return null;
     if (kind === 'Conv2D') {
       const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
       const [xv, wv] = [f32(b, x), f32(b, filter)];
-      const info = tf.backend_util.computeConv2DInfo(x.shape as never, filter.shape as never, at.strides, at.dilations ?? 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape as never,
+        filter.shape as never,
+        at.strides,
+        at.dilations ?? 1,
+        at.pad,
+        at.dimRoundingMode,
+        false,
+        'channelsLast',
+      );
       if (!xv || !wv || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
       const out = new Float32Array(size(info.outShape));
       if (out.length) n.conv2d(xv, wv, out, geom(info));
@@ -490,7 +619,16 @@ function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'C
       const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
       const [xv, dyv] = [f32(b, x), f32(b, dy)];
       if (!xv || !dyv) return null;
-      const info = tf.backend_util.computeConv2DInfo(x.shape as never, at.filterShape as never, at.strides, 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape as never,
+        at.filterShape as never,
+        at.strides,
+        1,
+        at.pad,
+        at.dimRoundingMode,
+        false,
+        'channelsLast',
+      );
       const out = new Float32Array(size(at.filterShape!));
       if (out.length) n.conv2dFilterGrad(xv, dyv, out, geom(info));
       return b.makeTensorInfo(at.filterShape!, 'float32', out);
@@ -498,7 +636,16 @@ function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'C
     const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
     const [dyv, wv] = [f32(b, dy), f32(b, filter)];
     if (!dyv || !wv) return null;
-    const info = tf.backend_util.computeConv2DInfo(at.inputShape as never, filter.shape as never, at.strides, 1, at.pad, at.dimRoundingMode, false, 'channelsLast');
+    const info = tf.backend_util.computeConv2DInfo(
+      at.inputShape as never,
+      filter.shape as never,
+      at.strides,
+      1,
+      at.pad,
+      at.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
     const out = new Float32Array(size(at.inputShape!));
     if (out.length) n.conv2dInputGrad(dyv, wv, out, geom(info));
     return b.makeTensorInfo(at.inputShape!, 'float32', out);

@@ -43,7 +43,12 @@ export function encodePng(rgb: Uint8Array, width: number, height: number): Uint8
   dv.setUint32(0, width);
   dv.setUint32(4, height);
   ihdr.set([8, 2, 0, 0, 0], 8);
-  const parts = [Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))];
+  const parts = [
+    Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', new Uint8Array(0)),
+  ];
   const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
   for (const p of parts) {
@@ -78,9 +83,13 @@ export function decodePng(bytes: Uint8Array, name = 'PNG'): DecodedImage {
   };
   if (bytes.length < 8 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) fail('no PNG signature');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let width = 0, height = 0, colorType = -1, palette: Uint8Array | null = null, alpha: Uint8Array | null = null;
+  let width = 0,
+    height = 0,
+    colorType = -1,
+    palette: Uint8Array | null = null,
+    alpha: Uint8Array | null = null;
   const idat: Uint8Array[] = [];
-  for (let o = 8; ; ) {
+  for (let o = 8; ;) {
     if (o + 12 > bytes.length) fail('truncated before IEND');
     const len = dv.getUint32(o);
     if (o + 12 + len > bytes.length) fail(`chunk at byte ${o} runs past the end`);
@@ -147,7 +156,10 @@ function unfilter(raw: Uint8Array, width: number, height: number, bpp: number, f
       else if (filter === 2) pred = b;
       else if (filter === 3) pred = (a + b) >> 1;
       else if (filter === 4) {
-        const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        const p = a + b - c,
+          pa = Math.abs(p - a),
+          pb = Math.abs(p - b),
+          pc = Math.abs(p - c);
         pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
       } else return fail(`row ${y} has filter type ${filter}`);
       row[i] = (src[i]! + pred) & 0xff;

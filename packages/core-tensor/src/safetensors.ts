@@ -11,7 +11,18 @@ import type { Module, StateDictSource } from './module';
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 /** Bytes per element of each dtype. */
-export const DTYPE_SIZE: Readonly<Record<SafetensorsDType, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+export const DTYPE_SIZE: Readonly<Record<SafetensorsDType, number>> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 
 /** A tensor as stored: dtype, shape and little-endian bytes. */
 export interface RawTensor {
@@ -125,7 +136,7 @@ export class SafetensorsFile implements StateDictSource {
     const e = this.info(name);
     if (this.fd === null) throw new SkySenseError('E_IO', `${this.path} is closed`);
     const data = new Uint8Array(e.byteLength);
-    for (let done = 0; done < e.byteLength; ) {
+    for (let done = 0; done < e.byteLength;) {
       const n = fs.readSync(this.fd, data, done, Math.min(READ_CHUNK, e.byteLength - done), e.offset + done);
       if (n === 0) throw new SkySenseError('E_SAFETENSORS', `${this.path}: file ended while reading '${name}'`);
       done += n;
@@ -156,7 +167,11 @@ function bad(path: string, problem: string): SkySenseError {
   return new SkySenseError('E_SAFETENSORS', `${path}: ${problem}`);
 }
 
-function readHeader(path: string, fd: number, maxHeader: number): { entries: Map<string, SafetensorsEntry>; metadata: Record<string, string> } {
+function readHeader(
+  path: string,
+  fd: number,
+  maxHeader: number,
+): { entries: Map<string, SafetensorsEntry>; metadata: Record<string, string> } {
   const size = fs.fstatSync(fd).size;
   if (size < 8) throw bad(path, `file is ${size} bytes, shorter than the 8-byte header length`);
   const lenBuf = Buffer.alloc(8);
@@ -203,7 +218,8 @@ function parseMetadata(path: string, raw: unknown): Record<string, string> {
 function parseEntry(path: string, name: string, raw: unknown): { dtype: SafetensorsDType; shape: number[]; begin: number; end: number } {
   if (typeof raw !== 'object' || raw === null) throw bad(path, `tensor '${name}' has no {dtype, shape, data_offsets} entry`);
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
-  if (!isDtype(dtype)) throw bad(path, `tensor '${name}' has unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_SIZE).join(', ')})`);
+  if (!isDtype(dtype))
+    throw bad(path, `tensor '${name}' has unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_SIZE).join(', ')})`);
   const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   if (!Array.isArray(shape) || !shape.every(isIndex)) throw bad(path, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[0] > offsets[1]) {
@@ -212,7 +228,10 @@ function parseEntry(path: string, name: string, raw: unknown): { dtype: Safetens
   const [begin, end] = offsets as [number, number];
   const expected = numel(shape) * DTYPE_SIZE[dtype];
   if (end - begin !== expected) {
-    throw bad(path, `tensor '${name}' ${dtype} ${formatShape(shape)} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+    throw bad(
+      path,
+      `tensor '${name}' ${dtype} ${formatShape(shape)} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
+    );
   }
   return { dtype, shape, begin, end };
 }
@@ -252,7 +271,8 @@ export function rawToTensor(raw: RawTensor, what = 'tensor'): Tensor {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         const v = big[i]!;
-        if (v > 2147483647n || v < -2147483648n) throw new SkySenseError('E_SAFETENSORS', `${what}: int64 value ${v} does not fit int32 (tfjs has no int64)`);
+        if (v > 2147483647n || v < -2147483648n)
+          throw new SkySenseError('E_SAFETENSORS', `${what}: int64 value ${v} does not fit int32 (tfjs has no int64)`);
         out[i] = Number(v);
       }
       return tf.tensor(out, shape, 'int32');
@@ -266,7 +286,11 @@ export function rawToTensor(raw: RawTensor, what = 'tensor'): Tensor {
     case 'U8':
       return tf.tensor(Int32Array.from(data.subarray(0, n)), shape, 'int32');
     case 'BOOL':
-      return tf.tensor(Uint8Array.from(data.subarray(0, n), (b) => (b ? 1 : 0)), shape, 'bool');
+      return tf.tensor(
+        Uint8Array.from(data.subarray(0, n), (b) => (b ? 1 : 0)),
+        shape,
+        'bool',
+      );
   }
 }
 
@@ -330,14 +354,19 @@ export interface WriteSafetensorsOptions {
  * written from a lazy source. Tensors are stored in the given order; the header is space-padded to
  * an 8-byte boundary.
  */
-export function writeSafetensors(path: string, tensors: Iterable<[string, WritableTensor]> | Record<string, WritableTensor>, options: WriteSafetensorsOptions = {}): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Iterable<[string, WritableTensor]> | Record<string, WritableTensor>,
+  options: WriteSafetensorsOptions = {},
+): void {
   assertLittleEndian();
   const list = Symbol.iterator in tensors ? [...(tensors as Iterable<[string, WritableTensor]>)] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (options.metadata) header.__metadata__ = parseMetadata(path, options.metadata);
   let offset = 0;
   for (const [name, t] of list) {
-    if (name === '__metadata__' || name in header) throw new SkySenseError('E_ARG', `writeSafetensors: duplicate or reserved tensor name '${name}'`);
+    if (name === '__metadata__' || name in header)
+      throw new SkySenseError('E_ARG', `writeSafetensors: duplicate or reserved tensor name '${name}'`);
     if (!isDtype(t.dtype)) throw new SkySenseError('E_ARG', `writeSafetensors: tensor '${name}' has unknown dtype '${String(t.dtype)}'`);
     const len = numel(t.shape) * DTYPE_SIZE[t.dtype];
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + len] };
@@ -354,7 +383,11 @@ export function writeSafetensors(path: string, tensors: Iterable<[string, Writab
     for (const [name, t] of list) {
       const pieces = typeof t.data === 'function' ? [t.data()] : t.data instanceof Uint8Array ? [t.data] : t.data.chunks();
       const expected = numel(t.shape) * DTYPE_SIZE[t.dtype];
-      const wrongSize = (got: string) => new SkySenseError('E_ARG', `writeSafetensors: tensor '${name}' ${t.dtype} ${formatShape(t.shape)} needs ${expected} bytes, got ${got}`);
+      const wrongSize = (got: string) =>
+        new SkySenseError(
+          'E_ARG',
+          `writeSafetensors: tensor '${name}' ${t.dtype} ${formatShape(t.shape)} needs ${expected} bytes, got ${got}`,
+        );
       let written = 0;
       for (const piece of pieces) {
         written += piece.byteLength;
@@ -371,10 +404,14 @@ export function writeSafetensors(path: string, tensors: Iterable<[string, Writab
  * a time. Float tensors are stored as `floatDtype` (default F32), int32 buffers as I64 (PyTorch's
  * dtype for `num_batches_tracked`).
  */
-export function saveSafetensors(path: string, state: Module | Map<string, Tensor>, options: WriteSafetensorsOptions & { floatDtype?: 'F32' | 'F16' | 'BF16' } = {}): void {
+export function saveSafetensors(
+  path: string,
+  state: Module | Map<string, Tensor>,
+  options: WriteSafetensorsOptions & { floatDtype?: 'F32' | 'F16' | 'BF16' } = {},
+): void {
   const map = state instanceof Map ? state : state.stateDict();
   const entries: [string, WritableTensor][] = [...map].map(([name, t]) => {
-    const dtype: SafetensorsDType = t.dtype === 'float32' ? options.floatDtype ?? 'F32' : t.dtype === 'bool' ? 'BOOL' : 'I64';
+    const dtype: SafetensorsDType = t.dtype === 'float32' ? (options.floatDtype ?? 'F32') : t.dtype === 'bool' ? 'BOOL' : 'I64';
     return [name, { dtype, shape: [...t.shape], data: () => tensorToRaw(t, dtype).data }];
   });
   writeSafetensors(path, entries, options);

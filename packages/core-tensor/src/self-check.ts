@@ -6,8 +6,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdamW, GELU, LayerNorm, Linear, SafetensorsFile, Sequential, disposeGradients, formatBackendReport, initBackend, manualSeed,
-  matMul, saveSafetensors, tf, valueAndGrads,
+  AdamW,
+  GELU,
+  LayerNorm,
+  Linear,
+  SafetensorsFile,
+  Sequential,
+  disposeGradients,
+  formatBackendReport,
+  initBackend,
+  manualSeed,
+  matMul,
+  saveSafetensors,
+  tf,
+  valueAndGrads,
 } from './index';
 
 function trainTinyModel(): { first: number; last: number; model: Sequential } {

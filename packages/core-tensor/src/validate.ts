@@ -41,7 +41,10 @@ export function assertShape(name: string, t: Tensor | readonly number[], expecte
 export function assertRank(name: string, t: Tensor, ranks: number | readonly number[]): void {
   const allowed = typeof ranks === 'number' ? [ranks] : ranks;
   if (!allowed.includes(t.rank)) {
-    throw new SkySenseError('E_SHAPE', `${name}: expected a tensor of rank ${allowed.join(' or ')}, got rank ${t.rank} with shape ${formatShape(t.shape)}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `${name}: expected a tensor of rank ${allowed.join(' or ')}, got rank ${t.rank} with shape ${formatShape(t.shape)}`,
+    );
   }
 }
 

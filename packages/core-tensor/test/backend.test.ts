@@ -1,5 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKEND_ORDER, SkySenseError, backendFromEnv, currentBackend, defaultBackendOrder, formatBackendReport, hasKernel, initBackend, tf } from '../src/index';
+import {
+  BACKEND_ORDER,
+  SkySenseError,
+  backendFromEnv,
+  currentBackend,
+  defaultBackendOrder,
+  formatBackendReport,
+  hasKernel,
+  initBackend,
+  tf,
+} from '../src/index';
 import { nativeAddon } from '../src/native';
 
 const savedEnv = process.env.SKYSENSE_BACKEND;
@@ -20,7 +30,10 @@ describe('initBackend', () => {
     expect(r.attempts[chosen]!.kind).toBe(r.kind);
     expect(r.attempts.map((a) => a.kind)).toEqual(defaultBackendOrder().slice(0, chosen + 1));
     if (r.kind === 'cpu') expect(r.nativeKernels).toContain('BatchMatMul');
-    for (const skipped of r.attempts.slice(0, chosen)) expect(skipped.reason).toMatch(/@tensorflow\/tfjs-node(-gpu)? is not (installed \(optional: npm install @tensorflow\/tfjs-node(-gpu)?@4\.22\.0|usable)/);
+    for (const skipped of r.attempts.slice(0, chosen))
+      expect(skipped.reason).toMatch(
+        /@tensorflow\/tfjs-node(-gpu)? is not (installed \(optional: npm install @tensorflow\/tfjs-node(-gpu)?@4\.22\.0|usable)/,
+      );
     if (r.nativeKernels.length) expect(r.gemm).toBe(nativeAddon()!.gemmName());
     if (r.gemm) expect(r.reason).toContain(r.gemm);
     expect(tf.getBackend()).toBe(r.tfjsName);
@@ -70,7 +83,9 @@ describe('initBackend', () => {
   });
 
   it('rejects unknown backend names', async () => {
-    expect(() => backendFromEnv({ SKYSENSE_BACKEND: 'tpu' })).toThrow(/SKYSENSE_BACKEND: expected one of cuda, native, wasm, cpu or auto, got 'tpu'/);
+    expect(() => backendFromEnv({ SKYSENSE_BACKEND: 'tpu' })).toThrow(
+      /SKYSENSE_BACKEND: expected one of cuda, native, wasm, cpu or auto, got 'tpu'/,
+    );
     expect(backendFromEnv({ SKYSENSE_BACKEND: 'auto' })).toBeUndefined();
     expect(backendFromEnv({})).toBeUndefined();
     await expect(initBackend({ prefer: 'gpu' as never })).rejects.toThrow(/prefer: expected one of/);

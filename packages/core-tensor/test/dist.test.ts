@@ -28,7 +28,12 @@ describe.each([
   it('computes gradients through Linear, GELU (erf) and Conv2d', () => {
     expect(existsSync(join(dist, 'index.cjs')), 'run the build first (npm test does it through turbo)').toBe(true);
     const code = load.includes('ready') ? `${load}\nawait ready;\n${program('')}` : program(load);
-    const out = JSON.parse(execFileSync(process.execPath, [...(flags as string[]), '-e', code], { encoding: 'utf8' }).trim().split('\n').pop()!);
+    const out = JSON.parse(
+      execFileSync(process.execPath, [...(flags as string[]), '-e', code], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop()!,
+    );
     expect(out.n).toBe(4);
     // d/dW of Σ gelu(W·1) = gelu'(row sum) · 1; row sums 6 and 15 → gelu' ≈ 1
     expect(out.gw.every((g: number) => Math.abs(g - 1) < 1e-6)).toBe(true);

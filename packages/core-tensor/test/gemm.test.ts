@@ -9,7 +9,18 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GEMM_CHOICES, Generator, SkySenseError, disableNativeKernels, enableNativeKernels, initBackend, matMul, setNativeGemm, tf, type GemmChoice } from '../src/index';
+import {
+  GEMM_CHOICES,
+  Generator,
+  SkySenseError,
+  disableNativeKernels,
+  enableNativeKernels,
+  initBackend,
+  matMul,
+  setNativeGemm,
+  tf,
+  type GemmChoice,
+} from '../src/index';
 import { nativeAddon } from '../src/native';
 
 const rng = new Generator(7);
@@ -48,12 +59,24 @@ describe.runIf(nativeAddon() !== null)('native GEMM', () => {
   it('runs the baseline kernel everywhere and names the one in use', () => {
     const gemms = runnable();
     expect(gemms).toContain('baseline');
-    for (const g of gemms) expect(setNativeGemm(g)).toMatch(g === 'openblas' ? /^OpenBLAS / : new RegExp(`^built-in GEMM \\(${g}, \\d+x\\d+\\)$`));
+    for (const g of gemms)
+      expect(setNativeGemm(g)).toMatch(g === 'openblas' ? /^OpenBLAS / : new RegExp(`^built-in GEMM \\(${g}, \\d+x\\d+\\)$`));
     expect(() => setNativeGemm('sse9' as GemmChoice)).toThrow(/gemm: expected one of auto, openblas, avx512, avx2, baseline, got 'sse9'/);
   });
 
   it('matches a float64 reference on shapes that cross every blocking edge', () => {
-    const shapes: [number, number, number][] = [[1, 1, 1], [7, 5, 3], [9, 33, 17], [8, 32, 256], [13, 47, 257], [130, 70, 600], [3, 4100, 5], [20, 4100, 300], [1, 1, 1000], [65, 1, 9]];
+    const shapes: [number, number, number][] = [
+      [1, 1, 1],
+      [7, 5, 3],
+      [9, 33, 17],
+      [8, 32, 256],
+      [13, 47, 257],
+      [130, 70, 600],
+      [3, 4100, 5],
+      [20, 4100, 300],
+      [1, 1, 1000],
+      [65, 1, 9],
+    ];
     for (const g of runnable()) {
       setNativeGemm(g);
       for (const [m, n, k] of shapes)
@@ -99,7 +122,9 @@ describe.runIf(nativeAddon() !== null)('native GEMM', () => {
           expect(t.shape).toEqual(js[i]!.shape);
           const [x, y] = [Array.from(t.dataSync() as Float32Array), Array.from(js[i]!.dataSync() as Float32Array)];
           const scale = Math.max(1, ...y.map(Math.abs));
-          expect(x.reduce((e, v, j) => Math.max(e, Math.abs(v - y[j]!)), 0) / scale, `${g} ${sa} ${sb} output ${i}`).toBeLessThanOrEqual(1e-5);
+          expect(x.reduce((e, v, j) => Math.max(e, Math.abs(v - y[j]!)), 0) / scale, `${g} ${sa} ${sb} output ${i}`).toBeLessThanOrEqual(
+            1e-5,
+          );
         });
         tf.dispose([a, b, ...native, ...js]);
       }
@@ -138,9 +163,16 @@ if (isMainThread && process.env.MODE === 'workers') {
 }`;
 
 describe.runIf(nativeAddon() !== null)('the native thread pool', () => {
-  const addonPath = () => (createRequire(import.meta.url)('node-gyp-build') as { resolve(d: string): string }).resolve(fileURLToPath(new URL('..', import.meta.url)));
+  const addonPath = () =>
+    (createRequire(import.meta.url)('node-gyp-build') as { resolve(d: string): string }).resolve(
+      fileURLToPath(new URL('..', import.meta.url)),
+    );
   const child = (mode: string) =>
-    execFileSync(process.execPath, ['-e', STRESS], { env: { ...process.env, ADDON: addonPath(), SKYSENSE_THREADS: '8', MODE: mode, SCRIPT: STRESS }, encoding: 'utf8', timeout: 120_000 }).trim();
+    execFileSync(process.execPath, ['-e', STRESS], {
+      env: { ...process.env, ADDON: addonPath(), SKYSENSE_THREADS: '8', MODE: mode, SCRIPT: STRESS },
+      encoding: 'utf8',
+      timeout: 120_000,
+    }).trim();
 
   it('with 8 threads, thousands of back-to-back parallel calls (GEMM and element-wise) each finish with the right values', () => {
     expect(child('main')).toBe('ok');

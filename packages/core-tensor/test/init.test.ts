@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import {
-  Generator, assertShape, erf, erfinv, fans, kaimingNormal, kaimingUniform, normal, truncNormal, uniform, xavierNormal, xavierUniform,
+  Generator,
+  assertShape,
+  erf,
+  erfinv,
+  fans,
+  kaimingNormal,
+  kaimingUniform,
+  normal,
+  truncNormal,
+  uniform,
+  xavierNormal,
+  xavierUniform,
 } from '../src/index';
 
 const stats = (v: Float32Array) => {
@@ -11,7 +22,9 @@ const stats = (v: Float32Array) => {
 
 describe('seeded generator and initialisers', () => {
   it('same seed, same stream; different seed, different stream', () => {
-    const a = new Generator(42), b = new Generator(42), c = new Generator(43);
+    const a = new Generator(42),
+      b = new Generator(42),
+      c = new Generator(43);
     const sa = Array.from({ length: 5 }, () => a.nextUint32());
     expect(Array.from({ length: 5 }, () => b.nextUint32())).toEqual(sa);
     expect(Array.from({ length: 5 }, () => c.nextUint32())).not.toEqual(sa);
@@ -63,7 +76,9 @@ describe('seeded generator and initialisers', () => {
 describe('validation helpers', () => {
   it('assertShape names the argument, expected and actual shape, and binds symbols', () => {
     expect(assertShape('x', [2, 3, 8, 8], ['N', 3, 'H', 'H'])).toEqual({ N: 2, H: 8 });
-    expect(() => assertShape('hr', [2, 4, 8, 8], ['N', 3, 'H', 'W'])).toThrow(/hr: expected shape \[N, 3, H, W\], got \[2, 4, 8, 8\] \(dimension 1 is 4, expected 3\)/);
+    expect(() => assertShape('hr', [2, 4, 8, 8], ['N', 3, 'H', 'W'])).toThrow(
+      /hr: expected shape \[N, 3, H, W\], got \[2, 4, 8, 8\] \(dimension 1 is 4, expected 3\)/,
+    );
     expect(() => assertShape('x', [2, 3, 8], ['N', 3, 'H', 'W'])).toThrow(/rank 3, expected rank 4/);
     expect(() => assertShape('x', [1, 3, 8, 9], [null, 3, 'S', 'S'])).toThrow(/S is 8 at one place and 9 at dimension 3/);
   });

@@ -1,12 +1,45 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, DropPath, Dropout, Embedding, FFN, GELU, Generator, LayerNorm, Linear, ModuleList, MultiheadAttention,
-  PixelShuffle, ReLU, Sequential, Upsample, disposeGradients, gelu, manualSeed, tf, valueAndGrads, type Module, type Tensor,
+  AdaptiveAvgPool2d,
+  BatchNorm2d,
+  Conv2d,
+  DropPath,
+  Dropout,
+  Embedding,
+  FFN,
+  GELU,
+  Generator,
+  LayerNorm,
+  Linear,
+  ModuleList,
+  MultiheadAttention,
+  PixelShuffle,
+  ReLU,
+  Sequential,
+  Upsample,
+  disposeGradients,
+  gelu,
+  manualSeed,
+  tf,
+  valueAndGrads,
+  type Module,
+  type Tensor,
 } from '../src/index';
 import { TEST_BACKENDS, expectClose, expectNoLeak, numericGrad, testTensor, useBackend } from './helpers';
 
 /** Naive float64 multi-head attention (batch-first), from the PyTorch definition. */
-function naiveMha(x: Float32Array, n: number, l: number, e: number, heads: number, w: Float32Array, b: Float32Array, wo: Float32Array, bo: Float32Array, masked: boolean[][] = []): Float64Array {
+function naiveMha(
+  x: Float32Array,
+  n: number,
+  l: number,
+  e: number,
+  heads: number,
+  w: Float32Array,
+  b: Float32Array,
+  wo: Float32Array,
+  bo: Float32Array,
+  masked: boolean[][] = [],
+): Float64Array {
   const hd = e / heads;
   const proj = (t: number, tok: number, j: number) => {
     let acc = b[t * e + j]!;
@@ -34,11 +67,12 @@ function naiveMha(x: Float32Array, n: number, l: number, e: number, heads: numbe
         }
       }
     }
-    for (let i = 0; i < l; i++) for (let j = 0; j < e; j++) {
-      let acc = bo[j]!;
-      for (let k = 0; k < e; k++) acc += ctx[i * e + k]! * wo[j * e + k]!;
-      out[(s * l + i) * e + j] = acc;
-    }
+    for (let i = 0; i < l; i++)
+      for (let j = 0; j < e; j++) {
+        let acc = bo[j]!;
+        for (let k = 0; k < e; k++) acc += ctx[i * e + k]! * wo[j * e + k]!;
+        out[(s * l + i) * e + j] = acc;
+      }
   }
   return out;
 }
@@ -51,14 +85,17 @@ function randomizeParams(m: Module, seed: number): void {
 function erf64(z: number): number {
   const a = Math.abs(z);
   if (a <= 3) {
-    let term = a, sum = a;
+    let term = a,
+      sum = a;
     for (let n = 1; n < 200 && Math.abs(term) > 1e-17; n++) {
       term *= (-a * a) / n;
       sum += term / (2 * n + 1);
     }
     return Math.sign(z) * (2 / Math.sqrt(Math.PI)) * sum;
   }
-  let f = a, c = a, d = 0;
+  let f = a,
+    c = a,
+    d = 0;
   for (let k = 1; k < 300; k++) {
     const t = k / 2;
     d = 1 / (a + t * d);
@@ -75,7 +112,9 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     const xs = Array.from({ length: 801 }, (_, i) => -8 + i * 0.02);
     const x = tf.tensor1d(xs);
     const y = gelu(x).dataSync();
-    const g = tf.grad((t: Tensor) => tf.sum(gelu(t)))(x).dataSync();
+    const g = tf
+      .grad((t: Tensor) => tf.sum(gelu(t)))(x)
+      .dataSync();
     xs.forEach((v, i) => {
       const cdf = 0.5 * (1 + erf64(v / Math.SQRT2));
       expect(Math.abs(y[i]! - v * cdf), `gelu(${v})`).toBeLessThanOrEqual(2e-6);
@@ -105,7 +144,11 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     const ref = v.map((x, i) => ((x - mean) / Math.sqrt(varB + 0.1)) * (i + 1) + [0, 1, 0, -1][i]!);
     expectClose(ln.forward(tf.tensor2d(v, [1, 4])), ref, 1e-5);
     const ln2 = new LayerNorm([2, 2]);
-    expectClose(ln2.forward(tf.tensor3d(v, [1, 2, 2])), v.map((x) => (x - mean) / Math.sqrt(varB + 1e-5)), 1e-5);
+    expectClose(
+      ln2.forward(tf.tensor3d(v, [1, 2, 2])),
+      v.map((x) => (x - mean) / Math.sqrt(varB + 1e-5)),
+      1e-5,
+    );
     expect(() => ln.forward(tf.ones([2, 3]))).toThrow(/expected trailing shape \[4\], got \[2, 3\]/);
   });
 
@@ -113,10 +156,16 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     const bn = new BatchNorm2d(2);
     const x = tf.tensor4d([1, 2, 3, 4, 10, 20, 30, 40], [1, 2, 2, 2]);
     const y = bn.forward(x);
-    const c0 = [1, 2, 3, 4], m0 = 2.5, v0 = 1.25;
-    expectClose(tf.slice(y, [0, 0, 0, 0], [1, 1, 2, 2]), c0.map((t) => (t - m0) / Math.sqrt(v0 + 1e-5)), 1e-5);
+    const c0 = [1, 2, 3, 4],
+      m0 = 2.5,
+      v0 = 1.25;
+    expectClose(
+      tf.slice(y, [0, 0, 0, 0], [1, 1, 2, 2]),
+      c0.map((t) => (t - m0) / Math.sqrt(v0 + 1e-5)),
+      1e-5,
+    );
     expectClose(bn.runningMean.value, [0.25, 2.5], 1e-6);
-    expectClose(bn.runningVar.value, [0.9 + 0.1 * (v0 * 4) / 3, 0.9 + 0.1 * (125 * 4) / 3], 1e-4);
+    expectClose(bn.runningVar.value, [0.9 + (0.1 * (v0 * 4)) / 3, 0.9 + (0.1 * (125 * 4)) / 3], 1e-4);
     expect(bn.numBatchesTracked.value.dataSync()[0]).toBe(1);
     bn.eval();
     const e = bn.forward(x);
@@ -126,7 +175,15 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     cumulative.forward(tf.tensor4d([4, 6], [1, 1, 1, 2]));
     expectClose(cumulative.runningMean.value, [3], 1e-6);
     expect(() => new BatchNorm2d(2).forward(tf.ones([1, 2, 1, 1]))).toThrow(/more than 1 value per channel when training/);
-    expect(bn.stateShapes()).toEqual(new Map([['weight', [2]], ['bias', [2]], ['running_mean', [2]], ['running_var', [2]], ['num_batches_tracked', []]]));
+    expect(bn.stateShapes()).toEqual(
+      new Map([
+        ['weight', [2]],
+        ['bias', [2]],
+        ['running_mean', [2]],
+        ['running_var', [2]],
+        ['num_batches_tracked', []],
+      ]),
+    );
   });
 
   it('GELU is the exact erf form by default and the tanh form on request', () => {
@@ -159,14 +216,22 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     randomizeParams(ffn, 50);
     const x = testTensor([2, 3, 4], 60);
     const [w1, b1, w2, b2] = ffn.namedParameters().map(([, p]) => p.value);
-    const ref = tf.add(x, tf.add(tf.matMul(gelu(tf.add(tf.matMul(x.reshape([6, 4]), w1!, false, true), b1!)), w2!, false, true), b2!).reshape([2, 3, 4]));
+    const ref = tf.add(
+      x,
+      tf.add(tf.matMul(gelu(tf.add(tf.matMul(x.reshape([6, 4]), w1!, false, true), b1!)), w2!, false, true), b2!).reshape([2, 3, 4]),
+    );
     expectClose(ffn.forward(x), ref, 1e-5);
     expectClose(ffn.forward(x, tf.zerosLike(x)), tf.sub(ref, x), 1e-5);
   });
 
   it('MultiheadAttention matches the definition, with torch key names, masks and both layouts', () => {
     const mha = new MultiheadAttention(8, 2, { batchFirst: true });
-    expect([...mha.stateShapes()]).toEqual([['in_proj_weight', [24, 8]], ['in_proj_bias', [24]], ['out_proj.weight', [8, 8]], ['out_proj.bias', [8]]]);
+    expect([...mha.stateShapes()]).toEqual([
+      ['in_proj_weight', [24, 8]],
+      ['in_proj_bias', [24]],
+      ['out_proj.weight', [8, 8]],
+      ['out_proj.bias', [8]],
+    ]);
     randomizeParams(mha, 70);
     const [w, b, wo, bo] = mha.namedParameters().map(([, p]) => p.value.dataSync() as Float32Array);
     const x = testTensor([2, 5, 8], 80);
@@ -175,8 +240,16 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     const seqFirst = new MultiheadAttention(8, 2);
     seqFirst.loadStateDict(mha.stateDict());
     expectClose(tf.transpose(seqFirst.forward(tf.transpose(x, [1, 0, 2])).output, [1, 0, 2]), ref, 1e-5);
-    const masked = [[false, false, true, false, true], [false, false, false, false, false]];
-    const kpm = tf.tensor2d(masked.map((r) => r.map(Number)), [2, 5]).cast('bool');
+    const masked = [
+      [false, false, true, false, true],
+      [false, false, false, false, false],
+    ];
+    const kpm = tf
+      .tensor2d(
+        masked.map((r) => r.map(Number)),
+        [2, 5],
+      )
+      .cast('bool');
     const { output, weights } = mha.forward(x, x, x, { keyPaddingMask: kpm, needWeights: true });
     expectClose(output, naiveMha(x.dataSync() as Float32Array, 2, 5, 8, 2, w!, b!, wo!, bo!, masked), 1e-5);
     expectClose(tf.sum(weights!, -1), new Array(10).fill(1), 1e-5);
@@ -189,7 +262,12 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
 
   it('Embedding, containers and resampling modules', () => {
     const emb = new Embedding(4, 3);
-    emb.weight.assign(tf.tensor2d(Array.from({ length: 12 }, (_, i) => i), [4, 3]));
+    emb.weight.assign(
+      tf.tensor2d(
+        Array.from({ length: 12 }, (_, i) => i),
+        [4, 3],
+      ),
+    );
     expectClose(emb.forward(tf.tensor2d([[3, 0]], [1, 2], 'int32')), [9, 10, 11, 0, 1, 2], 0);
     expect(() => emb.forward([4])).toThrow(/index 4 is outside \[0, 3\]/);
     const seq = new Sequential(new Linear(2, 3), new ReLU(), new Linear(3, 1));
@@ -206,8 +284,18 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     ['Conv2d', () => new Conv2d(2, 3, 3, { padding: 1, stride: 2 }), () => testTensor([1, 2, 5, 5], 2), (m, x) => (m as Conv2d).forward(x)],
     ['LayerNorm', () => new LayerNorm(4), () => testTensor([3, 4], 3), (m, x) => (m as LayerNorm).forward(x)],
     ['BatchNorm2d', () => new BatchNorm2d(2), () => testTensor([2, 2, 2, 2], 4), (m, x) => (m as BatchNorm2d).forward(x)],
-    ['FFN', () => new FFN({ embedDims: 4, feedforwardChannels: 8, act: 'gelu' }), () => testTensor([2, 3, 4], 5), (m, x) => (m as FFN).forward(x)],
-    ['MultiheadAttention', () => new MultiheadAttention(4, 2), () => testTensor([3, 2, 4], 6), (m, x) => (m as MultiheadAttention).forward(x).output],
+    [
+      'FFN',
+      () => new FFN({ embedDims: 4, feedforwardChannels: 8, act: 'gelu' }),
+      () => testTensor([2, 3, 4], 5),
+      (m, x) => (m as FFN).forward(x),
+    ],
+    [
+      'MultiheadAttention',
+      () => new MultiheadAttention(4, 2),
+      () => testTensor([3, 2, 4], 6),
+      (m, x) => (m as MultiheadAttention).forward(x).output,
+    ],
     ['Embedding', () => new Embedding(5, 3), () => tf.tensor1d([1, 4, 1], 'int32'), (m, x) => (m as Embedding).forward(x)],
   ];
 
@@ -215,7 +303,10 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     const m = make();
     randomizeParams(m, 100);
     const x = input();
-    const weight = testTensor(tf.tidy(() => run(m, x).shape), 7);
+    const weight = testTensor(
+      tf.tidy(() => run(m, x).shape),
+      7,
+    );
     const loss = () => tf.sum(tf.mul(run(m, x), weight)) as tf.Scalar;
     const { value, grads } = valueAndGrads(m, loss);
     expect(grads.size).toBe(m.namedParameters().length);
@@ -266,7 +357,12 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     seq.at(0)!.freeze();
     const { value, grads } = valueAndGrads(seq, () => tf.sum(seq.forward(tf.ones([1, 2]))) as tf.Scalar);
     expect(grads.size).toBe(2);
-    expect([...grads.keys()]).toEqual(seq.at(1)!.namedParameters().map(([, p]) => p));
+    expect([...grads.keys()]).toEqual(
+      seq
+        .at(1)!
+        .namedParameters()
+        .map(([, p]) => p),
+    );
     value.dispose();
     disposeGradients(grads);
   });

@@ -1,6 +1,17 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  BatchNorm2d, LayerNorm, Linear, Module, MultiheadAttention, Parameter, SkySenseError, initBackend, shapeOnly, tf, type Tensor, zeros,
+  BatchNorm2d,
+  LayerNorm,
+  Linear,
+  Module,
+  MultiheadAttention,
+  Parameter,
+  SkySenseError,
+  initBackend,
+  shapeOnly,
+  tf,
+  type Tensor,
+  zeros,
 } from '../src/index';
 import { expectClose } from './helpers';
 
@@ -20,7 +31,9 @@ class Net extends Module {
 }
 
 function stateOf(net: Module, value: number): Map<string, Tensor> {
-  return new Map([...net.stateShapes()].map(([k, s]) => [k, k.endsWith('num_batches_tracked') ? tf.scalar(7, 'int32') : tf.fill([...s], value)]));
+  return new Map(
+    [...net.stateShapes()].map(([k, s]) => [k, k.endsWith('num_batches_tracked') ? tf.scalar(7, 'int32') : tf.fill([...s], value)]),
+  );
 }
 
 describe('Module', () => {
@@ -29,8 +42,17 @@ describe('Module', () => {
   it('names parameters and buffers with PyTorch dotted names in state_dict order', () => {
     const keys = [...new Net().stateDict().keys()];
     expect(keys.slice(0, 11)).toEqual([
-      'token', 'b0.scale', 'b0.norm.weight', 'b0.norm.bias', 'b0.fc.weight', 'b0.fc.bias',
-      'b0.bn.weight', 'b0.bn.bias', 'b0.bn.running_mean', 'b0.bn.running_var', 'b0.bn.num_batches_tracked',
+      'token',
+      'b0.scale',
+      'b0.norm.weight',
+      'b0.norm.bias',
+      'b0.fc.weight',
+      'b0.fc.bias',
+      'b0.bn.weight',
+      'b0.bn.bias',
+      'b0.bn.running_mean',
+      'b0.bn.running_var',
+      'b0.bn.num_batches_tracked',
     ]);
     expect(keys).toHaveLength(21);
     expect(new Net().namedParameters().map(([k]) => k)).not.toContain('b0.bn.running_mean');
@@ -74,7 +96,9 @@ describe('Module', () => {
     const net = new Net();
     const dict = stateOf(net, 2);
     dict.set('b0.fc.weight', tf.ones([2, 5]));
-    expect(() => net.loadStateDict(dict, { strict: false })).toThrow(/size mismatch for b0\.fc\.weight: checkpoint \[2, 5\], module \[2, 4\]/);
+    expect(() => net.loadStateDict(dict, { strict: false })).toThrow(
+      /size mismatch for b0\.fc\.weight: checkpoint \[2, 5\], module \[2, 4\]/,
+    );
     expectClose(net.token.value, [0, 0, 0, 0], 0);
   });
 
@@ -117,7 +141,9 @@ describe('Module', () => {
     const w = new Wrapper();
     expect([...w.stateShapes().keys()].slice(0, 3)).toEqual(['scale', 'extra.weight', 'extra.bias']);
     expect(w.stateShapes().has('fc.weight')).toBe(true);
-    w.loadStateDict(new Map([...w.stateShapes()].map(([k, s]) => [k, k.endsWith('tracked') ? tf.scalar(1, 'int32') : tf.fill([...s], 0.25)])));
+    w.loadStateDict(
+      new Map([...w.stateShapes()].map(([k, s]) => [k, k.endsWith('tracked') ? tf.scalar(1, 'int32') : tf.fill([...s], 0.25)])),
+    );
     expectClose(w.inner.fc.weight.value, new Array(8).fill(0.25), 0);
     w.dispose();
   });

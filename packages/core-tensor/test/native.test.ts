@@ -5,13 +5,32 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Generator, LayerNorm, Linear, MultiheadAttention, conv2d, linear, matMul, nativeCallCount, disableNativeKernels, disposeGradients, enableNativeKernels, gelu, initBackend, manualSeed, tf, valueAndGrads,
+  Generator,
+  LayerNorm,
+  Linear,
+  MultiheadAttention,
+  conv2d,
+  linear,
+  matMul,
+  nativeCallCount,
+  disableNativeKernels,
+  disposeGradients,
+  enableNativeKernels,
+  gelu,
+  initBackend,
+  manualSeed,
+  tf,
+  valueAndGrads,
   type Tensor,
 } from '../src/index';
 import { nativeAddon } from '../src/native';
 
 const rng = new Generator(99);
-const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-2, 2)), shape);
+const rand = (shape: number[]) =>
+  tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-2, 2)),
+    shape,
+  );
 
 /** Runs `f` with native kernels and with the JS ones; asserts equal within 1e-5 relative to the output scale. */
 function same(label: string, f: () => Tensor | Tensor[]): void {
@@ -37,13 +56,33 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
   afterAll(() => enableNativeKernels());
 
   it('BatchMatMul: every transpose flag, broadcast batches, odd and empty sizes, and its gradients', () => {
-    for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 1, 65], [0, 4, 3], [4, 0, 3]] as const) {
-      for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-        for (const [ba, bb] of [[[], []], [[3], [3]], [[2, 3], [1]], [[1], [4]]] as [number[], number[]][]) {
+    for (const [m, k, n] of [
+      [1, 1, 1],
+      [3, 5, 7],
+      [17, 33, 9],
+      [64, 1, 65],
+      [0, 4, 3],
+      [4, 0, 3],
+    ] as const) {
+      for (const [tA, tB] of [
+        [false, false],
+        [false, true],
+        [true, false],
+        [true, true],
+      ] as const) {
+        for (const [ba, bb] of [
+          [[], []],
+          [[3], [3]],
+          [[2, 3], [1]],
+          [[1], [4]],
+        ] as [number[], number[]][]) {
           const a = rand([...ba, ...(tA ? [k, m] : [m, k])]);
           const b = rand([...bb, ...(tB ? [n, k] : [k, n])]);
           same(`matMul ${m}x${k}x${n} tA=${tA} tB=${tB} batches ${ba}/${bb}`, () => tf.matMul(a, b, tA, tB));
-          if (m * k * n) same(`matMul grads ${m}x${k}x${n} ${tA}${tB}`, () => tf.grads((x: Tensor, y: Tensor) => tf.sum(tf.square(matMul(x, y, tA, tB))))([a, b]));
+          if (m * k * n)
+            same(`matMul grads ${m}x${k}x${n} ${tA}${tB}`, () =>
+              tf.grads((x: Tensor, y: Tensor) => tf.sum(tf.square(matMul(x, y, tA, tB))))([a, b]),
+            );
         }
       }
     }
@@ -60,7 +99,21 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
   });
 
   it('Add / Multiply / Sub / RealDiv with broadcasting', () => {
-    const pairs: [number[], number[]][] = [[[5], [5]], [[2, 3, 4], [4]], [[2, 1, 4], [3, 1]], [[1], [3, 2]], [[], [2, 2]], [[2, 0, 3], [3]], [[3, 1, 1, 5], [1, 4, 2, 1]]];
+    const pairs: [number[], number[]][] = [
+      [[5], [5]],
+      [[2, 3, 4], [4]],
+      [
+        [2, 1, 4],
+        [3, 1],
+      ],
+      [[1], [3, 2]],
+      [[], [2, 2]],
+      [[2, 0, 3], [3]],
+      [
+        [3, 1, 1, 5],
+        [1, 4, 2, 1],
+      ],
+    ];
     for (const [sa, sb] of pairs) {
       const a = rand(sa);
       const b = tf.add(rand(sb), 3);
@@ -71,20 +124,63 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
 
   it('Erf, Exp, Tanh, Softmax, Transpose, Slice, SplitV, GatherV2, Sum and Mean (any axes), with gradients', () => {
     const x = rand([3, 4, 5, 6]);
-    same('unary', () => [tf.erf(x), tf.exp(x), tf.tanh(x), tf.square(x), tf.relu(x), tf.sigmoid(x), tf.rsqrt(tf.abs(x)), tf.sqrt(tf.abs(x)), tf.neg(x)]);
+    same('unary', () => [
+      tf.erf(x),
+      tf.exp(x),
+      tf.tanh(x),
+      tf.square(x),
+      tf.relu(x),
+      tf.sigmoid(x),
+      tf.rsqrt(tf.abs(x)),
+      tf.sqrt(tf.abs(x)),
+      tf.neg(x),
+    ]);
     const ids = tf.tensor1d([2, 0, 2, 5, 1, 0], 'int32');
     const rows = rand([6, 3, 2]);
-    same('pad / segment sum', () => [tf.pad(x, [[0, 1], [2, 0], [1, 1], [0, 3]], 0.5), tf.pad(rand([0, 2]).reshape([0, 2]), [[1, 1], [0, 0]]), tf.unsortedSegmentSum(rows, ids, 7)]);
+    same('pad / segment sum', () => [
+      tf.pad(
+        x,
+        [
+          [0, 1],
+          [2, 0],
+          [1, 1],
+          [0, 3],
+        ],
+        0.5,
+      ),
+      tf.pad(rand([0, 2]).reshape([0, 2]), [
+        [1, 1],
+        [0, 0],
+      ]),
+      tf.unsortedSegmentSum(rows, ids, 7),
+    ]);
     same('gather grad', () => tf.grad((t: Tensor) => tf.sum(tf.square(tf.gather(t, ids))))(rows));
-    same('gather (any axis, 2-D indices, empty)', () => [tf.gather(x, tf.tensor2d([4, 0, 2, 1], [2, 2], 'int32'), 2), tf.gather(x, tf.tensor1d([3, 1], 'int32'), 1), tf.gather(x, tf.tensor1d([], 'int32'), 0)]);
+    same('gather (any axis, 2-D indices, empty)', () => [
+      tf.gather(x, tf.tensor2d([4, 0, 2, 1], [2, 2], 'int32'), 2),
+      tf.gather(x, tf.tensor1d([3, 1], 'int32'), 1),
+      tf.gather(x, tf.tensor1d([], 'int32'), 0),
+    ]);
     expect(() => tf.gather(rows, tf.tensor1d([6], 'int32'))).toThrow();
     const [p1, p2] = [rand([3, 2, 5, 6]), rand([3, 4, 5, 1])];
     same('concat', () => [tf.concat([x, p1], 1), tf.concat([x, p2], 3), tf.concat([x, x], 0), tf.concat([rand([0, 4, 5, 6]), x], 0)]);
     const [col, wide] = [rand([7, 1]), rand([2, 257])];
     same('softmax', () => [tf.softmax(x), tf.softmax(col), tf.softmax(wide)]);
-    for (const perm of [[1, 0, 2, 3], [3, 2, 1, 0], [0, 2, 3, 1], [0, 1, 3, 2]]) same(`transpose ${perm}`, () => tf.transpose(x, perm));
-    same('slice / split', () => [tf.slice(x, [1, 0, 2, 1], [2, -1, 3, 4]), tf.slice(x, [0, 3, 0, 5], [3, 1, 5, 1]), ...tf.split(x, [1, 3, 2], 3), ...tf.split(x, 2, 1)]);
-    same('slice / split grads', () => tf.grad((t: Tensor) => tf.sum(tf.mul(tf.slice(t, [0, 1, 0, 0], [3, 2, 5, 6]), tf.split(t, 2, 1)[1]!)))(x));
+    for (const perm of [
+      [1, 0, 2, 3],
+      [3, 2, 1, 0],
+      [0, 2, 3, 1],
+      [0, 1, 3, 2],
+    ])
+      same(`transpose ${perm}`, () => tf.transpose(x, perm));
+    same('slice / split', () => [
+      tf.slice(x, [1, 0, 2, 1], [2, -1, 3, 4]),
+      tf.slice(x, [0, 3, 0, 5], [3, 1, 5, 1]),
+      ...tf.split(x, [1, 3, 2], 3),
+      ...tf.split(x, 2, 1),
+    ]);
+    same('slice / split grads', () =>
+      tf.grad((t: Tensor) => tf.sum(tf.mul(tf.slice(t, [0, 1, 0, 0], [3, 2, 5, 6]), tf.split(t, 2, 1)[1]!)))(x),
+    );
     for (const axes of [3, 0, [1, 2], [0, 3], [0, 1, 2, 3], -1]) {
       same(`sum/mean ${axes}`, () => [tf.sum(x, axes), tf.mean(x, axes, true)]);
     }
@@ -103,7 +199,12 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
   });
 
   it('the fused LayerNorm (with and without affine) equals the composed one, forward and every gradient', () => {
-    for (const [shape, affine] of [[[2, 5, 7], true], [[33, 1], true], [[4, 352], false], [[0, 6], true]] as [number[], boolean][]) {
+    for (const [shape, affine] of [
+      [[2, 5, 7], true],
+      [[33, 1], true],
+      [[4, 352], false],
+      [[0, 6], true],
+    ] as [number[], boolean][]) {
       const ln = new LayerNorm(shape.at(-1)!, { elementwiseAffine: affine, eps: 1e-3 });
       if (affine) {
         ln.weight!.assign(rand([shape.at(-1)!]));
@@ -126,7 +227,12 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
   });
 
   it('the fused linear layer (bias written before the GEMM) equals matMul + add, forward and every gradient', () => {
-    for (const [rows, inF, outF] of [[1, 1, 1], [7, 5, 3], [65, 33, 17], [0, 4, 3]] as const) {
+    for (const [rows, inF, outF] of [
+      [1, 1, 1],
+      [7, 5, 3],
+      [65, 33, 17],
+      [0, 4, 3],
+    ] as const) {
       const [x, w, b, g] = [rand([rows, inF]), rand([outF, inF]), rand([outF]), rand([rows, outF])];
       same(`linear ${rows}x${inF}→${outF}`, () => [
         linear(x, w, b),

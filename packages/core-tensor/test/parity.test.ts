@@ -3,16 +3,17 @@
  * fixture weights by their PyTorch names, against outputs of the original PyTorch code.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  AdaptiveAvgPool2d, ConvModule, Module, ModuleList, Sequential, interpolate, tf, type Tensor,
-} from '../src/index';
+import { AdaptiveAvgPool2d, ConvModule, Module, ModuleList, Sequential, interpolate, tf, type Tensor } from '../src/index';
 import { TEST_BACKENDS, expectClose, loadFixture, useBackend } from './helpers';
 import { TinyVit } from './tiny-vit';
 
 /** mmseg PPM + bottleneck on the last UPerHead input (`psp_forward`). */
 class PspPart extends Module {
   readonly scales = [1, 2, 3, 6];
-  readonly psp = this.registerModule('psp_modules', new ModuleList(this.scales.map((s) => new Sequential(new AdaptiveAvgPool2d(s), new ConvModule(32, 16, 1)))));
+  readonly psp = this.registerModule(
+    'psp_modules',
+    new ModuleList(this.scales.map((s) => new Sequential(new AdaptiveAvgPool2d(s), new ConvModule(32, 16, 1)))),
+  );
   readonly bottleneck = this.registerModule('bottleneck', new ConvModule(32 + 4 * 16, 16, 3, { padding: 1 }));
   forward(x: Tensor): Tensor {
     return tf.tidy(() => {

@@ -66,7 +66,10 @@ describe('decodePng', () => {
       [pngOf(2, 1, 3, [[0, 5, 0]], [['PLTE', [1, 2, 3]]]), /palette index 5 out of range/],
       [pngOf(2, 2, 0, [[0, 1, 2]]), /image data holds 3 bytes, 6 needed/],
       [pngOf(1, 1, 0, [[7, 1]]), /row 0 has filter type 7/],
-      [pngOf(2, 1, 0, [[0, 1, 2], ...Array.from({ length: 5000 }, () => [0, 0, 0])]), /image data does not inflate to the 2×1 the header states/],
+      [
+        pngOf(2, 1, 0, [[0, 1, 2], ...Array.from({ length: 5000 }, () => [0, 0, 0])]),
+        /image data does not inflate to the 2×1 the header states/,
+      ],
     ];
     for (const [bytes, msg] of cases) {
       expect(() => decodePng(bytes, 'mask.png')).toThrow(SkySenseError);

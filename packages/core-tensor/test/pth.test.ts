@@ -4,7 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Generator, Module, PthFile, SafetensorsFile, SkySenseError, bufferSource, convertToSafetensors, formatLoadReport, initBackend, inspectCheckpoint, loadCheckpoint,
+  Generator,
+  Module,
+  PthFile,
+  SafetensorsFile,
+  SkySenseError,
+  bufferSource,
+  convertToSafetensors,
+  formatLoadReport,
+  initBackend,
+  inspectCheckpoint,
+  loadCheckpoint,
   readZipDirectory,
 } from '../src/index';
 import { fixturePath } from './helpers';
@@ -26,7 +36,11 @@ function parserRegions(bytes: Uint8Array): [number, number][] {
   const entries = [...readZipDirectory(bufferSource(bytes)).values()];
   const pkl = entries.find((e) => e.name.endsWith('data.pkl'))!;
   const dirStart = Math.max(...entries.map((e) => e.dataOffset + e.compressedSize));
-  return [[pkl.dataOffset, pkl.size], [dirStart, bytes.length - dirStart], ...entries.map((e): [number, number] => [e.dataOffset - 64, 64])];
+  return [
+    [pkl.dataOffset, pkl.size],
+    [dirStart, bytes.length - dirStart],
+    ...entries.map((e): [number, number] => [e.dataOffset - 64, 64]),
+  ];
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -67,9 +81,21 @@ describe('PyTorch checkpoints', () => {
   });
 
   it.each(['views.pth', 'views_legacy.pth'])('%s (written by torch 1.13): views, shared storages and every dtype', (file) => {
-    const expected = JSON.parse(fs.readFileSync(VIEWS('expected.json'), 'utf8')) as Record<string, { dtype: string; shape: number[]; stride: number[]; storage_offset: number; values: number[] }>;
+    const expected = JSON.parse(fs.readFileSync(VIEWS('expected.json'), 'utf8')) as Record<
+      string,
+      { dtype: string; shape: number[]; stride: number[]; storage_offset: number; values: number[] }
+    >;
     const pth = PthFile.open(VIEWS(file));
-    const dtypes: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', uint8: 'U8', bool: 'BOOL', float64: 'F64' };
+    const dtypes: Record<string, string> = {
+      float32: 'F32',
+      float16: 'F16',
+      bfloat16: 'BF16',
+      int64: 'I64',
+      int32: 'I32',
+      uint8: 'U8',
+      bool: 'BOOL',
+      float64: 'F64',
+    };
     for (const [name, e] of Object.entries(expected)) {
       if (name === '_meta') continue;
       const info = pth.info(name);
@@ -83,7 +109,14 @@ describe('PyTorch checkpoints', () => {
     }
     expect(pth.info('offset_view').storageKey).toBe(pth.info('shared_a').storageKey);
     expect(pth.info('transposed').contiguous).toBe(false);
-    expect(pth.extra.meta).toEqual({ epoch: 12, best: 0.875, iter: 4000, blob: (expected._meta as unknown as { blob_latin1: string }).blob_latin1, classes: ['a', 'b'], ok: true });
+    expect(pth.extra.meta).toEqual({
+      epoch: 12,
+      best: 0.875,
+      iter: 4000,
+      blob: (expected._meta as unknown as { blob_latin1: string }).blob_latin1,
+      classes: ['a', 'b'],
+      ok: true,
+    });
     const half = pth.readRaw('half');
     expect(half.dtype).toBe('F16');
     expect(half.data.length).toBe(10);
@@ -96,7 +129,11 @@ describe('PyTorch checkpoints', () => {
       const m = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.cjs'))});
       try { m.PthFile.open(${JSON.stringify(PTH('malicious.pth'))}); console.log('LOADED'); }
       catch (e) { console.log(e.code + ' ' + e.message); }`;
-    const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: dir, env: { ...process.env, PWNED_MARKER: marker } });
+    const out = execFileSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      cwd: dir,
+      env: { ...process.env, PWNED_MARKER: marker },
+    });
     expect(out).toMatch(/^E_UNSAFE_PICKLE .*refusing to load global 'os\.system'/);
     expect(out).not.toContain('pwned');
     expect(out).not.toContain('LOADED');
@@ -175,10 +212,22 @@ describe('PyTorch checkpoints', () => {
     st.close();
     const sub = join(dir, 'layers.safetensors');
     expect(convertToSafetensors(PTH('release_s2.pth'), sub, { prefix: 'layers.1.', strip: 'layers.1.' })).toEqual([
-      'ln1.weight', 'ln1.bias', 'attn.attn.in_proj_weight', 'attn.attn.in_proj_bias', 'attn.attn.out_proj.weight', 'attn.attn.out_proj.bias',
-      'ln2.weight', 'ln2.bias', 'ffn.layers.0.0.weight', 'ffn.layers.0.0.bias', 'ffn.layers.1.weight', 'ffn.layers.1.bias',
+      'ln1.weight',
+      'ln1.bias',
+      'attn.attn.in_proj_weight',
+      'attn.attn.in_proj_bias',
+      'attn.attn.out_proj.weight',
+      'attn.attn.out_proj.bias',
+      'ln2.weight',
+      'ln2.bias',
+      'ffn.layers.0.0.weight',
+      'ffn.layers.0.0.bias',
+      'ffn.layers.1.weight',
+      'ffn.layers.1.bias',
     ]);
-    expect(() => convertToSafetensors(PTH('model.pth'), join(dir, 'none.safetensors'), { prefix: 'nothing.' })).toThrow(/no tensor starts with 'nothing\.'/);
+    expect(() => convertToSafetensors(PTH('model.pth'), join(dir, 'none.safetensors'), { prefix: 'nothing.' })).toThrow(
+      /no tensor starts with 'nothing\.'/,
+    );
   });
 
   it('reads ZIP64 archives (as torch writes files over 4 GiB) and any archive folder name', () => {
@@ -187,7 +236,14 @@ describe('PyTorch checkpoints', () => {
       const f = new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4);
       for (let i = 0; i < f.length; i++) f[i] = seed + (off / 4 + i) * 0.5;
     };
-    writeSyntheticPth(file, [{ name: 'a.weight', shape: [3, 4], fill: fill(1) }, { name: 'b', shape: [5], fill: fill(-2) }], 'my_model-v2');
+    writeSyntheticPth(
+      file,
+      [
+        { name: 'a.weight', shape: [3, 4], fill: fill(1) },
+        { name: 'b', shape: [5], fill: fill(-2) },
+      ],
+      'my_model-v2',
+    );
     const pth = PthFile.open(file);
     expect(pth.keys()).toEqual(['a.weight', 'b']);
     expect(Array.from(pth.read('b').dataSync())).toEqual([-2, -1.5, -1, -0.5, 0]);
@@ -217,7 +273,11 @@ describe('PyTorch checkpoints', () => {
       readonly enc = this.registerModule('backbone_s2', new TinyVit());
     }
     const wrapped = new Wrapper();
-    const text = formatLoadReport({ loaded: [], missing: [], unexpected: ['backbone_s2.ctpe', 'ctpe'], mismatched: [], ignored: [] }, 'file', wrapped);
+    const text = formatLoadReport(
+      { loaded: [], missing: [], unexpected: ['backbone_s2.ctpe', 'ctpe'], mismatched: [], ignored: [] },
+      'file',
+      wrapped,
+    );
     expect(text).toMatch(/backbone_s2\.ctpe {2}\[harmless: calendar-time/);
     expect(text).toMatch(/\n {2}ctpe\n|\n {2}ctpe$/);
     expect(formatLoadReport(report)).not.toMatch(/harmless/);

@@ -3,8 +3,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  DTYPE_SIZE, Linear, SafetensorsFile, SkySenseError, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, initBackend, rawToTensor,
-  saveSafetensors, tensorToRaw, tf, writeSafetensors, type SafetensorsDType,
+  DTYPE_SIZE,
+  Linear,
+  SafetensorsFile,
+  SkySenseError,
+  bf16BitsToF32,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  initBackend,
+  rawToTensor,
+  saveSafetensors,
+  tensorToRaw,
+  tf,
+  writeSafetensors,
+  type SafetensorsDType,
 } from '../src/index';
 import { expectClose, fixturePath } from './helpers';
 
@@ -100,20 +113,65 @@ describe('safetensors', () => {
 
   const good = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
   const hostile: [string, () => string, RegExp][] = [
-    ['a file shorter than 8 bytes', () => (fs.writeFileSync(join(dir, 'tiny'), Buffer.from([1, 2, 3])), join(dir, 'tiny')), /3 bytes, shorter than the 8-byte header/],
+    [
+      'a file shorter than 8 bytes',
+      () => (fs.writeFileSync(join(dir, 'tiny'), Buffer.from([1, 2, 3])), join(dir, 'tiny')),
+      /3 bytes, shorter than the 8-byte header/,
+    ],
     ['a header length beyond the file', () => rawFile('long', good, new Uint8Array(8), 5000n), /header length 5000 exceeds the file size/],
-    ['a header over 100 MB', () => rawFile('huge', good, new Uint8Array(8), 200_000_000n), /header length 200000000 exceeds the 100000000-byte limit/],
+    [
+      'a header over 100 MB',
+      () => rawFile('huge', good, new Uint8Array(8), 200_000_000n),
+      /header length 200000000 exceeds the 100000000-byte limit/,
+    ],
     ['a header that is not JSON', () => rawFile('json', '{"a": [', new Uint8Array(0)), /header is not valid JSON/],
     ['a header that is not an object', () => rawFile('arr', '[1, 2]'), /header is not a JSON object/],
-    ['an unknown dtype', () => rawFile('dtype', { a: { dtype: 'F8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), /tensor 'a' has unknown dtype "F8"/],
-    ['a negative shape', () => rawFile('shape', { a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, new Uint8Array(8)), /invalid shape \[-2\]/],
-    ['a byte count that does not match the shape', () => rawFile('count', { a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /needs 12 bytes but data_offsets \[0, 8\] hold 8/],
-    ['offsets beyond the data (truncated file)', () => rawFile('range', good, new Uint8Array(4)), /data_offsets end 8 is beyond the 4 data bytes/],
-    ['overlapping tensors', () => rawFile('overlap', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)), /overlaps tensor 'a'/],
-    ['a gap between tensors', () => rawFile('gap', { a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)), /unused bytes 0-4/],
+    [
+      'an unknown dtype',
+      () => rawFile('dtype', { a: { dtype: 'F8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)),
+      /tensor 'a' has unknown dtype "F8"/,
+    ],
+    [
+      'a negative shape',
+      () => rawFile('shape', { a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /invalid shape \[-2\]/,
+    ],
+    [
+      'a byte count that does not match the shape',
+      () => rawFile('count', { a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /needs 12 bytes but data_offsets \[0, 8\] hold 8/,
+    ],
+    [
+      'offsets beyond the data (truncated file)',
+      () => rawFile('range', good, new Uint8Array(4)),
+      /data_offsets end 8 is beyond the 4 data bytes/,
+    ],
+    [
+      'overlapping tensors',
+      () =>
+        rawFile(
+          'overlap',
+          { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } },
+          new Uint8Array(8),
+        ),
+      /overlaps tensor 'a'/,
+    ],
+    [
+      'a gap between tensors',
+      () => rawFile('gap', { a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)),
+      /unused bytes 0-4/,
+    ],
     ['trailing bytes', () => rawFile('trail', good, new Uint8Array(12)), /4 trailing bytes/],
-    ['inverted offsets', () => rawFile('inv', { a: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, new Uint8Array(8)), /invalid data_offsets \[8,0\]/],
-    ['non-string metadata', () => rawFile('meta', { __metadata__: { n: 1 }, ...good }, new Uint8Array(8)), /__metadata__ must map strings to strings/],
+    [
+      'inverted offsets',
+      () => rawFile('inv', { a: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, new Uint8Array(8)),
+      /invalid data_offsets \[8,0\]/,
+    ],
+    [
+      'non-string metadata',
+      () => rawFile('meta', { __metadata__: { n: 1 }, ...good }, new Uint8Array(8)),
+      /__metadata__ must map strings to strings/,
+    ],
   ];
 
   it.each(hostile)('refuses %s with E_SAFETENSORS naming the file', (_what, make, msg) => {
@@ -136,7 +194,16 @@ describe('safetensors', () => {
     expect(() =>
       writeSafetensors(p, [
         ['a', { dtype: 'U8', shape: [2], data: new Uint8Array([3, 4]) }],
-        ['b', { dtype: 'U8', shape: [2], data: () => { throw new Error('disk on fire'); } }],
+        [
+          'b',
+          {
+            dtype: 'U8',
+            shape: [2],
+            data: () => {
+              throw new Error('disk on fire');
+            },
+          },
+        ],
       ]),
     ).toThrow('disk on fire');
     expect(fs.readFileSync(p).equals(before)).toBe(true);
@@ -158,7 +225,10 @@ describe('safetensors', () => {
 
   it('reads a tensor beyond 4 GiB by offset without reading the rest (sparse 5 GB file)', () => {
     const big = 5_000_000_000;
-    const header = JSON.stringify({ big: { dtype: 'U8', shape: [big], data_offsets: [0, big] }, small: { dtype: 'F32', shape: [3], data_offsets: [big, big + 12] } });
+    const header = JSON.stringify({
+      big: { dtype: 'U8', shape: [big], data_offsets: [0, big] },
+      small: { dtype: 'F32', shape: [3], data_offsets: [big, big + 12] },
+    });
     const p = join(dir, 'sparse.safetensors');
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(header.length));

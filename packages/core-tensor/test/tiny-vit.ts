@@ -1,5 +1,15 @@
 /** The parity fixtures' ViT (embed 64, 2 layers, patch 4, 10 bands) composed from core-tensor bricks, for tests. */
-import { Module, ModuleList, PatchEmbed, TransformerEncoderLayer, tf, type CheckpointKeyRule, type Parameter, type Tensor, zeros } from '../src/index';
+import {
+  Module,
+  ModuleList,
+  PatchEmbed,
+  TransformerEncoderLayer,
+  tf,
+  type CheckpointKeyRule,
+  type Parameter,
+  type Tensor,
+  zeros,
+} from '../src/index';
 
 /** The fixture's ViT: patch conv, cls token, position table (exact grid), two layers, no final norm. */
 export class TinyVit extends Module {
@@ -35,4 +45,3 @@ export class TinyVit extends Module {
     return { maps: kept.slice(0, 2), cls: kept.slice(2) };
   }
 }
-

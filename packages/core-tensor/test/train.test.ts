@@ -1,7 +1,29 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  AdamW, BatchNorm2d, Generator, Linear, Module, SGD, SkySenseError, buildParamGroups, clipGradNorm, constantLr, cosineLr, cosineMomentum, disposeGradients,
-  emaUpdate, initBackend, linearWarmup, polyLr, sinkhornKnopp, stepLr, tf, valueAndGrads, zeros, type Parameter, type Tensor,
+  AdamW,
+  BatchNorm2d,
+  Generator,
+  Linear,
+  Module,
+  SGD,
+  SkySenseError,
+  buildParamGroups,
+  clipGradNorm,
+  constantLr,
+  cosineLr,
+  cosineMomentum,
+  disposeGradients,
+  emaUpdate,
+  initBackend,
+  linearWarmup,
+  polyLr,
+  sinkhornKnopp,
+  stepLr,
+  tf,
+  valueAndGrads,
+  zeros,
+  type Parameter,
+  type Tensor,
 } from '../src/index';
 import { expectClose, expectNoLeak, loadFixture } from './helpers';
 
@@ -32,7 +54,9 @@ describe('optimizers', () => {
   it('AdamW follows PyTorch’s update (decoupled decay, bias correction) step by step', () => {
     const p0 = [1, -2, 0.5];
     const [lr, wd, b1, b2, eps] = [0.1, 0.05, 0.9, 0.999, 1e-8];
-    const p = [...p0], m = [0, 0, 0], v = [0, 0, 0];
+    const p = [...p0],
+      m = [0, 0, 0],
+      v = [0, 0, 0];
     for (let t = 1; t <= 4; t++) {
       for (let i = 0; i < 3; i++) {
         const g = 2 * C[i]! * p[i]!;
@@ -53,7 +77,8 @@ describe('optimizers', () => {
   it.each([false, true])('SGD with momentum, dampening-free, weight decay (nesterov %s) follows PyTorch', (nesterov) => {
     const p0 = [1, -2, 0.5];
     const [lr, mom, wd] = [0.1, 0.9, 0.01];
-    const p = [...p0], buf = [0, 0, 0];
+    const p = [...p0],
+      buf = [0, 0, 0];
     for (let t = 1; t <= 4; t++) {
       for (let i = 0; i < 3; i++) {
         const d = 2 * C[i]! * p[i]! + wd * p[i]!;
@@ -78,7 +103,9 @@ describe('optimizers', () => {
     const opt2 = new AdamW(resumed, { lr: 0.1 });
     opt2.loadStateDict(saved, opt.stepCount);
     expect(Array.from(run(opt2, resumed, 2))).toEqual(expected);
-    expect(() => opt2.loadStateDict(new Map([['0.0.0', tf.zeros([2])]]), 1)).toThrow(/optimizer state '0.0.0': no parameter of shape \[2\]/);
+    expect(() => opt2.loadStateDict(new Map([['0.0.0', tf.zeros([2])]]), 1)).toThrow(
+      /optimizer state '0.0.0': no parameter of shape \[2\]/,
+    );
     tf.dispose([...saved.values()]);
   });
 
@@ -116,10 +143,20 @@ describe('optimizers', () => {
     }
     const toy = new Toy();
     toy.bn.freeze();
-    const layerId = (n: string) => (n.startsWith('patch_embed') || n === 'cls_token' ? 0 : n.startsWith('layers0') ? 1 : n.startsWith('layers1') ? 2 : 3);
+    const layerId = (n: string) =>
+      n.startsWith('patch_embed') || n === 'cls_token' ? 0 : n.startsWith('layers0') ? 1 : n.startsWith('layers1') ? 2 : 3;
     const groups = buildParamGroups(toy.namedParameters(), { lr: 1, weightDecay: 0.05, layerDecay: { rate: 0.5, numLayers: 2, layerId } });
     const byName = Object.fromEntries(groups.map((g) => [g.name, g]));
-    expect(Object.keys(byName).sort()).toEqual(['layer_0_decay', 'layer_0_no_decay', 'layer_1_decay', 'layer_1_no_decay', 'layer_2_decay', 'layer_2_no_decay', 'layer_3_decay', 'layer_3_no_decay']);
+    expect(Object.keys(byName).sort()).toEqual([
+      'layer_0_decay',
+      'layer_0_no_decay',
+      'layer_1_decay',
+      'layer_1_no_decay',
+      'layer_2_decay',
+      'layer_2_no_decay',
+      'layer_3_decay',
+      'layer_3_no_decay',
+    ]);
     expect(byName.layer_0_decay!.lr).toBeCloseTo(0.125, 12);
     expect(byName.layer_1_decay!.lr).toBeCloseTo(0.25, 12);
     expect(byName.layer_3_decay!.lr).toBe(1);
@@ -130,7 +167,9 @@ describe('optimizers', () => {
     const opt = new AdamW(groups, { lr: 1 });
     opt.applySchedule(polyLr({ maxIters: 10 }), 5);
     expect(opt.groups.find((g) => g.name === 'layer_1_decay')!.lr).toBeCloseTo(0.125, 12);
-    expect(() => buildParamGroups(toy.namedParameters(), { lr: 1, weightDecay: 0, layerDecay: { rate: 0.5, numLayers: 2, layerId: () => 9 } })).toThrow(/returned 9, expected an integer in \[0, 3\]/);
+    expect(() =>
+      buildParamGroups(toy.namedParameters(), { lr: 1, weightDecay: 0, layerDecay: { rate: 0.5, numLayers: 2, layerId: () => 9 } }),
+    ).toThrow(/returned 9, expected an integer in \[0, 3\]/);
   });
 });
 
@@ -158,7 +197,10 @@ describe('gradient clipping, EMA and Sinkhorn', () => {
   it('clipGradNorm scales by maxNorm / (norm + 1e-6) only above the limit', () => {
     const a = new Quadratic([0, 0, 0]);
     const b = new Quadratic([0, 0, 0]);
-    const grads = new Map<Parameter, Tensor>([[a.p, tf.tensor1d([3, 0, 0])], [b.p, tf.tensor1d([0, 4, 0])]]);
+    const grads = new Map<Parameter, Tensor>([
+      [a.p, tf.tensor1d([3, 0, 0])],
+      [b.p, tf.tensor1d([0, 4, 0])],
+    ]);
     const { totalNorm, grads: clipped } = clipGradNorm(grads, 1);
     expect(totalNorm).toBeCloseTo(5, 6);
     expectClose(clipped.get(a.p)!, [3 / (5 + 1e-6), 0, 0], 1e-7);

@@ -3,7 +3,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AdamW, Generator, Linear, Sequential, disposeGradients, initBackend, manualSeed, openRun, resumeTrainer, runSettings, saveTrainer, tf, trainingLoop, valueAndGrads,
+  AdamW,
+  Generator,
+  Linear,
+  Sequential,
+  disposeGradients,
+  initBackend,
+  manualSeed,
+  openRun,
+  resumeTrainer,
+  runSettings,
+  saveTrainer,
+  tf,
+  trainingLoop,
+  valueAndGrads,
   type CheckpointableTrainer,
 } from '../src/index';
 
@@ -25,12 +38,21 @@ describe('training loop', () => {
   it('one metrics line per step, progress lines at the first step and every 5 %, checkpoints, an in-place bar on a terminal', () => {
     const out = join(dir, 'run');
     const lines: string[] = [];
-    const t = openRun(out, false, { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => new FakeTrainer({ steps: 40 }) }, (l) => lines.push(l));
+    const t = openRun(out, false, { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => new FakeTrainer({ steps: 40 }) }, (l) =>
+      lines.push(l),
+    );
     const writes: string[] = [];
     const bar = { write: (s: string) => writes.push(s), columns: 200 } as unknown as NodeJS.WriteStream;
     const seen: number[] = [];
     const metrics = trainingLoop({
-      trainer: t, total: 40, seed: 7, out, checkpointEvery: 15, samplesPerStep: 2, log: (l) => lines.push(l), bar,
+      trainer: t,
+      total: 40,
+      seed: 7,
+      out,
+      checkpointEvery: 15,
+      samplesPerStep: 2,
+      log: (l) => lines.push(l),
+      bar,
       step: (g) => {
         seen.push(g.random());
         t.step += 1;
@@ -39,34 +61,71 @@ describe('training loop', () => {
       describe: (m) => `loss ${m.loss.toFixed(3)}`,
     });
     expect(metrics).toHaveLength(40);
-    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
-    expect(lines.map((l) => Number(/^step (\d+)\/40 loss/.exec(l)?.[1]))).toEqual([1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40]);
+    expect(
+      readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).step),
+    ).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(lines.map((l) => Number(/^step (\d+)\/40 loss/.exec(l)?.[1]))).toEqual([
+      1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40,
+    ]);
     expect(lines[0]).toMatch(/^step 1\/40 loss 1\.000 · \d+(\.\d+)? samples\/s · ETA \d+ s$/);
     expect(t.saves).toEqual([15, 30, 40]);
     expect(writes.filter((w) => w === '\r\x1b[K')).toHaveLength(40);
     expect(writes.find((w) => w.startsWith('████████████'))).toMatch(/^█{12}·{12} step 20\/40 loss 0\.050/);
     // a resumed run draws the same data for the same step, and the log is cut back to the checkpoint
-    const again = openRun(out, true, { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => Object.assign(new FakeTrainer({ steps: 40 }), { step: 30 }) }, (l) => lines.push(l));
+    const again = openRun(
+      out,
+      true,
+      { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => Object.assign(new FakeTrainer({ steps: 40 }), { step: 30 }) },
+      (l) => lines.push(l),
+    );
     expect(lines.at(-1)).toMatch(/resumed .*checkpoint\.safetensors at step 30 of 40/);
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(30);
     const replay: number[] = [];
-    trainingLoop({ trainer: again, total: 40, seed: 7, out, checkpointEvery: 15, samplesPerStep: 2, log: () => undefined, bar: null, step: (g) => (replay.push(g.random()), (again.step += 1), { step: again.step }), describe: () => '' });
+    trainingLoop({
+      trainer: again,
+      total: 40,
+      seed: 7,
+      out,
+      checkpointEvery: 15,
+      samplesPerStep: 2,
+      log: () => undefined,
+      bar: null,
+      step: (g) => (replay.push(g.random()), (again.step += 1), { step: again.step }),
+      describe: () => '',
+    });
     expect(replay).toEqual(seen.slice(30));
-    expect(() => openRun(join(dir, 'nothing'), true, { fresh: () => t, resume: () => t }, () => undefined)).toThrow(/--resume: no checkpoint at .*nothing\/checkpoint\.safetensors/);
+    expect(() => openRun(join(dir, 'nothing'), true, { fresh: () => t, resume: () => t }, () => undefined)).toThrow(
+      /--resume: no checkpoint at .*nothing\/checkpoint\.safetensors/,
+    );
     expect(existsSync(join(dir, 'nothing'))).toBe(false);
   });
 
   it('run settings: a fresh run records them, a resumed run uses them and says which given options it ignores', () => {
     const out = join(dir, 'settings');
     const lines: string[] = [];
-    expect(runSettings(out, false, { task: 'cls', batchSize: 8, crop: undefined }, (l) => lines.push(l))).toEqual({ task: 'cls', batchSize: 8, crop: undefined });
+    expect(runSettings(out, false, { task: 'cls', batchSize: 8, crop: undefined }, (l) => lines.push(l))).toEqual({
+      task: 'cls',
+      batchSize: 8,
+      crop: undefined,
+    });
     writeFileSync(join(out, 'checkpoint.safetensors'), '');
     expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toEqual({ task: 'cls', batchSize: 8 });
-    expect(runSettings(out, true, { task: undefined, batchSize: 8, crop: undefined }, (l) => lines.push(l))).toEqual({ task: 'cls', batchSize: 8 });
+    expect(runSettings(out, true, { task: undefined, batchSize: 8, crop: undefined }, (l) => lines.push(l))).toEqual({
+      task: 'cls',
+      batchSize: 8,
+    });
     expect(lines).toEqual([]);
-    expect(runSettings(out, true, { task: 'seg', batchSize: 2, crop: undefined }, (l) => lines.push(l))).toEqual({ task: 'cls', batchSize: 8 });
+    expect(runSettings(out, true, { task: 'seg', batchSize: 2, crop: undefined }, (l) => lines.push(l))).toEqual({
+      task: 'cls',
+      batchSize: 8,
+    });
     expect(lines[0]).toMatch(/resuming with the run's own settings \(.*run\.json\); ignored: task "seg", batchSize 2$/);
-    expect(() => runSettings(join(dir, 'none'), true, {}, () => undefined)).toThrow(/--resume: no checkpoint at .*none\/checkpoint\.safetensors/);
+    expect(() => runSettings(join(dir, 'none'), true, {}, () => undefined)).toThrow(
+      /--resume: no checkpoint at .*none\/checkpoint\.safetensors/,
+    );
     rmSync(join(out, 'run.json'));
     expect(runSettings(out, true, { task: 'seg' }, (l) => lines.push(l))).toEqual({ task: 'seg' });
     expect(lines.at(-1)).toMatch(/run\.json is missing \(a run from an older version\): resuming with the options given now/);
@@ -120,7 +179,9 @@ describe('saveTrainer / resumeTrainer', () => {
     expect(resumed.options).toEqual({ steps: 6, lr: 0.05 });
     losses.push(...Array.from({ length: 3 }, () => resumed.trainStep()));
     expect(losses).toEqual(expected);
-    expect(() => resumeTrainer(file, 'other-format', 'other', (o: { steps: number; lr: number }) => new MlpTrainer(o))).toThrow(/not a other checkpoint \(format 'mlp-test-1', expected 'other-format'\)/);
+    expect(() => resumeTrainer(file, 'other-format', 'other', (o: { steps: number; lr: number }) => new MlpTrainer(o))).toThrow(
+      /not a other checkpoint \(format 'mlp-test-1', expected 'other-format'\)/,
+    );
     [whole, first, resumed].forEach((t) => {
       t.optimizer.dispose();
       t.model.dispose();

@@ -14,7 +14,9 @@ describe('before initBackend()', () => {
       }
       expect(error).toBeInstanceOf(SkySenseError);
       expect((error as SkySenseError).code).toBe('E_BACKEND');
-      expect((error as Error).message).toMatch(/call `await initBackend\(\)` \(from @skysense\/core-tensor\) once, before creating tensors or models/);
+      expect((error as Error).message).toMatch(
+        /call `await initBackend\(\)` \(from @skysense\/core-tensor\) once, before creating tensors or models/,
+      );
       expect((error as Error).message).not.toMatch(/tf\.ready/);
     }
   });

@@ -25,11 +25,19 @@ export interface CropWindow {
  * Samples one crop window (planar normalised image `C × size × size` and its mask).
  * Pixels beyond the rescaled image are padding: 0 after normalisation and label 255, as mmseg pads.
  */
-export function cutWindow(image: PlanarImage, mask: Uint8Array, w: CropWindow, stats: ChannelStats): { image: Float32Array; mask: Uint8Array } {
+export function cutWindow(
+  image: PlanarImage,
+  mask: Uint8Array,
+  w: CropWindow,
+  stats: ChannelStats,
+): { image: Float32Array; mask: Uint8Array } {
   const { width: W, height: H, channels: C } = image;
-  if (stats.mean.length !== C) throw new SkySenseError('E_BANDS', `normalisation: ${stats.mean.length} channel statistics for an image of ${C} channels`);
-  if (mask.length !== W * H) throw new SkySenseError('E_SHAPE', `cutWindow mask: expected ${W}×${H} = ${W * H} labels (the image's size), got ${mask.length}`);
-  const sh = Math.round(H * w.scale), sw = Math.round(W * w.scale);
+  if (stats.mean.length !== C)
+    throw new SkySenseError('E_BANDS', `normalisation: ${stats.mean.length} channel statistics for an image of ${C} channels`);
+  if (mask.length !== W * H)
+    throw new SkySenseError('E_SHAPE', `cutWindow mask: expected ${W}×${H} = ${W * H} labels (the image's size), got ${mask.length}`);
+  const sh = Math.round(H * w.scale),
+    sw = Math.round(W * w.scale);
   const n = w.size;
   const out = new Float32Array(C * n * n);
   const labels = new Uint8Array(n * n).fill(IGNORE_INDEX);
@@ -37,13 +45,17 @@ export function cutWindow(image: PlanarImage, mask: Uint8Array, w: CropWindow, s
     const ty = w.y0 + y;
     if (ty >= sh) continue;
     const fy = Math.min(Math.max((ty + 0.5) * (H / sh) - 0.5, 0), H - 1);
-    const y0 = Math.floor(fy), y1 = Math.min(y0 + 1, H - 1), ly = fy - y0;
+    const y0 = Math.floor(fy),
+      y1 = Math.min(y0 + 1, H - 1),
+      ly = fy - y0;
     const my = Math.min(Math.floor(ty * (H / sh)), H - 1);
     for (let x = 0; x < n; x++) {
       const tx = w.x0 + x;
       if (tx >= sw) continue;
       const fx = Math.min(Math.max((tx + 0.5) * (W / sw) - 0.5, 0), W - 1);
-      const x0 = Math.floor(fx), x1 = Math.min(x0 + 1, W - 1), lx = fx - x0;
+      const x0 = Math.floor(fx),
+        x1 = Math.min(x0 + 1, W - 1),
+        lx = fx - x0;
       const ox = w.flip ? n - 1 - x : x;
       labels[y * n + ox] = mask[my * W + Math.min(Math.floor(tx * (W / sw)), W - 1)]!;
       for (let c = 0; c < C; c++) {
@@ -61,14 +73,25 @@ export function randomWindow(image: PlanarImage, o: SegAugmentOptions, g: Genera
   const size = assertInt('crop', o.crop, 1);
   const [lo, hi] = o.scaleRange ?? [0.5, 2];
   const scale = g.uniform(lo, hi);
-  const sh = Math.round(image.height * scale), sw = Math.round(image.width * scale);
-  return { scale, size, y0: g.randint(Math.max(sh - size, 0) + 1), x0: g.randint(Math.max(sw - size, 0) + 1), flip: g.random() < (o.flip ?? 0.5) };
+  const sh = Math.round(image.height * scale),
+    sw = Math.round(image.width * scale);
+  return {
+    scale,
+    size,
+    y0: g.randint(Math.max(sh - size, 0) + 1),
+    x0: g.randint(Math.max(sw - size, 0) + 1),
+    flip: g.random() < (o.flip ?? 0.5),
+  };
 }
 
 /** The whole image normalised, as `[1, C, H, W]`. */
 export function normalizedImage(image: PlanarImage, stats: ChannelStats): Tensor {
   const hw = image.width * image.height;
-  const channels = normalizeChannels(Array.from({ length: image.channels }, (_, c) => image.data.slice(c * hw, (c + 1) * hw)), stats, 'image');
+  const channels = normalizeChannels(
+    Array.from({ length: image.channels }, (_, c) => image.data.slice(c * hw, (c + 1) * hw)),
+    stats,
+    'image',
+  );
   const out = new Float32Array(image.data.length);
   channels.forEach((ch, c) => out.set(ch, c * hw));
   return tf.tensor4d(out, [1, image.channels, image.height, image.width]);

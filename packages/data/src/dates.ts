@@ -26,6 +26,7 @@ export function findAcquisitionDate(file: string, tiffDate: string | null = null
 /** {@link findAcquisitionDate}, or an error saying the date must be given. */
 export function requireAcquisitionDate(file: string, tiffDate: string | null = null): string {
   const d = findAcquisitionDate(file, tiffDate);
-  if (!d) throw new SkySenseError('E_DATE', `${file}: no acquisition date in metadata, file name or TIFF tags; give "date" in the manifest`);
+  if (!d)
+    throw new SkySenseError('E_DATE', `${file}: no acquisition date in metadata, file name or TIFF tags; give "date" in the manifest`);
   return d;
 }

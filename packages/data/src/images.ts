@@ -36,7 +36,11 @@ export const DUBAI_AERIAL_CLASSES: readonly ClassDef[] = [
 /** The ignore label of masks (mmseg's). */
 export const IGNORE_INDEX = 255;
 
-const hex = (c: readonly number[]) => `#${c.map((v) => v.toString(16).padStart(2, '0')).join('').toUpperCase()}`;
+const hex = (c: readonly number[]) =>
+  `#${c
+    .map((v) => v.toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase()}`;
 
 /**
  * Reads a class table: `[{ "name", "color": "#RRGGBB" | [r, g, b] }]`, or a `classes.json` of the
@@ -46,12 +50,22 @@ const hex = (c: readonly number[]) => `#${c.map((v) => v.toString(16).padStart(2
 export function readClassTable(file: string): ClassDef[] {
   const raw = JSON.parse(readFileSync(file, 'utf8')) as unknown;
   const list = (Array.isArray(raw) ? raw : (raw as { classes?: unknown }).classes) as Record<string, unknown>[] | undefined;
-  if (!Array.isArray(list) || list.length === 0) throw new SkySenseError('E_DATA', `${file}: expected a list of classes (or { "classes": [...] }), got ${JSON.stringify(raw).slice(0, 80)}`);
+  if (!Array.isArray(list) || list.length === 0)
+    throw new SkySenseError(
+      'E_DATA',
+      `${file}: expected a list of classes (or { "classes": [...] }), got ${JSON.stringify(raw).slice(0, 80)}`,
+    );
   return list.map((e, i) => {
     const name = (e.name ?? e.title) as string | undefined;
     const c = e.color;
-    const rgb = typeof c === 'string' && /^#[0-9a-f]{6}$/i.test(c) ? [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16)) : Array.isArray(c) && c.length === 3 && c.every((v) => Number.isInteger(v) && v >= 0 && v < 256) ? (c as number[]) : null;
-    if (typeof name !== 'string' || !rgb) throw new SkySenseError('E_DATA', `${file} class ${i}: expected { name, color: "#RRGGBB" or [r, g, b] }, got ${JSON.stringify(e)}`);
+    const rgb =
+      typeof c === 'string' && /^#[0-9a-f]{6}$/i.test(c)
+        ? [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16))
+        : Array.isArray(c) && c.length === 3 && c.every((v) => Number.isInteger(v) && v >= 0 && v < 256)
+          ? (c as number[])
+          : null;
+    if (typeof name !== 'string' || !rgb)
+      throw new SkySenseError('E_DATA', `${file} class ${i}: expected { name, color: "#RRGGBB" or [r, g, b] }, got ${JSON.stringify(e)}`);
     return { name, color: rgb as [number, number, number] };
   });
 }
@@ -74,7 +88,13 @@ export async function readImage(file: string): Promise<PlanarImage> {
   const bytes = readFileSync(file);
   if (bytes[0] === 0x89 && bytes[1] === 0x50) {
     const img = decodePng(bytes, file);
-    return planar(img.data, img.width, img.height, img.channels, img.channels === 2 || img.channels === 4 ? img.channels - 1 : img.channels);
+    return planar(
+      img.data,
+      img.width,
+      img.height,
+      img.channels,
+      img.channels === 2 || img.channels === 4 ? img.channels - 1 : img.channels,
+    );
   }
   if (bytes[0] === 0xff && bytes[1] === 0xd8) {
     let img: { width: number; height: number; data: Uint8Array };
@@ -86,7 +106,11 @@ export async function readImage(file: string): Promise<PlanarImage> {
     return planar(img.data, img.width, img.height, 4, 3);
   }
   const tiff = (bytes[0] === 0x49 && bytes[1] === 0x49) || (bytes[0] === 0x4d && bytes[1] === 0x4d);
-  if (!tiff) throw new SkySenseError('E_FORMAT', `${file}: expected a PNG, JPEG or TIFF image, got a file starting with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+  if (!tiff)
+    throw new SkySenseError(
+      'E_FORMAT',
+      `${file}: expected a PNG, JPEG or TIFF image, got a file starting with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`,
+    );
   const r = await readGeoTiff(file);
   const data = new Float32Array(r.bands.length * r.width * r.height);
   r.bands.forEach((b, c) => data.set(b, c * r.width * r.height));
@@ -106,7 +130,11 @@ export async function readMask(file: string, classes: readonly ClassDef[]): Prom
   if (img.channels === 1) {
     for (let i = 0; i < n; i++) {
       const v = img.data[i]!;
-      if (v !== IGNORE_INDEX && !(Number.isInteger(v) && v >= 0 && v < classes.length)) throw new SkySenseError('E_DATA', `${file}: pixel (${i % img.width}, ${Math.floor(i / img.width)}) has class ${v}, expected an integer in [0, ${classes.length}) or ${IGNORE_INDEX}`);
+      if (v !== IGNORE_INDEX && !(Number.isInteger(v) && v >= 0 && v < classes.length))
+        throw new SkySenseError(
+          'E_DATA',
+          `${file}: pixel (${i % img.width}, ${Math.floor(i / img.width)}) has class ${v}, expected an integer in [0, ${classes.length}) or ${IGNORE_INDEX}`,
+        );
       out[i] = v;
     }
     return out;
@@ -117,7 +145,10 @@ export async function readMask(file: string, classes: readonly ClassDef[]): Prom
     const k = lookup.get(key);
     if (k === undefined) {
       const rgb = [0, 1, 2].map((c) => img.data[c * n + i]!);
-      throw new SkySenseError('E_DATA', `${file}: pixel (${i % img.width}, ${Math.floor(i / img.width)}) has colour ${hex(rgb)}, which is not in the class table (${classes.map((c) => `${c.name} ${hex(c.color)}`).join(', ')})`);
+      throw new SkySenseError(
+        'E_DATA',
+        `${file}: pixel (${i % img.width}, ${Math.floor(i / img.width)}) has colour ${hex(rgb)}, which is not in the class table (${classes.map((c) => `${c.name} ${hex(c.color)}`).join(', ')})`,
+      );
     }
     out[i] = k;
   }
@@ -137,7 +168,10 @@ const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff']);
 /** Image files of a folder, sorted. */
 export function listImages(dir: string): string[] {
   if (!existsSync(dir)) throw new SkySenseError('E_IO', `${dir}: no such folder`);
-  return readdirSync(dir).filter((f) => IMAGE_EXT.has(extname(f).toLowerCase())).sort().map((f) => join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => IMAGE_EXT.has(extname(f).toLowerCase()))
+    .sort()
+    .map((f) => join(dir, f));
 }
 
 /**

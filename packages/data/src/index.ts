@@ -6,12 +6,41 @@
  * @packageDocumentation
  */
 export { readGeoTiff, rasterCentre, toLatLon, crsDefinition, type Raster, type PixelWindow } from './raster';
-export { loadSentinel2, loadSentinel1, leeFilterDb, loadHr, findS2BandFiles, stackOnFinestGrid, type S2Band, type S2Source, type BandStack, type MissingBands, type Sentinel1Options } from './sentinel';
+export {
+  loadSentinel2,
+  loadSentinel1,
+  leeFilterDb,
+  loadHr,
+  findS2BandFiles,
+  stackOnFinestGrid,
+  type S2Band,
+  type S2Source,
+  type BandStack,
+  type MissingBands,
+  type Sentinel1Options,
+} from './sentinel';
 export { NORMALIZATION, normalizeChannels, type ChannelStats } from './normalization';
 export { findAcquisitionDate, requireAcquisitionDate } from './dates';
-export { readManifest, loadSample, samplesDir, type SampleManifest, type LoadedSample, type S2FrameEntry, type S1FrameEntry } from './sample';
 export {
-  readImage, readMask, readClassTable, loadSegmentationDataset, listImages, DUBAI_AERIAL_CLASSES, IGNORE_INDEX, type PlanarImage, type ClassDef, type LabelledImage,
+  readManifest,
+  loadSample,
+  samplesDir,
+  type SampleManifest,
+  type LoadedSample,
+  type S2FrameEntry,
+  type S1FrameEntry,
+} from './sample';
+export {
+  readImage,
+  readMask,
+  readClassTable,
+  loadSegmentationDataset,
+  listImages,
+  DUBAI_AERIAL_CLASSES,
+  IGNORE_INDEX,
+  type PlanarImage,
+  type ClassDef,
+  type LabelledImage,
 } from './images';
 export { cutWindow, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './augment';
 export { randomResizedBox, resolveMultiCrop, type MultiCropOptions, type ResolvedMultiCrop } from './multicrop';

@@ -36,8 +36,12 @@ export function resolveMultiCrop(o: MultiCropOptions, side: number): ResolvedMul
   assertInt('multiCrop.globalSize', r.globalSize, 1);
   assertInt('multiCrop.localSize', r.localSize, 1);
   assertInt('multiCrop.grid', r.grid, 1);
-  for (const [name, [lo, hi]] of [['globalScale', r.globalScale], ['localScale', r.localScale]] as const) {
-    if (!(lo > 0 && lo <= hi && hi <= 1)) throw new SkySenseError('E_ARG', `multiCrop.${name}: expected 0 < low ≤ high ≤ 1, got [${lo}, ${hi}]`);
+  for (const [name, [lo, hi]] of [
+    ['globalScale', r.globalScale],
+    ['localScale', r.localScale],
+  ] as const) {
+    if (!(lo > 0 && lo <= hi && hi <= 1))
+      throw new SkySenseError('E_ARG', `multiCrop.${name}: expected 0 < low ≤ high ≤ 1, got [${lo}, ${hi}]`);
   }
   return r;
 }
@@ -55,4 +59,3 @@ export function randomResizedBox(h: number, w: number, scale: [number, number], 
   const s = Math.min(h, w);
   return { y: Math.floor((h - s) / 2), x: Math.floor((w - s) / 2), h: s, w: s };
 }
-

@@ -28,7 +28,16 @@ export interface Raster {
 /** A pixel window `[x0, y0, x1, y1)` of a large raster. */
 export type PixelWindow = [number, number, number, number];
 
-const DTYPES: Record<string, string> = { '1-8': 'uint8', '1-16': 'uint16', '1-32': 'uint32', '2-8': 'int8', '2-16': 'int16', '2-32': 'int32', '3-32': 'float32', '3-64': 'float64' };
+const DTYPES: Record<string, string> = {
+  '1-8': 'uint8',
+  '1-16': 'uint16',
+  '1-32': 'uint32',
+  '2-8': 'int8',
+  '2-16': 'int16',
+  '2-32': 'int32',
+  '3-32': 'float32',
+  '3-64': 'float64',
+};
 
 /**
  * Reads a GeoTIFF (or Cloud-Optimized GeoTIFF): every band (or a pixel window of a large raster) as
@@ -43,7 +52,10 @@ export async function readGeoTiff(file: string, options: { window?: PixelWindow 
     const width = image.getWidth();
     const height = image.getHeight();
     const window = options.window;
-    if (window && !(window[0] >= 0 && window[1] >= 0 && window[2] <= width && window[3] <= height && window[0] < window[2] && window[1] < window[3])) {
+    if (
+      window &&
+      !(window[0] >= 0 && window[1] >= 0 && window[2] <= width && window[3] <= height && window[0] < window[2] && window[1] < window[3])
+    ) {
       throw new SkySenseError('E_DATA', `${file}: window [${window}] is outside the ${width}×${height} raster`);
     }
     const rasters = (await image.readRasters({ window, interleave: false })) as unknown as ArrayLike<number>[];
@@ -88,7 +100,10 @@ export function crsDefinition(epsg: number): string {
   if (epsg >= 26901 && epsg <= 26923) return `+proj=utm +zone=${zone} +ellps=GRS80 +towgs84=0,0,0,0,0,0,0 +units=m +no_defs`;
   const known = proj4.defs(`EPSG:${epsg}`);
   if (known) return `EPSG:${epsg}`;
-  throw new SkySenseError('E_DATA', `EPSG:${epsg} is not a CRS SkySense can project (WGS 84, UTM 326xx/327xx, NAD83 UTM 269xx, Web Mercator)`);
+  throw new SkySenseError(
+    'E_DATA',
+    `EPSG:${epsg} is not a CRS SkySense can project (WGS 84, UTM 326xx/327xx, NAD83 UTM 269xx, Web Mercator)`,
+  );
 }
 
 /** Converts CRS coordinates to `[lat, lon]` (WGS 84). */

@@ -7,10 +7,16 @@ import { type BandStack, type MissingBands, type S2Source, loadHr, loadSentinel1
 import { requireAcquisitionDate } from './dates';
 
 /** One Sentinel-2 frame in a manifest: a folder of band files, per-band files, or a multi-band file with `bandMap`; `date` overrides metadata. */
-export type S2FrameEntry = ({ folder: string } | { bands: Record<string, string> } | { file: string; bandMap: string[] }) & { date?: string };
+export type S2FrameEntry = ({ folder: string } | { bands: Record<string, string> } | { file: string; bandMap: string[] }) & {
+  date?: string;
+};
 
 /** One Sentinel-1 frame: a folder with `…_VV.tif` / `…_VH.tif`, or both files; `units` of the values (default dB). */
-export type S1FrameEntry = ({ folder: string } | { vv: string; vh: string }) & { date?: string; units?: 'db' | 'linear'; speckleFilter?: 'none' | 'lee' };
+export type S1FrameEntry = ({ folder: string } | { vv: string; vh: string }) & {
+  date?: string;
+  units?: 'db' | 'linear';
+  speckleFilter?: 'none' | 'lee';
+};
 
 /**
  * A sample as a JSON manifest describes it (paths relative to the manifest's folder):
@@ -53,14 +59,22 @@ export function readManifest(file: string): SampleManifest[] {
   } catch (e) {
     throw new SkySenseError('E_DATA', `${file}: not valid JSON (${(e as Error).message})`);
   }
-  const list = Array.isArray(json) ? json : (json as { samples?: unknown[] }).samples ?? [json];
+  const list = Array.isArray(json) ? json : ((json as { samples?: unknown[] }).samples ?? [json]);
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   return (list as SampleManifest[]).map((s, i) => {
-    if (typeof s !== 'object' || s === null || (!s.hr && !s.s2 && !s.s1)) throw new SkySenseError('E_DATA', `${file}: sample ${i} names no hr, s2 or s1 input`);
+    if (typeof s !== 'object' || s === null || (!s.hr && !s.s2 && !s.s1))
+      throw new SkySenseError('E_DATA', `${file}: sample ${i} names no hr, s2 or s1 input`);
     const mapPaths = (o: Record<string, unknown>): Record<string, unknown> =>
       Object.fromEntries(
-        Object.entries(o).map(([k, v]): [string, unknown] => [k, typeof v === 'string' && !['date', 'units'].includes(k) ? abs(v) : k === 'bands' && v && typeof v === 'object' ? mapPaths(v as Record<string, unknown>) : v]),
+        Object.entries(o).map(([k, v]): [string, unknown] => [
+          k,
+          typeof v === 'string' && !['date', 'units'].includes(k)
+            ? abs(v)
+            : k === 'bands' && v && typeof v === 'object'
+              ? mapPaths(v as Record<string, unknown>)
+              : v,
+        ]),
       );
     return {
       ...s,
@@ -80,7 +94,10 @@ function framesTensor(stacks: BandStack[], what: string): Tensor {
   const [first] = stacks;
   for (const s of stacks) {
     if (s.height !== first!.height || s.width !== first!.width) {
-      throw new SkySenseError('E_GRID', `${what}: frame ${s.grid.file} is ${s.width}×${s.height}, the first frame ${first!.width}×${first!.height}`);
+      throw new SkySenseError(
+        'E_GRID',
+        `${what}: frame ${s.grid.file} is ${s.width}×${s.height}, the first frame ${first!.width}×${first!.height}`,
+      );
     }
   }
   const c = first!.bands.length;

@@ -62,7 +62,8 @@ export async function downloadSamples(options: DownloadSamplesOptions = {}): Pro
   const todo = files.filter((f) => !(existsSync(join(target, f.path)) && sha256(readFileSync(join(target, f.path))) === f.sha256));
   let done = 0;
   const place = (f: SampleFile, bytes: Uint8Array) => {
-    if (sha256(bytes) !== f.sha256) throw new SkySenseError('E_FORMAT', `${f.path}: checksum mismatch (got ${sha256(bytes)}, expected ${f.sha256})`);
+    if (sha256(bytes) !== f.sha256)
+      throw new SkySenseError('E_FORMAT', `${f.path}: checksum mismatch (got ${sha256(bytes)}, expected ${f.sha256})`);
     mkdirSync(dirname(join(target, f.path)), { recursive: true });
     writeFileAtomic(join(target, f.path), bytes);
     options.onProgress?.(++done, todo.length, f);

@@ -47,7 +47,14 @@ function sameFootprint(a: Raster, b: Raster): boolean {
 
 /** Bilinear resampling (align_corners false, as PyTorch) of one band to `h × w`. */
 function resample(band: Float32Array, fromH: number, fromW: number, h: number, w: number): Float32Array {
-  return tf.tidy(() => interpolate(tf.tensor4d(band, [1, 1, fromH, fromW]), { size: [h, w], mode: 'bilinear', alignCorners: false }).dataSync() as Float32Array);
+  return tf.tidy(
+    () =>
+      interpolate(tf.tensor4d(band, [1, 1, fromH, fromW]), {
+        size: [h, w],
+        mode: 'bilinear',
+        alignCorners: false,
+      }).dataSync() as Float32Array,
+  );
 }
 
 /**
@@ -59,9 +66,14 @@ export function stackOnFinestGrid(rasters: Raster[], names: string[]): BandStack
   const grid = rasters.reduce((best, r) => (r.width * r.height > best.width * best.height ? r : best));
   const bands = rasters.map((r) => {
     if (!sameFootprint(r, grid)) {
-      throw new SkySenseError('E_GRID', `${r.file}: footprint [${r.bounds.map((v) => v.toFixed(1))}] (EPSG:${r.epsg}) differs from ${grid.file} [${grid.bounds.map((v) => v.toFixed(1))}] (EPSG:${grid.epsg})`);
+      throw new SkySenseError(
+        'E_GRID',
+        `${r.file}: footprint [${r.bounds.map((v) => v.toFixed(1))}] (EPSG:${r.epsg}) differs from ${grid.file} [${grid.bounds.map((v) => v.toFixed(1))}] (EPSG:${grid.epsg})`,
+      );
     }
-    return r.width === grid.width && r.height === grid.height ? r.bands[0]! : resample(r.bands[0]!, r.height, r.width, grid.height, grid.width);
+    return r.width === grid.width && r.height === grid.height
+      ? r.bands[0]!
+      : resample(r.bands[0]!, r.height, r.width, grid.height, grid.width);
   });
   return { bands, names, height: grid.height, width: grid.width, grid };
 }
@@ -75,28 +87,45 @@ export type S2Source = { bands: Partial<Record<S2Band, string>> } | { folder: st
  * reflectance ×10000). Missing bands are an error listing them, unless `missing: 'mean'` fills
  * them with the band mean of the normalisation preset (zero after normalisation).
  */
-export async function loadSentinel2(source: S2Source, options: { missing?: MissingBands; fill?: Partial<Record<S2Band, number>> } = {}): Promise<BandStack & { filled: S2Band[] }> {
+export async function loadSentinel2(
+  source: S2Source,
+  options: { missing?: MissingBands; fill?: Partial<Record<S2Band, number>> } = {},
+): Promise<BandStack & { filled: S2Band[] }> {
   if ('file' in source) {
     const r = await readGeoTiff(source.file);
     if (source.bandMap.length !== r.bands.length) {
       throw new SkySenseError('E_BANDS', `${source.file}: bandMap names ${source.bandMap.length} bands but the file has ${r.bands.length}`);
     }
     const files = Object.fromEntries(source.bandMap.map((b, i) => [b, i])) as Record<string, number>;
-    return assemble(Object.fromEntries(SENTINEL2_BANDS.filter((b) => files[b] !== undefined).map((b) => [b, { ...r, bands: [r.bands[files[b]!]!] }])), options, source.file);
+    return assemble(
+      Object.fromEntries(SENTINEL2_BANDS.filter((b) => files[b] !== undefined).map((b) => [b, { ...r, bands: [r.bands[files[b]!]!] }])),
+      options,
+      source.file,
+    );
   }
   const paths = 'folder' in source ? findS2BandFiles(source.folder) : source.bands;
   const entries = await Promise.all(Object.entries(paths).map(async ([b, p]) => [b, await readGeoTiff(p as string)] as const));
   return assemble(Object.fromEntries(entries), options, 'folder' in source ? source.folder : 'Sentinel-2 frame');
 }
 
-function assemble(found: Record<string, Raster>, options: { missing?: MissingBands; fill?: Partial<Record<S2Band, number>> }, what: string): BandStack & { filled: S2Band[] } {
+function assemble(
+  found: Record<string, Raster>,
+  options: { missing?: MissingBands; fill?: Partial<Record<S2Band, number>> },
+  what: string,
+): BandStack & { filled: S2Band[] } {
   const missing = SENTINEL2_BANDS.filter((b) => !found[b]);
   if (missing.length && (options.missing ?? 'error') === 'error') {
-    throw new SkySenseError('E_BANDS', `${what}: missing Sentinel-2 band(s) ${missing.join(', ')} (SkySense needs ${SENTINEL2_BANDS.join(', ')}; pass missing: 'mean' to fill them)`);
+    throw new SkySenseError(
+      'E_BANDS',
+      `${what}: missing Sentinel-2 band(s) ${missing.join(', ')} (SkySense needs ${SENTINEL2_BANDS.join(', ')}; pass missing: 'mean' to fill them)`,
+    );
   }
   const present = SENTINEL2_BANDS.filter((b) => found[b]);
   if (present.length === 0) throw new SkySenseError('E_BANDS', `${what}: no Sentinel-2 band found`);
-  const stack = stackOnFinestGrid(present.map((b) => found[b]!), [...present]);
+  const stack = stackOnFinestGrid(
+    present.map((b) => found[b]!),
+    [...present],
+  );
   const bands = SENTINEL2_BANDS.map((b, i) => {
     const at = present.indexOf(b);
     if (at >= 0) return stack.bands[at]!;
@@ -156,14 +185,21 @@ export function leeFilterDb(band: Float32Array, height: number, width: number, w
  * `units: 'linear'` converts linear power with `10 · log10(max(x, 1e-10))`; `speckleFilter: 'lee'`
  * smooths speckle first.
  */
-export async function loadSentinel1(source: { vv: string; vh: string } | { folder: string }, options: Sentinel1Options = {}): Promise<BandStack> {
+export async function loadSentinel1(
+  source: { vv: string; vh: string } | { folder: string },
+  options: Sentinel1Options = {},
+): Promise<BandStack> {
   let files: { vv: string; vh: string };
   if ('folder' in source) {
     if (!existsSync(source.folder)) throw new SkySenseError('E_IO', `${source.folder}: no such folder`);
     const names = readdirSync(source.folder);
     const pick = (pol: string) => {
       const f = names.find((n) => new RegExp(`(^|_)${pol}\\.tiff?$`, 'i').test(n));
-      if (!f) throw new SkySenseError('E_BANDS', `${source.folder}: no ${pol} file (expected …_${pol}.tif; SkySense's S1 bands are ${SENTINEL1_BANDS.join(', ')})`);
+      if (!f)
+        throw new SkySenseError(
+          'E_BANDS',
+          `${source.folder}: no ${pol} file (expected …_${pol}.tif; SkySense's S1 bands are ${SENTINEL1_BANDS.join(', ')})`,
+        );
       return join(source.folder, f);
     };
     files = { vv: pick('VV'), vh: pick('VH') };
@@ -173,7 +209,8 @@ export async function loadSentinel1(source: { vv: string; vh: string } | { folde
   if ((options.units ?? 'db') === 'linear') {
     for (const band of stack.bands) for (let i = 0; i < band.length; i++) band[i] = 10 * Math.log10(Math.max(band[i]!, 1e-10));
   }
-  if (options.speckleFilter === 'lee') stack.bands = stack.bands.map((b) => leeFilterDb(b, stack.height, stack.width, options.speckleWindow ?? 5));
+  if (options.speckleFilter === 'lee')
+    stack.bands = stack.bands.map((b) => leeFilterDb(b, stack.height, stack.width, options.speckleWindow ?? 5));
   return stack;
 }
 
@@ -184,7 +221,11 @@ export async function loadSentinel1(source: { vv: string; vh: string } | { folde
 export async function loadHr(file: string, options: { bands?: 3 | 4 } = {}): Promise<BandStack> {
   const r = await readGeoTiff(file);
   const want = options.bands ?? 3;
-  if (r.bands.length < want) throw new SkySenseError('E_BANDS', `${file}: an HR image needs ${want} bands (R, G, B${want === 4 ? ', NIR' : ''}), the file has ${r.bands.length}`);
+  if (r.bands.length < want)
+    throw new SkySenseError(
+      'E_BANDS',
+      `${file}: an HR image needs ${want} bands (R, G, B${want === 4 ? ', NIR' : ''}), the file has ${r.bands.length}`,
+    );
   const scale = r.dtype === 'uint16' ? 1 / 257 : 1;
   const bands = r.bands.slice(0, want).map((b) => (scale === 1 ? b : b.map((v) => v * scale)));
   return { bands, names: ['R', 'G', 'B', 'NIR'].slice(0, want), height: r.height, width: r.width, grid: r };

@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeArrayBuffer } from 'geotiff';
 import { SENTINEL2_BANDS, SkySenseError, dayOfYear, initBackend } from '@skysense/core-tensor';
-import { findAcquisitionDate, loadSample, loadSentinel1, loadSentinel2, readGeoTiff, readManifest, rasterCentre, samplesDir } from '../src/index';
+import {
+  findAcquisitionDate,
+  loadSample,
+  loadSentinel1,
+  loadSentinel2,
+  readGeoTiff,
+  readManifest,
+  rasterCentre,
+  samplesDir,
+} from '../src/index';
 
 const samples = samplesDir();
 const v1 = join(samples, 'bigearthnet', 'v1-s1s2-example');
@@ -25,14 +34,26 @@ function utmToLatLon(x: number, y: number, zone: number, south = false): [number
   const M = (south ? y - 10_000_000 : y) / k0;
   const mu = M / (a * (1 - e2 / 4 - (3 * e2 ** 2) / 64 - (5 * e2 ** 3) / 256));
   const e1 = (1 - Math.sqrt(1 - e2)) / (1 + Math.sqrt(1 - e2));
-  const phi1 = mu + ((3 * e1) / 2 - (27 * e1 ** 3) / 32) * Math.sin(2 * mu) + ((21 * e1 ** 2) / 16 - (55 * e1 ** 4) / 32) * Math.sin(4 * mu) + ((151 * e1 ** 3) / 96) * Math.sin(6 * mu) + ((1097 * e1 ** 4) / 512) * Math.sin(8 * mu);
+  const phi1 =
+    mu +
+    ((3 * e1) / 2 - (27 * e1 ** 3) / 32) * Math.sin(2 * mu) +
+    ((21 * e1 ** 2) / 16 - (55 * e1 ** 4) / 32) * Math.sin(4 * mu) +
+    ((151 * e1 ** 3) / 96) * Math.sin(6 * mu) +
+    ((1097 * e1 ** 4) / 512) * Math.sin(8 * mu);
   const C1 = ep2 * Math.cos(phi1) ** 2;
   const T1 = Math.tan(phi1) ** 2;
   const N1 = a / Math.sqrt(1 - e2 * Math.sin(phi1) ** 2);
   const R1 = (a * (1 - e2)) / (1 - e2 * Math.sin(phi1) ** 2) ** 1.5;
   const D = (x - 500_000) / (N1 * k0);
-  const lat = phi1 - ((N1 * Math.tan(phi1)) / R1) * (D ** 2 / 2 - ((5 + 3 * T1 + 10 * C1 - 4 * C1 ** 2 - 9 * ep2) * D ** 4) / 24 + ((61 + 90 * T1 + 298 * C1 + 45 * T1 ** 2 - 252 * ep2 - 3 * C1 ** 2) * D ** 6) / 720);
-  const lon = (D - ((1 + 2 * T1 + C1) * D ** 3) / 6 + ((5 - 2 * C1 + 28 * T1 - 3 * C1 ** 2 + 8 * ep2 + 24 * T1 ** 2) * D ** 5) / 120) / Math.cos(phi1);
+  const lat =
+    phi1 -
+    ((N1 * Math.tan(phi1)) / R1) *
+      (D ** 2 / 2 -
+        ((5 + 3 * T1 + 10 * C1 - 4 * C1 ** 2 - 9 * ep2) * D ** 4) / 24 +
+        ((61 + 90 * T1 + 298 * C1 + 45 * T1 ** 2 - 252 * ep2 - 3 * C1 ** 2) * D ** 6) / 720);
+  const lon =
+    (D - ((1 + 2 * T1 + C1) * D ** 3) / 6 + ((5 - 2 * C1 + 28 * T1 - 3 * C1 ** 2 + 8 * ep2 + 24 * T1 ** 2) * D ** 5) / 120) /
+    Math.cos(phi1);
   return [(lat * 180) / Math.PI, (zone - 1) * 6 - 180 + 3 + (lon * 180) / Math.PI];
 }
 
@@ -75,7 +96,13 @@ describe('real BigEarthNet samples (SKYSENSE_SAMPLES)', () => {
     expect(Array.from(s2.bands[0]!.subarray(0, 50))).toEqual(Array.from(b02.bands[0]!.subarray(0, 50)));
     const b05 = (await readGeoTiff(join(s2Folder(AUSTRIA_S2), `${AUSTRIA_S2}_B05.tif`))).bands[0]!;
     const at = (y: number, x: number) => b05[Math.min(Math.max(y, 0), 59) * 60 + Math.min(Math.max(x, 0), 59)]!;
-    for (const [y, x] of [[0, 0], [7, 31], [64, 119], [119, 5], [50, 50]] as const) {
+    for (const [y, x] of [
+      [0, 0],
+      [7, 31],
+      [64, 119],
+      [119, 5],
+      [50, 50],
+    ] as const) {
       const sy = Math.max((y + 0.5) / 2 - 0.5, 0);
       const sx = Math.max((x + 0.5) / 2 - 0.5, 0);
       const [y0, x0] = [Math.floor(sy), Math.floor(sx)];
@@ -103,7 +130,14 @@ describe('real BigEarthNet samples (SKYSENSE_SAMPLES)', () => {
     expect(mean).toBeLessThan(5);
     const src = s1.grid;
     const linear = (band: Float32Array) => Float32Array.from(band, (v) => 10 ** (v / 10));
-    const geo = { ModelPixelScale: [10, 10, 0], ModelTiepoint: [0, 0, 0, src.origin[0], src.origin[1], 0], ProjectedCSTypeGeoKey: 32633, GTModelTypeGeoKey: 1, width: 120, height: 120 };
+    const geo = {
+      ModelPixelScale: [10, 10, 0],
+      ModelTiepoint: [0, 0, 0, src.origin[0], src.origin[1], 0],
+      ProjectedCSTypeGeoKey: 32633,
+      GTModelTypeGeoKey: 1,
+      width: 120,
+      height: 120,
+    };
     fs.writeFileSync(join(dir, 'x_VV.tif'), Buffer.from(writeArrayBuffer(linear(s1.bands[0]!), { ...geo })));
     fs.writeFileSync(join(dir, 'x_VH.tif'), Buffer.from(writeArrayBuffer(linear(s1.bands[1]!), { ...geo })));
     const fromLinear = await loadSentinel1({ vv: join(dir, 'x_VV.tif'), vh: join(dir, 'x_VH.tif') }, { units: 'linear' });
@@ -134,7 +168,10 @@ describe('real BigEarthNet samples (SKYSENSE_SAMPLES)', () => {
 
   it('loads a manifest sample into normalised model tensors', async () => {
     const manifest = join(dir, 'sample.json');
-    fs.writeFileSync(manifest, JSON.stringify({ name: 'austria', s2: [{ folder: s2Folder(AUSTRIA_S2) }], s1: [{ folder: s1Folder(AUSTRIA_S1) }] }));
+    fs.writeFileSync(
+      manifest,
+      JSON.stringify({ name: 'austria', s2: [{ folder: s2Folder(AUSTRIA_S2) }], s1: [{ folder: s1Folder(AUSTRIA_S1) }] }),
+    );
     const [m] = readManifest(manifest);
     const s = await loadSample(m!);
     expect(s.s2!.frames.shape).toEqual([1, 1, 10, 120, 120]);

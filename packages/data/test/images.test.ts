@@ -3,7 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Generator, SkySenseError } from '@skysense/core-tensor';
-import { DUBAI_AERIAL_CLASSES, cutWindow, loadSegmentationDataset, randomResizedBox, readClassTable, readImage, readMask, resolveMultiCrop, samplesDir } from '../src/index';
+import {
+  DUBAI_AERIAL_CLASSES,
+  cutWindow,
+  loadSegmentationDataset,
+  randomResizedBox,
+  readClassTable,
+  readImage,
+  readMask,
+  resolveMultiCrop,
+  samplesDir,
+} from '../src/index';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-images-'));
 const dubai = join(samplesDir(), 'dubai-aerial-segmentation');
@@ -16,7 +26,9 @@ describe('segmentation data', () => {
     const id = cutWindow(image, mask, { scale: 1, y0: 0, x0: 0, size: 3, flip: false }, { mean: [0], std: [10] });
     expect([...id.image]).toEqual([0, 1, 0, 2, 3, 0, 0, 0, 0]);
     expect([...id.mask]).toEqual([1, 2, 255, 3, 4, 255, 255, 255, 255]);
-    expect(() => cutWindow(image, mask.slice(1), { scale: 1, y0: 0, x0: 0, size: 2, flip: false }, { mean: [0], std: [1] })).toThrow(/cutWindow mask: expected 2×2 = 4 labels \(the image's size\), got 3/);
+    expect(() => cutWindow(image, mask.slice(1), { scale: 1, y0: 0, x0: 0, size: 2, flip: false }, { mean: [0], std: [1] })).toThrow(
+      /cutWindow mask: expected 2×2 = 4 labels \(the image's size\), got 3/,
+    );
     const flipped = cutWindow(image, mask, { scale: 1, y0: 0, x0: 0, size: 2, flip: true }, { mean: [0], std: [1] });
     expect([...flipped.image]).toEqual([10, 0, 30, 20]);
     expect([...flipped.mask]).toEqual([2, 1, 4, 3]);
@@ -42,7 +54,9 @@ describe('segmentation data', () => {
     expect(pairs.map((p) => p.name)).toEqual(Array.from({ length: 9 }, (_, i) => `tile1_image_part_00${i + 1}`));
     expect(pairs[3]!.image.height).toBe(643);
     // the classes.json shipped with the data has the annotation tool's colours, not the masks'
-    await expect(readMask(join(dubai, 'masks', 'tile1_image_part_001.png'), readClassTable(join(dubai, 'classes.json')))).rejects.toThrow(/pixel \(0, 0\) has colour #[0-9A-F]{6}, which is not in the class table/);
+    await expect(readMask(join(dubai, 'masks', 'tile1_image_part_001.png'), readClassTable(join(dubai, 'classes.json')))).rejects.toThrow(
+      /pixel \(0, 0\) has colour #[0-9A-F]{6}, which is not in the class table/,
+    );
   });
 
   it('names bad images and class tables', async () => {
@@ -55,8 +69,17 @@ describe('segmentation data', () => {
     const table = join(dir, 'classes.json');
     writeFileSync(table, JSON.stringify([{ name: 'a', color: '#12345' }]));
     expect(() => readClassTable(table)).toThrow(/class 0: expected \{ name, color: "#RRGGBB" or \[r, g, b\] \}/);
-    writeFileSync(table, JSON.stringify([{ name: 'a', color: [1, 2, 3] }, { title: 'b', color: '#0A0B0C' }]));
-    expect(readClassTable(table)).toEqual([{ name: 'a', color: [1, 2, 3] }, { name: 'b', color: [10, 11, 12] }]);
+    writeFileSync(
+      table,
+      JSON.stringify([
+        { name: 'a', color: [1, 2, 3] },
+        { title: 'b', color: '#0A0B0C' },
+      ]),
+    );
+    expect(readClassTable(table)).toEqual([
+      { name: 'a', color: [1, 2, 3] },
+      { name: 'b', color: [10, 11, 12] },
+    ]);
   });
 });
 
@@ -68,6 +91,8 @@ describe('HR multi-crop boxes', () => {
       expect(b.y >= 0 && b.x >= 0 && b.y + b.h <= 96 && b.x + b.w <= 128).toBe(true);
       expect((b.h * b.w) / (96 * 128)).toBeLessThan(0.45);
     }
-    expect(() => resolveMultiCrop({ localScale: [0.5, 0.2] }, 128)).toThrow(/multiCrop\.localScale: expected 0 < low ≤ high ≤ 1, got \[0\.5, 0\.2\]/);
+    expect(() => resolveMultiCrop({ localScale: [0.5, 0.2] }, 128)).toThrow(
+      /multiCrop\.localScale: expected 0 < low ≤ high ≤ 1, got \[0\.5, 0\.2\]/,
+    );
   });
 });

@@ -55,13 +55,17 @@ describe('downloadSamples', () => {
       const error = await downloadSamples({ target: fresh, files: local() }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(SkySenseError);
       expect((error as Error).message).toMatch(new RegExp(`E_FORMAT: ${served[0]!.path}: checksum mismatch`));
-      const files = readdirSync(fresh, { recursive: true }).map(String).filter((p) => statSync(join(fresh, p)).isFile());
+      const files = readdirSync(fresh, { recursive: true })
+        .map(String)
+        .filter((p) => statSync(join(fresh, p)).isFile());
       expect(files, 'no file (and no temp file) is left by a refused download').toEqual([]);
     } finally {
       corrupt = false;
       rmSync(fresh, { recursive: true, force: true });
     }
-    const missing = await downloadSamples({ target: fresh, files: [{ ...served[0]!, url: `${base}/no/such/file` }] }).catch((e: unknown) => e);
+    const missing = await downloadSamples({ target: fresh, files: [{ ...served[0]!, url: `${base}/no/such/file` }] }).catch(
+      (e: unknown) => e,
+    );
     expect((missing as Error).message).toMatch(/E_IO: http:\/\/127\.0\.0\.1:\d+\/no\/such\/file: HTTP 404/);
   });
 });

@@ -1,6 +1,23 @@
 import {
-  Generator, Module, SafetensorsFile, SkySenseError, assertInRange, assertInt, categoricalColors, defaultRng, formatShape, gatherRows, l2Normalize, matMul,
-  saveSafetensors, sinkhornKnopp, stopGradient, tf, writePng, type Buffer, type Tensor,
+  Generator,
+  Module,
+  SafetensorsFile,
+  SkySenseError,
+  assertInRange,
+  assertInt,
+  categoricalColors,
+  defaultRng,
+  formatShape,
+  gatherRows,
+  l2Normalize,
+  matMul,
+  saveSafetensors,
+  sinkhornKnopp,
+  stopGradient,
+  tf,
+  writePng,
+  type Buffer,
+  type Tensor,
 } from '@skysense/core-tensor';
 import { DEFAULT_REGION_GRID, regionIndex, type RegionGrid } from './regions';
 
@@ -75,8 +92,10 @@ export class PrototypeBank extends Module {
   }
 
   private checkFeatures(features: Tensor, regions: readonly number[]): void {
-    if (features.rank !== 4 || features.shape[1] !== this.dims) throw new SkySenseError('E_SHAPE', `features: expected [B, ${this.dims}, H, W], got ${formatShape(features.shape)}`);
-    if (regions.length !== features.shape[0]) throw new SkySenseError('E_ARG', `regions: expected one per sample (${features.shape[0]}), got ${regions.length}`);
+    if (features.rank !== 4 || features.shape[1] !== this.dims)
+      throw new SkySenseError('E_SHAPE', `features: expected [B, ${this.dims}, H, W], got ${formatShape(features.shape)}`);
+    if (regions.length !== features.shape[0])
+      throw new SkySenseError('E_ARG', `regions: expected one per sample (${features.shape[0]}), got ${regions.length}`);
     regions.forEach((r, i) => this.checkRegion(r, `regions[${i}]`));
   }
 
@@ -131,7 +150,10 @@ export class PrototypeBank extends Module {
   private ema(current: Tensor, targets: Tensor, momentum: number, normalize: boolean): Tensor {
     assertInRange('momentum', momentum, 0, 1);
     if (targets.shape[0] !== this.prototypesPerRegion || targets.shape[1] !== this.dims) {
-      throw new SkySenseError('E_SHAPE', `targets: expected [${this.prototypesPerRegion}, ${this.dims}], got ${formatShape(targets.shape)}`);
+      throw new SkySenseError(
+        'E_SHAPE',
+        `targets: expected [${this.prototypesPerRegion}, ${this.dims}], got ${formatShape(targets.shape)}`,
+      );
     }
     return tf.tidy(() => {
       const updated = tf.add(tf.mul(current, momentum), tf.mul(targets, 1 - momentum));
@@ -172,7 +194,10 @@ export class PrototypeBank extends Module {
         const [, d, h, w] = features.shape as number[];
         const f = stopGradient(tf.reshape(tf.transpose(tf.slice(features, [i, 0, 0, 0], [1, -1, -1, -1]), [0, 2, 3, 1]), [h! * w!, d!]));
         const protos = current.get(region) ?? this.regionPrototypes(region);
-        const assignment = sinkhornKnopp(matMul(l2Normalize(f), l2Normalize(protos), false, true), { epsilon: options.epsilon, iterations: options.iterations });
+        const assignment = sinkhornKnopp(matMul(l2Normalize(f), l2Normalize(protos), false, true), {
+          epsilon: options.epsilon,
+          iterations: options.iterations,
+        });
         return this.ema(protos, PrototypeBank.targets(f, assignment, normalize), m, normalize);
       });
       current.get(region)?.dispose();
@@ -183,7 +208,8 @@ export class PrototypeBank extends Module {
 
   /** Index `[H, W]` of the most similar prototype of `region` for every location of one feature map `[d, H, W]`. */
   nearestPrototype(features: Tensor, region: number): Int32Array {
-    if (features.rank !== 3 || features.shape[0] !== this.dims) throw new SkySenseError('E_SHAPE', `features: expected [${this.dims}, H, W], got ${formatShape(features.shape)}`);
+    if (features.rank !== 3 || features.shape[0] !== this.dims)
+      throw new SkySenseError('E_SHAPE', `features: expected [${this.dims}, H, W], got ${formatShape(features.shape)}`);
     return tf.tidy(() => {
       const [d, h, w] = features.shape as number[];
       const tokens = tf.reshape(tf.transpose(features, [1, 2, 0]), [h! * w!, d!]);
@@ -219,7 +245,8 @@ export class PrototypeBank extends Module {
       const [regions, np, d] = f.shape('prototypes') as [number, number, number];
       const rows = Number(f.metadata.grid_rows ?? Math.sqrt(regions));
       const grid = { rows, cols: regions / rows };
-      if (!Number.isInteger(grid.cols)) throw new SkySenseError('E_SAFETENSORS', `${file}: ${regions} regions do not fit a grid of ${rows} rows`);
+      if (!Number.isInteger(grid.cols))
+        throw new SkySenseError('E_SAFETENSORS', `${file}: ${regions} regions do not fit a grid of ${rows} rows`);
       const bank = new PrototypeBank({ grid, prototypesPerRegion: np, dims: d, rng: new Generator(0) });
       bank.loadStateDict(f);
       return bank;

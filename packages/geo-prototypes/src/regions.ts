@@ -20,8 +20,10 @@ export const DEFAULT_REGION_GRID: Readonly<RegionGrid> = { rows: 64, cols: 64 };
 export function regionIndex(lat: number, lon: number, grid: RegionGrid = DEFAULT_REGION_GRID): number {
   assertInt('grid.rows', grid.rows, 1);
   assertInt('grid.cols', grid.cols, 1);
-  if (typeof lat !== 'number' || !Number.isFinite(lat) || lat < -90 || lat > 90) throw new SkySenseError('E_LATLON', `lat: expected a latitude in [-90, 90], got ${String(lat)}`);
-  if (typeof lon !== 'number' || !Number.isFinite(lon)) throw new SkySenseError('E_LATLON', `lon: expected a finite longitude, got ${String(lon)}`);
+  if (typeof lat !== 'number' || !Number.isFinite(lat) || lat < -90 || lat > 90)
+    throw new SkySenseError('E_LATLON', `lat: expected a latitude in [-90, 90], got ${String(lat)}`);
+  if (typeof lon !== 'number' || !Number.isFinite(lon))
+    throw new SkySenseError('E_LATLON', `lon: expected a finite longitude, got ${String(lon)}`);
   const wrapped = ((((lon + 180) % 360) + 360) % 360) - 180;
   const row = Math.min(grid.rows - 1, Math.max(0, Math.floor(((90 - lat) / 180) * grid.rows)));
   const col = Math.floor(((wrapped + 180) / 360) * grid.cols) % grid.cols;

@@ -23,7 +23,11 @@ describe('regions', () => {
     expect(regionIndex(0, 179.999)).toBe(32 * 64 + 63);
     expect(regionIndex(0, 540)).toBe(regionIndex(0, 180));
     expect(regionIndex(45.5, -73.6)).toBe(regionIndex(45.5, 286.4));
-    for (const [lat, lon] of [[48.85, 2.35], [-33.9, 151.2], [64.1, -21.9]] as const) {
+    for (const [lat, lon] of [
+      [48.85, 2.35],
+      [-33.9, 151.2],
+      [64.1, -21.9],
+    ] as const) {
       const b = regionBounds(regionIndex(lat, lon));
       expect(lat).toBeGreaterThanOrEqual(b.lat[0]);
       expect(lat).toBeLessThanOrEqual(b.lat[1]);
@@ -64,9 +68,24 @@ describe('PrototypeBank', () => {
 
   it('Eq. 12–13 on a hand-computed case: weighted-mean targets and the EMA', () => {
     const bank = new PrototypeBank({ grid: { rows: 1, cols: 1 }, prototypesPerRegion: 2, dims: 2 });
-    bank.prototypes.assign(tf.tensor3d([[[1, 0], [0, 1]]]));
-    const F = tf.tensor2d([[1, 0], [0, 2], [3, 0]]);
-    const S = tf.tensor2d([[1, 0], [0, 1], [0.5, 0.5]]);
+    bank.prototypes.assign(
+      tf.tensor3d([
+        [
+          [1, 0],
+          [0, 1],
+        ],
+      ]),
+    );
+    const F = tf.tensor2d([
+      [1, 0],
+      [0, 2],
+      [3, 0],
+    ]);
+    const S = tf.tensor2d([
+      [1, 0],
+      [0, 1],
+      [0.5, 0.5],
+    ]);
     // Sᵀ F = [[2.5, 0], [1.5, 2]], masses [1.5, 1.5] → means [[5/3, 0], [1, 4/3]]
     const targets = PrototypeBank.targets(F, S, false);
     close(targets, [5 / 3, 0, 1, 4 / 3], 1e-6);
@@ -79,7 +98,10 @@ describe('PrototypeBank', () => {
   it('update pulls a region’s prototypes towards its features and leaves other regions alone', () => {
     const bank = new PrototypeBank({ grid: { rows: 1, cols: 2 }, prototypesPerRegion: 2, dims: 3, rng: new Generator(4) });
     const other = Array.from(bank.regionPrototypes(1).dataSync());
-    const dirs = [[1, 0, 0], [0, 1, 0]];
+    const dirs = [
+      [1, 0, 0],
+      [0, 1, 0],
+    ];
     const fmap = tf.tensor4d(Array.from({ length: 16 }, (_, i) => dirs[i % 2]!).flat(), [4, 4, 1, 3]).transpose([2, 3, 0, 1]);
     for (let i = 0; i < 60; i++) bank.update(fmap, [0], { momentum: 0.8 });
     const sims = tf.matMul(bank.regionPrototypes(0), tf.tensor2d(dirs), false, true).dataSync();

@@ -24,18 +24,29 @@ export class ChangeDetectionHead extends UPerHead {
 
   constructor(o: ChangeDetectionHeadOptions) {
     const fusion = o.fusion ?? 'absdiff';
-    if (!['diff', 'absdiff', 'concat'].includes(fusion)) throw new SkySenseError('E_ARG', `ChangeDetectionHead fusion: expected 'diff', 'absdiff' or 'concat', got '${String(fusion)}'`);
+    if (!['diff', 'absdiff', 'concat'].includes(fusion))
+      throw new SkySenseError('E_ARG', `ChangeDetectionHead fusion: expected 'diff', 'absdiff' or 'concat', got '${String(fusion)}'`);
     super({ ...o, numClasses: o.numClasses ?? 2, inChannels: o.inChannels.map((c) => (fusion === 'concat' ? 2 * c : c)) });
     this.fusion = fusion;
   }
 
   /** Combines the two dates' map lists level by level. */
   fuse(a: readonly Tensor[], b: readonly Tensor[]): Tensor[] {
-    if (a.length !== b.length) throw new SkySenseError('E_ARG', `ChangeDetectionHead: expected as many maps for date B as for date A (${a.length}), got ${b.length}`);
+    if (a.length !== b.length)
+      throw new SkySenseError(
+        'E_ARG',
+        `ChangeDetectionHead: expected as many maps for date B as for date A (${a.length}), got ${b.length}`,
+      );
     return a.map((x, i) => {
       const y = b[i]!;
-      if (x.shape.join() !== y.shape.join()) throw new SkySenseError('E_SHAPE', `ChangeDetectionHead level ${i}: date B ${formatShape(y.shape)} differs from date A ${formatShape(x.shape)}`);
-      return tf.tidy(() => (this.fusion === 'concat' ? tf.concat([x, y], 1) : this.fusion === 'diff' ? tf.sub(x, y) : tf.abs(tf.sub(x, y))));
+      if (x.shape.join() !== y.shape.join())
+        throw new SkySenseError(
+          'E_SHAPE',
+          `ChangeDetectionHead level ${i}: date B ${formatShape(y.shape)} differs from date A ${formatShape(x.shape)}`,
+        );
+      return tf.tidy(() =>
+        this.fusion === 'concat' ? tf.concat([x, y], 1) : this.fusion === 'diff' ? tf.sub(x, y) : tf.abs(tf.sub(x, y)),
+      );
     });
   }
 

@@ -34,7 +34,10 @@ export class LinearClsHead extends Module {
     const x = Array.isArray(features) ? (features as readonly Tensor[]).at(-1) : (features as Tensor);
     const c = this.options.inChannels;
     if (!x || !((x.rank === 2 || x.rank === 4) && x.shape[1] === c)) {
-      throw new SkySenseError('E_SHAPE', `LinearClsHead input: expected [N, ${c}] or [N, ${c}, H, W], got ${x ? formatShape(x.shape) : 'an empty list'}`);
+      throw new SkySenseError(
+        'E_SHAPE',
+        `LinearClsHead input: expected [N, ${c}] or [N, ${c}, H, W], got ${x ? formatShape(x.shape) : 'an empty list'}`,
+      );
     }
     return tf.tidy(() => this.fc.forward(x.rank === 4 ? tf.mean(x, [2, 3]) : x));
   }

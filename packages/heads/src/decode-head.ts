@@ -1,4 +1,15 @@
-import { Conv2d, Dropout2d, Module, SkySenseError, assertInRange, assertInt, formatShape, interpolate, tf, type Tensor } from '@skysense/core-tensor';
+import {
+  Conv2d,
+  Dropout2d,
+  Module,
+  SkySenseError,
+  assertInRange,
+  assertInt,
+  formatShape,
+  interpolate,
+  tf,
+  type Tensor,
+} from '@skysense/core-tensor';
 
 /** Options every decode head shares (mmseg `BaseDecodeHead`), with mmseg's defaults. */
 export interface DecodeHeadOptions {
@@ -24,7 +35,8 @@ export interface DecodeHeadOptions {
 export function decodeHeadOptionsFromConfig(what: string, k: Record<string, unknown>): DecodeHeadOptions {
   const norm = (k.norm_cfg as { type?: string } | null | undefined)?.type;
   const act = (k.act_cfg as { type?: string } | null | undefined)?.type;
-  if ((norm && !['BN', 'SyncBN'].includes(norm)) || (act && act !== 'ReLU')) throw new SkySenseError('E_UNSUPPORTED', `${what}: norm ${norm} / act ${act} (BN or SyncBN with ReLU only)`);
+  if ((norm && !['BN', 'SyncBN'].includes(norm)) || (act && act !== 'ReLU'))
+    throw new SkySenseError('E_UNSUPPORTED', `${what}: norm ${norm} / act ${act} (BN or SyncBN with ReLU only)`);
   return {
     inChannels: k.in_channels as number | number[],
     inIndex: k.in_index as number | number[] | undefined,
@@ -50,12 +62,25 @@ export abstract class BaseDecodeHead extends Module {
   readonly convSeg: Conv2d;
   private readonly dropout: Dropout2d;
 
-  constructor(protected readonly headName: string, o: DecodeHeadOptions) {
+  constructor(
+    protected readonly headName: string,
+    o: DecodeHeadOptions,
+  ) {
     super();
     this.inChannels = Array.isArray(o.inChannels) ? [...o.inChannels] : [o.inChannels];
-    this.inIndex = o.inIndex === undefined ? (Array.isArray(o.inChannels) ? this.inChannels.map((_, i) => i) : [-1]) : Array.isArray(o.inIndex) ? [...o.inIndex] : [o.inIndex];
+    this.inIndex =
+      o.inIndex === undefined
+        ? Array.isArray(o.inChannels)
+          ? this.inChannels.map((_, i) => i)
+          : [-1]
+        : Array.isArray(o.inIndex)
+          ? [...o.inIndex]
+          : [o.inIndex];
     if (this.inIndex.length !== this.inChannels.length) {
-      throw new SkySenseError('E_ARG', `${headName} inIndex: expected ${this.inChannels.length} entries (one per inChannels), got ${this.inIndex.length}`);
+      throw new SkySenseError(
+        'E_ARG',
+        `${headName} inIndex: expected ${this.inChannels.length} entries (one per inChannels), got ${this.inIndex.length}`,
+      );
     }
     this.inChannels.forEach((c, i) => assertInt(`${headName} inChannels[${i}]`, c, 1));
     this.inIndex.forEach((k, i) => assertInt(`${headName} inIndex[${i}]`, k));
@@ -83,9 +108,16 @@ export abstract class BaseDecodeHead extends Module {
   protected selectInputs(inputs: readonly Tensor[]): Tensor[] {
     return this.inIndex.map((k, i) => {
       const t = inputs.at(k);
-      if (!t) throw new SkySenseError('E_ARG', `${this.headName} inputs: expected a map at index ${k} (inIndex[${i}]), got a list of ${inputs.length}`);
+      if (!t)
+        throw new SkySenseError(
+          'E_ARG',
+          `${this.headName} inputs: expected a map at index ${k} (inIndex[${i}]), got a list of ${inputs.length}`,
+        );
       if (t.rank !== 4 || t.shape[1] !== this.inChannels[i]) {
-        throw new SkySenseError('E_SHAPE', `${this.headName} inputs[${k}]: expected [N, ${this.inChannels[i]}, H, W], got ${formatShape(t.shape)}`);
+        throw new SkySenseError(
+          'E_SHAPE',
+          `${this.headName} inputs[${k}]: expected [N, ${this.inChannels[i]}, H, W], got ${formatShape(t.shape)}`,
+        );
       }
       return t;
     });

@@ -41,12 +41,24 @@ export class FCNHead extends BaseDecodeHead {
     const k = assertInt('FCNHead kernelSize', o.kernelSize ?? 3, 1);
     const dilation = assertInt('FCNHead dilation', o.dilation ?? 1, 1);
     if (numConvs === 0 && this.channels !== this.inChannels[0]) {
-      throw new SkySenseError('E_ARG', `FCNHead channels: expected ${this.inChannels[0]} (= inChannels, as numConvs is 0), got ${this.channels}`);
+      throw new SkySenseError(
+        'E_ARG',
+        `FCNHead channels: expected ${this.inChannels[0]} (= inChannels, as numConvs is 0), got ${this.channels}`,
+      );
     }
     const padding = Math.floor(k / 2) * dilation;
     const widths = [this.inChannels[0]!, ...Array<number>(numConvs).fill(this.channels)];
-    this.convs = this.registerModule('convs', new ModuleList(widths.slice(0, -1).map((ci) => new ConvModule(ci, this.channels, k, { padding, dilation }))));
-    this.convCat = (o.concatInput ?? true) ? this.registerModule('conv_cat', new ConvModule(this.inChannels[0]! + this.channels, this.channels, k, { padding: Math.floor(k / 2) })) : null;
+    this.convs = this.registerModule(
+      'convs',
+      new ModuleList(widths.slice(0, -1).map((ci) => new ConvModule(ci, this.channels, k, { padding, dilation }))),
+    );
+    this.convCat =
+      (o.concatInput ?? true)
+        ? this.registerModule(
+            'conv_cat',
+            new ConvModule(this.inChannels[0]! + this.channels, this.channels, k, { padding: Math.floor(k / 2) }),
+          )
+        : null;
   }
 
   forwardFeature(inputs: readonly Tensor[]): Tensor {

@@ -26,16 +26,27 @@ export function crossEntropyLoss(logits: Tensor, target: Tensor, options: CrossE
   const { ignoreIndex = 255, classWeight, avgNonIgnore = false, lossWeight = 1 } = options;
   const c = logits.shape[1]!;
   const expected = [logits.shape[0]!, ...logits.shape.slice(2)];
-  if (!(logits.rank === 2 || logits.rank === 4)) throw new SkySenseError('E_SHAPE', `crossEntropyLoss logits: expected [N, C] or [N, C, H, W], got ${formatShape(logits.shape)}`);
-  if (target.shape.join() !== expected.join()) throw new SkySenseError('E_SHAPE', `crossEntropyLoss target: expected ${formatShape(expected)} (logits ${formatShape(logits.shape)}), got ${formatShape(target.shape)}`);
-  if (target.dtype !== 'int32') throw new SkySenseError('E_DTYPE', `crossEntropyLoss target: expected int32 class indices, got ${target.dtype}`);
-  if (classWeight && classWeight.length !== c) throw new SkySenseError('E_ARG', `crossEntropyLoss classWeight: expected ${c} weights, got ${classWeight.length}`);
+  if (!(logits.rank === 2 || logits.rank === 4))
+    throw new SkySenseError('E_SHAPE', `crossEntropyLoss logits: expected [N, C] or [N, C, H, W], got ${formatShape(logits.shape)}`);
+  if (target.shape.join() !== expected.join())
+    throw new SkySenseError(
+      'E_SHAPE',
+      `crossEntropyLoss target: expected ${formatShape(expected)} (logits ${formatShape(logits.shape)}), got ${formatShape(target.shape)}`,
+    );
+  if (target.dtype !== 'int32')
+    throw new SkySenseError('E_DTYPE', `crossEntropyLoss target: expected int32 class indices, got ${target.dtype}`);
+  if (classWeight && classWeight.length !== c)
+    throw new SkySenseError('E_ARG', `crossEntropyLoss classWeight: expected ${c} weights, got ${classWeight.length}`);
   assertPositive('crossEntropyLoss lossWeight', lossWeight);
   const labels = target.dataSync() as Int32Array;
   let valid = 0;
   labels.forEach((v, i) => {
     if (v === ignoreIndex) return;
-    if (v < 0 || v >= c) throw new SkySenseError('E_ARG', `crossEntropyLoss target: expected class indices in [0, ${c}) or ignoreIndex ${ignoreIndex}, got ${v} at flat index ${i}`);
+    if (v < 0 || v >= c)
+      throw new SkySenseError(
+        'E_ARG',
+        `crossEntropyLoss target: expected class indices in [0, ${c}) or ignoreIndex ${ignoreIndex}, got ${v} at flat index ${i}`,
+      );
     valid += 1;
   });
   return tf.tidy(() => {
@@ -56,7 +67,11 @@ export function crossEntropyLoss(logits: Tensor, target: Tensor, options: CrossE
  * @param logits `[N, C]`; @param target `[N, C]` of 0/1 (float32).
  */
 export function binaryCrossEntropyLoss(logits: Tensor, target: Tensor, lossWeight = 1): Tensor {
-  if (logits.shape.join() !== target.shape.join()) throw new SkySenseError('E_SHAPE', `binaryCrossEntropyLoss target: expected ${formatShape(logits.shape)} (the logits' shape), got ${formatShape(target.shape)}`);
+  if (logits.shape.join() !== target.shape.join())
+    throw new SkySenseError(
+      'E_SHAPE',
+      `binaryCrossEntropyLoss target: expected ${formatShape(logits.shape)} (the logits' shape), got ${formatShape(target.shape)}`,
+    );
   assertPositive('binaryCrossEntropyLoss lossWeight', lossWeight);
   return tf.tidy(() => {
     const y = tf.cast(target, 'float32');

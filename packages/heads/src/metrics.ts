@@ -57,13 +57,19 @@ export class ConfusionMatrix {
    */
   update(prediction: ArrayLike<number>, target: ArrayLike<number>): this {
     const k = this.numClasses;
-    if (prediction.length !== target.length) throw new SkySenseError('E_SHAPE', `ConfusionMatrix.update: prediction has ${prediction.length} values, target ${target.length}`);
+    if (prediction.length !== target.length)
+      throw new SkySenseError('E_SHAPE', `ConfusionMatrix.update: prediction has ${prediction.length} values, target ${target.length}`);
     for (let i = 0; i < target.length; i++) {
       const t = target[i]!;
       if (t === this.ignoreIndex) continue;
       const p = prediction[i]!;
-      if (!(t >= 0 && t < k && Number.isInteger(t))) throw new SkySenseError('E_ARG', `ConfusionMatrix.update target[${i}]: expected a class in [0, ${k}) or ${this.ignoreIndex}, got ${t}`);
-      if (!(p >= 0 && p < k && Number.isInteger(p))) throw new SkySenseError('E_ARG', `ConfusionMatrix.update prediction[${i}]: expected a class in [0, ${k}), got ${p}`);
+      if (!(t >= 0 && t < k && Number.isInteger(t)))
+        throw new SkySenseError(
+          'E_ARG',
+          `ConfusionMatrix.update target[${i}]: expected a class in [0, ${k}) or ${this.ignoreIndex}, got ${t}`,
+        );
+      if (!(p >= 0 && p < k && Number.isInteger(p)))
+        throw new SkySenseError('E_ARG', `ConfusionMatrix.update prediction[${i}]: expected a class in [0, ${k}), got ${p}`);
       this.matrix[t * k + p]! += 1;
     }
     return this;
@@ -86,12 +92,24 @@ export class ConfusionMatrix {
     const recall = classes.map((c) => ratio(tp[c]!, label[c]!));
     const f1 = classes.map((c) => ratio(2 * precision[c]! * recall[c]!, precision[c]! + recall[c]!));
     const total = label.reduce((a, b) => a + b, 0);
-    return { iou, f1, precision, recall, mIoU: nanmean(iou), mF1: nanmean(f1), oa: ratio(tp.reduce((a, b) => a + b, 0), total) };
+    return {
+      iou,
+      f1,
+      precision,
+      recall,
+      mIoU: nanmean(iou),
+      mF1: nanmean(f1),
+      oa: ratio(
+        tp.reduce((a, b) => a + b, 0),
+        total,
+      ),
+    };
   }
 
   /** Precision, recall, F1 and IoU of the change class (1) of a two-class matrix, and the overall accuracy. */
   changeScores(): ChangeScores {
-    if (this.numClasses !== 2) throw new SkySenseError('E_ARG', `changeScores: expected a 2-class (no change / change) matrix, got ${this.numClasses} classes`);
+    if (this.numClasses !== 2)
+      throw new SkySenseError('E_ARG', `changeScores: expected a 2-class (no change / change) matrix, got ${this.numClasses} classes`);
     const s = this.scores();
     return { precision: s.precision[1]!, recall: s.recall[1]!, f1: s.f1[1]!, iou: s.iou[1]!, oa: s.oa };
   }
@@ -118,9 +136,12 @@ export class ConfusionMatrix {
  * are ignored. NaN for a class with no positive.
  */
 export function averagePrecision(scores: ArrayLike<number>, targets: ArrayLike<number>): number {
-  if (scores.length !== targets.length) throw new SkySenseError('E_SHAPE', `averagePrecision: ${scores.length} scores but ${targets.length} targets`);
+  if (scores.length !== targets.length)
+    throw new SkySenseError('E_SHAPE', `averagePrecision: ${scores.length} scores but ${targets.length} targets`);
   const order = [...Array(scores.length).keys()].sort((a, b) => scores[b]! - scores[a]!);
-  let tp = 0, seen = 0, sum = 0;
+  let tp = 0,
+    seen = 0,
+    sum = 0;
   for (const i of order) {
     const t = targets[i]!;
     if (t === -1) continue;
@@ -137,13 +158,26 @@ export function averagePrecision(scores: ArrayLike<number>, targets: ArrayLike<n
  * Multi-label mean average precision over classes (classes without a positive are skipped).
  * @param scores `[N][C]` probabilities or logits; @param targets `[N][C]` of 0/1 (−1 = ignore).
  */
-export function meanAveragePrecision(scores: readonly ArrayLike<number>[], targets: readonly ArrayLike<number>[]): { ap: number[]; mAP: number } {
-  if (scores.length !== targets.length) throw new SkySenseError('E_SHAPE', `meanAveragePrecision: ${scores.length} score rows but ${targets.length} target rows`);
+export function meanAveragePrecision(
+  scores: readonly ArrayLike<number>[],
+  targets: readonly ArrayLike<number>[],
+): { ap: number[]; mAP: number } {
+  if (scores.length !== targets.length)
+    throw new SkySenseError('E_SHAPE', `meanAveragePrecision: ${scores.length} score rows but ${targets.length} target rows`);
   if (scores.length === 0) throw new SkySenseError('E_ARG', 'meanAveragePrecision: expected at least one sample, got none');
   const c = scores[0]?.length ?? 0;
   scores.forEach((r, i) => {
-    if (r.length !== c || targets[i]!.length !== c) throw new SkySenseError('E_SHAPE', `meanAveragePrecision row ${i}: expected ${c} scores and targets, got ${r.length} and ${targets[i]!.length}`);
+    if (r.length !== c || targets[i]!.length !== c)
+      throw new SkySenseError(
+        'E_SHAPE',
+        `meanAveragePrecision row ${i}: expected ${c} scores and targets, got ${r.length} and ${targets[i]!.length}`,
+      );
   });
-  const ap = [...Array(c).keys()].map((k) => averagePrecision(scores.map((r) => r[k]!), targets.map((r) => r[k]!)));
+  const ap = [...Array(c).keys()].map((k) =>
+    averagePrecision(
+      scores.map((r) => r[k]!),
+      targets.map((r) => r[k]!),
+    ),
+  );
   return { ap, mAP: nanmean(ap) };
 }

@@ -1,4 +1,15 @@
-import { ConvModule, Module, ModuleList, SkySenseError, assertInt, assertPositive, formatShape, interpolate, tf, type Tensor } from '@skysense/core-tensor';
+import {
+  ConvModule,
+  Module,
+  ModuleList,
+  SkySenseError,
+  assertInt,
+  assertPositive,
+  formatShape,
+  interpolate,
+  tf,
+  type Tensor,
+} from '@skysense/core-tensor';
 
 /** Options of {@link MultiLevelNeck}, with mmseg's defaults. */
 export interface MultiLevelNeckOptions {
@@ -28,11 +39,20 @@ export class MultiLevelNeck extends Module {
     this.scales = [...(options.scales ?? [0.5, 1, 2, 4])];
     this.scales.forEach((s, i) => assertPositive(`MultiLevelNeck scales[${i}]`, s));
     if (options.inChannels.length !== 1 && options.inChannels.length !== this.scales.length) {
-      throw new SkySenseError('E_ARG', `MultiLevelNeck scales: expected one per input (${options.inChannels.length}), got ${this.scales.length}`);
+      throw new SkySenseError(
+        'E_ARG',
+        `MultiLevelNeck scales: expected one per input (${options.inChannels.length}), got ${this.scales.length}`,
+      );
     }
     const plain = { norm: false, act: 'identity' } as const;
-    this.lateralConvs = this.registerModule('lateral_convs', new ModuleList(options.inChannels.map((c) => new ConvModule(c, options.outChannels, 1, plain))));
-    this.convs = this.registerModule('convs', new ModuleList(this.scales.map(() => new ConvModule(options.outChannels, options.outChannels, 3, { ...plain, padding: 1 }))));
+    this.lateralConvs = this.registerModule(
+      'lateral_convs',
+      new ModuleList(options.inChannels.map((c) => new ConvModule(c, options.outChannels, 1, plain))),
+    );
+    this.convs = this.registerModule(
+      'convs',
+      new ModuleList(this.scales.map(() => new ConvModule(options.outChannels, options.outChannels, 3, { ...plain, padding: 1 }))),
+    );
   }
 
   /** One `[N, outChannels, H·s_i, W·s_i]` map per scale. */
@@ -40,7 +60,11 @@ export class MultiLevelNeck extends Module {
     const n = this.options.inChannels.length;
     if (inputs.length !== n) throw new SkySenseError('E_ARG', `MultiLevelNeck inputs: expected ${n} maps, got ${inputs.length}`);
     inputs.forEach((x, i) => {
-      if (x.rank !== 4 || x.shape[1] !== this.options.inChannels[i]) throw new SkySenseError('E_SHAPE', `MultiLevelNeck inputs[${i}]: expected [N, ${this.options.inChannels[i]}, H, W], got ${formatShape(x.shape)}`);
+      if (x.rank !== 4 || x.shape[1] !== this.options.inChannels[i])
+        throw new SkySenseError(
+          'E_SHAPE',
+          `MultiLevelNeck inputs[${i}]: expected [N, ${this.options.inChannels[i]}, H, W], got ${formatShape(x.shape)}`,
+        );
     });
     return tf.tidy(() => {
       const lat = inputs.map((x, i) => this.lateralConvs.at(i)!.forward(x));

@@ -31,17 +31,24 @@ export class UPerHead extends BaseDecodeHead {
 
   /** Builds the head from mmseg `UPerHead(**kwargs)` arguments (`pool_scales` and the decode-head ones). */
   static fromConfig(kwargs: Record<string, unknown>): UPerHead {
-    return new UPerHead({ ...(decodeHeadOptionsFromConfig('UPerHead', kwargs) as UPerHeadOptions), poolScales: kwargs.pool_scales as number[] | undefined });
+    return new UPerHead({
+      ...(decodeHeadOptionsFromConfig('UPerHead', kwargs) as UPerHeadOptions),
+      poolScales: kwargs.pool_scales as number[] | undefined,
+    });
   }
 
   constructor(o: UPerHeadOptions) {
     super('UPerHead', o);
-    if (this.inChannels.length < 2) throw new SkySenseError('E_ARG', `UPerHead inChannels: expected at least 2 levels, got [${this.inChannels.join(', ')}]`);
+    if (this.inChannels.length < 2)
+      throw new SkySenseError('E_ARG', `UPerHead inChannels: expected at least 2 levels, got [${this.inChannels.join(', ')}]`);
     this.poolScales = [...(o.poolScales ?? [1, 2, 3, 6])];
     this.poolScales.forEach((s, i) => assertInt(`UPerHead poolScales[${i}]`, s, 1));
     const c = this.channels;
     const top = this.inChannels.at(-1)!;
-    this.pspModules = this.registerModule('psp_modules', new ModuleList(this.poolScales.map((s) => new Sequential(new AdaptiveAvgPool2d(s), new ConvModule(top, c, 1)))));
+    this.pspModules = this.registerModule(
+      'psp_modules',
+      new ModuleList(this.poolScales.map((s) => new Sequential(new AdaptiveAvgPool2d(s), new ConvModule(top, c, 1)))),
+    );
     this.bottleneck = this.registerModule('bottleneck', new ConvModule(top + this.poolScales.length * c, c, 3, { padding: 1 }));
     const lower = this.inChannels.slice(0, -1);
     this.lateralConvs = this.registerModule('lateral_convs', new ModuleList(lower.map((ci) => new ConvModule(ci, c, 1))));
@@ -62,11 +69,17 @@ export class UPerHead extends BaseDecodeHead {
     return tf.tidy(() => {
       const laterals = [...this.lateralConvs].map((conv, i) => conv.forward(xs[i]!));
       laterals.push(this.pspForward(xs.at(-1)!));
-      for (let i = laterals.length - 1; i > 0; i--) laterals[i - 1] = tf.add(laterals[i - 1]!, this.resize(laterals[i]!, laterals[i - 1]!.shape));
+      for (let i = laterals.length - 1; i > 0; i--)
+        laterals[i - 1] = tf.add(laterals[i - 1]!, this.resize(laterals[i]!, laterals[i - 1]!.shape));
       const outs = [...this.fpnConvs].map((conv, i) => conv.forward(laterals[i]!));
       outs.push(laterals.at(-1)!);
       const size = outs[0]!.shape;
-      return this.fpnBottleneck.forward(tf.concat(outs.map((o) => this.resize(o, size)), 1));
+      return this.fpnBottleneck.forward(
+        tf.concat(
+          outs.map((o) => this.resize(o, size)),
+          1,
+        ),
+      );
     });
   }
 }

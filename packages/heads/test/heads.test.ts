@@ -1,7 +1,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, SkySenseError, disposeGradients, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
 import {
-  ChangeDetectionHead, ConfusionMatrix, FCNHead, LinearClsHead, MultiLevelNeck, UPerHead, averagePrecision, binaryCrossEntropyLoss, crossEntropyLoss, meanAveragePrecision,
+  ChangeDetectionHead,
+  ConfusionMatrix,
+  FCNHead,
+  LinearClsHead,
+  MultiLevelNeck,
+  UPerHead,
+  averagePrecision,
+  binaryCrossEntropyLoss,
+  crossEntropyLoss,
+  meanAveragePrecision,
 } from '../src/index';
 
 const value = (t: Tensor) => {
@@ -9,34 +18,54 @@ const value = (t: Tensor) => {
   t.dispose();
   return v;
 };
-const pyramid = (n: number, chans: number[], side: number, seed = 0) => chans.map((c, i) => tf.randomNormal([n, c, side >> i, side >> i], 0, 1, 'float32', seed + i));
+const pyramid = (n: number, chans: number[], side: number, seed = 0) =>
+  chans.map((c, i) => tf.randomNormal([n, c, side >> i, side >> i], 0, 1, 'float32', seed + i));
 
 beforeAll(() => initBackend());
 
 describe('crossEntropyLoss (mmseg semantics), by hand', () => {
   // row 0: logits 0,0,0 → −log(1/3) = ln 3 for any class; row 1: ln 3,0,0 → softmax 3/5,1/5,1/5, class 0 → ln(5/3)
-  const logits = () => tf.tensor2d([[0, 0, 0], [Math.log(3), 0, 0]]);
+  const logits = () =>
+    tf.tensor2d([
+      [0, 0, 0],
+      [Math.log(3), 0, 0],
+    ]);
   it('mean over targets, ignore index, avgNonIgnore, class weights, loss weight', () => {
     expect(value(crossEntropyLoss(logits(), tf.tensor1d([1, 0], 'int32')))).toBeCloseTo((Math.log(3) + Math.log(5 / 3)) / 2, 6);
     expect(value(crossEntropyLoss(logits(), tf.tensor1d([1, 255], 'int32')))).toBeCloseTo(Math.log(3) / 2, 6);
     expect(value(crossEntropyLoss(logits(), tf.tensor1d([1, 255], 'int32'), { avgNonIgnore: true }))).toBeCloseTo(Math.log(3), 6);
-    expect(value(crossEntropyLoss(logits(), tf.tensor1d([1, 0], 'int32'), { classWeight: [2, 1, 1] }))).toBeCloseTo((Math.log(3) + 2 * Math.log(5 / 3)) / 2, 6);
-    expect(value(crossEntropyLoss(logits(), tf.tensor1d([1, 0], 'int32'), { lossWeight: 0.4 }))).toBeCloseTo((0.4 * (Math.log(3) + Math.log(5 / 3))) / 2, 6);
+    expect(value(crossEntropyLoss(logits(), tf.tensor1d([1, 0], 'int32'), { classWeight: [2, 1, 1] }))).toBeCloseTo(
+      (Math.log(3) + 2 * Math.log(5 / 3)) / 2,
+      6,
+    );
+    expect(value(crossEntropyLoss(logits(), tf.tensor1d([1, 0], 'int32'), { lossWeight: 0.4 }))).toBeCloseTo(
+      (0.4 * (Math.log(3) + Math.log(5 / 3))) / 2,
+      6,
+    );
   });
 
   it('NCHW maps give the same value as the flattened pixels, and the gradient is (softmax − onehot) / N', () => {
     const map = tf.tensor4d([0, Math.log(3), 0, 0, 0, 0], [1, 3, 1, 2]);
     expect(value(crossEntropyLoss(map, tf.tensor3d([[[1, 0]]], [1, 1, 2], 'int32')))).toBeCloseTo((Math.log(3) + Math.log(5 / 3)) / 2, 6);
     const g = tf.grad((x: Tensor) => crossEntropyLoss(x, tf.tensor1d([1, 0], 'int32')))(logits());
-    const want = [[1 / 3, 1 / 3 - 1, 1 / 3], [3 / 5 - 1, 1 / 5, 1 / 5]].flat().map((v) => v / 2);
+    const want = [
+      [1 / 3, 1 / 3 - 1, 1 / 3],
+      [3 / 5 - 1, 1 / 5, 1 / 5],
+    ]
+      .flat()
+      .map((v) => v / 2);
     [...g.dataSync()].forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 6));
   });
 
   it('refuses bad targets with the argument, expected and actual value', () => {
-    expect(() => crossEntropyLoss(logits(), tf.tensor1d([1, 3], 'int32'))).toThrow(/target: expected class indices in \[0, 3\) or ignoreIndex 255, got 3 at flat index 1/);
+    expect(() => crossEntropyLoss(logits(), tf.tensor1d([1, 3], 'int32'))).toThrow(
+      /target: expected class indices in \[0, 3\) or ignoreIndex 255, got 3 at flat index 1/,
+    );
     expect(() => crossEntropyLoss(logits(), tf.tensor1d([1, 0]))).toThrow(/expected int32 class indices, got float32/);
     expect(() => crossEntropyLoss(logits(), tf.tensor1d([1], 'int32'))).toThrow(/target: expected \[2\] .* got \[1\]/);
-    expect(() => crossEntropyLoss(logits(), tf.tensor1d([1, 0], 'int32'), { classWeight: [1, 1] })).toThrow(/classWeight: expected 3 weights, got 2/);
+    expect(() => crossEntropyLoss(logits(), tf.tensor1d([1, 0], 'int32'), { classWeight: [1, 1] })).toThrow(
+      /classWeight: expected 3 weights, got 2/,
+    );
   });
 
   it('binary cross-entropy on logits', () => {
@@ -87,7 +116,20 @@ describe('metrics against hand-computed confusion matrices', () => {
   it('average precision as mmcls (difficult −1 ignored) and the multi-label mean', () => {
     expect(averagePrecision([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])).toBeCloseTo((1 + 2 / 3) / 2, 12);
     expect(averagePrecision([0.9, 0.8, 0.7, 0.6], [1, -1, 1, 0])).toBeCloseTo(1, 12);
-    const { ap, mAP } = meanAveragePrecision([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]], [[1, 0], [0, 0], [1, 0], [0, 0]]);
+    const { ap, mAP } = meanAveragePrecision(
+      [
+        [0.9, 0.1],
+        [0.8, 0.2],
+        [0.7, 0.3],
+        [0.6, 0.4],
+      ],
+      [
+        [1, 0],
+        [0, 0],
+        [1, 0],
+        [0, 0],
+      ],
+    );
     expect(Number.isNaN(ap[1]!)).toBe(true);
     expect(mAP).toBeCloseTo(5 / 6, 12);
     expect(() => meanAveragePrecision([], [])).toThrow(/expected at least one sample, got none/);
@@ -122,7 +164,9 @@ describe('classification, change and neck modules', () => {
     const cat = new ChangeDetectionHead({ inChannels: [4, 8], channels: 8, poolScales: [1, 2], fusion: 'concat' }).eval();
     expect(cat.stateShapes().get('lateral_convs.0.conv.weight')).toEqual([8, 8, 1, 1]);
     expect(cat.forwardPair(a, b).shape).toEqual([1, 2, 8, 8]);
-    expect(() => head.forwardPair(a, [b[0]!, tf.zeros([1, 8, 2, 2])])).toThrow(/level 1: date B \[1, 8, 2, 2\] differs from date A \[1, 8, 4, 4\]/);
+    expect(() => head.forwardPair(a, [b[0]!, tf.zeros([1, 8, 2, 2])])).toThrow(
+      /level 1: date B \[1, 8, 2, 2\] differs from date A \[1, 8, 4, 4\]/,
+    );
   });
 
   it('MultiLevelNeck: mmseg keys, rescaled pyramid from ViT maps, one input shared by every scale', () => {
@@ -130,9 +174,17 @@ describe('classification, change and neck modules', () => {
     expect([...neck.stateShapes().keys()].slice(0, 2)).toEqual(['lateral_convs.0.conv.weight', 'lateral_convs.0.conv.bias']);
     expect(neck.stateShapes().get('convs.3.conv.weight')).toEqual([5, 5, 3, 3]);
     const maps = Array.from({ length: 4 }, (_, i) => tf.randomNormal([1, 6, 8, 8], 0, 1, 'float32', i));
-    expect(neck.forward(maps).map((t) => t.shape)).toEqual([[1, 5, 32, 32], [1, 5, 16, 16], [1, 5, 8, 8], [1, 5, 4, 4]]);
+    expect(neck.forward(maps).map((t) => t.shape)).toEqual([
+      [1, 5, 32, 32],
+      [1, 5, 16, 16],
+      [1, 5, 8, 8],
+      [1, 5, 4, 4],
+    ]);
     const one = new MultiLevelNeck({ inChannels: [6], outChannels: 5, scales: [2, 1] });
-    expect(one.forward([maps[0]!]).map((t) => t.shape)).toEqual([[1, 5, 16, 16], [1, 5, 8, 8]]);
+    expect(one.forward([maps[0]!]).map((t) => t.shape)).toEqual([
+      [1, 5, 16, 16],
+      [1, 5, 8, 8],
+    ]);
     expect(() => neck.forward(maps.slice(0, 3))).toThrow(/expected 4 maps, got 3/);
     const head = new UPerHead({ inChannels: [5, 5, 5, 5], channels: 4, numClasses: 3 });
     expect(head.eval().forward(neck.forward(maps)).shape).toEqual([1, 3, 32, 32]);
@@ -140,8 +192,12 @@ describe('classification, change and neck modules', () => {
 
   it('decode heads name the input they refuse', () => {
     const head = new UPerHead({ inChannels: [4, 8], channels: 8, numClasses: 2 });
-    expect(() => head.forward([tf.zeros([1, 4, 8, 8])])).toThrow(/UPerHead inputs: expected a map at index 1 \(inIndex\[1\]\), got a list of 1/);
-    expect(() => head.forward([tf.zeros([1, 4, 8, 8]), tf.zeros([1, 6, 4, 4])])).toThrow(/UPerHead inputs\[1\]: expected \[N, 8, H, W\], got \[1, 6, 4, 4\]/);
+    expect(() => head.forward([tf.zeros([1, 4, 8, 8])])).toThrow(
+      /UPerHead inputs: expected a map at index 1 \(inIndex\[1\]\), got a list of 1/,
+    );
+    expect(() => head.forward([tf.zeros([1, 4, 8, 8]), tf.zeros([1, 6, 4, 4])])).toThrow(
+      /UPerHead inputs\[1\]: expected \[N, 8, H, W\], got \[1, 6, 4, 4\]/,
+    );
     expect(() => new FCNHead({ inChannels: 4, channels: 8, numClasses: 2, numConvs: 0 })).toThrow(/channels: expected 4 .* got 8/);
   });
 });
@@ -162,7 +218,9 @@ describe('training a UPerHead + auxiliary FCNHead', () => {
       const { value: loss, grads } = valueAndGrads(params, () =>
         tf.tidy(() => {
           const main = crossEntropyLoss(head.forward(feats), target);
-          const auxLogits = tf.image.resizeBilinear(tf.transpose(aux.forward(feats), [0, 2, 3, 1]) as tf.Tensor4D, [8, 8]).transpose([0, 3, 1, 2]);
+          const auxLogits = tf.image
+            .resizeBilinear(tf.transpose(aux.forward(feats), [0, 2, 3, 1]) as tf.Tensor4D, [8, 8])
+            .transpose([0, 3, 1, 2]);
           return tf.add(main, crossEntropyLoss(auxLogits, target, { lossWeight: 0.4 })) as tf.Scalar;
         }),
       );

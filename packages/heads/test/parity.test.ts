@@ -11,7 +11,12 @@ const inputsOf = (m: Map<string, Tensor>) => ['in0', 'in1', 'in2', 'in3'].map((k
 
 /** The four fcnhead-a variants under their tags, so the fixture's tagged keys load directly. */
 const fcnVariants = () =>
-  new ModuleDict((['n1_cat0', 'n1_cat1', 'n2_cat0', 'n2_cat1'] as const).map((tag) => [tag, new FCNHead({ inChannels: 24, inIndex: 2, channels: 16, numClasses: 5, numConvs: Number(tag[1]), concatInput: tag.endsWith('1') })]));
+  new ModuleDict(
+    (['n1_cat0', 'n1_cat1', 'n2_cat0', 'n2_cat1'] as const).map((tag) => [
+      tag,
+      new FCNHead({ inChannels: 24, inIndex: 2, channels: 16, numClasses: 5, numConvs: Number(tag[1]), concatInput: tag.endsWith('1') }),
+    ]),
+  );
 
 describe.each(['wasm', 'cpu'] as BackendKind[])('heads against mmseg on %s', (backend) => {
   beforeAll(() => initBackend({ force: backend }));
@@ -21,7 +26,7 @@ describe.each(['wasm', 'cpu'] as BackendKind[])('heads against mmseg on %s', (ba
     const inputs = load('uperhead-a', 'input');
     const out = load('uperhead-a', 'output');
     const head = new UPerHead({ inChannels: [8, 16, 24, 32], channels: 16, numClasses: 5, poolScales: [1, 2, 3, 6] }).eval();
-    const keys = (config('uperhead-a').state_dict_keys as { key: string; shape: number[] }[]);
+    const keys = config('uperhead-a').state_dict_keys as { key: string; shape: number[] }[];
     expect(new Map([...head.stateShapes()].map(([k, s]) => [k, [...s]]))).toEqual(new Map(keys.map((k) => [k.key, k.shape])));
     expect(head.loadStateDict(weights).loaded).toHaveLength(weights.size);
     const xs = inputsOf(inputs);

@@ -1,5 +1,16 @@
 import { requireFinite } from './validate';
-import { Linear, Module, SkySenseError, constant, formatShape, l2Normalize, matMul, tf, type Parameter, type Tensor } from '@skysense/core-tensor';
+import {
+  Linear,
+  Module,
+  SkySenseError,
+  constant,
+  formatShape,
+  l2Normalize,
+  matMul,
+  tf,
+  type Parameter,
+  type Tensor,
+} from '@skysense/core-tensor';
 
 /**
  * InfoNCE with the same sample as the positive: the mean over rows i of −log softmax(sim_i)[i] for a
@@ -55,10 +66,18 @@ export class ContrastiveAlignment extends Module {
 
   /** @param a `[B, L_A, widthA]` tokens of modality A; @param b `[B, L_B, widthB]` of modality B. */
   forward(a: Tensor, b: Tensor): AlignmentOutputs {
-    for (const [name, t, w] of [['A', a, this.visionProj.inFeatures], ['B', b, this.textProj.inFeatures]] as const) {
-      if (t.rank !== 3 || t.shape[2] !== w) throw new SkySenseError('E_SHAPE', `ContrastiveAlignment modality ${name}: expected [B, L, ${w}], got ${formatShape(t.shape)}`);
+    for (const [name, t, w] of [
+      ['A', a, this.visionProj.inFeatures],
+      ['B', b, this.textProj.inFeatures],
+    ] as const) {
+      if (t.rank !== 3 || t.shape[2] !== w)
+        throw new SkySenseError('E_SHAPE', `ContrastiveAlignment modality ${name}: expected [B, L, ${w}], got ${formatShape(t.shape)}`);
     }
-    if (a.shape[0] !== b.shape[0] || a.shape[0]! < 2) throw new SkySenseError('E_SHAPE', `ContrastiveAlignment: both modalities need the same batch of at least 2 samples, got ${a.shape[0]} and ${b.shape[0]}`);
+    if (a.shape[0] !== b.shape[0] || a.shape[0]! < 2)
+      throw new SkySenseError(
+        'E_SHAPE',
+        `ContrastiveAlignment: both modalities need the same batch of at least 2 samples, got ${a.shape[0]} and ${b.shape[0]}`,
+      );
     tf.tidy(() => this.temp.assign(tf.clipByValue(this.temp.value, 0.001, 0.5)));
     const out = tf.tidy(() => {
       const first = (t: Tensor) => tf.reshape(tf.slice(t, [0, 0, 0], [-1, 1, -1]), [t.shape[0]!, t.shape[2]!]);
@@ -70,7 +89,14 @@ export class ContrastiveAlignment extends Module {
       const lossBA = sameSampleCrossEntropy(simBA);
       return [featA, featB, simAB, simBA, lossAB, lossBA, tf.div(tf.add(lossAB, lossBA), 2)];
     });
-    requireFinite(out[6]!, [['modality A', a], ['modality B', b]], out);
+    requireFinite(
+      out[6]!,
+      [
+        ['modality A', a],
+        ['modality B', b],
+      ],
+      out,
+    );
     const [featA, featB, simAB, simBA, lossAB, lossBA, loss] = out as [Tensor, Tensor, Tensor, Tensor, tf.Scalar, tf.Scalar, tf.Scalar];
     return { featA, featB, simAB, simBA, lossAB, lossBA, loss };
   }

@@ -1,4 +1,15 @@
-import { Linear, Module, SkySenseError, constant, formatShape, l2Normalize, matMul, tf, type Parameter, type Tensor } from '@skysense/core-tensor';
+import {
+  Linear,
+  Module,
+  SkySenseError,
+  constant,
+  formatShape,
+  l2Normalize,
+  matMul,
+  tf,
+  type Parameter,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { sameSampleCrossEntropy } from './alignment';
 import { requireFinite } from './validate';
 
@@ -32,15 +43,19 @@ export class CrossModalAlignment extends Module {
   constructor(o: CrossModalAlignmentOptions) {
     super();
     const names = Object.keys(o.widths);
-    if (names.length < 2) throw new SkySenseError('E_ARG', `CrossModalAlignment widths: expected at least 2 modalities, got ${names.length}`);
+    if (names.length < 2)
+      throw new SkySenseError('E_ARG', `CrossModalAlignment widths: expected at least 2 modalities, got ${names.length}`);
     this.temp = this.registerParameter('temp', [], constant(o.temp ?? 0.07));
     const linears = names.map((n) => [n, new Linear(o.widths[n]!, o.embedDim ?? 256)] as const);
-    this.registerModule('proj', new (class extends Module {
-      constructor() {
-        super();
-        for (const [n, lin] of linears) this.registerModule(n, lin);
-      }
-    })());
+    this.registerModule(
+      'proj',
+      new (class extends Module {
+        constructor() {
+          super();
+          for (const [n, lin] of linears) this.registerModule(n, lin);
+        }
+      })(),
+    );
     for (const [n, lin] of linears) this.proj.set(n, lin);
   }
 
@@ -49,18 +64,32 @@ export class CrossModalAlignment extends Module {
     const batch = new Set<number>();
     for (const [n, lin] of this.proj) {
       const f = features[n];
-      if (!f || f.rank !== 2 || f.shape[1] !== lin.inFeatures) throw new SkySenseError('E_SHAPE', `CrossModalAlignment features.${n}: expected [B, ${lin.inFeatures}], got ${f ? formatShape(f.shape) : 'nothing'}`);
+      if (!f || f.rank !== 2 || f.shape[1] !== lin.inFeatures)
+        throw new SkySenseError(
+          'E_SHAPE',
+          `CrossModalAlignment features.${n}: expected [B, ${lin.inFeatures}], got ${f ? formatShape(f.shape) : 'nothing'}`,
+        );
       batch.add(f.shape[0]!);
     }
-    if (batch.size !== 1 || [...batch][0]! < 2) throw new SkySenseError('E_SHAPE', `CrossModalAlignment: every modality needs the same batch of at least 2 samples, got ${[...batch].join(', ')}`);
+    if (batch.size !== 1 || [...batch][0]! < 2)
+      throw new SkySenseError(
+        'E_SHAPE',
+        `CrossModalAlignment: every modality needs the same batch of at least 2 samples, got ${[...batch].join(', ')}`,
+      );
     tf.tidy(() => this.temp.assign(tf.clipByValue(this.temp.value, 0.001, 0.5)));
     const pairs: Record<string, tf.Scalar> = {};
     const total = tf.tidy(() => {
       const z = new Map([...this.proj].map(([n, lin]) => [n, l2Normalize(lin.forward(features[n]!))]));
-      for (const [i, zi] of z) for (const [j, zj] of z) if (i !== j) pairs[`${i}→${j}`] = tf.keep(sameSampleCrossEntropy(tf.div(matMul(zi, zj, false, true), this.temp.value)));
+      for (const [i, zi] of z)
+        for (const [j, zj] of z)
+          if (i !== j) pairs[`${i}→${j}`] = tf.keep(sameSampleCrossEntropy(tf.div(matMul(zi, zj, false, true), this.temp.value)));
       return tf.addN(Object.values(pairs)) as tf.Scalar;
     });
-    requireFinite(total, Object.entries(features).map(([k, t]) => [`features.${k}`, t]), [total, ...Object.values(pairs)]);
+    requireFinite(
+      total,
+      Object.entries(features).map(([k, t]) => [`features.${k}`, t]),
+      [total, ...Object.values(pairs)],
+    );
     return { pairs, total };
   }
 }

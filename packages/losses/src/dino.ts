@@ -1,6 +1,23 @@
 import {
-  GELU, Linear, Module, Sequential, SkySenseError, assertInRange, assertInt, formatShape, l2Normalize, matMul, ones, stopGradient, tf, truncNormal, zeros,
-  type Buffer, type Parameter, type Tensor, type UnaryModule,
+  GELU,
+  Linear,
+  Module,
+  Sequential,
+  SkySenseError,
+  assertInRange,
+  assertInt,
+  formatShape,
+  l2Normalize,
+  matMul,
+  ones,
+  stopGradient,
+  tf,
+  truncNormal,
+  zeros,
+  type Buffer,
+  type Parameter,
+  type Tensor,
+  type UnaryModule,
 } from '@skysense/core-tensor';
 import { checkLogits, checkTemperature, requireFinite, teacherTempSchedule } from './validate';
 
@@ -54,7 +71,8 @@ export class DINOHead extends Module {
   /** `[N, inDim]` → `[N, outDim]`. */
   forward(x: Tensor): Tensor {
     const inDim = (this.mlp.at(0) as Linear).inFeatures;
-    if (x.rank !== 2 || x.shape[1] !== inDim) throw new SkySenseError('E_SHAPE', `DINOHead input: expected [N, ${inDim}], got ${formatShape(x.shape)}`);
+    if (x.rank !== 2 || x.shape[1] !== inDim)
+      throw new SkySenseError('E_SHAPE', `DINOHead input: expected [N, ${inDim}], got ${formatShape(x.shape)}`);
     return tf.tidy(() => {
       const z = l2Normalize(this.mlp.forward(x));
       const v = this.lastLayer.weightV.value;
@@ -96,7 +114,12 @@ export class SelfDistillation extends Module {
     super();
     this.studentTemp = checkTemperature('studentTemp', o.studentTemp ?? 0.1);
     this.centerMomentum = assertInRange('centerMomentum', o.centerMomentum ?? 0.9, 0, 1);
-    this.schedule = teacherTempSchedule({ warmup: o.warmupTeacherTemp ?? 0.04, final: o.teacherTemp ?? 0.04, warmupEpochs: o.warmupTeacherTempEpochs ?? 30, epochs: assertInt('nepochs', o.nepochs, 1) });
+    this.schedule = teacherTempSchedule({
+      warmup: o.warmupTeacherTemp ?? 0.04,
+      final: o.teacherTemp ?? 0.04,
+      warmupEpochs: o.warmupTeacherTempEpochs ?? 30,
+      epochs: assertInt('nepochs', o.nepochs, 1),
+    });
     this.schedule.forEach((t, i) => checkTemperature(`teacher temperature at epoch ${i}`, t));
     this.center = this.registerBuffer('center', [1, o.outDim], () => tf.zeros([1, o.outDim]));
   }
@@ -113,10 +136,17 @@ export class SelfDistillation extends Module {
    */
   forward(student: Tensor, teacher: Tensor, epoch: number): tf.Scalar {
     this.checkInputs(student, teacher);
-    if (student.shape[0] !== teacher.shape[0]) throw new SkySenseError('E_SHAPE', `SelfDistillation: student and teacher need the same rows, got ${student.shape[0]} and ${teacher.shape[0]}`);
+    if (student.shape[0] !== teacher.shape[0])
+      throw new SkySenseError(
+        'E_SHAPE',
+        `SelfDistillation: student and teacher need the same rows, got ${student.shape[0]} and ${teacher.shape[0]}`,
+      );
     const temp = this.teacherTemp(epoch);
     const loss = tf.tidy(() => crossEntropy(this.teacherProbs(teacher, temp), tf.logSoftmax(tf.div(student, this.studentTemp), -1)));
-    requireFinite(loss, [['student', student], ['teacher', teacher]]);
+    requireFinite(loss, [
+      ['student', student],
+      ['teacher', teacher],
+    ]);
     this.updateCenter(teacher);
     return loss;
   }
@@ -173,7 +203,10 @@ export class DINOLoss extends SelfDistillation {
   override forward(student: Tensor, teacher: Tensor, epoch: number): tf.Scalar {
     this.checkInputs(student, teacher);
     if (student.shape[0]! % this.ncrops !== 0 || teacher.shape[0]! * this.ncrops !== student.shape[0]! * 2) {
-      throw new SkySenseError('E_SHAPE', `DINOLoss: ${this.ncrops} crops need student rows = ${this.ncrops}·B and teacher rows = 2·B, got ${student.shape[0]} and ${teacher.shape[0]}`);
+      throw new SkySenseError(
+        'E_SHAPE',
+        `DINOLoss: ${this.ncrops} crops need student rows = ${this.ncrops}·B and teacher rows = 2·B, got ${student.shape[0]} and ${teacher.shape[0]}`,
+      );
     }
     const temp = this.teacherTemp(epoch);
     const loss = tf.tidy(() => {
@@ -183,7 +216,10 @@ export class DINOLoss extends SelfDistillation {
       q.forEach((qi, iq) => s.forEach((sv, v) => v !== iq && terms.push(crossEntropy(qi, sv))));
       return tf.div(tf.addN(terms), terms.length) as tf.Scalar;
     });
-    requireFinite(loss, [['student', student], ['teacher', teacher]]);
+    requireFinite(loss, [
+      ['student', student],
+      ['teacher', teacher],
+    ]);
     this.updateCenter(teacher);
     return loss;
   }

@@ -1,4 +1,14 @@
-import { Module, SkySenseError, assertInRange, assertInt, formatShape, stopGradient, tf, type Buffer, type Tensor } from '@skysense/core-tensor';
+import {
+  Module,
+  SkySenseError,
+  assertInRange,
+  assertInt,
+  formatShape,
+  stopGradient,
+  tf,
+  type Buffer,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { checkLogits, checkTemperature, requireFinite, teacherTempSchedule } from './validate';
 
 /** Options of {@link IBOTLoss}, with iBOT's names. */
@@ -59,8 +69,19 @@ export class IBOTLoss extends Module {
     assertInRange('centerMomentum', o.centerMomentum ?? 0.9, 0, 1);
     assertInRange('centerMomentum2', o.centerMomentum2 ?? 0.9, 0, 1);
     const warmupEpochs = o.warmupTeacherTempEpochs ?? 30;
-    this.schedule = teacherTempSchedule({ warmup: o.warmupTeacherTemp, final: o.teacherTemp, warmupEpochs, epochs: assertInt('nepochs', o.nepochs, 1) });
-    this.schedule2 = teacherTempSchedule({ warmup: o.warmupTeacherTemp2, final: o.teacherTemp2, warmupEpochs, epochs: o.nepochs, holdEpochs: o.mimStartEpoch ?? 0 });
+    this.schedule = teacherTempSchedule({
+      warmup: o.warmupTeacherTemp,
+      final: o.teacherTemp,
+      warmupEpochs,
+      epochs: assertInt('nepochs', o.nepochs, 1),
+    });
+    this.schedule2 = teacherTempSchedule({
+      warmup: o.warmupTeacherTemp2,
+      final: o.teacherTemp2,
+      warmupEpochs,
+      epochs: o.nepochs,
+      holdEpochs: o.mimStartEpoch ?? 0,
+    });
     [...this.schedule, ...this.schedule2].forEach((t, i) => checkTemperature(`teacher temperature ${i}`, t));
     this.center = this.registerBuffer('center', [1, o.outDim], () => tf.zeros([1, o.outDim]));
     this.center2 = this.registerBuffer('center2', [1, 1, o.patchOutDim], () => tf.zeros([1, 1, o.patchOutDim]));
@@ -72,7 +93,13 @@ export class IBOTLoss extends Module {
    * @param studentLocalCls `[nl·B, D]` cls outputs of the local crops, or null.
    * @param masks per global crop, `[B, h, w]` (1 = masked patch), h·w = N.
    */
-  forward(student: { cls: Tensor; patch: Tensor }, teacher: { cls: Tensor; patch: Tensor }, studentLocalCls: Tensor | null, masks: Tensor[], epoch: number): IBOTLossValues {
+  forward(
+    student: { cls: Tensor; patch: Tensor },
+    teacher: { cls: Tensor; patch: Tensor },
+    studentLocalCls: Tensor | null,
+    masks: Tensor[],
+    epoch: number,
+  ): IBOTLossValues {
     const { outDim, patchOutDim } = this.o;
     checkLogits('student.cls', student.cls, 2, outDim);
     checkLogits('teacher.cls', teacher.cls, 2, outDim);
@@ -82,13 +109,15 @@ export class IBOTLoss extends Module {
     const b = student.cls.shape[0]! / this.ng;
     const n = student.patch.shape[1]!;
     masks.forEach((m, i) => {
-      if (m.shape[0] !== b || m.size !== b * n) throw new SkySenseError('E_SHAPE', `masks[${i}]: expected [${b}, h, w] with h·w = ${n}, got ${formatShape(m.shape)}`);
+      if (m.shape[0] !== b || m.size !== b * n)
+        throw new SkySenseError('E_SHAPE', `masks[${i}]: expected [${b}, h, w] with h·w = ${n}, got ${formatShape(m.shape)}`);
     });
     assertInt('epoch', epoch, 0, this.o.nepochs - 1);
     const [temp, temp2, st] = [this.schedule[epoch]!, this.schedule2[epoch]!, this.o.studentTemp ?? 0.1];
     const kept = tf.tidy(() => {
       const allCls = studentLocalCls ? tf.concat([student.cls, studentLocalCls], 0) : student.cls;
-      if (allCls.shape[0] !== b * this.ncrops) throw new SkySenseError('E_SHAPE', `student cls rows: expected ${this.ncrops}·${b}, got ${allCls.shape[0]}`);
+      if (allCls.shape[0] !== b * this.ncrops)
+        throw new SkySenseError('E_SHAPE', `student cls rows: expected ${this.ncrops}·${b}, got ${allCls.shape[0]}`);
       const sCls = tf.split(tf.div(allCls, st), this.ncrops, 0).map((x) => tf.logSoftmax(x, -1));
       const sPatch = tf.split(tf.div(student.patch, st), this.ng, 0).map((x) => tf.logSoftmax(x, -1));
       const tCls = tf.split(stopGradient(tf.softmax(tf.div(tf.sub(teacher.cls, this.center.value), temp), -1)), this.ng, 0);
@@ -108,7 +137,17 @@ export class IBOTLoss extends Module {
       const patch = tf.mul(tf.div(tf.addN(t2), t2.length), this.o.lambda2 ?? 1);
       return [cls, patch, tf.add(cls, patch)];
     });
-    requireFinite(kept[2]!, [['student.cls', student.cls], ['teacher.cls', teacher.cls], ['student.patch', student.patch], ['teacher.patch', teacher.patch], ...(studentLocalCls ? [['studentLocalCls', studentLocalCls] as [string, Tensor]] : [])], kept);
+    requireFinite(
+      kept[2]!,
+      [
+        ['student.cls', student.cls],
+        ['teacher.cls', teacher.cls],
+        ['student.patch', student.patch],
+        ['teacher.patch', teacher.patch],
+        ...(studentLocalCls ? [['studentLocalCls', studentLocalCls] as [string, Tensor]] : []),
+      ],
+      kept,
+    );
     tf.tidy(() => {
       const m1 = this.o.centerMomentum ?? 0.9;
       const m2 = this.o.centerMomentum2 ?? 0.9;

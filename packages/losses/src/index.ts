@@ -11,7 +11,22 @@ export { teacherTempSchedule } from './validate';
 export { SelfDistillation, type SelfDistillationOptions } from './dino';
 export { sameSampleCrossEntropy } from './alignment';
 export {
-  FGCL, MGCL, disposeMGCLValues, imageTokens, objectTokens, pixelTokens,
-  type FGCLOptions, type FGCLValues, type MGCLOptions, type MGCLValues, type ObjectTokenOptions,
+  FGCL,
+  MGCL,
+  disposeMGCLValues,
+  imageTokens,
+  objectTokens,
+  pixelTokens,
+  type FGCLOptions,
+  type FGCLValues,
+  type MGCLOptions,
+  type MGCLValues,
+  type ObjectTokenOptions,
 } from './mgcl';
-export { CrossModalAlignment, skySenseObjective, type CrossModalAlignmentOptions, type CrossModalValues, type ObjectiveWeights } from './cross-modal';
+export {
+  CrossModalAlignment,
+  skySenseObjective,
+  type CrossModalAlignmentOptions,
+  type CrossModalValues,
+  type ObjectiveWeights,
+} from './cross-modal';

@@ -1,4 +1,15 @@
-import { Module, SkySenseError, assertInt, formatShape, l2Normalize, matMul, sinkhornKnopp, stopGradient, tf, type Tensor } from '@skysense/core-tensor';
+import {
+  Module,
+  SkySenseError,
+  assertInt,
+  formatShape,
+  l2Normalize,
+  matMul,
+  sinkhornKnopp,
+  stopGradient,
+  tf,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { DINOHead, SelfDistillation, type DINOHeadOptions, type SelfDistillationOptions } from './dino';
 
 /** `[B, D, h, w]` → `[B·h·w, D]`: one row per location (SkySense's pixel level, Eq. 5). */
@@ -33,11 +44,18 @@ export interface ObjectTokenOptions {
  * maps with the same assignment weights. Both maps must already cover the same ground locations.
  * @returns `{ teacher, student }`, each `[B·N_C, D]` (rows image-major); the assignment carries no gradient.
  */
-export function objectTokens(teacherMap: Tensor, studentMap: Tensor, options: ObjectTokenOptions = {}): { teacher: Tensor; student: Tensor } {
+export function objectTokens(
+  teacherMap: Tensor,
+  studentMap: Tensor,
+  options: ObjectTokenOptions = {},
+): { teacher: Tensor; student: Tensor } {
   checkMap('teacherMap', teacherMap);
   checkMap('studentMap', studentMap);
   if (formatShape(teacherMap.shape) !== formatShape(studentMap.shape)) {
-    throw new SkySenseError('E_SHAPE', `objectTokens: teacher and student maps must be aligned to the same shape, got ${formatShape(teacherMap.shape)} and ${formatShape(studentMap.shape)}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `objectTokens: teacher and student maps must be aligned to the same shape, got ${formatShape(teacherMap.shape)} and ${formatShape(studentMap.shape)}`,
+    );
   }
   const [b, d, h, w] = teacherMap.shape as [number, number, number, number];
   const n = h * w;
@@ -144,7 +162,8 @@ export class FGCL extends Module {
    * @param teacher the teacher's `FGCL` (its heads project `teacherMap`; no gradient).
    */
   forward(student: Tensor, teacherMap: Tensor, teacher: FGCL, epoch: number): FGCLValues {
-    if (student.rank !== 4 || student.shape[1] !== this.o.inDim) throw new SkySenseError('E_SHAPE', `FGCL student: expected [B, ${this.o.inDim}, h, w], got ${formatShape(student.shape)}`);
+    if (student.rank !== 4 || student.shape[1] !== this.o.inDim)
+      throw new SkySenseError('E_SHAPE', `FGCL student: expected [B, ${this.o.inDim}, h, w], got ${formatShape(student.shape)}`);
     const [pixel, object, image] = tf.tidy(() => {
       const objects = objectTokens(teacherMap, student, this.o.objects);
       const terms: [SelfDistillation, DINOHead, DINOHead, Tensor, Tensor][] = [
@@ -190,7 +209,11 @@ export class MGCL extends Module {
       const s = student[name];
       const t = teacherMaps[name];
       const tm = teacher.sources.get(name);
-      if (!s || !t || !tm) throw new SkySenseError('E_ARG', `MGCL: source '${name}' needs a student map, a teacher map and a teacher module (have ${[s && 'student', t && 'teacher map', tm && 'teacher module'].filter(Boolean).join(', ') || 'none'})`);
+      if (!s || !t || !tm)
+        throw new SkySenseError(
+          'E_ARG',
+          `MGCL: source '${name}' needs a student map, a teacher map and a teacher module (have ${[s && 'student', t && 'teacher map', tm && 'teacher module'].filter(Boolean).join(', ') || 'none'})`,
+        );
       sources[name] = fgcl.forward(s, t, tm, epoch);
     }
     const total = tf.tidy(() => tf.addN(Object.values(sources).map((v) => v.total)) as tf.Scalar);

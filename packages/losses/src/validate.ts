@@ -8,7 +8,10 @@ export function checkTemperature(name: string, t: number): number {
 /** Checks rank and last dimension (reads no data). @throws SkySenseError `E_SHAPE`. */
 export function checkLogits(name: string, t: Tensor, rank: number, last?: number): void {
   if (t.rank !== rank || (last !== undefined && t.shape[rank - 1] !== last)) {
-    throw new SkySenseError('E_SHAPE', `${name}: expected rank ${rank}${last !== undefined ? ` with last dimension ${last}` : ''}, got ${formatShape(t.shape)}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `${name}: expected rank ${rank}${last !== undefined ? ` with last dimension ${last}` : ''}, got ${formatShape(t.shape)}`,
+    );
   }
 }
 
@@ -32,9 +35,17 @@ export function requireFinite(loss: Tensor, inputs: [string, Tensor][], values: 
  * `epochs` (float64, as numpy). With `holdEpochs` (iBOT's `mim_start_epoch`) the warm-up value is
  * first held for that many epochs.
  */
-export function teacherTempSchedule(o: { warmup: number; final: number; warmupEpochs: number; epochs: number; holdEpochs?: number }): number[] {
+export function teacherTempSchedule(o: {
+  warmup: number;
+  final: number;
+  warmupEpochs: number;
+  epochs: number;
+  holdEpochs?: number;
+}): number[] {
   const hold = o.holdEpochs ?? 0;
-  const ramp = Array.from({ length: o.warmupEpochs }, (_, i) => (o.warmupEpochs === 1 ? o.warmup : o.warmup + ((o.final - o.warmup) * i) / (o.warmupEpochs - 1)));
+  const ramp = Array.from({ length: o.warmupEpochs }, (_, i) =>
+    o.warmupEpochs === 1 ? o.warmup : o.warmup + ((o.final - o.warmup) * i) / (o.warmupEpochs - 1),
+  );
   const rest = Math.max(0, o.epochs - o.warmupEpochs - hold);
   return [...Array<number>(hold).fill(o.warmup), ...ramp, ...Array<number>(rest).fill(o.final)];
 }

@@ -21,7 +21,16 @@ describe.each(['wasm', 'cpu'] as BackendKind[])('losses against the reference im
     const teacher = head.forward(inp.get('teacher_in')!);
     expect(maxAbs(student, out.get('student_output')!)).toBeLessThanOrEqual(1e-5);
     expect(maxAbs(teacher, out.get('teacher_output')!)).toBeLessThanOrEqual(1e-5);
-    const loss = new DINOLoss({ outDim: 64, ncrops: 4, warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTempEpochs: 30, nepochs: 100, studentTemp: 0.1, centerMomentum: 0.9 });
+    const loss = new DINOLoss({
+      outDim: 64,
+      ncrops: 4,
+      warmupTeacherTemp: 0.04,
+      teacherTemp: 0.07,
+      warmupTeacherTempEpochs: 30,
+      nepochs: 100,
+      studentTemp: 0.1,
+      centerMomentum: 0.9,
+    });
     expect(maxAbs(tf.tensor1d(loss.schedule), out.get('teacher_temp_schedule')!)).toBeLessThanOrEqual(1e-7);
     loss.center.assign(inp.get('center_init')!);
     expect(maxAbs(loss.forward(student, teacher, 10), out.get('loss_step1')!)).toBeLessThanOrEqual(1e-4);
@@ -34,15 +43,35 @@ describe.each(['wasm', 'cpu'] as BackendKind[])('losses against the reference im
     const inp = load('ibot-patch-loss-a', 'input');
     const out = load('ibot-patch-loss-a', 'output');
     const loss = new IBOTLoss({
-      outDim: 32, patchOutDim: 24, ngcrops: 2, nlcrops: 2, warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTemp2: 0.04, teacherTemp2: 0.07,
-      warmupTeacherTempEpochs: 10, nepochs: 20, studentTemp: 0.1, centerMomentum: 0.9, centerMomentum2: 0.9, lambda1: 1, lambda2: 0.5, mimStartEpoch: 0,
+      outDim: 32,
+      patchOutDim: 24,
+      ngcrops: 2,
+      nlcrops: 2,
+      warmupTeacherTemp: 0.04,
+      teacherTemp: 0.07,
+      warmupTeacherTemp2: 0.04,
+      teacherTemp2: 0.07,
+      warmupTeacherTempEpochs: 10,
+      nepochs: 20,
+      studentTemp: 0.1,
+      centerMomentum: 0.9,
+      centerMomentum2: 0.9,
+      lambda1: 1,
+      lambda2: 0.5,
+      mimStartEpoch: 0,
     });
     expect(maxAbs(tf.tensor1d(loss.schedule), out.get('teacher_temp_schedule')!)).toBeLessThanOrEqual(1e-7);
     expect(maxAbs(tf.tensor1d(loss.schedule2), out.get('teacher_temp2_schedule')!)).toBeLessThanOrEqual(1e-7);
     loss.center.assign(inp.get('center_init')!);
     loss.center2.assign(inp.get('center2_init')!);
     const masks = tf.unstack(inp.get('student_mask')!);
-    const r = loss.forward({ cls: inp.get('student_cls')!, patch: inp.get('student_patch')! }, { cls: inp.get('teacher_cls')!, patch: inp.get('teacher_patch')! }, inp.get('student_local_cls')!, masks, 5);
+    const r = loss.forward(
+      { cls: inp.get('student_cls')!, patch: inp.get('student_patch')! },
+      { cls: inp.get('teacher_cls')!, patch: inp.get('teacher_patch')! },
+      inp.get('student_local_cls')!,
+      masks,
+      5,
+    );
     expect(maxAbs(r.cls, out.get('loss_cls')!)).toBeLessThanOrEqual(1e-4);
     expect(maxAbs(r.patch, out.get('loss_patch')!)).toBeLessThanOrEqual(1e-4);
     expect(maxAbs(r.loss, out.get('loss')!)).toBeLessThanOrEqual(1e-4);
@@ -86,10 +115,42 @@ describe('loss behaviour', () => {
   it('keeps the live tensor count flat across repeated calls (results and center updates included)', () => {
     const head = new DINOHead({ inDim: 8, outDim: 16, hiddenDim: 12, bottleneckDim: 4 });
     const dino = new DINOLoss({ outDim: 16, ncrops: 2, nepochs: 2, warmupTeacherTempEpochs: 1 });
-    const ibot = new IBOTLoss({ outDim: 16, patchOutDim: 16, nepochs: 2, warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTemp2: 0.04, teacherTemp2: 0.07, warmupTeacherTempEpochs: 1 });
+    const ibot = new IBOTLoss({
+      outDim: 16,
+      patchOutDim: 16,
+      nepochs: 2,
+      warmupTeacherTemp: 0.04,
+      teacherTemp: 0.07,
+      warmupTeacherTemp2: 0.04,
+      teacherTemp2: 0.07,
+      warmupTeacherTempEpochs: 1,
+    });
     const align = new ContrastiveAlignment({ widthA: 8, widthB: 6, embedDim: 4 });
-    const [x, cls, patch, a, b] = [tf.randomNormal([4, 8]), tf.randomNormal([4, 16]), tf.randomNormal([4, 3, 16]), tf.randomNormal([2, 3, 8]), tf.randomNormal([2, 5, 6])];
-    const masks = [tf.tensor2d([[1, 0, 1], [0, 0, 0]], undefined, 'bool'), tf.tensor2d([[0, 1, 0], [1, 1, 1]], undefined, 'bool')];
+    const [x, cls, patch, a, b] = [
+      tf.randomNormal([4, 8]),
+      tf.randomNormal([4, 16]),
+      tf.randomNormal([4, 3, 16]),
+      tf.randomNormal([2, 3, 8]),
+      tf.randomNormal([2, 5, 6]),
+    ];
+    const masks = [
+      tf.tensor2d(
+        [
+          [1, 0, 1],
+          [0, 0, 0],
+        ],
+        undefined,
+        'bool',
+      ),
+      tf.tensor2d(
+        [
+          [0, 1, 0],
+          [1, 1, 1],
+        ],
+        undefined,
+        'bool',
+      ),
+    ];
     const once = () => {
       tf.dispose([head.forward(x), dino.forward(cls, cls, 1)]);
       tf.dispose(Object.values(ibot.forward({ cls, patch }, { cls, patch }, null, masks, 1)));
@@ -102,11 +163,21 @@ describe('loss behaviour', () => {
   });
 
   it('validates shapes, temperatures and finiteness, naming the problem', () => {
-    expect(() => new DINOLoss({ outDim: 4, ncrops: 2, nepochs: 10, studentTemp: 0 })).toThrow(/studentTemp: expected a finite number > 0, got 0/);
+    expect(() => new DINOLoss({ outDim: 4, ncrops: 2, nepochs: 10, studentTemp: 0 })).toThrow(
+      /studentTemp: expected a finite number > 0, got 0/,
+    );
     const loss = new DINOLoss({ outDim: 4, ncrops: 2, nepochs: 10 });
-    expect(() => loss.forward(tf.zeros([4, 5]), tf.zeros([4, 4]), 0)).toThrow(/student: expected rank 2 with last dimension 4, got \[4, 5\]/);
+    expect(() => loss.forward(tf.zeros([4, 5]), tf.zeros([4, 4]), 0)).toThrow(
+      /student: expected rank 2 with last dimension 4, got \[4, 5\]/,
+    );
     const before = tf.memory().numTensors;
-    expect(() => loss.forward(tf.tidy(() => tf.tensor2d([NaN, 0, 0, 0, 0, 0, 0, 0], [2, 4])), tf.zeros([2, 4]), 0)).toThrow(/student: contains NaN/);
+    expect(() =>
+      loss.forward(
+        tf.tidy(() => tf.tensor2d([NaN, 0, 0, 0, 0, 0, 0, 0], [2, 4])),
+        tf.zeros([2, 4]),
+        0,
+      ),
+    ).toThrow(/student: contains NaN/);
     expect(() => loss.forward(tf.zeros([2, 4]), tf.fill([2, 4], Infinity), 0)).toThrow(/teacher: contains NaN or infinite/);
     expect(Array.from(loss.center.value.dataSync())).toEqual([0, 0, 0, 0]); // no center update from a bad batch
     expect(tf.memory().numTensors - before).toBeLessThanOrEqual(4); // only the test's own inputs

@@ -1,7 +1,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { disposeGradients, initBackend, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
 import {
-  ContrastiveAlignment, CrossModalAlignment, FGCL, MGCL, SelfDistillation, disposeMGCLValues, imageTokens, objectTokens, pixelTokens, skySenseObjective,
+  ContrastiveAlignment,
+  CrossModalAlignment,
+  FGCL,
+  MGCL,
+  SelfDistillation,
+  disposeMGCLValues,
+  imageTokens,
+  objectTokens,
+  pixelTokens,
+  skySenseObjective,
 } from '../src/index';
 import { maxAbsDiff } from '@skysense/test-utils';
 
@@ -12,16 +21,37 @@ const softmax = (v: number[]) => {
   return e.map((x) => x / s);
 };
 const small = { nlayers: 2, hiddenDim: 12, bottleneckDim: 4 };
-const fgclOptions = (inDim: number) => ({ inDim, outDim: 10, pixelOutDim: 6, head: small, distillation: { nepochs: 3, warmupTeacherTempEpochs: 2 }, objects: { clusters: 2 } });
+const fgclOptions = (inDim: number) => ({
+  inDim,
+  outDim: 10,
+  pixelOutDim: 6,
+  head: small,
+  distillation: { nepochs: 3, warmupTeacherTempEpochs: 2 },
+  objects: { clusters: 2 },
+});
 
 describe('SkySense multi-granularity and alignment losses', () => {
   beforeAll(() => initBackend());
 
   it('SelfDistillation: cross-entropy of matched rows and the center EMA, computed by hand', () => {
-    const s = [[0.3, -1.2, 2.0], [1.5, 0.1, -0.4]];
-    const t = [[0.9, 0.2, -0.5], [-0.3, 1.1, 0.6]];
+    const s = [
+      [0.3, -1.2, 2.0],
+      [1.5, 0.1, -0.4],
+    ];
+    const t = [
+      [0.9, 0.2, -0.5],
+      [-0.3, 1.1, 0.6],
+    ];
     const c0 = [0.1, -0.2, 0.05];
-    const term = new SelfDistillation({ outDim: 3, nepochs: 2, warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTempEpochs: 2, studentTemp: 0.1, centerMomentum: 0.9 });
+    const term = new SelfDistillation({
+      outDim: 3,
+      nepochs: 2,
+      warmupTeacherTemp: 0.04,
+      teacherTemp: 0.07,
+      warmupTeacherTempEpochs: 2,
+      studentTemp: 0.1,
+      centerMomentum: 0.9,
+    });
     term.center.assign(tf.tensor2d([c0]));
     let expected = 0;
     s.forEach((si, i) => {
@@ -36,7 +66,10 @@ describe('SkySense multi-granularity and alignment losses', () => {
   });
 
   it('pixel and image tokens: one row per location, the global mean per image', () => {
-    const map = tf.tensor4d(Array.from({ length: 2 * 3 * 2 * 2 }, (_, i) => i), [2, 3, 2, 2]);
+    const map = tf.tensor4d(
+      Array.from({ length: 2 * 3 * 2 * 2 }, (_, i) => i),
+      [2, 3, 2, 2],
+    );
     const px = pixelTokens(map);
     expect(px.shape).toEqual([8, 3]);
     expect(Array.from(px.dataSync().slice(3, 6))).toEqual([1, 5, 9]); // image 0, location (0, 1)
@@ -46,7 +79,8 @@ describe('SkySense multi-granularity and alignment losses', () => {
   it('object tokens: the teacher clusters two materials, the student is pooled with the same weights', () => {
     // 4 × 4 map: left half along e0, right half along e1, small variations; student = 2·teacher + 1.
     const data: number[] = [];
-    for (let c = 0; c < 3; c++) for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) data.push(c === (x < 2 ? 0 : 1) ? 1 + 0.01 * y : c === 2 ? 0.02 * x : 0);
+    for (let c = 0; c < 3; c++)
+      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) data.push(c === (x < 2 ? 0 : 1) ? 1 + 0.01 * y : c === 2 ? 0.02 * x : 0);
     const teacher = tf.tensor4d(data, [1, 3, 4, 4]);
     const student = tf.add(tf.mul(teacher, 2), 1);
     const { teacher: pt, student: ps } = objectTokens(teacher, student, { clusters: 2 });
@@ -64,10 +98,15 @@ describe('SkySense multi-granularity and alignment losses', () => {
     const albef = new ContrastiveAlignment({ widthA: 5, widthB: 3, embedDim: 4 });
     const ours = new CrossModalAlignment({ widths: { a: 5, b: 3 }, embedDim: 4 });
     const sd = albef.stateDict();
-    ours.loadStateDict(new Map([
-      ['temp', sd.get('temp')!], ['proj.a.weight', sd.get('vision_proj.weight')!], ['proj.a.bias', sd.get('vision_proj.bias')!],
-      ['proj.b.weight', sd.get('text_proj.weight')!], ['proj.b.bias', sd.get('text_proj.bias')!],
-    ]));
+    ours.loadStateDict(
+      new Map([
+        ['temp', sd.get('temp')!],
+        ['proj.a.weight', sd.get('vision_proj.weight')!],
+        ['proj.a.bias', sd.get('vision_proj.bias')!],
+        ['proj.b.weight', sd.get('text_proj.weight')!],
+        ['proj.b.bias', sd.get('text_proj.bias')!],
+      ]),
+    );
     const a = tf.randomNormal([4, 1, 5]);
     const b = tf.randomNormal([4, 1, 3]);
     const ref = albef.forward(a, b);
@@ -104,7 +143,11 @@ describe('SkySense multi-granularity and alignment losses', () => {
     expect(studentTrainable.every(([, p]) => grads.has(p))).toBe(true);
     const gradNorm = (t: Tensor | undefined) => (t ? tf.tidy(() => tf.max(tf.abs(t)).dataSync()[0]!) : 0);
     expect(teacher.namedParameters().map(([, p]) => gradNorm(grads.get(p)))).toEqual(teacher.namedParameters().map(() => 0));
-    expect(studentTrainable.filter(([name]) => name.includes('weight_v') || name.endsWith('mlp.0.weight')).every(([, p]) => gradNorm(grads.get(p)) > 0)).toBe(true);
+    expect(
+      studentTrainable
+        .filter(([name]) => name.includes('weight_v') || name.endsWith('mlp.0.weight'))
+        .every(([, p]) => gradNorm(grads.get(p)) > 0),
+    ).toBe(true);
     student.namedBuffers().forEach(([name, b], i) => expect(maxAbsDiff(b.value, centersBefore[i]!), name).toBeGreaterThan(0));
     disposeGradients(grads);
     disposeMGCLValues(values!);
@@ -129,8 +172,12 @@ describe('SkySense multi-granularity and alignment losses', () => {
 
   it('names what is wrong with bad input', () => {
     const fgcl = new FGCL(fgclOptions(4));
-    expect(() => fgcl.forward(tf.zeros([1, 5, 2, 2]), tf.zeros([1, 5, 2, 2]), fgcl, 0)).toThrow(/FGCL student: expected \[B, 4, h, w\], got \[1, 5, 2, 2\]/);
-    expect(() => objectTokens(tf.zeros([1, 4, 2, 2]), tf.zeros([1, 4, 3, 3]))).toThrow(/aligned to the same shape, got \[1, 4, 2, 2\] and \[1, 4, 3, 3\]/);
+    expect(() => fgcl.forward(tf.zeros([1, 5, 2, 2]), tf.zeros([1, 5, 2, 2]), fgcl, 0)).toThrow(
+      /FGCL student: expected \[B, 4, h, w\], got \[1, 5, 2, 2\]/,
+    );
+    expect(() => objectTokens(tf.zeros([1, 4, 2, 2]), tf.zeros([1, 4, 3, 3]))).toThrow(
+      /aligned to the same shape, got \[1, 4, 2, 2\] and \[1, 4, 3, 3\]/,
+    );
     expect(() => objectTokens(tf.zeros([1, 4, 2, 2]), tf.zeros([1, 4, 2, 2]), { clusters: 0 })).toThrow(/clusters/);
     expect(objectTokens(tf.randomNormal([1, 4, 2, 2]), tf.zeros([1, 4, 2, 2]), { clusters: 5 }).teacher.shape).toEqual([4, 4]);
     const mgcl = new MGCL({ hr: fgclOptions(4) });
@@ -138,6 +185,8 @@ describe('SkySense multi-granularity and alignment losses', () => {
     const align = new CrossModalAlignment({ widths: { hr: 4, s2: 3 } });
     expect(() => align.forward({ hr: tf.zeros([2, 4]), s2: tf.zeros([2, 5]) })).toThrow(/features.s2: expected \[B, 3\], got \[2, 5\]/);
     expect(() => align.forward({ hr: tf.fill([2, 4], NaN), s2: tf.zeros([2, 3]) })).toThrow(/features.hr: contains NaN/);
-    expect(() => new SelfDistillation({ outDim: 3, nepochs: 2 }).forward(tf.zeros([2, 3]), tf.fill([2, 3], NaN), 0)).toThrow(/teacher: contains NaN/);
+    expect(() => new SelfDistillation({ outDim: 3, nepochs: 2 }).forward(tf.zeros([2, 3]), tf.fill([2, 3], NaN), 0)).toThrow(
+      /teacher: contains NaN/,
+    );
   });
 });

@@ -2,7 +2,18 @@ import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { ProgressReporter, SkySenseError, convertToSafetensors, formatShape, initBackend, inspectCheckpoint, manualSeed, shapeOnly, type BackendKind, type PthLayout } from '@skysense/core-tensor';
+import {
+  ProgressReporter,
+  SkySenseError,
+  convertToSafetensors,
+  formatShape,
+  initBackend,
+  inspectCheckpoint,
+  manualSeed,
+  shapeOnly,
+  type BackendKind,
+  type PthLayout,
+} from '@skysense/core-tensor';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { MODEL_REGISTRY, modelInfo } from './registry';
 import { forwardFixture, runFixture } from './verify';
@@ -48,7 +59,9 @@ export function createCli(): Command {
         target: o.out,
         onProgress: (done, total, f) => console.log(`[${done}/${total}] ${f.path} (${((performance.now() - t0) / 1000).toFixed(0)} s)`),
       });
-      console.log(`${r.present} files were already there, ${r.fetched} fetched: samples ready in ${r.target} (set SKYSENSE_SAMPLES=${r.target})`);
+      console.log(
+        `${r.present} files were already there, ${r.fetched} fetched: samples ready in ${r.target} (set SKYSENSE_SAMPLES=${r.target})`,
+      );
     });
 
   program
@@ -108,7 +121,8 @@ export function createCli(): Command {
         return;
       }
       console.log(`${preset}: ${MODEL_REGISTRY[preset]!.describe}`);
-      if (preset in SKYSENSE_PRESETS) console.log(formatBreakdown(shapeOnly(() => SkySense.fromPreset(preset as SkySensePresetName)).breakdown()));
+      if (preset in SKYSENSE_PRESETS)
+        console.log(formatBreakdown(shapeOnly(() => SkySense.fromPreset(preset as SkySensePresetName)).breakdown()));
       else {
         for (const [part, n] of Object.entries(info.modules)) console.log(`  ${part.padEnd(20)} ${n.toLocaleString('en-US').padStart(14)}`);
         console.log(`  ${'total'.padEnd(20)} ${info.parameters.toLocaleString('en-US').padStart(14)} parameters`);
@@ -118,8 +132,8 @@ export function createCli(): Command {
 
   const fixtureOptions = (cmd: Command) =>
     cmd
-      .option('--weights <file>', 'use these weights (.safetensors or .pth) instead of the folder\'s')
-      .option('--strip-prefix <prefix>', 'prefix to remove from the weights\' keys (e.g. backbone.)');
+      .option('--weights <file>', "use these weights (.safetensors or .pth) instead of the folder's")
+      .option('--strip-prefix <prefix>', "prefix to remove from the weights' keys (e.g. backbone.)");
 
   fixtureOptions(
     program
@@ -140,7 +154,9 @@ export function createCli(): Command {
   ).action((dir: string, o: { weights?: string; stripPrefix?: string }) => {
     const r = runFixture(dir, { weights: o.weights, stripPrefix: o.stripPrefix, log: console.log });
     for (const e of r.errors) {
-      console.log(`${e.pass ? 'pass' : 'FAIL'}  ${e.key.padEnd(18)} ${formatShape(e.shape).padEnd(18)} max abs ${e.maxAbs.toExponential(2)}  relative ${e.relative.toExponential(2)}  (tolerance ${e.tolerance})`);
+      console.log(
+        `${e.pass ? 'pass' : 'FAIL'}  ${e.key.padEnd(18)} ${formatShape(e.shape).padEnd(18)} max abs ${e.maxAbs.toExponential(2)}  relative ${e.relative.toExponential(2)}  (tolerance ${e.tolerance})`,
+      );
     }
     const failed = r.errors.filter((e) => !e.pass).length;
     console.log(`${dir}: ${r.errors.length - failed} passed, ${failed} failed`);
@@ -163,16 +179,32 @@ export function createCli(): Command {
     .action(async (o: EmbedCliOptions) => {
       const manifests: SampleManifest[] = o.manifest
         ? readManifest(o.manifest)
-        : [{ name: 'sample', s2: o.s2?.map((folder) => ({ folder })), s1: o.s1?.map((folder) => ({ folder })), hr: o.hr, lat: o.lat, lon: o.lon }];
-      if (!manifests.some((m) => m.hr || m.s2?.length || m.s1?.length)) throw new SkySenseError('E_ARG', 'embed: give --manifest, or at least one of --s2, --s1, --hr');
+        : [
+            {
+              name: 'sample',
+              s2: o.s2?.map((folder) => ({ folder })),
+              s1: o.s1?.map((folder) => ({ folder })),
+              hr: o.hr,
+              lat: o.lat,
+              lon: o.lon,
+            },
+          ];
+      if (!manifests.some((m) => m.hr || m.s2?.length || m.s1?.length))
+        throw new SkySenseError('E_ARG', 'embed: give --manifest, or at least one of --s2, --s1, --hr');
       for (const m of manifests) {
         manualSeed(o.seed);
-        const model = SkySense.fromPreset(o.preset, { hr: m.hr ? {} : null, s2: m.s2?.length ? {} : null, s1: m.s1?.length ? {} : null }).eval();
+        const model = SkySense.fromPreset(o.preset, {
+          hr: m.hr ? {} : null,
+          s2: m.s2?.length ? {} : null,
+          s1: m.s1?.length ? {} : null,
+        }).eval();
         if (o.weightsDir) model.loadReleased(releasedFiles(o.weightsDir), { log: console.log });
         else console.log(`note: no --weights-dir, ${o.preset} runs with seeded random weights`);
         const sample = await loadSample(m);
         const summary = embedSample(model, sample, join(o.out, sample.name));
-        console.log(`${sample.name}: fused ${formatShape(summary.fusedShape)} at lat ${sample.lat.toFixed(4)}, lon ${sample.lon.toFixed(4)}; wrote ${summary.files.map((f) => join(o.out, sample.name, f)).join(', ')}`);
+        console.log(
+          `${sample.name}: fused ${formatShape(summary.fusedShape)} at lat ${sample.lat.toFixed(4)}, lon ${sample.lon.toFixed(4)}; wrote ${summary.files.map((f) => join(o.out, sample.name, f)).join(', ')}`,
+        );
         model.dispose();
       }
     });
@@ -197,18 +229,51 @@ export function createCli(): Command {
     .option('--resume', 'continue from <out>/checkpoint.safetensors')
     .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number; localCrops?: number }) => {
       if (o.localCrops !== undefined && !o.hr) throw new SkySenseError('E_ARG', '--local-crops: multi-crop is for the HR branch; add --hr');
-      await runPretrain({ ...o, frames: { s2: o.s2Frames, s1: o.s1Frames }, multiCrop: o.localCrops === undefined ? undefined : { localCrops: o.localCrops } });
+      await runPretrain({
+        ...o,
+        frames: { s2: o.s2Frames, s1: o.s1Frames },
+        multiCrop: o.localCrops === undefined ? undefined : { localCrops: o.localCrops },
+      });
     });
 
   program
     .command('finetune')
-    .description('fine-tune a downstream model (UperNet segmentation, scene / multi-label classification, change detection); evaluate and draw the held-out samples')
-    .addOption(new Option('--task <task>', `downstream task: ${listTasks().map((t) => `${t} (${getTask(t).description})`).join('; ')}`).choices(listTasks()).default('seg'))
-    .addOption(new Option('--preset <name>', `model preset (default: the task's: ${listTasks().map((t) => getTask(t).defaultPreset).join(', ')})`).choices(Object.keys(FINETUNE_PRESETS)))
-    .option('--data <dir>', listTasks().map((t) => `${t}: ${getTask(t).dataHelp}`).join('; '))
-    .option('--classes <table>', "class table: 'dubai-aerial' or a JSON file of { name, color } (default: dubai-aerial for the default data, else <data>/classes.json)")
+    .description(
+      'fine-tune a downstream model (UperNet segmentation, scene / multi-label classification, change detection); evaluate and draw the held-out samples',
+    )
+    .addOption(
+      new Option(
+        '--task <task>',
+        `downstream task: ${listTasks()
+          .map((t) => `${t} (${getTask(t).description})`)
+          .join('; ')}`,
+      )
+        .choices(listTasks())
+        .default('seg'),
+    )
+    .addOption(
+      new Option(
+        '--preset <name>',
+        `model preset (default: the task's: ${listTasks()
+          .map((t) => getTask(t).defaultPreset)
+          .join(', ')})`,
+      ).choices(Object.keys(FINETUNE_PRESETS)),
+    )
+    .option(
+      '--data <dir>',
+      listTasks()
+        .map((t) => `${t}: ${getTask(t).dataHelp}`)
+        .join('; '),
+    )
+    .option(
+      '--classes <table>',
+      "class table: 'dubai-aerial' or a JSON file of { name, color } (default: dubai-aerial for the default data, else <data>/classes.json)",
+    )
     .requiredOption('--out <dir>', 'output folder (checkpoint, model.safetensors, metrics.jsonl, eval.json, predictions/)')
-    .option('--init <file>', 'pre-trained encoder weights (skysense pretrain checkpoint or teacher, released or mmseg file); default random')
+    .option(
+      '--init <file>',
+      'pre-trained encoder weights (skysense pretrain checkpoint or teacher, released or mmseg file); default random',
+    )
     .option('--hold-out <n>', 'the last n samples are held out for evaluation (cls: the last n of each class); default 2, cls 1', Number)
     .option('--steps <n>', 'total steps', Number, 300)
     .option('--batch-size <n>', 'crops per step', Number, 4)
@@ -227,7 +292,9 @@ export function createCli(): Command {
 
   program
     .command('predict')
-    .description('predict with a fine-tuned model: colour masks and input|prediction pictures (seg: sliding window; change: A B pairs), or class probabilities (cls, multilabel)')
+    .description(
+      'predict with a fine-tuned model: colour masks and input|prediction pictures (seg: sliding window; change: A B pairs), or class probabilities (cls, multilabel)',
+    )
     .argument('<inputs...>', 'images (PNG, JPEG, GeoTIFF) or folders of images; for change detection A B A B …')
     .requiredOption('--model <file>', "model.safetensors written by 'skysense finetune'")
     .requiredOption('--out <dir>', 'output folder')
@@ -239,7 +306,9 @@ export function createCli(): Command {
 
   program
     .command('eval')
-    .description('evaluate a fine-tuned model on its task data: seg per-class IoU/F1/P/R, mIoU, mF1, OA; change P/R/F1/IoU; cls OA; multilabel mAP')
+    .description(
+      'evaluate a fine-tuned model on its task data: seg per-class IoU/F1/P/R, mIoU, mF1, OA; change P/R/F1/IoU; cls OA; multilabel mAP',
+    )
     .requiredOption('--model <file>', "model.safetensors written by 'skysense finetune'")
     .option('--data <dir>', "the task's data, as for finetune (default: the sample data of seg and multilabel)")
     .option('--last <n>', 'only the samples finetune --hold-out n held out', Number)

@@ -1,6 +1,15 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { SkySenseError, currentBackend, manualSeed, saveSafetensors, tf, writeFileAtomic, writePng, type Tensor } from '@skysense/core-tensor';
+import {
+  SkySenseError,
+  currentBackend,
+  manualSeed,
+  saveSafetensors,
+  tf,
+  writeFileAtomic,
+  writePng,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { dayOfYear } from '@skysense/temporal-fusion';
 import { SkySense } from './skysense';
 import { type SkySensePresetName } from './presets';
@@ -43,7 +52,9 @@ export function embedSample(model: SkySense, sample: LoadedSample, dir: string):
   try {
     const tensors = new Map<string, Tensor>([['fused', out.fused]]);
     if (out.withGeoContext) tensors.set('with_geo_context', out.withGeoContext);
-    saveSafetensors(keep('fused.safetensors'), tensors, { metadata: { sample: sample.name, lat: String(sample.lat), lon: String(sample.lon) } });
+    saveSafetensors(keep('fused.safetensors'), tensors, {
+      metadata: { sample: sample.name, lat: String(sample.lat), lon: String(sample.lon) },
+    });
     const [, , h, w] = out.fused.shape as number[];
     const scale = Math.max(1, Math.floor(256 / Math.max(h!, w!)));
     const map = tf.tidy(() => tf.squeeze(out.fused, [0]));
@@ -56,7 +67,12 @@ export function embedSample(model: SkySense, sample: LoadedSample, dir: string):
     if (sample.previewS2) {
       const p = sample.previewS2;
       const f = Math.max(1, Math.floor(256 / Math.max(p.height, p.width)));
-      writePng(keep('s2-rgb.png'), enlarge(bandsRgb([p.bands[2]!, p.bands[1]!, p.bands[0]!]), p.width, p.height, f), p.width * f, p.height * f);
+      writePng(
+        keep('s2-rgb.png'),
+        enlarge(bandsRgb([p.bands[2]!, p.bands[1]!, p.bands[0]!]), p.width, p.height, f),
+        p.width * f,
+        p.height * f,
+      );
     }
     const [mean, std] = tf.tidy(() => {
       const m = tf.moments(out.fused);
@@ -89,9 +105,12 @@ export function bigEarthNetPairs(root: string): SampleManifest[] {
     .sort()
     .flatMap((s1) => {
       const meta = readdirSync(join(s1Root, s1)).find((f) => f.endsWith('_labels_metadata.json'));
-      const s2 = meta && (JSON.parse(readFileSync(join(s1Root, s1, meta), 'utf8')) as { corresponding_s2_patch?: string }).corresponding_s2_patch;
+      const s2 =
+        meta && (JSON.parse(readFileSync(join(s1Root, s1, meta), 'utf8')) as { corresponding_s2_patch?: string }).corresponding_s2_patch;
       const s2Dir = s2 && join(base, 'BigEarthNet-S2', s2);
-      return s2Dir && existsSync(s2Dir) ? [{ name: s2, s2: [{ folder: s2Dir }], s1: [{ folder: join(s1Root, s1), speckleFilter: 'lee' as const }] }] : [];
+      return s2Dir && existsSync(s2Dir)
+        ? [{ name: s2, s2: [{ folder: s2Dir }], s1: [{ folder: join(s1Root, s1), speckleFilter: 'lee' as const }] }]
+        : [];
     });
 }
 
@@ -150,7 +169,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<{ out: string;
   manualSeed(options.seed ?? 0);
   const model = SkySense.fromPreset(preset, { hr: null }).eval();
   const pairs = bigEarthNetPairs(root);
-  if (pairs.length === 0) log(`no BigEarthNet samples under ${root} (set SKYSENSE_SAMPLES, or run 'skysense samples'); running on a generated scene`);
+  if (pairs.length === 0)
+    log(`no BigEarthNet samples under ${root} (set SKYSENSE_SAMPLES, or run 'skysense samples'); running on a generated scene`);
   const t0 = performance.now();
   const summaries: EmbedSummary[] = [];
   const total = Math.max(1, pairs.length);
@@ -162,11 +182,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<{ out: string;
       tf.dispose([sample.s2?.frames, sample.s1?.frames, sample.hr].filter((t): t is Tensor => t !== undefined));
     }
     const s = (performance.now() - t0) / 1000;
-    log(`[${i + 1}/${total}] ${sample.name}: lat ${sample.lat.toFixed(3)}, lon ${sample.lon.toFixed(3)} → ${out}/${sample.name}/ (${(s / (i + 1)).toFixed(1)} s/sample, ETA ${((s / (i + 1)) * (total - i - 1)).toFixed(0)} s)`);
+    log(
+      `[${i + 1}/${total}] ${sample.name}: lat ${sample.lat.toFixed(3)}, lon ${sample.lon.toFixed(3)} → ${out}/${sample.name}/ (${(s / (i + 1)).toFixed(1)} s/sample, ETA ${((s / (i + 1)) * (total - i - 1)).toFixed(0)} s)`,
+    );
   }
   model.dispose();
   if (!existsSync(out)) throw new SkySenseError('E_IO', `${out} was not created`);
-  const summary = { preset, seed: options.seed ?? 0, backend: currentBackend()?.kind ?? 'unknown', samples: summaries, seconds: (performance.now() - t0) / 1000 };
+  const summary = {
+    preset,
+    seed: options.seed ?? 0,
+    backend: currentBackend()?.kind ?? 'unknown',
+    samples: summaries,
+    seconds: (performance.now() - t0) / 1000,
+  };
   writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
   log(`wrote ${summaries.length} sample(s) and ${out}/summary.json in ${summary.seconds.toFixed(1)} s`);
   return { out, summaries };

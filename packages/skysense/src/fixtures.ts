@@ -1,6 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Module, ModuleDict, SkySenseError, loadCheckpoint, loadSafetensors, saveSafetensors, sinkhornKnopp, tf, type LoadReport, type Tensor } from '@skysense/core-tensor';
+import {
+  Module,
+  ModuleDict,
+  SkySenseError,
+  loadCheckpoint,
+  loadSafetensors,
+  saveSafetensors,
+  sinkhornKnopp,
+  tf,
+  type LoadReport,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { FCNHead, UPerHead, resizeTo } from '@skysense/heads';
 import { ContrastiveAlignment, DINOHead, DINOLoss, IBOTLoss } from '@skysense/losses';
 import { SwinTransformerV2 } from '@skysense/swin';
@@ -25,7 +36,8 @@ export type FixtureConfig = Record<string, unknown> & { kwargs?: Record<string, 
 /** Reads `<dir>/config.json`. */
 export function readFixtureConfig(dir: string): FixtureConfig {
   const file = join(dir, 'config.json');
-  if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file (a fixture folder holds config.json, weights/input/output.safetensors)`);
+  if (!existsSync(file))
+    throw new SkySenseError('E_IO', `${file}: no such file (a fixture folder holds config.json, weights/input/output.safetensors)`);
   return JSON.parse(readFileSync(file, 'utf8')) as FixtureConfig;
 }
 
@@ -36,7 +48,10 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
     return {
       kind: 'swin',
       model,
-      run: (inputs) => new Map(model.forward(inputs.get((config.input_key as string) ?? 'input')!).map((t, i) => [`out${model.options.outIndices[i]}`, t])),
+      run: (inputs) =>
+        new Map(
+          model.forward(inputs.get((config.input_key as string) ?? 'input')!).map((t, i) => [`out${model.options.outIndices[i]}`, t]),
+        ),
       tolerance: () => 1e-4,
     };
   }
@@ -59,14 +74,21 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
     };
   }
   if (/UPHead|TransformerEncoder/.test(kind)) {
-    const fusion = MultiModalFusion.fromConfig((config.head_kwargs ?? {}) as Record<string, number>, (config.fusion_kwargs ?? {}) as Record<string, unknown>);
+    const fusion = MultiModalFusion.fromConfig(
+      (config.head_kwargs ?? {}) as Record<string, number>,
+      (config.fusion_kwargs ?? {}) as Record<string, unknown>,
+    );
     return {
       kind: 'fusion',
       model: fusion,
       run: (inputs) => {
         const doy = inputs.get('doy');
         const dates = doy ? (doy.arraySync() as number[][]).map((row) => row.map(Number)) : undefined;
-        const all = { hr: inputs.get('hr_feat'), s2: inputs.has('s2_feat') ? { features: inputs.get('s2_feat')!, dates } : undefined, s1: inputs.has('s1_feat') ? { features: inputs.get('s1_feat')! } : undefined };
+        const all = {
+          hr: inputs.get('hr_feat'),
+          s2: inputs.has('s2_feat') ? { features: inputs.get('s2_feat')!, dates } : undefined,
+          s1: inputs.has('s1_feat') ? { features: inputs.get('s1_feat')! } : undefined,
+        };
         const out = new Map<string, Tensor>();
         if (all.s2) out.set('s2_up', fusion.upsample('s2', all.s2.features));
         if (all.s1) out.set('s1_up', fusion.upsample('s1', all.s1.features));
@@ -84,10 +106,17 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
   if (head) return head;
   const loss = lossRunner(config, kind || String(config.function ?? config.modules ?? ''));
   if (loss) return loss;
-  throw new SkySenseError('E_UNSUPPORTED', `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, UPerHead, FCNHead, DINO, iBOT, ITC, Sinkhorn)`);
+  throw new SkySenseError(
+    'E_UNSUPPORTED',
+    `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, UPerHead, FCNHead, DINO, iBOT, ITC, Sinkhorn)`,
+  );
 }
 
-const headInputs = (inputs: Map<string, Tensor>) => [...inputs.keys()].filter((k) => /^in\d+$/.test(k)).sort((a, b) => Number(a.slice(2)) - Number(b.slice(2))).map((k) => inputs.get(k)!);
+const headInputs = (inputs: Map<string, Tensor>) =>
+  [...inputs.keys()]
+    .filter((k) => /^in\d+$/.test(k))
+    .sort((a, b) => Number(a.slice(2)) - Number(b.slice(2)))
+    .map((k) => inputs.get(k)!);
 
 /** Runners of the mmseg decode-head fixtures (`uperhead-*`: one UPerHead; `fcnhead-*`: FCNHead variants under their tags). */
 function headRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
@@ -103,8 +132,16 @@ function headRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
       run: (inputs) => {
         const xs = headInputs(inputs);
         const logits = head.forward(xs);
-        const out = new Map<string, Tensor>([['psp_out', head.pspForward(xs.at(-1)!)], ['feats', head.forwardFeature(xs)], ['logits', logits]]);
-        if (size) out.set('logits_resized', tf.tidy(() => tf.clone(resizeTo(logits, size, head.alignCorners))));
+        const out = new Map<string, Tensor>([
+          ['psp_out', head.pspForward(xs.at(-1)!)],
+          ['feats', head.forwardFeature(xs)],
+          ['logits', logits],
+        ]);
+        if (size)
+          out.set(
+            'logits_resized',
+            tf.tidy(() => tf.clone(resizeTo(logits, size, head.alignCorners))),
+          );
         return out;
       },
     };
@@ -146,14 +183,33 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
     const h = config.head_kwargs as Record<string, number & boolean>;
     const l = config.loss_kwargs as Record<string, number>;
     const steps = config.steps as { epoch: number }[];
-    const head = new DINOHead({ inDim: h.in_dim, outDim: h.out_dim, nlayers: h.nlayers, hiddenDim: h.hidden_dim, bottleneckDim: h.bottleneck_dim, normLastLayer: h.norm_last_layer });
+    const head = new DINOHead({
+      inDim: h.in_dim,
+      outDim: h.out_dim,
+      nlayers: h.nlayers,
+      hiddenDim: h.hidden_dim,
+      bottleneckDim: h.bottleneck_dim,
+      normLastLayer: h.norm_last_layer,
+    });
     return {
       kind: 'dino',
       model: head,
       tolerance,
       run: (inputs) => {
-        const loss = new DINOLoss({ outDim: l.out_dim!, ncrops: l.ncrops!, warmupTeacherTemp: l.warmup_teacher_temp, teacherTemp: l.teacher_temp, warmupTeacherTempEpochs: l.warmup_teacher_temp_epochs, nepochs: l.nepochs!, studentTemp: l.student_temp, centerMomentum: l.center_momentum });
-        const out = new Map<string, Tensor>([['student_output', head.forward(inputs.get('head_in')!)], ['teacher_output', head.forward(inputs.get('teacher_in')!)]]);
+        const loss = new DINOLoss({
+          outDim: l.out_dim!,
+          ncrops: l.ncrops!,
+          warmupTeacherTemp: l.warmup_teacher_temp,
+          teacherTemp: l.teacher_temp,
+          warmupTeacherTempEpochs: l.warmup_teacher_temp_epochs,
+          nepochs: l.nepochs!,
+          studentTemp: l.student_temp,
+          centerMomentum: l.center_momentum,
+        });
+        const out = new Map<string, Tensor>([
+          ['student_output', head.forward(inputs.get('head_in')!)],
+          ['teacher_output', head.forward(inputs.get('teacher_in')!)],
+        ]);
         loss.center.assign(inputs.get('center_init')!);
         steps.forEach((st, i) => {
           out.set(`loss_step${i + 1}`, asStored(loss.forward(out.get('student_output')!, out.get('teacher_output')!, st.epoch)));
@@ -168,9 +224,22 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
   if (kind === 'iBOTLoss') {
     const k = config.kwargs as Record<string, number>;
     const loss = new IBOTLoss({
-      outDim: k.out_dim!, patchOutDim: k.patch_out_dim!, ngcrops: k.ngcrops, nlcrops: k.nlcrops, warmupTeacherTemp: k.warmup_teacher_temp!, teacherTemp: k.teacher_temp!,
-      warmupTeacherTemp2: k.warmup_teacher_temp2!, teacherTemp2: k.teacher_temp2!, warmupTeacherTempEpochs: k.warmup_teacher_temp_epochs, nepochs: k.nepochs!,
-      studentTemp: k.student_temp, centerMomentum: k.center_momentum, centerMomentum2: k.center_momentum2, lambda1: k.lambda1, lambda2: k.lambda2, mimStartEpoch: k.mim_start_epoch,
+      outDim: k.out_dim!,
+      patchOutDim: k.patch_out_dim!,
+      ngcrops: k.ngcrops,
+      nlcrops: k.nlcrops,
+      warmupTeacherTemp: k.warmup_teacher_temp!,
+      teacherTemp: k.teacher_temp!,
+      warmupTeacherTemp2: k.warmup_teacher_temp2!,
+      teacherTemp2: k.teacher_temp2!,
+      warmupTeacherTempEpochs: k.warmup_teacher_temp_epochs,
+      nepochs: k.nepochs!,
+      studentTemp: k.student_temp,
+      centerMomentum: k.center_momentum,
+      centerMomentum2: k.center_momentum2,
+      lambda1: k.lambda1,
+      lambda2: k.lambda2,
+      mimStartEpoch: k.mim_start_epoch,
     });
     return {
       kind: 'ibot',
@@ -184,13 +253,19 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
         const r = loss.forward(
           { cls: inputs.get('student_cls')!, patch: inputs.get('student_patch')! },
           { cls: inputs.get('teacher_cls')!, patch: inputs.get('teacher_patch')! },
-          inputs.get('student_local_cls') ?? null, masks, config.epoch as number,
+          inputs.get('student_local_cls') ?? null,
+          masks,
+          config.epoch as number,
         );
         tf.dispose(masks);
         return new Map<string, Tensor>([
-          ['loss_cls', asStored(r.cls)], ['loss_patch', asStored(r.patch)], ['loss', asStored(r.loss)],
-          ['center', tf.clone(loss.center.value)], ['center2', tf.clone(loss.center2.value)],
-          ['teacher_temp_schedule', tf.tensor1d(loss.schedule)], ['teacher_temp2_schedule', tf.tensor1d(loss.schedule2)],
+          ['loss_cls', asStored(r.cls)],
+          ['loss_patch', asStored(r.patch)],
+          ['loss', asStored(r.loss)],
+          ['center', tf.clone(loss.center.value)],
+          ['center2', tf.clone(loss.center2.value)],
+          ['teacher_temp_schedule', tf.tensor1d(loss.schedule)],
+          ['teacher_temp2_schedule', tf.tensor1d(loss.schedule2)],
         ]);
       },
     };
@@ -206,8 +281,13 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
       run: (inputs) => {
         const r = align.forward(inputs.get('image_embeds')!, inputs.get('text_embeds')!);
         return new Map<string, Tensor>([
-          ['image_feat', r.featA], ['text_feat', r.featB], ['sim_i2t', r.simAB], ['sim_t2i', r.simBA],
-          ['loss_i2t', asStored(r.lossAB)], ['loss_t2i', asStored(r.lossBA)], ['loss_ita', asStored(r.loss)],
+          ['image_feat', r.featA],
+          ['text_feat', r.featB],
+          ['sim_i2t', r.simAB],
+          ['sim_t2i', r.simBA],
+          ['loss_i2t', asStored(r.lossAB)],
+          ['loss_t2i', asStored(r.lossBA)],
+          ['loss_ita', asStored(r.loss)],
         ]);
       },
     };
@@ -221,7 +301,11 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
       weights: () => new Map(),
       run: (inputs) => {
         const q = sinkhornKnopp(inputs.get('scores')!, { epsilon: hp.epsilon, iterations: hp.sinkhorn_iterations });
-        return new Map<string, Tensor>([['Q', q], ['Q_row_sums', tf.sum(q, 1)], ['Q_col_sums', tf.sum(q, 0)]]);
+        return new Map<string, Tensor>([
+          ['Q', q],
+          ['Q_row_sums', tf.sum(q, 1)],
+          ['Q_col_sums', tf.sum(q, 0)],
+        ]);
       },
     };
   }
@@ -249,12 +333,18 @@ export interface FixtureResult {
 /** The output names a fixture defines: the keys of `config.json`'s `outputs`. */
 function outputNames(config: FixtureConfig, dir: string): string[] {
   const outputs = config.outputs;
-  if (!outputs || typeof outputs !== 'object' || Array.isArray(outputs)) throw new SkySenseError('E_FORMAT', `${dir}/config.json: no "outputs" object naming the fixture's outputs`);
+  if (!outputs || typeof outputs !== 'object' || Array.isArray(outputs))
+    throw new SkySenseError('E_FORMAT', `${dir}/config.json: no "outputs" object naming the fixture's outputs`);
   return Object.keys(outputs);
 }
 
 /** Builds a fixture's model, loads its weights (or `options.weights`), runs it on the inputs and returns the named outputs. */
-function computeFixture(dir: string, config: FixtureConfig, names: string[], options: RunFixtureOptions): { kind: string; outputs: Map<string, Tensor>; report: LoadReport; tolerance: (key: string) => number } {
+function computeFixture(
+  dir: string,
+  config: FixtureConfig,
+  names: string[],
+  options: RunFixtureOptions,
+): { kind: string; outputs: Map<string, Tensor>; report: LoadReport; tolerance: (key: string) => number } {
   const runner = runnerFor(config, dir);
   const inputs = loadSafetensors(join(dir, 'input.safetensors'));
   try {
@@ -283,7 +373,8 @@ function computeFixture(dir: string, config: FixtureConfig, names: string[], opt
 export function runFixture(dir: string, options: RunFixtureOptions = {}): FixtureResult {
   const config = readFixtureConfig(dir);
   const file = join(dir, 'output.safetensors');
-  if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file (verify compares with it; 'skysense forward' runs a fixture without it)`);
+  if (!existsSync(file))
+    throw new SkySenseError('E_IO', `${file}: no such file (verify compares with it; 'skysense forward' runs a fixture without it)`);
   const expected = loadSafetensors(file);
   try {
     if (expected.size === 0) throw new SkySenseError('E_FORMAT', `${file}: holds no outputs to compare with`);
@@ -291,7 +382,8 @@ export function runFixture(dir: string, options: RunFixtureOptions = {}): Fixtur
     const errors = [...expected.keys()].map((key) => {
       const got = outputs.get(key)!;
       const want = expected.get(key)!;
-      if (got.shape.join() !== want.shape.join()) throw new SkySenseError('E_SHAPE', `${dir}: output ${key} has shape [${got.shape}], the fixture [${want.shape}]`);
+      if (got.shape.join() !== want.shape.join())
+        throw new SkySenseError('E_SHAPE', `${dir}: output ${key} has shape [${got.shape}], the fixture [${want.shape}]`);
       const [maxAbs, scale] = tf.tidy(() => [tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]!, tf.max(tf.abs(want)).dataSync()[0]!]);
       const tolerance = tol(key);
       return { key, shape: [...want.shape], maxAbs: maxAbs!, relative: maxAbs! / (scale! || 1), tolerance, pass: maxAbs! <= tolerance };
@@ -318,7 +410,11 @@ function loadFixtureWeights(dir: string, runner: FixtureRunner): LoadReport {
  * Runs a fixture and writes every output under the names its `config.json` lists (atomically); the
  * folder needs no `output.safetensors`.
  */
-export function forwardFixture(dir: string, output: string, options: RunFixtureOptions = {}): { kind: string; outputs: Map<string, Tensor>; report: LoadReport } {
+export function forwardFixture(
+  dir: string,
+  output: string,
+  options: RunFixtureOptions = {},
+): { kind: string; outputs: Map<string, Tensor>; report: LoadReport } {
   const config = readFixtureConfig(dir);
   const { kind, outputs, report } = computeFixture(dir, config, outputNames(config, dir), options);
   saveSafetensors(output, outputs);

@@ -37,7 +37,12 @@ export const SKYSENSE_PRESETS: Readonly<Record<SkySensePresetName, SkySenseConfi
     geo: {},
   },
   'skysense-tiny': {
-    hr: { arch: { embedDims: 8, depths: [2, 2, 2, 2], numHeads: [1, 2, 2, 4], extraNormEveryNBlocks: 2 }, windowSize: 4, outIndices: [3], dropPathRate: 0 },
+    hr: {
+      arch: { embedDims: 8, depths: [2, 2, 2, 2], numHeads: [1, 2, 2, 4], extraNormEveryNBlocks: 2 },
+      windowSize: 4,
+      outIndices: [3],
+      dropPathRate: 0,
+    },
     s2: { inChannels: 10, imgSize: 16, embedDims: 16, numLayers: 2, numHeads: 2, dropPathRate: 0 },
     s1: { inChannels: 2, imgSize: 16, embedDims: 16, numLayers: 2, numHeads: 2, dropPathRate: 0 },
     fusion: { vitDims: 16, tokenDims: 64, fusion: { embedDims: 32, numLayers: 2, numHeads: 4, dropPathRate: 0 } },

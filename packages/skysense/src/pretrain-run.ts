@@ -1,6 +1,17 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Generator, SkySenseError, assertInt, manualSeed, openRun, runSettings, saveSafetensors, tf, trainingLoop, type Tensor } from '@skysense/core-tensor';
+import {
+  type Generator,
+  SkySenseError,
+  assertInt,
+  manualSeed,
+  openRun,
+  runSettings,
+  saveSafetensors,
+  tf,
+  trainingLoop,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs } from './embed';
@@ -54,23 +65,47 @@ const HEADS: Partial<Record<SkySensePresetName, { outDim: number; pixelOutDim: n
  */
 export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]> {
   const log = o.log ?? console.log;
-  const run = runSettings(o.out, o.resume ?? false, { preset: o.preset, data: o.data, hr: o.hr, crop: o.crop, batchSize: o.batchSize, accumulate: o.accumulate, seed: o.seed }, log);
+  const run = runSettings(
+    o.out,
+    o.resume ?? false,
+    { preset: o.preset, data: o.data, hr: o.hr, crop: o.crop, batchSize: o.batchSize, accumulate: o.accumulate, seed: o.seed },
+    log,
+  );
   const [preset, data, hr] = [run.preset ?? 'skysense-tiny', run.data, run.hr ?? false];
-  const [crop, batchSize, accumulate, seed] = [assertInt('crop', run.crop ?? (hr ? 128 : 32), 1), assertInt('batchSize', run.batchSize ?? 4, 1), run.accumulate ?? 1, run.seed ?? 0];
-  if (!Number.isInteger(accumulate) || accumulate < 1) throw new SkySenseError('E_ARG', `accumulate: expected an integer ≥ 1, got ${accumulate}`);
+  const [crop, batchSize, accumulate, seed] = [
+    assertInt('crop', run.crop ?? (hr ? 128 : 32), 1),
+    assertInt('batchSize', run.batchSize ?? 4, 1),
+    run.accumulate ?? 1,
+    run.seed ?? 0,
+  ];
+  if (!Number.isInteger(accumulate) || accumulate < 1)
+    throw new SkySenseError('E_ARG', `accumulate: expected an integer ≥ 1, got ${accumulate}`);
   const samples = await loadSamples(data ?? samplesDir(), crop, hr);
   const has = { hr: !!samples[0]!.hr, s2: !!samples[0]!.s2, s1: !!samples[0]!.s1 };
   let trainer: Pretrainer;
   try {
-    trainer = openRun(o.out, o.resume ?? false, {
-      fresh: () => {
-        manualSeed(seed);
-        const p = SKYSENSE_PRESETS[preset];
-        const config = { ...p, hr: has.hr ? p.hr : undefined, s2: has.s2 ? p.s2 : undefined, s1: has.s1 ? p.s1 : undefined };
-        return new Pretrainer({ config, steps: o.steps ?? 100, seed, lr: o.lr, heads: HEADS[preset], frames: o.frames, multiCrop: o.multiCrop });
+    trainer = openRun(
+      o.out,
+      o.resume ?? false,
+      {
+        fresh: () => {
+          manualSeed(seed);
+          const p = SKYSENSE_PRESETS[preset];
+          const config = { ...p, hr: has.hr ? p.hr : undefined, s2: has.s2 ? p.s2 : undefined, s1: has.s1 ? p.s1 : undefined };
+          return new Pretrainer({
+            config,
+            steps: o.steps ?? 100,
+            seed,
+            lr: o.lr,
+            heads: HEADS[preset],
+            frames: o.frames,
+            multiCrop: o.multiCrop,
+          });
+        },
+        resume: (file) => Pretrainer.resume(file),
       },
-      resume: (file) => Pretrainer.resume(file),
-    }, log);
+      log,
+    );
   } catch (e) {
     samples.forEach(disposeSample);
     throw e;
@@ -79,7 +114,13 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
   const ckpt = join(o.out, 'checkpoint.safetensors');
   try {
     const metrics = trainingLoop({
-      trainer, total, seed, out: o.out, checkpointEvery: o.checkpointEvery ?? 25, samplesPerStep: batchSize * accumulate, log,
+      trainer,
+      total,
+      seed,
+      out: o.out,
+      checkpointEvery: o.checkpointEvery ?? 25,
+      samplesPerStep: batchSize * accumulate,
+      log,
       step: (g) => {
         const micro = Array.from({ length: accumulate }, () => makeBatch(samples, batchSize, crop, g));
         try {
@@ -89,7 +130,9 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
         }
       },
       describe: (m) => {
-        const parts = ['hr', 's2', 's1', 'fusion'].map((s) => [s, ['pixel', 'object', 'image'].reduce((a, t) => a + (m.terms[`${s}.${t}`] ?? 0), 0)] as const).filter(([s]) => `${s}.pixel` in m.terms);
+        const parts = ['hr', 's2', 's1', 'fusion']
+          .map((s) => [s, ['pixel', 'object', 'image'].reduce((a, t) => a + (m.terms[`${s}.${t}`] ?? 0), 0)] as const)
+          .filter(([s]) => `${s}.pixel` in m.terms);
         return `loss ${m.loss.toFixed(4)} (mgcl ${m.mgcl.toFixed(3)} [${parts.map(([s, v]) => `${s} ${v.toFixed(3)}`).join(', ')}], align ${m.align.toFixed(3)}) lr ${m.lr.toExponential(2)}`;
       },
     });
@@ -108,13 +151,20 @@ const disposeSample = (s: LoadedSample) => tf.dispose([s.hr, s.s2?.frames, s.s1?
 function naipTiles(root: string): SampleManifest[] {
   const dir = join(root, 'naip-timeseries');
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.tif')).sort().map((f) => ({ name: f.replace(/\.tif$/, ''), hr: { file: join(dir, f), bands: 3 as const } }));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.tif'))
+    .sort()
+    .map((f) => ({ name: f.replace(/\.tif$/, ''), hr: { file: join(dir, f), bands: 3 as const } }));
 }
 
 /** Loads every sample; all must carry the same modalities, HR or Sentinel (co-registered crops of both are not supported yet). */
 async function loadSamples(data: string, crop: number, hr: boolean): Promise<LoadedSample[]> {
   const manifests = data.endsWith('.json') ? readManifest(data) : hr ? naipTiles(data) : bigEarthNetPairs(data);
-  if (manifests.length === 0) throw new SkySenseError('E_IO', `${data}: no ${hr ? 'NAIP HR tiles (naip-timeseries/*.tif)' : 'Sentinel-2 + Sentinel-1 pairs'} found (set SKYSENSE_SAMPLES, run 'skysense samples', or give a manifest)`);
+  if (manifests.length === 0)
+    throw new SkySenseError(
+      'E_IO',
+      `${data}: no ${hr ? 'NAIP HR tiles (naip-timeseries/*.tif)' : 'Sentinel-2 + Sentinel-1 pairs'} found (set SKYSENSE_SAMPLES, run 'skysense samples', or give a manifest)`,
+    );
   const loaded: LoadedSample[] = [];
   try {
     for (const m of manifests) {
@@ -131,19 +181,37 @@ async function loadSamples(data: string, crop: number, hr: boolean): Promise<Loa
 
 function checkSample(s: LoadedSample, first: LoadedSample, crop: number): void {
   const kinds = (x: LoadedSample) => (['hr', 's2', 's1'] as const).filter((k) => x[k]).join('+');
-  if (s.hr && (s.s2 || s.s1)) throw new SkySenseError('E_UNSUPPORTED', `${s.name}: pre-training on co-registered HR + Sentinel crops is not supported yet; give HR-only or Sentinel-only samples`);
-  if (kinds(s) !== kinds(first)) throw new SkySenseError('E_ARG', `${s.name}: every sample needs the same modalities (${kinds(first)} like ${first.name}), got ${kinds(s) || 'none'}`);
+  if (s.hr && (s.s2 || s.s1))
+    throw new SkySenseError(
+      'E_UNSUPPORTED',
+      `${s.name}: pre-training on co-registered HR + Sentinel crops is not supported yet; give HR-only or Sentinel-only samples`,
+    );
+  if (kinds(s) !== kinds(first))
+    throw new SkySenseError(
+      'E_ARG',
+      `${s.name}: every sample needs the same modalities (${kinds(first)} like ${first.name}), got ${kinds(s) || 'none'}`,
+    );
   const size = (s.hr ?? s.s2?.frames ?? s.s1!.frames).shape.slice(-2);
-  if (size[0]! < crop || size[1]! < crop) throw new SkySenseError('E_ARG', `${s.name}: images of at least ${crop} px are needed (--crop), got ${size.join(' × ')}`);
-  if (s.s2 && s.s2.frames.shape[1] !== first.s2!.frames.shape[1]) throw new SkySenseError('E_ARG', `${s.name}: every sample needs the same number of S2 frames (${first.s2!.frames.shape[1]} like ${first.name}), got ${s.s2.frames.shape[1]}`);
-  if (s.s1 && s.s1.frames.shape[1] !== first.s1!.frames.shape[1]) throw new SkySenseError('E_ARG', `${s.name}: every sample needs the same number of S1 frames (${first.s1!.frames.shape[1]} like ${first.name}), got ${s.s1.frames.shape[1]}`);
+  if (size[0]! < crop || size[1]! < crop)
+    throw new SkySenseError('E_ARG', `${s.name}: images of at least ${crop} px are needed (--crop), got ${size.join(' × ')}`);
+  if (s.s2 && s.s2.frames.shape[1] !== first.s2!.frames.shape[1])
+    throw new SkySenseError(
+      'E_ARG',
+      `${s.name}: every sample needs the same number of S2 frames (${first.s2!.frames.shape[1]} like ${first.name}), got ${s.s2.frames.shape[1]}`,
+    );
+  if (s.s1 && s.s1.frames.shape[1] !== first.s1!.frames.shape[1])
+    throw new SkySenseError(
+      'E_ARG',
+      `${s.name}: every sample needs the same number of S1 frames (${first.s1!.frames.shape[1]} like ${first.name}), got ${s.s1.frames.shape[1]}`,
+    );
   if (!s.s2 !== !s.s1) throw new SkySenseError('E_ARG', `${s.name}: Sentinel pre-training needs both S2 and S1 frames`);
 }
 
 /** Random samples, each with one random crop shared by its S2 and S1 frames. */
 function makeBatch(samples: LoadedSample[], n: number, crop: number, g: Generator): PretrainBatch {
   const picks = Array.from({ length: n }, () => samples[g.randint(samples.length)]!);
-  const cut = (t: Tensor | undefined, y: number, x: number) => t && tf.slice(t, [...Array<number>(t.rank - 2).fill(0), y, x], [...Array<number>(t.rank - 2).fill(-1), crop, crop]);
+  const cut = (t: Tensor | undefined, y: number, x: number) =>
+    t && tf.slice(t, [...Array<number>(t.rank - 2).fill(0), y, x], [...Array<number>(t.rank - 2).fill(-1), crop, crop]);
   const crops = picks.map((s) => {
     const [h, w] = (s.hr ?? s.s2!.frames).shape.slice(-2) as [number, number];
     const y = g.randint(h - crop + 1);

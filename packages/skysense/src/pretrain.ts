@@ -1,6 +1,31 @@
 import {
-  AdamW, Generator, SkySenseError, assertInRange, assertInt, assertPositive, buildParamGroups, clipGradNorm, cosineLr, cosineMomentum, disposeGradients, emaUpdate, linearWarmup,
-  cropResize, gatherRows, intersect, resumeTrainer, roiAlignCrops, saveTrainer, stopGradient, tf, valueAndGrads, type CropBox, type Gradients, type Module, type Parameter, type Tensor,
+  AdamW,
+  Generator,
+  SkySenseError,
+  assertInRange,
+  assertInt,
+  assertPositive,
+  buildParamGroups,
+  clipGradNorm,
+  cosineLr,
+  cosineMomentum,
+  disposeGradients,
+  emaUpdate,
+  linearWarmup,
+  cropResize,
+  gatherRows,
+  intersect,
+  resumeTrainer,
+  roiAlignCrops,
+  saveTrainer,
+  stopGradient,
+  tf,
+  valueAndGrads,
+  type CropBox,
+  type Gradients,
+  type Module,
+  type Parameter,
+  type Tensor,
 } from '@skysense/core-tensor';
 import { CrossModalAlignment, MGCL, disposeMGCLValues, skySenseObjective, type FGCLOptions } from '@skysense/losses';
 import { SkySense } from './skysense';
@@ -115,7 +140,11 @@ function randomSubset(t: number, n: number, g: Generator): number[] {
 /** The element-wise mean of several gradient maps (new tensors; the inputs are left alone). */
 function averageGradients(all: Gradients[]): Gradients {
   const out: Gradients = new Map();
-  for (const [p, g] of all[0]!) out.set(p, tf.tidy(() => tf.div(tf.addN(all.map((m) => m.get(p) ?? tf.zerosLike(g))), all.length)));
+  for (const [p, g] of all[0]!)
+    out.set(
+      p,
+      tf.tidy(() => tf.div(tf.addN(all.map((m) => m.get(p) ?? tf.zerosLike(g))), all.length)),
+    );
   return out;
 }
 
@@ -152,7 +181,12 @@ export class Pretrainer {
       outDim: o.heads?.outDim,
       pixelOutDim: o.heads?.pixelOutDim,
       head: { hiddenDim: o.heads?.hiddenDim, bottleneckDim: o.heads?.bottleneckDim },
-      distillation: { nepochs: o.steps, warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTempEpochs: o.teacherTempWarmupSteps ?? Math.max(1, Math.round(0.3 * o.steps)) },
+      distillation: {
+        nepochs: o.steps,
+        warmupTeacherTemp: 0.04,
+        teacherTemp: 0.07,
+        warmupTeacherTempEpochs: o.teacherTempWarmupSteps ?? Math.max(1, Math.round(0.3 * o.steps)),
+      },
     });
     const sources = Object.fromEntries(Object.entries(widths).map(([k, d]) => [k, fgcl(d)]));
     this.loss = new MGCL(sources);
@@ -162,7 +196,10 @@ export class Pretrainer {
     this.align = Object.keys(modal).length >= 2 ? new CrossModalAlignment({ widths: modal }) : null;
     const groups = buildParamGroups(this.trainable(), { lr: o.lr ?? 5e-4, weightDecay: o.weightDecay ?? 0.04 });
     this.optimizer = new AdamW(groups, { lr: o.lr ?? 5e-4, weightDecay: o.weightDecay ?? 0.04 });
-    this.lrSchedule = linearWarmup(cosineLr({ maxIters: o.steps, minLr: o.minLr ?? 1e-6 }), { iters: o.warmupSteps ?? Math.round(0.1 * o.steps), ratio: 1e-3 });
+    this.lrSchedule = linearWarmup(cosineLr({ maxIters: o.steps, minLr: o.minLr ?? 1e-6 }), {
+      iters: o.warmupSteps ?? Math.round(0.1 * o.steps),
+      ratio: 1e-3,
+    });
   }
 
   /** Feature width per MGCL source. */
@@ -209,13 +246,27 @@ export class Pretrainer {
       emaUpdate(this.teacher, this.student, momentum);
       emaUpdate(this.teacherLoss, this.loss, momentum, { buffers: 'ignore' });
       if (this.student.geo) {
-        micro.forEach((b, i) => this.student.geo!.update(parts[i]!.fused, b.lat.map((lat, j) => this.student.geo!.regionOf(lat, b.lon[j]!))));
+        micro.forEach((b, i) =>
+          this.student.geo!.update(
+            parts[i]!.fused,
+            b.lat.map((lat, j) => this.student.geo!.regionOf(lat, b.lon[j]!)),
+          ),
+        );
         this.teacher.geo!.prototypes.assign(this.student.geo.prototypes.value);
       }
       this.step++;
       const mean = (f: (p: MicroResult) => number) => parts.reduce((a, p) => a + f(p), 0) / parts.length;
       const terms = Object.fromEntries(Object.keys(parts[0]!.terms).map((k) => [k, mean((p) => p.terms[k]!)]));
-      return { step: this.step, loss: mean((p) => p.loss), mgcl: mean((p) => p.mgcl), align: mean((p) => p.align), terms, lr: this.optimizer.groups[0]!.lr, momentum, gradNorm: norm };
+      return {
+        step: this.step,
+        loss: mean((p) => p.loss),
+        mgcl: mean((p) => p.mgcl),
+        align: mean((p) => p.align),
+        terms,
+        lr: this.optimizer.groups[0]!.lr,
+        momentum,
+        gradNorm: norm,
+      };
     } finally {
       new Set(parts.map((p) => p.grads)).forEach(disposeGradients);
       parts.forEach((p) => p.fused.dispose());
@@ -236,11 +287,14 @@ export class Pretrainer {
   private subsequences(b: PretrainBatch): { batch: PretrainBatch; owned: Tensor[] } {
     const owned: Tensor[] = [];
     const pick = (name: string, s: PretrainBatch['s2'], n?: number) => {
-      if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new SkySenseError('E_ARG', `frames.${name}: expected an integer ≥ 1, got ${n}`);
+      if (n !== undefined && (!Number.isInteger(n) || n < 1))
+        throw new SkySenseError('E_ARG', `frames.${name}: expected an integer ≥ 1, got ${n}`);
       const t = s?.frames.shape[1] ?? 0;
       if (!s || n === undefined || t <= n) return s;
       const idx = s.dates.map(() => randomSubset(t, n, this.rng));
-      const frames = tf.tidy(() => tf.stack(idx.map((ix, i) => tf.gather(tf.squeeze(tf.slice(s.frames, [i, 0, 0, 0, 0], [1, -1, -1, -1, -1]), [0]), ix))));
+      const frames = tf.tidy(() =>
+        tf.stack(idx.map((ix, i) => tf.gather(tf.squeeze(tf.slice(s.frames, [i, 0, 0, 0, 0], [1, -1, -1, -1, -1]), [0]), ix))),
+      );
       owned.push(frames);
       return { frames, dates: idx.map((ix, i) => ix.map((j) => s.dates[i]![j]!)) };
     };
@@ -257,24 +311,49 @@ export class Pretrainer {
     let fused: Tensor | null = null;
     const kept: Tensor[] = [];
     try {
-      const { value, grads } = valueAndGrads(this.trainable(), () => this.objective(batch, studentView, teacherOut, flip, crops, terms, kept, (v) => (scalars = v), (f) => (fused = f)));
+      const { value, grads } = valueAndGrads(this.trainable(), () =>
+        this.objective(
+          batch,
+          studentView,
+          teacherOut,
+          flip,
+          crops,
+          terms,
+          kept,
+          (v) => (scalars = v),
+          (f) => (fused = f),
+        ),
+      );
       const loss = value.dataSync()[0]!;
       value.dispose();
       const bad = Object.entries(terms).find(([, v]) => !Number.isFinite(v));
       if (bad || !Number.isFinite(loss)) {
         disposeGradients(grads);
-        throw new SkySenseError('E_NONFINITE', `step ${this.step}: loss term '${bad?.[0] ?? 'total'}' is ${bad?.[1] ?? loss}; nothing was updated and the last checkpoint is intact`);
+        throw new SkySenseError(
+          'E_NONFINITE',
+          `step ${this.step}: loss term '${bad?.[0] ?? 'total'}' is ${bad?.[1] ?? loss}; nothing was updated and the last checkpoint is intact`,
+        );
       }
       const result = { loss, ...scalars, terms, grads, fused: fused! };
       fused = null;
       return result;
     } catch (e) {
       if (e instanceof SkySenseError && e.code !== 'E_NONFINITE' && /NaN|infinit/.test(e.message)) {
-        throw new SkySenseError('E_NONFINITE', `step ${this.step}: non-finite values in the forward pass (${e.message}); nothing was updated and the last checkpoint is intact`);
+        throw new SkySenseError(
+          'E_NONFINITE',
+          `step ${this.step}: non-finite values in the forward pass (${e.message}); nothing was updated and the last checkpoint is intact`,
+        );
       }
       throw e;
     } finally {
-      tf.dispose([fused as Tensor | null, ...kept, ...Object.values(teacherOut), ...(crops ? [...crops.views.map((v) => v.view), ...crops.teacherMaps] : [])].filter((t): t is Tensor => t instanceof tf.Tensor));
+      tf.dispose(
+        [
+          fused as Tensor | null,
+          ...kept,
+          ...Object.values(teacherOut),
+          ...(crops ? [...crops.views.map((v) => v.view), ...crops.teacherMaps] : []),
+        ].filter((t): t is Tensor => t instanceof tf.Tensor),
+      );
       this.disposeView(studentView);
     }
   }
@@ -302,11 +381,21 @@ export class Pretrainer {
     }
     setFused(tf.keep(stopGradient(maps.fusion!)));
     const aligned = crops ? this.alignedCrops(crops) : null;
-    const mg = this.loss.forward(aligned ? { ...maps, hr: aligned.student } : maps, aligned ? { ...tmaps, hr: aligned.teacher } : tmaps, this.teacherLoss, this.step);
-    for (const [src, v] of Object.entries(mg.sources)) for (const t of ['pixel', 'object', 'image'] as const) terms[`${src}.${t}`] = v[t].dataSync()[0]!;
+    const mg = this.loss.forward(
+      aligned ? { ...maps, hr: aligned.student } : maps,
+      aligned ? { ...tmaps, hr: aligned.teacher } : tmaps,
+      this.teacherLoss,
+      this.step,
+    );
+    for (const [src, v] of Object.entries(mg.sources))
+      for (const t of ['pixel', 'object', 'image'] as const) terms[`${src}.${t}`] = v[t].dataSync()[0]!;
     let align = tf.scalar(0);
     if (this.align) {
-      const pooled = Object.fromEntries(Object.entries(maps).filter(([k]) => k !== 'fusion').map(([k, m]) => [k, this.pooled(k as Source, m, batch.lat.length)]));
+      const pooled = Object.fromEntries(
+        Object.entries(maps)
+          .filter(([k]) => k !== 'fusion')
+          .map(([k, m]) => [k, this.pooled(k as Source, m, batch.lat.length)]),
+      );
       const al = this.align.forward(pooled);
       for (const [pair, v] of Object.entries(al.pairs)) terms[`align.${pair}`] = v.dataSync()[0]!;
       kept.push(...Object.values(al.pairs));
@@ -334,8 +423,18 @@ export class Pretrainer {
     const teacherMaps = specs.slice(0, 2).map((c) => tf.tidy(() => this.teacher.hr!.forward(cropResize(hr, c.boxes, c.size)).at(-1)!));
     const views = specs.map((c) => {
       const flip = this.rng.random() < 0.5;
-      const [scale, sigma, solarize] = [this.rng.uniform(0.8, 1.2), this.rng.random() < 0.5 ? this.rng.uniform(0.1, 2) : 0, this.rng.random() < 0.2];
-      return { ...c, flip, view: tf.tidy(() => hrPhotometric(flip ? tf.reverse(cropResize(hr, c.boxes, c.size), 3) : cropResize(hr, c.boxes, c.size), scale, sigma, solarize)) };
+      const [scale, sigma, solarize] = [
+        this.rng.uniform(0.8, 1.2),
+        this.rng.random() < 0.5 ? this.rng.uniform(0.1, 2) : 0,
+        this.rng.random() < 0.2,
+      ];
+      return {
+        ...c,
+        flip,
+        view: tf.tidy(() =>
+          hrPhotometric(flip ? tf.reverse(cropResize(hr, c.boxes, c.size), 3) : cropResize(hr, c.boxes, c.size), scale, sigma, solarize),
+        ),
+      };
     });
     return { views, teacherMaps, grid: mc.grid, minOverlap: mc.minOverlap };
   }
@@ -360,8 +459,22 @@ export class Pretrainer {
           if (o && o.h * o.w >= c.minOverlap * box.h * box.w) (rows.push(b), regions.push(o));
         });
         if (!rows.length) return;
-        student.push(roiAlignCrops(gatherRows(s, rows), rows.map((b) => v.boxes[b]!), regions, c.grid));
-        teacher.push(roiAlignCrops(gatherRows(t, rows), rows.map((b) => c.views[gi]!.boxes[b]!), regions, c.grid));
+        student.push(
+          roiAlignCrops(
+            gatherRows(s, rows),
+            rows.map((b) => v.boxes[b]!),
+            regions,
+            c.grid,
+          ),
+        );
+        teacher.push(
+          roiAlignCrops(
+            gatherRows(t, rows),
+            rows.map((b) => c.views[gi]!.boxes[b]!),
+            regions,
+            c.grid,
+          ),
+        );
       });
     });
     if (!student.length) return null;
@@ -384,7 +497,13 @@ export class Pretrainer {
   }
 
   private modelInputs(b: PretrainBatch) {
-    return { hr: b.hr, s2: b.s2 && { frames: b.s2.frames, dates: b.s2.dates }, s1: b.s1 && { frames: b.s1.frames, dates: b.s1.dates }, lat: b.lat, lon: b.lon };
+    return {
+      hr: b.hr,
+      s2: b.s2 && { frames: b.s2.frames, dates: b.s2.dates },
+      s1: b.s1 && { frames: b.s1.frames, dates: b.s1.dates },
+      lat: b.lat,
+      lon: b.lon,
+    };
   }
 
   /** The student's view: optional horizontal flip of every modality, HR brightness jitter, date disturbance. */
@@ -410,7 +529,13 @@ export class Pretrainer {
 
   /** The parts of a checkpoint (see `saveTrainer`): student, EMA teacher, both MGCL heads, the alignment. */
   checkpointModules(): Record<string, Module | undefined> {
-    return { student: this.student, teacher: this.teacher, mgcl: this.loss, mgcl_teacher: this.teacherLoss, align: this.align ?? undefined };
+    return {
+      student: this.student,
+      teacher: this.teacher,
+      mgcl: this.loss,
+      mgcl_teacher: this.teacherLoss,
+      align: this.align ?? undefined,
+    };
   }
 
   /** The trainer's own generator (crops and augmentation draws), saved besides the default one. */
@@ -447,7 +572,8 @@ export function hrPhotometric(x: Tensor, scale: number, sigma: number, solarize:
     const w = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
     const sum = w.reduce((a, b) => a + b, 0);
     const c = x.shape[1]!;
-    const k = (shape: [number, number]) => tf.tile(tf.reshape(tf.tensor1d(w.map((v) => v / sum)), [...shape, 1, 1]), [1, 1, c, 1]) as tf.Tensor4D;
+    const k = (shape: [number, number]) =>
+      tf.tile(tf.reshape(tf.tensor1d(w.map((v) => v / sum)), [...shape, 1, 1]), [1, 1, c, 1]) as tf.Tensor4D;
     const nhwc = tf.transpose(y, [0, 2, 3, 1]) as tf.Tensor4D;
     const blurred = tf.depthwiseConv2d(tf.depthwiseConv2d(nhwc, k([2 * r + 1, 1]), 1, 'same'), k([1, 2 * r + 1]), 1, 'same');
     y = tf.transpose(blurred, [0, 3, 1, 2]);
@@ -457,16 +583,29 @@ export function hrPhotometric(x: Tensor, scale: number, sigma: number, solarize:
 
 /** Refuses a batch with non-finite values or mismatched lat/lon, naming the field. */
 function checkBatch(b: PretrainBatch): void {
-  const fields: [string, Tensor | undefined][] = [['batch.hr', b.hr], ['batch.s2.frames', b.s2?.frames], ['batch.s1.frames', b.s1?.frames]];
+  const fields: [string, Tensor | undefined][] = [
+    ['batch.hr', b.hr],
+    ['batch.s2.frames', b.s2?.frames],
+    ['batch.s1.frames', b.s1?.frames],
+  ];
   for (const [name, t] of fields) {
-    if (t && !(tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0]) as number)) throw new SkySenseError('E_ARG', `${name}: contains NaN or infinite values`);
-    if (t && t.shape[0] !== b.lat.length) throw new SkySenseError('E_SHAPE', `${name}: expected ${b.lat.length} samples (one per lat/lon), got ${t.shape[0]}`);
+    if (t && !(tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0]) as number))
+      throw new SkySenseError('E_ARG', `${name}: contains NaN or infinite values`);
+    if (t && t.shape[0] !== b.lat.length)
+      throw new SkySenseError('E_SHAPE', `${name}: expected ${b.lat.length} samples (one per lat/lon), got ${t.shape[0]}`);
   }
-  if (b.lon.length !== b.lat.length) throw new SkySenseError('E_LATLON', `batch.lon: expected ${b.lat.length} values like batch.lat, got ${b.lon.length}`);
-  for (const [name, s] of [['batch.s2', b.s2], ['batch.s1', b.s1]] as const) {
+  if (b.lon.length !== b.lat.length)
+    throw new SkySenseError('E_LATLON', `batch.lon: expected ${b.lat.length} values like batch.lat, got ${b.lon.length}`);
+  for (const [name, s] of [
+    ['batch.s2', b.s2],
+    ['batch.s1', b.s1],
+  ] as const) {
     const t = s?.frames.shape[1];
     if (s && (s.dates.length !== b.lat.length || s.dates.some((row) => row.length !== t))) {
-      throw new SkySenseError('E_DATE', `${name}.dates: expected ${b.lat.length} rows of ${t} dates (one per frame), got rows of ${s.dates.map((r) => r.length).join(', ')}`);
+      throw new SkySenseError(
+        'E_DATE',
+        `${name}.dates: expected ${b.lat.length} rows of ${t} dates (one per frame), got rows of ${s.dates.map((r) => r.length).join(', ')}`,
+      );
     }
   }
 }
@@ -481,7 +620,11 @@ function validateOptions(o: PretrainOptions): void {
   if (o.momentum !== undefined) assertInRange('momentum', o.momentum, 0, 1);
   if (o.clipGrad !== undefined) assertPositive('clipGrad', o.clipGrad);
   if (o.minLr !== undefined) assertInRange('minLr', o.minLr, 0, Infinity);
-  for (const [name, v] of [['alpha', o.alpha], ['beta', o.beta]] as const) if (v !== undefined) assertInRange(name, v, 0, Infinity);
+  for (const [name, v] of [
+    ['alpha', o.alpha],
+    ['beta', o.beta],
+  ] as const)
+    if (v !== undefined) assertInRange(name, v, 0, Infinity);
   if (o.multiCrop) {
     if (!o.config.hr) throw new SkySenseError('E_ARG', 'multiCrop: HR multi-crop needs a model with an HR encoder (config.hr)');
     resolveMultiCrop(o.multiCrop, 1);

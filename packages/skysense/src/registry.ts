@@ -33,16 +33,39 @@ const ENTRIES: Record<string, ModelEntry> = {
   ...Object.fromEntries(
     (Object.keys(SKYSENSE_PRESETS) as SkySensePresetName[]).map((n) => [
       n,
-      { kind: 'skysense', describe: n === 'skysense-2b' ? 'the full SkySense model incl. the prototype bank (paper sizes)' : 'SkySense at toy widths (tests, demo)', build: () => SkySense.fromPreset(n) },
+      {
+        kind: 'skysense',
+        describe:
+          n === 'skysense-2b' ? 'the full SkySense model incl. the prototype bank (paper sizes)' : 'SkySense at toy widths (tests, demo)',
+        build: () => SkySense.fromPreset(n),
+      },
     ]),
   ),
-  'skysense-hr': { kind: 'encoder', describe: "the HR encoder as SkySense's downstream configs build it (Swin V2-H, window 8, all four stage outputs)", build: () => SwinTransformerV2.fromPreset('skysense-hr') },
-  'skysense-hr-released': { kind: 'encoder', describe: 'the HR encoder exactly as skysense_model_backbone_hr.pth holds it (Swin V2-H, out_indices [3])', build: () => SwinTransformerV2.fromPreset('huge') },
-  'skysense-s2': { kind: 'encoder', describe: 'the Sentinel-2 encoder (ViT-L, 10 bands)', build: () => VisionTransformer.fromPreset('skysense-s2') },
-  'skysense-s1': { kind: 'encoder', describe: 'the Sentinel-1 encoder (ViT-L, VV+VH)', build: () => VisionTransformer.fromPreset('skysense-s1') },
+  'skysense-hr': {
+    kind: 'encoder',
+    describe: "the HR encoder as SkySense's downstream configs build it (Swin V2-H, window 8, all four stage outputs)",
+    build: () => SwinTransformerV2.fromPreset('skysense-hr'),
+  },
+  'skysense-hr-released': {
+    kind: 'encoder',
+    describe: 'the HR encoder exactly as skysense_model_backbone_hr.pth holds it (Swin V2-H, out_indices [3])',
+    build: () => SwinTransformerV2.fromPreset('huge'),
+  },
+  'skysense-s2': {
+    kind: 'encoder',
+    describe: 'the Sentinel-2 encoder (ViT-L, 10 bands)',
+    build: () => VisionTransformer.fromPreset('skysense-s2'),
+  },
+  'skysense-s1': {
+    kind: 'encoder',
+    describe: 'the Sentinel-1 encoder (ViT-L, VV+VH)',
+    build: () => VisionTransformer.fromPreset('skysense-s1'),
+  },
   'skysense-fusion': { kind: 'encoder', describe: 'up-heads, ctpe and the fusion transformer', build: () => new MultiModalFusion() },
   ...Object.fromEntries(
-    (Object.keys(SWIN_V2_PRESETS) as SwinV2PresetName[]).filter((n) => n !== 'skysense-hr').map((n) => [`swin-${n}`, { kind: 'encoder', describe: `Swin V2 ${n} (mmcls arch)`, build: () => SwinTransformerV2.fromPreset(n) }]),
+    (Object.keys(SWIN_V2_PRESETS) as SwinV2PresetName[])
+      .filter((n) => n !== 'skysense-hr')
+      .map((n) => [`swin-${n}`, { kind: 'encoder', describe: `Swin V2 ${n} (mmcls arch)`, build: () => SwinTransformerV2.fromPreset(n) }]),
   ),
   ...Object.fromEntries(
     (Object.keys(FINETUNE_PRESETS) as FinetunePresetName[]).map((n) => [
@@ -50,7 +73,8 @@ const ENTRIES: Record<string, ModelEntry> = {
       {
         kind: 'finetune',
         describe: `${FINETUNE_PRESETS[n].task} model for fine-tuning (${taskOf(n)} task)`,
-        build: (o: CreateModelOptions) => buildFinetuneModel(taskOf(n), n, o.numClasses ?? PRESET_CLASSES[n] ?? 2, { inChannels: o.inChannels }),
+        build: (o: CreateModelOptions) =>
+          buildFinetuneModel(taskOf(n), n, o.numClasses ?? PRESET_CLASSES[n] ?? 2, { inChannels: o.inChannels }),
       },
     ]),
   ),
@@ -61,7 +85,9 @@ export const MODEL_REGISTRY: Readonly<Record<string, ModelEntry>> = ENTRIES;
 
 /** The registered model names (optionally of one kind), in registry order. */
 export function listModels(kind?: ModelEntry['kind']): string[] {
-  return Object.entries(MODEL_REGISTRY).filter(([, e]) => !kind || e.kind === kind).map(([n]) => n);
+  return Object.entries(MODEL_REGISTRY)
+    .filter(([, e]) => !kind || e.kind === kind)
+    .map(([n]) => n);
 }
 
 /**
@@ -72,7 +98,8 @@ export function listModels(kind?: ModelEntry['kind']): string[] {
  */
 export function createModel(name: string, options: CreateModelOptions = {}): Module {
   const entry = MODEL_REGISTRY[name];
-  if (!entry) throw new SkySenseError('E_ARG', `unknown model '${name}'; expected one of ${listModels().join(', ')} (skysense info --list)`);
+  if (!entry)
+    throw new SkySenseError('E_ARG', `unknown model '${name}'; expected one of ${listModels().join(', ')} (skysense info --list)`);
   return entry.build(options);
 }
 

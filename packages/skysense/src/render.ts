@@ -39,10 +39,18 @@ export function pcaRgb(features: Tensor): Uint8Array {
   const { x, cov } = tf.tidy(() => {
     const tokens = tf.reshape(tf.transpose(features, [1, 2, 0]), [h * w, d]);
     const centred = tf.sub(tokens, tf.mean(tokens, 0, true));
-    return { x: centred.dataSync().slice() as Float32Array, cov: tf.div(tf.matMul(centred, centred, true, false), h * w).dataSync().slice() as Float32Array };
+    return {
+      x: centred.dataSync().slice() as Float32Array,
+      cov: tf
+        .div(tf.matMul(centred, centred, true, false), h * w)
+        .dataSync()
+        .slice() as Float32Array,
+    };
   });
   const comps = topEigenvectors(Float64Array.from(cov), d, 3);
-  const channels = comps.map((v) => stretch(Float64Array.from({ length: h * w }, (_, p) => v.reduce((a, vi, i) => a + vi * x[p * d + i]!, 0))));
+  const channels = comps.map((v) =>
+    stretch(Float64Array.from({ length: h * w }, (_, p) => v.reduce((a, vi, i) => a + vi * x[p * d + i]!, 0))),
+  );
   while (channels.length < 3) channels.push(channels[0]!);
   const rgb = new Uint8Array(h * w * 3);
   for (let p = 0; p < h * w; p++) for (let c = 0; c < 3; c++) rgb[p * 3 + c] = channels[c]![p]!;

@@ -78,21 +78,28 @@ export class SkySense extends Module {
   constructor(readonly config: SkySenseConfig) {
     super();
     if (!config.hr && !config.s2 && !config.s1) throw new SkySenseError('E_ARG', 'SkySense: configure at least one of hr, s2, s1');
-    this.neck = new MultiModalFusion({ ...config.fusion, sentinel: [...(config.s2 ? ['s2' as const] : []), ...(config.s1 ? ['s1' as const] : [])] });
+    this.neck = new MultiModalFusion({
+      ...config.fusion,
+      sentinel: [...(config.s2 ? ['s2' as const] : []), ...(config.s1 ? ['s1' as const] : [])],
+    });
     this.adoptMembers(this.neck);
     this.hr = config.hr ? this.registerModule('backbone_gep', new SwinTransformerV2(config.hr)) : null;
     this.s2 = config.s2 ? this.registerModule('backbone_s2', new VisionTransformer(config.s2)) : null;
     this.s1 = config.s1 ? this.registerModule('backbone_s1', new VisionTransformer(config.s1)) : null;
     this.geo = config.geo ? this.registerModule('glbank', new PrototypeBank(config.geo)) : null;
     if (this.hr && this.hr.stageChannels.at(-1) !== this.neck.tokenDims) {
-      throw new SkySenseError('E_ARG', `SkySense: the HR encoder ends at width ${this.hr.stageChannels.at(-1)} but the fusion takes ${this.neck.tokenDims}`);
+      throw new SkySenseError(
+        'E_ARG',
+        `SkySense: the HR encoder ends at width ${this.hr.stageChannels.at(-1)} but the fusion takes ${this.neck.tokenDims}`,
+      );
     }
   }
 
   /** Builds a preset, optionally dropping or overriding parts. */
   static fromPreset(name: SkySensePresetName, overrides: Partial<Record<keyof SkySenseConfig, object | null>> = {}): SkySense {
     const preset = SKYSENSE_PRESETS[name];
-    if (!preset) throw new SkySenseError('E_ARG', `unknown SkySense preset '${name}'; expected one of ${Object.keys(SKYSENSE_PRESETS).join(', ')}`);
+    if (!preset)
+      throw new SkySenseError('E_ARG', `unknown SkySense preset '${name}'; expected one of ${Object.keys(SKYSENSE_PRESETS).join(', ')}`);
     const config: Record<string, object | undefined> = { ...preset };
     for (const [k, v] of Object.entries(overrides)) config[k] = v === null ? undefined : { ...(config[k] ?? {}), ...v };
     return new SkySense(config as SkySenseConfig);
@@ -141,7 +148,8 @@ export class SkySense extends Module {
     if (inputs.s1) need('s1', this.s1);
     const series = (enc: VisionTransformer | null, s?: SentinelSeries) => {
       if (!s) return undefined;
-      if (s.frames.rank !== 5) throw new SkySenseError('E_SHAPE', `frames: expected [B, T, bands, h, w], got ${formatShape(s.frames.shape)}`);
+      if (s.frames.rank !== 5)
+        throw new SkySenseError('E_SHAPE', `frames: expected [B, T, bands, h, w], got ${formatShape(s.frames.shape)}`);
       const maps = enc!.forwardSeries(s.frames);
       tf.dispose(maps.slice(0, -1));
       return { features: maps.at(-1)!, dates: s.dates, valid: s.valid };
@@ -206,7 +214,9 @@ export class SkySense extends Module {
       if (!module) throw new SkySenseError('E_ARG', `loadReleased: a ${name} file was given but the model has no ${name} part`);
       const ckpt = openCheckpoint(file);
       try {
-        reports[name] = module.loadStateDict(ckpt, { prefix: module === this.neck.fusion ? (ckpt.keys().some((k) => k.startsWith('backbone.')) ? 'backbone.' : '') : undefined });
+        reports[name] = module.loadStateDict(ckpt, {
+          prefix: module === this.neck.fusion ? (ckpt.keys().some((k) => k.startsWith('backbone.')) ? 'backbone.' : '') : undefined,
+        });
         if (name === 's2' && ckpt.keys().includes('ctpe')) this.loadCtpe(ckpt.read('ctpe'), file);
       } finally {
         ckpt.close();
@@ -221,7 +231,10 @@ export class SkySense extends Module {
     try {
       const want = this.neck.ctpe.shape;
       if (ctpe.shape.join() !== want.join()) {
-        throw new SkySenseError('E_STATE_DICT', `${file}: ctpe has shape ${formatShape(ctpe.shape)}, the fusion expects ${formatShape(want)} (a table for the 1024-wide ViT output is not supported)`);
+        throw new SkySenseError(
+          'E_STATE_DICT',
+          `${file}: ctpe has shape ${formatShape(ctpe.shape)}, the fusion expects ${formatShape(want)} (a table for the 1024-wide ViT output is not supported)`,
+        );
       }
       this.neck.ctpe.assign(ctpe);
     } finally {
@@ -234,7 +247,9 @@ export class SkySense extends Module {
 export function formatBreakdown(rows: BreakdownRow[]): string {
   const fmt = (n: number) => n.toLocaleString('en-US');
   const width = Math.max(...rows.map((r) => r.part.length));
-  const lines = rows.map((r) => `${r.part.padEnd(width)}  ${fmt(r.parameters + r.bufferValues).padStart(13)}${r.bufferValues ? '  (buffer)' : ''}`);
+  const lines = rows.map(
+    (r) => `${r.part.padEnd(width)}  ${fmt(r.parameters + r.bufferValues).padStart(13)}${r.bufferValues ? '  (buffer)' : ''}`,
+  );
   const modules = rows.filter((r) => r.prefix !== 'glbank').reduce((a, r) => a + r.parameters + r.bufferValues, 0);
   const all = rows.reduce((a, r) => a + r.parameters + r.bufferValues, 0);
   lines.push('-'.repeat(width + 15));

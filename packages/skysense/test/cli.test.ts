@@ -21,7 +21,9 @@ describe('skysense command', () => {
     expect(table.stdout).toMatch(/layers\.0\.attn\.attn\.in_proj_weight\s+F32\s+\[192, 64\]/);
     const json = JSON.parse(run('inspect', fixture('model.pth'), '--json').stdout);
     expect(json.tensors).toHaveLength(28);
-    expect(json.totalParameters).toBe(json.tensors.reduce((a: number, t: { shape: number[] }) => a + t.shape.reduce((x, y) => x * y, 1), 0));
+    expect(json.totalParameters).toBe(
+      json.tensors.reduce((a: number, t: { shape: number[] }) => a + t.shape.reduce((x, y) => x * y, 1), 0),
+    );
   });
 
   it('convert writes safetensors with prefix selection and stripping, showing progress', () => {

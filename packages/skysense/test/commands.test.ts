@@ -34,7 +34,19 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}) {
 describe('skysense info', () => {
   it('lists the presets and describes one as a table, with keys, or as JSON', () => {
     const list = run(['info', '--list']).stdout;
-    for (const p of ['skysense-hr', 'skysense-hr-released', 'skysense-s2', 'skysense-s1', 'skysense-fusion', 'skysense-2b', 'skysense-tiny', 'swin-tiny', 'swin-huge', 'upernet-skysense-hr']) expect(list).toContain(p);
+    for (const p of [
+      'skysense-hr',
+      'skysense-hr-released',
+      'skysense-s2',
+      'skysense-s1',
+      'skysense-fusion',
+      'skysense-2b',
+      'skysense-tiny',
+      'swin-tiny',
+      'swin-huge',
+      'upernet-skysense-hr',
+    ])
+      expect(list).toContain(p);
     // one name, one model: skysense-hr is the swin package's preset (four output norms), the released file's layout has its own name
     const hr = JSON.parse(run(['info', 'skysense-hr-released', '--json']).stdout);
     expect(hr.parameters).toBe(655_074_704);
@@ -58,7 +70,16 @@ describe('skysense verify / forward', () => {
   });
 
   it('forward writes every output under the fixture’s key names and shapes', () => {
-    for (const fixture of [FIXTURES[0]!, FIXTURES[4]!, FIXTURES[5]!, FIXTURES[6]!, FIXTURES[7]!, FIXTURES[8]!, FIXTURES[9]!, FIXTURES[10]!]) {
+    for (const fixture of [
+      FIXTURES[0]!,
+      FIXTURES[4]!,
+      FIXTURES[5]!,
+      FIXTURES[6]!,
+      FIXTURES[7]!,
+      FIXTURES[8]!,
+      FIXTURES[9]!,
+      FIXTURES[10]!,
+    ]) {
       const out = join(dir, 'forward.safetensors');
       expect(run(['forward', '--fixture', fixture, '--output', out]).status).toBe(0);
       const got = SafetensorsFile.open(out);
@@ -128,24 +149,36 @@ describe('skysense demo and embed', () => {
 
 describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
   it('fine-tunes a few steps, writes the model, metrics, predictions; predict and eval read the model back', () => {
-    const r = run(['finetune', '--steps', '3', '--batch-size', '2', '--hold-out', '1', '--out', 'ft', '--checkpoint-every', '2'], { SKYSENSE_SAMPLES: samples });
+    const r = run(['finetune', '--steps', '3', '--batch-size', '2', '--hold-out', '1', '--out', 'ft', '--checkpoint-every', '2'], {
+      SKYSENSE_SAMPLES: samples,
+    });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/fine-tuning upernet-skysense-tiny \(seg\) on 8 samples \(1 held out: tile1_image_part_009\), 6 classes, 3 steps × 2 crops of 128 px, random-initialised encoder/);
+    expect(r.stdout).toMatch(
+      /fine-tuning upernet-skysense-tiny \(seg\) on 8 samples \(1 held out: tile1_image_part_009\), 6 classes, 3 steps × 2 crops of 128 px, random-initialised encoder/,
+    );
     expect(r.stdout).toMatch(/step 3\/3 loss \d+\.\d+ \(decode .*samples\/s · ETA 0 s/);
     expect(r.stdout).toMatch(/OA \d+\.\d\d {2}mIoU \d+\.\d\d {2}mF1 \d+\.\d\d/);
     const ev = JSON.parse(fs.readFileSync(join(dir, 'ft', 'eval.json'), 'utf8'));
     expect(ev.samples).toEqual(['tile1_image_part_009']);
-    expect(fs.readFileSync(join(dir, 'ft', 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+    expect(
+      fs
+        .readFileSync(join(dir, 'ft', 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n'),
+    ).toHaveLength(3);
     const mask = decodePng(fs.readFileSync(join(dir, 'ft', 'predictions', 'tile1_image_part_009.png')));
     expect([mask.width, mask.height]).toEqual([797, 644]);
     const colours = new Set(DUBAI_AERIAL_CLASSES.map((c) => c.color.join()));
-    for (let i = 0; i < mask.width * mask.height; i += 997) expect(colours.has([...mask.data.subarray(3 * i, 3 * i + 3)].join())).toBe(true);
+    for (let i = 0; i < mask.width * mask.height; i += 997)
+      expect(colours.has([...mask.data.subarray(3 * i, 3 * i + 3)].join())).toBe(true);
     expect(decodePng(fs.readFileSync(join(dir, 'ft', 'predictions', 'tile1_image_part_009.side.png'))).width).toBe(3 * 797 + 2 * 8);
 
     const image = join(samples, 'dubai-aerial-segmentation', 'images', 'tile1_image_part_009.jpg');
     const p = run(['predict', image, '--model', join('ft', 'model.safetensors'), '--out', 'pred']);
     expect(p.status, p.stderr).toBe(0);
-    expect(fs.readFileSync(join(dir, 'pred', 'tile1_image_part_009.png'))).toEqual(fs.readFileSync(join(dir, 'ft', 'predictions', 'tile1_image_part_009.png')));
+    expect(fs.readFileSync(join(dir, 'pred', 'tile1_image_part_009.png'))).toEqual(
+      fs.readFileSync(join(dir, 'ft', 'predictions', 'tile1_image_part_009.png')),
+    );
     const e = run(['eval', '--model', join('ft', 'model.safetensors'), '--last', '1'], { SKYSENSE_SAMPLES: samples });
     expect(e.status, e.stderr).toBe(0);
     expect(e.stdout).toContain(`mIoU ${(100 * ev.mIoU).toFixed(2)}`);

@@ -2,12 +2,43 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Conv2d, Generator, Module, decodePng, shapeOnly, disposeGradients, writePng, initBackend, manualSeed, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
+import {
+  Conv2d,
+  Generator,
+  Module,
+  decodePng,
+  shapeOnly,
+  disposeGradients,
+  writePng,
+  initBackend,
+  manualSeed,
+  tf,
+  valueAndGrads,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { ChangeDetectionHead, LinearClsHead, MultiLevelNeck, UPerHead } from '@skysense/heads';
 import { VisionTransformer } from '@skysense/vit';
 import {
-  ChangeDetector, Classifier, buildFinetuneModel, FusionSegmentor, SkySense, Finetuner, Segmentor, finetuneOptimizer,
-  runEval, runFinetune, runPredict, swinLayerId, vitLayerId, getTask, listTasks, registerTask, segmentationTask, taskBatch, type FeatureEncoder, type TaskDataset,
+  ChangeDetector,
+  Classifier,
+  buildFinetuneModel,
+  FusionSegmentor,
+  SkySense,
+  Finetuner,
+  Segmentor,
+  finetuneOptimizer,
+  runEval,
+  runFinetune,
+  runPredict,
+  swinLayerId,
+  vitLayerId,
+  getTask,
+  listTasks,
+  registerTask,
+  segmentationTask,
+  taskBatch,
+  type FeatureEncoder,
+  type TaskDataset,
 } from '../src/index';
 import { cutWindow, type LabelledImage } from '@skysense/data';
 
@@ -25,7 +56,11 @@ class TinyEncoder extends Module implements FeatureEncoder {
     });
   }
 }
-const tinySegmentor = () => new Segmentor({ backbone: new TinyEncoder(), decodeHead: new UPerHead({ inChannels: [4, 8], channels: 8, numClasses: 3, poolScales: [1, 2] }) }).eval();
+const tinySegmentor = () =>
+  new Segmentor({
+    backbone: new TinyEncoder(),
+    decodeHead: new UPerHead({ inChannels: [4, 8], channels: 8, numClasses: 3, poolScales: [1, 2] }),
+  }).eval();
 
 /** Images of two flat regions (left dark → class 0, right bright → class 1) with noise. */
 function synthetic(n: number, side: number, seed: number): LabelledImage[] {
@@ -58,7 +93,12 @@ describe('sliding-window inference (mmseg slide mode)', () => {
       let sum = tf.zeros([1, 3, 20, 27]);
       let count = tf.zeros([1, 1, 20, 27]);
       for (const [y, x] of windows) {
-        const pad: [number, number][] = [[0, 0], [0, 0], [y, 20 - y - 12], [x, 27 - x - 12]];
+        const pad: [number, number][] = [
+          [0, 0],
+          [0, 0],
+          [y, 20 - y - 12],
+          [x, 27 - x - 12],
+        ];
         sum = tf.add(sum, tf.pad(model.forward(tf.slice(image, [0, 0, y, x], [1, 3, 12, 12])), pad));
         count = tf.add(count, tf.pad(tf.ones([1, 1, 12, 12]), pad));
       }
@@ -69,7 +109,9 @@ describe('sliding-window inference (mmseg slide mode)', () => {
     expect(tf.max(tf.abs(tf.sub(got, expected))).dataSync()[0]).toBeLessThan(1e-5);
     const small = tf.randomNormal([1, 3, 10, 9], 0, 1, 'float32', 6);
     expect(tf.max(tf.abs(tf.sub(model.slideInference(small, { crop: 12 }), model.forward(small)))).dataSync()[0]).toBeLessThan(1e-6);
-    expect(() => model.slideInference(image, { crop: 12, stride: 13 })).toThrow(/slide stride \(at most the crop, so every pixel is covered\): expected an integer in \[1, 12\], got 13/);
+    expect(() => model.slideInference(image, { crop: 12, stride: 13 })).toThrow(
+      /slide stride \(at most the crop, so every pixel is covered\): expected an integer in \[1, 12\], got 13/,
+    );
     const before = tf.memory().numTensors;
     model.slideInference(image, { crop: 12, stride: 8 }).dispose();
     expect(tf.memory().numTensors).toBe(before);
@@ -79,9 +121,28 @@ describe('sliding-window inference (mmseg slide mode)', () => {
 describe('layer-wise learning-rate decay', () => {
   it('numbers Swin V2 parameters as SwinV2LayerDecayOptimizerConstructor (24 layers for 2-2-18-2) and ViT layers as mmseg', () => {
     const d = [2, 2, 18, 2];
-    const ids = ['backbone.patch_embed.projection.weight', 'backbone.absolute_pos_embed', 'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight', 'backbone.stages.0.blocks.1.norm1.weight', 'backbone.stages.1.downsample.reduction.weight', 'backbone.stages.1.blocks.0.ffn.layers.0.0.weight', 'backbone.stages.2.blocks.17.attn.w_msa.logit_scale', 'backbone.stages.3.blocks.1.norm2.bias', 'backbone.norm3.weight', 'decode_head.conv_seg.weight'].map((n) => swinLayerId(n, d));
+    const ids = [
+      'backbone.patch_embed.projection.weight',
+      'backbone.absolute_pos_embed',
+      'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight',
+      'backbone.stages.0.blocks.1.norm1.weight',
+      'backbone.stages.1.downsample.reduction.weight',
+      'backbone.stages.1.blocks.0.ffn.layers.0.0.weight',
+      'backbone.stages.2.blocks.17.attn.w_msa.logit_scale',
+      'backbone.stages.3.blocks.1.norm2.bias',
+      'backbone.norm3.weight',
+      'decode_head.conv_seg.weight',
+    ].map((n) => swinLayerId(n, d));
     expect(ids).toEqual([0, 0, 1, 2, 2, 3, 22, 24, 25, 25]);
-    expect(['backbone.cls_token', 'backbone.patch_embed.projection.weight', 'backbone.layers.0.ln1.weight', 'backbone.layers.23.ffn.layers.1.weight', 'decode_head.conv_seg.bias'].map((n) => vitLayerId(n, 24))).toEqual([0, 0, 1, 24, 25]);
+    expect(
+      [
+        'backbone.cls_token',
+        'backbone.patch_embed.projection.weight',
+        'backbone.layers.0.ln1.weight',
+        'backbone.layers.23.ffn.layers.1.weight',
+        'decode_head.conv_seg.bias',
+      ].map((n) => vitLayerId(n, 24)),
+    ).toEqual([0, 0, 1, 24, 25]);
   });
 
   it('AdamW groups: rate · 0.9^(L+1−id), no weight decay for biases, norms and position tables, frozen encoder left out', () => {
@@ -96,7 +157,13 @@ describe('layer-wise learning-rate decay', () => {
     expect(groupOf('backbone.stages.3.blocks.1.ffn.layers.1.weight').lr).toBeCloseTo(1e-3 * 0.9, 12);
     expect(groupOf('decode_head.fpn_bottleneck.conv.weight').lr).toBeCloseTo(1e-3, 12);
     expect(groupOf('decode_head.fpn_bottleneck.conv.weight').weightDecay).toBe(0.05);
-    for (const n of ['backbone.stages.0.blocks.0.norm1.weight', 'decode_head.conv_seg.bias', 'decode_head.bottleneck.bn.weight', 'backbone.stages.0.blocks.0.attn.w_msa.logit_scale']) expect(groupOf(n).weightDecay, n).toBe(0);
+    for (const n of [
+      'backbone.stages.0.blocks.0.norm1.weight',
+      'decode_head.conv_seg.bias',
+      'decode_head.bottleneck.bn.weight',
+      'backbone.stages.0.blocks.0.attn.w_msa.logit_scale',
+    ])
+      expect(groupOf(n).weightDecay, n).toBe(0);
     t.dispose();
     const frozen = new Finetuner({ numClasses: 3, steps: 10, freezeBackbone: true });
     const inGroups = new Set(frozen.optimizer.groups.flatMap((g) => g.params));
@@ -134,7 +201,14 @@ describe('the iSAID preset against architecture guide §7 (shape-only, nothing a
 describe('segmentation fine-tuning', () => {
   const batch = (items: LabelledImage[], step: number) => {
     const g = new Generator(step);
-    const views = items.map((it) => cutWindow(it.image, it.mask, { scale: 1, y0: 0, x0: 0, size: 128, flip: g.random() < 0.5 }, { mean: [128, 128, 128], std: [64, 64, 64] }));
+    const views = items.map((it) =>
+      cutWindow(
+        it.image,
+        it.mask,
+        { scale: 1, y0: 0, x0: 0, size: 128, flip: g.random() < 0.5 },
+        { mean: [128, 128, 128], std: [64, 64, 64] },
+      ),
+    );
     return {
       images: tf.tensor4d(Float32Array.from(views.flatMap((v) => [...v.image])), [items.length, 3, 128, 128]),
       labels: tf.tensor3d(Int32Array.from(views.flatMap((v) => [...v.mask])), [items.length, 128, 128], 'int32'),
@@ -180,7 +254,9 @@ describe('segmentation fine-tuning', () => {
     const w = snapshot(t.model);
     const { images, labels } = batch(items, 0);
     const bad = tf.mul(images, NaN);
-    expect(() => t.trainStep({ images: bad, targets: labels })).toThrow(/trainStep images: contains NaN or infinite values \(step 23; nothing was updated\)/);
+    expect(() => t.trainStep({ images: bad, targets: labels })).toThrow(
+      /trainStep images: contains NaN or infinite values \(step 23; nothing was updated\)/,
+    );
     expect(snapshot(t.model)).toEqual(w);
     tf.dispose([images, labels, bad]);
     t.dispose();
@@ -198,7 +274,15 @@ describe('tasks are objects, looked up by name', () => {
   it('a task added with registerTask trains through Finetuner and taskBatch with no other change; unknown names list the registered ones', () => {
     registerTask({ ...segmentationTask, name: 'seg-copy', description: 'a copy of seg' });
     expect(listTasks()).toEqual(['seg', 'cls', 'multilabel', 'change', 'seg-copy']);
-    const data = { task: 'seg-copy', classes: [{ name: 'a', color: [0, 0, 0] }, { name: 'b', color: [1, 1, 1] }], samples: synthetic(2, 128, 1).map((s) => ({ name: s.name, images: [s.image], mask: s.mask })), stats: { mean: [0, 0, 0], std: [1, 1, 1] } } as TaskDataset;
+    const data = {
+      task: 'seg-copy',
+      classes: [
+        { name: 'a', color: [0, 0, 0] },
+        { name: 'b', color: [1, 1, 1] },
+      ],
+      samples: synthetic(2, 128, 1).map((s) => ({ name: s.name, images: [s.image], mask: s.mask })),
+      stats: { mean: [0, 0, 0], std: [1, 1, 1] },
+    } as TaskDataset;
     const t = new Finetuner({ task: 'seg-copy', numClasses: 2, steps: 1, seed: 0 });
     expect(t.options.preset).toBe('upernet-skysense-tiny');
     expect(t.model).toBeInstanceOf(Segmentor);
@@ -219,7 +303,10 @@ describe('classification and change detection models', () => {
     expect(cls.forward(x).shape).toEqual([2, 3]);
     expect([...cls.stateShapes().keys()]).toContain('head.fc.weight');
     const multi = new Classifier(new TinyEncoder(), new LinearClsHead({ inChannels: 8, numClasses: 3, multiLabel: true }));
-    const targets = tf.tensor2d([[1, 0, 1], [0, 1, 0]]);
+    const targets = tf.tensor2d([
+      [1, 0, 1],
+      [0, 1, 0],
+    ]);
     const { optimizer } = finetuneOptimizer(multi, { layerDecayRate: 1, lr: 1e-2 });
     const losses: number[] = [];
     for (let i = 0; i < 10; i++) {
@@ -230,13 +317,17 @@ describe('classification and change detection models', () => {
       value.dispose();
     }
     expect(losses.at(-1)!).toBeLessThan(losses[0]!);
-    const cd = new ChangeDetector(new TinyEncoder(), new ChangeDetectionHead({ inChannels: [4, 8], channels: 8, poolScales: [1, 2] })).eval();
+    const cd = new ChangeDetector(
+      new TinyEncoder(),
+      new ChangeDetectionHead({ inChannels: [4, 8], channels: 8, poolScales: [1, 2] }),
+    ).eval();
     expect(cd.forward(x, tf.reverse(x, 3)).shape).toEqual([2, 2, 16, 16]);
     expect(cd.loss(x, x, tf.zeros([2, 16, 16], 'int32')).shape).toEqual([]);
     expect(() => cd.forward(x, tf.zeros([2, 3, 8, 8]))).toThrow(/date B \[2, 3, 8, 8\] must match date A \[2, 3, 16, 16\]/);
     const noChange = tf.zeros([2, 16, 16], 'int32');
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) tf.dispose([cls.forward(x), cls.predict(x), multi.loss(x, targets), cd.forward(x, x), cd.loss(x, x, noChange)]);
+    for (let i = 0; i < 3; i++)
+      tf.dispose([cls.forward(x), cls.predict(x), multi.loss(x, targets), cd.forward(x, x), cd.loss(x, x, noChange)]);
     expect(tf.memory().numTensors).toBe(before);
   });
 });
@@ -252,7 +343,12 @@ describe('other encoders under the heads', () => {
     }).eval();
     expect([...seg.stateShapes().keys()].filter((k) => k.startsWith('neck.'))[0]).toBe('neck.lateral_convs.0.conv.weight');
     const x = tf.randomNormal([1, 10, 16, 16], 0, 1, 'float32', 2);
-    expect(seg.features(x).map((f) => f.shape)).toEqual([[1, 8, 16, 16], [1, 8, 8, 8], [1, 8, 4, 4], [1, 8, 2, 2]]);
+    expect(seg.features(x).map((f) => f.shape)).toEqual([
+      [1, 8, 16, 16],
+      [1, 8, 8, 8],
+      [1, 8, 4, 4],
+      [1, 8, 2, 2],
+    ]);
     expect(seg.forward(x).shape).toEqual([1, 4, 16, 16]);
     expect(finetuneOptimizer(seg).groups.some((g) => g.name === 'layer_4_decay')).toBe(true);
   });
@@ -261,12 +357,22 @@ describe('other encoders under the heads', () => {
     manualSeed(6);
     const inputs = {
       hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 1),
-      s2: { frames: tf.randomNormal([2, 2, 10, 4, 4], 0, 1, 'float32', 2), dates: [['2021-04-01', '2021-06-01'], ['2021-05-01', '2021-08-01']] },
+      s2: {
+        frames: tf.randomNormal([2, 2, 10, 4, 4], 0, 1, 'float32', 2),
+        dates: [
+          ['2021-04-01', '2021-06-01'],
+          ['2021-05-01', '2021-08-01'],
+        ],
+      },
       s1: { frames: tf.randomNormal([2, 1, 2, 4, 4], 0, 1, 'float32', 3) },
       lat: [43.6, -33.9],
       lon: [1.44, 151.2],
     };
-    const labels = tf.tensor3d(Int32Array.from({ length: 2 * 16 * 16 }, (_, i) => (i % 16 < 8 ? 0 : 1)), [2, 16, 16], 'int32');
+    const labels = tf.tensor3d(
+      Int32Array.from({ length: 2 * 16 * 16 }, (_, i) => (i % 16 < 8 ? 0 : 1)),
+      [2, 16, 16],
+      'int32',
+    );
     for (const geoContext of [false, true]) {
       const seg = new FusionSegmentor(SkySense.fromPreset('skysense-tiny'), { numClasses: 2, channels: 8, geoContext });
       expect(seg.stateShapes().get('decode_head.convs.0.conv.weight')).toEqual([8, geoContext ? 64 : 32, 3, 3]);
@@ -278,7 +384,9 @@ describe('other encoders under the heads', () => {
       disposeGradients(grads);
       seg.dispose();
     }
-    expect(() => new FusionSegmentor(SkySense.fromPreset('skysense-tiny', { geo: null }), { numClasses: 2, geoContext: true })).toThrow(/the model has no prototype bank/);
+    expect(() => new FusionSegmentor(SkySense.fromPreset('skysense-tiny', { geo: null }), { numClasses: 2, geoContext: true })).toThrow(
+      /the model has no prototype bank/,
+    );
   });
 });
 
@@ -307,7 +415,12 @@ describe('fine-tuning every task from folders (runFinetune / runPredict / runEva
     expect((r.evaluation!.scores as { oa: number }).oa).toBe(1);
     const ev = JSON.parse(readFileSync(join(dir, 'cls', 'eval.json'), 'utf8'));
     expect(ev.samples).toEqual(['bright/b3', 'dark/d3']);
-    const written = await runPredict({ model: join(dir, 'cls', 'model.safetensors'), inputs: [join(data, 'dark', 'd3.png')], out: join(dir, 'cls-pred'), log: quiet });
+    const written = await runPredict({
+      model: join(dir, 'cls', 'model.safetensors'),
+      inputs: [join(data, 'dark', 'd3.png')],
+      out: join(dir, 'cls-pred'),
+      log: quiet,
+    });
     const probs = JSON.parse(readFileSync(written[0]!, 'utf8')).d3;
     expect(probs.dark).toBeGreaterThan(probs.bright);
     expect(probs.dark + probs.bright).toBeCloseTo(1, 5);
@@ -329,7 +442,14 @@ describe('fine-tuning every task from folders (runFinetune / runPredict / runEva
     expect(side.width).toBe(4 * 128 + 3 * 8);
     const e = await runEval({ model: join(dir, 'cd', 'model.safetensors'), data, last: 1, log: quiet });
     expect(e.scores).toEqual(r.evaluation!.scores);
-    await expect(runPredict({ model: join(dir, 'cd', 'model.safetensors'), inputs: [join(data, 'A', 'p0.png')], out: join(dir, 'cd-pred'), log: quiet })).rejects.toThrow(/expected pairs of images \(A B A B …\), got 1 file/);
+    await expect(
+      runPredict({
+        model: join(dir, 'cd', 'model.safetensors'),
+        inputs: [join(data, 'A', 'p0.png')],
+        out: join(dir, 'cd-pred'),
+        log: quiet,
+      }),
+    ).rejects.toThrow(/expected pairs of images \(A B A B …\), got 1 file/);
   });
 
   it('multilabel: BigEarthNet-S2 patches of the samples (10 bands, labels from the metadata) on the tiny S2 ViT; mAP', async () => {

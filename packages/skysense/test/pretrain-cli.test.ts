@@ -23,22 +23,46 @@ describe('runPretrain on the real BigEarthNet S1+S2 samples', () => {
     appendFileSync(join(dir, 'b', 'metrics.jsonl'), '{"step": 4, "lo'); // a line torn by the crash
     const resumed = (await runPretrain({ ...common, out: join(dir, 'b'), resume: true })).map((m) => m.loss);
     expect(resumed).toEqual(straight.slice(2));
-    const logged = readFileSync(join(dir, 'b', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    const logged = readFileSync(join(dir, 'b', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss: number });
     expect(logged.map((l) => l.step)).toEqual([1, 2, 3, 4]);
     expect(logged.map((l) => l.loss)).toEqual(straight);
   });
 
   it('pre-trains the HR branch on the NAIP tiles (HR + fusion terms, no alignment with one modality)', async () => {
-    const metrics = await runPretrain({ data: samplesDir(), hr: true, out: join(dir, 'hr'), steps: 2, batchSize: 2, seed: 2, log: () => {} });
+    const metrics = await runPretrain({
+      data: samplesDir(),
+      hr: true,
+      out: join(dir, 'hr'),
+      steps: 2,
+      batchSize: 2,
+      seed: 2,
+      log: () => {},
+    });
     expect(metrics).toHaveLength(2);
-    expect(Object.keys(metrics[0]!.terms).sort()).toEqual(['fusion.image', 'fusion.object', 'fusion.pixel', 'hr.image', 'hr.object', 'hr.pixel']);
+    expect(Object.keys(metrics[0]!.terms).sort()).toEqual([
+      'fusion.image',
+      'fusion.object',
+      'fusion.pixel',
+      'hr.image',
+      'hr.object',
+      'hr.pixel',
+    ]);
     expect(metrics.every((m) => Number.isFinite(m.loss) && m.align === 0)).toBe(true);
   });
 
   it('names a missing checkpoint and a folder without pairs', async () => {
-    await expect(runPretrain({ out: join(dir, 'none'), data: samplesDir(), resume: true, log: () => {} })).rejects.toThrow(/--resume: no checkpoint at .*checkpoint.safetensors/);
-    await expect(runPretrain({ out: join(dir, 'none'), data: dir, log: () => {} })).rejects.toThrow(/no Sentinel-2 \+ Sentinel-1 pairs found/);
+    await expect(runPretrain({ out: join(dir, 'none'), data: samplesDir(), resume: true, log: () => {} })).rejects.toThrow(
+      /--resume: no checkpoint at .*checkpoint.safetensors/,
+    );
+    await expect(runPretrain({ out: join(dir, 'none'), data: dir, log: () => {} })).rejects.toThrow(
+      /no Sentinel-2 \+ Sentinel-1 pairs found/,
+    );
     await expect(runPretrain({ out: join(dir, 'none'), data: dir, hr: true, log: () => {} })).rejects.toThrow(/no NAIP HR tiles/);
-    await expect(runPretrain({ out: join(dir, 'none'), data: samplesDir(), hr: true, crop: 4096, log: () => {} })).rejects.toThrow(/images of at least 4096 px are needed \(--crop\), got 72\d × 934/);
+    await expect(runPretrain({ out: join(dir, 'none'), data: samplesDir(), hr: true, crop: 4096, log: () => {} })).rejects.toThrow(
+      /images of at least 4096 px are needed \(--crop\), got 72\d × 934/,
+    );
   });
 });

@@ -18,10 +18,20 @@ const options: PretrainOptions = {
 /** A deterministic batch: two samples, HR 128 px, 2 S2 and 1 S1 frames of 4 px → 4 × 4 fused maps. */
 function batch(i: number): PretrainBatch {
   const g = new Generator(100 + i);
-  const r = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => g.normal()), shape);
+  const r = (shape: number[]) =>
+    tf.tensor(
+      Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => g.normal()),
+      shape,
+    );
   return {
     hr: r([2, 3, 128, 128]),
-    s2: { frames: r([2, 2, 10, 4, 4]), dates: [['2020-03-01', '2020-07-15'], ['2021-01-10', '2021-09-30']] },
+    s2: {
+      frames: r([2, 2, 10, 4, 4]),
+      dates: [
+        ['2020-03-01', '2020-07-15'],
+        ['2021-01-10', '2021-09-30'],
+      ],
+    },
     s1: { frames: r([2, 1, 2, 4, 4]), dates: [['2020-05-05'], ['2021-02-02']] },
     lat: [48.1, -33.9],
     lon: [11.6, 18.4],
@@ -29,8 +39,17 @@ function batch(i: number): PretrainBatch {
 }
 const disposeBatch = (b: PretrainBatch) => tf.dispose([b.hr, b.s2?.frames, b.s1?.frames].filter((t): t is tf.Tensor => t !== undefined));
 /** HR-only batches of two 128 px tiles (for the multi-crop runs). */
-const hrBatch = (i: number): PretrainBatch => ({ hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 20 + i), lat: [48, -33], lon: [11, 18] });
-const multiCropOptions: PretrainOptions = { ...options, config: { ...SKYSENSE_PRESETS['skysense-tiny'], s2: undefined, s1: undefined }, steps: 4, multiCrop: { localCrops: 1 } };
+const hrBatch = (i: number): PretrainBatch => ({
+  hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 20 + i),
+  lat: [48, -33],
+  lon: [11, 18],
+});
+const multiCropOptions: PretrainOptions = {
+  ...options,
+  config: { ...SKYSENSE_PRESETS['skysense-tiny'], s2: undefined, s1: undefined },
+  steps: 4,
+  multiCrop: { localCrops: 1 },
+};
 function run(t: Pretrainer, from: number, to: number, make: (i: number) => PretrainBatch = batch): number[] {
   const losses: number[] = [];
   for (let i = from; i < to; i++) {
@@ -54,8 +73,24 @@ describe('SkySense pre-training', () => {
     const m = t.trainStep(b);
     disposeBatch(b);
     expect(Object.keys(m.terms).sort()).toEqual([
-      'align.hr→s1', 'align.hr→s2', 'align.s1→hr', 'align.s1→s2', 'align.s2→hr', 'align.s2→s1',
-      'fusion.image', 'fusion.object', 'fusion.pixel', 'hr.image', 'hr.object', 'hr.pixel', 's1.image', 's1.object', 's1.pixel', 's2.image', 's2.object', 's2.pixel',
+      'align.hr→s1',
+      'align.hr→s2',
+      'align.s1→hr',
+      'align.s1→s2',
+      'align.s2→hr',
+      'align.s2→s1',
+      'fusion.image',
+      'fusion.object',
+      'fusion.pixel',
+      'hr.image',
+      'hr.object',
+      'hr.pixel',
+      's1.image',
+      's1.object',
+      's1.pixel',
+      's2.image',
+      's2.object',
+      's2.pixel',
     ]);
     expect(Object.values(m.terms).every(Number.isFinite)).toBe(true);
     expect(m.loss).toBeCloseTo(m.mgcl + m.align, 4);
@@ -65,7 +100,9 @@ describe('SkySense pre-training', () => {
     expect(tf.max(tf.abs(tf.sub(expected, t.teacher.stateDict().get(key)!))).dataSync()[0]).toBeLessThanOrEqual(1e-7);
     expect(tf.max(tf.abs(tf.sub(before.get(key)!, t.student.stateDict().get(key)!))).dataSync()[0]).toBeGreaterThan(0);
     // Prototypes: only the two batch regions' rows changed, and the teacher shares the student's bank.
-    const changed = tf.tidy(() => tf.any(tf.notEqual(before.get('glbank.prototypes')!, t.student.geo!.prototypes.value), [1, 2]).dataSync());
+    const changed = tf.tidy(() =>
+      tf.any(tf.notEqual(before.get('glbank.prototypes')!, t.student.geo!.prototypes.value), [1, 2]).dataSync(),
+    );
     const regions = [t.student.geo!.regionOf(48.1, 11.6), t.student.geo!.regionOf(-33.9, 18.4)].sort((a, b) => a - b);
     expect([...changed].flatMap((c, i) => (c ? [i] : []))).toEqual(regions);
     expect(tf.max(tf.abs(tf.sub(t.teacher.geo!.prototypes.value, t.student.geo!.prototypes.value))).dataSync()[0]).toBe(0);
@@ -110,7 +147,14 @@ describe('SkySense pre-training', () => {
   });
 
   it('HR photometric augmentation: blur of an impulse is the normalised Gaussian, solarisation inverts z > 0', () => {
-    const impulse = tf.tidy(() => tf.pad(tf.ones([1, 1, 1, 1]), [[0, 0], [0, 0], [4, 4], [4, 4]]));
+    const impulse = tf.tidy(() =>
+      tf.pad(tf.ones([1, 1, 1, 1]), [
+        [0, 0],
+        [0, 0],
+        [4, 4],
+        [4, 4],
+      ]),
+    );
     const sigma = 1;
     const blurred = hrPhotometric(impulse, 2, sigma, false);
     const w = [-2, -1, 0, 1, 2].map((d) => Math.exp(-(d * d) / 2));
@@ -187,7 +231,9 @@ describe('SkySense pre-training', () => {
     disposeBatch(b);
     const file = join(dir, 'plain.safetensors');
     saveSafetensors(file, t.student);
-    expect(() => Pretrainer.resume(file)).toThrow(/not a SkySense pre-training checkpoint \(format 'none', expected 'skysense-pretrain-1'\)/);
+    expect(() => Pretrainer.resume(file)).toThrow(
+      /not a SkySense pre-training checkpoint \(format 'none', expected 'skysense-pretrain-1'\)/,
+    );
     saveSafetensors(file, new Map([['x', tf.zeros([1])]]), { metadata: { format: 'skysense-pretrain-1', options: '{oops' } });
     expect(() => Pretrainer.resume(file)).toThrow(/checkpoint metadata 'options' is missing or not valid JSON/);
     t.dispose();

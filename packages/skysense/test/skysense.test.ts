@@ -15,7 +15,14 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 function inputs(b = 2): SkySenseInputs {
   return {
     hr: tf.randomNormal([b, 3, 128, 128], 0, 1, 'float32', 1),
-    s2: { frames: tf.randomNormal([b, 3, 10, 4, 4], 0, 1, 'float32', 2), dates: Array.from({ length: b }, () => ['2021-04-01', '2021-06-01', '2021-08-01']), valid: [[true, true, false], [true, true, true]].slice(0, b) },
+    s2: {
+      frames: tf.randomNormal([b, 3, 10, 4, 4], 0, 1, 'float32', 2),
+      dates: Array.from({ length: b }, () => ['2021-04-01', '2021-06-01', '2021-08-01']),
+      valid: [
+        [true, true, false],
+        [true, true, true],
+      ].slice(0, b),
+    },
     s1: { frames: tf.randomNormal([b, 2, 2, 4, 4], 0, 1, 'float32', 3) },
     lat: [43.6, -33.9].slice(0, b),
     lon: [1.44, 151.2].slice(0, b),
@@ -49,7 +56,9 @@ describe('SkySense (assembled)', () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
     const keys = [...model.stateShapes().keys()];
     expect(keys.filter((k) => !k.includes('.'))).toEqual(['ctpe']);
-    expect(new Set(keys.map((k) => k.split('.')[0]))).toEqual(new Set(['ctpe', 'head_s2', 'head_s1', 'fusion', 'backbone_gep', 'backbone_s2', 'backbone_s1', 'glbank']));
+    expect(new Set(keys.map((k) => k.split('.')[0]))).toEqual(
+      new Set(['ctpe', 'head_s2', 'head_s1', 'fusion', 'backbone_gep', 'backbone_s2', 'backbone_s1', 'glbank']),
+    );
   });
 
   it('runs every modality subset on the tiny preset; geo-context doubles the width', () => {
@@ -82,7 +91,12 @@ describe('SkySense (assembled)', () => {
     const src = SkySense.fromPreset('skysense-tiny', { geo: null }).eval();
     src.neck.ctpe.assign(tf.randomNormal(src.neck.ctpe.shape as number[], 0, 0.5, 'float32', 9));
     const part = (prefix: string, rename: (k: string) => string, extra: [string, Tensor][] = []) =>
-      new Map<string, Tensor>([...[...src.stateDict()].filter(([k]) => k.startsWith(`${prefix}.`)).map(([k, v]): [string, Tensor] => [rename(k.slice(prefix.length + 1)), v]), ...extra]);
+      new Map<string, Tensor>([
+        ...[...src.stateDict()]
+          .filter(([k]) => k.startsWith(`${prefix}.`))
+          .map(([k, v]): [string, Tensor] => [rename(k.slice(prefix.length + 1)), v]),
+        ...extra,
+      ]);
     const files = {
       hr: join(dir, 'hr.safetensors'),
       s2: join(dir, 's2.safetensors'),
@@ -91,12 +105,30 @@ describe('SkySense (assembled)', () => {
       headS1: join(dir, 'head_s1.safetensors'),
       fusion: join(dir, 'fusion.safetensors'),
     };
-    saveSafetensors(files.hr, part('backbone_gep', (k) => `backbone.${k}`, [['backbone.mask_token', tf.zeros([1, 1, 8])]]));
-    saveSafetensors(files.s2, part('backbone_s2', (k) => k, [['ctpe', src.neck.ctpe.value]]));
-    saveSafetensors(files.s1, part('backbone_s1', (k) => k, [['ctpe', src.neck.ctpe.value]]));
-    saveSafetensors(files.headS2, part('head_s2', (k) => k));
-    saveSafetensors(files.headS1, part('head_s1', (k) => k));
-    saveSafetensors(files.fusion, part('fusion', (k) => `backbone.${k}`));
+    saveSafetensors(
+      files.hr,
+      part('backbone_gep', (k) => `backbone.${k}`, [['backbone.mask_token', tf.zeros([1, 1, 8])]]),
+    );
+    saveSafetensors(
+      files.s2,
+      part('backbone_s2', (k) => k, [['ctpe', src.neck.ctpe.value]]),
+    );
+    saveSafetensors(
+      files.s1,
+      part('backbone_s1', (k) => k, [['ctpe', src.neck.ctpe.value]]),
+    );
+    saveSafetensors(
+      files.headS2,
+      part('head_s2', (k) => k),
+    );
+    saveSafetensors(
+      files.headS1,
+      part('head_s1', (k) => k),
+    );
+    saveSafetensors(
+      files.fusion,
+      part('fusion', (k) => `backbone.${k}`),
+    );
     manualSeed(2);
     const dst = SkySense.fromPreset('skysense-tiny', { geo: null }).eval();
     const reports = dst.loadReleased(files);
@@ -123,9 +155,19 @@ describe('the model registry', () => {
     expect(listModels('skysense')).toEqual(['skysense-2b', 'skysense-tiny']);
     const shapes = (m: { stateShapes(): Map<string, readonly number[]> }) => JSON.stringify([...m.stateShapes()]);
     expect(shapes(shapeOnly(() => createModel('skysense-hr')))).toBe(shapes(shapeOnly(() => SwinTransformerV2.fromPreset('skysense-hr'))));
-    expect(shapeOnly(() => createModel('upernet-skysense-tiny', { numClasses: 5 })).stateShapes().get('decode_head.conv_seg.weight')).toEqual([5, 32, 1, 1]);
-    expect(shapeOnly(() => createModel('upernet-skysense-hr')).stateShapes().get('decode_head.conv_seg.weight')).toEqual([16, 512, 1, 1]);
-    expect(() => createModel('resnet50')).toThrow(/unknown model 'resnet50'; expected one of skysense-2b, skysense-tiny, skysense-hr, skysense-hr-released/);
+    expect(
+      shapeOnly(() => createModel('upernet-skysense-tiny', { numClasses: 5 }))
+        .stateShapes()
+        .get('decode_head.conv_seg.weight'),
+    ).toEqual([5, 32, 1, 1]);
+    expect(
+      shapeOnly(() => createModel('upernet-skysense-hr'))
+        .stateShapes()
+        .get('decode_head.conv_seg.weight'),
+    ).toEqual([16, 512, 1, 1]);
+    expect(() => createModel('resnet50')).toThrow(
+      /unknown model 'resnet50'; expected one of skysense-2b, skysense-tiny, skysense-hr, skysense-hr-released/,
+    );
   });
 });
 
@@ -134,10 +176,21 @@ describe('runFixture', () => {
 
   it('frees the weights and inputs it loads (only the returned outputs stay alive), on every fixture kind', () => {
     const parity = (pkg: string, name: string) => join(__dirname, '..', '..', pkg, 'test', 'fixtures', 'parity', name);
-    for (const fixture of [parity('losses', 'dino-loss-a'), parity('losses', 'itc-loss-a'), parity('losses', 'ibot-patch-loss-a'), parity('core-tensor', 'sinkhorn-a'), parity('vit', 'vit-skysense-small-a'), parity('swin', 'swinv2-small-a'), parity('temporal-fusion', 'upfusion-small-a')]) {
+    for (const fixture of [
+      parity('losses', 'dino-loss-a'),
+      parity('losses', 'itc-loss-a'),
+      parity('losses', 'ibot-patch-loss-a'),
+      parity('core-tensor', 'sinkhorn-a'),
+      parity('vit', 'vit-skysense-small-a'),
+      parity('swin', 'swinv2-small-a'),
+      parity('temporal-fusion', 'upfusion-small-a'),
+    ]) {
       const once = () => {
         const r = runFixture(fixture);
-        expect(r.errors.every((e) => e.pass), fixture).toBe(true);
+        expect(
+          r.errors.every((e) => e.pass),
+          fixture,
+        ).toBe(true);
         tf.dispose([...r.outputs.values()]);
       };
       once();
@@ -151,7 +204,10 @@ describe('runFixture', () => {
     const source = join(__dirname, '..', '..', 'swin', 'test', 'fixtures', 'parity', 'swinv2-small-a');
     const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-fixture-'));
     try {
-      const config = JSON.parse(fs.readFileSync(join(source, 'config.json'), 'utf8')) as { kwargs: Record<string, unknown>; outputs: Record<string, unknown> };
+      const config = JSON.parse(fs.readFileSync(join(source, 'config.json'), 'utf8')) as {
+        kwargs: Record<string, unknown>;
+        outputs: Record<string, unknown>;
+      };
       config.kwargs.out_indices = [1, 3];
       config.outputs = { out1: config.outputs.out1, out3: config.outputs.out3 };
       fs.writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
@@ -162,9 +218,12 @@ describe('runFixture', () => {
       const r = forwardFixture(dir, join(dir, 'out.safetensors'));
       expect([...r.outputs.keys()]).toEqual(['out1', 'out3']);
       const full = runFixture(source);
-      for (const k of ['out1', 'out3']) expect(tf.tidy(() => tf.max(tf.abs(tf.sub(r.outputs.get(k)!, full.outputs.get(k)!))).dataSync()[0])).toBe(0);
+      for (const k of ['out1', 'out3'])
+        expect(tf.tidy(() => tf.max(tf.abs(tf.sub(r.outputs.get(k)!, full.outputs.get(k)!))).dataSync()[0])).toBe(0);
       tf.dispose([...r.outputs.values(), ...full.outputs.values()]);
-      expect(() => runFixture(dir)).toThrow(/output\.safetensors: no such file \(verify compares with it; 'skysense forward' runs a fixture without it\)/);
+      expect(() => runFixture(dir)).toThrow(
+        /output\.safetensors: no such file \(verify compares with it; 'skysense forward' runs a fixture without it\)/,
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -18,7 +18,14 @@ function bench(_kind: string, reps: number): Record<string, number> {
     tf.dispose(outs);
   });
   tiny.dispose();
-  const block = new SwinBlockV2(352, 8, { windowSize: 8, shift: true, extraNorm: false, dropPath: 0, padSmallMap: false, pretrainedWindowSize: 0 }).eval();
+  const block = new SwinBlockV2(352, 8, {
+    windowSize: 8,
+    shift: true,
+    extraNorm: false,
+    dropPath: 0,
+    padSmallMap: false,
+    pretrainedWindowSize: 0,
+  }).eval();
   const map = tf.randomNormal([1, 64, 64, 352]);
   const blockMs = timeIt('huge stage-0 block forward, 64×64×352', reps, () => {
     const y = block.forward(map);

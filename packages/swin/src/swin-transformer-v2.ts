@@ -1,6 +1,29 @@
 import {
-  BatchNorm2d, Dropout, FFN, LayerNorm, Linear, Module, ModuleList, PatchEmbed, SkySenseError, assertInt, formatShape, inferPrefix, interpolate, readConfig,
-  tf, toStateDictSource, truncNormal, type CheckpointKeyRule, type FeatureEncoder, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type StateDictSource, type Tensor,
+  BatchNorm2d,
+  Dropout,
+  FFN,
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleList,
+  PatchEmbed,
+  SkySenseError,
+  assertInt,
+  formatShape,
+  inferPrefix,
+  interpolate,
+  readConfig,
+  tf,
+  toStateDictSource,
+  truncNormal,
+  type CheckpointKeyRule,
+  type FeatureEncoder,
+  type LoadReport,
+  type LoadStateDictOptions,
+  type Parameter,
+  type StateDictLike,
+  type StateDictSource,
+  type Tensor,
 } from '@skysense/core-tensor';
 import { ShiftWindowMSA } from './window-attention';
 import { type SwinV2Arch, type SwinV2ArchName, archByName } from './presets';
@@ -27,7 +50,15 @@ export class PatchMerging extends Module {
   forward(x: Tensor): Tensor {
     return tf.tidy(() => {
       const [b, h, w, c] = x.shape as [number, number, number, number];
-      const padded = h % 2 || w % 2 ? tf.pad(x, [[0, 0], [0, h % 2], [0, w % 2], [0, 0]]) : x;
+      const padded =
+        h % 2 || w % 2
+          ? tf.pad(x, [
+              [0, 0],
+              [0, h % 2],
+              [0, w % 2],
+              [0, 0],
+            ])
+          : x;
       const [oh, ow] = [Math.ceil(h / 2), Math.ceil(w / 2)];
       const unfolded = tf.reshape(tf.transpose(tf.reshape(padded, [b, oh, 2, ow, 2, c]), [0, 1, 3, 5, 2, 4]), [b, oh, ow, 4 * c]);
       return this.isPostNorm ? this.norm.forward(this.reduction.forward(unfolded)) : this.reduction.forward(this.norm.forward(unfolded));
@@ -68,7 +99,10 @@ export class SwinBlockV2 extends Module {
     );
     this.norm1 = this.registerModule('norm1', new LayerNorm(embedDims));
     const hidden = Math.floor(embedDims * (o.ffnRatio ?? 4));
-    this.ffn = this.registerModule('ffn', new FFN({ embedDims, feedforwardChannels: hidden, act: 'gelu', addIdentity: false, dropPath: o.dropPath }));
+    this.ffn = this.registerModule(
+      'ffn',
+      new FFN({ embedDims, feedforwardChannels: hidden, act: 'gelu', addIdentity: false, dropPath: o.dropPath }),
+    );
     this.norm2 = this.registerModule('norm2', new LayerNorm(embedDims));
     this.norm3 = o.extraNorm ? this.registerModule('norm3', new LayerNorm(embedDims)) : null;
   }
@@ -92,7 +126,10 @@ export class SwinBlockV2Sequence extends Module {
     embedDims: number,
     depth: number,
     numHeads: number,
-    o: { downsample: boolean; isPostNorm: boolean; dropPaths: number[]; extraNormEveryNBlocks: number } & Omit<SwinBlockV2Options, 'shift' | 'extraNorm' | 'dropPath'>,
+    o: { downsample: boolean; isPostNorm: boolean; dropPaths: number[]; extraNormEveryNBlocks: number } & Omit<
+      SwinBlockV2Options,
+      'shift' | 'extraNorm' | 'dropPath'
+    >,
   ) {
     super();
     this.outChannels = o.downsample ? 2 * embedDims : embedDims;
@@ -101,7 +138,16 @@ export class SwinBlockV2Sequence extends Module {
     this.blocks = this.registerModule(
       'blocks',
       new ModuleList(
-        Array.from({ length: depth }, (_, i) => new SwinBlockV2(this.outChannels, numHeads, { ...o, shift: i % 2 === 1, extraNorm: n > 0 && (i + 1) % n === 0, dropPath: o.dropPaths[i]! })),
+        Array.from(
+          { length: depth },
+          (_, i) =>
+            new SwinBlockV2(this.outChannels, numHeads, {
+              ...o,
+              shift: i % 2 === 1,
+              extraNorm: n > 0 && (i + 1) % n === 0,
+              dropPath: o.dropPaths[i]!,
+            }),
+        ),
       ),
     );
   }
@@ -179,19 +225,27 @@ export class SwinTransformerV2 extends Module implements FeatureEncoder {
   readonly absolutePosEmbed: Parameter | null;
   readonly stages: ModuleList<SwinBlockV2Sequence>;
   readonly outNorms: Map<number, LayerNorm>;
-  readonly options: Required<Omit<SwinTransformerV2Options, 'arch' | 'windowSize' | 'imgSize'>> & { windowSizes: number[]; imgSize: [number, number] };
+  readonly options: Required<Omit<SwinTransformerV2Options, 'arch' | 'windowSize' | 'imgSize'>> & {
+    windowSizes: number[];
+    imgSize: [number, number];
+  };
   private readonly dropAfterPos: Dropout;
 
   constructor(options: SwinTransformerV2Options = {}) {
     super();
     const arch = typeof options.arch === 'object' ? options.arch : archByName(options.arch ?? 'tiny');
-    if (!arch) throw new SkySenseError('E_ARG', `arch: expected one of tiny, small, base, large, huge, giant or an arch object, got '${String(options.arch)}'`);
+    if (!arch)
+      throw new SkySenseError(
+        'E_ARG',
+        `arch: expected one of tiny, small, base, large, huge, giant or an arch object, got '${String(options.arch)}'`,
+      );
     this.arch = arch;
     const stages = arch.depths.length;
     if (arch.numHeads.length !== stages) throw new SkySenseError('E_ARG', `arch: ${stages} depths but ${arch.numHeads.length} numHeads`);
     const ws = options.windowSize ?? 8;
     const windowSizes = typeof ws === 'number' ? Array<number>(stages).fill(ws) : ws;
-    if (windowSizes.length !== stages) throw new SkySenseError('E_ARG', `windowSize: expected ${stages} values (one per stage), got ${windowSizes.length}`);
+    if (windowSizes.length !== stages)
+      throw new SkySenseError('E_ARG', `windowSize: expected ${stages} values (one per stage), got ${windowSizes.length}`);
     const img = options.imgSize ?? 256;
     this.options = {
       patchSize: assertInt('patchSize', options.patchSize ?? 4, 1),
@@ -211,9 +265,14 @@ export class SwinTransformerV2 extends Module implements FeatureEncoder {
     };
     const o = this.options;
     for (const i of o.outIndices) assertInt('outIndices[]', i, 0, stages - 1);
-    this.patchEmbed = this.registerModule('patch_embed', new PatchEmbed({ inChannels: o.inChannels, embedDims: arch.embedDims, kernelSize: o.patchSize, norm: true }));
+    this.patchEmbed = this.registerModule(
+      'patch_embed',
+      new PatchEmbed({ inChannels: o.inChannels, embedDims: arch.embedDims, kernelSize: o.patchSize, norm: true }),
+    );
     const [gh, gw] = this.patchEmbed.outputSize(o.imgSize[0], o.imgSize[1]);
-    this.absolutePosEmbed = o.useAbsPosEmbed ? this.registerParameter('absolute_pos_embed', [1, gh * gw, arch.embedDims], truncNormal(0.02)) : null;
+    this.absolutePosEmbed = o.useAbsPosEmbed
+      ? this.registerParameter('absolute_pos_embed', [1, gh * gw, arch.embedDims], truncNormal(0.02))
+      : null;
     this.dropAfterPos = this.registerModule('drop_after_pos', new Dropout(o.dropRate));
     const total = arch.depths.reduce((a, b) => a + b, 0);
     const dpr = Array.from({ length: total }, (_, i) => (total > 1 ? (o.dropPathRate * i) / (total - 1) : 0));
@@ -368,7 +427,10 @@ export class SwinTransformerV2 extends Module implements FeatureEncoder {
         const side = Math.round(Math.sqrt(t.shape[1]!));
         const out = tf.tidy(() => {
           const grid = tf.transpose(tf.reshape(t, [1, side, side, c]), [0, 3, 1, 2]);
-          return tf.reshape(tf.transpose(interpolate(grid, { size: [gh, gw], mode: this.options.interpolateMode, alignCorners: false }), [0, 2, 3, 1]), [1, gh * gw, c]);
+          return tf.reshape(
+            tf.transpose(interpolate(grid, { size: [gh, gw], mode: this.options.interpolateMode, alignCorners: false }), [0, 2, 3, 1]),
+            [1, gh * gw, c],
+          );
         });
         t.dispose();
         return out;
@@ -379,7 +441,8 @@ export class SwinTransformerV2 extends Module implements FeatureEncoder {
   /** Builds the model from a preset name (see {@link SWIN_V2_PRESETS}), with overrides. */
   static fromPreset(name: SwinV2PresetName, overrides: SwinTransformerV2Options = {}): SwinTransformerV2 {
     const preset = SWIN_V2_PRESETS[name];
-    if (!preset) throw new SkySenseError('E_ARG', `unknown Swin V2 preset '${name}'; expected one of ${Object.keys(SWIN_V2_PRESETS).join(', ')}`);
+    if (!preset)
+      throw new SkySenseError('E_ARG', `unknown Swin V2 preset '${name}'; expected one of ${Object.keys(SWIN_V2_PRESETS).join(', ')}`);
     return new SwinTransformerV2({ ...preset, ...overrides });
   }
 
@@ -400,23 +463,51 @@ export function swinOptionsFromConfig(kwargs: Record<string, unknown>): SwinTran
     'SwinTransformerV2',
     kwargs,
     [
-      'arch', 'img_size', 'patch_size', 'in_channels', 'window_size', 'drop_rate', 'drop_path_rate', 'out_indices', 'use_abs_pos_embed', 'interpolate_mode',
-      'frozen_stages', 'norm_eval', 'pad_small_map', 'norm_cfg', 'stage_cfgs', 'patch_cfg', 'pretrained_window_sizes',
+      'arch',
+      'img_size',
+      'patch_size',
+      'in_channels',
+      'window_size',
+      'drop_rate',
+      'drop_path_rate',
+      'out_indices',
+      'use_abs_pos_embed',
+      'interpolate_mode',
+      'frozen_stages',
+      'norm_eval',
+      'pad_small_map',
+      'norm_cfg',
+      'stage_cfgs',
+      'patch_cfg',
+      'pretrained_window_sizes',
     ],
     ['type', 'with_cp', 'init_cfg'],
   );
   const norm = normCfg as { type?: string } | undefined;
-  if (norm && norm.type !== 'LN') throw new SkySenseError('E_UNSUPPORTED', `SwinTransformerV2 config: norm_cfg type '${norm.type}' (only LN is supported)`);
+  if (norm && norm.type !== 'LN')
+    throw new SkySenseError('E_UNSUPPORTED', `SwinTransformerV2 config: norm_cfg type '${norm.type}' (only LN is supported)`);
   if (patchCfg && Object.keys(patchCfg).length) throw new SkySenseError('E_UNSUPPORTED', 'SwinTransformerV2 config: a non-empty patch_cfg');
   const stage = stageCfgs as { downsample_cfg?: { is_post_norm?: boolean } } | undefined;
-  const extra = [...Object.keys(stage ?? {}).filter((k) => k !== 'downsample_cfg'), ...Object.keys(stage?.downsample_cfg ?? {}).filter((k) => k !== 'is_post_norm')];
-  if (extra.length) throw new SkySenseError('E_UNSUPPORTED', `SwinTransformerV2 config: stage_cfgs ${JSON.stringify(stage)} (only downsample_cfg.is_post_norm)`);
+  const extra = [
+    ...Object.keys(stage ?? {}).filter((k) => k !== 'downsample_cfg'),
+    ...Object.keys(stage?.downsample_cfg ?? {}).filter((k) => k !== 'is_post_norm'),
+  ];
+  if (extra.length)
+    throw new SkySenseError(
+      'E_UNSUPPORTED',
+      `SwinTransformerV2 config: stage_cfgs ${JSON.stringify(stage)} (only downsample_cfg.is_post_norm)`,
+    );
   const a = arch as string | Record<string, unknown> | undefined;
   return {
     ...(rest as SwinTransformerV2Options),
     arch:
       typeof a === 'object' && a !== null
-        ? { embedDims: a.embed_dims as number, depths: a.depths as number[], numHeads: a.num_heads as number[], extraNormEveryNBlocks: (a.extra_norm_every_n_blocks as number | undefined) ?? 0 }
+        ? {
+            embedDims: a.embed_dims as number,
+            depths: a.depths as number[],
+            numHeads: a.num_heads as number[],
+            extraNormEveryNBlocks: (a.extra_norm_every_n_blocks as number | undefined) ?? 0,
+          }
         : (a as SwinV2ArchName | undefined),
     isPostNorm: stage?.downsample_cfg?.is_post_norm,
   };
@@ -425,7 +516,11 @@ export function swinOptionsFromConfig(kwargs: Record<string, unknown>): SwinTran
 const SWIN_KEY_RULES: readonly CheckpointKeyRule[] = [
   { pattern: /(^|\.)mask_token$/, when: 'ignored', why: 'pre-training mask token, not used by the encoder' },
   { pattern: /relative_(position_index|coords_table)$/, when: 'ignored', why: 'Swin V2 buffer, recomputed at construction' },
-  { pattern: /^norm[0-3]\.(weight|bias)$/, when: 'missing', why: 'output norm absent from the released HR file; starts at LayerNorm defaults (1, 0)' },
+  {
+    pattern: /^norm[0-3]\.(weight|bias)$/,
+    when: 'missing',
+    why: 'output norm absent from the released HR file; starts at LayerNorm defaults (1, 0)',
+  },
 ];
 
 /** Preset names: the mmcls archs, and `skysense-hr` (= `huge` configured as SkySense's downstream configs). */

@@ -1,6 +1,23 @@
 import {
-  Dropout, DropPath, Linear, Module, ReLU, Sequential, SkySenseError, constant, cosineWindowAttention, formatShape, gatherRows, linear, tf, windowMerge, windowOrder, windowPartition, zeros,
-  type Parameter, type Tensor,
+  Dropout,
+  DropPath,
+  Linear,
+  Module,
+  ReLU,
+  Sequential,
+  SkySenseError,
+  constant,
+  cosineWindowAttention,
+  formatShape,
+  gatherRows,
+  linear,
+  tf,
+  windowMerge,
+  windowOrder,
+  windowPartition,
+  zeros,
+  type Parameter,
+  type Tensor,
 } from '@skysense/core-tensor';
 
 const LOGIT_SCALE_MAX = Math.log(1 / 0.01);
@@ -18,7 +35,10 @@ export function relativeCoordsTable(window: [number, number], pretrained: [numbe
   let i = 0;
   for (let dy = -(wh - 1); dy < wh; dy++) {
     for (let dx = -(ww - 1); dx < ww; dx++) {
-      for (const [d, k] of [[dy, 0], [dx, 1]] as const) {
+      for (const [d, k] of [
+        [dy, 0],
+        [dx, 1],
+      ] as const) {
         const r = f(f(d / div[k]!) * 8);
         out[i++] = f((Math.sign(r) * f(Math.log2(f(Math.abs(r) + 1)))) / 3);
       }
@@ -108,7 +128,10 @@ export class WindowMSAV2 extends Module {
     this.qBias = bias ? this.registerParameter('q_bias', [embedDims], zeros) : null;
     this.vBias = bias ? this.registerParameter('v_bias', [embedDims], zeros) : null;
     const hidden = options.cpbMlpHiddenDims ?? 512;
-    this.cpbMlp = this.registerModule('cpb_mlp', new Sequential(new Linear(2, hidden), new ReLU(), new Linear(hidden, numHeads, { bias: false })));
+    this.cpbMlp = this.registerModule(
+      'cpb_mlp',
+      new Sequential(new Linear(2, hidden), new ReLU(), new Linear(hidden, numHeads, { bias: false })),
+    );
     this.qkv = this.registerModule('qkv', new Linear(embedDims, 3 * embedDims, { bias: false }));
     this.attnDrop = this.registerModule('attn_drop', new Dropout(options.attnDrop ?? 0));
     this.proj = this.registerModule('proj', new Linear(embedDims, embedDims));
@@ -144,7 +167,14 @@ export class WindowMSAV2 extends Module {
       const scale = tf.exp(tf.minimum(this.logitScale.value, LOGIT_SCALE_MAX));
       const bias = this.positionBias();
       const dropout = this.training && this.attnDrop.p > 0 ? (p: Tensor) => this.attnDrop.forward(p) : undefined;
-      const attn = cosineWindowAttention({ qkv, scale: tf.reshape(scale, [this.numHeads]), bias, mask: mask ?? null, heads: this.numHeads, dropout });
+      const attn = cosineWindowAttention({
+        qkv,
+        scale: tf.reshape(scale, [this.numHeads]),
+        bias,
+        mask: mask ?? null,
+        heads: this.numHeads,
+        dropout,
+      });
       return this.projDrop.forward(this.proj.forward(attn));
     });
   }
@@ -184,7 +214,8 @@ export class ShiftWindowMSA extends Module {
   ) {
     super();
     this.shiftSize = options.shiftSize ?? 0;
-    if (!(this.shiftSize >= 0 && this.shiftSize < windowSize)) throw new SkySenseError('E_ARG', `shiftSize must be in [0, ${windowSize}), got ${this.shiftSize}`);
+    if (!(this.shiftSize >= 0 && this.shiftSize < windowSize))
+      throw new SkySenseError('E_ARG', `shiftSize must be in [0, ${windowSize}), got ${this.shiftSize}`);
     this.padSmallMap = options.padSmallMap ?? false;
     this.wMsa = this.registerModule('w_msa', new WindowMSAV2(embedDims, [windowSize, windowSize], numHeads, options));
     this.drop = this.registerModule('drop', new DropPath(options.dropPath ?? 0));
@@ -219,7 +250,15 @@ export class ShiftWindowMSA extends Module {
     return tf.tidy(() => {
       const hPad = Math.ceil(h / ws) * ws;
       const wPad = Math.ceil(w / ws) * ws;
-      const t = hPad > h || wPad > w ? tf.pad(x, [[0, 0], [0, hPad - h], [0, wPad - w], [0, 0]]) : x;
+      const t =
+        hPad > h || wPad > w
+          ? tf.pad(x, [
+              [0, 0],
+              [0, hPad - h],
+              [0, wPad - w],
+              [0, 0],
+            ])
+          : x;
       const [nh, nw] = [hPad / ws, wPad / ws];
       const windows = windowPartition(t, ws, shift);
       const mask = shift ? tf.tensor3d(this.mask(hPad, wPad, shift), [nh * nw, ws * ws, ws * ws]) : undefined;

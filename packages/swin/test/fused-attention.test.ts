@@ -4,16 +4,33 @@
  * the parity fixtures. Runs where the native addon is built.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Generator, disableNativeKernels, enableNativeKernels, initBackend, nativeCallCount, nativeKernelsAvailable, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
+import {
+  Generator,
+  disableNativeKernels,
+  enableNativeKernels,
+  initBackend,
+  nativeCallCount,
+  nativeKernelsAvailable,
+  tf,
+  valueAndGrads,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { ShiftWindowMSA, WindowMSAV2, shiftWindowMask } from '../src/index';
 
 const rng = new Generator(7);
-const rand = (shape: number[], scale = 1) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-scale, scale)), shape);
+const rand = (shape: number[], scale = 1) =>
+  tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-scale, scale)),
+    shape,
+  );
 
 /** Output and every gradient (input first, then each parameter by name) of `loss(model(x))`. */
 function outputs(model: WindowMSAV2 | ShiftWindowMSA, x: Tensor, weight: Tensor, run: (t: Tensor) => Tensor): Map<string, Float32Array> {
   const loss = (t: Tensor) => tf.sum(tf.mul(run(t), weight)) as tf.Scalar;
-  const out = new Map<string, Float32Array>([['output', run(x).dataSync() as Float32Array], ['d input', tf.grad(loss)(x).dataSync() as Float32Array]]);
+  const out = new Map<string, Float32Array>([
+    ['output', run(x).dataSync() as Float32Array],
+    ['d input', tf.grad(loss)(x).dataSync() as Float32Array],
+  ]);
   const { grads } = valueAndGrads(model, () => loss(x));
   for (const [name, p] of model.namedParameters()) out.set(name, grads.get(p)!.dataSync() as Float32Array);
   return out;
@@ -64,7 +81,10 @@ describe.runIf(nativeKernelsAvailable())('fused native window attention vs the t
   it('keeps the tensor count flat and falls back to the composition while attention dropout is active', () => {
     const attn = new WindowMSAV2(8, [2, 2], 2, { attnDrop: 0.5 });
     const x = rand([3, 4, 8]);
-    const step = () => tf.grad((t: Tensor) => tf.sum(attn.forward(t)))(x).dispose();
+    const step = () =>
+      tf
+        .grad((t: Tensor) => tf.sum(attn.forward(t)))(x)
+        .dispose();
     attn.eval();
     step();
     const before = tf.memory().numTensors;

@@ -13,7 +13,10 @@ export function loadParity(name: string, file: 'weights' | 'input' | 'output'): 
 }
 
 /** The fixture's `config.json`. */
-export function parityConfig(name: string): { kwargs: Record<string, unknown>; negative_cases?: { input_shape: number[]; error: string }[] } {
+export function parityConfig(name: string): {
+  kwargs: Record<string, unknown>;
+  negative_cases?: { input_shape: number[]; error: string }[];
+} {
   return parityFixture(__dirname, name).config();
 }
 

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SkySenseError, disposeGradients, initBackend, shapeOnly, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
-import { SWIN_V2_ARCHS, SwinTransformerV2, rgbNirStateDict, widenPatchEmbedToRgbNir, windowOrder, type SwinTransformerV2Options } from '../src/index';
+import {
+  SWIN_V2_ARCHS,
+  SwinTransformerV2,
+  rgbNirStateDict,
+  widenPatchEmbedToRgbNir,
+  windowOrder,
+  type SwinTransformerV2Options,
+} from '../src/index';
 import { fixture, maxAbsDiff } from './helpers';
 
 /** A tiny config with the SkySense structure: 4 stages, extra norms, window 4. */
@@ -51,7 +58,16 @@ describe('SwinTransformerV2', () => {
     const hr = shapeOnly(() => SwinTransformerV2.fromPreset('skysense-hr'));
     const keys = [...hr.stateShapes().keys()];
     expect(keys).toHaveLength(435);
-    expect(keys.slice(-8)).toEqual(['norm0.weight', 'norm0.bias', 'norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias', 'norm3.weight', 'norm3.bias']);
+    expect(keys.slice(-8)).toEqual([
+      'norm0.weight',
+      'norm0.bias',
+      'norm1.weight',
+      'norm1.bias',
+      'norm2.weight',
+      'norm2.bias',
+      'norm3.weight',
+      'norm3.bias',
+    ]);
     expect(hr.parameterCount()).toBe(655_079_632);
     expect(hr.stageChannels).toEqual([352, 704, 1408, 2816]);
     expect(tf.memory().numBytes).toBe(before);
@@ -68,15 +84,32 @@ describe('SwinTransformerV2', () => {
   it('224×224 on the huge preset is refused with the minimum size and the padSmallMap alternative; padSmallMap accepts it', () => {
     const huge = shapeOnly(() => SwinTransformerV2.fromPreset('skysense-hr'));
     expect(huge.minInputSide()).toBe(225);
-    expect(() => huge.validateInput([1, 3, 224, 224])).toThrow(/224×224 input gives a 7×7 map at stage 3, smaller than its window 8 .*at least 225 px per side, or set padSmallMap: true/);
-    expect(huge.validateInput([1, 3, 225, 225])).toEqual([[57, 57], [29, 29], [15, 15], [8, 8]]);
+    expect(() => huge.validateInput([1, 3, 224, 224])).toThrow(
+      /224×224 input gives a 7×7 map at stage 3, smaller than its window 8 .*at least 225 px per side, or set padSmallMap: true/,
+    );
+    expect(huge.validateInput([1, 3, 225, 225])).toEqual([
+      [57, 57],
+      [29, 29],
+      [15, 15],
+      [8, 8],
+    ]);
     const padded = shapeOnly(() => SwinTransformerV2.fromPreset('skysense-hr', { padSmallMap: true }));
-    expect(padded.validateInput([1, 3, 224, 224])).toEqual([[56, 56], [28, 28], [14, 14], [7, 7]]);
+    expect(padded.validateInput([1, 3, 224, 224])).toEqual([
+      [56, 56],
+      [28, 28],
+      [14, 14],
+      [7, 7],
+    ]);
     expect(() => huge.validateInput([1, 4, 256, 256])).toThrow(/expected \[N, 3 \(R, G, B\), H, W\], got \[1, 4, 256, 256\]/);
     // the same rule on a small model that actually runs: window 8, a 7×7 last stage
     const small = new SwinTransformerV2({ ...TINY, windowSize: 8, padSmallMap: true }).eval();
     const outs = small.forward(tf.randomNormal([1, 3, 224, 224]));
-    expect(outs.map((o) => o.shape)).toEqual([[1, 8, 56, 56], [1, 16, 28, 28], [1, 32, 14, 14], [1, 64, 7, 7]]);
+    expect(outs.map((o) => o.shape)).toEqual([
+      [1, 8, 56, 56],
+      [1, 16, 28, 28],
+      [1, 32, 14, 14],
+      [1, 64, 7, 7],
+    ]);
     expect(outs.every((o) => Number.isFinite(tf.sum(o).dataSync()[0]!))).toBe(true);
     tf.dispose(outs);
     small.dispose();
@@ -85,7 +118,12 @@ describe('SwinTransformerV2', () => {
   it('odd input sides are corner-padded by the patch embedding and the merges', () => {
     const m = new SwinTransformerV2({ ...TINY, padSmallMap: false }).eval();
     const outs = m.forward(tf.randomNormal([1, 3, 100, 103]));
-    expect(outs.map((o) => o.shape)).toEqual([[1, 8, 25, 26], [1, 16, 13, 13], [1, 32, 7, 7], [1, 64, 4, 4]]);
+    expect(outs.map((o) => o.shape)).toEqual([
+      [1, 8, 25, 26],
+      [1, 16, 13, 13],
+      [1, 32, 7, 7],
+      [1, 64, 4, 4],
+    ]);
     tf.dispose(outs);
     m.dispose();
   });
@@ -124,7 +162,10 @@ describe('SwinTransformerV2', () => {
     const loss = () => tf.addN(full.forward(x).map((o) => tf.mean(tf.square(o)))) as tf.Scalar;
     const { value, grads } = valueAndGrads(full, loss);
     expect(grads.size).toBe(full.namedParameters().length);
-    const zero = full.namedParameters().filter(([, p]) => tf.tidy(() => tf.max(tf.abs(grads.get(p)!)).dataSync()[0]) === 0).map(([n]) => n);
+    const zero = full
+      .namedParameters()
+      .filter(([, p]) => tf.tidy(() => tf.max(tf.abs(grads.get(p)!)).dataSync()[0]) === 0)
+      .map(([n]) => n);
     expect(zero).toEqual([]);
     value.dispose();
     disposeGradients(grads);
@@ -134,7 +175,16 @@ describe('SwinTransformerV2', () => {
     const names = frozen.namedParameters();
     const r = valueAndGrads(frozen, () => tf.mean(tf.square(frozen.forward(x)[3]!)) as tf.Scalar);
     const withGrad = names.filter(([, p]) => r.grads.has(p)).map(([n]) => n);
-    expect(withGrad.some((n) => n.startsWith('patch_embed') || n.startsWith('stages.0.') || n.startsWith('stages.1.') || n.startsWith('norm0') || n.startsWith('norm1'))).toBe(false);
+    expect(
+      withGrad.some(
+        (n) =>
+          n.startsWith('patch_embed') ||
+          n.startsWith('stages.0.') ||
+          n.startsWith('stages.1.') ||
+          n.startsWith('norm0') ||
+          n.startsWith('norm1'),
+      ),
+    ).toBe(false);
     expect(withGrad.some((n) => n.startsWith('stages.2.'))).toBe(true);
     expect(frozen.stages.at(0)!.training).toBe(false);
     expect(frozen.stages.at(2)!.training).toBe(true);
@@ -160,7 +210,9 @@ describe('SwinTransformerV2', () => {
     ckpt.delete('backbone.stages.1.blocks.0.norm1.bias');
     expect(() => dst.loadStateDict(ckpt)).toThrow(/missing key\(s\): stages\.1\.blocks\.0\.norm1\.bias/);
     ckpt.set('backbone.stages.1.blocks.0.norm1.bias', tf.zeros([17]));
-    expect(() => dst.loadStateDict(ckpt, { strict: false })).toThrow(/size mismatch for stages\.1\.blocks\.0\.norm1\.bias: checkpoint \[17\], module \[16\]/);
+    expect(() => dst.loadStateDict(ckpt, { strict: false })).toThrow(
+      /size mismatch for stages\.1\.blocks\.0\.norm1\.bias: checkpoint \[17\], module \[16\]/,
+    );
     src.dispose();
     dst.dispose();
   });
@@ -190,7 +242,15 @@ describe('SwinTransformerV2', () => {
   });
 
   it('fromConfig takes mmcls keyword arguments and refuses unknown ones', () => {
-    const m = shapeOnly(() => SwinTransformerV2.fromConfig({ type: 'SwinTransformerV2', arch: 'huge', out_indices: [0, 1, 2, 3], drop_path_rate: 0.2, with_cp: false }));
+    const m = shapeOnly(() =>
+      SwinTransformerV2.fromConfig({
+        type: 'SwinTransformerV2',
+        arch: 'huge',
+        out_indices: [0, 1, 2, 3],
+        drop_path_rate: 0.2,
+        with_cp: false,
+      }),
+    );
     expect(m.parameterCount()).toBe(655_079_632);
     expect(() => SwinTransformerV2.fromConfig({ arch: 'tiny', windw_size: 8 })).toThrow(/unknown argument\(s\) windw_size/);
     expect(() => SwinTransformerV2.fromConfig({ arch: 'tiny', norm_cfg: { type: 'BN' } })).toThrow(SkySenseError);

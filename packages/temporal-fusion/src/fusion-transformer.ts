@@ -1,6 +1,20 @@
 import {
-  Linear, Module, ModuleList, SkySenseError, TransformerEncoderLayer, assertInt, formatShape, readConfig, resolveTransformerStack, tf, transformerConfigEps, transformerEncoderStack,
-  truncNormal, type Parameter, type Tensor, type TransformerStackOptions,
+  Linear,
+  Module,
+  ModuleList,
+  SkySenseError,
+  TransformerEncoderLayer,
+  assertInt,
+  formatShape,
+  readConfig,
+  resolveTransformerStack,
+  tf,
+  transformerConfigEps,
+  transformerEncoderStack,
+  truncNormal,
+  type Parameter,
+  type Tensor,
+  type TransformerStackOptions,
 } from '@skysense/core-tensor';
 
 /** Options of {@link FusionTransformer}; defaults are SkySense's fusion (architecture guide §3). */
@@ -42,7 +56,22 @@ export class FusionTransformer extends Module {
     const { normCfg, actCfg, numFcs, ...rest } = readConfig(
       'TransformerEncoder',
       kwargs,
-      ['input_dims', 'embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'qkv_bias', 'drop_rate', 'attn_drop_rate', 'drop_path_rate', 'with_cls_token', 'output_cls_token', 'norm_cfg', 'act_cfg', 'num_fcs'],
+      [
+        'input_dims',
+        'embed_dims',
+        'num_layers',
+        'num_heads',
+        'mlp_ratio',
+        'qkv_bias',
+        'drop_rate',
+        'attn_drop_rate',
+        'drop_path_rate',
+        'with_cls_token',
+        'output_cls_token',
+        'norm_cfg',
+        'act_cfg',
+        'num_fcs',
+      ],
       ['type', 'norm_eval', 'with_cp', 'init_cfg'],
     );
     const layerNormEps = transformerConfigEps('TransformerEncoder', normCfg, actCfg, numFcs);
@@ -56,9 +85,13 @@ export class FusionTransformer extends Module {
    */
   forward(x: Tensor, keyPaddingMask?: Tensor): Tensor {
     const o = this.options;
-    if (x.rank !== 3 || x.shape[2] !== o.inputDims) throw new SkySenseError('E_SHAPE', `FusionTransformer input: expected [N, L, ${o.inputDims}], got ${formatShape(x.shape)}`);
+    if (x.rank !== 3 || x.shape[2] !== o.inputDims)
+      throw new SkySenseError('E_SHAPE', `FusionTransformer input: expected [N, L, ${o.inputDims}], got ${formatShape(x.shape)}`);
     if (keyPaddingMask && (keyPaddingMask.shape[0] !== x.shape[0] || keyPaddingMask.shape[1] !== x.shape[1])) {
-      throw new SkySenseError('E_SHAPE', `FusionTransformer keyPaddingMask: expected [${x.shape[0]}, ${x.shape[1]}], got ${formatShape(keyPaddingMask.shape)}`);
+      throw new SkySenseError(
+        'E_SHAPE',
+        `FusionTransformer keyPaddingMask: expected [${x.shape[0]}, ${x.shape[1]}], got ${formatShape(keyPaddingMask.shape)}`,
+      );
     }
     return tf.tidy(() => {
       const [n, l] = [x.shape[0]!, x.shape[1]!];

@@ -6,7 +6,13 @@
  */
 export { UpHead, icnr } from './up-head';
 export { FusionTransformer, type FusionTransformerOptions } from './fusion-transformer';
-export { MultiModalFusion, type MultiModalFusionOptions, type FusionInputs, type ModalitySeries, type DateEncoding } from './multimodal-fusion';
+export {
+  MultiModalFusion,
+  type MultiModalFusionOptions,
+  type FusionInputs,
+  type ModalitySeries,
+  type DateEncoding,
+} from './multimodal-fusion';
 export { calendarRow, CALENDAR_DAYS } from './dates';
 /** Re-exported from `@skysense/core-tensor`, where date parsing now lives (shared with `@skysense/data`). */
 export { dayOfYear, type AcquisitionDate } from '@skysense/core-tensor';

@@ -94,7 +94,8 @@ export class MultiModalFusion extends Module {
     const up = options.upScale ?? 4;
     const sentinel = options.sentinel ?? ['s2', 's1'];
     this.dateEncoding = options.dateEncoding ?? 's2';
-    if (!['s2', 'all', 'none'].includes(this.dateEncoding)) throw new SkySenseError('E_ARG', `dateEncoding: expected s2, all or none, got '${this.dateEncoding}'`);
+    if (!['s2', 'all', 'none'].includes(this.dateEncoding))
+      throw new SkySenseError('E_ARG', `dateEncoding: expected s2, all or none, got '${this.dateEncoding}'`);
     this.ctpe = this.registerParameter('ctpe', [1, CALENDAR_DAYS, this.tokenDims], zeros);
     this.headS2 = sentinel.includes('s2') ? this.registerModule('head_s2', new UpHead(vit, this.tokenDims, up)) : null;
     this.headS1 = sentinel.includes('s1') ? this.registerModule('head_s1', new UpHead(vit, this.tokenDims, up)) : null;
@@ -105,7 +106,8 @@ export class MultiModalFusion extends Module {
   upsample(modality: 's2' | 's1', features: Tensor): Tensor {
     const head = modality === 's2' ? this.headS2 : this.headS1;
     if (!head) throw new SkySenseError('E_ARG', `this fusion has no ${modality} up-head`);
-    if (features.rank !== 5) throw new SkySenseError('E_SHAPE', `${modality}.features: expected [B, T, ${head.inDim}, h, w], got ${formatShape(features.shape)}`);
+    if (features.rank !== 5)
+      throw new SkySenseError('E_SHAPE', `${modality}.features: expected [B, T, ${head.inDim}, h, w], got ${formatShape(features.shape)}`);
     const [b, t, d, h, w] = features.shape as number[];
     return tf.tidy(() => {
       const up = head.forward(tf.reshape(features, [b! * t!, d!, h!, w!]));
@@ -114,17 +116,31 @@ export class MultiModalFusion extends Module {
   }
 
   /** Calendar rows `[B, T, C]` for dates `[B][T]`. */
-  private dateTokens(name: string, dates: (AcquisitionDate | null)[][] | undefined, b: number, t: number, valid: boolean[][] | null): Tensor {
+  private dateTokens(
+    name: string,
+    dates: (AcquisitionDate | null)[][] | undefined,
+    b: number,
+    t: number,
+    valid: boolean[][] | null,
+  ): Tensor {
     if (!dates || dates.length !== b || dates.some((row) => row.length !== t)) {
-      throw new SkySenseError('E_DATE', `${name}.dates: expected ${b} × ${t} acquisition dates (date encoding '${this.dateEncoding}'), got ${dates ? `${dates.length} rows` : 'none'}`);
+      throw new SkySenseError(
+        'E_DATE',
+        `${name}.dates: expected ${b} × ${t} acquisition dates (date encoding '${this.dateEncoding}'), got ${dates ? `${dates.length} rows` : 'none'}`,
+      );
     }
-    const rows = dates.flatMap((row, i) => row.map((d, j) => (d === null && valid && !valid[i]![j] ? 0 : calendarRow(d as AcquisitionDate, `${name} frame ${j} of sample ${i}`))));
+    const rows = dates.flatMap((row, i) =>
+      row.map((d, j) =>
+        d === null && valid && !valid[i]![j] ? 0 : calendarRow(d as AcquisitionDate, `${name} frame ${j} of sample ${i}`),
+      ),
+    );
     return tf.reshape(gatherRows(tf.reshape(this.ctpe.value, [CALENDAR_DAYS, this.tokenDims]), rows), [b, t, this.tokenDims]);
   }
 
   private checkValid(name: string, valid: boolean[][] | undefined, b: number, t: number): boolean[][] | null {
     if (!valid) return null;
-    if (valid.length !== b || valid.some((r) => r.length !== t)) throw new SkySenseError('E_SHAPE', `${name}.valid: expected ${b} × ${t} flags, got ${valid.length} rows`);
+    if (valid.length !== b || valid.some((r) => r.length !== t))
+      throw new SkySenseError('E_SHAPE', `${name}.valid: expected ${b} × ${t} flags, got ${valid.length} rows`);
     return valid;
   }
 
@@ -133,7 +149,8 @@ export class MultiModalFusion extends Module {
     const sizes: [string, number, number, number][] = [];
     if (inputs.hr) {
       const hr = inputs.hr;
-      if (hr.rank !== 4 || hr.shape[1] !== this.tokenDims) throw new SkySenseError('E_SHAPE', `hr: expected [B, ${this.tokenDims}, H, W], got ${formatShape(hr.shape)}`);
+      if (hr.rank !== 4 || hr.shape[1] !== this.tokenDims)
+        throw new SkySenseError('E_SHAPE', `hr: expected [B, ${this.tokenDims}, H, W], got ${formatShape(hr.shape)}`);
       sizes.push(['hr', hr.shape[0]!, hr.shape[2]!, hr.shape[3]!]);
     }
     for (const name of ['s2', 's1'] as const) {
@@ -141,14 +158,18 @@ export class MultiModalFusion extends Module {
       if (!f) continue;
       const head = name === 's2' ? this.headS2 : this.headS1;
       if (!head) throw new SkySenseError('E_ARG', `this fusion has no ${name} up-head`);
-      if (f.rank !== 5 || f.shape[2] !== head.inDim) throw new SkySenseError('E_SHAPE', `${name}.features: expected [B, T, ${head.inDim}, h, w], got ${formatShape(f.shape)}`);
+      if (f.rank !== 5 || f.shape[2] !== head.inDim)
+        throw new SkySenseError('E_SHAPE', `${name}.features: expected [B, T, ${head.inDim}, h, w], got ${formatShape(f.shape)}`);
       sizes.push([name, f.shape[0]!, f.shape[3]! * head.upScale, f.shape[4]! * head.upScale]);
     }
     if (sizes.length === 0) throw new SkySenseError('E_ARG', 'fusion inputs: give at least one of hr, s2, s1');
     const [first, ...rest] = sizes;
     for (const s of rest) {
       if (s[1] !== first![1] || s[2] !== first![2] || s[3] !== first![3]) {
-        throw new SkySenseError('E_SHAPE', `fusion inputs: ${s[0]} gives batch ${s[1]} on a ${s[2]}×${s[3]} grid, but ${first![0]} gives batch ${first![1]} on ${first![2]}×${first![3]}`);
+        throw new SkySenseError(
+          'E_SHAPE',
+          `fusion inputs: ${s[0]} gives batch ${s[1]} on a ${s[2]}×${s[3]} grid, but ${first![0]} gives batch ${first![1]} on ${first![2]}×${first![3]}`,
+        );
       }
     }
     return [first![1], first![2], first![3]];
@@ -157,7 +178,9 @@ export class MultiModalFusion extends Module {
   /** Padding flags `[B·H·W, L]` (true = padding) when any frame is invalid. */
   private paddingMask(parts: Part[], [b, h, w]: [number, number, number]): Tensor | null {
     if (!parts.some((p) => p.valid)) return null;
-    const perSample = Array.from({ length: b }, (_, i) => parts.flatMap((p) => (p.valid ? p.valid[i]!.map((v) => !v) : Array<boolean>(p.frames).fill(false))));
+    const perSample = Array.from({ length: b }, (_, i) =>
+      parts.flatMap((p) => (p.valid ? p.valid[i]!.map((v) => !v) : Array<boolean>(p.frames).fill(false))),
+    );
     const l = perSample[0]!.length;
     const flags = new Uint8Array(b * h * w * l);
     perSample.forEach((row, i) => {
@@ -177,7 +200,20 @@ export class MultiModalFusion extends Module {
       const parts: Part[] = [];
       if (inputs.hr) {
         let tokens = tf.reshape(tf.transpose(inputs.hr, [0, 2, 3, 1]), [b, h * w, 1, this.tokenDims]);
-        if (this.dateEncoding === 'all') tokens = tf.add(tokens, tf.reshape(this.dateTokens('hr', inputs.hrDates?.map((d) => [d]), b, 1, null), [b, 1, 1, this.tokenDims]));
+        if (this.dateEncoding === 'all')
+          tokens = tf.add(
+            tokens,
+            tf.reshape(
+              this.dateTokens(
+                'hr',
+                inputs.hrDates?.map((d) => [d]),
+                b,
+                1,
+                null,
+              ),
+              [b, 1, 1, this.tokenDims],
+            ),
+          );
         parts.push({ name: 'hr', tokens, frames: 1, valid: null });
       }
       for (const name of ['s2', 's1'] as const) {
@@ -192,7 +228,13 @@ export class MultiModalFusion extends Module {
         }
         parts.push({ name, tokens, frames: t, valid });
       }
-      const sequence = tf.reshape(tf.concat(parts.map((p) => p.tokens), 2), [b * h * w, -1, this.tokenDims]);
+      const sequence = tf.reshape(
+        tf.concat(
+          parts.map((p) => p.tokens),
+          2,
+        ),
+        [b * h * w, -1, this.tokenDims],
+      );
       const mask = this.paddingMask(parts, grid);
       return mask ? [sequence, mask] : [sequence];
     });

@@ -1,4 +1,16 @@
-import { Conv2d, Module, PixelShuffle, Sequential, SkySenseError, assertInt, fanInUniform, formatShape, kaimingUniform, type Initializer, type Tensor } from '@skysense/core-tensor';
+import {
+  Conv2d,
+  Module,
+  PixelShuffle,
+  Sequential,
+  SkySenseError,
+  assertInt,
+  fanInUniform,
+  formatShape,
+  kaimingUniform,
+  type Initializer,
+  type Tensor,
+} from '@skysense/core-tensor';
 
 /**
  * ICNR initialisation (Aitken et al., 2017, "Checkerboard artifact free sub-pixel convolution"): the
@@ -11,7 +23,8 @@ export function icnr(base: Initializer, r2: number): Initializer {
     const inner = rest.reduce((a, b) => a * b, 1);
     const seed = base([rows! / r2, ...rest], rng);
     const out = new Float32Array(rows! * inner);
-    for (let c = 0; c < rows! / r2; c++) for (let k = 0; k < r2; k++) out.set(seed.subarray(c * inner, (c + 1) * inner), (c * r2 + k) * inner);
+    for (let c = 0; c < rows! / r2; c++)
+      for (let k = 0; k < r2; k++) out.set(seed.subarray(c * inner, (c + 1) * inner), (c * r2 + k) * inner);
     return out;
   };
 }
@@ -35,13 +48,17 @@ export class UpHead extends Module {
     assertInt('outDim', outDim, 1);
     assertInt('upScale', upScale, 1);
     const r2 = upScale * upScale;
-    const conv = new Conv2d(inDim, r2 * outDim, 1, { weightInit: icnr(kaimingUniform({ a: Math.sqrt(5) }), r2), biasInit: icnr(fanInUniform(inDim), r2) });
+    const conv = new Conv2d(inDim, r2 * outDim, 1, {
+      weightInit: icnr(kaimingUniform({ a: Math.sqrt(5) }), r2),
+      biasInit: icnr(fanInUniform(inDim), r2),
+    });
     this.decoder = this.registerModule('decoder', new Sequential(conv, new PixelShuffle(upScale)));
   }
 
   /** `[N, inDim, h, w]` → `[N, outDim, h·up, w·up]`. */
   forward(x: Tensor): Tensor {
-    if (x.rank !== 4 || x.shape[1] !== this.inDim) throw new SkySenseError('E_SHAPE', `UpHead input: expected [N, ${this.inDim}, h, w], got ${formatShape(x.shape)}`);
+    if (x.rank !== 4 || x.shape[1] !== this.inDim)
+      throw new SkySenseError('E_SHAPE', `UpHead input: expected [N, ${this.inDim}, h, w], got ${formatShape(x.shape)}`);
     return this.decoder.forward(x);
   }
 }

@@ -5,7 +5,12 @@ import { MultiModalFusion, calendarRow, dayOfYear, type MultiModalFusionOptions 
 import { maxAbsDiff } from '@skysense/test-utils';
 
 const fixture = (f: string) => loadSafetensors(join(__dirname, 'fixtures', 'parity', 'upfusion-small-a', `${f}.safetensors`));
-const SMALL: MultiModalFusionOptions = { vitDims: 64, tokenDims: 48, upScale: 4, fusion: { embedDims: 32, numLayers: 2, numHeads: 4, mlpRatio: 4, dropPathRate: 0.3 } };
+const SMALL: MultiModalFusionOptions = {
+  vitDims: 64,
+  tokenDims: 48,
+  upScale: 4,
+  fusion: { embedDims: 32, numLayers: 2, numHeads: 4, mlpRatio: 4, dropPathRate: 0.3 },
+};
 
 function randomModel(seed: number): MultiModalFusion {
   const m = new MultiModalFusion({ ...SMALL, fusion: { ...SMALL.fusion, numLayers: 1 } }).eval();
@@ -47,12 +52,28 @@ describe('MultiModalFusion', () => {
     const hr = tf.randomNormal([2, 48, 4, 4], 0, 1, 'float32', 2);
     const s2 = tf.randomNormal([2, 3, 64, 1, 1], 0, 1, 'float32', 3);
     const s1 = tf.randomNormal([2, 2, 64, 1, 1], 0, 1, 'float32', 4);
-    const s2Valid = [[true, false, true], [true, true, true]];
-    const s1Valid = [[false, false], [true, false]];
-    const dates = [[10, null, 200], ['2020-03-01', '2020-06-15', new Date(Date.UTC(2020, 11, 31))]];
+    const s2Valid = [
+      [true, false, true],
+      [true, true, true],
+    ];
+    const s1Valid = [
+      [false, false],
+      [true, false],
+    ];
+    const dates = [
+      [10, null, 200],
+      ['2020-03-01', '2020-06-15', new Date(Date.UTC(2020, 11, 31))],
+    ];
     const batch = m.forward({ hr, s2: { features: s2, dates, valid: s2Valid }, s1: { features: s1, valid: s1Valid } });
-    const pick = (t: Tensor, b: number, frames: number[]) => tf.concat(frames.map((f) => tf.slice(t, [b, f, 0, 0, 0], [1, 1, -1, -1, -1])), 1);
-    const alone0 = m.forward({ hr: tf.slice(hr, [0, 0, 0, 0], [1, -1, -1, -1]), s2: { features: pick(s2, 0, [0, 2]), dates: [[10, 200]] } });
+    const pick = (t: Tensor, b: number, frames: number[]) =>
+      tf.concat(
+        frames.map((f) => tf.slice(t, [b, f, 0, 0, 0], [1, 1, -1, -1, -1])),
+        1,
+      );
+    const alone0 = m.forward({
+      hr: tf.slice(hr, [0, 0, 0, 0], [1, -1, -1, -1]),
+      s2: { features: pick(s2, 0, [0, 2]), dates: [[10, 200]] },
+    });
     const alone1 = m.forward({
       hr: tf.slice(hr, [1, 0, 0, 0], [1, -1, -1, -1]),
       s2: { features: pick(s2, 1, [0, 1, 2]), dates: [dates[1]! as string[]] },
@@ -77,7 +98,12 @@ describe('MultiModalFusion', () => {
   });
 
   it('date encoding: S2 only by default, all modalities or none on request', () => {
-    const inputs = { hr: tf.randomNormal([1, 48, 4, 4]), hrDates: [100], s2: { features: tf.randomNormal([1, 2, 64, 1, 1]), dates: [[5, 6]] }, s1: { features: tf.randomNormal([1, 1, 64, 1, 1]), dates: [[7]] } };
+    const inputs = {
+      hr: tf.randomNormal([1, 48, 4, 4]),
+      hrDates: [100],
+      s2: { features: tf.randomNormal([1, 2, 64, 1, 1]), dates: [[5, 6]] },
+      s1: { features: tf.randomNormal([1, 1, 64, 1, 1]), dates: [[7]] },
+    };
     const outs = (['s2', 'all', 'none'] as const).map((dateEncoding) => {
       const m = new MultiModalFusion({ ...SMALL, dateEncoding, fusion: { ...SMALL.fusion, numLayers: 1 } }).eval();
       m.loadStateDict(randomModel(9).stateDict());
@@ -99,18 +125,25 @@ describe('MultiModalFusion', () => {
     expect(calendarRow('2020-12-31')).toBe(364);
     expect(calendarRow('2021-12-31')).toBe(364);
     expect(calendarRow(1)).toBe(0);
-    expect(() => dayOfYear(0, 's2 frame 2 of sample 0')).toThrow(/s2 frame 2 of sample 0: day of year must be an integer in \[1, 366\], got 0/);
+    expect(() => dayOfYear(0, 's2 frame 2 of sample 0')).toThrow(
+      /s2 frame 2 of sample 0: day of year must be an integer in \[1, 366\], got 0/,
+    );
     expect(() => dayOfYear(367)).toThrow(SkySenseError);
     expect(() => dayOfYear('2021-02-29')).toThrow(/is not a calendar date/);
     expect(() => dayOfYear('14/07/2021')).toThrow(/expected an ISO date/);
     const m = randomModel(3);
-    expect(() => m.forward({ s2: { features: tf.zeros([1, 2, 64, 1, 1]), dates: [[10, 400]] } })).toThrow(/s2 frame 1 of sample 0: day of year/);
+    expect(() => m.forward({ s2: { features: tf.zeros([1, 2, 64, 1, 1]), dates: [[10, 400]] } })).toThrow(
+      /s2 frame 1 of sample 0: day of year/,
+    );
     m.dispose();
   });
 
   it('tensor count is flat across calls', () => {
     const m = randomModel(4);
-    const inputs = { hr: tf.randomNormal([1, 48, 4, 4]), s2: { features: tf.randomNormal([1, 2, 64, 1, 1]), dates: [[1, 2]], valid: [[true, false]] } };
+    const inputs = {
+      hr: tf.randomNormal([1, 48, 4, 4]),
+      s2: { features: tf.randomNormal([1, 2, 64, 1, 1]), dates: [[1, 2]], valid: [[true, false]] },
+    };
     tf.dispose(m.forward(inputs));
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) tf.dispose(m.forward(inputs));

@@ -72,5 +72,11 @@ export function testValues(n: number, seed = 1): Float32Array {
 
 /** A float32 tensor of {@link testValues}. */
 export function testTensor(shape: number[], seed = 1): tf.Tensor {
-  return tf.tensor(testValues(shape.reduce((a, b) => a * b, 1), seed), shape);
+  return tf.tensor(
+    testValues(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+    shape,
+  );
 }

@@ -16,11 +16,26 @@ export const VIT_PATCH_WEIGHT_KEY = 'patch_embed.projection.weight';
  */
 export function selectPatchEmbedBands(weight: Tensor, bandNames: readonly string[], subset: readonly string[]): Tensor {
   if (weight.rank !== 4 || weight.shape[1] !== bandNames.length) {
-    throw new SkySenseError('E_SHAPE', `selectPatchEmbedBands weight: expected [C, ${bandNames.length}, k, k] for bands ${bandNames.join(', ')}, got ${formatShape(weight.shape)}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `selectPatchEmbedBands weight: expected [C, ${bandNames.length}, k, k] for bands ${bandNames.join(', ')}, got ${formatShape(weight.shape)}`,
+    );
   }
   const unknown = subset.filter((b) => !bandNames.includes(b));
   if (unknown.length || subset.length === 0) {
-    throw new SkySenseError('E_BANDS', `selectPatchEmbedBands: bands ${unknown.join(', ') || '(none)'} are not among ${bandNames.join(', ')}`);
+    throw new SkySenseError(
+      'E_BANDS',
+      `selectPatchEmbedBands: bands ${unknown.join(', ') || '(none)'} are not among ${bandNames.join(', ')}`,
+    );
   }
-  return tf.tidy(() => tf.gather(weight, tf.tensor1d(subset.map((b) => bandNames.indexOf(b)), 'int32'), 1));
+  return tf.tidy(() =>
+    tf.gather(
+      weight,
+      tf.tensor1d(
+        subset.map((b) => bandNames.indexOf(b)),
+        'int32',
+      ),
+      1,
+    ),
+  );
 }

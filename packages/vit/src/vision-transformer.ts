@@ -1,6 +1,30 @@
 import {
-  Dropout, LayerNorm, Module, ModuleList, PatchEmbed, SkySenseError, TransformerEncoderLayer, assertInt, resolveTransformerStack, transformerConfigEps, transformerEncoderStack, formatShape, inferPrefix, interpolate, readConfig, tf,
-  toStateDictSource, truncNormal, type CheckpointKeyRule, type FeatureEncoder, type LoadReport, type LoadStateDictOptions, type Parameter, type StateDictLike, type Tensor, type TransformerStackOptions,
+  Dropout,
+  LayerNorm,
+  Module,
+  ModuleList,
+  PatchEmbed,
+  SkySenseError,
+  TransformerEncoderLayer,
+  assertInt,
+  resolveTransformerStack,
+  transformerConfigEps,
+  transformerEncoderStack,
+  formatShape,
+  inferPrefix,
+  interpolate,
+  readConfig,
+  tf,
+  toStateDictSource,
+  truncNormal,
+  type CheckpointKeyRule,
+  type FeatureEncoder,
+  type LoadReport,
+  type LoadStateDictOptions,
+  type Parameter,
+  type StateDictLike,
+  type Tensor,
+  type TransformerStackOptions,
 } from '@skysense/core-tensor';
 import { SENTINEL1_BANDS, SENTINEL2_BANDS, VIT_PATCH_WEIGHT_KEY, selectPatchEmbedBands } from './bands';
 
@@ -62,7 +86,10 @@ const VIT_KEY_RULES: readonly CheckpointKeyRule[] = ['ignored', 'unexpected'].ma
 export const VIT_PREFIXES: readonly string[] = ['', 'backbone_s2.', 'backbone_s1.', 'backbone.'];
 
 /** {@link VisionTransformerOptions} with every default filled in. */
-export type ResolvedVitOptions = Required<Omit<VisionTransformerOptions, 'imgSize' | 'bandNames'>> & { imgSize: [number, number]; bandNames: readonly string[] };
+export type ResolvedVitOptions = Required<Omit<VisionTransformerOptions, 'imgSize' | 'bandNames'>> & {
+  imgSize: [number, number];
+  bandNames: readonly string[];
+};
 
 function defaultBands(n: number): readonly string[] {
   if (n === SENTINEL2_BANDS.length) return SENTINEL2_BANDS;
@@ -108,7 +135,8 @@ export class VisionTransformer extends Module implements FeatureEncoder {
       finalNorm: options.finalNorm ?? false,
       interpolateMode: options.interpolateMode ?? 'bicubic',
     };
-    if (o.bandNames.length !== inChannels) throw new SkySenseError('E_ARG', `bandNames: ${o.bandNames.length} names for inChannels ${inChannels}`);
+    if (o.bandNames.length !== inChannels)
+      throw new SkySenseError('E_ARG', `bandNames: ${o.bandNames.length} names for inChannels ${inChannels}`);
     o.outIndices = o.outIndices.map((i) => (i < 0 ? o.numLayers + i : i));
     o.outIndices.forEach((i) => assertInt('outIndices[]', i, 0, o.numLayers - 1));
     if (o.outputClsToken && !o.withClsToken) throw new SkySenseError('E_ARG', 'outputClsToken needs withClsToken');
@@ -117,7 +145,10 @@ export class VisionTransformer extends Module implements FeatureEncoder {
     this.posGrid = [Math.floor(o.imgSize[0] / o.patchSize), Math.floor(o.imgSize[1] / o.patchSize)];
     this.clsToken = this.registerParameter('cls_token', [1, 1, d], truncNormal(0.02));
     this.posEmbed = this.registerParameter('pos_embed', [1, this.posGrid[0] * this.posGrid[1] + 1, d], truncNormal(0.02));
-    this.patchEmbed = this.registerModule('patch_embed', new PatchEmbed({ inChannels, embedDims: d, kernelSize: o.patchSize, norm: o.patchNorm }));
+    this.patchEmbed = this.registerModule(
+      'patch_embed',
+      new PatchEmbed({ inChannels, embedDims: d, kernelSize: o.patchSize, norm: o.patchNorm }),
+    );
     this.dropAfterPos = this.registerModule('drop_after_pos', new Dropout(o.dropRate));
     this.layers = this.registerModule('layers', transformerEncoderStack(o));
     this.finalNormLayer = o.finalNorm ? this.registerModule('ln1', new LayerNorm(d, { eps: o.layerNormEps })) : null;
@@ -141,7 +172,8 @@ export class VisionTransformer extends Module implements FeatureEncoder {
    */
   validateInput(shape: readonly number[]): [number, number] {
     const o = this.options;
-    if (shape.length !== 4) throw new SkySenseError('E_SHAPE', `VisionTransformer input: expected [N, ${o.inChannels}, H, W], got ${formatShape(shape)}`);
+    if (shape.length !== 4)
+      throw new SkySenseError('E_SHAPE', `VisionTransformer input: expected [N, ${o.inChannels}, H, W], got ${formatShape(shape)}`);
     if (shape[1] !== o.inChannels) {
       throw new SkySenseError(
         'E_BANDS',
@@ -178,7 +210,11 @@ export class VisionTransformer extends Module implements FeatureEncoder {
    * index (frames are a batch for the encoder).
    */
   forwardSeries(x: Tensor): Tensor[] {
-    if (x.rank !== 5) throw new SkySenseError('E_SHAPE', `forwardSeries input: expected [B, T, ${this.options.inChannels}, H, W], got ${formatShape(x.shape)}`);
+    if (x.rank !== 5)
+      throw new SkySenseError(
+        'E_SHAPE',
+        `forwardSeries input: expected [B, T, ${this.options.inChannels}, H, W], got ${formatShape(x.shape)}`,
+      );
     const [b, t, c, h, w] = x.shape as [number, number, number, number, number];
     this.validateInput([b * t, c, h, w]);
     return tf.tidy(() => this.forward(tf.reshape(x, [b * t, c, h, w])).map((m) => tf.reshape(m, [b, t, ...m.shape.slice(1)])));
@@ -237,7 +273,10 @@ export class VisionTransformer extends Module implements FeatureEncoder {
     const prefix = options.prefix ?? inferPrefix(source.keys(), this.stateShapes().keys(), VIT_PREFIXES);
     const report = super.loadStateDict(source, { ...options, prefix, ignore: ['ctpe', ...(options.ignore ?? [])] });
     if (report.ignored.includes(`${prefix}ctpe`) || report.ignored.includes('ctpe')) {
-      report.notes = [...(report.notes ?? []), "'ctpe' (calendar-time position encoding) belongs to @skysense/temporal-fusion: load it there"];
+      report.notes = [
+        ...(report.notes ?? []),
+        "'ctpe' (calendar-time position encoding) belongs to @skysense/temporal-fusion: load it there",
+      ];
     }
     return report;
   }
@@ -248,7 +287,12 @@ export class VisionTransformer extends Module implements FeatureEncoder {
  * {@link selectPatchEmbedBands}); load it into a model built with `inChannels: subset.length,
  * bandNames: subset`. The caller disposes the new weight tensor.
  */
-export function selectBandsStateDict(dict: Map<string, Tensor>, bandNames: readonly string[], subset: readonly string[], prefix = ''): Map<string, Tensor> {
+export function selectBandsStateDict(
+  dict: Map<string, Tensor>,
+  bandNames: readonly string[],
+  subset: readonly string[],
+  prefix = '',
+): Map<string, Tensor> {
   const key = prefix + VIT_PATCH_WEIGHT_KEY;
   const w = dict.get(key);
   if (!w) throw new SkySenseError('E_STATE_DICT', `selectBandsStateDict: the state dict has no '${key}'`);
@@ -261,8 +305,26 @@ export function vitOptionsFromConfig(kwargs: Record<string, unknown>): VisionTra
     'VisionTransformer',
     kwargs,
     [
-      'img_size', 'patch_size', 'in_channels', 'embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'out_indices', 'qkv_bias', 'drop_rate', 'attn_drop_rate',
-      'drop_path_rate', 'with_cls_token', 'output_cls_token', 'norm_cfg', 'act_cfg', 'patch_norm', 'final_norm', 'interpolate_mode', 'num_fcs',
+      'img_size',
+      'patch_size',
+      'in_channels',
+      'embed_dims',
+      'num_layers',
+      'num_heads',
+      'mlp_ratio',
+      'out_indices',
+      'qkv_bias',
+      'drop_rate',
+      'attn_drop_rate',
+      'drop_path_rate',
+      'with_cls_token',
+      'output_cls_token',
+      'norm_cfg',
+      'act_cfg',
+      'patch_norm',
+      'final_norm',
+      'interpolate_mode',
+      'num_fcs',
     ],
     ['type', 'norm_eval', 'with_cp', 'pretrained', 'init_cfg'],
   );

@@ -1,6 +1,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { SkySenseError, disposeGradients, initBackend, loadCheckpoint, shapeOnly, tf, valueAndGrads, type BackendKind, type Tensor } from '@skysense/core-tensor';
+import {
+  SkySenseError,
+  disposeGradients,
+  initBackend,
+  loadCheckpoint,
+  shapeOnly,
+  tf,
+  valueAndGrads,
+  type BackendKind,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { SENTINEL2_BANDS, VisionTransformer, selectBandsStateDict } from '../src/index';
 import { loadParity, maxAbsDiff, parityKwargs } from './helpers';
 
@@ -40,7 +50,14 @@ describe('VisionTransformer', () => {
     expect(s1.parameterCount()).toBe(302_607_360);
     const keys = [...s2.stateShapes().keys()];
     expect(keys).toHaveLength(292);
-    expect(keys.slice(0, 6)).toEqual(['cls_token', 'pos_embed', 'patch_embed.projection.weight', 'patch_embed.projection.bias', 'layers.0.ln1.weight', 'layers.0.ln1.bias']);
+    expect(keys.slice(0, 6)).toEqual([
+      'cls_token',
+      'pos_embed',
+      'patch_embed.projection.weight',
+      'patch_embed.projection.bias',
+      'layers.0.ln1.weight',
+      'layers.0.ln1.bias',
+    ]);
     expect(s2.stateShapes().get('pos_embed')).toEqual([1, 257, 1024]);
     expect(s1.stateShapes().get('patch_embed.projection.weight')).toEqual([1024, 2, 4, 4]);
     expect(keys).toContain('layers.23.attn.attn.in_proj_weight');
@@ -69,13 +86,17 @@ describe('VisionTransformer', () => {
 
   it('a wrong band count names the expected bands; a band subset reproduces the full model with the other bands at zero', () => {
     const full = new VisionTransformer(SMALL).eval();
-    expect(() => full.forward(tf.zeros([1, 6, 16, 16]))).toThrow(/expected 10 bands \(B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12\) at dimension 1, got 6/);
+    expect(() => full.forward(tf.zeros([1, 6, 16, 16]))).toThrow(
+      /expected 10 bands \(B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12\) at dimension 1, got 6/,
+    );
     const subset = ['B4', 'B3', 'B2', 'B8'];
     const part = new VisionTransformer({ ...SMALL, inChannels: 4, bandNames: subset }).eval();
     part.loadStateDict(selectBandsStateDict(full.stateDict(), SENTINEL2_BANDS, subset));
     const x = tf.randomNormal([2, 4, 16, 16]);
     const idx = subset.map((b) => SENTINEL2_BANDS.indexOf(b as (typeof SENTINEL2_BANDS)[number]));
-    const planes = SENTINEL2_BANDS.map((_, i) => (idx.includes(i) ? tf.slice(x, [0, idx.indexOf(i), 0, 0], [2, 1, 16, 16]) : tf.zeros([2, 1, 16, 16])));
+    const planes = SENTINEL2_BANDS.map((_, i) =>
+      idx.includes(i) ? tf.slice(x, [0, idx.indexOf(i), 0, 0], [2, 1, 16, 16]) : tf.zeros([2, 1, 16, 16]),
+    );
     const padded = tf.concat(planes, 1);
     expect(maxAbsDiff(part.forward(x)[1]!, full.forward(padded)[1]!)).toBeLessThanOrEqual(1e-5);
     expect(() => selectBandsStateDict(full.stateDict(), SENTINEL2_BANDS, ['B1'])).toThrow(/bands B1 are not among B2/);
@@ -89,7 +110,9 @@ describe('VisionTransformer', () => {
     const [series] = vit.forwardSeries(x);
     expect(series!.shape).toEqual([2, 3, 16, 4, 4]);
     const frame = tf.reshape(tf.slice(x, [1, 2, 0, 0, 0], [1, 1, 10, 16, 16]), [1, 10, 16, 16]);
-    expect(maxAbsDiff(tf.reshape(tf.slice(series!, [1, 2, 0, 0, 0], [1, 1, 16, 4, 4]), [1, 16, 4, 4]), vit.forward(frame)[0]!)).toBeLessThanOrEqual(1e-5);
+    expect(
+      maxAbsDiff(tf.reshape(tf.slice(series!, [1, 2, 0, 0, 0], [1, 1, 16, 4, 4]), [1, 16, 4, 4]), vit.forward(frame)[0]!),
+    ).toBeLessThanOrEqual(1e-5);
     expect(() => vit.forwardSeries(tf.zeros([2, 10, 16, 16]))).toThrow(/expected \[B, T, 10, H, W\]/);
     vit.dispose();
   });

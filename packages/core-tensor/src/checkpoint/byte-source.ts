@@ -19,7 +19,10 @@ const CHUNK = 1 << 30;
 
 function checkRange(name: string, size: number, offset: number, length: number): void {
   if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= size)) {
-    throw new SkySenseError('E_CHECKPOINT', `${name}: read of ${length} bytes at ${offset} is outside the ${size}-byte file (truncated or corrupt?)`);
+    throw new SkySenseError(
+      'E_CHECKPOINT',
+      `${name}: read of ${length} bytes at ${offset} is outside the ${size}-byte file (truncated or corrupt?)`,
+    );
   }
 }
 
@@ -41,7 +44,7 @@ export function fileSource(path: string): ByteSource {
     readInto(offset, out) {
       checkRange(path, size, offset, out.length);
       if (fd === null) throw new SkySenseError('E_IO', `${path} is closed`);
-      for (let done = 0; done < out.length; ) {
+      for (let done = 0; done < out.length;) {
         const n = fs.readSync(fd, out, done, Math.min(CHUNK, out.length - done), offset + done);
         if (n === 0) throw new SkySenseError('E_CHECKPOINT', `${path}: file ended early`);
         done += n;

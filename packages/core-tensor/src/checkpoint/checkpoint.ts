@@ -60,10 +60,15 @@ export function formatLoadReport(r: LoadReport, source = 'checkpoint', module?: 
   };
   list('missing keys', r.missing, 'missing');
   list('unexpected keys', r.unexpected, 'unexpected');
-  if (r.mismatched.length) lines.push(`size mismatches (${r.mismatched.length}):`, ...r.mismatched.map((m) => `  ${m.key}: checkpoint ${formatShape(m.actual)}, model ${formatShape(m.expected)}`));
+  if (r.mismatched.length)
+    lines.push(
+      `size mismatches (${r.mismatched.length}):`,
+      ...r.mismatched.map((m) => `  ${m.key}: checkpoint ${formatShape(m.actual)}, model ${formatShape(m.expected)}`),
+    );
   const known = r.ignored.filter((k) => harmlessReason(module, k, 'ignored'));
   list('skipped keys', known, 'ignored');
-  if (r.ignored.length > known.length) lines.push(`${r.ignored.length - known.length} other keys skipped (outside the prefix or ignored on request)`);
+  if (r.ignored.length > known.length)
+    lines.push(`${r.ignored.length - known.length} other keys skipped (outside the prefix or ignored on request)`);
   for (const n of r.notes ?? []) lines.push(`note: ${n}`);
   if (lines.length === 1) lines.push('<All keys matched successfully>');
   return lines.join('\n');
@@ -122,11 +127,13 @@ export function convertToSafetensors(input: string, output: string, options: Con
   const ckpt = openCheckpoint(input, options);
   try {
     const names = ckpt.keys().filter((k) => !options.prefix || k.startsWith(options.prefix));
-    if (names.length === 0) throw new SkySenseError('E_CHECKPOINT', `${input}: no tensor${options.prefix ? ` starts with '${options.prefix}'` : ''}`);
+    if (names.length === 0)
+      throw new SkySenseError('E_CHECKPOINT', `${input}: no tensor${options.prefix ? ` starts with '${options.prefix}'` : ''}`);
     const outName = (k: string) => (options.strip && k.startsWith(options.strip) ? k.slice(options.strip.length) : k);
     const seen = new Set<string>();
     for (const k of names) {
-      if (seen.has(outName(k))) throw new SkySenseError('E_ARG', `convert: stripping '${options.strip}' makes two tensors named '${outName(k)}'`);
+      if (seen.has(outName(k)))
+        throw new SkySenseError('E_ARG', `convert: stripping '${options.strip}' makes two tensors named '${outName(k)}'`);
       seen.add(outName(k));
     }
     const info = (k: string): { dtype: SafetensorsDType; shape: number[] } =>

@@ -158,12 +158,16 @@ function makeGlobals(where: string): Map<string, PyValue> {
   g.set(
     'torch._tensor._rebuild_from_type_v2',
     new PyCallable('torch._tensor._rebuild_from_type_v2', ([fn, , args]) => {
-      if (!(fn instanceof PyCallable) || !(args instanceof PyTuple)) fail(where, '_rebuild_from_type_v2 needs an allowed function and arguments');
+      if (!(fn instanceof PyCallable) || !(args instanceof PyTuple))
+        fail(where, '_rebuild_from_type_v2 needs an allowed function and arguments');
       return (fn as PyCallable).call((args as PyTuple).items);
     }),
   );
   g.set('torch.Tensor', new PyCallable('torch.Tensor', () => null));
-  g.set('torch.Size', new PyCallable('torch.Size', ([items]) => new PyTuple(items instanceof PyTuple ? items.items : Array.isArray(items) ? items : [])));
+  g.set(
+    'torch.Size',
+    new PyCallable('torch.Size', ([items]) => new PyTuple(items instanceof PyTuple ? items.items : Array.isArray(items) ? items : [])),
+  );
   for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) g.set(`torch.${name}`, new PyStorageType(name, dtype));
   const toBytes = ([s, enc]: PyValue[]) => {
     if (typeof s !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) fail(where, '_codecs.encode only supports latin1 text');
@@ -219,7 +223,12 @@ export function unpickleAt(
   let p = start;
   const need = (n: number) => {
     if (!Number.isSafeInteger(n) || n < 0) fail(where, `invalid length ${n} at byte ${p}`);
-    if (p + n > data.length) throw new SkySenseError('E_CHECKPOINT', `${where}: corrupt pickle: needs ${n} bytes at ${p}, only ${data.length - p} left (truncated?)`, { details: { truncated: true } });
+    if (p + n > data.length)
+      throw new SkySenseError(
+        'E_CHECKPOINT',
+        `${where}: corrupt pickle: needs ${n} bytes at ${p}, only ${data.length - p} left (truncated?)`,
+        { details: { truncated: true } },
+      );
   };
   const u8 = () => (need(1), data[p++]!);
   const u16 = () => (need(2), (p += 2), dv.getUint16(p - 2, true));
@@ -255,7 +264,10 @@ export function unpickleAt(
   const resolve = (module: string, name: string): PyValue => {
     const v = globals.get(`${module}.${name}`);
     if (v === undefined) {
-      throw new SkySenseError('E_UNSAFE_PICKLE', `${where}: refusing to load global '${module}.${name}': only PyTorch tensor-rebuilding and plain-data globals are allowed; nothing was executed`);
+      throw new SkySenseError(
+        'E_UNSAFE_PICKLE',
+        `${where}: refusing to load global '${module}.${name}': only PyTorch tensor-rebuilding and plain-data globals are allowed; nothing was executed`,
+      );
     }
     return v;
   };
@@ -289,7 +301,7 @@ export function unpickleAt(
         if (u8() > 5) fail(where, 'unsupported pickle protocol');
         break;
       case 0x95: // FRAME
-        bytes(0), u64();
+        (bytes(0), u64());
         break;
       case 0x2e: // STOP
         if (stack.length !== 1) fail(where, `STOP with ${stack.length} values on the stack`);

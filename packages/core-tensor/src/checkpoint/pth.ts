@@ -49,7 +49,12 @@ function bad(src: ByteSource, msg: string): SkySenseError {
 function storageFromPid(src: ByteSource, seen: Map<string, PyStorage>) {
   return (pid: PyValue): PyValue => {
     const items = pid instanceof PyTuple ? pid.items : null;
-    if (!items || items[0] !== 'storage' || !(items[1] instanceof PyStorageType) || (typeof items[2] !== 'string' && typeof items[2] !== 'number')) {
+    if (
+      !items ||
+      items[0] !== 'storage' ||
+      !(items[1] instanceof PyStorageType) ||
+      (typeof items[2] !== 'string' && typeof items[2] !== 'number')
+    ) {
       throw bad(src, 'unexpected persistent id (not a torch storage)');
     }
     const type = items[1] as PyStorageType;
@@ -89,7 +94,8 @@ function openZip(src: ByteSource, maxPickle: number): Container {
   };
   for (const s of seen.values()) {
     const e = entryOf(s);
-    if (e.size !== s.numel * DTYPE_SIZE[s.dtype]) throw bad(src, `storage '${s.key}' holds ${e.size} bytes, expected ${s.numel} ${s.dtype} elements`);
+    if (e.size !== s.numel * DTYPE_SIZE[s.dtype])
+      throw bad(src, `storage '${s.key}' holds ${e.size} bytes, expected ${s.numel} ${s.dtype} elements`);
   }
   return {
     format: 'zip',
@@ -129,8 +135,10 @@ function openLegacy(src: ByteSource, maxPickle: number): Container {
   const seen = new Map<string, PyStorage>();
   const { values, end } = legacyPickles(src, maxPickle, storageFromPid(src, seen));
   const [magic, , sysInfo, root, keys] = values as [PyValue, PyValue, PyValue, PyValue, PyValue];
-  if ((typeof magic !== 'number' && typeof magic !== 'bigint') || BigInt(magic) !== LEGACY_MAGIC) throw bad(src, 'not a PyTorch checkpoint (legacy magic number missing)');
-  if (sysInfo instanceof PyDict && sysInfo.get('little_endian') === false) throw new SkySenseError('E_UNSUPPORTED', `${src.name}: big-endian checkpoints are not supported`);
+  if ((typeof magic !== 'number' && typeof magic !== 'bigint') || BigInt(magic) !== LEGACY_MAGIC)
+    throw bad(src, 'not a PyTorch checkpoint (legacy magic number missing)');
+  if (sysInfo instanceof PyDict && sysInfo.get('little_endian') === false)
+    throw new SkySenseError('E_UNSUPPORTED', `${src.name}: big-endian checkpoints are not supported`);
   const offsets = new Map<string, number>();
   let p = end;
   for (const key of (Array.isArray(keys) ? keys : []).map(String)) {
@@ -198,7 +206,10 @@ export class PthFile implements StateDictSource {
       if (v instanceof PyTensor) this.tensors.set(String(k), { t: v, info: this.describe(String(k), v) });
     }
     const root = container.root as PyDict;
-    this.extra = picked.layout === 'flat' ? {} : Object.fromEntries([...root.map].filter(([k]) => k !== picked.layout).map(([k, v]) => [String(k), toPlain(v)]));
+    this.extra =
+      picked.layout === 'flat'
+        ? {}
+        : Object.fromEntries([...root.map].filter(([k]) => k !== picked.layout).map(([k, v]) => [String(k), toPlain(v)]));
   }
 
   /**
@@ -214,7 +225,10 @@ export class PthFile implements StateDictSource {
       if (isZip(head)) container = openZip(src, max);
       else if (head[0] === 0x80) container = openLegacy(src, max);
       else if (head.length >= 262 && new TextDecoder().decode(head.subarray(257, 262)) === 'ustar') {
-        throw new SkySenseError('E_UNSUPPORTED', `${src.name}: the pre-1.0 tar checkpoint format is not supported; re-save it with a recent torch`);
+        throw new SkySenseError(
+          'E_UNSUPPORTED',
+          `${src.name}: the pre-1.0 tar checkpoint format is not supported; re-save it with a recent torch`,
+        );
       } else throw new SkySenseError('E_CHECKPOINT', `${src.name}: not a PyTorch checkpoint (neither zip nor pickle)`);
       return new PthFile(src, container, options.layout ?? 'auto');
     } catch (e) {
@@ -232,9 +246,19 @@ export class PthFile implements StateDictSource {
     const numel = t.shape.reduce((a, b) => a * b, 1);
     const maxIndex = numel === 0 ? -1 : t.offset + t.shape.reduce((a, d, i) => a + (d - 1) * t.stride[i]!, 0);
     if (maxIndex >= t.storage.numel) {
-      throw bad(this.src, `tensor '${name}' ${formatShape(t.shape)} (offset ${t.offset}, stride ${formatShape(t.stride)}) reaches past its ${t.storage.numel}-element storage`);
+      throw bad(
+        this.src,
+        `tensor '${name}' ${formatShape(t.shape)} (offset ${t.offset}, stride ${formatShape(t.stride)}) reaches past its ${t.storage.numel}-element storage`,
+      );
     }
-    return { dtype: t.storage.dtype, shape: t.shape, stride: t.stride, offset: t.offset, storageKey: t.storage.key, contiguous: isContiguous(t.shape, t.stride) };
+    return {
+      dtype: t.storage.dtype,
+      shape: t.shape,
+      stride: t.stride,
+      offset: t.offset,
+      storageKey: t.storage.key,
+      contiguous: isContiguous(t.shape, t.stride),
+    };
   }
 
   /** Tensor names in checkpoint order. */
@@ -263,7 +287,8 @@ export class PthFile implements StateDictSource {
     if (numel === 0) return { dtype: info.dtype, shape: info.shape, data: new Uint8Array(0) };
     const span = info.shape.reduce((a, d, i) => a + (d - 1) * info.stride[i]!, 0) + 1;
     const block = this.container.readStorage(t.storage, info.offset * size, span * size);
-    if (info.contiguous) return { dtype: info.dtype, shape: info.shape, data: block.length === numel * size ? block : block.slice(0, numel * size) };
+    if (info.contiguous)
+      return { dtype: info.dtype, shape: info.shape, data: block.length === numel * size ? block : block.slice(0, numel * size) };
     const out = new Uint8Array(numel * size);
     const idx = new Array<number>(info.shape.length).fill(0);
     for (let n = 0; n < numel; n++) {

@@ -26,7 +26,8 @@ function view(b: Uint8Array): DataView {
 
 function u64(dv: DataView, at: number, what: string, src: ByteSource): number {
   const v = dv.getBigUint64(at, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new SkySenseError('E_CHECKPOINT', `${src.name}: zip ${what} ${v} is impossibly large (corrupt file)`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new SkySenseError('E_CHECKPOINT', `${src.name}: zip ${what} ${v} is impossibly large (corrupt file)`);
   return Number(v);
 }
 
@@ -66,13 +67,15 @@ export function readZipDirectory(src: ByteSource): Map<string, ZipEntry> {
   if (cdSize > MAX_DIRECTORY || cdOffset + cdSize > base + at) {
     throw new SkySenseError('E_CHECKPOINT', `${src.name}: zip central directory (${cdSize} bytes at ${cdOffset}) is out of range`);
   }
-  if (count > cdSize / 46) throw new SkySenseError('E_CHECKPOINT', `${src.name}: zip claims ${count} entries in a ${cdSize}-byte directory`);
+  if (count > cdSize / 46)
+    throw new SkySenseError('E_CHECKPOINT', `${src.name}: zip claims ${count} entries in a ${cdSize}-byte directory`);
   const cd = src.read(cdOffset, cdSize);
   const cdv = view(cd);
   const entries = new Map<string, ZipEntry>();
   let p = 0;
   for (let i = 0; i < count; i++) {
-    if (p + 46 > cd.length || cdv.getUint32(p, true) !== CENTRAL) throw new SkySenseError('E_CHECKPOINT', `${src.name}: corrupt zip directory entry ${i}`);
+    if (p + 46 > cd.length || cdv.getUint32(p, true) !== CENTRAL)
+      throw new SkySenseError('E_CHECKPOINT', `${src.name}: corrupt zip directory entry ${i}`);
     const method = cdv.getUint16(p + 10, true);
     let compressedSize = cdv.getUint32(p + 20, true);
     let size = cdv.getUint32(p + 24, true);
@@ -80,9 +83,10 @@ export function readZipDirectory(src: ByteSource): Map<string, ZipEntry> {
     const extraLen = cdv.getUint16(p + 30, true);
     const commentLen = cdv.getUint16(p + 32, true);
     let localOffset = cdv.getUint32(p + 42, true);
-    if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw new SkySenseError('E_CHECKPOINT', `${src.name}: zip directory entry ${i} runs past the directory`);
+    if (p + 46 + nameLen + extraLen + commentLen > cd.length)
+      throw new SkySenseError('E_CHECKPOINT', `${src.name}: zip directory entry ${i} runs past the directory`);
     const name = new TextDecoder().decode(cd.subarray(p + 46, p + 46 + nameLen));
-    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen; ) {
+    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
       const id = cdv.getUint16(e, true);
       const len = cdv.getUint16(e + 2, true);
       if (id === 0x0001) {
@@ -109,7 +113,11 @@ function dataOffsetOf(src: ByteSource, name: string, localOffset: number, compre
   const local = view(src.read(localOffset, 30));
   if (local.getUint32(0, true) !== LOCAL) throw new SkySenseError('E_CHECKPOINT', `${src.name}: bad local header for '${name}'`);
   const start = localOffset + 30 + local.getUint16(26, true) + local.getUint16(28, true);
-  if (start + compressedSize > src.size) throw new SkySenseError('E_CHECKPOINT', `${src.name}: entry '${name}' (${compressedSize} bytes at ${start}) runs past the end of the file (truncated?)`);
+  if (start + compressedSize > src.size)
+    throw new SkySenseError(
+      'E_CHECKPOINT',
+      `${src.name}: entry '${name}' (${compressedSize} bytes at ${start}) runs past the end of the file (truncated?)`,
+    );
   return start;
 }
 
@@ -120,16 +128,21 @@ function dataOffsetOf(src: ByteSource, name: string, localOffset: number, compre
  */
 export function readZipEntry(src: ByteSource, entry: ZipEntry, offset = 0, length = entry.size - offset): Uint8Array {
   if (offset < 0 || length < 0 || offset + length > entry.size) {
-    throw new SkySenseError('E_CHECKPOINT', `${src.name}: read of ${length} bytes at ${offset} outside entry '${entry.name}' (${entry.size} bytes)`);
+    throw new SkySenseError(
+      'E_CHECKPOINT',
+      `${src.name}: read of ${length} bytes at ${offset} outside entry '${entry.name}' (${entry.size} bytes)`,
+    );
   }
   if (entry.method === 0) return src.read(entry.dataOffset + offset, length);
-  if (entry.method !== 8) throw new SkySenseError('E_UNSUPPORTED', `${src.name}: entry '${entry.name}' uses zip compression method ${entry.method}`);
+  if (entry.method !== 8)
+    throw new SkySenseError('E_UNSUPPORTED', `${src.name}: entry '${entry.name}' uses zip compression method ${entry.method}`);
   let data: Uint8Array;
   try {
     data = inflateRawSync(src.read(entry.dataOffset, entry.compressedSize), { maxOutputLength: Math.max(entry.size, 1) });
   } catch (e) {
     throw new SkySenseError('E_CHECKPOINT', `${src.name}: entry '${entry.name}' does not inflate (${(e as Error).message})`);
   }
-  if (data.length !== entry.size) throw new SkySenseError('E_CHECKPOINT', `${src.name}: entry '${entry.name}' inflates to ${data.length} bytes, not ${entry.size}`);
+  if (data.length !== entry.size)
+    throw new SkySenseError('E_CHECKPOINT', `${src.name}: entry '${entry.name}' inflates to ${data.length} bytes, not ${entry.size}`);
   return data.subarray(offset, offset + length);
 }

@@ -21,7 +21,8 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
 export class GELU extends UnaryModule {
   constructor(readonly approximate: 'none' | 'tanh' = 'none') {
     super();
-    if (approximate !== 'none' && approximate !== 'tanh') throw new SkySenseError('E_ARG', `GELU approximate: expected 'none' or 'tanh', got '${String(approximate)}'`);
+    if (approximate !== 'none' && approximate !== 'tanh')
+      throw new SkySenseError('E_ARG', `GELU approximate: expected 'none' or 'tanh', got '${String(approximate)}'`);
   }
 
   forward(x: Tensor): Tensor {

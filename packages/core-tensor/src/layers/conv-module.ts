@@ -34,7 +34,15 @@ export class ConvModule extends UnaryModule {
     super();
     const norm = options.norm ?? true;
     const bias = options.bias === undefined || options.bias === 'auto' ? !norm : options.bias;
-    this.conv = this.registerModule('conv', new Conv2d(inChannels, outChannels, kernelSize, { stride: options.stride, padding: options.padding, dilation: options.dilation, bias }));
+    this.conv = this.registerModule(
+      'conv',
+      new Conv2d(inChannels, outChannels, kernelSize, {
+        stride: options.stride,
+        padding: options.padding,
+        dilation: options.dilation,
+        bias,
+      }),
+    );
     this.bn = norm ? this.registerModule('bn', new BatchNorm2d(outChannels)) : null;
     this.activation = makeActivation(options.act ?? 'relu');
   }

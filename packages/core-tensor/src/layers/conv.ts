@@ -45,7 +45,10 @@ export class Conv2d extends UnaryModule {
     this.kernelSize = pair('kernelSize', kernelSize, 1);
     const groups = options.groups ?? 1;
     if (!Number.isInteger(groups) || groups < 1 || inChannels % groups || outChannels % groups) {
-      throw new SkySenseError('E_ARG', `groups: expected a positive divisor of inChannels ${inChannels} and outChannels ${outChannels}, got ${groups}`);
+      throw new SkySenseError(
+        'E_ARG',
+        `groups: expected a positive divisor of inChannels ${inChannels} and outChannels ${outChannels}, got ${groups}`,
+      );
     }
     const shape = [outChannels, inChannels / groups, ...this.kernelSize];
     this.weight = this.registerParameter('weight', shape, options.weightInit ?? kaimingUniform({ a: Math.sqrt(5) }));

@@ -52,7 +52,10 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   const [outF, inF] = weight.shape as [number, number];
   if (weight.rank !== 2 || x.rank < 1 || x.shape[x.rank - 1] !== inF || (bias && (bias.rank !== 1 || bias.shape[0] !== outF))) {
     const b = bias ? ` and bias ${formatShape(bias.shape)}` : '';
-    throw new SkySenseError('E_SHAPE', `linear: expected x [..., in], weight [out, in], bias [out]; got x ${formatShape(x.shape)}, weight ${formatShape(weight.shape)}${b}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `linear: expected x [..., in], weight [out, in], bias [out]; got x ${formatShape(x.shape)}, weight ${formatShape(weight.shape)}${b}`,
+    );
   }
   return tf.tidy(() => {
     const flat = tf.reshape(x, [-1, inF]);

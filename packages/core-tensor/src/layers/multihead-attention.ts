@@ -62,7 +62,12 @@ export class MultiheadAttention extends Module {
    * Attention of `query` over `key`/`value` (default: self-attention on `query`).
    * @returns `output` shaped like `query`, and `weights` `[N, L, S]` when `needWeights`.
    */
-  forward(query: Tensor, key: Tensor = query, value: Tensor = key, options: AttentionCallOptions = {}): { output: Tensor; weights?: Tensor } {
+  forward(
+    query: Tensor,
+    key: Tensor = query,
+    value: Tensor = key,
+    options: AttentionCallOptions = {},
+  ): { output: Tensor; weights?: Tensor } {
     this.checkInputs(query, key, value);
     this.attnDrop.training = this.training;
     const kept = tf.tidy(() => {
@@ -83,15 +88,29 @@ export class MultiheadAttention extends Module {
   }
 
   private checkInputs(query: Tensor, key: Tensor, value: Tensor): void {
-    for (const [name, t] of [['query', query], ['key', key], ['value', value]] as const) {
+    for (const [name, t] of [
+      ['query', query],
+      ['key', key],
+      ['value', value],
+    ] as const) {
       if (t.rank !== 3 || t.shape[2] !== this.embedDim) {
         const layout = this.batchFirst ? '[N, L, E]' : '[L, N, E]';
-        throw new SkySenseError('E_SHAPE', `MultiheadAttention ${name}: expected ${layout} with E = ${this.embedDim}, got ${formatShape(t.shape)}`);
+        throw new SkySenseError(
+          'E_SHAPE',
+          `MultiheadAttention ${name}: expected ${layout} with E = ${this.embedDim}, got ${formatShape(t.shape)}`,
+        );
       }
     }
     const batchAxis = this.batchFirst ? 0 : 1;
-    if (key.shape[batchAxis] !== query.shape[batchAxis] || value.shape[batchAxis] !== query.shape[batchAxis] || key.shape[1 - batchAxis] !== value.shape[1 - batchAxis]) {
-      throw new SkySenseError('E_SHAPE', `MultiheadAttention: query ${formatShape(query.shape)}, key ${formatShape(key.shape)} and value ${formatShape(value.shape)} do not agree on batch and source length`);
+    if (
+      key.shape[batchAxis] !== query.shape[batchAxis] ||
+      value.shape[batchAxis] !== query.shape[batchAxis] ||
+      key.shape[1 - batchAxis] !== value.shape[1 - batchAxis]
+    ) {
+      throw new SkySenseError(
+        'E_SHAPE',
+        `MultiheadAttention: query ${formatShape(query.shape)}, key ${formatShape(key.shape)} and value ${formatShape(value.shape)} do not agree on batch and source length`,
+      );
     }
   }
 
@@ -119,16 +138,24 @@ export class MultiheadAttention extends Module {
     if (attnMask) {
       const ok2 = attnMask.rank === 2 && attnMask.shape[0] === l && attnMask.shape[1] === s;
       const ok3 = attnMask.rank === 3 && attnMask.shape[0] === n * this.numHeads && attnMask.shape[1] === l && attnMask.shape[2] === s;
-      if (!ok2 && !ok3) throw new SkySenseError('E_SHAPE', `attnMask: expected [${l}, ${s}] or [${n * this.numHeads}, ${l}, ${s}], got ${formatShape(attnMask.shape)}`);
+      if (!ok2 && !ok3)
+        throw new SkySenseError(
+          'E_SHAPE',
+          `attnMask: expected [${l}, ${s}] or [${n * this.numHeads}, ${l}, ${s}], got ${formatShape(attnMask.shape)}`,
+        );
       const m = ok3 ? tf.reshape(attnMask, [n, this.numHeads, l, s]) : attnMask;
       out = attnMask.dtype === 'bool' ? tf.where(tf.broadcastTo(m, out.shape), tf.fill(out.shape, -Infinity), out) : tf.add(out, m);
     }
     if (keyPaddingMask) {
       if (keyPaddingMask.dtype !== 'bool' || keyPaddingMask.rank !== 2 || keyPaddingMask.shape[0] !== n || keyPaddingMask.shape[1] !== s) {
-        throw new SkySenseError('E_SHAPE', `keyPaddingMask: expected bool [${n}, ${s}], got ${keyPaddingMask.dtype} ${formatShape(keyPaddingMask.shape)}`);
+        throw new SkySenseError(
+          'E_SHAPE',
+          `keyPaddingMask: expected bool [${n}, ${s}], got ${keyPaddingMask.dtype} ${formatShape(keyPaddingMask.shape)}`,
+        );
       }
       const allMasked = tf.tidy(() => tf.any(tf.all(keyPaddingMask, 1)).dataSync()[0]);
-      if (allMasked) throw new SkySenseError('E_ARG', 'keyPaddingMask: a sample has every key masked; its attention would be NaN (as in PyTorch)');
+      if (allMasked)
+        throw new SkySenseError('E_ARG', 'keyPaddingMask: a sample has every key masked; its attention would be NaN (as in PyTorch)');
       const m = tf.broadcastTo(tf.reshape(keyPaddingMask, [n, 1, 1, s]), out.shape);
       out = tf.where(m, tf.fill(out.shape, -Infinity), out);
     }

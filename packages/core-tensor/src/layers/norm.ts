@@ -37,7 +37,10 @@ export class LayerNorm extends UnaryModule {
     const k = this.normalizedShape.length;
     const tail = x.shape.slice(x.rank - k);
     if (x.rank < k || tail.some((d, i) => d !== this.normalizedShape[i])) {
-      throw new SkySenseError('E_SHAPE', `LayerNorm input: expected trailing shape ${formatShape(this.normalizedShape)}, got ${formatShape(x.shape)}`);
+      throw new SkySenseError(
+        'E_SHAPE',
+        `LayerNorm input: expected trailing shape ${formatShape(this.normalizedShape)}, got ${formatShape(x.shape)}`,
+      );
     }
     return tf.tidy(() => {
       const fused = k === 1 ? nativeLayerNorm(x, this.weight?.value ?? null, this.bias?.value ?? null, this.eps) : null;
@@ -97,7 +100,10 @@ export class BatchNorm2d extends UnaryModule {
     }
     const perChannel = x.shape[0]! * x.shape[2]! * x.shape[3]!;
     if (this.training && perChannel < 2) {
-      throw new SkySenseError('E_SHAPE', `BatchNorm2d input: expected more than 1 value per channel when training, got input of shape ${formatShape(x.shape)}`);
+      throw new SkySenseError(
+        'E_SHAPE',
+        `BatchNorm2d input: expected more than 1 value per channel when training, got input of shape ${formatShape(x.shape)}`,
+      );
     }
     return tf.tidy(() => {
       const c = this.numFeatures;

@@ -65,7 +65,10 @@ export class PatchEmbed extends UnaryModule {
 
   forward(x: Tensor): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.projection.inChannels) {
-      throw new SkySenseError('E_SHAPE', `PatchEmbed input: expected [N, ${this.projection.inChannels}, H, W], got ${formatShape(x.shape)}`);
+      throw new SkySenseError(
+        'E_SHAPE',
+        `PatchEmbed input: expected [N, ${this.projection.inChannels}, H, W], got ${formatShape(x.shape)}`,
+      );
     }
     return tf.tidy(() => {
       let input = x;
@@ -73,7 +76,13 @@ export class PatchEmbed extends UnaryModule {
         const [h, w] = this.outputSize(x.shape[2]!, x.shape[3]!);
         const padH = Math.max((h - 1) * this.stride[0] + this.kernelSize[0] - x.shape[2]!, 0);
         const padW = Math.max((w - 1) * this.stride[1] + this.kernelSize[1] - x.shape[3]!, 0);
-        if (padH || padW) input = tf.pad(x, [[0, 0], [0, 0], [0, padH], [0, padW]]);
+        if (padH || padW)
+          input = tf.pad(x, [
+            [0, 0],
+            [0, 0],
+            [0, padH],
+            [0, padW],
+          ]);
       }
       const map = tf.transpose(this.projection.forward(input), [0, 2, 3, 1]);
       return this.norm ? this.norm.forward(map) : map;

@@ -31,7 +31,14 @@ export class MmcvMultiheadAttention extends Module {
 
   constructor(embedDims: number, numHeads: number, options: MmcvAttentionOptions = {}) {
     super();
-    this.attn = this.registerModule('attn', new MultiheadAttention(embedDims, numHeads, { dropout: options.attnDrop ?? 0, bias: options.bias ?? true, batchFirst: options.batchFirst ?? true }));
+    this.attn = this.registerModule(
+      'attn',
+      new MultiheadAttention(embedDims, numHeads, {
+        dropout: options.attnDrop ?? 0,
+        bias: options.bias ?? true,
+        batchFirst: options.batchFirst ?? true,
+      }),
+    );
     this.projDrop = this.registerModule('proj_drop', new Dropout(options.projDrop ?? 0));
   }
 
@@ -81,11 +88,26 @@ export class TransformerEncoderLayer extends Module {
     const eps = assertPositive('normEps', o.normEps ?? 1e-5);
     const drop = assertInRange('dropRate', o.dropRate ?? 0, 0, 1);
     this.ln1 = this.registerModule('ln1', new LayerNorm(o.embedDims, { eps }));
-    this.attn = this.registerModule('attn', new MmcvMultiheadAttention(o.embedDims, o.numHeads, { attnDrop: o.attnDropRate, projDrop: drop, bias: o.qkvBias, batchFirst: o.batchFirst }));
+    this.attn = this.registerModule(
+      'attn',
+      new MmcvMultiheadAttention(o.embedDims, o.numHeads, {
+        attnDrop: o.attnDropRate,
+        projDrop: drop,
+        bias: o.qkvBias,
+        batchFirst: o.batchFirst,
+      }),
+    );
     this.ln2 = this.registerModule('ln2', new LayerNorm(o.embedDims, { eps }));
     this.ffn = this.registerModule(
       'ffn',
-      new FFN({ embedDims: o.embedDims, feedforwardChannels: o.feedforwardChannels, numFcs: o.numFcs, ffnDrop: drop, dropPath: o.dropPathRate, act: o.act ?? 'gelu' }),
+      new FFN({
+        embedDims: o.embedDims,
+        feedforwardChannels: o.feedforwardChannels,
+        numFcs: o.numFcs,
+        ffnDrop: drop,
+        dropPath: o.dropPathRate,
+        act: o.act ?? 'gelu',
+      }),
     );
   }
 
@@ -145,17 +167,19 @@ export function resolveTransformerStack(o: TransformerStackOptions): Required<Tr
 export function transformerEncoderStack(o: Required<TransformerStackOptions>): ModuleList<TransformerEncoderLayer> {
   const dpr = (i: number) => (o.numLayers > 1 ? (o.dropPathRate * i) / (o.numLayers - 1) : 0);
   return new ModuleList(
-    Array.from({ length: o.numLayers }, (_, i) =>
-      new TransformerEncoderLayer({
-        embedDims: o.embedDims,
-        numHeads: o.numHeads,
-        feedforwardChannels: Math.floor(o.mlpRatio * o.embedDims),
-        dropRate: o.dropRate,
-        attnDropRate: o.attnDropRate,
-        dropPathRate: dpr(i),
-        qkvBias: o.qkvBias,
-        normEps: o.layerNormEps,
-      }),
+    Array.from(
+      { length: o.numLayers },
+      (_, i) =>
+        new TransformerEncoderLayer({
+          embedDims: o.embedDims,
+          numHeads: o.numHeads,
+          feedforwardChannels: Math.floor(o.mlpRatio * o.embedDims),
+          dropRate: o.dropRate,
+          attnDropRate: o.attnDropRate,
+          dropPathRate: dpr(i),
+          qkvBias: o.qkvBias,
+          normEps: o.layerNormEps,
+        }),
     ),
   );
 }
@@ -167,9 +191,11 @@ export function transformerEncoderStack(o: Required<TransformerStackOptions>): M
  */
 export function transformerConfigEps(what: string, normCfg: unknown, actCfg: unknown, numFcs: unknown): number | undefined {
   const norm = normCfg as { type?: string; eps?: number } | undefined;
-  if (norm?.type !== undefined && norm.type !== 'LN') throw new SkySenseError('E_UNSUPPORTED', `${what} config: norm_cfg type '${norm.type}' (only LN)`);
+  if (norm?.type !== undefined && norm.type !== 'LN')
+    throw new SkySenseError('E_UNSUPPORTED', `${what} config: norm_cfg type '${norm.type}' (only LN)`);
   const act = actCfg as { type?: string } | undefined;
-  if (act?.type !== undefined && act.type !== 'GELU') throw new SkySenseError('E_UNSUPPORTED', `${what} config: act_cfg type '${act.type}' (only GELU)`);
+  if (act?.type !== undefined && act.type !== 'GELU')
+    throw new SkySenseError('E_UNSUPPORTED', `${what} config: act_cfg type '${act.type}' (only GELU)`);
   if (numFcs !== undefined && numFcs !== 2) throw new SkySenseError('E_UNSUPPORTED', `${what} config: num_fcs ${String(numFcs)} (only 2)`);
   return norm?.eps;
 }

@@ -43,14 +43,23 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const H = x.shape[2]! + 2 * padding[0];
   const W = x.shape[3]! + 2 * padding[1];
   if (H < effH || W < effW) {
-    throw new SkySenseError('E_SHAPE', `conv2d: padded input ${H}x${W} is smaller than the (dilated) kernel ${effH}x${effW}; input ${formatShape(x.shape)}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `conv2d: padded input ${H}x${W} is smaller than the (dilated) kernel ${effH}x${effW}; input ${formatShape(x.shape)}`,
+    );
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outC)) {
     throw new SkySenseError('E_SHAPE', `conv2d bias: expected shape [${outC}], got ${formatShape(bias.shape)}`);
   }
   return tf.tidy(() => {
     let xh = tf.transpose(x, [0, 2, 3, 1]) as Tensor4D;
-    if (padding[0] || padding[1]) xh = tf.pad(xh, [[0, 0], [padding[0], padding[0]], [padding[1], padding[1]], [0, 0]]);
+    if (padding[0] || padding[1])
+      xh = tf.pad(xh, [
+        [0, 0],
+        [padding[0], padding[0]],
+        [padding[1], padding[1]],
+        [0, 0],
+      ]);
     let wh = tf.transpose(weight, [2, 3, 1, 0]) as Tensor4D;
     if (dilation[0] > 1 || dilation[1] > 1) wh = dilateKernel(wh, dilation[0], dilation[1]);
     const xs = groups === 1 ? [xh] : tf.split(xh, groups, 3);
@@ -65,10 +74,24 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
 /** Inserts `d - 1` zeros between kernel taps so that a dilated convolution becomes a plain one. */
 function dilateKernel(w: Tensor4D, dh: number, dw: number): Tensor4D {
   const [kh, kw, ci, co] = w.shape;
-  const rows = tf.reshape(tf.pad(tf.reshape(w, [kh, 1, kw * ci * co]), [[0, 0], [0, dh - 1], [0, 0]]), [kh * dh, kw * ci * co]);
+  const rows = tf.reshape(
+    tf.pad(tf.reshape(w, [kh, 1, kw * ci * co]), [
+      [0, 0],
+      [0, dh - 1],
+      [0, 0],
+    ]),
+    [kh * dh, kw * ci * co],
+  );
   const eh = (kh - 1) * dh + 1;
   const cols = tf.reshape(tf.slice(rows, [0, 0], [eh, -1]), [eh * kw, 1, ci * co]);
-  const wide = tf.reshape(tf.pad(cols, [[0, 0], [0, dw - 1], [0, 0]]), [eh, kw * dw, ci * co]);
+  const wide = tf.reshape(
+    tf.pad(cols, [
+      [0, 0],
+      [0, dw - 1],
+      [0, 0],
+    ]),
+    [eh, kw * dw, ci * co],
+  );
   const ew = (kw - 1) * dw + 1;
   return tf.reshape(tf.slice(wide, [0, 0, 0], [eh, ew, -1]), [eh, ew, ci, co]);
 }

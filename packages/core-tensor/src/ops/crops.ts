@@ -17,7 +17,10 @@ export interface CropBox {
 export function cropResize(tiles: Tensor, boxes: readonly CropBox[], size: number): Tensor {
   const [b, , H, W] = tiles.shape as [number, number, number, number];
   if (boxes.length !== b) throw new SkySenseError('E_SHAPE', `cropResize: expected ${b} boxes (one per tile), got ${boxes.length}`);
-  const norm = (start: number, len: number, full: number) => [(start + (0.5 * len) / size - 0.5) / Math.max(full - 1, 1), (start + len - (0.5 * len) / size - 0.5) / Math.max(full - 1, 1)];
+  const norm = (start: number, len: number, full: number) => [
+    (start + (0.5 * len) / size - 0.5) / Math.max(full - 1, 1),
+    (start + len - (0.5 * len) / size - 0.5) / Math.max(full - 1, 1),
+  ];
   const coords = boxes.map((bx) => {
     const [y1, y2] = norm(bx.y, bx.h, H);
     const [x1, x2] = norm(bx.x, bx.w, W);
@@ -25,15 +28,26 @@ export function cropResize(tiles: Tensor, boxes: readonly CropBox[], size: numbe
   });
   return tf.tidy(() => {
     const nhwc = tf.transpose(tiles, [0, 2, 3, 1]) as tf.Tensor4D;
-    const out = tf.image.cropAndResize(nhwc, tf.tensor2d(coords), tf.tensor1d(boxes.map((_, i) => i), 'int32'), [size, size], 'bilinear');
+    const out = tf.image.cropAndResize(
+      nhwc,
+      tf.tensor2d(coords),
+      tf.tensor1d(
+        boxes.map((_, i) => i),
+        'int32',
+      ),
+      [size, size],
+      'bilinear',
+    );
     return tf.transpose(out, [0, 3, 1, 2]);
   });
 }
 
 /** The intersection of two boxes, or null if they do not overlap. */
 export function intersect(a: CropBox, b: CropBox): CropBox | null {
-  const y = Math.max(a.y, b.y), x = Math.max(a.x, b.x);
-  const h = Math.min(a.y + a.h, b.y + b.h) - y, w = Math.min(a.x + a.w, b.x + b.w) - x;
+  const y = Math.max(a.y, b.y),
+    x = Math.max(a.x, b.x);
+  const h = Math.min(a.y + a.h, b.y + b.h) - y,
+    w = Math.min(a.x + a.w, b.x + b.w) - x;
   return h > 0 && w > 0 ? { y, x, h, w } : null;
 }
 
@@ -45,7 +59,9 @@ function axisWeights(start: number, len: number, from: number, span: number, f: 
   const w = new Float32Array(k * f);
   for (let a = 0; a < k; a++) {
     const u = Math.min(Math.max(((start + ((a + 0.5) * len) / k - from) / span) * f - 0.5, 0), f - 1);
-    const i0 = Math.floor(u), i1 = Math.min(i0 + 1, f - 1), t = u - i0;
+    const i0 = Math.floor(u),
+      i1 = Math.min(i0 + 1, f - 1),
+      t = u - i0;
     w[a * f + i0]! += 1 - t;
     w[a * f + i1]! += t;
   }
@@ -61,7 +77,8 @@ function axisWeights(start: number, len: number, from: number, span: number, f: 
  */
 export function roiAlignCrops(maps: Tensor, boxes: readonly CropBox[], regions: readonly CropBox[], k: number): Tensor {
   const [p, , fh, fw] = maps.shape as [number, number, number, number];
-  if (boxes.length !== p || regions.length !== p) throw new SkySenseError('E_SHAPE', `roiAlignCrops: expected ${p} boxes and regions, got ${boxes.length} and ${regions.length}`);
+  if (boxes.length !== p || regions.length !== p)
+    throw new SkySenseError('E_SHAPE', `roiAlignCrops: expected ${p} boxes and regions, got ${boxes.length} and ${regions.length}`);
   const ry = new Float32Array(p * k * fh);
   const rx = new Float32Array(p * k * fw);
   boxes.forEach((b, i) => {

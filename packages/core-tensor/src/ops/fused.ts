@@ -58,7 +58,8 @@ export function nativeLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor |
   const affine = weight && bias ? [weight, bias] : [];
   return withGradient(
     [x, ...affine],
-    ([v, w, b]) => produce(v!.shape, (out) => n.layerNorm(values(v!), w ? values(w) : EMPTY, b ? values(b) : EMPTY, out, mean, rstd, rows, cols, eps)),
+    ([v, w, b]) =>
+      produce(v!.shape, (out) => n.layerNorm(values(v!), w ? values(w) : EMPTY, b ? values(b) : EMPTY, out, mean, rstd, rows, cols, eps)),
     (dy, [v, w]) => {
       const dx = new Float32Array(v!.size);
       const dw = new Float32Array(w ? cols : 0);
@@ -107,7 +108,8 @@ function checkAttentionArgs({ qkv, scale, bias, mask, heads }: CosineAttentionAr
   const fail = (what: string, expected: string, got: readonly number[]) => {
     throw new SkySenseError('E_SHAPE', `cosineWindowAttention: ${what}: expected ${expected}, got ${formatShape(got)}`);
   };
-  if (!Number.isInteger(heads) || heads < 1) throw new SkySenseError('E_ARG', `cosineWindowAttention: heads: expected a positive integer, got ${heads}`);
+  if (!Number.isInteger(heads) || heads < 1)
+    throw new SkySenseError('E_ARG', `cosineWindowAttention: heads: expected a positive integer, got ${heads}`);
   if (qkv.rank !== 3 || qkv.shape[2]! % (3 * heads) !== 0) fail('qkv', `[B, N, 3·C] with C divisible by ${heads} heads`, qkv.shape);
   const [b, n] = qkv.shape as [number, number];
   if (!same(scale.shape, [heads])) fail('scale', `[${heads}]`, scale.shape);
@@ -163,7 +165,10 @@ export function nativeCosineAttention(a: CosineAttentionArgs): Tensor | null {
   const geom = [b, tokens, a.heads, d, nW] as const;
   return withGradient(
     [a.qkv, a.scale, a.bias],
-    ([qkv, scale, bias]) => produce([b, tokens, c], (out) => n.cosineAttention(values(qkv!), values(scale!), values(bias!), a.mask ? values(a.mask) : EMPTY, out, probs, ...geom)),
+    ([qkv, scale, bias]) =>
+      produce([b, tokens, c], (out) =>
+        n.cosineAttention(values(qkv!), values(scale!), values(bias!), a.mask ? values(a.mask) : EMPTY, out, probs, ...geom),
+      ),
     (dy, [qkv, scale, bias]) => {
       const dqkv = new Float32Array(qkv!.size);
       const dscale = new Float32Array(a.heads);

@@ -19,7 +19,11 @@ export function gatherRows(table: Tensor, indices: Tensor | number[]): Tensor {
     const n = table.shape[0]!;
     const flat = idx.dataSync();
     for (const i of flat) {
-      if (i < 0 || i >= n) throw new SkySenseError('E_ARG', `gatherRows: index ${i} is outside [0, ${n - 1}] for a table of shape ${formatShape(table.shape)}`);
+      if (i < 0 || i >= n)
+        throw new SkySenseError(
+          'E_ARG',
+          `gatherRows: index ${i} is outside [0, ${n - 1}] for a table of shape ${formatShape(table.shape)}`,
+        );
     }
     if (hasKernel('UnsortedSegmentSum')) return tf.gather(table, idx, 0);
     return withGradient(
@@ -44,7 +48,10 @@ export function invertPermutation(perm: Int32Array, n: number, what = 'invertPer
     if (p >= 0 && p < n && inverse[p] === -1) inverse[p] = i;
   });
   if (perm.length !== n || inverse.includes(-1)) {
-    throw new SkySenseError('E_ARG', `${what}: expected a permutation of 0 … ${n - 1} (${n} indices), got ${perm.length} indices that are not one`);
+    throw new SkySenseError(
+      'E_ARG',
+      `${what}: expected a permutation of 0 … ${n - 1} (${n} indices), got ${perm.length} indices that are not one`,
+    );
   }
   return inverse;
 }
@@ -56,7 +63,10 @@ export function invertPermutation(perm: Int32Array, n: number, what = 'invertPer
  */
 export function permuteRows(x: Tensor, perm: Int32Array, axis = 0): Tensor {
   if (!Number.isInteger(axis) || axis < 0 || axis >= x.rank) {
-    throw new SkySenseError('E_ARG', `permuteRows: axis: expected an integer in [0, ${x.rank - 1}] for a tensor of shape ${formatShape(x.shape)}, got ${axis}`);
+    throw new SkySenseError(
+      'E_ARG',
+      `permuteRows: axis: expected an integer in [0, ${x.rank - 1}] for a tensor of shape ${formatShape(x.shape)}, got ${axis}`,
+    );
   }
   const inverse = invertPermutation(perm, x.shape[axis]!, `permuteRows (axis ${axis} of ${formatShape(x.shape)})`);
   return withGradient(

@@ -50,12 +50,18 @@ function broadcastForTfjs(x: Tensor, y: Tensor): [Tensor, Tensor] {
  */
 export function matMul(a: Tensor, b: Tensor, transposeA = false, transposeB = false): Tensor {
   if (a.rank < 2 || b.rank < 2) {
-    throw new SkySenseError('E_SHAPE', `matMul: expected tensors of rank >= 2, got a ${formatShape(a.shape)} and b ${formatShape(b.shape)}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `matMul: expected tensors of rank >= 2, got a ${formatShape(a.shape)} and b ${formatShape(b.shape)}`,
+    );
   }
   const k1 = a.shape[transposeA ? a.rank - 2 : a.rank - 1];
   const k2 = b.shape[transposeB ? b.rank - 1 : b.rank - 2];
   if (k1 !== k2) {
-    throw new SkySenseError('E_SHAPE', `matMul: inner dimensions differ: a ${formatShape(a.shape)}${transposeA ? 'ᵀ' : ''} and b ${formatShape(b.shape)}${transposeB ? 'ᵀ' : ''} (${k1} vs ${k2})`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `matMul: inner dimensions differ: a ${formatShape(a.shape)}${transposeA ? 'ᵀ' : ''} and b ${formatShape(b.shape)}${transposeB ? 'ᵀ' : ''} (${k1} vs ${k2})`,
+    );
   }
   if (nativeKernelsActive()) return flaggedMatMul(a, b, transposeA, transposeB);
   const orient = (x: Tensor, y: Tensor) => [transposeA ? transposeLast2(x) : x, transposeB ? transposeLast2(y) : y] as const;
@@ -81,13 +87,14 @@ function flaggedMatMul(a: Tensor, b: Tensor, tA: boolean, tB: boolean): Tensor {
     [a, b],
     ([x, y]) => tf.matMul(x!, y!, tA, tB),
     (dy, [x, y]) => {
-      const [dA, dB] = !tA && !tB
-        ? [tf.matMul(dy, y!, false, true), tf.matMul(x!, dy, true, false)]
-        : !tA && tB
-          ? [tf.matMul(dy, y!, false, false), tf.matMul(dy, x!, true, false)]
-          : tA && !tB
-            ? [tf.matMul(y!, dy, false, true), tf.matMul(x!, dy, false, false)]
-            : [tf.matMul(y!, dy, true, true), tf.matMul(dy, x!, true, true)];
+      const [dA, dB] =
+        !tA && !tB
+          ? [tf.matMul(dy, y!, false, true), tf.matMul(x!, dy, true, false)]
+          : !tA && tB
+            ? [tf.matMul(dy, y!, false, false), tf.matMul(dy, x!, true, false)]
+            : tA && !tB
+              ? [tf.matMul(y!, dy, false, true), tf.matMul(x!, dy, false, false)]
+              : [tf.matMul(y!, dy, true, true), tf.matMul(dy, x!, true, true)];
       return [sumToShape(dA!, x!.shape), sumToShape(dB!, y!.shape)];
     },
   );

@@ -28,11 +28,21 @@ const cubic2 = (x: number) => ((CUBIC_A * x - 5 * CUBIC_A) * x + 8 * CUBIC_A) * 
  * A = −0.75 and clamps tap indices to the border; nearest is the legacy `floor(dst · scale)`).
  * @param scaleFactor the user's scale factor, if one was given (PyTorch then maps with 1/factor).
  */
-export function resampleMatrix(inSize: number, outSize: number, mode: InterpolateMode, alignCorners = false, scaleFactor?: number): Float32Array {
+export function resampleMatrix(
+  inSize: number,
+  outSize: number,
+  mode: InterpolateMode,
+  alignCorners = false,
+  scaleFactor?: number,
+): Float32Array {
   const m = new Float64Array(outSize * inSize);
   const scale = alignCorners
-    ? outSize > 1 ? (inSize - 1) / (outSize - 1) : 0
-    : scaleFactor && scaleFactor > 0 ? 1 / scaleFactor : inSize / outSize;
+    ? outSize > 1
+      ? (inSize - 1) / (outSize - 1)
+      : 0
+    : scaleFactor && scaleFactor > 0
+      ? 1 / scaleFactor
+      : inSize / outSize;
   const at = (o: number, i: number, w: number) => {
     const c = Math.min(Math.max(i, 0), inSize - 1);
     m[o * inSize + c]! += w;
@@ -91,7 +101,8 @@ function separable(x: Tensor, rows: Float32Array, cols: Float32Array, oh: number
 export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
   assertRank('interpolate input', x, 4);
   const mode = options.mode ?? 'nearest';
-  if (!['nearest', 'bilinear', 'bicubic'].includes(mode)) throw new SkySenseError('E_ARG', `interpolate: mode must be nearest, bilinear or bicubic, got '${mode}'`);
+  if (!['nearest', 'bilinear', 'bicubic'].includes(mode))
+    throw new SkySenseError('E_ARG', `interpolate: mode must be nearest, bilinear or bicubic, got '${mode}'`);
   if ((options.size === undefined) === (options.scaleFactor === undefined)) {
     throw new SkySenseError('E_ARG', 'interpolate: give exactly one of size and scaleFactor');
   }
@@ -106,14 +117,14 @@ export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
     assertInt('size[1]', ow, 1);
   } else {
     sf = typeof options.scaleFactor === 'number' ? [options.scaleFactor, options.scaleFactor] : options.scaleFactor!;
-    if (!(sf[0] > 0 && sf[1] > 0)) throw new SkySenseError('E_ARG', `interpolate: scaleFactor must be > 0, got ${String(options.scaleFactor)}`);
+    if (!(sf[0] > 0 && sf[1] > 0))
+      throw new SkySenseError('E_ARG', `interpolate: scaleFactor must be > 0, got ${String(options.scaleFactor)}`);
     [oh, ow] = [Math.floor(h * sf[0]), Math.floor(w * sf[1])];
-    if (oh < 1 || ow < 1) throw new SkySenseError('E_ARG', `interpolate: scaleFactor ${String(options.scaleFactor)} turns ${h}x${w} into an empty map`);
+    if (oh < 1 || ow < 1)
+      throw new SkySenseError('E_ARG', `interpolate: scaleFactor ${String(options.scaleFactor)} turns ${h}x${w} into an empty map`);
   }
   const ac = options.alignCorners ?? false;
-  return tf.tidy(() =>
-    separable(x, resampleMatrix(h, oh, mode, ac, sf?.[0]), resampleMatrix(w, ow, mode, ac, sf?.[1]), oh, ow),
-  );
+  return tf.tidy(() => separable(x, resampleMatrix(h, oh, mode, ac, sf?.[0]), resampleMatrix(w, ow, mode, ac, sf?.[1]), oh, ow));
 }
 
 /** `torch.nn.functional.adaptive_avg_pool2d` for NCHW input. */
@@ -135,7 +146,10 @@ export function pixelShuffle(x: Tensor, upscaleFactor: number): Tensor {
   const r = assertInt('upscaleFactor', upscaleFactor, 1);
   const [n, c, h, w] = x.shape as [number, number, number, number];
   if (c % (r * r) !== 0) {
-    throw new SkySenseError('E_SHAPE', `pixelShuffle: channels ${c} of input ${formatShape(x.shape)} are not divisible by upscaleFactor² = ${r * r}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `pixelShuffle: channels ${c} of input ${formatShape(x.shape)} are not divisible by upscaleFactor² = ${r * r}`,
+    );
   }
   const oc = c / (r * r);
   return tf.tidy(() => tf.reshape(tf.transpose(tf.reshape(x, [n, oc, r, r, h, w]), [0, 1, 4, 2, 5, 3]), [n, oc, h * r, w * r]));

@@ -55,8 +55,10 @@ function roll(x: Tensor, shift: number): Tensor {
 }
 
 function checkGrid(what: string, h: number, w: number, ws: number, shift: number): void {
-  if (!Number.isInteger(ws) || ws < 1 || h % ws || w % ws) throw new SkySenseError('E_SHAPE', `${what}: expected a map of whole ${ws}×${ws} windows, got ${h}×${w}`);
-  if (!Number.isInteger(shift) || shift < 0 || shift >= ws) throw new SkySenseError('E_ARG', `${what}: shift: expected an integer in [0, ${ws}), got ${shift}`);
+  if (!Number.isInteger(ws) || ws < 1 || h % ws || w % ws)
+    throw new SkySenseError('E_SHAPE', `${what}: expected a map of whole ${ws}×${ws} windows, got ${h}×${w}`);
+  if (!Number.isInteger(shift) || shift < 0 || shift >= ws)
+    throw new SkySenseError('E_ARG', `${what}: shift: expected an integer in [0, ${ws}), got ${shift}`);
 }
 
 /**
@@ -70,7 +72,8 @@ export function windowPartition(x: Tensor, ws: number, shift: number): Tensor {
   const [b, h, w, c] = x.shape as [number, number, number, number];
   checkGrid('windowPartition', h, w, ws, shift);
   return tf.tidy(() => {
-    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(x, [b, h * w, c]), orders(h, w, ws, shift).partition, 1), [-1, ws * ws, c]);
+    if (nativeKernelsActive())
+      return tf.reshape(permuteRows(tf.reshape(x, [b, h * w, c]), orders(h, w, ws, shift).partition, 1), [-1, ws * ws, c]);
     const rolled = shift ? roll(x, -shift) : x;
     return tf.reshape(tf.transpose(tf.reshape(rolled, [b, h / ws, ws, w / ws, ws, c]), [0, 1, 3, 2, 4, 5]), [-1, ws * ws, c]);
   });
@@ -81,10 +84,14 @@ export function windowMerge(windows: Tensor, batch: number, h: number, w: number
   checkGrid('windowMerge', h, w, ws, shift);
   const c = windows.shape[2]!;
   if (windows.rank !== 3 || windows.shape[0] !== (batch * h * w) / (ws * ws) || windows.shape[1] !== ws * ws) {
-    throw new SkySenseError('E_SHAPE', `windowMerge: expected [${(batch * h * w) / (ws * ws)}, ${ws * ws}, C] windows of ${batch} ${h}×${w} maps, got ${formatShape(windows.shape)}`);
+    throw new SkySenseError(
+      'E_SHAPE',
+      `windowMerge: expected [${(batch * h * w) / (ws * ws)}, ${ws * ws}, C] windows of ${batch} ${h}×${w} maps, got ${formatShape(windows.shape)}`,
+    );
   }
   return tf.tidy(() => {
-    if (nativeKernelsActive()) return tf.reshape(permuteRows(tf.reshape(windows, [batch, h * w, c]), orders(h, w, ws, shift).merge, 1), [batch, h, w, c]);
+    if (nativeKernelsActive())
+      return tf.reshape(permuteRows(tf.reshape(windows, [batch, h * w, c]), orders(h, w, ws, shift).merge, 1), [batch, h, w, c]);
     const y = tf.reshape(tf.transpose(tf.reshape(windows, [batch, h / ws, w / ws, ws, ws, c]), [0, 1, 3, 2, 4, 5]), [batch, h, w, c]);
     return shift ? roll(y, shift) : y;
   });

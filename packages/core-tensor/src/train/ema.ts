@@ -18,11 +18,13 @@ export function emaUpdate(target: Module, source: Module, momentum: number, opti
   assertInRange('momentum', momentum, 0, 1);
   const src = new Map(source.namedParameters());
   const tgt = target.namedParameters();
-  if (tgt.length !== src.size) throw new SkySenseError('E_STATE_DICT', `emaUpdate: target has ${tgt.length} parameters, source ${src.size}`);
+  if (tgt.length !== src.size)
+    throw new SkySenseError('E_STATE_DICT', `emaUpdate: target has ${tgt.length} parameters, source ${src.size}`);
   tf.tidy(() => {
     for (const [name, t] of tgt) {
       const s = src.get(name);
-      if (!s || s.shape.join() !== t.shape.join()) throw new SkySenseError('E_STATE_DICT', `emaUpdate: parameter '${name}' is missing from the source or has another shape`);
+      if (!s || s.shape.join() !== t.shape.join())
+        throw new SkySenseError('E_STATE_DICT', `emaUpdate: parameter '${name}' is missing from the source or has another shape`);
       t.value.assign(tf.add(tf.mul(t.value, momentum), tf.mul(s.value, 1 - momentum)));
     }
     if ((options.buffers ?? 'copy') === 'copy') {

@@ -24,11 +24,14 @@ export function valueAndGrads(source: ParamSource, loss: () => Scalar): { value:
   const params = trainableParameters(source);
   if (params.length === 0) throw new SkySenseError('E_ARG', 'valueAndGrads: no trainable parameter to differentiate');
   const byName = new Map(params.map((p) => [p.value.name, p]));
-  const { value, grads } = tf.variableGrads(() => {
-    const l = loss();
-    if (l.rank !== 0) throw new SkySenseError('E_SHAPE', `valueAndGrads: loss must be a scalar, got shape [${l.shape.join(', ')}]`);
-    return l;
-  }, params.map((p) => p.value));
+  const { value, grads } = tf.variableGrads(
+    () => {
+      const l = loss();
+      if (l.rank !== 0) throw new SkySenseError('E_SHAPE', `valueAndGrads: loss must be a scalar, got shape [${l.shape.join(', ')}]`);
+      return l;
+    },
+    params.map((p) => p.value),
+  );
   const out: Gradients = new Map();
   for (const [name, g] of Object.entries(grads)) out.set(byName.get(name)!, g);
   return { value, grads: out };
@@ -46,7 +49,9 @@ export function disposeGradients(grads: Gradients): void {
  */
 export function clipGradNorm(grads: Gradients, maxNorm: number): { totalNorm: number; grads: Gradients } {
   if (!(maxNorm > 0)) throw new SkySenseError('E_ARG', `clipGradNorm: maxNorm must be > 0, got ${maxNorm}`);
-  const totalNorm = tf.tidy(() => Math.sqrt([...grads.values()].reduce((acc, g) => acc + (tf.sum(tf.square(g)).dataSync()[0] as number), 0)));
+  const totalNorm = tf.tidy(() =>
+    Math.sqrt([...grads.values()].reduce((acc, g) => acc + (tf.sum(tf.square(g)).dataSync()[0] as number), 0)),
+  );
   const coef = maxNorm / (totalNorm + 1e-6);
   if (coef >= 1) return { totalNorm, grads };
   const clipped: Gradients = new Map([...grads].map(([p, g]) => [p, tf.mul(g, coef)]));

@@ -67,7 +67,8 @@ export abstract class Optimizer {
       for (const p of g.params) {
         const grad = grads.get(p);
         if (!grad || !p.requiresGrad) continue;
-        if (grad.shape.join() !== p.shape.join()) throw new SkySenseError('E_SHAPE', `gradient of shape [${grad.shape}] for a parameter of shape [${p.shape}]`);
+        if (grad.shape.join() !== p.shape.join())
+          throw new SkySenseError('E_SHAPE', `gradient of shape [${grad.shape}] for a parameter of shape [${p.shape}]`);
         tf.tidy(() => this.update(p, grad, g));
       }
     }

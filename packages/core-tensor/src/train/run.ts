@@ -27,10 +27,17 @@ export interface TrainingCheckpoint {
  * Writes a training checkpoint as one safetensors file, atomically (temp file + rename): every part's
  * tensors under `<part>.<key>`, the `format` tag, and each metadata value as JSON.
  */
-export function saveTrainingCheckpoint(file: string, format: string, parts: Record<string, Map<string, Tensor> | undefined>, metadata: Record<string, unknown>): void {
+export function saveTrainingCheckpoint(
+  file: string,
+  format: string,
+  parts: Record<string, Map<string, Tensor> | undefined>,
+  metadata: Record<string, unknown>,
+): void {
   const state = new Map<string, Tensor>();
   for (const [prefix, dict] of Object.entries(parts)) dict?.forEach((t, k) => state.set(`${prefix}.${k}`, t));
-  saveSafetensors(file, state, { metadata: { format, ...Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, JSON.stringify(v)])) } });
+  saveSafetensors(file, state, {
+    metadata: { format, ...Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, JSON.stringify(v)])) },
+  });
 }
 
 /**
@@ -41,7 +48,11 @@ export function openTrainingCheckpoint(file: string, format: string, what: strin
   const header = SafetensorsFile.open(file);
   const metadata = header.metadata;
   header.close();
-  if (metadata.format !== format) throw new SkySenseError('E_STATE_DICT', `${file}: not a ${what} checkpoint (format '${metadata.format ?? 'none'}', expected '${format}')`);
+  if (metadata.format !== format)
+    throw new SkySenseError(
+      'E_STATE_DICT',
+      `${file}: not a ${what} checkpoint (format '${metadata.format ?? 'none'}', expected '${format}')`,
+    );
   const state = loadSafetensors(file);
   return {
     part: (prefix) => new Map([...state].filter(([k]) => k.startsWith(`${prefix}.`)).map(([k, t]) => [k.slice(prefix.length + 1), t])),
@@ -78,13 +89,18 @@ export interface CheckpointableTrainer<O> {
 export function saveTrainer<O>(file: string, format: string, t: CheckpointableTrainer<O>): void {
   const parts = Object.fromEntries(Object.entries(t.checkpointModules()).map(([k, m]) => [k, m?.stateDict()]));
   const generators = Object.fromEntries(Object.entries(t.checkpointGenerators?.() ?? {}).map(([k, g]) => [k, g.getState()]));
-  saveTrainingCheckpoint(file, format, { ...parts, optimizer: t.optimizer.stateDict() }, {
-    step: t.step,
-    optimizer_steps: t.optimizer.stepCount,
-    default_rng: defaultRng().getState(),
-    ...generators,
-    options: t.options,
-  });
+  saveTrainingCheckpoint(
+    file,
+    format,
+    { ...parts, optimizer: t.optimizer.stateDict() },
+    {
+      step: t.step,
+      optimizer_steps: t.optimizer.stepCount,
+      default_rng: defaultRng().getState(),
+      ...generators,
+      options: t.options,
+    },
+  );
 }
 
 /**
@@ -92,7 +108,12 @@ export function saveTrainer<O>(file: string, format: string, t: CheckpointableTr
  * module, the optimizer, the generators and the step are restored, so it continues exactly.
  * @throws SkySenseError `E_STATE_DICT` for a file of another format, missing parts or metadata.
  */
-export function resumeTrainer<O, T extends CheckpointableTrainer<O>>(file: string, format: string, what: string, build: (options: O & { steps: number }) => T): T {
+export function resumeTrainer<O, T extends CheckpointableTrainer<O>>(
+  file: string,
+  format: string,
+  what: string,
+  build: (options: O & { steps: number }) => T,
+): T {
   const ckpt = openTrainingCheckpoint(file, format, what);
   try {
     const t = build(ckpt.json<O & { steps: number }>('options'));
@@ -120,7 +141,14 @@ export function truncateMetricsLog(file: string, step: number): void {
       return Infinity;
     }
   };
-  writeFileAtomic(file, readFileSync(file, 'utf8').split('\n').filter((l) => l && stepOf(l) <= step).map((l) => `${l}\n`).join(''));
+  writeFileAtomic(
+    file,
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l && stepOf(l) <= step)
+      .map((l) => `${l}\n`)
+      .join(''),
+  );
 }
 
 /** A trainer the {@link trainingLoop} drives: its step counter and its atomic checkpoint. */
@@ -157,8 +185,11 @@ export function runSettings<S extends object>(out: string, resume: boolean, give
   } catch {
     throw new SkySenseError('E_IO', `${file}: not valid JSON (the run's settings are needed to resume it)`);
   }
-  const differ = Object.entries(given).filter(([k, v]) => v !== undefined && JSON.stringify(v) !== JSON.stringify((saved as Record<string, unknown>)[k]));
-  if (differ.length) log(`resuming with the run's own settings (${file}); ignored: ${differ.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}`);
+  const differ = Object.entries(given).filter(
+    ([k, v]) => v !== undefined && JSON.stringify(v) !== JSON.stringify((saved as Record<string, unknown>)[k]),
+  );
+  if (differ.length)
+    log(`resuming with the run's own settings (${file}); ignored: ${differ.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}`);
   return saved;
 }
 
@@ -167,7 +198,12 @@ export function runSettings<S extends object>(out: string, resume: boolean, give
  * of `out/checkpoint.safetensors` (its metrics log cut back to the checkpoint's step).
  * @throws SkySenseError `E_IO` when `resume` finds no checkpoint.
  */
-export function openRun<T extends LoopTrainer>(out: string, resume: boolean, build: { fresh: () => T; resume: (file: string) => T }, log: (line: string) => void): T {
+export function openRun<T extends LoopTrainer>(
+  out: string,
+  resume: boolean,
+  build: { fresh: () => T; resume: (file: string) => T },
+  log: (line: string) => void,
+): T {
   const file = join(out, 'checkpoint.safetensors');
   const metrics = join(out, 'metrics.jsonl');
   if (!resume) {

@@ -33,9 +33,10 @@ export function polyLr(options: { maxIters: number; power?: number; minLr?: numb
  */
 export function cosineLr(options: { maxIters: number; minLr?: number; minLrRatio?: number }): LrSchedule {
   const max = assertInt('maxIters', options.maxIters, 1);
-  if (options.minLr !== undefined && options.minLrRatio !== undefined) throw new SkySenseError('E_ARG', 'cosineLr: give minLr or minLrRatio, not both');
+  if (options.minLr !== undefined && options.minLrRatio !== undefined)
+    throw new SkySenseError('E_ARG', 'cosineLr: give minLr or minLrRatio, not both');
   return (iter, base) => {
-    const min = options.minLrRatio !== undefined ? base * options.minLrRatio : options.minLr ?? 0;
+    const min = options.minLrRatio !== undefined ? base * options.minLrRatio : (options.minLr ?? 0);
     return min + ((base - min) * (1 + Math.cos((Math.PI * Math.min(iter, max)) / max))) / 2;
   };
 }

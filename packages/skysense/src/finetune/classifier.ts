@@ -55,8 +55,11 @@ export class ChangeDetector extends Module {
 
   /** Change logits `[N, classes, H, W]` for images of date A and date B (same shape). */
   forward(a: Tensor, b: Tensor): Tensor {
-    if (a.shape.join() !== b.shape.join()) throw new SkySenseError('E_SHAPE', `ChangeDetector: date B ${formatShape(b.shape)} must match date A ${formatShape(a.shape)}`);
-    return tf.tidy(() => resizeTo(this.decodeHead.forwardPair(this.backbone.forward(a), this.backbone.forward(b)), a.shape, this.decodeHead.alignCorners));
+    if (a.shape.join() !== b.shape.join())
+      throw new SkySenseError('E_SHAPE', `ChangeDetector: date B ${formatShape(b.shape)} must match date A ${formatShape(a.shape)}`);
+    return tf.tidy(() =>
+      resizeTo(this.decodeHead.forwardPair(this.backbone.forward(a), this.backbone.forward(b)), a.shape, this.decodeHead.alignCorners),
+    );
   }
 
   /** Cross-entropy against int32 change labels `[N, H, W]` (255 = ignore). */

@@ -1,6 +1,25 @@
 import {
-  type AdamW, type FeatureEncoder, Generator, type LoadReport, type LrSchedule, type Module, SkySenseError, assertInt, clipGradNorm, defaultRng, disposeGradients, inferPrefix, linearWarmup,
-  openCheckpoint, polyLr, resumeTrainer, saveTrainer, stepLr, tf, valueAndGrads, type Tensor,
+  type AdamW,
+  type FeatureEncoder,
+  Generator,
+  type LoadReport,
+  type LrSchedule,
+  type Module,
+  SkySenseError,
+  assertInt,
+  clipGradNorm,
+  defaultRng,
+  disposeGradients,
+  inferPrefix,
+  linearWarmup,
+  openCheckpoint,
+  polyLr,
+  resumeTrainer,
+  saveTrainer,
+  stepLr,
+  tf,
+  valueAndGrads,
+  type Tensor,
 } from '@skysense/core-tensor';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
@@ -67,7 +86,9 @@ const FORMAT = 'skysense-finetune-1';
 
 /** Builds the encoder of a preset (seeded through the default generator). */
 export function buildEncoder(spec: EncoderSpec, inChannels?: number): FeatureEncoder {
-  return 'swin' in spec ? new SwinTransformerV2({ ...spec.swin, ...(inChannels ? { inChannels } : {}) }) : new VisionTransformer({ ...spec.vit, ...(inChannels ? { inChannels } : {}) });
+  return 'swin' in spec
+    ? new SwinTransformerV2({ ...spec.swin, ...(inChannels ? { inChannels } : {}) })
+    : new VisionTransformer({ ...spec.vit, ...(inChannels ? { inChannels } : {}) });
 }
 
 /** The preset of a name, checked against the task. */
@@ -75,12 +96,24 @@ export function finetunePreset(name: FinetunePresetName, task: FinetuneTask): Fi
   const p = FINETUNE_PRESETS[name];
   if (!p) throw new SkySenseError('E_ARG', `preset: expected one of ${Object.keys(FINETUNE_PRESETS).join(', ')}, got '${String(name)}'`);
   const want = getTask(task).presetKind;
-  if (p.task !== want) throw new SkySenseError('E_ARG', `preset '${name}' is a ${p.task} model, task '${task}' needs a ${want} preset (${Object.entries(FINETUNE_PRESETS).filter(([, v]) => v.task === want).map(([k]) => k).join(', ')})`);
+  if (p.task !== want)
+    throw new SkySenseError(
+      'E_ARG',
+      `preset '${name}' is a ${p.task} model, task '${task}' needs a ${want} preset (${Object.entries(FINETUNE_PRESETS)
+        .filter(([, v]) => v.task === want)
+        .map(([k]) => k)
+        .join(', ')})`,
+    );
   return p;
 }
 
 /** Builds the model of a task and preset: the preset's encoder under the task's heads (e.g. UperNet, a (multi-label) classifier, a Siamese change detector). */
-export function buildFinetuneModel(task: FinetuneTask, preset: FinetunePresetName, numClasses: number, options: { inChannels?: number; classWeight?: number[] } = {}): FinetuneModel {
+export function buildFinetuneModel(
+  task: FinetuneTask,
+  preset: FinetunePresetName,
+  numClasses: number,
+  options: { inChannels?: number; classWeight?: number[] } = {},
+): FinetuneModel {
   const p = finetunePreset(preset, task);
   assertInt('numClasses', numClasses, 1);
   return getTask(task).buildModel(buildEncoder(p.encoder, options.inChannels), p, numClasses, options);
@@ -108,10 +141,20 @@ export class Finetuner {
     defaultRng().setState(new Generator(options.seed ?? 0).getState());
     this.model = buildFinetuneModel(task, preset, options.numClasses, options);
     if (options.freezeBackbone) this.model.backbone.freeze();
-    this.optimizer = finetuneOptimizer(this.model, { lr: options.lr ?? recipe.lr, weightDecay: options.weightDecay ?? recipe.weightDecay, layerDecayRate: options.layerDecayRate ?? recipe.layerDecayRate }).optimizer;
+    this.optimizer = finetuneOptimizer(this.model, {
+      lr: options.lr ?? recipe.lr,
+      weightDecay: options.weightDecay ?? recipe.weightDecay,
+      layerDecayRate: options.layerDecayRate ?? recipe.layerDecayRate,
+    }).optimizer;
     const s = options.schedule ?? { policy: 'poly' };
-    const after = s.policy === 'step' ? stepLr({ steps: s.steps, gamma: s.gamma }) : polyLr({ maxIters: options.steps, power: s.power ?? 1, minLr: s.minLr ?? 0 });
-    this.schedule = linearWarmup(after, { iters: Math.min(options.warmupIters ?? recipe.warmupIters, options.steps), ratio: options.warmupRatio ?? recipe.warmupRatio });
+    const after =
+      s.policy === 'step'
+        ? stepLr({ steps: s.steps, gamma: s.gamma })
+        : polyLr({ maxIters: options.steps, power: s.power ?? 1, minLr: s.minLr ?? 0 });
+    this.schedule = linearWarmup(after, {
+      iters: Math.min(options.warmupIters ?? recipe.warmupIters, options.steps),
+      ratio: options.warmupRatio ?? recipe.warmupRatio,
+    });
   }
 
   /**
@@ -122,11 +165,22 @@ export class Finetuner {
   loadEncoder(file: string, log?: (text: string) => void): LoadReport {
     const ckpt = openCheckpoint(file);
     try {
-      const prefixes = ['teacher.backbone_gep.', 'backbone_gep.', 'teacher.backbone_s2.', 'backbone_s2.', 'teacher.backbone_s1.', 'backbone_s1.', 'backbone.', ''];
+      const prefixes = [
+        'teacher.backbone_gep.',
+        'backbone_gep.',
+        'teacher.backbone_s2.',
+        'backbone_s2.',
+        'teacher.backbone_s1.',
+        'backbone_s1.',
+        'backbone.',
+        '',
+      ];
       const enc = this.model.backbone;
       const prefix = inferPrefix(ckpt.keys(), enc.stateShapes().keys(), prefixes);
       const report = enc.loadStateDict(ckpt, { prefix });
-      log?.(`encoder: ${report.loaded.length} tensors from ${file}${prefix ? ` (prefix '${prefix}')` : ''}${report.missing.length ? `; kept initial values for ${report.missing.join(', ')}` : ''}`);
+      log?.(
+        `encoder: ${report.loaded.length} tensors from ${file}${prefix ? ` (prefix '${prefix}')` : ''}${report.missing.length ? `; kept initial values for ${report.missing.join(', ')}` : ''}`,
+      );
       return report;
     } finally {
       ckpt.close();
@@ -141,7 +195,11 @@ export class Finetuner {
     if (this.step >= this.options.steps) throw new SkySenseError('E_ARG', `trainStep: all ${this.options.steps} steps are done`);
     const images = Array.isArray(batch.images) ? batch.images : [batch.images];
     images.forEach((x, i) => {
-      if (!(tf.tidy(() => tf.all(tf.isFinite(x)).dataSync()[0]) as number)) throw new SkySenseError('E_ARG', `trainStep images${images.length > 1 ? `[${i}]` : ''}: contains NaN or infinite values (step ${this.step + 1}; nothing was updated)`);
+      if (!(tf.tidy(() => tf.all(tf.isFinite(x)).dataSync()[0]) as number))
+        throw new SkySenseError(
+          'E_ARG',
+          `trainStep images${images.length > 1 ? `[${i}]` : ''}: contains NaN or infinite values (step ${this.step + 1}; nothing was updated)`,
+        );
     });
     this.model.train();
     if (this.options.freezeBackbone) this.model.backbone.eval();
@@ -156,7 +214,10 @@ export class Finetuner {
     value.dispose();
     if (!Number.isFinite(loss)) {
       disposeGradients(grads);
-      throw new SkySenseError('E_NONFINITE', `step ${this.step + 1}: the loss is ${loss}; nothing was updated (lower the learning rate or check the inputs)`);
+      throw new SkySenseError(
+        'E_NONFINITE',
+        `step ${this.step + 1}: the loss is ${loss}; nothing was updated (lower the learning rate or check the inputs)`,
+      );
     }
     const clipped = this.options.clipGrad ? clipGradNorm(grads, this.options.clipGrad).grads : grads;
     this.optimizer.step(clipped);
@@ -186,4 +247,3 @@ export class Finetuner {
     this.model.dispose();
   }
 }
-

@@ -25,21 +25,35 @@ export class FusionSegmentor extends Module {
   readonly decodeHead: FCNHead;
   readonly geoContext: boolean;
 
-  constructor(model: SkySense, private readonly options: FusionSegmentorOptions) {
+  constructor(
+    model: SkySense,
+    private readonly options: FusionSegmentorOptions,
+  ) {
     super();
     assertInt('numClasses', options.numClasses, 1);
     this.geoContext = options.geoContext ?? false;
-    if (this.geoContext && !model.geo) throw new SkySenseError('E_ARG', 'FusionSegmentor geoContext: the model has no prototype bank (build it with a geo config)');
+    if (this.geoContext && !model.geo)
+      throw new SkySenseError('E_ARG', 'FusionSegmentor geoContext: the model has no prototype bank (build it with a geo config)');
     const width = model.neck.fusion.options.embedDims * (this.geoContext ? 2 : 1);
     this.backbone = this.registerModule('backbone', model);
-    this.decodeHead = this.registerModule('decode_head', new FCNHead({ inChannels: width, channels: options.channels ?? 256, numConvs: options.numConvs ?? 1, concatInput: false, numClasses: options.numClasses }));
+    this.decodeHead = this.registerModule(
+      'decode_head',
+      new FCNHead({
+        inChannels: width,
+        channels: options.channels ?? 256,
+        numConvs: options.numConvs ?? 1,
+        concatInput: false,
+        numClasses: options.numClasses,
+      }),
+    );
   }
 
   /** Logits `[B, classes, h, w]` at the size `[h, w]` (e.g. the Sentinel grid of the labels). */
   forward(inputs: SkySenseInputs, size: [number, number]): Tensor {
     return tf.tidy(() => {
       const out = this.backbone.forward(inputs);
-      if (this.geoContext && !out.withGeoContext) throw new SkySenseError('E_ARG', 'FusionSegmentor inputs: geo-context needs lat and lon for every sample');
+      if (this.geoContext && !out.withGeoContext)
+        throw new SkySenseError('E_ARG', 'FusionSegmentor inputs: geo-context needs lat and lon for every sample');
       const map = this.geoContext ? out.withGeoContext! : out.fused;
       return resizeTo(this.decodeHead.forward([map]), size, this.decodeHead.alignCorners);
     });

@@ -50,7 +50,10 @@ export interface FinetuneOptimizerOptions {
  * layer-wise learning-rate decay over a Swin V2 or ViT encoder and no weight decay for biases, norms
  * and position tables. Frozen parameters are left out.
  */
-export function finetuneOptimizer(model: Module & { backbone: Module }, o: FinetuneOptimizerOptions = {}): { optimizer: AdamW; groups: ParamGroup[] } {
+export function finetuneOptimizer(
+  model: Module & { backbone: Module },
+  o: FinetuneOptimizerOptions = {},
+): { optimizer: AdamW; groups: ParamGroup[] } {
   const rate = o.layerDecayRate ?? 0.9;
   const enc = model.backbone;
   let layerDecay;
@@ -62,7 +65,10 @@ export function finetuneOptimizer(model: Module & { backbone: Module }, o: Finet
       const numLayers = enc.layers.length;
       layerDecay = { rate, numLayers, layerId: (n: string) => vitLayerId(n, numLayers) };
     } else {
-      throw new SkySenseError('E_ARG', `layerDecayRate ${rate}: layer-wise decay knows Swin V2 and ViT encoders, got ${enc.constructor.name} (use layerDecayRate 1)`);
+      throw new SkySenseError(
+        'E_ARG',
+        `layerDecayRate ${rate}: layer-wise decay knows Swin V2 and ViT encoders, got ${enc.constructor.name} (use layerDecayRate 1)`,
+      );
     }
   }
   const groups = buildParamGroups(model.namedParameters(), { lr: o.lr ?? 6e-5, weightDecay: o.weightDecay ?? 0.01, layerDecay });

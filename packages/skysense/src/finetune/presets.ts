@@ -69,12 +69,31 @@ export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePrese
     auxiliaryHead: { inIndex: 2, channels: 256 },
     train: { lr: 6e-5, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 1500, warmupRatio: 1e-6, crop: 512 },
   },
-  'upernet-skysense-tiny': { task: 'seg', encoder: { swin: TINY_HR }, decodeHead: UPER_TINY, auxiliaryHead: { inIndex: 2, channels: 16 }, train: TINY_RECIPE },
-  'linear-skysense-hr': { task: 'cls', encoder: { swin: { ...SWIN_V2_PRESETS['skysense-hr'], outIndices: [3] } }, train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 0.9, warmupIters: 100, warmupRatio: 1e-3, crop: 256 } },
+  'upernet-skysense-tiny': {
+    task: 'seg',
+    encoder: { swin: TINY_HR },
+    decodeHead: UPER_TINY,
+    auxiliaryHead: { inIndex: 2, channels: 16 },
+    train: TINY_RECIPE,
+  },
+  'linear-skysense-hr': {
+    task: 'cls',
+    encoder: { swin: { ...SWIN_V2_PRESETS['skysense-hr'], outIndices: [3] } },
+    train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 0.9, warmupIters: 100, warmupRatio: 1e-3, crop: 256 },
+  },
   'linear-skysense-tiny': { task: 'cls', encoder: { swin: { ...TINY_HR, outIndices: [3] } }, train: TINY_RECIPE },
-  'linear-skysense-s2': { task: 'cls', encoder: { vit: VIT_PRESETS['skysense-s2'] }, train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 0.9, warmupIters: 100, warmupRatio: 1e-3, crop: 120 } },
+  'linear-skysense-s2': {
+    task: 'cls',
+    encoder: { vit: VIT_PRESETS['skysense-s2'] },
+    train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 0.9, warmupIters: 100, warmupRatio: 1e-3, crop: 120 },
+  },
   'linear-skysense-tiny-s2': { task: 'cls', encoder: { vit: TINY_S2 }, train: { ...TINY_RECIPE, crop: 120 } },
-  'upernet-cd-skysense-hr': { task: 'change', encoder: { swin: SWIN_V2_PRESETS['skysense-hr'] }, decodeHead: { channels: 512, poolScales: [1, 2, 3, 6] }, train: { lr: 6e-5, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 1500, warmupRatio: 1e-6, crop: 256 } },
+  'upernet-cd-skysense-hr': {
+    task: 'change',
+    encoder: { swin: SWIN_V2_PRESETS['skysense-hr'] },
+    decodeHead: { channels: 512, poolScales: [1, 2, 3, 6] },
+    train: { lr: 6e-5, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 1500, warmupRatio: 1e-6, crop: 256 },
+  },
   'upernet-cd-skysense-tiny': { task: 'change', encoder: { swin: TINY_HR }, decodeHead: UPER_TINY, train: TINY_RECIPE },
 };
 

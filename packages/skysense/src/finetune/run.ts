@@ -1,6 +1,18 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { SafetensorsFile, SkySenseError, assertInt, loadSafetensors, openRun, runSettings, saveSafetensors, tf, trainingLoop, writeFileAtomic, writePng } from '@skysense/core-tensor';
+import {
+  SafetensorsFile,
+  SkySenseError,
+  assertInt,
+  loadSafetensors,
+  openRun,
+  runSettings,
+  saveSafetensors,
+  tf,
+  trainingLoop,
+  writeFileAtomic,
+  writePng,
+} from '@skysense/core-tensor';
 import { type ClassDef, type PlanarImage, listImages, readImage } from '@skysense/data';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
@@ -76,32 +88,71 @@ export function loadTaskDataset(task: FinetuneTask, data: string | undefined, cl
  */
 export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult> {
   const log = o.log ?? console.log;
-  const run = runSettings(o.out, o.resume ?? false, { task: o.task, data: o.data, classes: o.classes, holdOut: o.holdOut, batchSize: o.batchSize, crop: o.crop, seed: o.seed }, log);
+  const run = runSettings(
+    o.out,
+    o.resume ?? false,
+    { task: o.task, data: o.data, classes: o.classes, holdOut: o.holdOut, batchSize: o.batchSize, crop: o.crop, seed: o.seed },
+    log,
+  );
   const task = run.task ?? 'seg';
-  const [holdOut, batchSize, seed] = [run.holdOut ?? getTask(task).defaultHoldOut, assertInt('batchSize', run.batchSize ?? 4, 1), run.seed ?? 0];
+  const [holdOut, batchSize, seed] = [
+    run.holdOut ?? getTask(task).defaultHoldOut,
+    assertInt('batchSize', run.batchSize ?? 4, 1),
+    run.seed ?? 0,
+  ];
   const d = await loadTaskDataset(task, run.data, run.classes);
   const { train, held } = splitHoldOut(d, Number.isInteger(holdOut) && holdOut >= 0 ? holdOut : -1);
-  if (!(Number.isInteger(holdOut) && holdOut >= 0) || train.length === 0) throw new SkySenseError('E_ARG', `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`);
-  const trainer = openRun(o.out, o.resume ?? false, {
-    fresh: () => {
-      const t = new Finetuner({
-        task, preset: o.preset, numClasses: d.classes.length, steps: o.steps ?? 300, inChannels: d.samples[0]!.images[0]!.channels, lr: o.lr, layerDecayRate: o.layerDecayRate,
-        warmupIters: o.warmupIters, freezeBackbone: o.freezeBackbone, seed,
-      });
-      if (o.init) t.loadEncoder(o.init, log);
-      return t;
+  if (!(Number.isInteger(holdOut) && holdOut >= 0) || train.length === 0)
+    throw new SkySenseError(
+      'E_ARG',
+      `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`,
+    );
+  const trainer = openRun(
+    o.out,
+    o.resume ?? false,
+    {
+      fresh: () => {
+        const t = new Finetuner({
+          task,
+          preset: o.preset,
+          numClasses: d.classes.length,
+          steps: o.steps ?? 300,
+          inChannels: d.samples[0]!.images[0]!.channels,
+          lr: o.lr,
+          layerDecayRate: o.layerDecayRate,
+          warmupIters: o.warmupIters,
+          freezeBackbone: o.freezeBackbone,
+          seed,
+        });
+        if (o.init) t.loadEncoder(o.init, log);
+        return t;
+      },
+      resume: (file) => Finetuner.resume(file),
     },
-    resume: (file) => Finetuner.resume(file),
-  }, log);
+    log,
+  );
   const preset = trainer.options.preset;
   const crop = run.crop ?? FINETUNE_PRESETS[preset].train.crop;
   const total = trainer.options.steps;
-  log(`fine-tuning ${preset} (${task}) on ${train.length} samples (${held.length} held out: ${held.map((h) => h.name).join(', ') || 'none'}), ${d.classes.length} classes, ${total} steps × ${batchSize} crops of ${crop} px${o.init ? `, encoder from ${o.init}` : ', random-initialised encoder'}`);
+  log(
+    `fine-tuning ${preset} (${task}) on ${train.length} samples (${held.length} held out: ${held.map((h) => h.name).join(', ') || 'none'}), ${d.classes.length} classes, ${total} steps × ${batchSize} crops of ${crop} px${o.init ? `, encoder from ${o.init}` : ', random-initialised encoder'}`,
+  );
   try {
     const metrics = trainingLoop({
-      trainer, total, seed, out: o.out, checkpointEvery: o.checkpointEvery ?? 50, samplesPerStep: batchSize, log,
+      trainer,
+      total,
+      seed,
+      out: o.out,
+      checkpointEvery: o.checkpointEvery ?? 50,
+      samplesPerStep: batchSize,
+      log,
       step: (g) => {
-        const batch = taskBatch(d, Array.from({ length: batchSize }, () => train[g.randint(train.length)]!), crop, g);
+        const batch = taskBatch(
+          d,
+          Array.from({ length: batchSize }, () => train[g.randint(train.length)]!),
+          crop,
+          g,
+        );
         try {
           return trainer.trainStep(batch);
         } finally {
@@ -109,7 +160,9 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
         }
       },
       describe: (m) => {
-        const terms = Object.entries(m.terms).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+        const terms = Object.entries(m.terms)
+          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+          .join(', ');
         return `loss ${m.loss.toFixed(4)}${terms ? ` (${terms})` : ''} lr ${m.lr.toExponential(2)}`;
       },
     });
@@ -118,7 +171,10 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
     log(`wrote ${modelFile}`);
     if (held.length === 0) return { metrics, evaluation: null };
     const evaluation = evaluateAndDraw(trainer.model, d, held, { crop, stride: o.stride, out: join(o.out, 'predictions'), log });
-    writeFileAtomic(join(o.out, 'eval.json'), `${JSON.stringify({ task, samples: held.map((h) => h.name), classes: d.classes.map((c) => c.name), ...evaluation.scores }, null, 2)}\n`);
+    writeFileAtomic(
+      join(o.out, 'eval.json'),
+      `${JSON.stringify({ task, samples: held.map((h) => h.name), classes: d.classes.map((c) => c.name), ...evaluation.scores }, null, 2)}\n`,
+    );
     log(evaluation.table);
     return { metrics, evaluation };
   } finally {
@@ -127,14 +183,21 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
 }
 
 /** Evaluates and, where the task predicts masks and `out` is given, writes them. */
-function evaluateAndDraw(model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: { crop: number; stride?: number; out?: string; log: (l: string) => void }): TaskEvaluation {
+function evaluateAndDraw(
+  model: FinetuneModel,
+  d: TaskDataset,
+  samples: readonly TaskSample[],
+  o: { crop: number; stride?: number; out?: string; log: (l: string) => void },
+): TaskEvaluation {
   const out = o.out;
   if (out) mkdirSync(out, { recursive: true });
   const onMask = out
     ? (s: TaskSample, pred: Int32Array) => {
         const name = s.name.replace(/[/\\]/g, '_');
         writeMaskPngs(out, name, s.images, pred, d.classes, s.mask);
-        o.log(`${s.name}: wrote ${join(out, `${name}.png`)} and ${name}.side.png (input${s.images.length > 1 ? 's A | B' : ''} | prediction | ground truth)`);
+        o.log(
+          `${s.name}: wrote ${join(out, `${name}.png`)} and ${name}.side.png (input${s.images.length > 1 ? 's A | B' : ''} | prediction | ground truth)`,
+        );
       }
     : undefined;
   return evaluateTask(model, d, samples, { crop: o.crop, stride: o.stride, onMask });
@@ -150,7 +213,15 @@ export interface FinetunedMeta {
 /** Writes a fine-tuned model's weights with what rebuilds it (task, preset, classes, bands), atomically. */
 export function saveFinetuned(file: string, model: FinetuneModel, meta: FinetunedMeta): void {
   const inChannels = (model.backbone as unknown as { options: { inChannels: number } }).options.inChannels;
-  saveSafetensors(file, model.stateDict(), { metadata: { format: MODEL_FORMAT, task: meta.task, preset: meta.preset, classes: JSON.stringify(meta.classes), in_channels: String(inChannels) } });
+  saveSafetensors(file, model.stateDict(), {
+    metadata: {
+      format: MODEL_FORMAT,
+      task: meta.task,
+      preset: meta.preset,
+      classes: JSON.stringify(meta.classes),
+      in_channels: String(inChannels),
+    },
+  });
 }
 
 /** Rebuilds a model saved by {@link saveFinetuned} (eval mode). */
@@ -159,7 +230,11 @@ export function loadFinetuned(file: string): FinetunedMeta & { model: FinetuneMo
   const header = SafetensorsFile.open(file);
   const meta = header.metadata;
   header.close();
-  if (meta.format !== MODEL_FORMAT) throw new SkySenseError('E_STATE_DICT', `${file}: not a SkySense fine-tuned model (format '${meta.format ?? 'none'}'; 'skysense finetune' writes model.safetensors)`);
+  if (meta.format !== MODEL_FORMAT)
+    throw new SkySenseError(
+      'E_STATE_DICT',
+      `${file}: not a SkySense fine-tuned model (format '${meta.format ?? 'none'}'; 'skysense finetune' writes model.safetensors)`,
+    );
   const classes = JSON.parse(meta.classes ?? '[]') as ClassDef[];
   const task = meta.task as FinetuneTask;
   const preset = (meta.preset ?? getTask(task).defaultPreset) as FinetunePresetName;
@@ -185,7 +260,14 @@ export function colorizeMask(labels: ArrayLike<number>, classes: readonly ClassD
 }
 
 /** Writes `<name>.png` (colour mask) and `<name>.side.png` (input(s) | prediction [| ground truth], 8 px apart). */
-function writeMaskPngs(dir: string, name: string, images: readonly PlanarImage[], pred: ArrayLike<number>, classes: readonly ClassDef[], truth?: ArrayLike<number>): void {
+function writeMaskPngs(
+  dir: string,
+  name: string,
+  images: readonly PlanarImage[],
+  pred: ArrayLike<number>,
+  classes: readonly ClassDef[],
+  truth?: ArrayLike<number>,
+): void {
   const { width: w, height: h } = images[0]!;
   writePng(join(dir, `${name}.png`), colorizeMask(pred, classes), w, h);
   const panels = [...images.map(inputRgb), colorizeMask(pred, classes), ...(truth ? [colorizeMask(truth, classes)] : [])];
@@ -202,7 +284,8 @@ function writeMaskPngs(dir: string, name: string, images: readonly PlanarImage[]
 function inputRgb(image: PlanarImage): Uint8Array {
   const n = image.width * image.height;
   const out = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[3 * i + c] = Math.max(0, Math.min(255, Math.round(image.data[(image.channels >= 3 ? c : 0) * n + i]!)));
+  for (let i = 0; i < n; i++)
+    for (let c = 0; c < 3; c++) out[3 * i + c] = Math.max(0, Math.min(255, Math.round(image.data[(image.channels >= 3 ? c : 0) * n + i]!)));
   return out;
 }
 
@@ -230,7 +313,11 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   const files = o.inputs.flatMap((p) => (existsSync(p) && statSync(p).isDirectory() ? listImages(p) : [p]));
   const def = getTask(task);
   const step = def.inputs;
-  if (files.length === 0 || files.length % step) throw new SkySenseError('E_ARG', `predict: expected ${step === 2 ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`);
+  if (files.length === 0 || files.length % step)
+    throw new SkySenseError(
+      'E_ARG',
+      `predict: expected ${step === 2 ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`,
+    );
   mkdirSync(o.out, { recursive: true });
   const written: string[] = [];
   const results: Record<string, Record<string, number>> = {};
@@ -238,10 +325,16 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
     for (let i = 0; i < files.length; i += step) {
       const images = await Promise.all(files.slice(i, i + step).map((f) => readImage(f)));
       const name = basename(files[i]!, extname(files[i]!));
-      const p = def.predict(model, images, def.stats(images[0]!.channels), { crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop, stride: o.stride });
+      const p = def.predict(model, images, def.stats(images[0]!.channels), {
+        crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop,
+        stride: o.stride,
+      });
       if ('scores' in p) {
         results[name] = Object.fromEntries(classes.map((c, k) => [c.name, p.scores[k]!]));
-        const top = classes.map((c, k) => [c.name, p.scores[k]!] as const).sort((a, b) => b[1] - a[1]).slice(0, 3);
+        const top = classes
+          .map((c, k) => [c.name, p.scores[k]!] as const)
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 3);
         log(`${files[i]}: ${top.map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ')}`);
         continue;
       }

@@ -84,12 +84,22 @@ export class Segmentor extends Module {
   /** Cross-entropy of the decode head plus `auxWeight` × that of the auxiliary head, on logits resized to the labels. */
   losses(images: Tensor, labels: Tensor): SegmentationLosses {
     const n = images.shape[0];
-    if (labels.rank !== 3 || labels.shape[0] !== n) throw new SkySenseError('E_SHAPE', `Segmentor labels: expected [${n}, H, W], got ${formatShape(labels.shape)}`);
+    if (labels.rank !== 3 || labels.shape[0] !== n)
+      throw new SkySenseError('E_SHAPE', `Segmentor labels: expected [${n}, H, W], got ${formatShape(labels.shape)}`);
     return tf.tidy(() => {
       const feats = this.features(images);
       const size = labels.shape;
-      const decode = crossEntropyLoss(resizeTo(this.decodeHead.forward(feats), size, this.decodeHead.alignCorners), labels, this.options.loss);
-      const aux = this.auxiliaryHead ? crossEntropyLoss(resizeTo(this.auxiliaryHead.forward(feats), size, this.auxiliaryHead.alignCorners), labels, { ...this.options.loss, lossWeight: this.auxWeight }) : null;
+      const decode = crossEntropyLoss(
+        resizeTo(this.decodeHead.forward(feats), size, this.decodeHead.alignCorners),
+        labels,
+        this.options.loss,
+      );
+      const aux = this.auxiliaryHead
+        ? crossEntropyLoss(resizeTo(this.auxiliaryHead.forward(feats), size, this.auxiliaryHead.alignCorners), labels, {
+            ...this.options.loss,
+            lossWeight: this.auxWeight,
+          })
+        : null;
       return { loss: aux ? tf.add(decode, aux) : tf.clone(decode), decode, aux } as unknown as tf.TensorContainerObject;
     }) as unknown as SegmentationLosses;
   }
@@ -102,7 +112,12 @@ export class Segmentor extends Module {
    */
   slideInference(images: Tensor, options: SlideOptions): Tensor {
     const crop = assertInt('slide crop', options.crop, 1);
-    const stride = assertInt('slide stride (at most the crop, so every pixel is covered)', options.stride ?? Math.max(1, Math.round((crop * 2) / 3)), 1, crop);
+    const stride = assertInt(
+      'slide stride (at most the crop, so every pixel is covered)',
+      options.stride ?? Math.max(1, Math.round((crop * 2) / 3)),
+      1,
+      crop,
+    );
     if (images.rank !== 4) throw new SkySenseError('E_SHAPE', `Segmentor images: expected [N, C, H, W], got ${formatShape(images.shape)}`);
     const [n, , h, w] = images.shape as [number, number, number, number];
     const k = this.numClasses;
@@ -112,8 +127,10 @@ export class Segmentor extends Module {
       const logits = tf.tidy(() => this.forward(tf.slice(images, [0, 0, y1, x1], [-1, -1, y2 - y1, x2 - x1])));
       const v = logits.dataSync();
       logits.dispose();
-      const wh = y2 - y1, ww = x2 - x1;
-      for (let b = 0; b < n * k; b++) for (let y = 0; y < wh; y++) for (let x = 0; x < ww; x++) sum[(b * h + y1 + y) * w + x1 + x]! += v[(b * wh + y) * ww + x]!;
+      const wh = y2 - y1,
+        ww = x2 - x1;
+      for (let b = 0; b < n * k; b++)
+        for (let y = 0; y < wh; y++) for (let x = 0; x < ww; x++) sum[(b * h + y1 + y) * w + x1 + x]! += v[(b * wh + y) * ww + x]!;
       for (let y = y1; y < y2; y++) for (let x = x1; x < x2; x++) count[y * w + x]! += 1;
     }
     for (let i = 0; i < sum.length; i++) sum[i]! /= count[i % (h * w)]!;
@@ -127,7 +144,8 @@ export function slideWindows(h: number, w: number, crop: number, stride: number)
   const out: [number, number, number, number][] = [];
   for (let i = 0; i < grids(h); i++) {
     for (let j = 0; j < grids(w); j++) {
-      const y2 = Math.min(i * stride + crop, h), x2 = Math.min(j * stride + crop, w);
+      const y2 = Math.min(i * stride + crop, h),
+        x2 = Math.min(j * stride + crop, w);
       out.push([Math.max(y2 - crop, 0), Math.max(x2 - crop, 0), y2, x2]);
     }
   }

@@ -43,12 +43,24 @@ export interface FinetuneTaskDef {
   /** The held-out split: the last `n` samples, or per class for classification. */
   splitHoldOut(d: TaskDataset, n: number): { train: TaskSample[]; held: TaskSample[] };
   /** Scores the model on samples; `onMask` receives each predicted mask where the task has masks. */
-  evaluate(model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void }): TaskEvaluation;
+  evaluate(
+    model: FinetuneModel,
+    d: TaskDataset,
+    samples: readonly TaskSample[],
+    o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void },
+  ): TaskEvaluation;
   /** A prediction for one sample's images: a class mask, or class scores. */
-  predict(model: FinetuneModel, images: PlanarImage[], stats: ChannelStats, o: { crop: number; stride?: number }): { mask: Int32Array } | { scores: number[] };
+  predict(
+    model: FinetuneModel,
+    images: PlanarImage[],
+    stats: ChannelStats,
+    o: { crop: number; stride?: number },
+  ): { mask: Int32Array } | { scores: number[] };
 }
 
-const REGISTRY = new Map<string, FinetuneTaskDef>([segmentationTask, classificationTask, multilabelTask, changeTask].map((t) => [t.name, t]));
+const REGISTRY = new Map<string, FinetuneTaskDef>(
+  [segmentationTask, classificationTask, multilabelTask, changeTask].map((t) => [t.name, t]),
+);
 
 /** Adds (or replaces) a task under its name. */
 export function registerTask(task: FinetuneTaskDef): void {
@@ -80,7 +92,12 @@ export function splitHoldOut(d: TaskDataset, n: number): { train: TaskSample[]; 
 }
 
 /** Scores a model on held-out samples of a dataset, as its task defines it (see {@link FinetuneTaskDef.evaluate}). */
-export function evaluateTask(model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void }): TaskEvaluation {
+export function evaluateTask(
+  model: FinetuneModel,
+  d: TaskDataset,
+  samples: readonly TaskSample[],
+  o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void },
+): TaskEvaluation {
   model.eval();
   return getTask(d.task).evaluate(model, d, samples, o);
 }

@@ -24,7 +24,15 @@ export const changeTask: FinetuneTaskDef = {
   },
   stats: hrStats,
   buildModel: (backbone, preset, numClasses) =>
-    new ChangeDetector(backbone, new ChangeDetectionHead({ inChannels: [...backbone.featureChannels], channels: preset.decodeHead!.channels, poolScales: preset.decodeHead!.poolScales, numClasses })),
+    new ChangeDetector(
+      backbone,
+      new ChangeDetectionHead({
+        inChannels: [...backbone.featureChannels],
+        channels: preset.decodeHead!.channels,
+        poolScales: preset.decodeHead!.poolScales,
+        numClasses,
+      }),
+    ),
   targets: (picks, masks, crop) => tf.tensor3d(masks, [picks.length, crop, crop], 'int32'),
   losses(model, batch) {
     if (!Array.isArray(batch.images)) throw new SkySenseError('E_ARG', 'batch.images: change detection needs the two dates [A, B]');

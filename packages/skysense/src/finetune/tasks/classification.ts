@@ -4,11 +4,21 @@ import { IGNORE_INDEX, NORMALIZATION, samplesDir } from '@skysense/data';
 import { ConfusionMatrix, LinearClsHead, meanAveragePrecision } from '@skysense/heads';
 import { Classifier } from '../classifier';
 import type { FinetuneTaskDef } from '../task';
-import { bigEarthNetMultilabelDataset, holdOutLast, hrStats, imageFolderDataset, predictScores, type TaskDataset, type TaskSample } from '../tasks';
+import {
+  bigEarthNetMultilabelDataset,
+  holdOutLast,
+  hrStats,
+  imageFolderDataset,
+  predictScores,
+  type TaskDataset,
+  type TaskSample,
+} from '../tasks';
 
 /** The classifier head on the encoder's last map (GAP + `head.fc`). */
-const classifierOn = (multiLabel: boolean): FinetuneTaskDef['buildModel'] => (backbone, _preset, numClasses) =>
-  new Classifier(backbone, new LinearClsHead({ inChannels: backbone.featureChannels.at(-1)!, numClasses, multiLabel }));
+const classifierOn =
+  (multiLabel: boolean): FinetuneTaskDef['buildModel'] =>
+  (backbone, _preset, numClasses) =>
+    new Classifier(backbone, new LinearClsHead({ inChannels: backbone.featureChannels.at(-1)!, numClasses, multiLabel }));
 
 /**
  * Scene classification (`cls`): GAP + linear head, an ImageFolder (`<dir>/<class>/<image>`),
@@ -29,7 +39,11 @@ export const classificationTask: FinetuneTaskDef = {
   },
   stats: hrStats,
   buildModel: classifierOn(false),
-  targets: (picks) => tf.tensor1d(picks.map((s) => s.label!), 'int32'),
+  targets: (picks) =>
+    tf.tensor1d(
+      picks.map((s) => s.label!),
+      'int32',
+    ),
   losses: (model, batch) => ({ loss: (model as Classifier).loss(batch.images as tf.Tensor, batch.targets) }),
   splitHoldOut(d: TaskDataset, n: number) {
     const held = new Set(d.classes.flatMap((_, c) => d.samples.filter((s) => s.label === c).slice(-n)));
@@ -65,9 +79,19 @@ export const multilabelTask: FinetuneTaskDef = {
   evaluate(model, d, samples) {
     const names = d.classes.map((c) => c.name);
     const scores = samples.map((s) => predictScores(model as Classifier, s.images[0]!, d.stats));
-    const { ap, mAP } = meanAveragePrecision(scores, samples.map((s) => s.targets!));
+    const { ap, mAP } = meanAveragePrecision(
+      scores,
+      samples.map((s) => s.targets!),
+    );
     const w = Math.max(...names.map((n) => n.length));
     const rows = names.map((n, i) => `${n.padEnd(w)} ${Number.isNaN(ap[i]!) ? '     n/a' : (100 * ap[i]!).toFixed(2).padStart(8)}`);
-    return { scores: { ap, mAP }, table: [`${'class'.padEnd(w)}       AP`, ...rows, `mAP ${(100 * mAP).toFixed(2)} (classes without a positive among the ${samples.length} images are left out)`].join('\n') };
+    return {
+      scores: { ap, mAP },
+      table: [
+        `${'class'.padEnd(w)}       AP`,
+        ...rows,
+        `mAP ${(100 * mAP).toFixed(2)} (classes without a positive among the ${samples.length} images are left out)`,
+      ].join('\n'),
+    };
   },
 };

@@ -31,8 +31,20 @@ export const segmentationTask: FinetuneTaskDef = {
     const aux = preset.auxiliaryHead!;
     return new Segmentor({
       backbone,
-      decodeHead: new UPerHead({ inChannels: widths, channels: preset.decodeHead!.channels, poolScales: preset.decodeHead!.poolScales, numClasses }),
-      auxiliaryHead: new FCNHead({ inChannels: widths[aux.inIndex]!, inIndex: aux.inIndex, channels: aux.channels, numConvs: 1, concatInput: false, numClasses }),
+      decodeHead: new UPerHead({
+        inChannels: widths,
+        channels: preset.decodeHead!.channels,
+        poolScales: preset.decodeHead!.poolScales,
+        numClasses,
+      }),
+      auxiliaryHead: new FCNHead({
+        inChannels: widths[aux.inIndex]!,
+        inIndex: aux.inIndex,
+        channels: aux.channels,
+        numConvs: 1,
+        concatInput: false,
+        numClasses,
+      }),
       loss: { classWeight: options.classWeight },
     });
   },
