@@ -44,4 +44,14 @@ export {
 } from './images';
 export { cutWindow, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './augment';
 export { randomResizedBox, resolveMultiCrop, type MultiCropOptions, type ResolvedMultiCrop } from './multicrop';
+export {
+  readSegmentationFolder,
+  readImageFolder,
+  readBigEarthNetFolder,
+  readChangeFolder,
+  imageStats,
+  CHANGE_CLASSES,
+  type LabelledSample,
+  type LabelledDataset,
+} from './datasets';
 export { downloadSamples, SAMPLE_FILES, type SampleFile, type DownloadSamplesOptions } from './samples';

@@ -1,12 +1,16 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { Generator, SkySenseError } from '@skysense/core-tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Generator, SkySenseError, initBackend } from '@skysense/core-tensor';
 import {
   DUBAI_AERIAL_CLASSES,
   cutWindow,
+  imageStats,
   loadSegmentationDataset,
+  readBigEarthNetFolder,
+  readImageFolder,
+  readSegmentationFolder,
   randomResizedBox,
   readClassTable,
   readImage,
@@ -17,6 +21,7 @@ import {
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-images-'));
 const dubai = join(samplesDir(), 'dubai-aerial-segmentation');
+beforeAll(() => initBackend());
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('segmentation data', () => {
@@ -80,6 +85,23 @@ describe('segmentation data', () => {
       { name: 'a', color: [1, 2, 3] },
       { name: 'b', color: [10, 11, 12] },
     ]);
+  });
+});
+
+describe('labelled dataset folders', () => {
+  it('reads the Dubai segmentation folder and the BigEarthNet-S2 patches; images of 5 bands have no statistics', async () => {
+    const seg = await readSegmentationFolder(dubai, DUBAI_AERIAL_CLASSES);
+    expect(seg.samples).toHaveLength(9);
+    expect(seg.stats).toBe(imageStats(3));
+    const ben = await readBigEarthNetFolder(join(samplesDir(), 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2'));
+    expect(ben.samples.length).toBeGreaterThan(0);
+    for (const s of ben.samples) {
+      expect(s.images[0]!.channels).toBe(10);
+      expect(s.targets).toHaveLength(ben.classes.length);
+      expect(s.targets!.some((t) => t === 1)).toBe(true);
+    }
+    expect(() => imageStats(5)).toThrow(/expected 3 \(RGB\) or 4 \(RGB-NIR\) bands, got 5/);
+    await expect(readImageFolder(join(dir, 'nothing-here'))).rejects.toThrow(/no such folder/);
   });
 });
 

@@ -1,39 +1,29 @@
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
 import { type Generator, SkySenseError, tf, type Tensor } from '@skysense/core-tensor';
 import { ConfusionMatrix } from '@skysense/heads';
 import {
+  CHANGE_CLASSES,
   type ChannelStats,
   type ClassDef,
   DUBAI_AERIAL_CLASSES,
   IGNORE_INDEX,
-  NORMALIZATION,
+  type LabelledSample,
   type PlanarImage,
   cutWindow,
-  listImages,
-  loadSegmentationDataset,
-  loadSentinel2,
+  imageStats,
   normalizedImage,
   randomWindow,
+  readBigEarthNetFolder,
+  readChangeFolder,
   readClassTable,
-  readImage,
+  readImageFolder,
+  readSegmentationFolder,
 } from '@skysense/data';
 import type { Classifier } from './classifier';
 import type { FinetuneBatch } from './finetuner';
 import type { FinetuneTask } from './presets';
 
-/** One training or evaluation sample of any task. */
-export interface TaskSample {
-  name: string;
-  /** One image, or the two dates of a change pair. */
-  images: PlanarImage[];
-  /** Per-pixel classes (seg, change; 255 = ignore). */
-  mask?: Uint8Array;
-  /** Class index (cls). */
-  label?: number;
-  /** 0/1 per class (multilabel). */
-  targets?: number[];
-}
+/** One training or evaluation sample of any task (`@skysense/data`'s labelled sample). */
+export type TaskSample = LabelledSample;
 
 /** A dataset of one task: its samples, class names (and colours for masks), input statistics. */
 export interface TaskDataset {
@@ -49,119 +39,35 @@ export interface TaskEvaluation {
   table: string;
 }
 
-/** No change (black) / change (white), the binary label colours of change-detection datasets. */
-export const CHANGE_CLASSES: readonly ClassDef[] = [
-  { name: 'no change', color: [0, 0, 0] },
-  { name: 'change', color: [255, 255, 255] },
-];
-
-const grey = (n: number): [number, number, number] => [n, n, n];
+/** `@skysense/data`'s, re-exported for 0.1 code. @deprecated import `CHANGE_CLASSES` from `@skysense/data`. */
+export { CHANGE_CLASSES };
 
 /** Resolves a class-table option: `dubai-aerial` or a JSON file. */
 export function resolveClasses(spec: string): ClassDef[] {
   return spec === 'dubai-aerial' ? [...DUBAI_AERIAL_CLASSES] : readClassTable(spec);
 }
 
-/** ImageNet statistics for RGB / RGB-NIR images. */
-export function hrStats(channels: number): ChannelStats {
-  if (channels === 3) return NORMALIZATION.hr;
-  if (channels === 4) return NORMALIZATION['hr-rgbn'];
-  throw new SkySenseError('E_BANDS', `images: expected 3 (RGB) or 4 (RGB-NIR) bands, got ${channels}`);
-}
+/** ImageNet statistics for RGB / RGB-NIR images (`@skysense/data`'s `imageStats`). */
+export const hrStats = imageStats;
 
-/** Segmentation pairs `<dir>/images/*` + `<dir>/masks/*`. */
+/** Segmentation pairs `<dir>/images/*` + `<dir>/masks/*` as a `seg` dataset. */
 export async function segmentationDataset(dir: string, classes: readonly ClassDef[]): Promise<TaskDataset> {
-  const pairs = await loadSegmentationDataset(dir, classes);
-  return {
-    task: 'seg',
-    classes: [...classes],
-    samples: pairs.map((p) => ({ name: p.name, images: [p.image], mask: p.mask })),
-    stats: hrStats(pairs[0]!.image.channels),
-  };
+  return { task: 'seg', ...(await readSegmentationFolder(dir, classes)) };
 }
 
-/** Scene classification laid out as `<dir>/<class>/<image>` (torchvision's ImageFolder); classes sorted by name. */
+/** An ImageFolder (`<dir>/<class>/<image>`) as a `cls` dataset. */
 export async function imageFolderDataset(dir: string): Promise<TaskDataset> {
-  if (!existsSync(dir)) throw new SkySenseError('E_IO', `${dir}: no such folder`);
-  const names = readdirSync(dir)
-    .filter((d) => statSync(join(dir, d)).isDirectory())
-    .sort();
-  if (names.length < 2) throw new SkySenseError('E_DATA', `${dir}: expected one sub-folder per class (at least 2), got ${names.length}`);
-  const samples: TaskSample[] = [];
-  for (const [label, name] of names.entries()) {
-    for (const file of listImages(join(dir, name)))
-      samples.push({ name: `${name}/${basename(file, extname(file))}`, images: [await readImage(file)], label });
-  }
-  return {
-    task: 'cls',
-    classes: names.map((name, i) => ({ name, color: grey(i) })),
-    samples,
-    stats: hrStats(samples[0]!.images[0]!.channels),
-  };
+  return { task: 'cls', ...(await readImageFolder(dir)) };
 }
 
-/** BigEarthNet v1 Sentinel-2 patches under `dir` (folders with `*_labels_metadata.json`), 10 bands on the 10 m grid, multi-hot over the labels present. */
+/** BigEarthNet v1 Sentinel-2 patches as a `multilabel` dataset. */
 export async function bigEarthNetMultilabelDataset(dir: string): Promise<TaskDataset> {
-  const folders: string[] = [];
-  const walk = (d: string, depth: number) => {
-    for (const e of readdirSync(d).sort()) {
-      const p = join(d, e);
-      if (!statSync(p).isDirectory()) continue;
-      if (readdirSync(p).some((f) => f.endsWith('_labels_metadata.json')) && readdirSync(p).some((f) => /_B02\.tif$/.test(f)))
-        folders.push(p);
-      else if (depth < 4) walk(p, depth + 1);
-    }
-  };
-  if (!existsSync(dir)) throw new SkySenseError('E_IO', `${dir}: no such folder`);
-  walk(dir, 0);
-  if (folders.length === 0)
-    throw new SkySenseError('E_DATA', `${dir}: no BigEarthNet-S2 patch folders (with *_labels_metadata.json and band files)`);
-  const labelled = folders.map((f) => {
-    const meta = readdirSync(f).find((x) => x.endsWith('_labels_metadata.json'))!;
-    const labels = (JSON.parse(readFileSync(join(f, meta), 'utf8')) as { labels?: string[] }).labels;
-    if (!Array.isArray(labels)) throw new SkySenseError('E_DATA', `${join(f, meta)}: no "labels" list`);
-    return { folder: f, labels };
-  });
-  const names = [...new Set(labelled.flatMap((l) => l.labels))].sort();
-  const samples: TaskSample[] = [];
-  for (const l of labelled) {
-    const s2 = await loadSentinel2({ folder: l.folder });
-    const hw = s2.height * s2.width;
-    const data = new Float32Array(10 * hw);
-    s2.bands.forEach((b, c) => data.set(b, c * hw));
-    samples.push({
-      name: basename(l.folder),
-      images: [{ width: s2.width, height: s2.height, channels: 10, data }],
-      targets: names.map((n) => (l.labels.includes(n) ? 1 : 0)),
-    });
-  }
-  return { task: 'multilabel', classes: names.map((name, i) => ({ name, color: grey(i) })), samples, stats: NORMALIZATION.s2 };
+  return { task: 'multilabel', ...(await readBigEarthNetFolder(dir)) };
 }
 
-/** Change-detection pairs `<dir>/A/*`, `<dir>/B/*`, `<dir>/label/*` (LEVIR-CD layout; labels > 127 = change). */
+/** Change pairs (`A/`, `B/`, `label/`) as a `change` dataset. */
 export async function changeDataset(dir: string): Promise<TaskDataset> {
-  const stem = (f: string) => basename(f, extname(f));
-  const find = (sub: string) => new Map(listImages(join(dir, sub)).map((f) => [stem(f), f]));
-  const [bs, labels] = [find('B'), find('label')];
-  const samples: TaskSample[] = [];
-  for (const a of listImages(join(dir, 'A'))) {
-    const name = stem(a);
-    const b = bs.get(name);
-    const l = labels.get(name);
-    if (!b || !l)
-      throw new SkySenseError('E_DATA', `${a}: no ${!b ? 'B' : 'label'} image named ${name}.* in ${join(dir, !b ? 'B' : 'label')}`);
-    const [ia, ib, il] = [await readImage(a), await readImage(b), await readImage(l)];
-    for (const [what, img] of [
-      ['B', ib],
-      ['label', il],
-    ] as const) {
-      if (img.width !== ia.width || img.height !== ia.height)
-        throw new SkySenseError('E_DATA', `${name}: ${what} is ${img.width}×${img.height}, A is ${ia.width}×${ia.height}`);
-    }
-    samples.push({ name, images: [ia, ib], mask: Uint8Array.from(il.data.subarray(0, il.width * il.height), (v) => (v > 127 ? 1 : 0)) });
-  }
-  if (samples.length === 0) throw new SkySenseError('E_DATA', `${dir}: no images in ${join(dir, 'A')}`);
-  return { task: 'change', classes: [...CHANGE_CLASSES], samples, stats: hrStats(samples[0]!.images[0]!.channels) };
+  return { task: 'change', ...(await readChangeFolder(dir)) };
 }
 
 /**

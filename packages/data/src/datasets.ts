@@ -1,0 +1,134 @@
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { SkySenseError } from '@skysense/core-tensor';
+import { type ClassDef, type PlanarImage, listImages, loadSegmentationDataset, readImage } from './images';
+import { type ChannelStats, NORMALIZATION } from './normalization';
+import { loadSentinel2 } from './sentinel';
+
+/** One labelled sample: its image(s) and whichever labels its dataset has. */
+export interface LabelledSample {
+  name: string;
+  /** One image, or the two dates of a change pair. */
+  images: PlanarImage[];
+  /** Per-pixel classes (seg, change; 255 = ignore). */
+  mask?: Uint8Array;
+  /** Class index (cls). */
+  label?: number;
+  /** 0/1 per class (multilabel). */
+  targets?: number[];
+}
+
+/** A labelled dataset as read from a folder: samples, classes (with colours for masks), input statistics. */
+export interface LabelledDataset {
+  classes: ClassDef[];
+  samples: LabelledSample[];
+  stats: ChannelStats;
+}
+
+/** No change (black) / change (white), the binary label colours of change-detection datasets. */
+export const CHANGE_CLASSES: readonly ClassDef[] = [
+  { name: 'no change', color: [0, 0, 0] },
+  { name: 'change', color: [255, 255, 255] },
+];
+
+const grey = (n: number): [number, number, number] => [n, n, n];
+
+/** ImageNet statistics for RGB / RGB-NIR images. */
+export function imageStats(channels: number): ChannelStats {
+  if (channels === 3) return NORMALIZATION.hr;
+  if (channels === 4) return NORMALIZATION['hr-rgbn'];
+  throw new SkySenseError('E_BANDS', `images: expected 3 (RGB) or 4 (RGB-NIR) bands, got ${channels}`);
+}
+
+/** Segmentation pairs `<dir>/images/*` + `<dir>/masks/*`. */
+export async function readSegmentationFolder(dir: string, classes: readonly ClassDef[]): Promise<LabelledDataset> {
+  const pairs = await loadSegmentationDataset(dir, classes);
+  return {
+    classes: [...classes],
+    samples: pairs.map((p) => ({ name: p.name, images: [p.image], mask: p.mask })),
+    stats: imageStats(pairs[0]!.image.channels),
+  };
+}
+
+/** Scene classification laid out as `<dir>/<class>/<image>` (torchvision's ImageFolder); classes sorted by name. */
+export async function readImageFolder(dir: string): Promise<LabelledDataset> {
+  if (!existsSync(dir)) throw new SkySenseError('E_IO', `${dir}: no such folder`);
+  const names = readdirSync(dir)
+    .filter((d) => statSync(join(dir, d)).isDirectory())
+    .sort();
+  if (names.length < 2) throw new SkySenseError('E_DATA', `${dir}: expected one sub-folder per class (at least 2), got ${names.length}`);
+  const samples: LabelledSample[] = [];
+  for (const [label, name] of names.entries()) {
+    for (const file of listImages(join(dir, name)))
+      samples.push({ name: `${name}/${basename(file, extname(file))}`, images: [await readImage(file)], label });
+  }
+  return {
+    classes: names.map((name, i) => ({ name, color: grey(i) })),
+    samples,
+    stats: imageStats(samples[0]!.images[0]!.channels),
+  };
+}
+
+/** BigEarthNet v1 Sentinel-2 patches under `dir` (folders with `*_labels_metadata.json`), 10 bands on the 10 m grid, multi-hot over the labels present. */
+export async function readBigEarthNetFolder(dir: string): Promise<LabelledDataset> {
+  const folders: string[] = [];
+  const walk = (d: string, depth: number) => {
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      if (!statSync(p).isDirectory()) continue;
+      if (readdirSync(p).some((f) => f.endsWith('_labels_metadata.json')) && readdirSync(p).some((f) => /_B02\.tif$/.test(f)))
+        folders.push(p);
+      else if (depth < 4) walk(p, depth + 1);
+    }
+  };
+  if (!existsSync(dir)) throw new SkySenseError('E_IO', `${dir}: no such folder`);
+  walk(dir, 0);
+  if (folders.length === 0)
+    throw new SkySenseError('E_DATA', `${dir}: no BigEarthNet-S2 patch folders (with *_labels_metadata.json and band files)`);
+  const labelled = folders.map((f) => {
+    const meta = readdirSync(f).find((x) => x.endsWith('_labels_metadata.json'))!;
+    const labels = (JSON.parse(readFileSync(join(f, meta), 'utf8')) as { labels?: string[] }).labels;
+    if (!Array.isArray(labels)) throw new SkySenseError('E_DATA', `${join(f, meta)}: no "labels" list`);
+    return { folder: f, labels };
+  });
+  const names = [...new Set(labelled.flatMap((l) => l.labels))].sort();
+  const samples: LabelledSample[] = [];
+  for (const l of labelled) {
+    const s2 = await loadSentinel2({ folder: l.folder });
+    const hw = s2.height * s2.width;
+    const data = new Float32Array(10 * hw);
+    s2.bands.forEach((b, c) => data.set(b, c * hw));
+    samples.push({
+      name: basename(l.folder),
+      images: [{ width: s2.width, height: s2.height, channels: 10, data }],
+      targets: names.map((n) => (l.labels.includes(n) ? 1 : 0)),
+    });
+  }
+  return { classes: names.map((name, i) => ({ name, color: grey(i) })), samples, stats: NORMALIZATION.s2 };
+}
+
+/** Change-detection pairs `<dir>/A/*`, `<dir>/B/*`, `<dir>/label/*` (LEVIR-CD layout; labels > 127 = change). */
+export async function readChangeFolder(dir: string): Promise<LabelledDataset> {
+  const stem = (f: string) => basename(f, extname(f));
+  const find = (sub: string) => new Map(listImages(join(dir, sub)).map((f) => [stem(f), f]));
+  const [bs, labels] = [find('B'), find('label')];
+  const samples: LabelledSample[] = [];
+  for (const a of listImages(join(dir, 'A'))) {
+    const name = stem(a);
+    const b = bs.get(name);
+    const l = labels.get(name);
+    if (!b || !l)
+      throw new SkySenseError('E_DATA', `${a}: no ${!b ? 'B' : 'label'} image named ${name}.* in ${join(dir, !b ? 'B' : 'label')}`);
+    const [ia, ib, il] = [await readImage(a), await readImage(b), await readImage(l)];
+    for (const [what, img] of [
+      ['B', ib],
+      ['label', il],
+    ] as const) {
+      if (img.width !== ia.width || img.height !== ia.height)
+        throw new SkySenseError('E_DATA', `${name}: ${what} is ${img.width}×${img.height}, A is ${ia.width}×${ia.height}`);
+    }
+    samples.push({ name, images: [ia, ib], mask: Uint8Array.from(il.data.subarray(0, il.width * il.height), (v) => (v > 127 ? 1 : 0)) });
+  }
+  if (samples.length === 0) throw new SkySenseError('E_DATA', `${dir}: no images in ${join(dir, 'A')}`);
+  return { classes: [...CHANGE_CLASSES], samples, stats: imageStats(samples[0]!.images[0]!.channels) };
+}
