@@ -584,32 +584,39 @@ function geom(c: ConvInfo): Int32Array {
   ]);
 }
 
+type ConvAttrs = {
+  strides: number;
+  pad: 'valid';
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations?: number;
+  dimRoundingMode?: 'round';
+  filterShape?: number[];
+  inputShape?: number[];
+};
+
+/** tfjs's geometry of an NHWC convolution of `input` with `filter` under the kernel's attributes. */
+function channelsLastInfo(input: number[], filter: number[], at: ConvAttrs, dilations: number): ConvInfo {
+  return tf.backend_util.computeConv2DInfo(
+    input as never,
+    filter as never,
+    at.strides,
+    dilations,
+    at.pad,
+    at.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
 function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
-    const at = args.attrs as {
-      strides: number;
-      pad: 'valid';
-      dataFormat: 'NHWC' | 'NCHW';
-      dilations?: number;
-      dimRoundingMode?: 'round';
-      filterShape?: number[];
-      inputShape?: number[];
-    };
+    const at = args.attrs as ConvAttrs;
     if (at.dataFormat === 'NCHW') return null;
     if (kind === 'Conv2D') {
       const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
       const [xv, wv] = [f32(b, x), f32(b, filter)];
-      const info = tf.backend_util.computeConv2DInfo(
-        x.shape as never,
-        filter.shape as never,
-        at.strides,
-        at.dilations ?? 1,
-        at.pad,
-        at.dimRoundingMode,
-        false,
-        'channelsLast',
-      );
+      const info = channelsLastInfo(x.shape, filter.shape, at, at.dilations ?? 1);
       if (!xv || !wv || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
       const out = new Float32Array(size(info.outShape));
       if (out.length) n.conv2d(xv, wv, out, geom(info));
@@ -619,16 +626,7 @@ function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'C
       const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
       const [xv, dyv] = [f32(b, x), f32(b, dy)];
       if (!xv || !dyv) return null;
-      const info = tf.backend_util.computeConv2DInfo(
-        x.shape as never,
-        at.filterShape as never,
-        at.strides,
-        1,
-        at.pad,
-        at.dimRoundingMode,
-        false,
-        'channelsLast',
-      );
+      const info = channelsLastInfo(x.shape, at.filterShape!, at, 1);
       const out = new Float32Array(size(at.filterShape!));
       if (out.length) n.conv2dFilterGrad(xv, dyv, out, geom(info));
       return b.makeTensorInfo(at.filterShape!, 'float32', out);
@@ -636,16 +634,7 @@ function convKernel(n: NativeAddon, kind: 'Conv2D' | 'Conv2DBackpropFilter' | 'C
     const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
     const [dyv, wv] = [f32(b, dy), f32(b, filter)];
     if (!dyv || !wv) return null;
-    const info = tf.backend_util.computeConv2DInfo(
-      at.inputShape as never,
-      filter.shape as never,
-      at.strides,
-      1,
-      at.pad,
-      at.dimRoundingMode,
-      false,
-      'channelsLast',
-    );
+    const info = channelsLastInfo(at.inputShape!, filter.shape, at, 1);
     const out = new Float32Array(size(at.inputShape!));
     if (out.length) n.conv2dInputGrad(dyv, wv, out, geom(info));
     return b.makeTensorInfo(at.inputShape!, 'float32', out);

@@ -23,6 +23,7 @@ import {
   valueAndGrads,
   type Tensor,
 } from '../src/index';
+import { expectNoLeak } from './helpers';
 import { nativeAddon } from '../src/native';
 
 const rng = new Generator(99);
@@ -193,9 +194,11 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     const x = tf.concat([rand([5, 7]).reshape([35]), tf.linspace(-12, 12, 481)]);
     const w = rand([516]);
     same('gelu', () => [gelu(x), tf.grad((t: Tensor) => tf.sum(tf.mul(gelu(t), w)))(x), gelu(tf.zeros([0, 3]))]);
-    const before = tf.memory().numTensors;
-    tf.grad((t: Tensor) => tf.sum(gelu(t)))(x).dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeak(() =>
+      tf
+        .grad((t: Tensor) => tf.sum(gelu(t)))(x)
+        .dispose(),
+    );
   });
 
   it('the fused LayerNorm (with and without affine) equals the composed one, forward and every gradient', () => {
@@ -221,9 +224,11 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     }
     const ln = new LayerNorm(8);
     const x = rand([3, 8]);
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) tf.grad((t: Tensor) => tf.sum(ln.forward(t)))(x).dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeak(() =>
+      tf
+        .grad((t: Tensor) => tf.sum(ln.forward(t)))(x)
+        .dispose(),
+    );
   });
 
   it('the fused linear layer (bias written before the GEMM) equals matMul + add, forward and every gradient', () => {
@@ -242,9 +247,11 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     const lin = new Linear(4, 6);
     const x = rand([2, 3, 4]);
     expect(lin.forward(x).shape).toEqual([2, 3, 6]);
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) tf.grad((t: Tensor) => tf.sum(lin.forward(t)))(x).dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeak(() =>
+      tf
+        .grad((t: Tensor) => tf.sum(lin.forward(t)))(x)
+        .dispose(),
+    );
   });
 
   it('Conv2D and both backprop kernels (stride, padding, dilation, groups)', () => {

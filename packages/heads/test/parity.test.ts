@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModuleDict, initBackend, loadSafetensors, tf, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { FCNHead, UPerHead, resizeTo } from '../src/index';
-import { maxAbsDiff, parityFixture } from '@skysense/test-utils';
+import { expectNoLeak, maxAbsDiff, parityFixture } from '@skysense/test-utils';
 
 const load = (name: string, part: string) => loadSafetensors(parityFixture(__dirname, name).path(`${part}.safetensors`));
 const config = (name: string) => parityFixture(__dirname, name).config();
@@ -38,9 +38,7 @@ describe.each(['wasm', 'cpu'] as BackendKind[])('heads against mmseg on %s', (ba
     expect(maxAbs(feats, out.get('feats')!)).toBeLessThanOrEqual(1e-4);
     expect(maxAbs(logits, out.get('logits')!)).toBeLessThanOrEqual(1e-4);
     expect(maxAbs(resized, out.get('logits_resized')!)).toBeLessThanOrEqual(1e-4);
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) head.forward(xs).dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeak(() => head.forward(xs).dispose());
     tf.dispose([psp, feats, logits, resized, ...weights.values(), ...inputs.values(), ...out.values()]);
     head.dispose();
   });

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { disposeGradients, initBackend, loadSafetensors, tf, valueAndGrads, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { ContrastiveAlignment, DINOHead, DINOLoss, IBOTLoss } from '../src/index';
-import { maxAbsDiff } from '@skysense/test-utils';
+import { expectNoLeak, maxAbsDiff } from '@skysense/test-utils';
 
 const load = (name: string, part: string) => loadSafetensors(join(__dirname, 'fixtures', 'parity', name, `${part}.safetensors`));
 /** Values only: the fixtures store scalars as [1]. */
@@ -156,10 +156,7 @@ describe('loss behaviour', () => {
       tf.dispose(Object.values(ibot.forward({ cls, patch }, { cls, patch }, null, masks, 1)));
       tf.dispose(Object.values(align.forward(a, b)));
     };
-    once();
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) once();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeak(once);
   });
 
   it('validates shapes, temperatures and finiteness, naming the problem', () => {

@@ -12,7 +12,7 @@ import {
   pixelTokens,
   skySenseObjective,
 } from '../src/index';
-import { maxAbsDiff } from '@skysense/test-utils';
+import { expectNoLeak, maxAbsDiff } from '@skysense/test-utils';
 
 const softmax = (v: number[]) => {
   const m = Math.max(...v);
@@ -164,10 +164,7 @@ describe('SkySense multi-granularity and alignment losses', () => {
       const al = align.forward(features);
       tf.dispose([v.pixel, v.object, v.image, v.total, al.total, ...Object.values(al.pairs), features.x, features.y]);
     };
-    once();
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) once();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeak(once);
   });
 
   it('names what is wrong with bad input', () => {

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, loadSafetensors, manualSeed, saveSafetensors, shapeOnly, tf, type Tensor } from '@skysense/core-tensor';
 import { SkySense, createModel, formatBreakdown, listModels, type SkySenseInputs } from '../src/index';
-import { maxAbsDiff } from '@skysense/test-utils';
+import { expectNoLeak, maxAbsDiff } from '@skysense/test-utils';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { forwardFixture, runFixture } from '../src/verify';
 
@@ -193,10 +193,7 @@ describe('runFixture', () => {
         ).toBe(true);
         tf.dispose([...r.outputs.values()]);
       };
-      once();
-      const before = tf.memory().numTensors;
-      once();
-      expect(tf.memory().numTensors - before, fixture).toBe(0);
+      expectNoLeak(once, 1, fixture);
     }
   });
 
