@@ -7,6 +7,7 @@
  */
 export {
   SkySense,
+  SkySenseEncoder,
   formatBreakdown,
   type SkySenseInputs,
   type SkySenseOutputs,

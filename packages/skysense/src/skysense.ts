@@ -1,4 +1,13 @@
-import { Module, SkySenseError, formatShape, openCheckpoint, tf, type LoadReport, type Tensor } from '@skysense/core-tensor';
+import {
+  Module,
+  SkySenseError,
+  formatShape,
+  openCheckpoint,
+  tf,
+  type FeatureEncoder,
+  type LoadReport,
+  type Tensor,
+} from '@skysense/core-tensor';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
 import { MultiModalFusion, type AcquisitionDate } from '@skysense/temporal-fusion';
@@ -256,4 +265,38 @@ export function formatBreakdown(rows: BreakdownRow[]): string {
   lines.push(`${'released modules'.padEnd(width)}  ${fmt(modules).padStart(13)}`);
   lines.push(`${'total'.padEnd(width)}  ${fmt(all).padStart(13)}  (${(all / 1e9).toFixed(3)} B)`);
   return lines.join('\n');
+}
+
+/**
+ * SkySense as a {@link FeatureEncoder} over {@link SkySenseInputs}, so a task head (a `Classifier`,
+ * say) sits on the multi-modal model like on any encoder: one output map, F_fus (the fused map ⊕ its
+ * geo-context, `2·d` channels) when `geoContext`, else the fused map (`d`). The model's keys stay
+ * its own (`backbone_gep.*`, `fusion.*`, `ctpe`, …), with the wrapper's owner adding its prefix.
+ */
+export class SkySenseEncoder extends Module implements FeatureEncoder<SkySenseInputs> {
+  readonly featureChannels: readonly number[];
+
+  constructor(
+    readonly model: SkySense,
+    readonly geoContext = false,
+  ) {
+    super();
+    if (geoContext && !model.geo)
+      throw new SkySenseError('E_ARG', 'SkySenseEncoder geoContext: the model has no prototype bank (build it with a geo config)');
+    this.adoptMembers(model);
+    this.featureChannels = [model.neck.fusion.options.embedDims * (geoContext ? 2 : 1)];
+  }
+
+  /** `[F]` with `F` `[B, C, H/32, W/32]`; with `geoContext` the inputs need lat/lon. */
+  forward(inputs: SkySenseInputs): Tensor[] {
+    if (this.geoContext && (!inputs.lat || !inputs.lon))
+      throw new SkySenseError('E_LATLON', 'SkySenseEncoder: geoContext needs lat and lon for every sample');
+    const { fused, withGeoContext } = this.model.forward(inputs);
+    if (!this.geoContext) {
+      withGeoContext?.dispose();
+      return [fused];
+    }
+    fused.dispose();
+    return [withGeoContext!];
+  }
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AdamW,
   Conv2d,
   Generator,
   Module,
@@ -21,6 +22,7 @@ import { VisionTransformer } from '@skysense/vit';
 import {
   ChangeDetector,
   Classifier,
+  SkySenseEncoder,
   buildFinetuneModel,
   FusionSegmentor,
   SkySense,
@@ -292,6 +294,48 @@ describe('tasks are objects, looked up by name', () => {
     tf.dispose([batch.images as Tensor, batch.targets]);
     t.dispose();
     expect(() => getTask('detection')).toThrow(/task: expected one of seg, cls, multilabel, change, seg-copy, got 'detection'/);
+  });
+});
+
+describe('a task head on the multi-modal model', () => {
+  it('SkySenseEncoder is a FeatureEncoder over SkySense inputs: a Classifier on F_fus trains, keys keep the official names', () => {
+    manualSeed(3);
+    const sky = SkySense.fromPreset('skysense-tiny');
+    const enc = new SkySenseEncoder(sky, true);
+    expect(enc.featureChannels).toEqual([2 * sky.neck.fusion.options.embedDims]);
+    const clf = new Classifier(enc, new LinearClsHead({ inChannels: enc.featureChannels[0]!, numClasses: 3 }));
+    const keys = [...clf.stateDict().keys()];
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'backbone.backbone_gep.patch_embed.projection.weight',
+        'backbone.fusion.cls_token',
+        'backbone.ctpe',
+        'head.fc.weight',
+      ]),
+    );
+    const inputs = {
+      hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 1),
+      s2: {
+        frames: tf.randomNormal([2, 2, 10, 4, 4], 0, 1, 'float32', 2),
+        dates: [
+          ['2021-04-01', '2021-06-01'],
+          ['2021-05-01', '2021-07-01'],
+        ],
+      },
+      lat: [43.6, -33.9],
+      lon: [1.44, 18.4],
+    };
+    const targets = tf.tensor1d([0, 2], 'int32');
+    const opt = new AdamW(clf, { lr: 1e-3 });
+    const { value, grads } = valueAndGrads(clf, () => clf.loss(inputs, targets) as tf.Scalar);
+    expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+    opt.step(grads);
+    disposeGradients(grads);
+    expect(clf.predict(inputs).shape).toEqual([2, 3]);
+    expect(() => new SkySenseEncoder(SkySense.fromPreset('skysense-tiny', { geo: null }), true)).toThrow(/the model has no prototype bank/);
+    tf.dispose([value, targets, inputs.hr, inputs.s2.frames]);
+    opt.dispose();
+    clf.dispose();
   });
 });
 

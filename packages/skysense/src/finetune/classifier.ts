@@ -7,23 +7,23 @@ import type { FeatureEncoder } from '@skysense/core-tensor';
  * multi-label head the loss is the binary cross-entropy on 0/1 targets, otherwise the softmax
  * cross-entropy on class indices.
  */
-export class Classifier extends Module {
-  readonly backbone: FeatureEncoder;
+export class Classifier<I = Tensor> extends Module {
+  readonly backbone: FeatureEncoder<I>;
   readonly head: LinearClsHead;
 
-  constructor(backbone: FeatureEncoder, head: LinearClsHead) {
+  constructor(backbone: FeatureEncoder<I>, head: LinearClsHead) {
     super();
     this.backbone = this.registerModule('backbone', backbone);
     this.head = this.registerModule('head', head);
   }
 
   /** Logits `[N, classes]`. */
-  forward(images: Tensor): Tensor {
+  forward(images: I): Tensor {
     return tf.tidy(() => this.head.forward(this.backbone.forward(images)));
   }
 
   /** Probabilities (softmax, or sigmoid per class for multi-label). */
-  predict(images: Tensor): Tensor {
+  predict(images: I): Tensor {
     return tf.tidy(() => this.head.predict(this.backbone.forward(images)));
   }
 
@@ -31,7 +31,7 @@ export class Classifier extends Module {
    * The training loss.
    * @param targets int32 `[N]` class indices, or for multi-label `[N, classes]` of 0/1.
    */
-  loss(images: Tensor, targets: Tensor): Tensor {
+  loss(images: I, targets: Tensor): Tensor {
     return tf.tidy(() => {
       const logits = this.forward(images);
       return this.head.multiLabel ? binaryCrossEntropyLoss(logits, targets) : crossEntropyLoss(logits, targets);
