@@ -4,6 +4,14 @@ import { formatShape } from './validate';
 import { type Initializer, initValues } from './init';
 import type { Generator } from './rng';
 
+/** A checkpoint key a model expects to be missing, unexpected or skipped by design, and why that is harmless. */
+export interface CheckpointKeyRule {
+  /** Matches the key relative to the module that declares the rule. */
+  pattern: RegExp;
+  when: 'missing' | 'unexpected' | 'ignored';
+  why: string;
+}
+
 let shapeOnlyDepth = 0;
 
 /**
@@ -16,14 +24,6 @@ let shapeOnlyDepth = 0;
  * model.parameterCount(); // 2_500_050_000, no memory used
  * ```
  */
-
-/** A checkpoint key a model expects to be missing, unexpected or skipped by design, and why that is harmless. */
-export interface CheckpointKeyRule {
-  /** Matches the key relative to the module that declares the rule. */
-  pattern: RegExp;
-  when: 'missing' | 'unexpected' | 'ignored';
-  why: string;
-}
 
 export function shapeOnly<T>(build: () => T): T {
   shapeOnlyDepth++;

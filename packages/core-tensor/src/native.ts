@@ -176,6 +176,10 @@ export function nativeAddon(): NativeAddon | null {
     loadReason = `failed to load ${path}: ${(e as Error).message.split('\n')[0]}`;
     return (addon = null);
   }
+  if (!loaded.unaryOps || !loaded.binaryOps || typeof loaded.gemmName !== 'function') {
+    loadReason = `${path} is from an older build (rebuild it: npm rebuild @skysense/core-tensor)`;
+    return (addon = null);
+  }
   if (gemm && !loaded.setGemm(gemm)) throw cannotRun(gemm, 'SKYSENSE_GEMM', loaded);
   addonOrigin = relative(packageRoot, path).split(sep)[0] === 'prebuilds' ? 'prebuilt binary' : 'compiled at install';
   return (addon = loaded);
@@ -738,6 +742,8 @@ export function enableNativeKernels(): string[] {
   if (!n) return [];
   const names = registerNativeBackend(n);
   if (tf.getBackend() !== NATIVE_BACKEND) void tf.setBackend(NATIVE_BACKEND);
+  if (tf.getBackend() !== NATIVE_BACKEND)
+    throw new SkySenseError('E_BACKEND', `the ${NATIVE_BACKEND} backend did not become active (tfjs is on '${tf.getBackend()}')`);
   return names;
 }
 

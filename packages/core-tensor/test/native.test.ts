@@ -99,6 +99,16 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     ]);
   });
 
+  it('kernels that decline (int32 inputs, NCHW) leave the call to tfjs and count no native call', () => {
+    const [a, b] = [tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32')];
+    const calls = nativeCallCount();
+    expect([...tf.add(a, b).dataSync()]).toEqual([5, 7, 9]);
+    expect([...tf.sum(a).dataSync()]).toEqual([6]);
+    expect(nativeCallCount()).toBe(calls);
+    tf.add(tf.ones([2]), tf.ones([2])).dispose();
+    expect(nativeCallCount()).toBe(calls + 1);
+  });
+
   it('Add / Multiply / Sub / RealDiv with broadcasting', () => {
     const pairs: [number[], number[]][] = [
       [[5], [5]],

@@ -274,7 +274,13 @@ export function createCli(): Command {
       '--init <file>',
       'pre-trained encoder weights (skysense pretrain checkpoint or teacher, released or mmseg file); default random',
     )
-    .option('--hold-out <n>', 'the last n samples are held out for evaluation (cls: the last n of each class); default 2, cls 1', Number)
+    .option(
+      '--hold-out <n>',
+      `the last n samples are held out for evaluation (cls: the last n of each class); default ${listTasks()
+        .map((t) => `${t} ${getTask(t).defaultHoldOut}`)
+        .join(', ')}`,
+      Number,
+    )
     .option('--steps <n>', 'total steps', Number, 300)
     .option('--batch-size <n>', 'crops per step', Number, 4)
     .option('--crop <px>', "training crop and sliding-window size (default: the preset's)", Number)

@@ -354,7 +354,10 @@ function computeFixture(
       : loadFixtureWeights(dir, runner);
     const outputs = runner.run(inputs, names);
     const missing = names.filter((k) => !outputs.has(k));
-    if (missing.length) throw new SkySenseError('E_UNSUPPORTED', `${dir}: cannot compute output(s) ${missing.join(', ')}`);
+    if (missing.length) {
+      tf.dispose([...outputs.values()]);
+      throw new SkySenseError('E_UNSUPPORTED', `${dir}: cannot compute output(s) ${missing.join(', ')}`);
+    }
     for (const k of [...outputs.keys()].filter((k) => !names.includes(k))) {
       outputs.get(k)!.dispose();
       outputs.delete(k);

@@ -63,9 +63,14 @@ const ENTRIES: Record<string, ModelEntry> = {
   },
   'skysense-fusion': { kind: 'encoder', describe: 'up-heads, ctpe and the fusion transformer', build: () => new MultiModalFusion() },
   ...Object.fromEntries(
-    (Object.keys(SWIN_V2_PRESETS) as SwinV2PresetName[])
-      .filter((n) => n !== 'skysense-hr')
-      .map((n) => [`swin-${n}`, { kind: 'encoder', describe: `Swin V2 ${n} (mmcls arch)`, build: () => SwinTransformerV2.fromPreset(n) }]),
+    (Object.keys(SWIN_V2_PRESETS) as SwinV2PresetName[]).map((n) => [
+      `swin-${n}`,
+      {
+        kind: 'encoder',
+        describe: n === 'skysense-hr' ? 'deprecated name of skysense-hr' : `Swin V2 ${n} (mmcls arch)`,
+        build: () => SwinTransformerV2.fromPreset(n),
+      },
+    ]),
   ),
   ...Object.fromEntries(
     (Object.keys(FINETUNE_PRESETS) as FinetunePresetName[]).map((n) => [

@@ -265,6 +265,7 @@ export class SwinTransformerV2 extends Module implements FeatureEncoder {
     };
     const o = this.options;
     for (const i of o.outIndices) assertInt('outIndices[]', i, 0, stages - 1);
+    o.outIndices = [...new Set(o.outIndices)].sort((a, b) => a - b); // forward returns maps in stage order
     this.patchEmbed = this.registerModule(
       'patch_embed',
       new PatchEmbed({ inChannels: o.inChannels, embedDims: arch.embedDims, kernelSize: o.patchSize, norm: true }),

@@ -139,6 +139,7 @@ export class VisionTransformer extends Module implements FeatureEncoder {
       throw new SkySenseError('E_ARG', `bandNames: ${o.bandNames.length} names for inChannels ${inChannels}`);
     o.outIndices = o.outIndices.map((i) => (i < 0 ? o.numLayers + i : i));
     o.outIndices.forEach((i) => assertInt('outIndices[]', i, 0, o.numLayers - 1));
+    o.outIndices = [...new Set(o.outIndices)].sort((a, b) => a - b); // forward returns maps in layer order
     if (o.outputClsToken && !o.withClsToken) throw new SkySenseError('E_ARG', 'outputClsToken needs withClsToken');
     this.options = o;
     const d = o.embedDims;

@@ -22,17 +22,20 @@ export function windowOrder(h: number, w: number, ws: number, shift: number): In
   return out;
 }
 
-/** Partition and merge orders per grid (bounded by the grid sizes a model sees). */
+/** Partition and merge orders per grid, the most recently used {@link ORDER_CACHE_SIZE} kept. */
 const ORDERS = new Map<string, { partition: Int32Array; merge: Int32Array }>();
+const ORDER_CACHE_SIZE = 32;
 
 function orders(h: number, w: number, ws: number, shift: number): { partition: Int32Array; merge: Int32Array } {
   const key = `${h}x${w}x${ws}x${shift}`;
   let o = ORDERS.get(key);
-  if (!o) {
+  if (o) ORDERS.delete(key);
+  else {
     const partition = windowOrder(h, w, ws, shift);
     o = { partition, merge: invertPermutation(partition, partition.length) };
-    ORDERS.set(key, o);
+    if (ORDERS.size >= ORDER_CACHE_SIZE) ORDERS.delete(ORDERS.keys().next().value!);
   }
+  ORDERS.set(key, o); // most recent last
   return o;
 }
 

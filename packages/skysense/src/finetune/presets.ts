@@ -97,7 +97,7 @@ export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePrese
   'upernet-cd-skysense-tiny': { task: 'change', encoder: { swin: TINY_HR }, decodeHead: UPER_TINY, train: TINY_RECIPE },
 };
 
-/** The default preset of each built-in task (the task objects' `defaultPreset`). */
+/** The default preset of each built-in task. @deprecated use `getTask(name).defaultPreset`. */
 export const DEFAULT_PRESETS: Readonly<Record<'seg' | 'cls' | 'multilabel' | 'change', FinetunePresetName>> = {
   seg: 'upernet-skysense-tiny',
   cls: 'linear-skysense-tiny',

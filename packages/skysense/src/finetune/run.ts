@@ -34,7 +34,7 @@ export interface RunFinetuneOptions {
   classes?: string;
   /** Output folder. */
   out: string;
-  /** Default: the task's (`DEFAULT_PRESETS`). */
+  /** Default: the task's (`getTask(task).defaultPreset`). */
   preset?: FinetunePresetName;
   /** Pre-trained encoder weights (pre-training checkpoint or teacher, released / mmseg file). Default: random initialisation. */
   init?: string;
@@ -76,7 +76,7 @@ export interface FinetuneResult {
 const MODEL_FORMAT = 'skysense-finetuned-1';
 
 /** Loads the dataset of a task (see {@link RunFinetuneOptions.data}); `classes` is the `seg` class table (a spec or the table itself). */
-export function loadTaskDataset(task: FinetuneTask, data: string | undefined, classes?: string | ClassDef[]): Promise<TaskDataset> {
+export async function loadTaskDataset(task: FinetuneTask, data: string | undefined, classes?: string | ClassDef[]): Promise<TaskDataset> {
   return getTask(task).loadDataset(data, classes);
 }
 
@@ -310,18 +310,18 @@ export interface RunPredictOptions {
 export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
-  const files = o.inputs.flatMap((p) => (existsSync(p) && statSync(p).isDirectory() ? listImages(p) : [p]));
-  const def = getTask(task);
-  const step = def.inputs;
-  if (files.length === 0 || files.length % step)
-    throw new SkySenseError(
-      'E_ARG',
-      `predict: expected ${step === 2 ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`,
-    );
-  mkdirSync(o.out, { recursive: true });
-  const written: string[] = [];
-  const results: Record<string, Record<string, number>> = {};
   try {
+    const files = o.inputs.flatMap((p) => (existsSync(p) && statSync(p).isDirectory() ? listImages(p) : [p]));
+    const def = getTask(task);
+    const step = def.inputs;
+    if (files.length === 0 || files.length % step)
+      throw new SkySenseError(
+        'E_ARG',
+        `predict: expected ${step === 2 ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`,
+      );
+    mkdirSync(o.out, { recursive: true });
+    const written: string[] = [];
+    const results: Record<string, Record<string, number>> = {};
     for (let i = 0; i < files.length; i += step) {
       const images = await Promise.all(files.slice(i, i + step).map((f) => readImage(f)));
       const name = basename(files[i]!, extname(files[i]!));

@@ -1,4 +1,4 @@
-import { type Generator, SkySenseError, type FeatureEncoder, type Tensor } from '@skysense/core-tensor';
+import { type Generator, SkySenseError, tf, type FeatureEncoder, type Tensor } from '@skysense/core-tensor';
 import type { ChannelStats, ClassDef, PlanarImage } from '@skysense/data';
 import type { FinetuneBatch, FinetuneModel } from './finetuner';
 import type { FinetunePreset, FinetunePresetName } from './presets';
@@ -83,7 +83,14 @@ export function getTask(name: string): FinetuneTaskDef {
 export function taskBatch(d: TaskDataset, picks: readonly TaskSample[], crop: number, g: Generator): FinetuneBatch {
   const task = getTask(d.task);
   const { images, masks } = cropBatch(d, picks, crop, task.scaleRange, g);
-  return { images: images.length === 2 ? [images[0]!, images[1]!] : images[0]!, targets: task.targets(picks, masks, crop) };
+  let targets: Tensor;
+  try {
+    targets = task.targets(picks, masks, crop);
+  } catch (e) {
+    tf.dispose(images);
+    throw e;
+  }
+  return { images: images.length === 2 ? [images[0]!, images[1]!] : images[0]!, targets };
 }
 
 /** The held-out split of a dataset, as its task defines it. */
