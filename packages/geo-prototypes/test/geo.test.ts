@@ -21,7 +21,7 @@ describe('regions', () => {
     expect(regionIndex(0, 180)).toBe(32 * 64);
     expect(regionIndex(0, -180)).toBe(32 * 64);
     expect(regionIndex(0, 179.999)).toBe(32 * 64 + 63);
-    expect(regionIndex(0, 540)).toBe(regionIndex(0, 180));
+    expect(() => regionIndex(0, 540)).toThrow(/lon: expected a longitude in \[-180, 360\]/);
     expect(regionIndex(45.5, -73.6)).toBe(regionIndex(45.5, 286.4));
     for (const [lat, lon] of [
       [48.85, 2.35],
@@ -39,7 +39,9 @@ describe('regions', () => {
   it('refuses invalid coordinates with E_LATLON', () => {
     expect(() => regionIndex(90.5, 0)).toThrow(/lat: expected a latitude in \[-90, 90\], got 90.5/);
     expect(() => regionIndex(Number.NaN, 0)).toThrow(SkySenseError);
-    expect(() => regionIndex(0, Number.POSITIVE_INFINITY)).toThrow(/lon: expected a finite longitude/);
+    expect(() => regionIndex(0, Number.POSITIVE_INFINITY)).toThrow(/lon: expected a longitude in \[-180, 360\], got Infinity/);
+    expect(() => regionIndex(43.6, 500)).toThrow(/lon: expected a longitude in \[-180, 360\], got 500/); // a wrong value, not a wrapped region
+    expect(regionIndex(10, 350)).toBe(regionIndex(10, -10)); // the 0–360° convention is the same meridian
   });
 });
 

@@ -177,6 +177,8 @@ export function createCli(): Command {
     .option('--seed <n>', 'seed of the weights when none are loaded', Number, 0)
     .requiredOption('--out <dir>', 'output folder')
     .action(async (o: EmbedCliOptions) => {
+      if ((o.lat === undefined) !== (o.lon === undefined))
+        throw new SkySenseError('E_ARG', `--lat and --lon: give both or neither, got only --${o.lat === undefined ? 'lon' : 'lat'}`);
       const manifests: SampleManifest[] = o.manifest
         ? readManifest(o.manifest)
         : [

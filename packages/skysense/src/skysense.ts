@@ -130,18 +130,18 @@ export class SkySense extends Module {
     const parts = this.encode(inputs);
     const fold = (f?: Tensor) => f && tf.tidy(() => tf.reshape(f, [f.shape[0]! * f.shape[1]!, ...f.shape.slice(2)]));
     const features = { hr: parts.hr, s2: fold(parts.s2?.features), s1: fold(parts.s1?.features) };
+    let fused: Tensor | undefined;
     try {
-      const fused = this.neck.forward(parts);
+      fused = this.neck.forward(parts);
       if (!this.geo || !inputs.lat || !inputs.lon) return { ...features, fused };
       const b = fused.shape[0]!;
       if (inputs.lat.length !== b || inputs.lon.length !== b) {
-        tf.dispose(fused);
         throw new SkySenseError('E_LATLON', `lat/lon: expected ${b} values each, got ${inputs.lat.length} and ${inputs.lon.length}`);
       }
       const regions = inputs.lat.map((lat, i) => this.geo!.regionOf(lat, inputs.lon![i]!));
       return { ...features, fused, withGeoContext: this.geo.attend(fused, regions) };
     } catch (e) {
-      tf.dispose(Object.values(features).filter((t): t is Tensor => t !== undefined));
+      tf.dispose([...Object.values(features), fused].filter((t): t is Tensor => t !== undefined));
       throw e;
     } finally {
       tf.dispose([parts.s2?.features, parts.s1?.features].filter((t): t is Tensor => t !== undefined));

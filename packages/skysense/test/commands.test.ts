@@ -141,7 +141,14 @@ describe('skysense demo and embed', () => {
     const lat = run(['embed', '--s1', s1Dir, '--lat', '95', '--lon', '0', '--out', 'bad3']);
     expect(lat.status).toBe(2);
     expect(lat.stderr).toMatch(/lat 95 is outside \[-90, 90\]/);
+    const lon = run(['embed', '--s1', s1Dir, '--lat', '45', '--lon', '500', '--out', 'bad4']);
+    expect(lon.status).toBe(2);
+    expect(lon.stderr).toMatch(/lon 500 is outside \[-180, 360\]/);
+    const half = run(['embed', '--s1', s1Dir, '--lat', '45', '--out', 'bad5']);
+    expect(half.status).toBe(2);
+    expect(half.stderr).toMatch(/--lat and --lon: give both or neither, got only --lat/);
     expect(fs.existsSync(join(dir, 'bad1'))).toBe(false);
+    expect(fs.existsSync(join(dir, 'bad4')) || fs.existsSync(join(dir, 'bad5'))).toBe(false);
     const verbose = run(['embed', '--s2', join(dir, 'nowhere'), '--out', 'bad4', '--verbose']);
     expect(verbose.stderr).toMatch(/at /);
   });
@@ -182,6 +189,9 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
     const e = run(['eval', '--model', join('ft', 'model.safetensors'), '--last', '1'], { SKYSENSE_SAMPLES: samples });
     expect(e.status, e.stderr).toBe(0);
     expect(e.stdout).toContain(`mIoU ${(100 * ev.mIoU).toFixed(2)}`);
+    const badLast = run(['eval', '--model', join('ft', 'model.safetensors'), '--last', 'abc'], { SKYSENSE_SAMPLES: samples });
+    expect(badLast.status).toBe(2);
+    expect(badLast.stderr).toMatch(/E_ARG: last: expected an integer >= 1, got NaN/);
 
     const resumed = run(['finetune', '--batch-size', '5', '--out', 'ft', '--resume'], { SKYSENSE_SAMPLES: samples });
     expect(resumed.stdout).toMatch(/resuming with the run's own settings \(.*run\.json\); ignored: batchSize 5/);

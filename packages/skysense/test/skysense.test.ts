@@ -82,6 +82,9 @@ describe('SkySense (assembled)', () => {
     const hrOnly = SkySense.fromPreset('skysense-tiny', { s2: null, s1: null });
     expect(() => hrOnly.forward({ s2: x.s2 })).toThrow(/input 's2' given, but the model has no s2 encoder/);
     expect(() => model.forward({ ...x, lat: [91, 0] })).toThrow(/lat: expected a latitude in \[-90, 90\], got 91/);
+    const beforeBad = tf.memory().numTensors; // a refused location frees the fused map it had computed
+    expect(() => model.forward({ ...x, lon: [500, 0] })).toThrow(/lon: expected a longitude in \[-180, 360\], got 500/);
+    expect(tf.memory().numTensors).toBe(beforeBad);
     model.dispose();
     hrOnly.dispose();
   });

@@ -15,17 +15,20 @@ export type CheckpointFormat = 'safetensors' | 'pth-zip' | 'pth-legacy';
 /** Recognises a checkpoint by its first bytes (not its extension). */
 export function detectCheckpointFormat(file: string): CheckpointFormat {
   let head: Buffer;
+  let size: number;
   try {
     const fd = fs.openSync(file, 'r');
     head = Buffer.alloc(16);
     fs.readSync(fd, head, 0, 16, 0);
+    size = fs.fstatSync(fd).size;
     fs.closeSync(fd);
   } catch (e) {
     throw new SkySenseError('E_IO', `cannot open ${file}: ${(e as Error).message}`, { cause: e });
   }
   if (head.readUInt32LE(0) === 0x04034b50) return 'pth-zip';
+  // safetensors before pickle: a header length whose low byte is 0x80 starts with a pickle's PROTO opcode
+  if (head[8] === 0x7b && Number(head.readBigUInt64LE(0)) + 8 <= size) return 'safetensors';
   if (head[0] === 0x80) return 'pth-legacy';
-  if (head[8] === 0x7b) return 'safetensors';
   throw new SkySenseError('E_CHECKPOINT', `${file}: not a safetensors file or a PyTorch checkpoint`);
 }
 

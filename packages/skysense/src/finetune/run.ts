@@ -368,6 +368,7 @@ export interface RunEvalOptions {
 
 /** Evaluates a fine-tuned model on its task's data and prints the metrics table. */
 export async function runEval(o: RunEvalOptions): Promise<TaskEvaluation> {
+  if (o.last !== undefined) assertInt('last', o.last, 1);
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
   try {
