@@ -87,7 +87,8 @@ export function readManifest(file: string): SampleManifest[] {
 
 function checkLatLon(lat: number, lon: number, what: string): void {
   if (!(Number.isFinite(lat) && lat >= -90 && lat <= 90)) throw new SkySenseError('E_LATLON', `${what}: lat ${lat} is outside [-90, 90]`);
-  if (!(Number.isFinite(lon) && lon >= -180 && lon <= 360)) throw new SkySenseError('E_LATLON', `${what}: lon ${lon} is outside [-180, 360]`);
+  if (!(Number.isFinite(lon) && lon >= -180 && lon <= 360))
+    throw new SkySenseError('E_LATLON', `${what}: lon ${lon} is outside [-180, 360]`);
 }
 
 function framesTensor(stacks: BandStack[], what: string): Tensor {
