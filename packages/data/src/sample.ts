@@ -108,9 +108,20 @@ function framesTensor(stacks: BandStack[], what: string): Tensor {
   return tf.tensor5d(data, [1, stacks.length, c, first!.height, first!.width]);
 }
 
+/** A manifest option that, when given, must be one of `allowed` (a typo must not silently mean the default). */
+function checkChoice(what: string, value: unknown, allowed: readonly string[]): void {
+  if (value !== undefined && !allowed.includes(value as string))
+    throw new SkySenseError('E_ARG', `${what}: expected ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${JSON.stringify(value)}`);
+}
+
 /** Loads and normalises every input of a sample. */
 export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
   const name = m.name ?? 'sample';
+  checkChoice(`${name}: missingBands`, m.missingBands, ['error', 'mean']);
+  (m.s1 ?? []).forEach((f, i) => {
+    checkChoice(`${name}: s1[${i}].units`, f.units, ['db', 'linear']);
+    checkChoice(`${name}: s1[${i}].speckleFilter`, f.speckleFilter, ['none', 'lee']);
+  });
   const norm = { ...NORMALIZATION, ...m.normalization };
   const s2 = await Promise.all((m.s2 ?? []).map((f) => loadSentinel2(f as S2Source, { missing: m.missingBands })));
   const s1 = await Promise.all((m.s1 ?? []).map((f) => loadSentinel1(f, { units: f.units, speckleFilter: f.speckleFilter })));

@@ -166,6 +166,16 @@ describe('real BigEarthNet samples (SKYSENSE_SAMPLES)', () => {
     }
   });
 
+  it('refuses manifest options it does not know instead of taking the default', async () => {
+    const base = { name: 'austria', s2: [{ folder: s2Folder(AUSTRIA_S2) }], s1: [{ folder: s1Folder(AUSTRIA_S1) }] };
+    await expect(loadSample({ ...base, missingBands: 'bogus' as never })).rejects.toThrow(
+      /austria: missingBands: expected 'error' or 'mean', got "bogus"/,
+    );
+    await expect(loadSample({ ...base, s1: [{ folder: s1Folder(AUSTRIA_S1), units: 'furlongs' as never }] })).rejects.toThrow(
+      /austria: s1\[0\]\.units: expected 'db' or 'linear', got "furlongs"/,
+    );
+  });
+
   it('loads a manifest sample into normalised model tensors', async () => {
     const manifest = join(dir, 'sample.json');
     fs.writeFileSync(

@@ -164,6 +164,11 @@ export interface DemoOptions {
 export async function runDemo(options: DemoOptions = {}): Promise<{ out: string; summaries: EmbedSummary[] }> {
   const log = options.log ?? console.log;
   const root = options.samples ?? samplesDir();
+  if (options.samples !== undefined && !existsSync(options.samples))
+    throw new SkySenseError(
+      'E_IO',
+      `--samples ${options.samples}: no such folder (without --samples the demo runs on a generated scene when no samples are found)`,
+    );
   const out = options.out ?? 'skysense-demo';
   const preset = options.preset ?? 'skysense-tiny';
   manualSeed(options.seed ?? 0);

@@ -113,11 +113,15 @@ describe('skysense demo and embed', () => {
     expect(r.stdout).toMatch(/\[6\/6\]/);
   });
 
-  it('demo without samples says how to get them and runs on a generated scene', () => {
-    const r = run(['demo', '--out', 'demo-offline', '--samples', join(dir, 'no-samples')]);
+  it('demo without samples says how to get them and runs on a generated scene; a --samples folder that does not exist is refused', () => {
+    const r = run(['demo', '--out', 'demo-offline'], { SKYSENSE_SAMPLES: join(dir, 'no-samples') });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/no BigEarthNet samples under .*skysense samples/);
     expect(fs.existsSync(join(dir, 'demo-offline', 'generated-scene', 'pca.png'))).toBe(true);
+    const bad = run(['demo', '--out', 'demo-bad', '--samples', join(dir, 'no-samples')]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--samples .*no-samples: no such folder/);
+    expect(fs.existsSync(join(dir, 'demo-bad'))).toBe(false);
   });
 
   it('embed runs on user files and writes the fused map and pictures', () => {
