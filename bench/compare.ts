@@ -30,7 +30,8 @@ import {
   type Module,
   type Tensor,
 } from '@skysense/core-tensor';
-import { SwinBlockV2, SwinTransformerV2 } from '@skysense/swin';
+import { SwinTransformerV2 } from '@skysense/swin';
+import { hrStage0Block } from './workloads';
 import { VisionTransformer } from '@skysense/vit';
 import { timeIt } from './harness';
 
@@ -95,14 +96,7 @@ const workloads: Workload[] = [
     name: `Swin-H stage-0 block ${mode}`,
     heavy: false,
     run: (r: number) => {
-      const block = new SwinBlockV2(352, 8, {
-        windowSize: 8,
-        shift: true,
-        extraNorm: false,
-        dropPath: 0,
-        padSmallMap: false,
-        pretrainedWindowSize: 0,
-      });
+      const block = hrStage0Block();
       const x = tf.randomNormal([1, 64, 64, 352]);
       const ms = mode === 'fwd' ? forward(block, x, `Swin-H block ${mode}`, r) : forwardBackward(block, x, `Swin-H block ${mode}`, r);
       tf.dispose(x);

@@ -9,7 +9,7 @@
 import { disposeGradients, initBackend, tf, valueAndGrads } from '@skysense/core-tensor';
 // The raw addon is internal to core-tensor; the bench reaches it from the source (Node shares the loaded binary).
 import { nativeAddon } from '../packages/core-tensor/src/native';
-import { SwinBlockV2 } from '@skysense/swin';
+import { hrStage0Block } from './workloads';
 
 const reps = Number(process.env.BENCH_REPS ?? 6);
 const native = new Map<string, { ms: number; calls: number }>();
@@ -35,14 +35,7 @@ function timeNativeCalls(): void {
 async function main(): Promise<void> {
   await initBackend({ force: 'cpu' });
   timeNativeCalls();
-  const block = new SwinBlockV2(352, 8, {
-    windowSize: 8,
-    shift: true,
-    extraNorm: false,
-    dropPath: 0,
-    padSmallMap: false,
-    pretrainedWindowSize: 0,
-  });
+  const block = hrStage0Block();
   const x = tf.randomNormal([1, 64, 64, 352]);
   block.train();
   const step = () => {

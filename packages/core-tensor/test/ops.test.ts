@@ -291,6 +291,7 @@ describe.each(TEST_BACKENDS)('ops on %s', (backend) => {
       const g = tf.grad((t: Tensor) => tf.sum(tf.mul(windowPartition(t, ws, shift), expected)))(x);
       expectClose(g, x, 0);
     }
+    expectNoLeak(() => tf.dispose(tf.grad((t: Tensor) => tf.sum(windowMerge(windowPartition(t, ws, 2), b, h, w, ws, 2)))(x)));
     expect(() => windowPartition(tf.ones([1, 6, 8, 2]), 4, 0)).toThrow(/windowPartition: expected a map of whole 4×4 windows, got 6×8/);
     expect(() => windowPartition(tf.ones([1, 8, 8, 2]), 4, 4)).toThrow(/windowPartition: shift: expected an integer in \[0, 4\), got 4/);
     expect(() => windowMerge(tf.ones([3, 16, 2]), 1, 8, 8, 4, 0)).toThrow(

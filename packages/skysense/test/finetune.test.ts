@@ -81,6 +81,23 @@ function synthetic(n: number, side: number, seed: number): LabelledImage[] {
   });
 }
 
+/** Two co-registered samples for the tiny SkySense: an HR tile, two S2 and one S1 frame each, dates and locations. */
+function multiModalInputs() {
+  return {
+    hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 1),
+    s2: {
+      frames: tf.randomNormal([2, 2, 10, 4, 4], 0, 1, 'float32', 2),
+      dates: [
+        ['2021-04-01', '2021-06-01'],
+        ['2021-05-01', '2021-08-01'],
+      ],
+    },
+    s1: { frames: tf.randomNormal([2, 1, 2, 4, 4], 0, 1, 'float32', 3) },
+    lat: [43.6, -33.9],
+    lon: [1.44, 151.2],
+  };
+}
+
 beforeAll(() => initBackend());
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -313,18 +330,7 @@ describe('a task head on the multi-modal model', () => {
         'head.fc.weight',
       ]),
     );
-    const inputs = {
-      hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 1),
-      s2: {
-        frames: tf.randomNormal([2, 2, 10, 4, 4], 0, 1, 'float32', 2),
-        dates: [
-          ['2021-04-01', '2021-06-01'],
-          ['2021-05-01', '2021-07-01'],
-        ],
-      },
-      lat: [43.6, -33.9],
-      lon: [1.44, 18.4],
-    };
+    const inputs = multiModalInputs();
     const targets = tf.tensor1d([0, 2], 'int32');
     const opt = new AdamW(clf, { lr: 1e-3 });
     const { value, grads } = valueAndGrads(clf, () => clf.loss(inputs, targets) as tf.Scalar);
@@ -333,7 +339,7 @@ describe('a task head on the multi-modal model', () => {
     disposeGradients(grads);
     expect(clf.predict(inputs).shape).toEqual([2, 3]);
     expect(() => new SkySenseEncoder(SkySense.fromPreset('skysense-tiny', { geo: null }), true)).toThrow(/the model has no prototype bank/);
-    tf.dispose([value, targets, inputs.hr, inputs.s2.frames]);
+    tf.dispose([value, targets, inputs.hr, inputs.s2.frames, inputs.s1.frames]);
     opt.dispose();
     clf.dispose();
   });
@@ -399,19 +405,7 @@ describe('other encoders under the heads', () => {
 
   it('an FCN head on the fused multi-modal map, with and without geo-context, trains', () => {
     manualSeed(6);
-    const inputs = {
-      hr: tf.randomNormal([2, 3, 128, 128], 0, 1, 'float32', 1),
-      s2: {
-        frames: tf.randomNormal([2, 2, 10, 4, 4], 0, 1, 'float32', 2),
-        dates: [
-          ['2021-04-01', '2021-06-01'],
-          ['2021-05-01', '2021-08-01'],
-        ],
-      },
-      s1: { frames: tf.randomNormal([2, 1, 2, 4, 4], 0, 1, 'float32', 3) },
-      lat: [43.6, -33.9],
-      lon: [1.44, 151.2],
-    };
+    const inputs = multiModalInputs();
     const labels = tf.tensor3d(
       Int32Array.from({ length: 2 * 16 * 16 }, (_, i) => (i % 16 < 8 ? 0 : 1)),
       [2, 16, 16],

@@ -6,7 +6,8 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tf } from '@skysense/core-tensor';
-import { SwinBlockV2, SwinTransformerV2 } from '../src/index';
+import { SwinTransformerV2 } from '../src/index';
+import { hrStage0Block } from '../../../bench/workloads';
 import { runBench, timeIt } from '../../../bench/harness';
 
 function bench(_kind: string, reps: number): Record<string, number> {
@@ -18,14 +19,7 @@ function bench(_kind: string, reps: number): Record<string, number> {
     tf.dispose(outs);
   });
   tiny.dispose();
-  const block = new SwinBlockV2(352, 8, {
-    windowSize: 8,
-    shift: true,
-    extraNorm: false,
-    dropPath: 0,
-    padSmallMap: false,
-    pretrainedWindowSize: 0,
-  }).eval();
+  const block = hrStage0Block().eval();
   const map = tf.randomNormal([1, 64, 64, 352]);
   const blockMs = timeIt('huge stage-0 block forward, 64×64×352', reps, () => {
     const y = block.forward(map);
