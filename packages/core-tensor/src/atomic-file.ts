@@ -3,28 +3,156 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SkySenseError } from './errors';
 
+const FS_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file or folder',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a folder, expected a file',
+  ENOTDIR: 'a part of the path is not a folder',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EEXIST: 'already exists',
+  EROFS: 'read-only file system',
+  EMFILE: 'too many open files',
+  ENAMETOOLONG: 'name too long',
+  ELOOP: 'too many levels of symbolic links',
+  EBUSY: 'busy',
+  EXDEV: 'crosses file systems',
+};
+
+/** Whether `e` is a Node file-system error (`e.code` such as `ENOENT`, `EACCES`). */
+export function isFsError(e: unknown): e is NodeJS.ErrnoException {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).code! in FS_ERRORS;
+}
+
 /**
- * Writes a file atomically: `write` fills a temporary file beside `target` (same folder, so the
- * rename cannot cross file systems), which is flushed to disk and renamed over `target`. If
- * `write` throws or the process dies, `target` keeps its old content and the temporary file is
- * removed (on a throw) or left with a `.tmp-` name (on a crash).
+ * A file-system error as a one-line `E_IO` {@link SkySenseError} naming `what` (the user's path and
+ * what was being done with it) and the cause in words: `cannot write out/x.png: permission denied (EACCES)`.
+ * Anything that is not a file-system error is returned unchanged.
+ */
+export function fsError(e: unknown, what: string): unknown {
+  if (!isFsError(e)) return e;
+  return new SkySenseError('E_IO', `${what}: ${FS_ERRORS[e.code!]} (${e.code})`, { cause: e });
+}
+
+/** Runs `fn`, turning file-system errors into {@link fsError}s about `what`. */
+export function withFsErrors<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw fsError(e, what);
+  }
+}
+
+/** Whether a process with this pid runs on this machine (a pid we may not signal counts as running). */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const TEMP = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * Removes the temporary files that atomic writes of processes that died (a crash, SIGKILL) left in
+ * `dir` (`.<name>.tmp-<pid>-<hex>` whose pid no longer runs); those of running processes are kept.
+ * `only` limits it to the temporaries of one target name. @returns the names removed.
+ */
+export function removeStaleTemps(dir: string, only?: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => {
+    const m = TEMP.exec(n);
+    if (!m || (only !== undefined && !n.startsWith(`.${only}.tmp-`)) || pidAlive(Number(m[1]))) return false;
+    fs.rmSync(path.join(dir, n), { force: true });
+    return true;
+  });
+}
+
+/** Where a write to `target` lands: the path itself, or for a symbolic link the file it points to (followed to the end). */
+function resolveTarget(target: string): { file: string; stat: fs.Stats | null } {
+  let file = path.resolve(target);
+  for (let hops = 0; hops < 40; hops++) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { file, stat: null };
+      throw fsError(e, `cannot write ${target}`);
+    }
+    if (!st.isSymbolicLink()) return { file, stat: st };
+    file = path.resolve(path.dirname(file), fs.readlinkSync(file));
+  }
+  throw new SkySenseError('E_IO', `cannot write ${target}: too many levels of symbolic links (ELOOP)`);
+}
+
+function fsyncDir(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // some file systems cannot fsync a folder; the rename itself is still atomic
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
+}
+
+/**
+ * Writes a file atomically: `write` fills a temporary file beside the target (same folder, so the
+ * rename cannot cross file systems), which is flushed to disk and renamed over it; the folder is
+ * then flushed too. If `write` throws or the process dies, the target keeps its old content; the
+ * temporary file is removed on a throw, and a crash's leftover is removed by the next write to
+ * the same target ({@link removeStaleTemps}).
+ *
+ * The path keeps the user's meaning: a symbolic link is written through (the file it points to is
+ * replaced, the link stays); a character device or FIFO (`/dev/null`, `/dev/stdout`, a named pipe)
+ * is written in place, never replaced; an existing file keeps its permission bits. A folder, a
+ * block device or a socket is refused.
+ * @throws SkySenseError `E_IO` naming `target` (not the temporary file) and the cause.
  */
 export function withAtomicFile(target: string, write: (fd: number) => void): void {
-  const dir = path.dirname(path.resolve(target));
+  const { file, stat } = resolveTarget(target);
+  if (stat?.isDirectory()) throw new SkySenseError('E_IO', `cannot write ${target}: is a folder, expected a file (EISDIR)`);
+  if (stat?.isBlockDevice() || stat?.isSocket())
+    throw new SkySenseError('E_IO', `cannot write ${target}: it is a ${stat.isSocket() ? 'socket' : 'block device'}, not a file`);
+  if (stat?.isCharacterDevice() || stat?.isFIFO()) {
+    const fd = withFsErrors(`cannot write ${target}`, () => fs.openSync(file, 'w'));
+    try {
+      withFsErrors(`cannot write ${target}`, () => write(fd));
+    } finally {
+      fs.closeSync(fd);
+    }
+    return;
+  }
+  const dir = path.dirname(file);
   if (!fs.existsSync(dir)) throw new SkySenseError('E_IO', `cannot write ${target}: folder ${dir} does not exist`);
-  const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  let fd: number | null = fs.openSync(tmp, 'w');
+  removeStaleTemps(dir, path.basename(file));
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let fd: number | null = withFsErrors(`cannot write ${target}`, () => fs.openSync(tmp, 'wx', stat ? stat.mode & 0o7777 : 0o666));
   try {
-    write(fd);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, target);
+    withFsErrors(`cannot write ${target}`, () => {
+      if (stat) fs.fchmodSync(fd!, stat.mode & 0o7777);
+      write(fd!);
+      fs.fsyncSync(fd!);
+      fs.closeSync(fd!);
+      fd = null;
+      fs.renameSync(tmp, file);
+    });
   } catch (e) {
     if (fd !== null) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
     throw e;
   }
+  fsyncDir(dir);
 }
 
 /** Writes all of `data` at the current position of `fd`, in chunks a single write call accepts. */
@@ -35,7 +163,17 @@ export function writeAll(fd: number, data: Uint8Array): void {
   }
 }
 
-/** `fs.writeFileSync`, atomically (see {@link withAtomicFile}). */
+/** `fs.writeFileSync`, atomically and with the path's meaning kept (see {@link withAtomicFile}). */
 export function writeFileAtomic(target: string, data: Uint8Array | string): void {
   withAtomicFile(target, (fd) => writeAll(fd, typeof data === 'string' ? new TextEncoder().encode(data) : data));
+}
+
+/**
+ * Creates a folder (and its parents) for output.
+ * @throws SkySenseError `E_IO` when the path is a file or cannot be created (naming it and the cause).
+ */
+export function ensureDir(dir: string, what = 'output folder'): void {
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory())
+    throw new SkySenseError('E_IO', `${what} ${dir}: is a file, expected a folder (ENOTDIR)`);
+  withFsErrors(`cannot create ${what} ${dir}`, () => fs.mkdirSync(dir, { recursive: true }));
 }

@@ -22,7 +22,9 @@ export {
   assertInRange,
   formatShape,
   pair,
+  checkOptions,
   type DimSpec,
+  type OptionRule,
 } from './validate';
 export {
   initBackend,
@@ -103,6 +105,7 @@ export {
   type InterpolateOptions,
 } from './ops/resample';
 export { cropResize, roiAlignCrops, intersect, type CropBox } from './ops/crops';
+export { poolValidity, nonFiniteMask } from './ops/validity';
 export { dayOfYear, type AcquisitionDate } from './dates';
 export { SENTINEL2_BANDS, SENTINEL1_BANDS } from './sensors';
 export { UnaryModule, Identity, Sequential, ModuleList, ModuleDict } from './layers/containers';
@@ -142,7 +145,20 @@ export {
   type WritableTensor,
   type WriteSafetensorsOptions,
 } from './safetensors';
-export { withAtomicFile, writeFileAtomic } from './atomic-file';
+export { withAtomicFile, writeFileAtomic, ensureDir, removeStaleTemps, pidAlive, fsError, isFsError, withFsErrors } from './atomic-file';
+export {
+  decodeBudget,
+  checkDecodeBudget,
+  checkExpansion,
+  formatBytes,
+  readJsonFile,
+  summarizeList,
+  safeFileName,
+  uniqueFileNames,
+  DEFAULT_DECODE_BUDGET,
+  MAX_EXPANSION_RATIO,
+  EXPANSION_FLOOR,
+} from './limits';
 export { encodePng, decodePng, writePng, categoricalColors, type DecodedImage } from './png';
 export { PthFile, type PthLayout, type PthTensorInfo, type PthOpenOptions } from './checkpoint/pth';
 export { type ByteSource, fileSource, bufferSource } from './checkpoint/byte-source';
@@ -195,7 +211,16 @@ export {
   truncateMetricsLog,
   openRun,
   runSettings,
+  checkRunFolder,
+  acquireRunLock,
+  refuseChanges,
   trainingLoop,
+  RUN_LOCK,
+  RUN_ARTEFACTS,
+  RESUMABLE_OPTIONS,
+  type RunFolderOptions,
+  type RunLock,
+  type OpenRunOptions,
   type CheckpointableTrainer,
   type TrainingCheckpoint,
   type LoopTrainer,

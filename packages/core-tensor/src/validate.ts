@@ -88,3 +88,21 @@ export function pair(name: string, v: number | readonly [number, number], min = 
   assertInt(`${name}[1]`, p[1], min);
   return p;
 }
+
+/** A rule of {@link checkOptions}: an integer in a range, a finite number > 0, or a finite number in a range. */
+export type OptionRule = { int: [number, number?] } | { positive: true } | { range: [number, number] };
+
+/**
+ * Checks every option `rules` names that is given (not `undefined`), so that a run refuses a bad
+ * value before it writes anything. Names in messages are the option names (`steps`, `batchSize`).
+ * @throws SkySenseError `E_ARG` naming the first bad option, the expected and the actual value.
+ */
+export function checkOptions(o: object, rules: Record<string, OptionRule>): void {
+  for (const [name, rule] of Object.entries(rules)) {
+    const v = (o as Record<string, unknown>)[name];
+    if (v === undefined) continue;
+    if ('int' in rule) assertInt(name, v, rule.int[0], rule.int[1]);
+    else if ('positive' in rule) assertPositive(name, v);
+    else assertInRange(name, v, rule.range[0], rule.range[1]);
+  }
+}

@@ -1,5 +1,6 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -13,6 +14,10 @@ import {
   openRun,
   resumeTrainer,
   runSettings,
+  RUN_LOCK,
+  acquireRunLock,
+  checkRunFolder,
+  refuseChanges,
   saveTrainer,
   tf,
   trainingLoop,
@@ -38,8 +43,10 @@ describe('training loop', () => {
   it('one metrics line per step, progress lines at the first step and every 5 %, checkpoints, an in-place bar on a terminal', () => {
     const out = join(dir, 'run');
     const lines: string[] = [];
-    const t = openRun(out, false, { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => new FakeTrainer({ steps: 40 }) }, (l) =>
-      lines.push(l),
+    const { trainer: t, release } = openRun(
+      out,
+      { resume: false, settings: { seed: 7 }, log: (l) => lines.push(l) },
+      { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => new FakeTrainer({ steps: 40 }) },
     );
     const writes: string[] = [];
     const bar = { write: (s: string) => writes.push(s), columns: 200 } as unknown as NodeJS.WriteStream;
@@ -74,12 +81,13 @@ describe('training loop', () => {
     expect(t.saves).toEqual([15, 30, 40]);
     expect(writes.filter((w) => w === '\r\x1b[K')).toHaveLength(40);
     expect(writes.find((w) => w.startsWith('████████████'))).toMatch(/^█{12}·{12} step 20\/40 loss 0\.050/);
+    release();
+    expect(existsSync(join(out, RUN_LOCK))).toBe(false);
     // a resumed run draws the same data for the same step, and the log is cut back to the checkpoint
-    const again = openRun(
+    const { trainer: again, release: release2 } = openRun(
       out,
-      true,
+      { resume: true, settings: {}, log: (l) => lines.push(l) },
       { fresh: () => new FakeTrainer({ steps: 40 }), resume: () => Object.assign(new FakeTrainer({ steps: 40 }), { step: 30 }) },
-      (l) => lines.push(l),
     );
     expect(lines.at(-1)).toMatch(/resumed .*checkpoint\.safetensors at step 30 of 40/);
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(30);
@@ -97,20 +105,22 @@ describe('training loop', () => {
       describe: () => '',
     });
     expect(replay).toEqual(seen.slice(30));
-    expect(() => openRun(join(dir, 'nothing'), true, { fresh: () => t, resume: () => t }, () => undefined)).toThrow(
-      /--resume: no checkpoint at .*nothing\/checkpoint\.safetensors/,
-    );
+    release2();
+    expect(() =>
+      openRun(join(dir, 'nothing'), { resume: true, settings: {}, log: () => undefined }, { fresh: () => t, resume: () => t }),
+    ).toThrow(/--resume: no checkpoint at .*nothing\/checkpoint\.safetensors/);
     expect(existsSync(join(dir, 'nothing'))).toBe(false);
   });
 
-  it('run settings: a fresh run records them, a resumed run uses them and says which given options it ignores', () => {
+  it('run settings: a resumed run uses the recorded ones and refuses given ones that differ (steps, checkpointEvery, stride may change)', () => {
     const out = join(dir, 'settings');
     const lines: string[] = [];
-    expect(runSettings(out, false, { task: 'cls', batchSize: 8, crop: undefined }, (l) => lines.push(l))).toEqual({
-      task: 'cls',
-      batchSize: 8,
-      crop: undefined,
-    });
+    const fake = () => new FakeTrainer({ steps: 4 });
+    openRun(
+      out,
+      { resume: false, settings: { task: 'cls', batchSize: 8, crop: undefined }, log: () => undefined },
+      { fresh: fake, resume: fake },
+    ).release();
     writeFileSync(join(out, 'checkpoint.safetensors'), '');
     expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toEqual({ task: 'cls', batchSize: 8 });
     expect(runSettings(out, true, { task: undefined, batchSize: 8, crop: undefined }, (l) => lines.push(l))).toEqual({
@@ -118,17 +128,81 @@ describe('training loop', () => {
       batchSize: 8,
     });
     expect(lines).toEqual([]);
-    expect(runSettings(out, true, { task: 'seg', batchSize: 2, crop: undefined }, (l) => lines.push(l))).toEqual({
-      task: 'cls',
-      batchSize: 8,
-    });
-    expect(lines[0]).toMatch(/resuming with the run's own settings \(.*run\.json\); ignored: task "seg", batchSize 2$/);
-    expect(() => runSettings(join(dir, 'none'), true, {}, () => undefined)).toThrow(
-      /--resume: no checkpoint at .*none\/checkpoint\.safetensors/,
+    expect(() => runSettings(out, true, { task: 'seg', batchSize: 2, stride: 5 }, (l) => lines.push(l))).toThrow(
+      /E_ARG: --resume: task "seg" \(the run's: "cls"\), batchSize 2 \(the run's: 8\) — a resumed run keeps its settings .*run\.json.*what may change: steps/,
     );
+    expect(() => refuseChanges({ lr: 0.5, steps: 80 }, { lr: 1e-4, steps: 60 }, 'ckpt')).toThrow(/lr 0\.5 \(the run's: 0\.0001\)/);
+    expect(() => refuseChanges({ steps: 80, checkpointEvery: 3 }, { steps: 60 }, 'ckpt')).not.toThrow();
     rmSync(join(out, 'run.json'));
     expect(runSettings(out, true, { task: 'seg' }, (l) => lines.push(l))).toEqual({ task: 'seg' });
     expect(lines.at(-1)).toMatch(/run\.json is missing \(a run from an older version\): resuming with the options given now/);
+  });
+
+  it('run folders: a fresh run into a run folder is refused unless overwrite; a folder of other files never is a run folder; a failed build writes nothing', () => {
+    const out = join(dir, 'owned');
+    const fake = () => new FakeTrainer({ steps: 4 });
+    const log = () => undefined;
+    openRun(out, { resume: false, settings: { a: 1 }, log }, { fresh: fake, resume: fake }).release();
+    writeFileSync(join(out, 'checkpoint.safetensors'), 'old');
+    expect(() => openRun(out, { resume: false, settings: { a: 2 }, log }, { fresh: fake, resume: fake })).toThrow(
+      /E_EXISTS: --out .*owned: holds a run \(.*checkpoint\.safetensors.*\); pass --resume to continue it or --overwrite to replace it/,
+    );
+    expect(readFileSync(join(out, 'checkpoint.safetensors'), 'utf8')).toBe('old');
+    expect(() =>
+      openRun(
+        out,
+        { resume: false, overwrite: true, settings: { a: 2 }, log },
+        {
+          fresh: () => {
+            throw new Error('build failed');
+          },
+          resume: fake,
+        },
+      ),
+    ).toThrow('build failed');
+    expect(readFileSync(join(out, 'checkpoint.safetensors'), 'utf8')).toBe('old');
+    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toEqual({ a: 1 });
+    expect(existsSync(join(out, RUN_LOCK))).toBe(false);
+    openRun(out, { resume: false, overwrite: true, settings: { a: 2 }, log }, { fresh: fake, resume: fake }).release();
+    expect(existsSync(join(out, 'checkpoint.safetensors'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toEqual({ a: 2 });
+    const other = join(dir, 'photos');
+    mkdirSync(other);
+    writeFileSync(join(other, 'holiday.jpg'), 'x');
+    expect(() => openRun(other, { resume: false, overwrite: true, settings: {}, log }, { fresh: fake, resume: fake })).toThrow(
+      /E_EXISTS: --out .*photos: is not empty and holds no run \(holiday\.jpg\); choose a new or empty folder/,
+    );
+    expect(() => checkRunFolder(out, { resume: true, overwrite: true })).toThrow(/--resume and --overwrite: give one of them/);
+    writeFileSync(join(dir, 'a-file'), '');
+    expect(() => checkRunFolder(join(dir, 'a-file'), { resume: false })).toThrow(
+      /--out .*a-file: is a file, expected a folder \(ENOTDIR\)/,
+    );
+  });
+
+  it('run lock: a second owner is refused naming the first; a lock of a dead process is taken over; crashed writes are cleaned up', () => {
+    const out = join(dir, 'locked');
+    const lines: string[] = [];
+    const lock = acquireRunLock(out, (l) => lines.push(l));
+    expect(() => acquireRunLock(out)).toThrow(
+      new RegExp(`E_LOCKED: --out .*locked: another run holds it \\(pid ${process.pid} on ${hostname()}, since .*\\); wait for it to end`),
+    );
+    lock.release();
+    // a lock left by a process that is gone (SIGKILL), and a temporary file of a crashed write
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    writeFileSync(join(out, RUN_LOCK), JSON.stringify({ pid: Number(dead), host: hostname(), started: 'then' }));
+    writeFileSync(join(out, `.checkpoint.safetensors.tmp-${dead}-0123abcd`), 'torn');
+    writeFileSync(join(out, `.metrics.jsonl.tmp-${process.pid}-0123abcd`), 'mine, in progress');
+    const again = acquireRunLock(out, (l) => lines.push(l));
+    expect(lines).toEqual([
+      `${join(out, RUN_LOCK)}: stale lock of pid ${dead} (no longer running), taken over`,
+      `${out}: removed 1 temporary file(s) left by a crashed write`,
+    ]);
+    expect(existsSync(join(out, `.checkpoint.safetensors.tmp-${dead}-0123abcd`))).toBe(false);
+    expect(existsSync(join(out, `.metrics.jsonl.tmp-${process.pid}-0123abcd`))).toBe(true);
+    again.release();
+    // another host's lock is never taken over
+    writeFileSync(join(out, RUN_LOCK), JSON.stringify({ pid: 1, host: 'elsewhere', started: 'then' }));
+    expect(() => acquireRunLock(out)).toThrow(/pid 1 on elsewhere.*or delete the lock file if that run is gone/);
   });
 });
 

@@ -1,6 +1,6 @@
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { SkySenseError } from '@skysense/core-tensor';
+import { SkySenseError, readJsonFile } from '@skysense/core-tensor';
 import { type ClassDef, type PlanarImage, listImages, loadSegmentationDataset, readImage } from './images';
 import { type ChannelStats, NORMALIZATION } from './normalization';
 import { loadSentinel2 } from './sentinel';
@@ -87,7 +87,7 @@ export async function readBigEarthNetFolder(dir: string): Promise<LabelledDatase
     throw new SkySenseError('E_DATA', `${dir}: no BigEarthNet-S2 patch folders (with *_labels_metadata.json and band files)`);
   const labelled = folders.map((f) => {
     const meta = readdirSync(f).find((x) => x.endsWith('_labels_metadata.json'))!;
-    const labels = (JSON.parse(readFileSync(join(f, meta), 'utf8')) as { labels?: string[] }).labels;
+    const labels = readJsonFile<{ labels?: string[] } | null>(join(f, meta), 'BigEarthNet labels metadata')?.labels;
     if (!Array.isArray(labels)) throw new SkySenseError('E_DATA', `${join(f, meta)}: no "labels" list`);
     return { folder: f, labels };
   });

@@ -1,6 +1,6 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { SkySenseError } from '@skysense/core-tensor';
+import { SkySenseError, readJsonFile } from '@skysense/core-tensor';
 
 /**
  * Finds an acquisition date (ISO `YYYY-MM-DD`) for a file, from, in order: a BigEarthNet
@@ -12,7 +12,7 @@ export function findAcquisitionDate(file: string, tiffDate: string | null = null
   if (existsSync(dir)) {
     const meta = readdirSync(dir).find((f) => f.endsWith('_labels_metadata.json'));
     if (meta) {
-      const json = JSON.parse(readFileSync(join(dir, meta), 'utf8')) as { acquisition_date?: string; acquisition_time?: string };
+      const json = readJsonFile<{ acquisition_date?: string; acquisition_time?: string } | null>(join(dir, meta), 'labels metadata') ?? {};
       const raw = json.acquisition_date ?? json.acquisition_time;
       if (raw) return raw.slice(0, 10);
     }

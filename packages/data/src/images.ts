@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import jpeg from 'jpeg-js';
-import { SkySenseError, decodePng } from '@skysense/core-tensor';
+import { SkySenseError, decodePng, readJsonFile } from '@skysense/core-tensor';
 import { readGeoTiff } from './raster';
 
 /** An image as planar float channels (`channels × height × width`, channel-major), on its file's scale (0–255 for 8-bit). */
@@ -48,7 +48,7 @@ const hex = (c: readonly number[]) =>
  * @throws SkySenseError `E_DATA` naming the entry that has no name or a malformed colour.
  */
 export function readClassTable(file: string): ClassDef[] {
-  const raw = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  const raw = readJsonFile(file, 'class table');
   const list = (Array.isArray(raw) ? raw : (raw as { classes?: unknown }).classes) as Record<string, unknown>[] | undefined;
   if (!Array.isArray(list) || list.length === 0)
     throw new SkySenseError(

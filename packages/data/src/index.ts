@@ -5,7 +5,7 @@
  * and the downloader of the public sample files. Depends on `@skysense/core-tensor` only.
  * @packageDocumentation
  */
-export { readGeoTiff, rasterCentre, toLatLon, crsDefinition, type Raster, type PixelWindow } from './raster';
+export { readGeoTiff, rasterCentre, toLatLon, crsDefinition, type Raster, type PixelWindow, type ReadGeoTiffOptions } from './raster';
 export {
   loadSentinel2,
   loadSentinel1,
@@ -13,6 +13,11 @@ export {
   loadHr,
   findS2BandFiles,
   stackOnFinestGrid,
+  fillInvalid,
+  SCL_INVALID,
+  PRODUCT_DTYPES,
+  type ProductCheckOptions,
+  type Sentinel2Options,
   type S2Band,
   type S2Source,
   type BandStack,
@@ -27,6 +32,8 @@ export {
   samplesDir,
   type SampleManifest,
   type LoadedSample,
+  type LoadedSeries,
+  type NodataSummary,
   type S2FrameEntry,
   type S1FrameEntry,
 } from './sample';

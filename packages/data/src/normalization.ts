@@ -33,11 +33,22 @@ export const NORMALIZATION: Readonly<Record<'hr' | 'hr-rgbn' | 's2' | 's1', Chan
   s1: { mean: [-12.619993741972035, -19.29044597721542], std: [5.115911777546365, 5.464428464912864] },
 };
 
-/** `(x − mean) / std` per channel of `[C, H·W]` data, in place; returns it. */
+/**
+ * `(x − mean) / std` per channel of `[C, H·W]` data, in place; returns it.
+ * @throws SkySenseError `E_BANDS` for a channel count that differs, `E_ARG` for a mean that is not
+ * finite or a std that is not finite and > 0 (which would turn the data into NaN/Inf).
+ */
 export function normalizeChannels(data: Float32Array[], stats: ChannelStats, what: string): Float32Array[] {
   if (stats.mean.length !== data.length || stats.std.length !== data.length) {
     throw new SkySenseError('E_BANDS', `${what}: normalisation has ${stats.mean.length} channels, the data ${data.length}`);
   }
+  stats.mean.forEach((m, c) => {
+    if (!Number.isFinite(m)) throw new SkySenseError('E_ARG', `${what}: normalisation mean[${c}]: expected a finite number, got ${m}`);
+  });
+  stats.std.forEach((v, c) => {
+    if (!(Number.isFinite(v) && v > 0))
+      throw new SkySenseError('E_ARG', `${what}: normalisation std[${c}]: expected a finite number > 0, got ${v}`);
+  });
   data.forEach((band, c) => {
     const m = stats.mean[c]!;
     const s = stats.std[c]!;

@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fromFile } from 'geotiff';
 import proj4 from 'proj4';
-import { SkySenseError } from '@skysense/core-tensor';
+import { SkySenseError, checkDecodeBudget, decodeBudget } from '@skysense/core-tensor';
 
 /** A georeferenced raster read from a GeoTIFF: one float array per band, row-major. */
 export interface Raster {
@@ -13,6 +13,17 @@ export interface Raster {
   dtype: string;
   /** The GDAL nodata value, if the file declares one. */
   nodata: number | null;
+  /**
+   * Per pixel, 1 where it holds data and 0 where it does not: a band equal to `nodata`, a NaN or
+   * ±Inf in any band, or an alpha band (`ExtraSamples`) of 0.
+   */
+  valid: Uint8Array;
+  /**
+   * Index of the alpha band: one the file declares (`ExtraSamples`) and that holds only 0 and one
+   * other value (it stays in `bands`). A declared "alpha" with other values is data (NAIP files
+   * label their NIR band so) and is not used as a mask.
+   */
+  alphaBand: number | null;
   /** EPSG code of the CRS (projected or geographic), if declared. */
   epsg: number | null;
   /** Upper-left corner in CRS units. */
@@ -39,12 +50,73 @@ const DTYPES: Record<string, string> = {
   '3-64': 'float64',
 };
 
+/** Options of {@link readGeoTiff}. */
+export interface ReadGeoTiffOptions {
+  /** Read only this pixel window. */
+  window?: PixelWindow;
+  /** Most bytes the decoded bands may take. Default: {@link decodeBudget} (4 GiB, `SKYSENSE_MAX_DECODE_BYTES`). */
+  maxDecodedBytes?: number;
+}
+
+type FileDirectory = { hasTag(t: string): boolean; loadValue(t: string): Promise<ArrayLike<number | bigint> | number> };
+
+/** Refuses a file whose strips or tiles reach past its end (a cut download), before any is decoded. */
+async function checkComplete(file: string, dir: FileDirectory): Promise<void> {
+  const [offsetsTag, countsTag] = dir.hasTag('StripOffsets') ? ['StripOffsets', 'StripByteCounts'] : ['TileOffsets', 'TileByteCounts'];
+  if (!dir.hasTag(offsetsTag) || !dir.hasTag(countsTag))
+    throw new SkySenseError('E_FORMAT', `${file}: not a readable GeoTIFF (no ${offsetsTag} / ${countsTag})`);
+  const list = async (t: string) => {
+    const v = await dir.loadValue(t);
+    return typeof v === 'number' ? [v] : Array.from(v, Number);
+  };
+  const [offsets, counts] = [await list(offsetsTag), await list(countsTag)];
+  const size = statSync(file).size;
+  for (let i = 0; i < offsets.length; i++) {
+    const end = offsets[i]! + (counts[i] ?? 0);
+    if (end > size)
+      throw new SkySenseError(
+        'E_FORMAT',
+        `${file}: truncated — ${offsetsTag === 'StripOffsets' ? 'strip' : 'tile'} ${i} of ${offsets.length} ends at byte ${end}, the file has ${size} bytes (an interrupted download or copy?)`,
+      );
+  }
+}
+
+/** Whether a band holds only 0 and one other value (a real alpha mask; 4-band products often mislabel NIR as alpha). */
+function isBinaryMask(band: Float32Array): boolean {
+  let on: number | null = null;
+  for (const v of band) {
+    if (v === 0) continue;
+    if (on === null) on = v;
+    else if (v !== on) return false;
+  }
+  return true;
+}
+
+function validity(bands: Float32Array[], nodata: number | null, alpha: number | null): Uint8Array {
+  const n = bands[0]?.length ?? 0;
+  const valid = new Uint8Array(n).fill(1);
+  bands.forEach((b, c) => {
+    if (c === alpha) {
+      for (let i = 0; i < n; i++) if (b[i] === 0) valid[i] = 0;
+      return;
+    }
+    for (let i = 0; i < n; i++) {
+      const v = b[i]!;
+      if (!Number.isFinite(v) || v === nodata) valid[i] = 0;
+    }
+  });
+  return valid;
+}
+
 /**
  * Reads a GeoTIFF (or Cloud-Optimized GeoTIFF): every band (or a pixel window of a large raster) as
- * float32, with its georeferencing.
- * @throws SkySenseError `E_IO` for a missing file, `E_DATA` for a file that is not a readable GeoTIFF.
+ * float32, with its georeferencing and a per-pixel validity mask (nodata value, NaN/Inf, alpha).
+ * Before decoding, the size the header declares is checked against the decode budget and every
+ * strip or tile against the file's length.
+ * @throws SkySenseError `E_IO` for a missing file, `E_FORMAT` for a truncated file, `E_LIMIT` for one
+ * over the budget, `E_DATA` for a file that is not a readable GeoTIFF.
  */
-export async function readGeoTiff(file: string, options: { window?: PixelWindow } = {}): Promise<Raster> {
+export async function readGeoTiff(file: string, options: ReadGeoTiffOptions = {}): Promise<Raster> {
   if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
   try {
     const tiff = await fromFile(file);
@@ -52,6 +124,15 @@ export async function readGeoTiff(file: string, options: { window?: PixelWindow 
     const width = image.getWidth();
     const height = image.getHeight();
     const window = options.window;
+    const samples = image.getSamplesPerPixel();
+    const pixels = window ? (window[2] - window[0]) * (window[3] - window[1]) : width * height;
+    checkDecodeBudget(
+      file,
+      pixels * samples * 8,
+      `${width} × ${height} px × ${samples} band(s), stored and as float32`,
+      options.maxDecodedBytes ?? decodeBudget(),
+    );
+    await checkComplete(file, image.fileDirectory as unknown as FileDirectory);
     if (
       window &&
       !(window[0] >= 0 && window[1] >= 0 && window[2] <= width && window[3] <= height && window[0] < window[2] && window[1] < window[3])
@@ -72,13 +153,22 @@ export async function readGeoTiff(file: string, options: { window?: PixelWindow 
     const ex = ox + w * resolution[0]!;
     const ey = oy + h * resolution[1]!;
     const fileDir = image.getFileDirectory() as unknown as Record<string, unknown>;
+    const tags = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
+    const extra = ((tags.hasTag('ExtraSamples') ? tags.getValue('ExtraSamples') : []) as ArrayLike<number> | number) ?? [];
+    const extras = typeof extra === 'number' ? [extra] : Array.from(extra);
+    const bands = Array.from(rasters, (b) => Float32Array.from(b));
+    const declared = extras[0] === 1 || extras[0] === 2 ? samples - extras.length : null;
+    const alphaBand = declared !== null && isBinaryMask(bands[declared]!) ? declared : null;
+    const nodata = image.getGDALNoData();
     return {
       file,
       width: w,
       height: h,
-      bands: Array.from(rasters, (b) => Float32Array.from(b)),
+      bands,
       dtype: DTYPES[`${fmt}-${bits}`] ?? `format ${fmt}, ${bits} bit`,
-      nodata: image.getGDALNoData(),
+      nodata,
+      valid: validity(bands, nodata, alphaBand),
+      alphaBand,
       epsg: keys.ProjectedCSTypeGeoKey ?? keys.GeographicTypeGeoKey ?? null,
       origin: [ox, oy],
       resolution: [resolution[0]!, resolution[1]!],
@@ -87,7 +177,10 @@ export async function readGeoTiff(file: string, options: { window?: PixelWindow 
     };
   } catch (e) {
     if (e instanceof SkySenseError) throw e;
-    throw new SkySenseError('E_DATA', `${file}: not a readable GeoTIFF (${(e as Error).message})`, { cause: e });
+    const why = e instanceof Error ? e.message : String(e);
+    throw new SkySenseError('E_DATA', `${file}: not a readable GeoTIFF (${why || (e as Error).name || 'unknown decoder error'})`, {
+      cause: e,
+    });
   }
 }
 

@@ -1,6 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { SkySenseError, dayOfYear, tf, type Tensor } from '@skysense/core-tensor';
+import { SkySenseError, dayOfYear, readJsonFile, tf, type Tensor } from '@skysense/core-tensor';
 import { NORMALIZATION, normalizeChannels, type ChannelStats } from './normalization';
 import { rasterCentre } from './raster';
 import { type BandStack, type MissingBands, type S2Source, loadHr, loadSentinel1, loadSentinel2 } from './sentinel';
@@ -32,16 +31,46 @@ export interface SampleManifest {
   lon?: number;
   /** Missing Sentinel-2 bands: refuse (default) or fill with the band mean. */
   missingBands?: MissingBands;
+  /** A Sentinel frame with more than this fraction of nodata pixels is dropped from the series (its `frameValid` flag false). Default 0.5. */
+  maxInvalid?: number;
+  /** Accept any stored sample type (see `PRODUCT_DTYPES`). Default false. */
+  anyDtype?: boolean;
   /** Normalisation overrides per modality. */
   normalization?: Partial<Record<'hr' | 's2' | 's1', ChannelStats>>;
 }
 
-/** A loaded sample: normalised tensors in model layout (batch of one), dates, location. */
+/** A Sentinel series of a loaded sample. */
+export interface LoadedSeries {
+  /** `[1, T, bands, H, W]`, normalised; nodata pixels hold their band's valid mean (never NaN). */
+  frames: Tensor;
+  dates: string[];
+  /** `[T·H·W]`: 1 where a frame holds data, 0 at nodata (what SkySense's `pixelValid` takes). */
+  pixelValid: Uint8Array;
+  /** Per frame: false when more than `maxInvalid` of it is nodata (the fusion then leaves it out). */
+  frameValid: boolean[];
+}
+
+/** How much of a sample is nodata: the fraction of pixels per input, and the frames dropped. */
+export interface NodataSummary {
+  hr?: number;
+  /** Per S2 frame. */
+  s2?: number[];
+  /** Per S1 frame. */
+  s1?: number[];
+  /** Indices of the frames left out of the series (over `maxInvalid`). */
+  dropped: { s2: number[]; s1: number[] };
+}
+
+/** A loaded sample: normalised tensors in model layout (batch of one), nodata masks, dates, location. */
 export interface LoadedSample {
   name: string;
   hr?: Tensor;
-  s2?: { frames: Tensor; dates: string[] };
-  s1?: { frames: Tensor; dates: string[] };
+  /** `[H·W]` validity of the HR image (1 = data), when it has nodata. */
+  hrValid?: Uint8Array;
+  s2?: LoadedSeries;
+  s1?: LoadedSeries;
+  /** Nodata fractions and dropped frames. */
+  nodata: NodataSummary;
   lat: number;
   lon: number;
   /** Raw (unnormalised) first S2 frame, for pictures. */
@@ -52,19 +81,16 @@ export interface LoadedSample {
 
 /** Reads a manifest file: one sample, an array, or `{ samples: [...] }`; paths become absolute. */
 export function readManifest(file: string): SampleManifest[] {
-  if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new SkySenseError('E_DATA', `${file}: not valid JSON (${(e as Error).message})`);
-  }
-  const list = Array.isArray(json) ? json : ((json as { samples?: unknown[] }).samples ?? [json]);
+  const json = readJsonFile(file, 'manifest');
+  const list = Array.isArray(json) ? json : ((json as { samples?: unknown[] } | null)?.samples ?? [json]);
+  if (!Array.isArray(list))
+    throw new SkySenseError('E_DATA', `manifest ${file}: "samples" must be a list, got ${JSON.stringify(list).slice(0, 60)}`);
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   return (list as SampleManifest[]).map((s, i) => {
     if (typeof s !== 'object' || s === null || (!s.hr && !s.s2 && !s.s1))
       throw new SkySenseError('E_DATA', `${file}: sample ${i} names no hr, s2 or s1 input`);
+    checkEntries(s, `${file}: sample ${i}${typeof s.name === 'string' ? ` (${s.name})` : ''}`);
     const mapPaths = (o: Record<string, unknown>): Record<string, unknown> =>
       Object.fromEntries(
         Object.entries(o).map(([k, v]): [string, unknown] => [
@@ -83,6 +109,43 @@ export function readManifest(file: string): SampleManifest[] {
       s1: s.s1?.map((f) => mapPaths(f as unknown as Record<string, unknown>) as unknown as S1FrameEntry),
     };
   });
+}
+
+const isPath = (v: unknown) => typeof v === 'string' && v !== '';
+
+/** Checks the form of a manifest sample's entries, so that a typo is named instead of failing later as `undefined`. */
+function checkEntries(s: SampleManifest, what: string): void {
+  const bad = (key: string, expected: string, got: unknown): never => {
+    throw new SkySenseError('E_DATA', `${what}: ${key}: expected ${expected}, got ${JSON.stringify(got) ?? 'nothing'}`);
+  };
+  if (s.name !== undefined && (typeof s.name !== 'string' || s.name === '')) bad('name', 'a non-empty string', s.name);
+  if (s.hr !== undefined && !isPath(s.hr) && !(typeof s.hr === 'object' && s.hr !== null && isPath(s.hr.file)))
+    bad('hr', 'a file path or { "file": … }', s.hr);
+  for (const key of ['s2', 's1'] as const) {
+    const frames = s[key];
+    if (frames === undefined) continue;
+    if (!Array.isArray(frames)) bad(key, 'a list of frames', frames);
+    frames!.forEach((f, j) => {
+      const e = f as Record<string, unknown> | null;
+      const ok =
+        typeof e === 'object' &&
+        e !== null &&
+        (isPath(e.folder) ||
+          (key === 's2'
+            ? (typeof e.bands === 'object' && e.bands !== null && Object.values(e.bands).every(isPath)) ||
+              (isPath(e.file) && Array.isArray(e.bandMap) && e.bandMap.every((b) => typeof b === 'string'))
+            : isPath(e.vv) && isPath(e.vh)));
+      if (!ok)
+        bad(
+          `${key}[${j}]`,
+          key === 's2'
+            ? '{ "folder" }, { "bands": { "B02": …, … } } or { "file", "bandMap" }'
+            : '{ "folder" } or { "vv", "vh" } (both files)',
+          f,
+        );
+      if (e!.date !== undefined && typeof e!.date !== 'string') bad(`${key}[${j}].date`, 'a date string (YYYY-MM-DD)', e!.date);
+    });
+  }
 }
 
 function checkLatLon(lat: number, lon: number, what: string): void {
@@ -114,7 +177,37 @@ function checkChoice(what: string, value: unknown, allowed: readonly string[]): 
     throw new SkySenseError('E_ARG', `${what}: expected ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${JSON.stringify(value)}`);
 }
 
-/** Loads and normalises every input of a sample. */
+/** Fraction of 0s in a validity mask. */
+function invalidFraction(valid: Uint8Array): number {
+  let bad = 0;
+  for (const v of valid) bad += 1 - v;
+  return valid.length ? bad / valid.length : 0;
+}
+
+function series(
+  stacks: BandStack[],
+  dates: string[],
+  maxInvalid: number,
+  what: string,
+): { series: LoadedSeries; fractions: number[]; dropped: number[] } {
+  const fractions = stacks.map((s) => invalidFraction(s.valid));
+  const frameValid = fractions.map((f) => f <= maxInvalid);
+  const pixelValid = new Uint8Array(stacks.reduce((a, s) => a + s.valid.length, 0));
+  stacks.reduce((o, s) => (pixelValid.set(s.valid, o), o + s.valid.length), 0);
+  return {
+    series: { frames: framesTensor(stacks, what), dates, pixelValid, frameValid },
+    fractions,
+    dropped: frameValid.flatMap((v, i) => (v ? [] : [i])),
+  };
+}
+
+/**
+ * Loads and normalises every input of a sample, with its nodata: masks per pixel (`pixelValid`,
+ * `hrValid`), frames over `maxInvalid` flagged out of the series (`frameValid`), and the fractions in
+ * `nodata`. Nodata values are filled (the band's mean over the frame's valid pixels) before
+ * normalisation, so no NaN, Inf or nodata number reaches a model.
+ * @throws SkySenseError `E_DATA` when nothing usable is left (every frame over `maxInvalid`, an HR image without data).
+ */
 export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
   const name = m.name ?? 'sample';
   checkChoice(`${name}: missingBands`, m.missingBands, ['error', 'mean']);
@@ -122,11 +215,15 @@ export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
     checkChoice(`${name}: s1[${i}].units`, f.units, ['db', 'linear']);
     checkChoice(`${name}: s1[${i}].speckleFilter`, f.speckleFilter, ['none', 'lee']);
   });
+  const maxInvalid = m.maxInvalid ?? 0.5;
+  if (!(typeof maxInvalid === 'number' && maxInvalid >= 0 && maxInvalid <= 1))
+    throw new SkySenseError('E_ARG', `${name}: maxInvalid: expected a fraction in [0, 1], got ${JSON.stringify(maxInvalid)}`);
+  const anyDtype = m.anyDtype === true;
   const norm = { ...NORMALIZATION, ...m.normalization };
-  const s2 = await Promise.all((m.s2 ?? []).map((f) => loadSentinel2(f as S2Source, { missing: m.missingBands })));
-  const s1 = await Promise.all((m.s1 ?? []).map((f) => loadSentinel1(f, { units: f.units, speckleFilter: f.speckleFilter })));
+  const s2 = await Promise.all((m.s2 ?? []).map((f) => loadSentinel2(f as S2Source, { missing: m.missingBands, anyDtype })));
+  const s1 = await Promise.all((m.s1 ?? []).map((f) => loadSentinel1(f, { units: f.units, speckleFilter: f.speckleFilter, anyDtype })));
   const hrEntry = typeof m.hr === 'string' ? { file: m.hr } : m.hr;
-  const hr = hrEntry ? await loadHr(hrEntry.file, { bands: hrEntry.bands }) : undefined;
+  const hr = hrEntry ? await loadHr(hrEntry.file, { bands: hrEntry.bands, anyDtype }) : undefined;
   const dates = (stacks: BandStack[], entries: { date?: string }[]) =>
     stacks.map((s, i) => {
       const d = entries[i]!.date ?? requireAcquisitionDate(s.grid.file, s.grid.tiffDate);
@@ -142,11 +239,35 @@ export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
   s2.forEach((s) => normalizeChannels(s.bands, norm.s2, `${name} s2`));
   s1.forEach((s) => normalizeChannels(s.bands, norm.s1, `${name} s1`));
   if (hr) normalizeChannels(hr.bands, hr.bands.length === 4 ? NORMALIZATION['hr-rgbn'] : norm.hr, `${name} hr`);
+  const hrInvalid = hr ? invalidFraction(hr.valid) : undefined;
+  const a = s2.length ? series(s2, s2Dates, maxInvalid, `${name} s2`) : undefined;
+  const b = s1.length ? series(s1, s1Dates, maxInvalid, `${name} s1`) : undefined;
+  const usable = (hr && hrInvalid! < 1) || a?.series.frameValid.some(Boolean) || b?.series.frameValid.some(Boolean);
+  if (!usable) {
+    tf.dispose([a?.series.frames, b?.series.frames].filter((t): t is Tensor => t !== undefined));
+    throw new SkySenseError(
+      'E_DATA',
+      `${name}: nothing usable — ${[
+        hr ? `the HR image is ${(100 * hrInvalid!).toFixed(0)}% nodata` : '',
+        a ? `S2 frames are ${a.fractions.map((f) => `${(100 * f).toFixed(0)}%`).join(', ')} nodata` : '',
+        b ? `S1 frames are ${b.fractions.map((f) => `${(100 * f).toFixed(0)}%`).join(', ')} nodata` : '',
+      ]
+        .filter(Boolean)
+        .join('; ')} (frames over maxInvalid ${maxInvalid} are dropped)`,
+    );
+  }
   return {
     name,
-    hr: hr ? tf.tensor4d(Float32Array.from(hr.bands.flatMap((b) => Array.from(b))), [1, hr.bands.length, hr.height, hr.width]) : undefined,
-    s2: s2.length ? { frames: framesTensor(s2, `${name} s2`), dates: s2Dates } : undefined,
-    s1: s1.length ? { frames: framesTensor(s1, `${name} s1`), dates: s1Dates } : undefined,
+    hr: hr ? tf.tensor4d(Float32Array.from(hr.bands.flatMap((x) => Array.from(x))), [1, hr.bands.length, hr.height, hr.width]) : undefined,
+    hrValid: hr && hrInvalid! > 0 ? hr.valid : undefined,
+    s2: a?.series,
+    s1: b?.series,
+    nodata: {
+      ...(hr ? { hr: hrInvalid } : {}),
+      ...(a ? { s2: a.fractions } : {}),
+      ...(b ? { s1: b.fractions } : {}),
+      dropped: { s2: a?.dropped ?? [], s1: b?.dropped ?? [] },
+    },
     lat: centre.lat,
     lon: centre.lon,
     previewS2: preview,

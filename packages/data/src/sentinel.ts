@@ -7,12 +7,18 @@ import { NORMALIZATION } from './normalization';
 /** A Sentinel-2 band name in SkySense's order. */
 export type S2Band = (typeof SENTINEL2_BANDS)[number];
 
-/** Bands stacked on one grid, `[C][H·W]`, with the grid's georeferencing. */
+/** Bands stacked on one grid, `[C][H·W]`, with the grid's georeferencing and a validity mask. */
 export interface BandStack {
   bands: Float32Array[];
   names: string[];
   height: number;
   width: number;
+  /**
+   * `[H·W]`, 1 where every band holds data, 0 at nodata (the file's nodata value, NaN/Inf, the
+   * product's conventions, or a resampled pixel that touches any of those). Values at 0 are filled
+   * (the band's mean over valid pixels) so that they never reach a model as numbers.
+   */
+  valid: Uint8Array;
   /** The raster that defines the grid (georeferencing, dates). */
   grid: Raster;
 }
@@ -20,20 +26,58 @@ export interface BandStack {
 /** What to do about missing Sentinel-2 bands: refuse (default) or fill with zeros (after normalisation: the band mean). */
 export type MissingBands = 'error' | 'mean';
 
+/**
+ * Sentinel-2 scene-classification (SCL) classes masked by default: 0 no data, 1 saturated or
+ * defective, 3 cloud shadow, 8 cloud (medium probability), 9 cloud (high probability), 10 thin cirrus.
+ */
+export const SCL_INVALID: readonly number[] = [0, 1, 3, 8, 9, 10];
+
+/** Stored sample types accepted per product; others are refused unless `anyDtype` (an 8-bit rendering is not reflectance). */
+export const PRODUCT_DTYPES = {
+  s2: ['uint16', 'int16', 'uint32', 'int32', 'float32', 'float64'],
+  s1: ['float32', 'float64'],
+  hr: ['uint8', 'uint16'],
+} as const;
+
+/** Options shared by the Sentinel and HR loaders. */
+export interface ProductCheckOptions {
+  /** Accept any stored sample type (skip the {@link PRODUCT_DTYPES} check). Default false. */
+  anyDtype?: boolean;
+}
+
+function checkDtype(r: Raster, product: keyof typeof PRODUCT_DTYPES, o: ProductCheckOptions): void {
+  const allowed: readonly string[] = PRODUCT_DTYPES[product];
+  if (o.anyDtype || allowed.includes(r.dtype)) return;
+  const what = { s2: 'Sentinel-2 reflectance (L2A ×10000)', s1: 'Sentinel-1 backscatter (dB or linear power)', hr: 'an HR image' }[product];
+  throw new SkySenseError(
+    'E_DTYPE',
+    `${r.file}: ${what} is stored as ${allowed.join(', ')}, this file holds ${r.dtype}${r.dtype === 'uint8' ? ' (an 8-bit rendering?)' : ''}; pass anyDtype: true to read it anyway`,
+  );
+}
+
+function checkSingleBand(r: Raster, band: string): void {
+  if (r.bands.length !== 1)
+    throw new SkySenseError(
+      'E_BANDS',
+      `${r.file}: given as band ${band}, expected a one-band file, got ${r.bands.length} bands (for a multi-band file give { file, bandMap } naming each band)`,
+    );
+}
+
 /** Names used in files: `B2` is stored as `B02`, `B8A` as `B8A`. */
 function fileBandName(b: string): string {
   return /^B\d$/.test(b) ? `B0${b.slice(1)}` : b;
 }
 
 /**
- * Finds per-band files in a folder by their suffix (`…_B02.tif`, `B02.tif`, `…_B8A.tif`), as
- * BigEarthNet stores them. @returns band → path for the bands found.
+ * Finds per-band files in a folder by their suffix (`…_B02.tif`, `B02.tif`, `…_B8A.tif`, and the
+ * scene classification `…_SCL.tif`), as BigEarthNet and L2A exports store them. @returns band → path
+ * for the bands found.
  */
-export function findS2BandFiles(folder: string): Partial<Record<S2Band, string>> {
+export function findS2BandFiles(folder: string): Partial<Record<S2Band | 'SCL', string>> {
   if (!existsSync(folder)) throw new SkySenseError('E_IO', `${folder}: no such folder`);
   const files = readdirSync(folder).filter((f) => /\.tiff?$/i.test(f));
-  const out: Partial<Record<S2Band, string>> = {};
-  for (const b of SENTINEL2_BANDS) {
+  const out: Partial<Record<S2Band | 'SCL', string>> = {};
+  for (const b of [...SENTINEL2_BANDS, 'SCL' as const]) {
     const hit = files.find((f) => new RegExp(`(^|_)${fileBandName(b)}\\.tiff?$`, 'i').test(f));
     if (hit) out[b] = join(folder, hit);
   }
@@ -57,13 +101,38 @@ function resample(band: Float32Array, fromH: number, fromW: number, h: number, w
   );
 }
 
+/** Sets the invalid pixels of a band to the mean of its valid ones (0 when none is valid), in place. */
+export function fillInvalid(band: Float32Array, valid: Uint8Array): Float32Array {
+  let sum = 0;
+  let n = 0;
+  for (let i = 0; i < band.length; i++) if (valid[i]) ((sum += band[i]!), n++);
+  const mean = n ? sum / n : 0;
+  for (let i = 0; i < band.length; i++) if (!valid[i]) band[i] = mean;
+  return band;
+}
+
+/** One band of a raster on the grid `h × w`, with its validity there (a resampled pixel is valid only if everything it reads from is). */
+function onGrid(r: Raster, band: Float32Array, h: number, w: number): { band: Float32Array; valid: Uint8Array } {
+  const filled = fillInvalid(band.slice(), r.valid);
+  if (r.width === w && r.height === h) return { band: filled, valid: r.valid };
+  const weight = resample(Float32Array.from(r.valid), r.height, r.width, h, w);
+  return { band: resample(filled, r.height, r.width, h, w), valid: Uint8Array.from(weight, (v) => (v >= 1 - 1e-6 ? 1 : 0)) };
+}
+
+/** `a AND b`, in place on `a`. */
+function andMask(a: Uint8Array, b: Uint8Array): Uint8Array {
+  for (let i = 0; i < a.length; i++) a[i]! &= b[i]!;
+  return a;
+}
+
 /**
- * Stacks rasters onto the finest grid among them (bilinear resampling of coarser bands), after
- * checking that they cover the same footprint in the same CRS.
+ * Stacks rasters onto the finest grid among them (bilinear resampling of coarser bands, their nodata
+ * filled first and their masks carried), after checking that they cover the same footprint in the same CRS.
  * @throws SkySenseError `E_GRID` naming the file whose footprint differs.
  */
 export function stackOnFinestGrid(rasters: Raster[], names: string[]): BandStack {
   const grid = rasters.reduce((best, r) => (r.width * r.height > best.width * best.height ? r : best));
+  const valid = new Uint8Array(grid.width * grid.height).fill(1);
   const bands = rasters.map((r) => {
     if (!sameFootprint(r, grid)) {
       throw new SkySenseError(
@@ -71,48 +140,92 @@ export function stackOnFinestGrid(rasters: Raster[], names: string[]): BandStack
         `${r.file}: footprint [${r.bounds.map((v) => v.toFixed(1))}] (EPSG:${r.epsg}) differs from ${grid.file} [${grid.bounds.map((v) => v.toFixed(1))}] (EPSG:${grid.epsg})`,
       );
     }
-    return r.width === grid.width && r.height === grid.height
-      ? r.bands[0]!
-      : resample(r.bands[0]!, r.height, r.width, grid.height, grid.width);
+    const g = onGrid(r, r.bands[0]!, grid.height, grid.width);
+    andMask(valid, g.valid);
+    return g.band;
   });
-  return { bands, names, height: grid.height, width: grid.width, grid };
+  return { bands, names, height: grid.height, width: grid.width, valid, grid };
 }
 
-/** Sources of one Sentinel-2 frame: per-band files, a folder of them, or one multi-band file with its band order. */
-export type S2Source = { bands: Partial<Record<S2Band, string>> } | { folder: string } | { file: string; bandMap: string[] };
+/** Sources of one Sentinel-2 frame: per-band files (optionally `SCL`), a folder of them, or one multi-band file with its band order. */
+export type S2Source =
+  { bands: Partial<Record<S2Band | 'SCL', string>> } | { folder: string } | { file: string; bandMap: string[]; scl?: string };
+
+/** Options of {@link loadSentinel2}. */
+export interface Sentinel2Options extends ProductCheckOptions {
+  /** Missing bands: refuse (default) or fill. */
+  missing?: MissingBands;
+  /** Fill values of missing bands (default: the normalisation preset's band mean). */
+  fill?: Partial<Record<S2Band, number>>;
+  /** SCL classes masked when an SCL band is present. Default {@link SCL_INVALID}. */
+  sclInvalid?: readonly number[];
+}
+
+/** Marks L2A nodata: 0 in any band (ESA's NO_DATA value of L2A reflectance). */
+function maskZeros(r: Raster, bandIndex: number): Raster {
+  const b = r.bands[bandIndex]!;
+  const valid = r.valid.slice();
+  for (let i = 0; i < b.length; i++) if (b[i] === 0) valid[i] = 0;
+  return { ...r, bands: [b], valid };
+}
 
 /**
  * Loads one Sentinel-2 frame in SkySense's 10-band order (B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12),
  * 20 m bands resampled bilinearly to the 10 m grid. Values stay in the file's units (L2A
  * reflectance ×10000). Missing bands are an error listing them, unless `missing: 'mean'` fills
  * them with the band mean of the normalisation preset (zero after normalisation).
+ *
+ * Nodata (the `valid` mask): the file's nodata value, NaN/Inf, 0 in any band (L2A's NO_DATA) and,
+ * when an SCL band is given or found, the SCL classes of `sclInvalid` (no data, saturated, cloud
+ * shadow, clouds, cirrus).
+ * @throws SkySenseError `E_BANDS` (missing bands, a multi-band file given as one band), `E_DTYPE`
+ * (not a reflectance type, unless `anyDtype`).
  */
-export async function loadSentinel2(
-  source: S2Source,
-  options: { missing?: MissingBands; fill?: Partial<Record<S2Band, number>> } = {},
-): Promise<BandStack & { filled: S2Band[] }> {
+export async function loadSentinel2(source: S2Source, options: Sentinel2Options = {}): Promise<BandStack & { filled: S2Band[] }> {
+  let found: Record<string, Raster>;
+  let what: string;
+  let sclFile: string | undefined;
   if ('file' in source) {
     const r = await readGeoTiff(source.file);
     if (source.bandMap.length !== r.bands.length) {
       throw new SkySenseError('E_BANDS', `${source.file}: bandMap names ${source.bandMap.length} bands but the file has ${r.bands.length}`);
     }
-    const files = Object.fromEntries(source.bandMap.map((b, i) => [b, i])) as Record<string, number>;
-    return assemble(
-      Object.fromEntries(SENTINEL2_BANDS.filter((b) => files[b] !== undefined).map((b) => [b, { ...r, bands: [r.bands[files[b]!]!] }])),
-      options,
-      source.file,
+    checkDtype(r, 's2', options);
+    const at = Object.fromEntries(source.bandMap.map((b, i) => [b, i])) as Record<string, number>;
+    found = Object.fromEntries(SENTINEL2_BANDS.filter((b) => at[b] !== undefined).map((b) => [b, maskZeros(r, at[b]!)]));
+    if (at.SCL !== undefined) found.SCL = { ...r, bands: [r.bands[at.SCL]!] };
+    [what, sclFile] = [source.file, source.scl];
+  } else {
+    const paths: Partial<Record<string, string>> = 'folder' in source ? findS2BandFiles(source.folder) : source.bands;
+    sclFile = paths.SCL;
+    const entries = await Promise.all(
+      SENTINEL2_BANDS.filter((b) => paths[b]).map(async (b) => {
+        const r = await readGeoTiff(paths[b]!);
+        checkSingleBand(r, b);
+        checkDtype(r, 's2', options);
+        return [b, maskZeros(r, 0)] as const;
+      }),
     );
+    found = Object.fromEntries(entries);
+    what = 'folder' in source ? source.folder : 'Sentinel-2 frame';
   }
-  const paths = 'folder' in source ? findS2BandFiles(source.folder) : source.bands;
-  const entries = await Promise.all(Object.entries(paths).map(async ([b, p]) => [b, await readGeoTiff(p as string)] as const));
-  return assemble(Object.fromEntries(entries), options, 'folder' in source ? source.folder : 'Sentinel-2 frame');
+  if (sclFile) {
+    const r = await readGeoTiff(sclFile);
+    checkSingleBand(r, 'SCL');
+    found.SCL = r;
+  }
+  return assemble(found, options, what);
 }
 
-function assemble(
-  found: Record<string, Raster>,
-  options: { missing?: MissingBands; fill?: Partial<Record<S2Band, number>> },
-  what: string,
-): BandStack & { filled: S2Band[] } {
+/** The SCL band as a validity raster (classes of `invalid` → 0). */
+function sclMask(scl: Raster, invalid: readonly number[]): Raster {
+  const bad = new Set(invalid);
+  const b = scl.bands[0]!;
+  const valid = Uint8Array.from(b, (v, i) => (scl.valid[i] && !bad.has(v) ? 1 : 0));
+  return { ...scl, bands: [Float32Array.from(valid)], valid: new Uint8Array(valid.length).fill(1) };
+}
+
+function assemble(found: Record<string, Raster>, options: Sentinel2Options, what: string): BandStack & { filled: S2Band[] } {
   const missing = SENTINEL2_BANDS.filter((b) => !found[b]);
   if (missing.length && (options.missing ?? 'error') === 'error') {
     throw new SkySenseError(
@@ -122,10 +235,14 @@ function assemble(
   }
   const present = SENTINEL2_BANDS.filter((b) => found[b]);
   if (present.length === 0) throw new SkySenseError('E_BANDS', `${what}: no Sentinel-2 band found`);
-  const stack = stackOnFinestGrid(
-    present.map((b) => found[b]!),
-    [...present],
-  );
+  const scl = found.SCL ? sclMask(found.SCL, options.sclInvalid ?? SCL_INVALID) : undefined;
+  const stack = stackOnFinestGrid([...present.map((b) => found[b]!), ...(scl ? [scl] : [])], [...present, ...(scl ? ['SCL'] : [])]);
+  if (scl) {
+    // the SCL band's values are its validity: resampled, a pixel is valid only where all it reads is
+    const v = stack.bands.pop()!;
+    for (let i = 0; i < v.length; i++) if (v[i]! < 1 - 1e-6) stack.valid[i] = 0;
+    stack.names.pop();
+  }
   const bands = SENTINEL2_BANDS.map((b, i) => {
     const at = present.indexOf(b);
     if (at >= 0) return stack.bands[at]!;
@@ -135,7 +252,7 @@ function assemble(
 }
 
 /** Options of {@link loadSentinel1}. */
-export interface Sentinel1Options {
+export interface Sentinel1Options extends ProductCheckOptions {
   /** Units of the stored values. Default `db`. */
   units?: 'db' | 'linear';
   /**
@@ -182,8 +299,10 @@ export function leeFilterDb(band: Float32Array, height: number, width: number, w
 
 /**
  * Loads one Sentinel-1 frame as VV, VH backscatter in dB (what SkySense's S1 statistics assume).
- * `units: 'linear'` converts linear power with `10 · log10(max(x, 1e-10))`; `speckleFilter: 'lee'`
- * smooths speckle first.
+ * `units: 'linear'` converts linear power with `10 · log10(x)`; `speckleFilter: 'lee'` smooths
+ * speckle first. Nodata (the `valid` mask): the file's nodata value, NaN/Inf, pixels where VV and VH
+ * are both 0 (the zero borders of GRD scenes) and, in linear units, values ≤ 0.
+ * @throws SkySenseError `E_BANDS` (a file with more than one band), `E_DTYPE` (not float, unless `anyDtype`).
  */
 export async function loadSentinel1(
   source: { vv: string; vh: string } | { folder: string },
@@ -204,11 +323,30 @@ export async function loadSentinel1(
     };
     files = { vv: pick('VV'), vh: pick('VH') };
   } else files = source;
-  const rasters = [await readGeoTiff(files.vv), await readGeoTiff(files.vh)];
-  const stack = stackOnFinestGrid(rasters, [...SENTINEL1_BANDS]);
-  if ((options.units ?? 'db') === 'linear') {
-    for (const band of stack.bands) for (let i = 0; i < band.length; i++) band[i] = 10 * Math.log10(Math.max(band[i]!, 1e-10));
+  const linear = (options.units ?? 'db') === 'linear';
+  const rasters = await Promise.all(
+    (['vv', 'vh'] as const).map(async (pol) => {
+      const r = await readGeoTiff(files[pol]);
+      checkSingleBand(r, pol.toUpperCase());
+      checkDtype(r, 's1', options);
+      if (linear) {
+        const b = r.bands[0]!;
+        const valid = r.valid.slice();
+        for (let i = 0; i < b.length; i++) if (!(b[i]! > 0)) valid[i] = 0;
+        return { ...r, valid };
+      }
+      return r;
+    }),
+  );
+  const [vv, vh] = [rasters[0]!.bands[0]!, rasters[1]!.bands[0]!];
+  if (vv.length === vh.length) {
+    for (const r of rasters) {
+      r.valid = r.valid.slice();
+      for (let i = 0; i < vv.length; i++) if (vv[i] === 0 && vh[i] === 0) r.valid[i] = 0;
+    }
   }
+  const stack = stackOnFinestGrid(rasters, [...SENTINEL1_BANDS]);
+  if (linear) for (const band of stack.bands) for (let i = 0; i < band.length; i++) band[i] = 10 * Math.log10(Math.max(band[i]!, 1e-10));
   if (options.speckleFilter === 'lee')
     stack.bands = stack.bands.map((b) => leeFilterDb(b, stack.height, stack.width, options.speckleWindow ?? 5));
   return stack;
@@ -216,17 +354,21 @@ export async function loadSentinel1(
 
 /**
  * Loads an HR image (RGB or RGB-NIR GeoTIFF, 8- or 16-bit) on a 0–255 scale (16-bit values are
- * divided by 257), ready for the ImageNet statistics.
+ * divided by 257), ready for the ImageNet statistics; the first `bands` bands are taken (a 4-band
+ * R, G, B, NIR file read as RGB drops NIR). Nodata: the file's nodata value, NaN/Inf, a real alpha band.
+ * @throws SkySenseError `E_BANDS` (too few bands), `E_DTYPE` (not 8/16-bit, unless `anyDtype`).
  */
-export async function loadHr(file: string, options: { bands?: 3 | 4 } = {}): Promise<BandStack> {
+export async function loadHr(file: string, options: { bands?: 3 | 4 } & ProductCheckOptions = {}): Promise<BandStack> {
   const r = await readGeoTiff(file);
   const want = options.bands ?? 3;
-  if (r.bands.length < want)
+  const data = r.bands.filter((_, i) => i !== r.alphaBand);
+  if (data.length < want)
     throw new SkySenseError(
       'E_BANDS',
-      `${file}: an HR image needs ${want} bands (R, G, B${want === 4 ? ', NIR' : ''}), the file has ${r.bands.length}`,
+      `${file}: an HR image needs ${want} bands (R, G, B${want === 4 ? ', NIR' : ''}), the file has ${data.length}${r.alphaBand !== null ? ' and an alpha band' : ''}`,
     );
+  checkDtype(r, 'hr', options);
   const scale = r.dtype === 'uint16' ? 1 / 257 : 1;
-  const bands = r.bands.slice(0, want).map((b) => (scale === 1 ? b : b.map((v) => v * scale)));
-  return { bands, names: ['R', 'G', 'B', 'NIR'].slice(0, want), height: r.height, width: r.width, grid: r };
+  const bands = data.slice(0, want).map((b) => fillInvalid(scale === 1 ? b.slice() : b.map((v) => v * scale), r.valid));
+  return { bands, names: ['R', 'G', 'B', 'NIR'].slice(0, want), height: r.height, width: r.width, valid: r.valid, grid: r };
 }

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -7,9 +7,10 @@ import {
   SkySenseError,
   convertToSafetensors,
   formatShape,
+  fsError,
   initBackend,
+  isFsError,
   inspectCheckpoint,
-  manualSeed,
   shapeOnly,
   type BackendKind,
   type PthLayout,
@@ -17,9 +18,9 @@ import {
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { MODEL_REGISTRY, modelInfo } from './registry';
 import { forwardFixture, runFixture } from './verify';
-import { embedSample, runDemo } from './embed';
+import { runDemo, runEmbed, type RunEmbedOptions } from './embed';
 import { runPretrain, type RunPretrainOptions } from './pretrain-run';
-import { type SampleManifest, downloadSamples, loadSample, readManifest } from '@skysense/data';
+import { downloadSamples } from '@skysense/data';
 import { type ReleasedFiles } from './skysense';
 import { SkySense, formatBreakdown } from './skysense';
 import { FINETUNE_PRESETS } from './finetune/presets';
@@ -27,6 +28,10 @@ import { getTask, listTasks } from './finetune/task';
 import { runEval, runFinetune, runPredict, type RunEvalOptions, type RunFinetuneOptions } from './finetune/run';
 
 const LAYOUTS = ['auto', 'flat', 'state_dict', 'model', 'module'];
+
+const RESUME_HELP =
+  'continue the run in <out> from its checkpoint with its own settings; --steps extends it, --checkpoint-every may change, other options that differ are refused';
+const OVERWRITE_HELP = 'replace the run already in <out> (its checkpoint, logs, model, predictions); without it such a folder is refused';
 
 function layoutOption(): Option {
   return new Option('--layout <layout>', 'where the tensors sit in a .pth checkpoint').choices(LAYOUTS).default('auto');
@@ -43,6 +48,7 @@ export function createCli(): Command {
     .option('--backend <kind>', 'tensor backend: cuda, native, wasm or cpu (default: the fastest that loads; SKYSENSE_BACKEND)')
     .option('--verbose', 'print stack traces and the backend report')
     .showHelpAfterError()
+    .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) })
     .hook('preAction', async (cmd) => {
       const o = cmd.opts<{ backend?: BackendKind; verbose?: boolean }>();
@@ -177,38 +183,7 @@ export function createCli(): Command {
     .option('--seed <n>', 'seed of the weights when none are loaded', Number, 0)
     .requiredOption('--out <dir>', 'output folder')
     .action(async (o: EmbedCliOptions) => {
-      if ((o.lat === undefined) !== (o.lon === undefined))
-        throw new SkySenseError('E_ARG', `--lat and --lon: give both or neither, got only --${o.lat === undefined ? 'lon' : 'lat'}`);
-      const manifests: SampleManifest[] = o.manifest
-        ? readManifest(o.manifest)
-        : [
-            {
-              name: 'sample',
-              s2: o.s2?.map((folder) => ({ folder })),
-              s1: o.s1?.map((folder) => ({ folder })),
-              hr: o.hr,
-              lat: o.lat,
-              lon: o.lon,
-            },
-          ];
-      if (!manifests.some((m) => m.hr || m.s2?.length || m.s1?.length))
-        throw new SkySenseError('E_ARG', 'embed: give --manifest, or at least one of --s2, --s1, --hr');
-      for (const m of manifests) {
-        manualSeed(o.seed);
-        const model = SkySense.fromPreset(o.preset, {
-          hr: m.hr ? {} : null,
-          s2: m.s2?.length ? {} : null,
-          s1: m.s1?.length ? {} : null,
-        }).eval();
-        if (o.weightsDir) model.loadReleased(releasedFiles(o.weightsDir), { log: console.log });
-        else console.log(`note: no --weights-dir, ${o.preset} runs with seeded random weights`);
-        const sample = await loadSample(m);
-        const summary = embedSample(model, sample, join(o.out, sample.name));
-        console.log(
-          `${sample.name}: fused ${formatShape(summary.fusedShape)} at lat ${sample.lat.toFixed(4)}, lon ${sample.lon.toFixed(4)}; wrote ${summary.files.map((f) => join(o.out, sample.name, f)).join(', ')}`,
-        );
-        model.dispose();
-      }
+      await runEmbed({ ...o, weights: o.weightsDir ? releasedFiles(o.weightsDir) : undefined });
     });
 
   program
@@ -217,18 +192,19 @@ export function createCli(): Command {
     .addOption(new Option('--preset <name>', 'model preset').choices(Object.keys(SKYSENSE_PRESETS)).default('skysense-tiny'))
     .option('--data <dir|manifest>', 'sample folder (its BigEarthNet pairs) or a manifest (default: SKYSENSE_SAMPLES)')
     .requiredOption('--out <dir>', 'output folder (checkpoint, teacher weights, metrics.jsonl)')
-    .option('--steps <n>', 'total steps', Number, 100)
-    .option('--batch-size <n>', 'samples per step', Number, 4)
+    .option('--steps <n>', 'total steps (default 100; with --resume: extends the run)', Number)
+    .option('--batch-size <n>', 'samples per step (default 4)', Number)
     .option('--hr', 'pre-train the HR branch on the NAIP tiles of the sample folder instead of the Sentinel pairs')
     .option('--crop <px>', 'random crop size (default 32 for Sentinel, 128 for HR)', Number)
     .option('--local-crops <n>', 'with --hr: DINO multi-crop, two global and n local crops per tile, compared over their overlaps', Number)
-    .option('--accumulate <n>', 'micro-batches per step (gradient accumulation)', Number, 1)
+    .option('--accumulate <n>', 'micro-batches per step (gradient accumulation; default 1)', Number)
     .option('--s2-frames <n>', 'random sub-sequence of this many S2 frames per sample (default: all)', Number)
     .option('--s1-frames <n>', 'random sub-sequence of this many S1 frames per sample (default: all)', Number)
-    .option('--checkpoint-every <n>', 'steps between checkpoints', Number, 25)
+    .option('--checkpoint-every <n>', 'steps between checkpoints (default 25)', Number)
     .option('--lr <rate>', 'peak learning rate', Number)
-    .option('--seed <n>', 'seed', Number, 0)
-    .option('--resume', 'continue from <out>/checkpoint.safetensors')
+    .option('--seed <n>', 'seed (default 0)', Number)
+    .option('--resume', RESUME_HELP)
+    .option('--overwrite', OVERWRITE_HELP)
     .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number; localCrops?: number }) => {
       if (o.localCrops !== undefined && !o.hr) throw new SkySenseError('E_ARG', '--local-crops: multi-crop is for the HR branch; add --hr');
       await runPretrain({
@@ -283,17 +259,18 @@ export function createCli(): Command {
         .join(', ')}`,
       Number,
     )
-    .option('--steps <n>', 'total steps', Number, 300)
-    .option('--batch-size <n>', 'crops per step', Number, 4)
+    .option('--steps <n>', 'total steps (default 300; with --resume: extends the run)', Number)
+    .option('--batch-size <n>', 'crops per step (default 4)', Number)
     .option('--crop <px>', "training crop and sliding-window size (default: the preset's)", Number)
     .option('--stride <px>', 'sliding-window stride at evaluation (default 2/3 of the crop)', Number)
     .option('--lr <rate>', "base learning rate (default: the preset's)", Number)
     .option('--layer-decay <rate>', 'layer-wise learning-rate decay of the encoder (1 = none; default 0.9)', Number)
     .option('--warmup <iters>', "linear warm-up iterations (default: the preset's)", Number)
     .option('--freeze-backbone', 'train only the heads')
-    .option('--checkpoint-every <n>', 'steps between checkpoints', Number, 50)
-    .option('--seed <n>', 'seed', Number, 0)
-    .option('--resume', 'continue from <out>/checkpoint.safetensors')
+    .option('--checkpoint-every <n>', 'steps between checkpoints (default 50)', Number)
+    .option('--seed <n>', 'seed (default 0)', Number)
+    .option('--resume', RESUME_HELP)
+    .option('--overwrite', OVERWRITE_HELP)
     .action(async (o: Omit<RunFinetuneOptions, 'layerDecayRate' | 'warmupIters'> & { layerDecay?: number; warmup?: number }) => {
       await runFinetune({ ...o, layerDecayRate: o.layerDecay, warmupIters: o.warmup });
     });
@@ -340,18 +317,7 @@ export function createCli(): Command {
   return program;
 }
 
-interface EmbedCliOptions {
-  manifest?: string;
-  s2?: string[];
-  s1?: string[];
-  hr?: string;
-  lat?: number;
-  lon?: number;
-  preset: SkySensePresetName;
-  weightsDir?: string;
-  seed: number;
-  out: string;
-}
+type EmbedCliOptions = Omit<RunEmbedOptions, 'weights'> & { weightsDir?: string };
 
 /** The released files found in a folder (`.pth` or converted `.safetensors`). */
 function releasedFiles(dir: string): ReleasedFiles {
@@ -372,17 +338,39 @@ function releasedFiles(dir: string): ReleasedFiles {
   return found;
 }
 
+/** Exit codes of the CLI: 0 done, 1 `verify` found outputs out of tolerance, 2 a problem with the input or the environment (one line), 70 an internal error (a bug). */
+export const EXIT = { ok: 0, verifyFailed: 1, usage: 2, bug: 70 } as const;
+
 /**
- * Runs the CLI. Bad input (a `SkySenseError`: missing file, wrong bands, bad date, …) prints one
- * line naming the file and the problem and exits with code 2; `--verbose` adds the stack trace.
+ * Prints an error the way the CLI does and returns its exit code: a {@link SkySenseError}, a
+ * file-system error (ENOENT, EACCES, EISDIR, ENOSPC, EEXIST, …) or a usage error is one line
+ * naming the file or option, exit 2 (`verbose` adds the stack and the error's details, e.g. every
+ * missing key); anything else is a bug: its stack, a request to report it, exit 70.
+ */
+export function reportCliError(e: unknown, verbose: boolean, print: (line: string) => void = (l) => console.error(l)): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  const err = isFsError(e) ? (fsError(e, e.path ?? e.syscall ?? 'file system') as Error) : e;
+  if (err instanceof SkySenseError) {
+    print(`skysense: ${err.message}`);
+    if (verbose) {
+      if (err.details !== undefined) print(JSON.stringify(err.details, null, 2));
+      print(err.stack ?? '');
+    }
+    return EXIT.usage;
+  }
+  print(`skysense: internal error — this is a bug; please report it with the command line and the lines below:`);
+  print(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  return EXIT.bug;
+}
+
+/**
+ * Runs the CLI with {@link reportCliError}'s discipline: exit 2 with one line for anything the user
+ * can cause, exit 70 with a stack only for internal errors.
  */
 export async function runCli(argv: string[] = process.argv): Promise<void> {
   try {
     await createCli().parseAsync(argv);
   } catch (e) {
-    if (!(e instanceof SkySenseError)) throw e;
-    console.error(`skysense: ${e.message}`);
-    if (argv.includes('--verbose')) console.error(e.stack);
-    process.exitCode = 2;
+    process.exitCode = reportCliError(e, argv.includes('--verbose'));
   }
 }

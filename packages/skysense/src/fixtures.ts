@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Module,
@@ -6,6 +6,7 @@ import {
   SkySenseError,
   loadCheckpoint,
   loadSafetensors,
+  readJsonFile,
   saveSafetensors,
   sinkhornKnopp,
   tf,
@@ -38,7 +39,7 @@ export function readFixtureConfig(dir: string): FixtureConfig {
   const file = join(dir, 'config.json');
   if (!existsSync(file))
     throw new SkySenseError('E_IO', `${file}: no such file (a fixture folder holds config.json, weights/input/output.safetensors)`);
-  return JSON.parse(readFileSync(file, 'utf8')) as FixtureConfig;
+  return readJsonFile<FixtureConfig>(file, 'fixture config');
 }
 
 function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
@@ -82,10 +83,10 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
       kind: 'fusion',
       model: fusion,
       run: (inputs) => {
-        const doy = inputs.get('doy');
+        const doy = inputs.has('doy') ? inputs.get('doy') : undefined;
         const dates = doy ? (doy.arraySync() as number[][]).map((row) => row.map(Number)) : undefined;
         const all = {
-          hr: inputs.get('hr_feat'),
+          hr: inputs.has('hr_feat') ? inputs.get('hr_feat') : undefined,
           s2: inputs.has('s2_feat') ? { features: inputs.get('s2_feat')!, dates } : undefined,
           s1: inputs.has('s1_feat') ? { features: inputs.get('s1_feat')! } : undefined,
         };
@@ -253,7 +254,7 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
         const r = loss.forward(
           { cls: inputs.get('student_cls')!, patch: inputs.get('student_patch')! },
           { cls: inputs.get('teacher_cls')!, patch: inputs.get('teacher_patch')! },
-          inputs.get('student_local_cls') ?? null,
+          inputs.has('student_local_cls') ? inputs.get('student_local_cls')! : null,
           masks,
           config.epoch as number,
         );
@@ -338,6 +339,19 @@ function outputNames(config: FixtureConfig, dir: string): string[] {
   return Object.keys(outputs);
 }
 
+/** A fixture's inputs: `get` of a tensor the file lacks names the file, the key and what it has (instead of passing `undefined` on). */
+class FixtureInputs extends Map<string, Tensor> {
+  constructor(readonly file: string) {
+    super(loadSafetensors(file));
+  }
+  override get(key: string): Tensor {
+    const t = super.get(key);
+    if (!t)
+      throw new SkySenseError('E_DATA', `${this.file}: no input tensor '${key}' (the file has ${[...this.keys()].join(', ') || 'none'})`);
+    return t;
+  }
+}
+
 /** Builds a fixture's model, loads its weights (or `options.weights`), runs it on the inputs and returns the named outputs. */
 function computeFixture(
   dir: string,
@@ -346,7 +360,7 @@ function computeFixture(
   options: RunFixtureOptions,
 ): { kind: string; outputs: Map<string, Tensor>; report: LoadReport; tolerance: (key: string) => number } {
   const runner = runnerFor(config, dir);
-  const inputs = loadSafetensors(join(dir, 'input.safetensors'));
+  const inputs = new FixtureInputs(join(dir, 'input.safetensors'));
   try {
     runner.model.eval();
     const report = options.weights

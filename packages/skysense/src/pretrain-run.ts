@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import {
   type Generator,
   SkySenseError,
-  assertInt,
+  checkOptions,
+  checkRunFolder,
   manualSeed,
   openRun,
   runSettings,
@@ -14,7 +15,7 @@ import {
 } from '@skysense/core-tensor';
 import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
-import { bigEarthNetPairs } from './embed';
+import { bigEarthNetPairs, disposeSample } from './embed';
 import { type LoadedSample, type MultiCropOptions, type SampleManifest, loadSample, readManifest, samplesDir } from '@skysense/data';
 
 /** Options of {@link runPretrain} (the `skysense pretrain` command). */
@@ -39,8 +40,10 @@ export interface RunPretrainOptions {
   accumulate?: number;
   /** Checkpoint every N steps (and at the end). Default 25. */
   checkpointEvery?: number;
-  /** Continue from `out/checkpoint.safetensors`. */
+  /** Continue from `out/checkpoint.safetensors` with the run's settings (`steps` may extend it; other options that differ are refused). */
   resume?: boolean;
+  /** Replace the run in `out`. Without it a fresh run into a folder holding a run is refused. */
+  overwrite?: boolean;
   /** Seed. Default 0. */
   seed?: number;
   /** Peak learning rate. Default 5e-4. */
@@ -65,28 +68,24 @@ const HEADS: Partial<Record<SkySensePresetName, { outDim: number; pixelOutDim: n
  */
 export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]> {
   const log = o.log ?? console.log;
+  const resume = o.resume ?? false;
+  checkPretrainOptions(o);
+  checkRunFolder(o.out, { resume, overwrite: o.overwrite });
   const run = runSettings(
     o.out,
-    o.resume ?? false,
+    resume,
     { preset: o.preset, data: o.data, hr: o.hr, crop: o.crop, batchSize: o.batchSize, accumulate: o.accumulate, seed: o.seed },
     log,
   );
   const [preset, data, hr] = [run.preset ?? 'skysense-tiny', run.data, run.hr ?? false];
-  const [crop, batchSize, accumulate, seed] = [
-    assertInt('crop', run.crop ?? (hr ? 128 : 32), 1),
-    assertInt('batchSize', run.batchSize ?? 4, 1),
-    run.accumulate ?? 1,
-    run.seed ?? 0,
-  ];
-  if (!Number.isInteger(accumulate) || accumulate < 1)
-    throw new SkySenseError('E_ARG', `accumulate: expected an integer ≥ 1, got ${accumulate}`);
+  const [crop, batchSize, accumulate, seed] = [run.crop ?? (hr ? 128 : 32), run.batchSize ?? 4, run.accumulate ?? 1, run.seed ?? 0];
   const samples = await loadSamples(data ?? samplesDir(), crop, hr);
   const has = { hr: !!samples[0]!.hr, s2: !!samples[0]!.s2, s1: !!samples[0]!.s1 };
-  let trainer: Pretrainer;
+  let opened: { trainer: Pretrainer; release: () => void };
   try {
-    trainer = openRun(
+    opened = openRun(
       o.out,
-      o.resume ?? false,
+      { resume, overwrite: o.overwrite, settings: run, given: { steps: o.steps, lr: o.lr, frames: o.frames, multiCrop: o.multiCrop }, log },
       {
         fresh: () => {
           manualSeed(seed);
@@ -102,14 +101,14 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
             multiCrop: o.multiCrop,
           });
         },
-        resume: (file) => Pretrainer.resume(file),
+        resume: (file, steps) => Pretrainer.resume(file, steps),
       },
-      log,
     );
   } catch (e) {
     samples.forEach(disposeSample);
     throw e;
   }
+  const { trainer, release } = opened;
   const total = trainer.options.steps;
   const ckpt = join(o.out, 'checkpoint.safetensors');
   try {
@@ -142,10 +141,34 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
   } finally {
     trainer.dispose();
     samples.forEach(disposeSample);
+    release();
   }
 }
 
-const disposeSample = (s: LoadedSample) => tf.dispose([s.hr, s.s2?.frames, s.s1?.frames].filter((t): t is Tensor => t !== undefined));
+/**
+ * Checks every option of {@link runPretrain} before anything is read or written.
+ * @throws SkySenseError `E_ARG` naming the option, the expected and the actual value.
+ */
+export function checkPretrainOptions(o: RunPretrainOptions): void {
+  checkOptions(o, {
+    steps: { int: [1] },
+    batchSize: { int: [1] },
+    crop: { int: [8] },
+    accumulate: { int: [1] },
+    checkpointEvery: { int: [1] },
+    seed: { int: [0] },
+    lr: { positive: true },
+  });
+  checkOptions(o.frames ?? {}, { s2: { int: [1] }, s1: { int: [1] } });
+  if (o.multiCrop) checkOptions(o.multiCrop, { localCrops: { int: [0] } });
+  if (o.preset !== undefined && !(o.preset in SKYSENSE_PRESETS))
+    throw new SkySenseError(
+      'E_ARG',
+      `preset: expected one of ${Object.keys(SKYSENSE_PRESETS).join(', ')}, got ${JSON.stringify(o.preset)}`,
+    );
+  if (typeof o.out !== 'string' || o.out === '')
+    throw new SkySenseError('E_ARG', `out: expected an output folder, got ${JSON.stringify(o.out)}`);
+}
 
 /** The NAIP tiles of a sample folder as HR-only manifests (R, G, B). */
 function naipTiles(root: string): SampleManifest[] {

@@ -548,9 +548,9 @@ export class Pretrainer {
     saveTrainer(file, FORMAT, this);
   }
 
-  /** Rebuilds a trainer from {@link Pretrainer.save}'s file; it continues exactly where the saved run was. */
-  static resume(file: string): Pretrainer {
-    return resumeTrainer(file, FORMAT, 'SkySense pre-training', (o: PretrainOptions) => new Pretrainer(o));
+  /** Rebuilds a trainer from {@link Pretrainer.save}'s file; it continues exactly where the saved run was (`steps` extends its total). */
+  static resume(file: string, steps?: number): Pretrainer {
+    return resumeTrainer(file, FORMAT, 'SkySense pre-training', (o: PretrainOptions) => new Pretrainer(o), steps);
   }
 
   /** Frees every tensor the trainer holds. */

@@ -31,18 +31,22 @@ function stretch(values: Float64Array): Uint8Array {
 
 /**
  * The first three principal components of a feature map `[d, H, W]` (over its locations) as an
- * RGB image (`H × W × 3` bytes), each component contrast-stretched.
+ * RGB image (`H × W × 3` bytes), each component contrast-stretched. With `coverage` (`[H·W]`,
+ * see `SkySenseOutputs.coverage`) the components are fitted on the locations that hold data only.
  */
-export function pcaRgb(features: Tensor): Uint8Array {
+export function pcaRgb(features: Tensor, coverage?: ArrayLike<number>): Uint8Array {
   if (features.rank !== 3) throw new SkySenseError('E_SHAPE', `pcaRgb: expected [d, H, W], got ${formatShape(features.shape)}`);
   const [d, h, w] = features.shape as [number, number, number];
+  const used = coverage ? Array.from({ length: h * w }, (_, p) => p).filter((p) => coverage[p]! > 0) : null;
   const { x, cov } = tf.tidy(() => {
     const tokens = tf.reshape(tf.transpose(features, [1, 2, 0]), [h * w, d]);
-    const centred = tf.sub(tokens, tf.mean(tokens, 0, true));
+    const fit = used && used.length ? tf.gather(tokens, used) : tokens;
+    const mean = tf.mean(fit, 0, true);
+    const centredFit = tf.sub(fit, mean);
     return {
-      x: centred.dataSync().slice() as Float32Array,
+      x: tf.sub(tokens, mean).dataSync().slice() as Float32Array,
       cov: tf
-        .div(tf.matMul(centred, centred, true, false), h * w)
+        .div(tf.matMul(centredFit, centredFit, true, false), fit.shape[0]!)
         .dataSync()
         .slice() as Float32Array,
     };
@@ -76,4 +80,26 @@ export function enlarge(rgb: Uint8Array, w: number, h: number, factor: number): 
     }
   }
   return out;
+}
+
+/** Colour of nodata in pictures (magenta / black stripes); locations with partial data get white hatching. */
+export const NODATA_RGB: readonly [number, number, number] = [255, 0, 255];
+
+/**
+ * Marks nodata on an enlarged picture (`w·factor × h·factor`, RGB, in place): locations whose
+ * `coverage` (`[h·w]`, fraction of inputs with data) is 0 get magenta/black stripes, those with
+ * partial coverage a white diagonal hatch, so the masked area is visible.
+ */
+export function markNodata(rgb: Uint8Array, coverage: ArrayLike<number>, w: number, h: number, factor: number): Uint8Array {
+  const W = w * factor;
+  for (let y = 0; y < h * factor; y++) {
+    for (let x = 0; x < W; x++) {
+      const c = coverage[Math.floor(y / factor) * w + Math.floor(x / factor)]!;
+      if (c >= 1) continue;
+      const o = (y * W + x) * 3;
+      if (c <= 0) rgb.set((x + y) % 8 < 4 ? NODATA_RGB : [0, 0, 0], o);
+      else if ((x - y + 8 * W) % 6 === 0) rgb.set([255, 255, 255], o);
+    }
+  }
+  return rgb;
 }

@@ -2,6 +2,7 @@ import {
   Module,
   SkySenseError,
   formatShape,
+  nonFiniteMask,
   openCheckpoint,
   tf,
   type FeatureEncoder,
@@ -22,12 +23,20 @@ export interface SentinelSeries {
   dates?: (AcquisitionDate | null)[][];
   /** Real frames per sample (`false` = padding, e.g. a dropped cloudy frame). */
   valid?: boolean[][];
+  /**
+   * `[B, T, h, w]` (the frames' pixels): 1 where a frame holds data, 0 at nodata (clouds, borders);
+   * such pixels should hold a fill value (the loaders use the band's valid mean). A fusion location
+   * leaves a frame out where any pixel of its footprint is 0. NaN/Inf in `frames` are always treated so.
+   */
+  pixelValid?: Tensor;
 }
 
 /** One batch of SkySense inputs; any non-empty subset of modalities. */
 export interface SkySenseInputs {
   /** `[B, 3, H, W]` normalised RGB (or RGB-NIR with a 4-band HR encoder). */
   hr?: Tensor;
+  /** `[B, H, W]`: 0 where the HR image has no data (as {@link SentinelSeries.pixelValid}). */
+  hrValid?: Tensor;
   s2?: SentinelSeries;
   s1?: SentinelSeries;
   /** Tile-centre latitude per sample (needed for geo-context). */
@@ -42,6 +51,12 @@ export interface SkySenseOutputs {
   fused: Tensor;
   /** F_fus `[B, 2d, …]` (Eq. 3) when the model has a prototype bank and lat/lon were given. */
   withGeoContext?: Tensor;
+  /**
+   * `[B, 1, H/32, W/32]`: per location, the fraction of its inputs (HR image, S2 and S1 frames) that
+   * held data; present when the inputs had nodata (validity masks, dropped frames, NaN/Inf). Where
+   * it is 0 the output carries no observation and is nodata.
+   */
+  coverage?: Tensor;
 }
 
 /** One row of {@link SkySense.breakdown}. */
@@ -127,24 +142,29 @@ export class SkySense extends Module {
    * batch-major). The caller owns every returned tensor.
    */
   forwardFeatures(inputs: SkySenseInputs): SkySenseOutputs & { hr?: Tensor; s2?: Tensor; s1?: Tensor } {
-    const parts = this.encode(inputs);
-    const fold = (f?: Tensor) => f && tf.tidy(() => tf.reshape(f, [f.shape[0]! * f.shape[1]!, ...f.shape.slice(2)]));
-    const features = { hr: parts.hr, s2: fold(parts.s2?.features), s1: fold(parts.s1?.features) };
+    const clean = sanitizeInputs(inputs);
+    let parts: ReturnType<SkySense['encode']> | undefined;
+    let features: { hr?: Tensor; s2?: Tensor; s1?: Tensor } = {};
     let fused: Tensor | undefined;
+    let coverage: Tensor | null = null;
     try {
-      fused = this.neck.forward(parts);
-      if (!this.geo || !inputs.lat || !inputs.lon) return { ...features, fused };
+      parts = this.encode(clean.inputs);
+      const fold = (f?: Tensor) => f && tf.tidy(() => tf.reshape(f, [f.shape[0]! * f.shape[1]!, ...f.shape.slice(2)]));
+      features = { hr: parts.hr, s2: fold(parts.s2?.features), s1: fold(parts.s1?.features) };
+      ({ fused, coverage } = this.neck.forwardWithCoverage({ ...parts, hrValid: clean.inputs.hrValid }));
+      const out = { ...features, fused, ...(coverage ? { coverage } : {}) };
+      if (!this.geo || !inputs.lat || !inputs.lon) return out;
       const b = fused.shape[0]!;
       if (inputs.lat.length !== b || inputs.lon.length !== b) {
         throw new SkySenseError('E_LATLON', `lat/lon: expected ${b} values each, got ${inputs.lat.length} and ${inputs.lon.length}`);
       }
       const regions = inputs.lat.map((lat, i) => this.geo!.regionOf(lat, inputs.lon![i]!));
-      return { ...features, fused, withGeoContext: this.geo.attend(fused, regions) };
+      return { ...out, withGeoContext: this.geo.attend(fused, regions) };
     } catch (e) {
-      tf.dispose([...Object.values(features), fused].filter((t): t is Tensor => t !== undefined));
+      tf.dispose([...Object.values(features), fused, coverage ?? undefined].filter((t): t is Tensor => t !== undefined));
       throw e;
     } finally {
-      tf.dispose([parts.s2?.features, parts.s1?.features].filter((t): t is Tensor => t !== undefined));
+      tf.dispose([parts?.s2?.features, parts?.s1?.features, ...clean.owned].filter((t): t is Tensor => t !== undefined));
     }
   }
 
@@ -161,7 +181,7 @@ export class SkySense extends Module {
         throw new SkySenseError('E_SHAPE', `frames: expected [B, T, bands, h, w], got ${formatShape(s.frames.shape)}`);
       const maps = enc!.forwardSeries(s.frames);
       tf.dispose(maps.slice(0, -1));
-      return { features: maps.at(-1)!, dates: s.dates, valid: s.valid };
+      return { features: maps.at(-1)!, dates: s.dates, valid: s.valid, validMap: s.pixelValid };
     };
     let hr: Tensor | undefined;
     if (inputs.hr) {
@@ -250,6 +270,39 @@ export class SkySense extends Module {
       ctpe.dispose();
     }
   }
+}
+
+/**
+ * Inputs with NaN/Inf replaced by 0 and marked invalid (merged into `pixelValid` / `hrValid`), and
+ * validity masks checked against their inputs' shapes. `owned`: the tensors made here.
+ */
+function sanitizeInputs(inputs: SkySenseInputs): { inputs: SkySenseInputs; owned: Tensor[] } {
+  const owned: Tensor[] = [];
+  const merge = (given: Tensor | undefined, found: Tensor | undefined, name: string, shape: number[]) => {
+    if (given && given.shape.join() !== shape.join())
+      throw new SkySenseError('E_SHAPE', `${name}: expected ${formatShape(shape)} (one flag per pixel), got ${formatShape(given.shape)}`);
+    if (!found) return given;
+    const m = given ? tf.tidy(() => tf.mul(tf.cast(given, 'float32'), found)) : found;
+    owned.push(m);
+    return m;
+  };
+  const out: SkySenseInputs = { ...inputs };
+  if (inputs.hr) {
+    const bad = nonFiniteMask(inputs.hr, 1);
+    if (bad) owned.push(bad.x, bad.valid);
+    const [b, , h, w] = inputs.hr.shape as number[];
+    out.hr = bad?.x ?? inputs.hr;
+    out.hrValid = merge(inputs.hrValid, bad?.valid, 'hrValid', [b!, h!, w!]);
+  }
+  for (const key of ['s2', 's1'] as const) {
+    const s = inputs[key];
+    if (!s || s.frames.rank !== 5) continue;
+    const bad = nonFiniteMask(s.frames, 2);
+    if (bad) owned.push(bad.x, bad.valid);
+    const [b, t, , h, w] = s.frames.shape as number[];
+    out[key] = { ...s, frames: bad?.x ?? s.frames, pixelValid: merge(s.pixelValid, bad?.valid, `${key}.pixelValid`, [b!, t!, h!, w!]) };
+  }
+  return { inputs: out, owned };
 }
 
 /** Formats a breakdown as a table with totals (released modules vs. the prototype bank). */

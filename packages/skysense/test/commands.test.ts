@@ -144,10 +144,10 @@ describe('skysense demo and embed', () => {
     expect(bands.stderr).toMatch(/sample_000003: missing Sentinel-2 band\(s\) B5, B6, B7, B8A/);
     const lat = run(['embed', '--s1', s1Dir, '--lat', '95', '--lon', '0', '--out', 'bad3']);
     expect(lat.status).toBe(2);
-    expect(lat.stderr).toMatch(/lat 95 is outside \[-90, 90\]/);
+    expect(lat.stderr).toMatch(/^skysense: E_ARG: lat: expected a number in \[-90, 90\], got 95\n$/);
     const lon = run(['embed', '--s1', s1Dir, '--lat', '45', '--lon', '500', '--out', 'bad4']);
     expect(lon.status).toBe(2);
-    expect(lon.stderr).toMatch(/lon 500 is outside \[-180, 360\]/);
+    expect(lon.stderr).toMatch(/lon: expected a number in \[-180, 360\], got 500/);
     const half = run(['embed', '--s1', s1Dir, '--lat', '45', '--out', 'bad5']);
     expect(half.status).toBe(2);
     expect(half.stderr).toMatch(/--lat and --lon: give both or neither, got only --lat/);
@@ -197,10 +197,41 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
     expect(badLast.status).toBe(2);
     expect(badLast.stderr).toMatch(/E_ARG: last: expected an integer >= 1, got NaN/);
 
-    const resumed = run(['finetune', '--batch-size', '5', '--out', 'ft', '--resume'], { SKYSENSE_SAMPLES: samples });
-    expect(resumed.stdout).toMatch(/resuming with the run's own settings \(.*run\.json\); ignored: batchSize 5/);
-    expect(resumed.stdout).toMatch(/resumed .*checkpoint\.safetensors at step 3 of 3/);
-    expect(resumed.stdout).toMatch(/on 8 samples \(1 held out: tile1_image_part_009\).* 3 steps × 2 crops/);
+    // a resumed run keeps its settings: another batch size or learning rate is refused before anything is written
+    const ckptBytes = fs.readFileSync(join(dir, 'ft', 'checkpoint.safetensors'));
+    const changed = run(['finetune', '--batch-size', '5', '--lr', '0.5', '--out', 'ft', '--resume'], { SKYSENSE_SAMPLES: samples });
+    expect(changed.status).toBe(2);
+    expect(changed.stderr).toMatch(/E_ARG: --resume: batchSize 5 \(the run's: 2\) — a resumed run keeps its settings/);
+    const lr = run(['finetune', '--lr', '0.5', '--out', 'ft', '--resume'], { SKYSENSE_SAMPLES: samples });
+    expect(lr.stderr).toMatch(/E_ARG: --resume: lr 0\.5 \(the run's: (default|[\d.e-]+)\)/);
+    // a fresh run into the run folder is refused (the checkpoint and the log are kept), --overwrite is the way to replace it
+    const fresh = run(['finetune', '--steps', '2', '--out', 'ft'], { SKYSENSE_SAMPLES: samples });
+    expect(fresh.status).toBe(2);
+    expect(fresh.stderr).toMatch(/E_EXISTS: --out ft: holds a run \(.*\); pass --resume to continue it or --overwrite to replace it/);
+    const crop = run(['finetune', '--crop', '-5', '--out', 'ft'], { SKYSENSE_SAMPLES: samples });
+    expect(crop.stderr).toMatch(/E_ARG: crop: expected an integer >= 8, got -5/);
+    expect(fs.readFileSync(join(dir, 'ft', 'checkpoint.safetensors'))).toEqual(ckptBytes);
+    expect(
+      fs
+        .readFileSync(join(dir, 'ft', 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n'),
+    ).toHaveLength(3);
+    // --steps extends a finished run
+    const resumed = run(['finetune', '--out', 'ft', '--resume', '--steps', '4'], { SKYSENSE_SAMPLES: samples });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/resumed .*checkpoint\.safetensors at step 3 of 4/);
+    expect(resumed.stdout).toMatch(/on 8 samples \(1 held out: tile1_image_part_009\).* 4 steps × 2 crops/);
+    expect(resumed.stdout).toMatch(/step 4\/4 loss/);
+    expect(
+      fs
+        .readFileSync(join(dir, 'ft', 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n'),
+    ).toHaveLength(4);
+    const shorter = run(['finetune', '--out', 'ft', '--resume', '--steps', '2'], { SKYSENSE_SAMPLES: samples });
+    expect(shorter.stderr).toMatch(/steps: the run is already at step 4 of 4, got 2 \(give more to extend it\)/);
+    expect(fs.existsSync(join(dir, 'ft', '.skysense-run.lock'))).toBe(false);
     const cls = run(['finetune', '--task', 'cls', '--out', 'ft-cls']);
     expect(cls.status).toBe(2);
     expect(cls.stderr).toMatch(/--data: task cls needs a data folder \(one sub-folder of images per class\)/);

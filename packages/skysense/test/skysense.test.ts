@@ -68,16 +68,23 @@ describe('SkySense (assembled)', () => {
     const full = model.forward(x);
     expect(full.fused.shape).toEqual([2, 32, 4, 4]);
     expect(full.withGeoContext!.shape).toEqual([2, 64, 4, 4]);
+    // the dropped S2 frame of sample 0 shows in the coverage: 5 of its 6 tokens (HR, 3 S2, 2 S1) hold data
+    expect(full.coverage!.shape).toEqual([2, 1, 4, 4]);
+    const cov = full.coverage!.dataSync();
+    expect(cov.slice(0, 16).every((v) => Math.abs(v - 5 / 6) < 1e-6)).toBe(true);
+    expect(cov.slice(16).every((v) => v === 1)).toBe(true);
+    tf.dispose([full.fused, full.withGeoContext!, full.coverage!]);
     for (const subset of [{ hr: x.hr }, { s2: x.s2 }, { s1: x.s1 }, { s2: x.s2, s1: x.s1 }, { hr: x.hr, s1: x.s1 }]) {
       const out = model.forward(subset);
       expect(out.fused.shape).toEqual([2, 32, 4, 4]);
       expect(out.withGeoContext).toBeUndefined();
-      tf.dispose(out.fused);
+      tf.dispose([out.fused, out.coverage].filter((t) => t !== undefined));
     }
-    tf.dispose(model.forward(x).fused);
+    const warm = model.forward(x);
+    tf.dispose([warm.fused, warm.withGeoContext!, warm.coverage!]);
     const before = tf.memory().numTensors;
     const again = model.forward(x);
-    tf.dispose([again.fused, again.withGeoContext!]);
+    tf.dispose([again.fused, again.withGeoContext!, again.coverage!]);
     expect(tf.memory().numTensors).toBe(before);
     const hrOnly = SkySense.fromPreset('skysense-tiny', { s2: null, s1: null });
     expect(() => hrOnly.forward({ s2: x.s2 })).toThrow(/input 's2' given, but the model has no s2 encoder/);

@@ -1,4 +1,14 @@
-import { Module, SkySenseError, formatShape, gatherRows, tf, zeros, type Parameter, type Tensor } from '@skysense/core-tensor';
+import {
+  Module,
+  SkySenseError,
+  formatShape,
+  gatherRows,
+  poolValidity,
+  tf,
+  zeros,
+  type Parameter,
+  type Tensor,
+} from '@skysense/core-tensor';
 import type { AcquisitionDate } from '@skysense/core-tensor';
 import { CALENDAR_DAYS, calendarRow } from './dates';
 import { FusionTransformer, type FusionTransformerOptions } from './fusion-transformer';
@@ -12,6 +22,13 @@ export interface ModalitySeries {
   dates?: (AcquisitionDate | null)[][];
   /** Which frames are real, `[B][T]` (default all): padding frames are masked out of attention. */
   valid?: boolean[][];
+  /**
+   * Per pixel and frame: `[B, T, H', W']` at any resolution covering the tile (e.g. the input
+   * pixels), 1 where the frame holds data and 0 at nodata (clouds, borders). It is pooled to the
+   * fusion grid (a location keeps a frame only if its whole footprint is valid), and a frame is left
+   * out of a location's attention where it is not kept.
+   */
+  validMap?: Tensor;
 }
 
 /** What {@link MultiModalFusion} fuses; any non-empty subset of modalities. */
@@ -20,6 +37,8 @@ export interface FusionInputs {
   hr?: Tensor;
   /** HR acquisition date per sample (only with `dateEncoding: 'all'`). */
   hrDates?: AcquisitionDate[];
+  /** `[B, H', W']` at any resolution (e.g. the HR pixels): 0 where the HR image has no data (its token is left out there, pooled as `validMap`). */
+  hrValid?: Tensor;
   s2?: ModalitySeries;
   s1?: ModalitySeries;
 }
@@ -46,7 +65,7 @@ export interface MultiModalFusionOptions {
   fusion?: FusionTransformerOptions;
 }
 
-type Part = { name: 'hr' | 's2' | 's1'; tokens: Tensor; frames: number; valid: boolean[][] | null };
+type Part = { name: 'hr' | 's2' | 's1'; tokens: Tensor; frames: number; valid: boolean[][] | null; validMap: Tensor | null };
 
 /**
  * SkySense's multi-modal temporal fusion (architecture guide §3): Sentinel maps are lifted to the HR
@@ -175,18 +194,35 @@ export class MultiModalFusion extends Module {
     return [first![1], first![2], first![3]];
   }
 
-  /** Padding flags `[B·H·W, L]` (true = padding) when any frame is invalid. */
+  /** Padding flags `[B·H·W, L]` (true = padding) when any frame is invalid, as a whole (`valid`) or per location (`validMap`). */
   private paddingMask(parts: Part[], [b, h, w]: [number, number, number]): Tensor | null {
-    if (!parts.some((p) => p.valid)) return null;
-    const perSample = Array.from({ length: b }, (_, i) =>
-      parts.flatMap((p) => (p.valid ? p.valid[i]!.map((v) => !v) : Array<boolean>(p.frames).fill(false))),
-    );
-    const l = perSample[0]!.length;
-    const flags = new Uint8Array(b * h * w * l);
-    perSample.forEach((row, i) => {
-      for (let loc = 0; loc < h * w; loc++) row.forEach((m, j) => (flags[(i * h * w + loc) * l + j] = m ? 1 : 0));
+    if (!parts.some((p) => p.valid || p.validMap)) return null;
+    const perPart = parts.map((p) => {
+      let padded: Tensor = tf.zeros([b, h * w, p.frames], 'bool');
+      if (p.valid) {
+        const flags = tf.tensor3d(
+          p.valid.map((row) => [row.map((v) => (v ? 0 : 1))]),
+          [b, 1, p.frames],
+          'int32',
+        );
+        padded = tf.logicalOr(padded, tf.cast(flags, 'bool'));
+      }
+      if (p.validMap) {
+        const map = tf.reshape(tf.transpose(p.validMap.reshape([b, p.frames, h * w]), [0, 2, 1]), [b, h * w, p.frames]);
+        padded = tf.logicalOr(padded, tf.less(map, 0.5));
+      }
+      return padded;
     });
-    return tf.tensor2d(flags, [b * h * w, l], 'bool');
+    return tf.reshape(tf.concat(perPart, 2), [b * h * w, -1]);
+  }
+
+  /** A validity map pooled to the grid: `[B, T, h, w]`. */
+  private validOnGrid(name: string, map: Tensor | undefined, [b, t, h, w]: number[]): Tensor | null {
+    if (!map) return null;
+    if (map.rank !== 4 || map.shape[0] !== b || map.shape[1] !== t)
+      throw new SkySenseError('E_SHAPE', `${name}: expected [${b}, ${t}, H, W], got ${formatShape(map.shape)}`);
+    const [, , H, W] = map.shape as number[];
+    return tf.reshape(poolValidity(tf.reshape(map, [b * t, H!, W!]), h!, w!), [b, t, h!, w!]);
   }
 
   /**
@@ -214,7 +250,10 @@ export class MultiModalFusion extends Module {
               [b, 1, 1, this.tokenDims],
             ),
           );
-        parts.push({ name: 'hr', tokens, frames: 1, valid: null });
+        const hv = inputs.hrValid;
+        if (hv && hv.rank !== 3) throw new SkySenseError('E_SHAPE', `hrValid: expected [${b}, H, W], got ${formatShape(hv.shape)}`);
+        const validMap = this.validOnGrid('hrValid', hv && tf.expandDims(hv, 1), [b, 1, h, w]);
+        parts.push({ name: 'hr', tokens, frames: 1, valid: null, validMap });
       }
       for (const name of ['s2', 's1'] as const) {
         const series = inputs[name];
@@ -226,7 +265,7 @@ export class MultiModalFusion extends Module {
         if (this.dateEncoding === 'all' || (this.dateEncoding === 's2' && name === 's2')) {
           tokens = tf.add(tokens, tf.expandDims(this.dateTokens(name, series.dates, b, t, valid), 1));
         }
-        parts.push({ name, tokens, frames: t, valid });
+        parts.push({ name, tokens, frames: t, valid, validMap: this.validOnGrid(`${name}.validMap`, series.validMap, [b, t, h, w]) });
       }
       const sequence = tf.reshape(
         tf.concat(
@@ -243,13 +282,26 @@ export class MultiModalFusion extends Module {
 
   /** Fuses the inputs into `[B, embedDims, H, W]` (F_fus^mm: the cls token per location). */
   forward(inputs: FusionInputs): Tensor {
+    const { fused, coverage } = this.forwardWithCoverage(inputs);
+    coverage?.dispose();
+    return fused;
+  }
+
+  /**
+   * {@link MultiModalFusion.forward} that also says, per location, which fraction of its tokens
+   * (HR, S2 and S1 frames) held data: `coverage` `[B, 1, H, W]`, null when every frame is valid
+   * everywhere. Where it is 0 no observation is left: the output there is the cls token alone
+   * (finite, but data-free), and should be treated as nodata.
+   */
+  forwardWithCoverage(inputs: FusionInputs): { fused: Tensor; coverage: Tensor | null } {
     const { sequence, mask, grid } = this.buildSequence(inputs);
     const [b, h, w] = grid;
-    const out = tf.tidy(() => {
+    const fused = tf.tidy(() => {
       const tokens = this.fusion.forward(sequence, mask ?? undefined);
       return tf.transpose(tf.reshape(tokens, [b, h, w, tokens.shape[1]!]), [0, 3, 1, 2]);
     });
+    const coverage = mask && tf.tidy(() => tf.reshape(tf.sub(1, tf.mean(tf.cast(mask, 'float32'), 1)), [b, 1, h, w]));
     tf.dispose([sequence, ...(mask ? [mask] : [])]);
-    return out;
+    return { fused, coverage };
   }
 }

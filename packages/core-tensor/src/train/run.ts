@@ -1,4 +1,5 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 // The generic machinery of a training run: atomic checkpoints with optimizer, RNG and step state,
 // exact resume, run folders (settings, metrics log), and the loop with its progress lines. The
@@ -8,7 +9,8 @@ import { defaultRng, Generator, type GeneratorState } from '../rng';
 import { SafetensorsFile, loadSafetensors, saveSafetensors } from '../safetensors';
 import { SkySenseError } from '../errors';
 import { assertInt } from '../validate';
-import { writeFileAtomic } from '../atomic-file';
+import { ensureDir, fsError, pidAlive, removeStaleTemps, writeFileAtomic } from '../atomic-file';
+import { readJsonFile, summarizeList } from '../limits';
 import { tf, type Tensor } from '../tf';
 import type { Module } from '../module';
 import type { Optimizer } from './optimizers';
@@ -106,6 +108,8 @@ export function saveTrainer<O>(file: string, format: string, t: CheckpointableTr
 /**
  * Rebuilds a trainer from {@link saveTrainer}'s file: `build(options)` makes it afresh, then every
  * module, the optimizer, the generators and the step are restored, so it continues exactly.
+ * `steps` replaces the run's total (extending a finished run; schedules that depend on the total,
+ * such as poly decay, are re-planned over the new one from the current step on).
  * @throws SkySenseError `E_STATE_DICT` for a file of another format, missing parts or metadata.
  */
 export function resumeTrainer<O, T extends CheckpointableTrainer<O>>(
@@ -113,10 +117,21 @@ export function resumeTrainer<O, T extends CheckpointableTrainer<O>>(
   format: string,
   what: string,
   build: (options: O & { steps: number }) => T,
+  steps?: number,
 ): T {
   const ckpt = openTrainingCheckpoint(file, format, what);
   try {
-    const t = build(ckpt.json<O & { steps: number }>('options'));
+    const saved = ckpt.json<O & { steps: number }>('options');
+    if (steps !== undefined) {
+      const at = ckpt.json<number>('step');
+      assertInt('steps', steps, 1);
+      if (steps < at)
+        throw new SkySenseError(
+          'E_ARG',
+          `steps: the run is already at step ${at} of ${saved.steps}, got ${steps} (give more to extend it)`,
+        );
+    }
+    const t = build(steps === undefined ? saved : { ...saved, steps });
     for (const [name, m] of Object.entries(t.checkpointModules())) m?.loadStateDict(ckpt.part(name));
     t.optimizer.loadStateDict(ckpt.part('optimizer'), ckpt.json<number>('optimizer_steps'));
     for (const [name, g] of Object.entries(t.checkpointGenerators?.() ?? {})) g.setState(ckpt.json<GeneratorState>(name));
@@ -158,65 +173,210 @@ export interface LoopTrainer {
   save(file: string): void;
 }
 
+/** The lock file of a run folder: `{ pid, host, started }` of the process that owns it. */
+export const RUN_LOCK = '.skysense-run.lock';
+
+/** What a run writes into its folder; `--overwrite` removes these (and nothing else). */
+export const RUN_ARTEFACTS = [
+  'run.json',
+  'checkpoint.safetensors',
+  'metrics.jsonl',
+  'model.safetensors',
+  'teacher.safetensors',
+  'eval.json',
+  'predictions',
+];
+
+/** How a run folder is opened: a fresh run (into an empty or new folder, or with `overwrite`), or `resume`. */
+export interface RunFolderOptions {
+  resume: boolean;
+  /** Replace the run already in the folder (its {@link RUN_ARTEFACTS}). Default false. */
+  overwrite?: boolean;
+}
+
+function runEntries(out: string): string[] {
+  if (!existsSync(out)) return [];
+  if (!statSync(out).isDirectory()) throw new SkySenseError('E_IO', `--out ${out}: is a file, expected a folder (ENOTDIR)`);
+  return readdirSync(out).filter((n) => n !== RUN_LOCK && !/^\..+\.tmp-\d+-[0-9a-f]{8}$/.test(n));
+}
+
 /**
- * The settings of a run that decide its data (task, data folder, batch size, crop, seed, …): a fresh
- * run writes them to `out/run.json` (atomically); a resumed run reads them back, so `--resume` needs
- * only the folder and continues with exactly the batches the interrupted run would have drawn
- * (options given again are ignored, with a line saying so). A run folder without `run.json` (older
- * versions) resumes with the options given now.
- * @throws SkySenseError `E_IO` when `resume` finds no checkpoint.
+ * Checks, without writing anything, that a run may start in `out`: `resume` needs its checkpoint; a
+ * fresh run needs an empty or new folder, or `overwrite` on a folder that holds a run (a folder of
+ * other files is never a run folder, so `overwrite` cannot empty it).
+ * @throws SkySenseError `E_IO` (no checkpoint, a file), `E_EXISTS` (a run is there).
+ */
+export function checkRunFolder(out: string, o: RunFolderOptions): void {
+  const entries = runEntries(out);
+  if (o.resume) {
+    if (o.overwrite) throw new SkySenseError('E_ARG', '--resume and --overwrite: give one of them (continue the run, or replace it)');
+    if (!entries.includes('checkpoint.safetensors'))
+      throw new SkySenseError('E_IO', `--resume: no checkpoint at ${join(out, 'checkpoint.safetensors')}`);
+    return;
+  }
+  if (entries.length === 0) return;
+  const isRun = entries.some((n) => RUN_ARTEFACTS.includes(n));
+  if (!o.overwrite || !isRun)
+    throw new SkySenseError(
+      'E_EXISTS',
+      isRun
+        ? `--out ${out}: holds a run (${entries.filter((n) => RUN_ARTEFACTS.includes(n)).join(', ')}); pass --resume to continue it or --overwrite to replace it`
+        : `--out ${out}: is not empty and holds no run (${summarizeList(entries, 3, 'and others')}); choose a new or empty folder`,
+    );
+}
+
+/** A run folder held by this process; {@link RunLock.release} (or the process's exit) frees it. */
+export interface RunLock {
+  readonly file: string;
+  release(): void;
+}
+
+/**
+ * Takes `out`'s lock file ({@link RUN_LOCK}, created exclusively), so that two runs can never share
+ * a folder. A lock whose process is gone (same host, pid not running: a crash or SIGKILL) is stale
+ * and taken over, with a line saying so; a live one, or one of another host, is refused. Creates
+ * `out` if needed, and removes the temporary files crashed writes left there.
+ * @throws SkySenseError `E_LOCKED` naming the owner.
+ */
+export function acquireRunLock(out: string, log: (line: string) => void = () => {}): RunLock {
+  ensureDir(out, '--out');
+  const file = join(out, RUN_LOCK);
+  const me = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeFileSync(file, me, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw fsError(e, `cannot lock ${out}`);
+    }
+    let owner: { pid?: number; host?: string; started?: string } = {};
+    try {
+      owner = JSON.parse(readFileSync(file, 'utf8')) as typeof owner;
+    } catch {
+      // torn or foreign: treated as held unless its writer is gone (below)
+    }
+    if (owner.host === hostname() && !pidAlive(owner.pid ?? -1)) {
+      log(`${file}: stale lock of pid ${owner.pid} (no longer running), taken over`);
+      rmSync(file, { force: true });
+      continue;
+    }
+    throw new SkySenseError(
+      'E_LOCKED',
+      `--out ${out}: another run holds it (pid ${owner.pid ?? '?'} on ${owner.host ?? '?'}, since ${owner.started ?? '?'}; ${file}); wait for it to end${owner.host !== hostname() ? ', or delete the lock file if that run is gone' : ''}`,
+    );
+  }
+  const removed = removeStaleTemps(out);
+  if (removed.length) log(`${out}: removed ${removed.length} temporary file(s) left by a crashed write`);
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    process.off('exit', release);
+    try {
+      if (readFileSync(file, 'utf8') === me) rmSync(file, { force: true });
+    } catch {
+      // already gone
+    }
+  };
+  process.on('exit', release);
+  return { file, release };
+}
+
+/**
+ * The settings of a run that decide its data (task, data folder, batch size, crop, seed, …). A fresh
+ * run returns `given` (written by {@link openRun}); a resumed run reads `out/run.json` back, so
+ * `--resume` needs only the folder and continues with exactly the batches the interrupted run would
+ * have drawn. Nothing is written here.
+ * @throws SkySenseError `E_ARG` when a setting given again differs from the run's (a resumed run
+ * cannot change its data), `E_IO` when `run.json` is unreadable.
  */
 export function runSettings<S extends object>(out: string, resume: boolean, given: S, log: (line: string) => void): S {
   const file = join(out, 'run.json');
-  if (!resume) {
-    mkdirSync(out, { recursive: true });
-    writeFileAtomic(file, `${JSON.stringify(given, null, 2)}\n`);
-    return given;
-  }
-  const checkpoint = join(out, 'checkpoint.safetensors');
-  if (!existsSync(checkpoint)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${checkpoint}`);
+  if (!resume) return given;
   if (!existsSync(file)) {
     log(`${file} is missing (a run from an older version): resuming with the options given now`);
     return given;
   }
-  let saved: S;
-  try {
-    saved = JSON.parse(readFileSync(file, 'utf8')) as S;
-  } catch {
-    throw new SkySenseError('E_IO', `${file}: not valid JSON (the run's settings are needed to resume it)`);
-  }
-  const differ = Object.entries(given).filter(
-    ([k, v]) => v !== undefined && JSON.stringify(v) !== JSON.stringify((saved as Record<string, unknown>)[k]),
-  );
-  if (differ.length)
-    log(`resuming with the run's own settings (${file}); ignored: ${differ.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}`);
+  const saved = readJsonFile<S>(file, "the run's settings");
+  refuseChanges(given as Record<string, unknown>, saved as Record<string, unknown>, file);
   return saved;
 }
 
+/** Options that may change when a run is resumed; every other one is the run's own. */
+export const RESUMABLE_OPTIONS = ['steps', 'checkpointEvery', 'stride', 'log', 'resume', 'out'];
+
 /**
- * Starts a run in `out`: a fresh trainer (and an empty `metrics.jsonl`), or with `resume` the one
- * of `out/checkpoint.safetensors` (its metrics log cut back to the checkpoint's step).
- * @throws SkySenseError `E_IO` when `resume` finds no checkpoint.
+ * Refuses options given with `--resume` that differ from the run's (the run would silently go on
+ * with other settings otherwise); {@link RESUMABLE_OPTIONS} may change.
+ * @throws SkySenseError `E_ARG` listing each option, the value given and the run's.
  */
-export function openRun<T extends LoopTrainer>(
+export function refuseChanges(given: Record<string, unknown>, saved: Record<string, unknown>, source: string): void {
+  const differ = Object.entries(given).filter(
+    ([k, v]) => v !== undefined && !RESUMABLE_OPTIONS.includes(k) && JSON.stringify(v) !== JSON.stringify(saved[k]),
+  );
+  if (differ.length)
+    throw new SkySenseError(
+      'E_ARG',
+      `--resume: ${differ.map(([k, v]) => `${k} ${JSON.stringify(v)} (the run's: ${JSON.stringify(saved[k]) ?? 'default'})`).join(', ')} — a resumed run keeps its settings (${source}); what may change: steps (to extend or shorten it), checkpointEvery, stride`,
+    );
+}
+
+/** Options of {@link openRun}. */
+export interface OpenRunOptions<S> extends RunFolderOptions {
+  /** The run's settings, written to `run.json` by a fresh run. */
+  settings: S;
+  /** The trainer options given now: on resume, any that differs from the checkpoint's is refused ({@link refuseChanges}), except `steps`. */
+  given?: Record<string, unknown>;
+  log: (line: string) => void;
+}
+
+/**
+ * Starts a run in `out`, owning the folder ({@link acquireRunLock}) until `release()`: a fresh
+ * trainer (`build.fresh`; then `run.json` and an empty `metrics.jsonl` are written, after removing
+ * the previous run's files with `overwrite`), or with `resume` the one of `out/checkpoint.safetensors`
+ * (`build.resume` gets `given.steps`, so a run can be extended; its metrics log is cut back to the
+ * checkpoint's step). Nothing but the lock is written before the trainer is built, so a refused
+ * option or a failing build leaves the folder as it was.
+ * @throws SkySenseError from {@link checkRunFolder} and {@link acquireRunLock}, or the build's.
+ */
+export function openRun<T extends LoopTrainer, S>(
   out: string,
-  resume: boolean,
-  build: { fresh: () => T; resume: (file: string) => T },
-  log: (line: string) => void,
-): T {
+  o: OpenRunOptions<S>,
+  build: { fresh: () => T; resume: (file: string, steps?: number) => T },
+): { trainer: T; release: () => void } {
+  checkRunFolder(out, o);
+  const created = !existsSync(out);
+  const lock = acquireRunLock(out, o.log);
+  const release = () => {
+    lock.release();
+    if (created && readdirSync(out).length === 0) rmSync(out, { recursive: true, force: true });
+  };
   const file = join(out, 'checkpoint.safetensors');
   const metrics = join(out, 'metrics.jsonl');
-  if (!resume) {
-    mkdirSync(out, { recursive: true });
-    const t = build.fresh();
-    writeFileAtomic(metrics, '');
-    return t;
+  try {
+    checkRunFolder(out, o);
+    if (!o.resume) {
+      const t = build.fresh();
+      if (o.overwrite) for (const a of RUN_ARTEFACTS) rmSync(join(out, a), { recursive: true, force: true });
+      writeFileAtomic(join(out, 'run.json'), `${JSON.stringify(o.settings, null, 2)}\n`);
+      writeFileAtomic(metrics, '');
+      return { trainer: t, release };
+    }
+    const given = (o.given ?? {}) as { steps?: number };
+    const t = build.resume(file, given.steps);
+    try {
+      refuseChanges(given, t.options as unknown as Record<string, unknown>, file);
+    } catch (e) {
+      (t as unknown as { dispose?: () => void }).dispose?.();
+      throw e;
+    }
+    truncateMetricsLog(metrics, t.step);
+    o.log(`resumed ${file} at step ${t.step} of ${t.options.steps}`);
+    return { trainer: t, release };
+  } catch (e) {
+    release();
+    throw e;
   }
-  if (!existsSync(file)) throw new SkySenseError('E_IO', `--resume: no checkpoint at ${file}`);
-  const t = build.resume(file);
-  truncateMetricsLog(metrics, t.step);
-  log(`resumed ${file} at step ${t.step} of ${t.options.steps}`);
-  return t;
 }
 
 /** Options of {@link trainingLoop}. */

@@ -236,9 +236,9 @@ export class Finetuner {
     saveTrainer(file, FORMAT, this);
   }
 
-  /** Continues a run saved by {@link Finetuner.save} exactly where it stopped. */
-  static resume(file: string): Finetuner {
-    return resumeTrainer(file, FORMAT, 'SkySense fine-tuning', (o: FinetuneOptions) => new Finetuner(o));
+  /** Continues a run saved by {@link Finetuner.save} exactly where it stopped; `steps` extends (or shortens) its total. */
+  static resume(file: string, steps?: number): Finetuner {
+    return resumeTrainer(file, FORMAT, 'SkySense fine-tuning', (o: FinetuneOptions) => new Finetuner(o), steps);
   }
 
   /** Frees the model and optimizer state. */

@@ -1,11 +1,15 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import {
   SafetensorsFile,
   SkySenseError,
   assertInt,
+  checkOptions,
+  checkRunFolder,
+  ensureDir,
   loadSafetensors,
   openRun,
+  uniqueFileNames,
   runSettings,
   saveSafetensors,
   tf,
@@ -56,8 +60,14 @@ export interface RunFinetuneOptions {
   freezeBackbone?: boolean;
   /** Checkpoint every N steps and at the end. Default 50. */
   checkpointEvery?: number;
-  /** Continue from `out/checkpoint.safetensors`. */
+  /**
+   * Continue from `out/checkpoint.safetensors`, with the run's own settings (`run.json`, the
+   * checkpoint's options); `steps` may extend it, `checkpointEvery` and `stride` may change, any
+   * other option given with a different value is refused.
+   */
   resume?: boolean;
+  /** Replace the run in `out` (its checkpoint, logs, model and predictions; other files are kept). Without it a fresh run into a folder holding a run is refused. */
+  overwrite?: boolean;
   /** Default 0. */
   seed?: number;
   /** Sliding-window evaluation stride (`seg`). Default 2/3 of the crop. */
@@ -88,28 +98,40 @@ export async function loadTaskDataset(task: FinetuneTask, data: string | undefin
  */
 export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult> {
   const log = o.log ?? console.log;
+  const resume = o.resume ?? false;
+  checkFinetuneOptions(o);
+  checkRunFolder(o.out, { resume, overwrite: o.overwrite });
   const run = runSettings(
     o.out,
-    o.resume ?? false,
+    resume,
     { task: o.task, data: o.data, classes: o.classes, holdOut: o.holdOut, batchSize: o.batchSize, crop: o.crop, seed: o.seed },
     log,
   );
   const task = run.task ?? 'seg';
-  const [holdOut, batchSize, seed] = [
-    run.holdOut ?? getTask(task).defaultHoldOut,
-    assertInt('batchSize', run.batchSize ?? 4, 1),
-    run.seed ?? 0,
-  ];
+  const [holdOut, batchSize, seed] = [run.holdOut ?? getTask(task).defaultHoldOut, run.batchSize ?? 4, run.seed ?? 0];
   const d = await loadTaskDataset(task, run.data, run.classes);
-  const { train, held } = splitHoldOut(d, Number.isInteger(holdOut) && holdOut >= 0 ? holdOut : -1);
-  if (!(Number.isInteger(holdOut) && holdOut >= 0) || train.length === 0)
+  const { train, held } = splitHoldOut(d, holdOut);
+  if (train.length === 0)
     throw new SkySenseError(
       'E_ARG',
       `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`,
     );
-  const trainer = openRun(
+  const { trainer, release } = openRun(
     o.out,
-    o.resume ?? false,
+    {
+      resume,
+      overwrite: o.overwrite,
+      settings: run,
+      given: {
+        preset: o.preset,
+        steps: o.steps,
+        lr: o.lr,
+        layerDecayRate: o.layerDecayRate,
+        warmupIters: o.warmupIters,
+        freezeBackbone: o.freezeBackbone,
+      },
+      log,
+    },
     {
       fresh: () => {
         const t = new Finetuner({
@@ -124,12 +146,16 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
           freezeBackbone: o.freezeBackbone,
           seed,
         });
-        if (o.init) t.loadEncoder(o.init, log);
+        try {
+          if (o.init) t.loadEncoder(o.init, log);
+        } catch (e) {
+          t.dispose();
+          throw e;
+        }
         return t;
       },
-      resume: (file) => Finetuner.resume(file),
+      resume: (file, steps) => Finetuner.resume(file, steps),
     },
-    log,
   );
   const preset = trainer.options.preset;
   const crop = run.crop ?? FINETUNE_PRESETS[preset].train.crop;
@@ -179,7 +205,45 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
     return { metrics, evaluation };
   } finally {
     trainer.dispose();
+    release();
   }
+}
+
+/**
+ * Checks every option of {@link runFinetune} before anything is read or written: numbers in range,
+ * `stride` ≤ `crop`, the preset and task known, no `init` with `resume` (a resumed run's weights
+ * are its checkpoint's).
+ * @throws SkySenseError `E_ARG` naming the option, the expected and the actual value.
+ */
+export function checkFinetuneOptions(o: RunFinetuneOptions): void {
+  checkOptions(o, {
+    steps: { int: [1] },
+    batchSize: { int: [1] },
+    crop: { int: [8] },
+    stride: { int: [1] },
+    holdOut: { int: [0] },
+    lr: { positive: true },
+    layerDecayRate: { range: [0, 1] },
+    warmupIters: { int: [0] },
+    checkpointEvery: { int: [1] },
+    seed: { int: [0] },
+  });
+  if (o.task !== undefined) getTask(o.task);
+  if (o.preset !== undefined && !(o.preset in FINETUNE_PRESETS))
+    throw new SkySenseError(
+      'E_ARG',
+      `preset: expected one of ${Object.keys(FINETUNE_PRESETS).join(', ')}, got ${JSON.stringify(o.preset)}`,
+    );
+  const crop = o.crop ?? (o.preset ? FINETUNE_PRESETS[o.preset].train.crop : undefined);
+  if (o.stride !== undefined && crop !== undefined && o.stride > crop)
+    throw new SkySenseError(
+      'E_ARG',
+      `stride: expected at most the crop (${crop} px; larger strides leave pixels unpredicted), got ${o.stride}`,
+    );
+  if (o.init && o.resume)
+    throw new SkySenseError('E_ARG', "init: a resumed run's weights come from its checkpoint; drop --init or --resume");
+  if (typeof o.out !== 'string' || o.out === '')
+    throw new SkySenseError('E_ARG', `out: expected an output folder, got ${JSON.stringify(o.out)}`);
 }
 
 /** Evaluates and, where the task predicts masks and `out` is given, writes them. */
@@ -190,10 +254,11 @@ function evaluateAndDraw(
   o: { crop: number; stride?: number; out?: string; log: (l: string) => void },
 ): TaskEvaluation {
   const out = o.out;
-  if (out) mkdirSync(out, { recursive: true });
+  if (out) ensureDir(out, 'predictions folder');
+  const names = uniqueFileNames(samples.map((s) => s.name));
   const onMask = out
     ? (s: TaskSample, pred: Int32Array) => {
-        const name = s.name.replace(/[/\\]/g, '_');
+        const name = names.get(s.name)!;
         writeMaskPngs(out, name, s.images, pred, d.classes, s.mask);
         o.log(
           `${s.name}: wrote ${join(out, `${name}.png`)} and ${name}.side.png (input${s.images.length > 1 ? 's A | B' : ''} | prediction | ground truth)`,
@@ -319,12 +384,15 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
         'E_ARG',
         `predict: expected ${step === 2 ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`,
       );
-    mkdirSync(o.out, { recursive: true });
+    ensureDir(o.out, '--out');
+    const names = uniqueFileNames(
+      Array.from({ length: files.length / step }, (_, k) => basename(files[k * step]!, extname(files[k * step]!))),
+    );
     const written: string[] = [];
     const results: Record<string, Record<string, number>> = {};
     for (let i = 0; i < files.length; i += step) {
       const images = await Promise.all(files.slice(i, i + step).map((f) => readImage(f)));
-      const name = basename(files[i]!, extname(files[i]!));
+      const name = names.get(basename(files[i]!, extname(files[i]!)))!;
       const p = def.predict(model, images, def.stats(images[0]!.channels), {
         crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop,
         stride: o.stride,
