@@ -17,7 +17,19 @@ export {
 } from './skysense';
 export { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
 export { createCli, runCli } from './cli';
-export { embedSample, runDemo, bigEarthNetPairs, generatedScene, type EmbedSummary, type DemoOptions } from './embed';
+export {
+  embedSample,
+  runEmbed,
+  runDemo,
+  sampleInputs,
+  disposeSample,
+  describeNodata,
+  bigEarthNetPairs,
+  generatedScene,
+  type EmbedSummary,
+  type RunEmbedOptions,
+  type DemoOptions,
+} from './embed';
 export {
   MODEL_REGISTRY,
   MODEL_PRESETS,

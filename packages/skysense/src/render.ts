@@ -98,7 +98,7 @@ export function markNodata(rgb: Uint8Array, coverage: ArrayLike<number>, w: numb
       if (c >= 1) continue;
       const o = (y * W + x) * 3;
       if (c <= 0) rgb.set((x + y) % 8 < 4 ? NODATA_RGB : [0, 0, 0], o);
-      else if ((x - y + 8 * W) % 6 === 0) rgb.set([255, 255, 255], o);
+      else if ((x - y + 8 * W) % 4 === 0) rgb.set([255, 255, 255], o);
     }
   }
   return rgb;

@@ -4,6 +4,7 @@ import {
   formatShape,
   nonFiniteMask,
   openCheckpoint,
+  poolValidity,
   tf,
   type FeatureEncoder,
   type LoadReport,
@@ -151,7 +152,7 @@ export class SkySense extends Module {
       parts = this.encode(clean.inputs);
       const fold = (f?: Tensor) => f && tf.tidy(() => tf.reshape(f, [f.shape[0]! * f.shape[1]!, ...f.shape.slice(2)]));
       features = { hr: parts.hr, s2: fold(parts.s2?.features), s1: fold(parts.s1?.features) };
-      ({ fused, coverage } = this.neck.forwardWithCoverage({ ...parts, hrValid: clean.inputs.hrValid }));
+      ({ fused, coverage } = this.neck.forwardWithCoverage(parts));
       const out = { ...features, fused, ...(coverage ? { coverage } : {}) };
       if (!this.geo || !inputs.lat || !inputs.lon) return out;
       const b = fused.shape[0]!;
@@ -164,7 +165,11 @@ export class SkySense extends Module {
       tf.dispose([...Object.values(features), fused, coverage ?? undefined].filter((t): t is Tensor => t !== undefined));
       throw e;
     } finally {
-      tf.dispose([parts?.s2?.features, parts?.s1?.features, ...clean.owned].filter((t): t is Tensor => t !== undefined));
+      tf.dispose(
+        [parts?.s2?.features, parts?.s1?.features, parts?.hrValid, ...(parts?.owned ?? []), ...clean.owned].filter(
+          (t): t is Tensor => t !== undefined,
+        ),
+      );
     }
   }
 
@@ -181,15 +186,18 @@ export class SkySense extends Module {
         throw new SkySenseError('E_SHAPE', `frames: expected [B, T, bands, h, w], got ${formatShape(s.frames.shape)}`);
       const maps = enc!.forwardSeries(s.frames);
       tf.dispose(maps.slice(0, -1));
-      return { features: maps.at(-1)!, dates: s.dates, valid: s.valid, validMap: s.pixelValid };
+      const features = maps.at(-1)!;
+      return { features, dates: s.dates, valid: s.valid, validMap: onFeatureGrid(s.pixelValid, features, owned) };
     };
+    const owned: Tensor[] = [];
     let hr: Tensor | undefined;
     if (inputs.hr) {
       const outs = this.hr!.forward(inputs.hr);
       tf.dispose(outs.slice(0, -1));
       hr = outs.at(-1)!;
     }
-    return { hr, s2: series(this.s2, inputs.s2), s1: series(this.s1, inputs.s1) };
+    const hrValid = inputs.hrValid && hr ? onFeatureGrid(tf.expandDims(inputs.hrValid, 1), hr, owned, true) : undefined;
+    return { hr, hrValid: hrValid && tf.squeeze(hrValid, [1]), s2: series(this.s2, inputs.s2), s1: series(this.s1, inputs.s1), owned };
   }
 
   /**
@@ -270,6 +278,21 @@ export class SkySense extends Module {
       ctpe.dispose();
     }
   }
+}
+
+/**
+ * A pixel validity mask (`[B, T, H, W]`) on the grid of the features computed from it (`[B, T, D, h, w]`,
+ * or `[B, D, h, w]` with `single`): a feature location counts as valid only if every pixel of its
+ * patch was. The result is added to `owned`.
+ */
+function onFeatureGrid(valid: Tensor | undefined, features: Tensor, owned: Tensor[], single = false): Tensor | undefined {
+  if (!valid) return undefined;
+  const [h, w] = features.shape.slice(-2) as [number, number];
+  const [b, t, H, W] = valid.shape as number[];
+  const pooled = tf.tidy(() => tf.reshape(poolValidity(tf.reshape(valid, [b! * t!, H!, W!]), h, w), [b!, t!, h, w]));
+  owned.push(pooled);
+  if (single) owned.push(valid);
+  return pooled;
 }
 
 /**
