@@ -1,5 +1,6 @@
 import { tf, type Tensor, type Variable, type DataType } from './tf';
 import { SkySenseError } from './errors';
+import { summarizeList } from './limits';
 import { formatShape } from './validate';
 import { type Initializer, initValues } from './init';
 import type { Generator } from './rng';
@@ -474,11 +475,14 @@ function describeProblems(r: LoadReport, strict: boolean, isOptional: (key: stri
   const parts: string[] = [];
   if (r.mismatched.length) {
     parts.push(
-      `size mismatch for ${r.mismatched.map((m) => `${m.key}: checkpoint ${formatShape(m.actual)}, module ${formatShape(m.expected)}`).join('; ')}`,
+      `size mismatch for ${r.mismatched.length} key(s): ${summarizeList(
+        r.mismatched.map((m) => `${m.key}: checkpoint ${formatShape(m.actual)}, module ${formatShape(m.expected)}`),
+        3,
+      )}`,
     );
   }
   const missing = r.missing.filter((k) => !isOptional(k));
-  if (strict && missing.length) parts.push(`missing key(s): ${missing.join(', ')}`);
-  if (strict && r.unexpected.length) parts.push(`unexpected key(s): ${r.unexpected.join(', ')}`);
+  if (strict && missing.length) parts.push(`${missing.length} missing key(s): ${summarizeList(missing)}`);
+  if (strict && r.unexpected.length) parts.push(`${r.unexpected.length} unexpected key(s): ${summarizeList(r.unexpected)}`);
   return parts.join('. ');
 }

@@ -1,6 +1,7 @@
 import { deflateSync, inflateSync } from 'node:zlib';
 import { SkySenseError } from './errors';
 import { writeFileAtomic } from './atomic-file';
+import { checkDecodeBudget } from './limits';
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -115,6 +116,7 @@ export function decodePng(bytes: Uint8Array, name = 'PNG'): DecodedImage {
   if (!(width > 0 && height > 0) || colorType < 0) fail('no IHDR');
   const bpp = PNG_CHANNELS[colorType]!;
   const stride = width * bpp;
+  checkDecodeBudget(name, 2 * height * (stride + 1), `${width} × ${height} px × ${bpp} channel(s), filtered and unfiltered`);
   let raw: Uint8Array;
   try {
     // the size the header promises bounds the inflation (a small file cannot expand without limit)

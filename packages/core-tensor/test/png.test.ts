@@ -77,3 +77,31 @@ describe('decodePng', () => {
     }
   });
 });
+
+describe('decodePng size budget', () => {
+  it('an image whose header declares more than the budget is refused before inflating', () => {
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(40000, 0);
+    ihdr.writeUInt32BE(40000, 4);
+    ihdr.set([8, 2, 0, 0, 0], 8);
+    const chunk = (type: string, data: Buffer) => {
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(data.length);
+      const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(body));
+      return Buffer.concat([len, body, crc]);
+    };
+    const bomb = Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk('IHDR', ihdr),
+      chunk('IDAT', deflateSync(Buffer.alloc(1 << 20))),
+      chunk('IEND', Buffer.alloc(0)),
+    ]);
+    const rss0 = process.memoryUsage().rss;
+    expect(() => decodePng(bomb, 'bomb.png')).toThrow(
+      /^E_LIMIT: bomb\.png: decoding needs 9\.6 GB \(40000 × 40000 px × 3 channel\(s\), filtered and unfiltered\), over the 4\.3 GB budget/,
+    );
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(100e6);
+  });
+});

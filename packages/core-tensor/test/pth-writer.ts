@@ -10,6 +10,9 @@ export interface SyntheticTensor {
   name: string;
   shape: number[];
   fill: (byteOffset: number, chunk: Uint8Array) => void;
+  /** A view's strides (default contiguous) over a storage of `storageNumel` elements (default the tensor's). */
+  stride?: number[];
+  storageNumel?: number;
 }
 
 function pickle(tensors: SyntheticTensor[]): Uint8Array {
@@ -34,14 +37,14 @@ function pickle(tensors: SyntheticTensor[]): Uint8Array {
     global('torch', 'FloatStorage');
     str(String(i));
     str('cpu');
-    int(numel);
+    int(t.storageNumel ?? numel);
     bytes(0x74, 0x51);
     int(0);
     bytes(0x28);
     t.shape.forEach(int);
     bytes(0x74, 0x28);
     let stride = numel;
-    t.shape.forEach((d) => int((stride /= d)));
+    t.shape.forEach((d, k) => int(t.stride ? t.stride[k]! : (stride /= d)));
     bytes(0x74, 0x89);
     global('collections', 'OrderedDict');
     bytes(0x29, 0x52, 0x74, 0x52);
@@ -98,7 +101,7 @@ export function writeSyntheticPth(file: string, tensors: SyntheticTensor[], arch
   entry(`${archive}/data.pkl`, pkl.length, (w) => w(pkl));
   const chunk = new Uint8Array(64 << 20);
   tensors.forEach((t, i) => {
-    const bytes = 4 * t.shape.reduce((a, b) => a * b, 1);
+    const bytes = 4 * (t.storageNumel ?? t.shape.reduce((a, b) => a * b, 1));
     entry(`${archive}/data/${i}`, bytes, (w) => {
       for (let off = 0; off < bytes; off += chunk.length) {
         const piece = chunk.subarray(0, Math.min(chunk.length, bytes - off));

@@ -16,6 +16,7 @@ import {
   inspectCheckpoint,
   loadCheckpoint,
   readZipDirectory,
+  readZipEntry,
 } from '../src/index';
 import { fixturePath } from './helpers';
 import { TinyVit } from './tiny-vit';
@@ -285,5 +286,37 @@ describe('PyTorch checkpoints', () => {
     const r2 = loadCheckpoint(vit, fixturePath('vit-skysense-small-a', 'weights.safetensors'), { log: false });
     expect(formatLoadReport(r2)).toMatch(/<All keys matched successfully>|loaded 28 tensors/);
     vit.dispose();
+  });
+});
+
+describe('expansion limits', () => {
+  it('a view that repeats a small storage (stride 0) into 400 MB is refused before allocating; small broadcasts still read', () => {
+    const file = join(dir, 'broadcast.pth');
+    writeSyntheticPth(file, [
+      { name: 'big', shape: [100_000_000], stride: [0], storageNumel: 1, fill: (_, c) => c.fill(1) },
+      {
+        name: 'small',
+        shape: [4, 3],
+        stride: [0, 1],
+        storageNumel: 3,
+        fill: (o, c) => new Float32Array(c.buffer, c.byteOffset, c.length / 4).set([1, 2, 3].slice(o / 4)),
+      },
+    ]);
+    const f = PthFile.open(file);
+    const rss0 = process.memoryUsage().rss;
+    expect(() => f.readRaw('big')).toThrow(
+      /^E_LIMIT: .*broadcast\.pth: tensor 'big' \[100000000\]: expands 4 bytes to 400 MB \(100000000×; at most 200× beyond 67 MB\): a decompression bomb or a corrupt file$/,
+    );
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(100e6);
+    expect(Array.from(new Float32Array(f.readRaw('small').data.slice().buffer))).toEqual([1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]);
+    expect(() => convertToSafetensors(file, join(dir, 'broadcast.safetensors'))).toThrow(/E_LIMIT: .*tensor 'big'/);
+    expect(fs.readdirSync(dir).filter((n) => n.includes('broadcast.safetensors'))).toEqual([]);
+    f.close();
+  });
+
+  it('a deflated zip entry that would inflate past the ratio is refused from its declared sizes', () => {
+    const src = bufferSource(new Uint8Array(16), 'bomb.pth');
+    const entry = { name: 'archive/data/0', method: 8, compressedSize: 1_600_000, size: 1_200_000_000, dataOffset: 0 };
+    expect(() => readZipEntry(src, entry)).toThrow(/^E_LIMIT: bomb\.pth: entry 'archive\/data\/0': expands 1\.6 MB to 1\.2 GB \(750×/);
   });
 });

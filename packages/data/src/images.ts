@@ -1,8 +1,9 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import jpeg from 'jpeg-js';
-import { SkySenseError, decodePng, readJsonFile } from '@skysense/core-tensor';
+import { SkySenseError, checkDecodeBudget, decodeBudget, decodePng, formatBytes, readJsonFile } from '@skysense/core-tensor';
 import { readGeoTiff } from './raster';
+import { fillInvalid } from './sentinel';
 
 /** An image as planar float channels (`channels × height × width`, channel-major), on its file's scale (0–255 for 8-bit). */
 export interface PlanarImage {
@@ -10,6 +11,11 @@ export interface PlanarImage {
   height: number;
   channels: number;
   data: Float32Array;
+  /**
+   * `[height·width]`, 0 at nodata (a GeoTIFF's nodata value or NaN/Inf, a transparent PNG pixel),
+   * present only when the image has some; those pixels hold the channel's mean over valid pixels.
+   */
+  valid?: Uint8Array;
 }
 
 /** One class of a segmentation dataset: its name and the colour it has in colour-coded masks. */
@@ -70,12 +76,23 @@ export function readClassTable(file: string): ClassDef[] {
   });
 }
 
-/** Interleaved 8-bit pixels → planar float channels. */
+/** Interleaved 8-bit pixels → planar float channels; an alpha channel (`channels > keep`) of 0 marks nodata. */
 function planar(data: Uint8Array, width: number, height: number, channels: number, keep: number): PlanarImage {
   const n = width * height;
   const out = new Float32Array(keep * n);
   for (let c = 0; c < keep; c++) for (let i = 0; i < n; i++) out[c * n + i] = data[i * channels + c]!;
-  return { width, height, channels: keep, data: out };
+  const image: PlanarImage = { width, height, channels: keep, data: out };
+  if (channels === keep) return image;
+  const valid = Uint8Array.from({ length: n }, (_, i) => (data[i * channels + keep] === 0 ? 0 : 1));
+  return withValidity(image, valid);
+}
+
+/** Attaches a validity mask when it has nodata, filling those pixels with each channel's valid mean. */
+function withValidity(image: PlanarImage, valid: Uint8Array): PlanarImage {
+  if (valid.every((v) => v === 1)) return image;
+  const n = image.width * image.height;
+  for (let c = 0; c < image.channels; c++) fillInvalid(image.data.subarray(c * n, (c + 1) * n), valid);
+  return { ...image, valid };
 }
 
 /**
@@ -86,7 +103,12 @@ function planar(data: Uint8Array, width: number, height: number, channels: numbe
 export async function readImage(file: string): Promise<PlanarImage> {
   if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
   const bytes = readFileSync(file);
+  const budget = decodeBudget();
   if (bytes[0] === 0x89 && bytes[1] === 0x50) {
+    if (bytes.length >= 24) {
+      const [w, h] = [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+      checkDecodeBudget(file, w * h * 4 * 5, `${w} × ${h} px, decoded and as float32 planes`, budget);
+    }
     const img = decodePng(bytes, file);
     return planar(
       img.data,
@@ -99,9 +121,21 @@ export async function readImage(file: string): Promise<PlanarImage> {
   if (bytes[0] === 0xff && bytes[1] === 0xd8) {
     let img: { width: number; height: number; data: Uint8Array };
     try {
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 2048 });
+      // RGBA bytes plus three float32 planes per pixel: 16 bytes
+      img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: true,
+        maxMemoryUsageInMB: Math.max(1, Math.floor(budget / 2 ** 20)),
+        maxResolutionInMP: budget / 16 / 1e6,
+      });
     } catch (e) {
-      throw new SkySenseError('E_FORMAT', `${file}: not a valid JPEG (${(e as Error).message})`, { cause: e });
+      const why = (e as Error).message ?? String(e);
+      if (/maxResolutionInMP|maxMemoryUsageInMB/.test(why))
+        throw new SkySenseError(
+          'E_LIMIT',
+          `${file}: decoding exceeds the ${formatBytes(budget)} budget (${why}; raise SKYSENSE_MAX_DECODE_BYTES to allow it)`,
+        );
+      throw new SkySenseError('E_FORMAT', `${file}: not a valid JPEG (${why})`, { cause: e });
     }
     return planar(img.data, img.width, img.height, 4, 3);
   }
@@ -114,7 +148,7 @@ export async function readImage(file: string): Promise<PlanarImage> {
   const r = await readGeoTiff(file);
   const data = new Float32Array(r.bands.length * r.width * r.height);
   r.bands.forEach((b, c) => data.set(b, c * r.width * r.height));
-  return { width: r.width, height: r.height, channels: r.bands.length, data };
+  return withValidity({ width: r.width, height: r.height, channels: r.bands.length, data }, r.valid);
 }
 
 /**

@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SkySenseError } from '@skysense/core-tensor';
+import { reportCliError } from '../src/cli';
 
 const bin = join(__dirname, '..', 'dist', 'bin.js');
 const fixture = (f: string) => join(__dirname, 'fixtures', f);
@@ -49,7 +51,78 @@ describe('skysense command', () => {
 
   it('usage errors name the problem', () => {
     const r = run('convert', fixture('model.pth'));
-    expect(r.status).not.toBe(0);
+    expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/missing required argument 'output'/);
+    expect(run('inspect', '--frobnicate').status).toBe(2);
+    expect(run('--help').status).toBe(0);
+    expect(run('--version').status).toBe(0);
+  });
+
+  it('one error discipline: what the user causes is one line and exit 2, file-system errors included; internal errors say they are bugs', () => {
+    const oneLine = (r: { status: number | null; stderr: string }, pattern: RegExp) => {
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(pattern);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    };
+    fs.mkdirSync(join(dir, 'a-folder'));
+    oneLine(
+      run('convert', fixture('model.pth'), join(dir, 'a-folder')),
+      /^skysense: E_IO: cannot write .*a-folder: is a folder, expected a file \(EISDIR\)$/,
+    );
+    oneLine(
+      run('convert', fixture('model.pth'), join(dir, 'no', 'such', 'x.safetensors')),
+      /cannot write .*x\.safetensors: folder .*no\/such does not exist/,
+    );
+    oneLine(run('inspect', join(dir, 'missing.pth')), /missing\.pth/);
+    oneLine(run('verify', join(dir, 'nowhere')), /nowhere/);
+    fs.writeFileSync(join(dir, 'classes.json'), '[{"name": "a", "color": "#ff0000"},');
+    oneLine(
+      run('finetune', '--data', join(dir, 'a-folder'), '--classes', join(dir, 'classes.json'), '--out', join(dir, 'ft')),
+      /E_DATA: class table .*classes\.json: not valid JSON \(/,
+    );
+    oneLine(
+      run('finetune', '--data', join(dir, 'a-folder'), '--classes', join(dir, 'none.json'), '--out', join(dir, 'ft')),
+      /E_IO: class table .*none\.json: no such file or folder \(ENOENT\)$/,
+    );
+    expect(fs.existsSync(join(dir, 'ft'))).toBe(false);
+    // writing to a character device or through a symbolic link keeps the path's meaning
+    expect(run('convert', fixture('model.pth'), '/dev/null').status).toBe(0);
+    expect(fs.statSync('/dev/null').isCharacterDevice()).toBe(true);
+    fs.writeFileSync(join(dir, 'target.safetensors'), '');
+    fs.symlinkSync('target.safetensors', join(dir, 'link.safetensors'));
+    expect(run('convert', fixture('model.pth'), join(dir, 'link.safetensors')).status).toBe(0);
+    expect(fs.lstatSync(join(dir, 'link.safetensors')).isSymbolicLink()).toBe(true);
+    expect(fs.statSync(join(dir, 'target.safetensors')).size).toBeGreaterThan(1000);
+    if (process.getuid?.() !== 0) {
+      fs.mkdirSync(join(dir, 'locked'), { mode: 0o500 });
+      oneLine(
+        run('convert', fixture('model.pth'), join(dir, 'locked', 'x.safetensors')),
+        /cannot write .*locked\/x\.safetensors: permission denied \(EACCES\)$/,
+      );
+    }
+  });
+
+  it('reportCliError: exit 2 for SkySenseError and file-system errors (details with verbose), 70 and a stack for anything else', () => {
+    const lines: string[] = [];
+    const print = (l: string) => lines.push(l);
+    expect(reportCliError(new SkySenseError('E_ARG', 'steps: expected an integer >= 1, got 0'), false, print)).toBe(2);
+    expect(lines).toEqual(['skysense: E_ARG: steps: expected an integer >= 1, got 0']);
+    lines.length = 0;
+    const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), {
+      code: 'ENOSPC',
+      syscall: 'write',
+      path: '/data/out.bin',
+    });
+    expect(reportCliError(enospc, false, print)).toBe(2);
+    expect(lines).toEqual(['skysense: E_IO: /data/out.bin: no space left on the device (ENOSPC)']);
+    lines.length = 0;
+    const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
+    expect(reportCliError(new SkySenseError('E_STATE_DICT', '150 missing key(s)', { details: { missing: keys } }), true, print)).toBe(2);
+    expect(lines[1]).toContain('"k149"');
+    lines.length = 0;
+    expect(reportCliError(new TypeError("Cannot read properties of undefined (reading 'shape')"), false, print)).toBe(70);
+    expect(lines[0]).toBe('skysense: internal error — this is a bug; please report it with the command line and the lines below:');
+    expect(lines[1]).toMatch(/^TypeError: Cannot read properties of undefined \(reading 'shape'\)\n\s+at /);
   });
 });

@@ -1,3 +1,4 @@
+import { checkExpansion } from '../limits';
 import { SkySenseError } from '../errors';
 import { formatShape } from '../validate';
 import { DTYPE_SIZE, rawToTensor, type RawTensor, type SafetensorsDType } from '../safetensors';
@@ -286,6 +287,8 @@ export class PthFile implements StateDictSource {
     const numel = info.shape.reduce((a, b) => a * b, 1);
     if (numel === 0) return { dtype: info.dtype, shape: info.shape, data: new Uint8Array(0) };
     const span = info.shape.reduce((a, d, i) => a + (d - 1) * info.stride[i]!, 0) + 1;
+    // a view may repeat its storage (stride 0): bound what a small file can make us allocate
+    checkExpansion(`${this.src.name}: tensor '${name}' ${formatShape(info.shape)}`, span * size, numel * size);
     const block = this.container.readStorage(t.storage, info.offset * size, span * size);
     if (info.contiguous)
       return { dtype: info.dtype, shape: info.shape, data: block.length === numel * size ? block : block.slice(0, numel * size) };

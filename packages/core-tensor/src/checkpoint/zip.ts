@@ -1,4 +1,5 @@
 import { inflateRawSync } from 'node:zlib';
+import { checkExpansion } from '../limits';
 import { SkySenseError } from '../errors';
 import type { ByteSource } from './byte-source';
 
@@ -136,6 +137,7 @@ export function readZipEntry(src: ByteSource, entry: ZipEntry, offset = 0, lengt
   if (entry.method === 0) return src.read(entry.dataOffset + offset, length);
   if (entry.method !== 8)
     throw new SkySenseError('E_UNSUPPORTED', `${src.name}: entry '${entry.name}' uses zip compression method ${entry.method}`);
+  checkExpansion(`${src.name}: entry '${entry.name}'`, entry.compressedSize, entry.size);
   let data: Uint8Array;
   try {
     data = inflateRawSync(src.read(entry.dataOffset, entry.compressedSize), { maxOutputLength: Math.max(entry.size, 1) });

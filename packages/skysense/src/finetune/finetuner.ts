@@ -15,6 +15,7 @@ import {
   openCheckpoint,
   polyLr,
   resumeTrainer,
+  summarizeList,
   saveTrainer,
   stepLr,
   tf,
@@ -179,7 +180,7 @@ export class Finetuner {
       const prefix = inferPrefix(ckpt.keys(), enc.stateShapes().keys(), prefixes);
       const report = enc.loadStateDict(ckpt, { prefix });
       log?.(
-        `encoder: ${report.loaded.length} tensors from ${file}${prefix ? ` (prefix '${prefix}')` : ''}${report.missing.length ? `; kept initial values for ${report.missing.join(', ')}` : ''}`,
+        `encoder: ${report.loaded.length} tensors from ${file}${prefix ? ` (prefix '${prefix}')` : ''}${report.missing.length ? `; kept initial values for ${report.missing.length} tensor(s): ${summarizeList(report.missing, 5, 'the load report lists them all')}` : ''}`,
       );
       return report;
     } finally {

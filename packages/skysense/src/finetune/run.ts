@@ -17,7 +17,7 @@ import {
   writeFileAtomic,
   writePng,
 } from '@skysense/core-tensor';
-import { type ClassDef, type PlanarImage, listImages, readImage } from '@skysense/data';
+import { type ClassDef, type PlanarImage, IGNORE_INDEX, listImages, readImage } from '@skysense/data';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
 import { evaluateTask, getTask, splitHoldOut, taskBatch } from './task';
@@ -314,6 +314,12 @@ export function loadFinetuned(file: string): FinetunedMeta & { model: FinetuneMo
   return { model, task, preset, classes };
 }
 
+/** A predicted mask with the pixels that are nodata in any input set to the ignore index (black in pictures), in place. */
+export function maskNodata<M extends { [i: number]: number; length: number }>(mask: M, images: readonly PlanarImage[]): M {
+  for (const img of images) if (img.valid) for (let i = 0; i < mask.length; i++) if (!img.valid[i]) mask[i] = IGNORE_INDEX;
+  return mask;
+}
+
 /** Class indices → RGB bytes through the class colours (ignore = black). */
 export function colorizeMask(labels: ArrayLike<number>, classes: readonly ClassDef[]): Uint8Array {
   const out = new Uint8Array(labels.length * 3);
@@ -406,7 +412,7 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
         log(`${files[i]}: ${top.map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ')}`);
         continue;
       }
-      writeMaskPngs(o.out, name, images, p.mask, classes);
+      writeMaskPngs(o.out, name, images, maskNodata(p.mask, images), classes);
       written.push(join(o.out, `${name}.png`));
       log(`${files.slice(i, i + step).join(' + ')} → ${join(o.out, `${name}.png`)}, ${name}.side.png`);
     }
