@@ -55,15 +55,16 @@ const hex = (c: readonly number[]) =>
  */
 export function readClassTable(file: string): ClassDef[] {
   const raw = readJsonFile(file, 'class table');
-  const list = (Array.isArray(raw) ? raw : (raw as { classes?: unknown }).classes) as Record<string, unknown>[] | undefined;
+  const list = (Array.isArray(raw) ? raw : (raw as { classes?: unknown } | null)?.classes) as
+    (Record<string, unknown> | null)[] | undefined;
   if (!Array.isArray(list) || list.length === 0)
     throw new SkySenseError(
       'E_DATA',
       `${file}: expected a list of classes (or { "classes": [...] }), got ${JSON.stringify(raw).slice(0, 80)}`,
     );
   return list.map((e, i) => {
-    const name = (e.name ?? e.title) as string | undefined;
-    const c = e.color;
+    const name = (e?.name ?? e?.title) as string | undefined;
+    const c = e?.color;
     const rgb =
       typeof c === 'string' && /^#[0-9a-f]{6}$/i.test(c)
         ? [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16))

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { fromFile } from 'geotiff';
 import proj4 from 'proj4';
 import { SkySenseError, checkDecodeBudget, decodeBudget } from '@skysense/core-tensor';
@@ -60,6 +60,72 @@ export interface ReadGeoTiffOptions {
 
 type FileDirectory = { hasTag(t: string): boolean; loadValue(t: string): Promise<ArrayLike<number | bigint> | number> };
 
+const TIFF_TYPE_SIZE: Record<number, number> = {
+  1: 1,
+  2: 1,
+  3: 2,
+  4: 4,
+  5: 8,
+  6: 1,
+  7: 1,
+  8: 2,
+  9: 4,
+  10: 8,
+  11: 4,
+  12: 8,
+  13: 4,
+  16: 8,
+  17: 8,
+  18: 8,
+};
+
+/**
+ * Checks the TIFF header and the first image directory before a decoder sees them: the magic
+ * number, the directory inside the file, and every tag of a known type whose values lie inside the
+ * file. A corrupt count would otherwise make the decoder allocate gigabytes for a tag.
+ * @throws SkySenseError `E_FORMAT` naming the problem.
+ */
+function checkTiffStructure(file: string): void {
+  const size = statSync(file).size;
+  const fd = openSync(file, 'r');
+  const read = (at: number, n: number): Buffer => {
+    const b = Buffer.alloc(n);
+    if (at + n > size || readSync(fd, b, 0, n, at) !== n) fail(`the image directory reaches past the end (byte ${at + n} of ${size})`);
+    return b;
+  };
+  const fail = (why: string): never => {
+    throw new SkySenseError('E_FORMAT', `${file}: not a valid TIFF (${why})`);
+  };
+  try {
+    const head = read(0, 16 <= size ? 16 : 8);
+    const le = head.toString('latin1', 0, 2) === 'II';
+    if (!le && head.toString('latin1', 0, 2) !== 'MM') fail('no II/MM byte-order mark');
+    const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+    const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+    const u64 = (b: Buffer, o: number) => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
+    const magic = u16(head, 2);
+    if (magic !== 42 && magic !== 43) fail(`magic number ${magic}, expected 42 (TIFF) or 43 (BigTIFF)`);
+    const big = magic === 43;
+    const ifd = big ? u64(head, 8) : u32(head, 4);
+    const count = big ? u64(read(ifd, 8), 0) : u16(read(ifd, 2), 0);
+    const [entrySize, inline, first] = big ? [20, 8, ifd + 8] : [12, 4, ifd + 2];
+    const entries = read(first, count * entrySize);
+    for (let i = 0; i < count; i++) {
+      const e = i * entrySize;
+      const [tag, type] = [u16(entries, e), u16(entries, e + 2)];
+      const n = big ? u64(entries, e + 4) : u32(entries, e + 4);
+      const width = TIFF_TYPE_SIZE[type];
+      if (width === undefined) fail(`tag ${tag} has an unknown field type ${type}`);
+      const bytes = n * width!;
+      if (bytes <= inline) continue;
+      const at = big ? u64(entries, e + 12) : u32(entries, e + 8);
+      if (at + bytes > size) fail(`tag ${tag} declares ${bytes} bytes of values at byte ${at}, past the end of the ${size}-byte file`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Refuses a file whose strips or tiles reach past its end (a cut download), before any is decoded. */
 async function checkComplete(file: string, dir: FileDirectory): Promise<void> {
   const [offsetsTag, countsTag] = dir.hasTag('StripOffsets') ? ['StripOffsets', 'StripByteCounts'] : ['TileOffsets', 'TileByteCounts'];
@@ -118,6 +184,7 @@ function validity(bands: Float32Array[], nodata: number | null, alpha: number | 
  */
 export async function readGeoTiff(file: string, options: ReadGeoTiffOptions = {}): Promise<Raster> {
   if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
+  checkTiffStructure(file);
   try {
     const tiff = await fromFile(file);
     const image = await tiff.getImage();

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, linkSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 // The generic machinery of a training run: atomic checkpoints with optimizer, RNG and step state,
@@ -197,7 +197,7 @@ export interface RunFolderOptions {
 function runEntries(out: string): string[] {
   if (!existsSync(out)) return [];
   if (!statSync(out).isDirectory()) throw new SkySenseError('E_IO', `--out ${out}: is a file, expected a folder (ENOTDIR)`);
-  return readdirSync(out).filter((n) => n !== RUN_LOCK && !/^\..+\.tmp-\d+-[0-9a-f]{8}$/.test(n));
+  return readdirSync(out).filter((n) => n !== RUN_LOCK && !n.startsWith(`.${RUN_LOCK}.`) && !/^\..+\.tmp-\d+-[0-9a-f]{8}$/.test(n));
 }
 
 /**
@@ -232,7 +232,7 @@ export interface RunLock {
 }
 
 /**
- * Takes `out`'s lock file ({@link RUN_LOCK}, created exclusively), so that two runs can never share
+ * Takes `out`'s lock file ({@link RUN_LOCK}, created exclusively and whole), so that two runs can never share
  * a folder. A lock whose process is gone (same host, pid not running: a crash or SIGKILL) is stale
  * and taken over, with a line saying so; a live one, or one of another host, is refused. Creates
  * `out` if needed, and removes the temporary files crashed writes left there.
@@ -243,11 +243,16 @@ export function acquireRunLock(out: string, log: (line: string) => void = () => 
   const file = join(out, RUN_LOCK);
   const me = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() });
   for (let attempt = 0; ; attempt++) {
+    // written whole beside it, then hard-linked into place: the lock appears with its content or not at all
+    const tmp = join(out, `.${RUN_LOCK}.${process.pid}-${attempt}`);
     try {
-      writeFileSync(file, me, { flag: 'wx' });
+      writeFileSync(tmp, me);
+      linkSync(tmp, file);
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw fsError(e, `cannot lock ${out}`);
+    } finally {
+      rmSync(tmp, { force: true });
     }
     let owner: { pid?: number; host?: string; started?: string } = {};
     try {
