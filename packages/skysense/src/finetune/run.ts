@@ -259,7 +259,7 @@ function evaluateAndDraw(
   const onMask = out
     ? (s: TaskSample, pred: Int32Array) => {
         const name = names.get(s.name)!;
-        writeMaskPngs(out, name, s.images, pred, d.classes, s.mask);
+        writeMaskPngs(out, name, s.images, maskNodata(pred.slice(), s.images), d.classes, s.mask);
         o.log(
           `${s.name}: wrote ${join(out, `${name}.png`)} and ${name}.side.png (input${s.images.length > 1 ? 's A | B' : ''} | prediction | ground truth)`,
         );
@@ -318,6 +318,14 @@ export function loadFinetuned(file: string): FinetunedMeta & { model: FinetuneMo
 export function maskNodata<M extends { [i: number]: number; length: number }>(mask: M, images: readonly PlanarImage[]): M {
   for (const img of images) if (img.valid) for (let i = 0; i < mask.length; i++) if (!img.valid[i]) mask[i] = IGNORE_INDEX;
   return mask;
+}
+
+/** Fraction of pixels that are nodata in any of the images (0 when none has a mask). */
+function nodataFraction(images: readonly PlanarImage[]): number {
+  const n = images[0]!.width * images[0]!.height;
+  let bad = 0;
+  for (let i = 0; i < n; i++) if (images.some((img) => img.valid && !img.valid[i])) bad++;
+  return bad / n;
 }
 
 /** Class indices → RGB bytes through the class colours (ignore = black). */
@@ -414,7 +422,10 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
       }
       writeMaskPngs(o.out, name, images, maskNodata(p.mask, images), classes);
       written.push(join(o.out, `${name}.png`));
-      log(`${files.slice(i, i + step).join(' + ')} → ${join(o.out, `${name}.png`)}, ${name}.side.png`);
+      const nodata = nodataFraction(images);
+      log(
+        `${files.slice(i, i + step).join(' + ')} → ${join(o.out, `${name}.png`)}, ${name}.side.png${nodata ? ` (${(100 * nodata).toFixed(1)}% nodata, drawn black)` : ''}`,
+      );
     }
     if (Object.keys(results).length) {
       written.push(join(o.out, 'predictions.json'));
