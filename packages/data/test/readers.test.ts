@@ -187,6 +187,12 @@ describe('readers refuse what they cannot read', () => {
     expect(() => readManifest(m({ s2: 'folder' }))).toThrow(/s2: expected a list of frames, got "folder"/);
     fs.writeFileSync(join(dir, 'broken.json'), '{ "s2": [');
     expect(() => readManifest(join(dir, 'broken.json'))).toThrow(/E_DATA: manifest .*broken\.json: not valid JSON \(/);
+    const badMeta = join(dir, 'bad-meta');
+    fs.cpSync(s2Dir, badMeta, { recursive: true });
+    fs.writeFileSync(join(badMeta, `${S2}_labels_metadata.json`), '{"acquisition_date": ');
+    await expect(loadSample({ name: 'm', s2: [{ folder: badMeta }] })).rejects.toThrow(
+      /^E_DATA: labels metadata .*bad-meta\/S2A_MSIL2A_20170613T101031_87_48_labels_metadata\.json: not valid JSON \(/,
+    );
     const norm = { s2: { mean: Array(10).fill(0), std: [0, ...Array(9).fill(1)] } };
     await expect(loadSample({ name: 'z', s2: [{ folder: s2Dir }], normalization: norm })).rejects.toThrow(
       /E_ARG: z s2: normalisation std\[0\]: expected a finite number > 0, got 0/,

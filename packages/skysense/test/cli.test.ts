@@ -94,6 +94,16 @@ describe('skysense command', () => {
     expect(run('convert', fixture('model.pth'), join(dir, 'link.safetensors')).status).toBe(0);
     expect(fs.lstatSync(join(dir, 'link.safetensors')).isSymbolicLink()).toBe(true);
     expect(fs.statSync(join(dir, 'target.safetensors')).size).toBeGreaterThan(1000);
+    // /sys refuses new files even to root (EACCES), a read-only mount says EROFS
+    oneLine(
+      run('convert', fixture('model.pth'), '/sys/skysense-out.safetensors'),
+      /^skysense: E_IO: cannot write \/sys\/skysense-out\.safetensors: (permission denied \(EACCES\)|read-only file system \(EROFS\))$/,
+    );
+    // a fixture whose input file lacks a tensor
+    const fx = join(dir, 'fixture');
+    fs.cpSync(join(__dirname, '..', '..', 'vit', 'test', 'fixtures', 'parity', 'vit-skysense-small-a'), fx, { recursive: true });
+    fs.copyFileSync(join(fx, 'weights.safetensors'), join(fx, 'input.safetensors'));
+    oneLine(run('verify', fx), /E_DATA: .*fixture\/input\.safetensors: no input tensor '.*' \(the file has .*\)$/);
     if (process.getuid?.() !== 0) {
       fs.mkdirSync(join(dir, 'locked'), { mode: 0o500 });
       oneLine(

@@ -133,6 +133,36 @@ describe('skysense demo and embed', () => {
     f.close();
   });
 
+  it('embed --manifest: sample names are made safe and cannot leave --out; duplicates are refused before anything is written', () => {
+    const manifest = (name: string, samplesList: object[]) => {
+      fs.writeFileSync(join(dir, name), JSON.stringify({ samples: samplesList }));
+      return name;
+    };
+    const escape = run([
+      'embed',
+      '--manifest',
+      manifest('escape.json', [{ name: '../../escape', s1: [{ folder: s1Dir }] }]),
+      '--out',
+      'emb-escape',
+    ]);
+    expect(escape.status, escape.stderr).toBe(0);
+    expect(fs.existsSync(join(dir, 'emb-escape', '_.._escape', 'fused.safetensors'))).toBe(true);
+    expect(fs.existsSync(join(dir, '..', 'escape'))).toBe(false);
+    const twice = run([
+      'embed',
+      '--manifest',
+      manifest('twice.json', [
+        { name: 'a/b', s1: [{ folder: s1Dir }] },
+        { name: 'a_b', s1: [{ folder: s1Dir }] },
+      ]),
+      '--out',
+      'emb-twice',
+    ]);
+    expect(twice.status).toBe(2);
+    expect(twice.stderr).toMatch(/E_ARG: inputs 'a\/b' and 'a_b' would both be written as a_b\.\*; give them distinct names/);
+    expect(fs.existsSync(join(dir, 'emb-twice'))).toBe(false);
+  });
+
   it('bad input: one line naming the file and the problem, exit code 2, nothing written', () => {
     const missing = run(['embed', '--s2', join(dir, 'nowhere'), '--out', 'bad1']);
     expect(missing.status).toBe(2);
@@ -208,9 +238,13 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
     const fresh = run(['finetune', '--steps', '2', '--out', 'ft'], { SKYSENSE_SAMPLES: samples });
     expect(fresh.status).toBe(2);
     expect(fresh.stderr).toMatch(/E_EXISTS: --out ft: holds a run \(.*\); pass --resume to continue it or --overwrite to replace it/);
+    const runJson = fs.readFileSync(join(dir, 'ft', 'run.json'));
     const crop = run(['finetune', '--crop', '-5', '--out', 'ft'], { SKYSENSE_SAMPLES: samples });
     expect(crop.stderr).toMatch(/E_ARG: crop: expected an integer >= 8, got -5/);
+    const stride = run(['finetune', '--stride', '0', '--out', 'ft', '--resume'], { SKYSENSE_SAMPLES: samples });
+    expect(stride.stderr).toMatch(/E_ARG: stride: expected an integer >= 1, got 0/);
     expect(fs.readFileSync(join(dir, 'ft', 'checkpoint.safetensors'))).toEqual(ckptBytes);
+    expect(fs.readFileSync(join(dir, 'ft', 'run.json'))).toEqual(runJson);
     expect(
       fs
         .readFileSync(join(dir, 'ft', 'metrics.jsonl'), 'utf8')
@@ -240,6 +274,17 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
     const zero = run(['finetune', '--batch-size', '0', '--out', 'ft-zero'], { SKYSENSE_SAMPLES: samples });
     expect(zero.status).toBe(2);
     expect(zero.stderr).toMatch(/batchSize: expected an integer >= 1, got 0/);
+    for (const bad of [
+      ['--stride', '0'],
+      ['--crop', '-5'],
+      ['--lr', '-1'],
+      ['--steps', 'abc'],
+      ['--layer-decay', '2'],
+    ]) {
+      const r = run(['finetune', ...bad, '--out', 'ft-bad'], { SKYSENSE_SAMPLES: samples });
+      expect(r.status, bad.join(' ')).toBe(2);
+    }
+    expect(fs.existsSync(join(dir, 'ft-zero')) || fs.existsSync(join(dir, 'ft-bad'))).toBe(false);
     const notModel = run(['eval', '--model', join(packages, 'heads', 'test', 'fixtures', 'parity', 'uperhead-a', 'weights.safetensors')]);
     expect(notModel.status).toBe(2);
     expect(notModel.stderr).toMatch(/not a SkySense fine-tuned model/);

@@ -5,7 +5,7 @@ import { writeArrayBuffer } from 'geotiff';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, manualSeed, tf } from '@skysense/core-tensor';
 import { type LoadedSample, type Raster, type SampleManifest, loadSample, readGeoTiff, samplesDir } from '@skysense/data';
-import { SkySense, embedSample, sampleInputs } from '../src/index';
+import { SkySense, embedSample, runEmbed, sampleInputs } from '../src/index';
 
 // A real BigEarthNet S1 + S2 pair (Austria, 2017-06-13) copied with nodata injected:
 // - S2: a 24 × 24 px block of 0 in B04 (Sentinel-2 L2A's NO_DATA value), rows and columns 40–63;
@@ -220,5 +220,21 @@ describe('nodata on a real BigEarthNet pair', () => {
     expect(Number.isFinite(summary.fusedMean) && Number.isFinite(summary.fusedStd)).toBe(true);
     embedSample(model, a, join(out, 'clean'));
     model.dispose();
+  });
+
+  it('runEmbed on a manifest frees every sample it loads (tensor count flat across calls) and reports nodata per sample', async () => {
+    const manifest = join(dir, 'manifest.json');
+    fs.writeFileSync(
+      manifest,
+      JSON.stringify({ samples: [clean, { name: 'dirty', s2: [{ folder: join(dir, S2) }], s1: [{ folder: join(dir, S1) }] }] }),
+    );
+    const lines: string[] = [];
+    const once = () => runEmbed({ manifest, out: join(dir, 'embed-manifest'), log: (l) => lines.push(l) });
+    await once();
+    const before = tf.memory().numTensors;
+    const summaries = await once();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(summaries.map((x) => x.name)).toEqual(['clean', 'dirty']);
+    expect(lines.find((l) => l.startsWith('dirty:'))).toMatch(/nodata S2 4\.0%, S1 \d+\.\d%; output 1\.8% nodata, \d+\.\d% partly masked/);
   });
 });

@@ -96,6 +96,32 @@ describe('SkySense (assembled)', () => {
     hrOnly.dispose();
   });
 
+  it('NaN and Inf in input tensors are nodata: outputs finite, coverage lowered where they were, nothing leaked', () => {
+    manualSeed(0);
+    const model = SkySense.fromPreset('skysense-tiny').eval();
+    const x = inputs();
+    const frames = x.s2!.frames.arraySync() as number[][][][][];
+    frames[1]![0]![3]![0]![0] = NaN;
+    frames[1]![1]![0]![0]![0] = Infinity;
+    const hr = x.hr!.arraySync() as number[][][][];
+    hr[0]![0]![0]![0] = NaN;
+    const dirty = { ...x, hr: tf.tensor4d(hr), s2: { ...x.s2!, frames: tf.tensor5d(frames) } };
+    const before = tf.memory().numTensors;
+    const out = model.forward(dirty);
+    expect(Array.from(out.fused.dataSync()).every(Number.isFinite)).toBe(true);
+    expect(Array.from(out.withGeoContext!.dataSync()).every(Number.isFinite)).toBe(true);
+    const cov = out.coverage!.arraySync() as number[][][][];
+    // sample 1: two of its three 4 × 4 px S2 frames hold a bad pixel, and a frame is one ViT patch: out everywhere
+    expect(cov[1]!.flat(2).every((c) => Math.abs(c - 4 / 6) < 1e-6)).toBe(true);
+    // sample 0: its HR pixel (0, 0) takes out the HR token of cell (0, 0) (32 × 32 px); its third S2 frame is dropped
+    expect(cov[0]![0]![0]![0]).toBeCloseTo(4 / 6, 6);
+    expect(cov[0]![0]![3]![3]).toBeCloseTo(5 / 6, 6);
+    tf.dispose([out.fused, out.withGeoContext!, out.coverage!]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x.hr!, x.s2!.frames, x.s1!.frames, dirty.hr, dirty.s2.frames]);
+    model.dispose();
+  });
+
   it('loads the six released files by path (backbone. prefixes, ctpe from the S2 file) and reproduces the outputs', () => {
     manualSeed(1);
     const src = SkySense.fromPreset('skysense-tiny', { geo: null }).eval();
