@@ -240,6 +240,12 @@ export function checkFinetuneOptions(o: RunFinetuneOptions): void {
       'E_ARG',
       `stride: expected at most the crop (${crop} px; larger strides leave pixels unpredicted), got ${o.stride}`,
     );
+  const preset = FINETUNE_PRESETS[o.preset ?? getTask(o.task ?? 'seg').defaultPreset];
+  if (o.batchSize === 1 && preset?.decodeHead?.poolScales.includes(1))
+    throw new SkySenseError(
+      'E_ARG',
+      "batchSize: UperNet's pyramid pooling normalises a 1 × 1 map with BatchNorm, which needs at least 2 samples per step (as in PyTorch), got 1",
+    );
   if (o.init && o.resume)
     throw new SkySenseError('E_ARG', "init: a resumed run's weights come from its checkpoint; drop --init or --resume");
   if (typeof o.out !== 'string' || o.out === '')
