@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { writeArrayBuffer } from 'geotiff';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@skysense/core-tensor';
+import { writeGeoTiffLike } from '@skysense/test-utils';
 import { loadSample, loadSentinel1, loadSentinel2, readGeoTiff, readImage, readManifest, samplesDir, type Raster } from '../src/index';
 
 const samples = samplesDir();
@@ -17,20 +17,6 @@ const naip = join(samples, 'naip-timeseries', 'm_4709963_se_14_1_20150926.tif');
 const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-readers-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 afterEach(() => delete process.env.SKYSENSE_MAX_DECODE_BYTES);
-
-function writeLike(file: string, like: Raster, values: ArrayLike<number> & ArrayBufferView, extra: Record<string, unknown> = {}): string {
-  const geo = {
-    ModelPixelScale: [Math.abs(like.resolution[0]), Math.abs(like.resolution[1]), 0],
-    ModelTiepoint: [0, 0, 0, like.origin[0], like.origin[1], 0],
-    ProjectedCSTypeGeoKey: like.epsg!,
-    GTModelTypeGeoKey: 1,
-    width: like.width,
-    height: like.height,
-    ...extra,
-  };
-  fs.writeFileSync(file, Buffer.from(writeArrayBuffer(values as never, geo)));
-  return file;
-}
 
 /** A little-endian TIFF of one deflated strip whose header declares `width × height × spp` bytes. */
 function declaredTiff(width: number, height: number, spp: number): Buffer {
@@ -106,7 +92,7 @@ describe('readers refuse what they cannot read', () => {
   it('Sentinel-2: an 8-bit file is refused (anyDtype reads it), a multi-band file given as one band is refused', async () => {
     const folder = join(dir, 'u8');
     fs.cpSync(s2Dir, folder, { recursive: true });
-    writeLike(
+    writeGeoTiffLike(
       join(folder, `${S2}_B02.tif`),
       b02,
       Uint8Array.from(b02.bands[0]!, (v) => Math.min(255, v / 8)),
@@ -129,12 +115,12 @@ describe('readers refuse what they cannot read', () => {
     const vv = await readGeoTiff(join(s1Dir, `${S1}_VV.tif`));
     const folder = join(dir, 's1');
     fs.mkdirSync(folder);
-    writeLike(
+    writeGeoTiffLike(
       join(folder, 'x_VV.tif'),
       vv,
       Int16Array.from(vv.bands[0]!, (v) => Math.round(v * 100)),
     );
-    writeLike(
+    writeGeoTiffLike(
       join(folder, 'x_VH.tif'),
       vv,
       Int16Array.from(vv.bands[0]!, (v) => Math.round(v * 100)),
@@ -143,8 +129,8 @@ describe('readers refuse what they cannot read', () => {
       /E_DTYPE: .*x_VV\.tif: Sentinel-1 backscatter \(dB or linear power\) is stored as float32, float64, this file holds int16/,
     );
     const band = vv.bands[0]!.map((v, i) => (i % 120 < 4 ? 0 : i < 240 ? -9999 : i === 5000 ? NaN : v));
-    writeLike(join(folder, 'x_VV.tif'), vv, band, { GDAL_NODATA: '-9999' });
-    writeLike(
+    writeGeoTiffLike(join(folder, 'x_VV.tif'), vv, band, { GDAL_NODATA: '-9999' });
+    writeGeoTiffLike(
       join(folder, 'x_VH.tif'),
       vv,
       vv.bands[0]!.map((v, i) => (i % 120 < 4 ? 0 : v)),
@@ -163,7 +149,7 @@ describe('readers refuse what they cannot read', () => {
     fs.cpSync(s2Dir, folder, { recursive: true });
     const b05 = await readGeoTiff(join(s2Dir, `${S2}_B05.tif`)); // a 20 m grid, like SCL
     const scl = Uint8Array.from({ length: 60 * 60 }, (_, i) => (Math.floor(i / 60) < 10 ? 9 : Math.floor(i / 60) < 20 ? 3 : 4));
-    writeLike(join(folder, `${S2}_SCL.tif`), b05, scl);
+    writeGeoTiffLike(join(folder, `${S2}_SCL.tif`), b05, scl);
     const s2 = await loadSentinel2({ folder });
     // SCL rows 0–19 (cloud, shadow) cover 10 m rows 0–39; bilinear resampling marks row 40 too (it reads row 19)
     const rowValid = (y: number) => s2.valid.subarray(y * 120, (y + 1) * 120).every((v) => v === 1);
@@ -199,7 +185,7 @@ describe('readers refuse what they cannot read', () => {
     );
     const empty = join(dir, 'empty');
     fs.cpSync(s2Dir, empty, { recursive: true });
-    writeLike(join(empty, `${S2}_B03.tif`), b02, new Float32Array(14400).fill(NaN));
+    writeGeoTiffLike(join(empty, `${S2}_B03.tif`), b02, new Float32Array(14400).fill(NaN));
     await expect(loadSample({ name: 'e', s2: [{ folder: empty }] })).rejects.toThrow(
       /E_DATA: e: nothing usable — S2 frames are 100% nodata \(frames over maxInvalid 0\.5 are dropped\)/,
     );

@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeArrayBuffer } from 'geotiff';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, manualSeed, tf } from '@skysense/core-tensor';
-import { type LoadedSample, type Raster, type SampleManifest, loadSample, readGeoTiff, samplesDir } from '@skysense/data';
+import { writeGeoTiffLike } from '@skysense/test-utils';
+import { type LoadedSample, type SampleManifest, loadSample, readGeoTiff, samplesDir } from '@skysense/data';
 import { SkySense, embedSample, runEmbed, sampleInputs } from '../src/index';
 
 // A real BigEarthNet S1 + S2 pair (Austria, 2017-06-13) copied with nodata injected:
@@ -17,18 +17,6 @@ const S1 = 'S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48';
 const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-nodata-'));
 const pictures = process.env.SKYSENSE_NODATA_PICTURES;
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function writeLike(file: string, like: Raster, band: Float32Array): void {
-  const geo = {
-    ModelPixelScale: [Math.abs(like.resolution[0]), Math.abs(like.resolution[1]), 0],
-    ModelTiepoint: [0, 0, 0, like.origin[0], like.origin[1], 0],
-    ProjectedCSTypeGeoKey: like.epsg!,
-    GTModelTypeGeoKey: 1,
-    width: like.width,
-    height: like.height,
-  };
-  fs.writeFileSync(file, Buffer.from(writeArrayBuffer(band, geo)));
-}
 
 const inBlock = (i: number, lo: number, hi: number) => {
   const [y, x] = [Math.floor(i / 120), i % 120];
@@ -43,19 +31,19 @@ async function dirtyCopy(): Promise<SampleManifest> {
   fs.cpSync(join(v1, 'BigEarthNet-S2', S2), s2, { recursive: true });
   fs.cpSync(join(v1, 'BigEarthNet-S1', S1), s1, { recursive: true });
   const b04 = await readGeoTiff(join(s2, `${S2}_B04.tif`));
-  writeLike(
+  writeGeoTiffLike(
     join(s2, `${S2}_B04.tif`),
     b04,
     b04.bands[0]!.map((v, i) => (s2Hole(i) ? 0 : v)),
   );
   const vv = await readGeoTiff(join(s1, `${S1}_VV.tif`));
   const vh = await readGeoTiff(join(s1, `${S1}_VH.tif`));
-  writeLike(
+  writeGeoTiffLike(
     join(s1, `${S1}_VV.tif`),
     vv,
     vv.bands[0]!.map((v, i) => (i % 120 < 8 ? 0 : inBlock(i, 48, 72) ? NaN : v)),
   );
-  writeLike(
+  writeGeoTiffLike(
     join(s1, `${S1}_VH.tif`),
     vh,
     vh.bands[0]!.map((v, i) => (i % 120 < 8 ? 0 : v)),
@@ -174,7 +162,7 @@ describe('nodata on a real BigEarthNet pair', () => {
     const holey = join(dir, 'holey');
     fs.cpSync(join(v1, 'BigEarthNet-S2', S2), holey, { recursive: true });
     const b02 = await readGeoTiff(join(holey, `${S2}_B02.tif`));
-    writeLike(
+    writeGeoTiffLike(
       join(holey, `${S2}_B02.tif`),
       b02,
       b02.bands[0]!.map((v, i) => (i < 0.7 * 14400 ? NaN : v)),

@@ -4,9 +4,10 @@
  * It imports tfjs-core directly (not a package under test), so the helpers work whether a suite
  * imports its package from `src/` or `dist/`.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { writeArrayBuffer } from 'geotiff';
 import { expect } from 'vitest';
 
 type Values = tf.Tensor | ArrayLike<number>;
@@ -79,4 +80,32 @@ export function testTensor(shape: number[], seed = 1): tf.Tensor {
     ),
     shape,
   );
+}
+
+/** The georeferencing a raster written by {@link writeGeoTiffLike} copies (a `Raster` of `@skysense/data` has it). */
+export interface GridLike {
+  width: number;
+  height: number;
+  origin: [number, number];
+  resolution: [number, number];
+  epsg: number | null;
+}
+
+/**
+ * Writes one band (or interleaved bands) as a GeoTIFF on the grid of `like` (same origin, pixel
+ * size and projected CRS), e.g. a real sample with nodata injected; `extra` adds TIFF tags
+ * (`GDAL_NODATA`, …). The sample type follows the typed array.
+ */
+export function writeGeoTiffLike(file: string, like: GridLike, values: ArrayBufferView, extra: Record<string, unknown> = {}): string {
+  const geo = {
+    ModelPixelScale: [Math.abs(like.resolution[0]), Math.abs(like.resolution[1]), 0],
+    ModelTiepoint: [0, 0, 0, like.origin[0], like.origin[1], 0],
+    ProjectedCSTypeGeoKey: like.epsg!,
+    GTModelTypeGeoKey: 1,
+    width: like.width,
+    height: like.height,
+    ...extra,
+  };
+  writeFileSync(file, Buffer.from(writeArrayBuffer(values as never, geo)));
+  return file;
 }
