@@ -159,7 +159,7 @@ export {
   MAX_EXPANSION_RATIO,
   EXPANSION_FLOOR,
 } from './limits';
-export { encodePng, decodePng, writePng, categoricalColors, type DecodedImage } from './png';
+export { encodePng, decodePng, writePng, categoricalColors, markNodata, NODATA_RGB, type DecodedImage } from './png';
 export { PthFile, type PthLayout, type PthTensorInfo, type PthOpenOptions } from './checkpoint/pth';
 export { type ByteSource, fileSource, bufferSource } from './checkpoint/byte-source';
 export { readZipDirectory, readZipEntry, type ZipEntry } from './checkpoint/zip';

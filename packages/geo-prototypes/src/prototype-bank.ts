@@ -6,6 +6,7 @@ import {
   assertInRange,
   assertInt,
   categoricalColors,
+  markNodata,
   defaultRng,
   formatShape,
   gatherRows,
@@ -219,9 +220,10 @@ export class PrototypeBank extends Module {
 
   /**
    * Renders the prototype assignment of one feature map `[d, H, W]` as a PNG (each location coloured
-   * by its most similar prototype, as the paper's Fig. 5), each location `scale` pixels wide.
+   * by its most similar prototype, as the paper's Fig. 5), each location `scale` pixels wide. With
+   * `coverage` (`[H·W]`, e.g. `SkySenseOutputs.coverage`) nodata is marked ({@link markNodata}).
    */
-  renderAssignmentMap(file: string, features: Tensor, region: number, scale = 8): void {
+  renderAssignmentMap(file: string, features: Tensor, region: number, scale = 8, coverage?: ArrayLike<number>): void {
     const [, h, w] = features.shape as number[];
     const idx = this.nearestPrototype(features, region);
     const colors = categoricalColors(this.prototypesPerRegion);
@@ -230,7 +232,7 @@ export class PrototypeBank extends Module {
     for (let y = 0; y < h! * scale; y++) {
       for (let x = 0; x < W; x++) rgb.set(colors[idx[Math.floor(y / scale) * w! + Math.floor(x / scale)]!]!, (y * W + x) * 3);
     }
-    writePng(file, rgb, W, h! * scale);
+    writePng(file, coverage ? markNodata(rgb, coverage, w!, h!, scale) : rgb, W, h! * scale);
   }
 
   /** Saves the bank (`prototypes`) as safetensors with the grid in the metadata, atomically. */

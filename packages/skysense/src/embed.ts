@@ -7,6 +7,7 @@ import {
   ensureDir,
   formatShape,
   manualSeed,
+  markNodata,
   readJsonFile,
   safeFileName,
   saveSafetensors,
@@ -21,7 +22,7 @@ import { SkySense, type ReleasedFiles, type SkySenseInputs, type SkySenseOutputs
 import { SKYSENSE_PRESETS } from './presets';
 import { type SkySensePresetName } from './presets';
 import { type LoadedSample, type NodataSummary, type SampleManifest, loadSample, readManifest, samplesDir } from '@skysense/data';
-import { bandsRgb, enlarge, markNodata, pcaRgb } from './render';
+import { bandsRgb, enlarge, pcaRgb } from './render';
 
 /** What was written for one sample. */
 export interface EmbedSummary {
@@ -113,7 +114,7 @@ export function embedSample(model: SkySense, sample: LoadedSample, dir: string):
     writePng(keep('pca.png'), markNodata(enlarge(pcaRgb(map, coverage), w!, h!, scale), coverage, w!, h!, scale), w! * scale, h! * scale);
     const region = model.geo ? model.geo.regionOf(sample.lat, sample.lon) : null;
     if (model.geo && region !== null) {
-      model.geo.renderAssignmentMap(keep('prototypes.png'), map, region, scale);
+      model.geo.renderAssignmentMap(keep('prototypes.png'), map, region, scale, coverage);
     }
     map.dispose();
     if (sample.previewS2) {

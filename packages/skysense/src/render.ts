@@ -81,25 +81,3 @@ export function enlarge(rgb: Uint8Array, w: number, h: number, factor: number): 
   }
   return out;
 }
-
-/** Colour of nodata in pictures (magenta / black stripes); locations with partial data get white hatching. */
-export const NODATA_RGB: readonly [number, number, number] = [255, 0, 255];
-
-/**
- * Marks nodata on an enlarged picture (`w·factor × h·factor`, RGB, in place): locations whose
- * `coverage` (`[h·w]`, fraction of inputs with data) is 0 get magenta/black stripes, those with
- * partial coverage a white diagonal hatch, so the masked area is visible.
- */
-export function markNodata(rgb: Uint8Array, coverage: ArrayLike<number>, w: number, h: number, factor: number): Uint8Array {
-  const W = w * factor;
-  for (let y = 0; y < h * factor; y++) {
-    for (let x = 0; x < W; x++) {
-      const c = coverage[Math.floor(y / factor) * w + Math.floor(x / factor)]!;
-      if (c >= 1) continue;
-      const o = (y * W + x) * 3;
-      if (c <= 0) rgb.set((x + y) % 8 < 4 ? NODATA_RGB : [0, 0, 0], o);
-      else if ((x - y + 8 * W) % 4 === 0) rgb.set([255, 255, 255], o);
-    }
-  }
-  return rgb;
-}
