@@ -77,22 +77,42 @@ export function removeStaleTemps(dir: string, only?: string): string[] {
   });
 }
 
-/** Where a write to `target` lands: the path itself, or for a symbolic link the file it points to (followed to the end). */
+/**
+ * Where a write to `target` lands, and what is there: a device, FIFO or socket reached through
+ * links is used in place (`/dev/stdout` piped); an existing file is its real path (links resolved
+ * by the system, so link chains through linked folders land where the kernel would); a dangling
+ * link is followed to the file it names.
+ */
 function resolveTarget(target: string): { file: string; stat: fs.Stats | null } {
+  let stat: fs.Stats | null = null;
+  try {
+    stat = fs.statSync(target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, `cannot write ${target}`);
+  }
+  if (stat) return { file: stat.isFile() ? fs.realpathSync(target) : target, stat };
   let file = path.resolve(target);
   for (let hops = 0; hops < 40; hops++) {
-    let st: fs.Stats;
+    let link: string;
     try {
-      st = fs.lstatSync(file);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { file, stat: null };
-      throw fsError(e, `cannot write ${target}`);
+      if (!fs.lstatSync(file).isSymbolicLink()) return { file, stat: null };
+      link = fs.readlinkSync(file);
+    } catch {
+      return { file, stat: null };
     }
-    if (!st.isSymbolicLink()) return { file, stat: st };
-    file = path.resolve(path.dirname(file), fs.readlinkSync(file));
+    let dir = path.dirname(file);
+    try {
+      dir = fs.realpathSync(dir);
+    } catch {
+      // a missing folder: reported when the write is attempted
+    }
+    file = path.resolve(dir, link);
   }
   throw new SkySenseError('E_IO', `cannot write ${target}: too many levels of symbolic links (ELOOP)`);
 }
+
+/** `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`. */
+const STD_STREAM = /^\/(?:dev\/(stdout|stderr)|(?:dev|proc\/self)\/fd\/(\d+))$/;
 
 function fsyncDir(dir: string): void {
   let fd: number | null = null;
@@ -114,12 +134,20 @@ function fsyncDir(dir: string): void {
  * the same target ({@link removeStaleTemps}).
  *
  * The path keeps the user's meaning: a symbolic link is written through (the file it points to is
- * replaced, the link stays); a character device or FIFO (`/dev/null`, `/dev/stdout`, a named pipe)
- * is written in place, never replaced; an existing file keeps its permission bits. A folder, a
- * block device or a socket is refused.
+ * replaced, the link stays); `/dev/stdout`, `/dev/stderr` and `/dev/fd/N` are written on the
+ * process's descriptor; a character device or FIFO (`/dev/null`, a named pipe) is written in place,
+ * never replaced; an existing file keeps its permission bits. A folder, a block device or a socket
+ * is refused.
  * @throws SkySenseError `E_IO` naming `target` (not the temporary file) and the cause.
  */
 export function withAtomicFile(target: string, write: (fd: number) => void): void {
+  const std = STD_STREAM.exec(target);
+  if (std) {
+    // this process's own stream (a terminal, pipe or socket): written on its descriptor
+    const fd = std[1] === 'stdout' ? 1 : std[1] === 'stderr' ? 2 : Number(std[2]);
+    withFsErrors(`cannot write ${target}`, () => write(fd));
+    return;
+  }
   const { file, stat } = resolveTarget(target);
   if (stat?.isDirectory()) throw new SkySenseError('E_IO', `cannot write ${target}: is a folder, expected a file (EISDIR)`);
   if (stat?.isBlockDevice() || stat?.isSocket())

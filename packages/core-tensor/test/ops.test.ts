@@ -10,6 +10,8 @@ import {
   permuteRows,
   matMul,
   pixelShuffle,
+  poolValidity,
+  initBackend,
   windowMerge,
   windowOrder,
   windowPartition,
@@ -325,5 +327,46 @@ describe.each(TEST_BACKENDS)('ops on %s', (backend) => {
     const resized = interpolate(grid, { size: [6, 5], mode: 'bicubic', alignCorners: false });
     const flat = tf.reshape(tf.transpose(resized, [0, 2, 3, 1]), [1, 30, 64]);
     expectClose(flat, tf.slice(out.get('pos_embed_resized')!, [0, 1, 0], [1, 30, 64]), 1e-5);
+  });
+});
+
+describe('poolValidity', () => {
+  beforeAll(() => initBackend());
+
+  it('a cell is valid only if its whole footprint is, for sizes that divide, that do not, and when enlarging', () => {
+    const H = 797;
+    const mask = new Float32Array(H * H).fill(1);
+    for (let y = 1; y <= 30; y++) for (let x = 0; x < H; x++) mask[y * H + x] = 0; // rows 1–30
+    mask[500 * H + 700] = 0; // one pixel
+    const valid = tf.tensor3d(mask, [1, H, H]);
+    const p = poolValidity(valid, 25, 25); // 797 / 25 = 31.88 px per cell
+    const a = p.arraySync() as number[][][];
+    expect(a[0]![0]!.every((v) => v === 0)).toBe(true); // rows 0–31 hold the hole
+    expect(a[0]![1]!.every((v) => v === 1)).toBe(true); // cell 1 covers rows ⌊31.88⌋ = 31 … 63
+    // bilinear resizing reads two rows per cell and missed this hole entirely
+    expect(a[0]![15]![21]).toBe(0); // pixel (500, 700): row 500 / 31.88 = 15.7, col 700 / 31.88 = 21.96
+    expect(a[0]![15]!.filter((v) => v === 0)).toHaveLength(1);
+    const even = poolValidity(
+      // the nodata pixel (0, 2) lies in cell (0, 1)
+      tf.tensor3d([1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 4, 4]),
+      2,
+      2,
+    ).arraySync();
+    expect(even).toEqual([
+      [
+        [1, 0],
+        [1, 1],
+      ],
+    ]);
+    const up = poolValidity(tf.tensor3d([1, 0, 1, 1], [1, 2, 2]), 4, 4).arraySync();
+    expect(up).toEqual([
+      [
+        [1, 1, 0, 0],
+        [1, 1, 0, 0],
+        [1, 1, 1, 1],
+        [1, 1, 1, 1],
+      ],
+    ]);
+    tf.dispose([valid, p]);
   });
 });

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -184,9 +184,22 @@ describe('training loop', () => {
     const lines: string[] = [];
     const lock = acquireRunLock(out, (l) => lines.push(l));
     expect(() => acquireRunLock(out)).toThrow(
-      new RegExp(`E_LOCKED: --out .*locked: another run holds it \\(pid ${process.pid} on ${hostname()}, since .*\\); wait for it to end`),
+      new RegExp(`E_LOCKED: --out .*locked: a run of this process \\(pid ${process.pid}\\) holds it`),
     );
     lock.release();
+    // a lock of this pid that this process does not hold is from an earlier life of the pid (a restarted container): stale
+    writeFileSync(join(out, RUN_LOCK), JSON.stringify({ pid: process.pid, host: hostname(), started: 'before the restart' }));
+    acquireRunLock(out).release();
+    // a live process of this host holds it
+    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)']);
+    writeFileSync(join(out, RUN_LOCK), JSON.stringify({ pid: sleeper.pid, host: hostname(), started: 'now' }));
+    expect(() => acquireRunLock(out)).toThrow(
+      new RegExp(
+        `E_LOCKED: --out .*locked: another run holds it \\(pid ${sleeper.pid} on ${hostname()}, since now; .*\\); wait for it to end$`,
+      ),
+    );
+    sleeper.kill('SIGKILL');
+    rmSync(join(out, RUN_LOCK));
     // a lock left by a process that is gone (SIGKILL), and a temporary file of a crashed write
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
     writeFileSync(join(out, RUN_LOCK), JSON.stringify({ pid: Number(dead), host: hostname(), started: 'then' }));

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { SkySenseError, readJsonFile } from '@skysense/core-tensor';
-import { type ClassDef, type PlanarImage, listImages, loadSegmentationDataset, readImage } from './images';
+import { type ClassDef, type PlanarImage, IGNORE_INDEX, ignoreNodata, listImages, loadSegmentationDataset, readImage } from './images';
 import { type ChannelStats, NORMALIZATION } from './normalization';
 import { loadSentinel2 } from './sentinel';
 
@@ -119,7 +119,7 @@ export async function readChangeFolder(dir: string): Promise<LabelledDataset> {
     const l = labels.get(name);
     if (!b || !l)
       throw new SkySenseError('E_DATA', `${a}: no ${!b ? 'B' : 'label'} image named ${name}.* in ${join(dir, !b ? 'B' : 'label')}`);
-    const [ia, ib, il] = [await readImage(a), await readImage(b), await readImage(l)];
+    const [ia, ib, il] = [await readImage(a), await readImage(b), await readImage(l, { fill: false })];
     for (const [what, img] of [
       ['B', ib],
       ['label', il],
@@ -127,7 +127,10 @@ export async function readChangeFolder(dir: string): Promise<LabelledDataset> {
       if (img.width !== ia.width || img.height !== ia.height)
         throw new SkySenseError('E_DATA', `${name}: ${what} is ${img.width}×${img.height}, A is ${ia.width}×${ia.height}`);
     }
-    samples.push({ name, images: [ia, ib], mask: Uint8Array.from(il.data.subarray(0, il.width * il.height), (v) => (v > 127 ? 1 : 0)) });
+    const mask = Uint8Array.from(il.data.subarray(0, il.width * il.height), (v, i) =>
+      il.valid && !il.valid[i] ? IGNORE_INDEX : v > 127 ? 1 : 0,
+    );
+    samples.push({ name, images: [ia, ib], mask: ignoreNodata(mask, [ia, ib]) });
   }
   if (samples.length === 0) throw new SkySenseError('E_DATA', `${dir}: no images in ${join(dir, 'A')}`);
   return { classes: [...CHANGE_CLASSES], samples, stats: imageStats(samples[0]!.images[0]!.channels) };

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { SkySenseError, checkDecodeBudget, decodeBudget, decodePng, formatBytes, readJsonFile } from '@skysense/core-tensor';
@@ -78,33 +78,51 @@ export function readClassTable(file: string): ClassDef[] {
 }
 
 /** Interleaved 8-bit pixels → planar float channels; an alpha channel (`channels > keep`) of 0 marks nodata. */
-function planar(data: Uint8Array, width: number, height: number, channels: number, keep: number): PlanarImage {
+function planar(data: Uint8Array, width: number, height: number, channels: number, keep: number, fill: boolean): PlanarImage {
   const n = width * height;
   const out = new Float32Array(keep * n);
   for (let c = 0; c < keep; c++) for (let i = 0; i < n; i++) out[c * n + i] = data[i * channels + c]!;
   const image: PlanarImage = { width, height, channels: keep, data: out };
   if (channels === keep) return image;
   const valid = Uint8Array.from({ length: n }, (_, i) => (data[i * channels + keep] === 0 ? 0 : 1));
-  return withValidity(image, valid);
+  return withValidity(image, valid, fill);
 }
 
-/** Attaches a validity mask when it has nodata, filling those pixels with each channel's valid mean. */
-function withValidity(image: PlanarImage, valid: Uint8Array): PlanarImage {
+/** Attaches a validity mask when it has nodata, filling those pixels with each channel's valid mean unless `fill` is false. */
+function withValidity(image: PlanarImage, valid: Uint8Array, fill: boolean): PlanarImage {
   if (valid.every((v) => v === 1)) return image;
   const n = image.width * image.height;
-  for (let c = 0; c < image.channels; c++) fillInvalid(image.data.subarray(c * n, (c + 1) * n), valid);
+  if (fill) for (let c = 0; c < image.channels; c++) fillInvalid(image.data.subarray(c * n, (c + 1) * n), valid);
   return { ...image, valid };
+}
+
+/** Options of {@link readImage}. */
+export interface ReadImageOptions {
+  /** Fill nodata pixels with their channel's mean over valid pixels (images for a model). `false` keeps the stored values (label masks). Default true. */
+  fill?: boolean;
 }
 
 /**
  * Reads a PNG, JPEG or (Geo)TIFF image by its content (not its extension) into planar channels;
- * alpha is dropped. TIFFs keep every band and their stored values.
- * @throws SkySenseError `E_IO` for a missing file, `E_FORMAT` for an unreadable one.
+ * alpha is dropped (alpha 0 is nodata). TIFFs keep every band and their stored values. Nodata
+ * (`valid`) is filled unless `fill: false`.
+ * @throws SkySenseError `E_IO` for a missing file, `E_FORMAT` for an unreadable one, `E_LIMIT` for one over the decode budget.
  */
-export async function readImage(file: string): Promise<PlanarImage> {
+export async function readImage(file: string, options: ReadImageOptions = {}): Promise<PlanarImage> {
   if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
-  const bytes = readFileSync(file);
+  const fill = options.fill ?? true;
   const budget = decodeBudget();
+  const head = readHead(file, 24);
+  const tiff = (head[0] === 0x49 && head[1] === 0x49) || (head[0] === 0x4d && head[1] === 0x4d);
+  if (tiff) {
+    const r = await readGeoTiff(file);
+    const data = new Float32Array(r.bands.length * r.width * r.height);
+    r.bands.forEach((b, c) => data.set(b, c * r.width * r.height));
+    return withValidity({ width: r.width, height: r.height, channels: r.bands.length, data }, r.valid, fill);
+  }
+  // PNG and JPEG are decoded from memory: the file must fit the budget and a Node buffer (2 GiB)
+  checkDecodeBudget(file, statSync(file).size, 'the compressed file itself', Math.min(budget, 2 ** 31 - 1));
+  const bytes = readFileSync(file);
   if (bytes[0] === 0x89 && bytes[1] === 0x50) {
     if (bytes.length >= 24) {
       const [w, h] = [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
@@ -117,6 +135,7 @@ export async function readImage(file: string): Promise<PlanarImage> {
       img.height,
       img.channels,
       img.channels === 2 || img.channels === 4 ? img.channels - 1 : img.channels,
+      fill,
     );
   }
   if (bytes[0] === 0xff && bytes[1] === 0xd8) {
@@ -138,32 +157,39 @@ export async function readImage(file: string): Promise<PlanarImage> {
         );
       throw new SkySenseError('E_FORMAT', `${file}: not a valid JPEG (${why})`, { cause: e });
     }
-    return planar(img.data, img.width, img.height, 4, 3);
+    return planar(img.data, img.width, img.height, 4, 3, false);
   }
-  const tiff = (bytes[0] === 0x49 && bytes[1] === 0x49) || (bytes[0] === 0x4d && bytes[1] === 0x4d);
-  if (!tiff)
-    throw new SkySenseError(
-      'E_FORMAT',
-      `${file}: expected a PNG, JPEG or TIFF image, got a file starting with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`,
-    );
-  const r = await readGeoTiff(file);
-  const data = new Float32Array(r.bands.length * r.width * r.height);
-  r.bands.forEach((b, c) => data.set(b, c * r.width * r.height));
-  return withValidity({ width: r.width, height: r.height, channels: r.bands.length, data }, r.valid);
+  throw new SkySenseError(
+    'E_FORMAT',
+    `${file}: expected a PNG, JPEG or TIFF image, got a file starting with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`,
+  );
+}
+
+/** The first `n` bytes of a file (fewer if it is shorter). */
+function readHead(file: string, n: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    return b.subarray(0, readSync(fd, b, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
  * Reads a label mask: a one-channel image holds class indices (255 = ignore); an RGB image is
- * colour-coded and decoded through `classes`.
+ * colour-coded and decoded through `classes`. Nodata pixels of the mask file (its nodata value,
+ * alpha 0) are ignored.
  * @throws SkySenseError `E_DATA` for a colour that is not in the class table (named with its pixel),
  * or an index ≥ the number of classes.
  */
 export async function readMask(file: string, classes: readonly ClassDef[]): Promise<Uint8Array> {
-  const img = await readImage(file);
+  const img = await readImage(file, { fill: false });
   const n = img.width * img.height;
-  const out = new Uint8Array(n);
+  const out = new Uint8Array(n).fill(IGNORE_INDEX);
   if (img.channels === 1) {
     for (let i = 0; i < n; i++) {
+      if (img.valid && !img.valid[i]) continue;
       const v = img.data[i]!;
       if (v !== IGNORE_INDEX && !(Number.isInteger(v) && v >= 0 && v < classes.length))
         throw new SkySenseError(
@@ -176,6 +202,7 @@ export async function readMask(file: string, classes: readonly ClassDef[]): Prom
   }
   const lookup = new Map(classes.map((c, k) => [(c.color[0] << 16) | (c.color[1] << 8) | c.color[2], k]));
   for (let i = 0; i < n; i++) {
+    if (img.valid && !img.valid[i]) continue;
     const key = (img.data[i]! << 16) | (img.data[n + i]! << 8) | img.data[2 * n + i]!;
     const k = lookup.get(key);
     if (k === undefined) {
@@ -188,6 +215,15 @@ export async function readMask(file: string, classes: readonly ClassDef[]): Prom
     out[i] = k;
   }
   return out;
+}
+
+/**
+ * Sets the labels of pixels that are nodata in any of the images to {@link IGNORE_INDEX} (in place),
+ * so that nodata is neither trained on nor scored, and is drawn black in pictures.
+ */
+export function ignoreNodata<M extends { [i: number]: number; length: number }>(mask: M, images: readonly PlanarImage[]): M {
+  for (const img of images) if (img.valid) for (let i = 0; i < mask.length; i++) if (!img.valid[i]) mask[i] = IGNORE_INDEX;
+  return mask;
 }
 
 /** An image with its label mask. */
@@ -227,7 +263,7 @@ export async function loadSegmentationDataset(dir: string, classes: readonly Cla
       const m = await readImage(maskFile);
       throw new SkySenseError('E_DATA', `${maskFile}: mask is ${m.width}×${m.height}, its image ${image.width}×${image.height}`);
     }
-    out.push({ name: stem(file), file, image, mask });
+    out.push({ name: stem(file), file, image, mask: ignoreNodata(mask, [image]) });
   }
   if (out.length === 0) throw new SkySenseError('E_DATA', `${dir}: no images in ${join(dir, 'images')}`);
   return out;

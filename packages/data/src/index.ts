@@ -40,6 +40,8 @@ export {
 export {
   readImage,
   readMask,
+  ignoreNodata,
+  type ReadImageOptions,
   readClassTable,
   loadSegmentationDataset,
   listImages,

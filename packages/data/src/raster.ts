@@ -148,9 +148,10 @@ async function checkComplete(file: string, dir: FileDirectory): Promise<void> {
 }
 
 /** Whether a band holds only 0 and one other value (a real alpha mask; 4-band products often mislabel NIR as alpha). */
-function isBinaryMask(band: Float32Array): boolean {
+function isBinaryMask(band: ArrayLike<number>): boolean {
   let on: number | null = null;
-  for (const v of band) {
+  for (let i = 0; i < band.length; i++) {
+    const v = band[i]!;
     if (v === 0) continue;
     if (on === null) on = v;
     else if (v !== on) return false;
@@ -158,9 +159,24 @@ function isBinaryMask(band: Float32Array): boolean {
   return true;
 }
 
-function validity(bands: Float32Array[], nodata: number | null, alpha: number | null): Uint8Array {
+const FLT_MAX = 3.4028234663852886e38;
+
+/**
+ * The nodata value as stored samples of `dtype` hold it: for float32 the tag's decimal text is
+ * rounded to float32, and a value within 1e-5 of ±FLT_MAX (`-3.40282e+38`, as `%g` prints it)
+ * means ±FLT_MAX, as GDAL reads it.
+ */
+function storedNodata(nodata: number, dtype: string): number {
+  if (dtype !== 'float32') return nodata;
+  const nearMax = Math.abs(Math.abs(nodata) / FLT_MAX - 1) < 1e-5;
+  return Math.fround(nearMax ? Math.sign(nodata) * FLT_MAX : nodata);
+}
+
+/** Validity of the stored samples (before any conversion): nodata value, NaN/Inf, alpha 0. */
+function validity(bands: ArrayLike<number>[], nodata: number | null, dtype: string, alpha: number | null): Uint8Array {
   const n = bands[0]?.length ?? 0;
   const valid = new Uint8Array(n).fill(1);
+  const nd = nodata === null ? null : storedNodata(nodata, dtype);
   bands.forEach((b, c) => {
     if (c === alpha) {
       for (let i = 0; i < n; i++) if (b[i] === 0) valid[i] = 0;
@@ -168,7 +184,7 @@ function validity(bands: Float32Array[], nodata: number | null, alpha: number | 
     }
     for (let i = 0; i < n; i++) {
       const v = b[i]!;
-      if (!Number.isFinite(v) || v === nodata) valid[i] = 0;
+      if (!Number.isFinite(v) || v === nd) valid[i] = 0;
     }
   });
   return valid;
@@ -223,18 +239,19 @@ export async function readGeoTiff(file: string, options: ReadGeoTiffOptions = {}
     const tags = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
     const extra = ((tags.hasTag('ExtraSamples') ? tags.getValue('ExtraSamples') : []) as ArrayLike<number> | number) ?? [];
     const extras = typeof extra === 'number' ? [extra] : Array.from(extra);
-    const bands = Array.from(rasters, (b) => Float32Array.from(b));
     const declared = extras[0] === 1 || extras[0] === 2 ? samples - extras.length : null;
-    const alphaBand = declared !== null && isBinaryMask(bands[declared]!) ? declared : null;
+    const alphaBand = declared !== null && isBinaryMask(rasters[declared]!) ? declared : null;
     const nodata = image.getGDALNoData();
+    const dtype = DTYPES[`${fmt}-${bits}`] ?? `format ${fmt}, ${bits} bit`;
+    const valid = validity(rasters, nodata, dtype, alphaBand);
     return {
       file,
       width: w,
       height: h,
-      bands,
-      dtype: DTYPES[`${fmt}-${bits}`] ?? `format ${fmt}, ${bits} bit`,
+      bands: Array.from(rasters, (b) => Float32Array.from(b)),
+      dtype,
       nodata,
-      valid: validity(bands, nodata, alphaBand),
+      valid,
       alphaBand,
       epsg: keys.ProjectedCSTypeGeoKey ?? keys.GeographicTypeGeoKey ?? null,
       origin: [ox, oy],

@@ -142,6 +142,11 @@ describe('readers refuse what they cannot read', () => {
     const expected = (i: number) => !(i % 120 < 4 || i < 240 || i === 5000);
     expect(Array.from(s1.valid, (v, i) => v === (expected(i) ? 1 : 0)).every(Boolean)).toBe(true);
     expect(s1.bands.every((b) => b.every(Number.isFinite))).toBe(true);
+    // a float32 nodata value its decimal tag does not spell exactly (GDAL writes -3.40282e+38 for -FLT_MAX)
+    const maxed = Float32Array.from(vv.bands[0]!, (v, i) => (i < 120 ? -3.4028234663852886e38 : v));
+    writeGeoTiffLike(join(folder, 'x_VV.tif'), vv, maxed, { GDAL_NODATA: '-3.40282e+38' });
+    const flt = await readGeoTiff(join(folder, 'x_VV.tif'));
+    expect(Array.from(flt.valid.subarray(0, 240), (v, i) => v === (i < 120 ? 0 : 1)).every(Boolean)).toBe(true);
   });
 
   it('Sentinel-2 SCL: cloud, shadow, cirrus and no-data classes are masked on the 10 m grid', async () => {

@@ -189,7 +189,7 @@ export function createCli(): Command {
   program
     .command('pretrain')
     .description('pre-train SkySense (teacher-student MGCL + cross-modal alignment + geo-prototypes) on Sentinel-2/1 pairs')
-    .addOption(new Option('--preset <name>', 'model preset').choices(Object.keys(SKYSENSE_PRESETS)).default('skysense-tiny'))
+    .addOption(new Option('--preset <name>', 'model preset (default skysense-tiny)').choices(Object.keys(SKYSENSE_PRESETS)))
     .option('--data <dir|manifest>', 'sample folder (its BigEarthNet pairs) or a manifest (default: SKYSENSE_SAMPLES)')
     .requiredOption('--out <dir>', 'output folder (checkpoint, teacher weights, metrics.jsonl)')
     .option('--steps <n>', 'total steps (default 100; with --resume: extends the run)', Number)
@@ -209,7 +209,7 @@ export function createCli(): Command {
       if (o.localCrops !== undefined && !o.hr) throw new SkySenseError('E_ARG', '--local-crops: multi-crop is for the HR branch; add --hr');
       await runPretrain({
         ...o,
-        frames: { s2: o.s2Frames, s1: o.s1Frames },
+        frames: o.s2Frames === undefined && o.s1Frames === undefined ? undefined : { s2: o.s2Frames, s1: o.s1Frames },
         multiCrop: o.localCrops === undefined ? undefined : { localCrops: o.localCrops },
       });
     });
@@ -222,12 +222,10 @@ export function createCli(): Command {
     .addOption(
       new Option(
         '--task <task>',
-        `downstream task: ${listTasks()
+        `downstream task (default seg): ${listTasks()
           .map((t) => `${t} (${getTask(t).description})`)
           .join('; ')}`,
-      )
-        .choices(listTasks())
-        .default('seg'),
+      ).choices(listTasks()),
     )
     .addOption(
       new Option(

@@ -71,12 +71,18 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
   const resume = o.resume ?? false;
   checkPretrainOptions(o);
   checkRunFolder(o.out, { resume, overwrite: o.overwrite });
-  const run = runSettings(
-    o.out,
-    resume,
-    { preset: o.preset, data: o.data, hr: o.hr, crop: o.crop, batchSize: o.batchSize, accumulate: o.accumulate, seed: o.seed },
-    log,
-  );
+  const given = { preset: o.preset, data: o.data, hr: o.hr, crop: o.crop, batchSize: o.batchSize, accumulate: o.accumulate, seed: o.seed };
+  const hrGiven = o.hr ?? false;
+  const fresh = {
+    ...given,
+    preset: o.preset ?? 'skysense-tiny',
+    hr: hrGiven,
+    crop: o.crop ?? (hrGiven ? 128 : 32),
+    batchSize: o.batchSize ?? 4,
+    accumulate: o.accumulate ?? 1,
+    seed: o.seed ?? 0,
+  };
+  const run = resume ? runSettings(o.out, true, given, log) : fresh;
   const [preset, data, hr] = [run.preset ?? 'skysense-tiny', run.data, run.hr ?? false];
   const [crop, batchSize, accumulate, seed] = [run.crop ?? (hr ? 128 : 32), run.batchSize ?? 4, run.accumulate ?? 1, run.seed ?? 0];
   const samples = await loadSamples(data ?? samplesDir(), crop, hr);

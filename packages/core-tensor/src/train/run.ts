@@ -1,6 +1,6 @@
-import { appendFileSync, existsSync, linkSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, linkSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 // The generic machinery of a training run: atomic checkpoints with optimizer, RNG and step state,
 // exact resume, run folders (settings, metrics log), and the loop with its progress lines. The
 // trainers (@skysense/skysense's Pretrainer and Finetuner) sit on top of it.
@@ -231,57 +231,124 @@ export interface RunLock {
   release(): void;
 }
 
+/** Lock files this process holds (absolute paths): a second open of one of them from this process is refused, not taken over. */
+const heldLocks = new Set<string>();
+
+interface LockOwner {
+  pid?: number;
+  host?: string;
+  boot?: string;
+  started?: string;
+}
+
+/** This boot's id (Linux), so that a lock from before a reboot or a container restart is known stale even if its pid is reused. */
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Whether a lock's owner is gone: same host and another boot, or a pid that no longer runs (or is this process, which does not hold it). */
+function isStale(owner: LockOwner, file: string): boolean {
+  if (owner.host !== hostname()) return false;
+  if (owner.boot && bootId() && owner.boot !== bootId()) return true;
+  if (owner.pid === process.pid) return !heldLocks.has(file);
+  return !pidAlive(owner.pid ?? -1);
+}
+
+/** Creates the lock with its content in one step (a hard link of a complete file); false when one exists. */
+function createLock(file: string, content: string, attempt: number): boolean {
+  const tmp = `${file}.${process.pid}-${attempt}`;
+  try {
+    writeFileSync(tmp, content);
+    linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw fsError(e, `cannot lock ${dirname(file)}`);
+    // no hard links on this file system (FAT, some network shares): exclusive create
+    try {
+      writeFileSync(file, content, { flag: 'wx' });
+      return true;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw fsError(e2, `cannot lock ${dirname(file)}`);
+    }
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+const readOrNull = (file: string): string | null => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+};
+
 /**
- * Takes `out`'s lock file ({@link RUN_LOCK}, created exclusively and whole), so that two runs can never share
- * a folder. A lock whose process is gone (same host, pid not running: a crash or SIGKILL) is stale
- * and taken over, with a line saying so; a live one, or one of another host, is refused. Creates
- * `out` if needed, and removes the temporary files crashed writes left there.
+ * Takes `out`'s lock file ({@link RUN_LOCK}, created exclusively and whole), so that two runs can
+ * never share a folder. A lock whose process is gone (same host and a pid that no longer runs, or a
+ * lock from before a reboot or container restart: a crash or SIGKILL) is stale and taken over, with
+ * a line saying so; the takeover moves the file aside atomically, so two processes cannot both take
+ * it. A live lock, or one of another host, is refused. Creates `out` if needed, and removes the
+ * temporary files crashed writes left there.
  * @throws SkySenseError `E_LOCKED` naming the owner.
  */
 export function acquireRunLock(out: string, log: (line: string) => void = () => {}): RunLock {
   ensureDir(out, '--out');
-  const file = join(out, RUN_LOCK);
-  const me = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() });
-  for (let attempt = 0; ; attempt++) {
-    // written whole beside it, then hard-linked into place: the lock appears with its content or not at all
-    const tmp = join(out, `.${RUN_LOCK}.${process.pid}-${attempt}`);
-    try {
-      writeFileSync(tmp, me);
-      linkSync(tmp, file);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw fsError(e, `cannot lock ${out}`);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-    let owner: { pid?: number; host?: string; started?: string } = {};
-    try {
-      owner = JSON.parse(readFileSync(file, 'utf8')) as typeof owner;
-    } catch {
-      // torn or foreign: treated as held unless its writer is gone (below)
-    }
-    if (owner.host === hostname() && !pidAlive(owner.pid ?? -1)) {
-      log(`${file}: stale lock of pid ${owner.pid} (no longer running), taken over`);
-      rmSync(file, { force: true });
-      continue;
-    }
+  const file = resolve(out, RUN_LOCK);
+  const refuse = (owner: LockOwner): never => {
     throw new SkySenseError(
       'E_LOCKED',
       `--out ${out}: another run holds it (pid ${owner.pid ?? '?'} on ${owner.host ?? '?'}, since ${owner.started ?? '?'}; ${file}); wait for it to end${owner.host !== hostname() ? ', or delete the lock file if that run is gone' : ''}`,
     );
+  };
+  if (heldLocks.has(file))
+    throw new SkySenseError('E_LOCKED', `--out ${out}: a run of this process (pid ${process.pid}) holds it (${file})`);
+  const me = JSON.stringify({ pid: process.pid, host: hostname(), boot: bootId(), started: new Date().toISOString() });
+  for (let attempt = 0; ; attempt++) {
+    if (createLock(file, me, attempt)) break;
+    const text = readOrNull(file);
+    if (text === null) continue; // released meanwhile
+    let owner: LockOwner = {};
+    try {
+      owner = JSON.parse(text) as LockOwner;
+    } catch {
+      // not ours to judge: treated as held
+    }
+    if (attempt >= 3 || !isStale(owner, file)) refuse(owner);
+    const aside = `${file}.stale-${process.pid}-${attempt}`;
+    try {
+      renameSync(file, aside);
+    } catch {
+      continue; // another process moved it first
+    }
+    const moved = readOrNull(aside);
+    if (moved === text) {
+      rmSync(aside, { force: true });
+      log(`${file}: stale lock of pid ${owner.pid} (no longer running), taken over`);
+      continue;
+    }
+    // the lock changed between reading and moving it: another process took it over; put it back
+    try {
+      linkSync(aside, file);
+    } finally {
+      rmSync(aside, { force: true });
+    }
+    refuse(JSON.parse(moved ?? '{}') as LockOwner);
   }
+  heldLocks.add(file);
   const removed = removeStaleTemps(out);
   if (removed.length) log(`${out}: removed ${removed.length} temporary file(s) left by a crashed write`);
-  let held = true;
   const release = () => {
-    if (!held) return;
-    held = false;
+    if (!heldLocks.delete(file)) return;
     process.off('exit', release);
-    try {
-      if (readFileSync(file, 'utf8') === me) rmSync(file, { force: true });
-    } catch {
-      // already gone
-    }
+    if (readOrNull(file) === me) rmSync(file, { force: true });
   };
   process.on('exit', release);
   return { file, release };

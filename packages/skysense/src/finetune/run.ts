@@ -17,7 +17,7 @@ import {
   writeFileAtomic,
   writePng,
 } from '@skysense/core-tensor';
-import { type ClassDef, type PlanarImage, IGNORE_INDEX, listImages, readImage } from '@skysense/data';
+import { type ClassDef, type PlanarImage, ignoreNodata, listImages, readImage } from '@skysense/data';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
 import { evaluateTask, getTask, splitHoldOut, taskBatch } from './task';
@@ -101,12 +101,15 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
   const resume = o.resume ?? false;
   checkFinetuneOptions(o);
   checkRunFolder(o.out, { resume, overwrite: o.overwrite });
-  const run = runSettings(
-    o.out,
-    resume,
-    { task: o.task, data: o.data, classes: o.classes, holdOut: o.holdOut, batchSize: o.batchSize, crop: o.crop, seed: o.seed },
-    log,
-  );
+  const given = { task: o.task, data: o.data, classes: o.classes, holdOut: o.holdOut, batchSize: o.batchSize, crop: o.crop, seed: o.seed };
+  const fresh = {
+    ...given,
+    task: o.task ?? 'seg',
+    holdOut: o.holdOut ?? getTask(o.task ?? 'seg').defaultHoldOut,
+    batchSize: o.batchSize ?? 4,
+    seed: o.seed ?? 0,
+  };
+  const run = resume ? runSettings(o.out, true, given, log) : fresh;
   const task = run.task ?? 'seg';
   const [holdOut, batchSize, seed] = [run.holdOut ?? getTask(task).defaultHoldOut, run.batchSize ?? 4, run.seed ?? 0];
   const d = await loadTaskDataset(task, run.data, run.classes);
@@ -265,7 +268,7 @@ function evaluateAndDraw(
   const onMask = out
     ? (s: TaskSample, pred: Int32Array) => {
         const name = names.get(s.name)!;
-        writeMaskPngs(out, name, s.images, maskNodata(pred.slice(), s.images), d.classes, s.mask);
+        writeMaskPngs(out, name, s.images, ignoreNodata(pred.slice(), s.images), d.classes, s.mask);
         o.log(
           `${s.name}: wrote ${join(out, `${name}.png`)} and ${name}.side.png (input${s.images.length > 1 ? 's A | B' : ''} | prediction | ground truth)`,
         );
@@ -318,12 +321,6 @@ export function loadFinetuned(file: string): FinetunedMeta & { model: FinetuneMo
   }
   model.eval();
   return { model, task, preset, classes };
-}
-
-/** A predicted mask with the pixels that are nodata in any input set to the ignore index (black in pictures), in place. */
-export function maskNodata<M extends { [i: number]: number; length: number }>(mask: M, images: readonly PlanarImage[]): M {
-  for (const img of images) if (img.valid) for (let i = 0; i < mask.length; i++) if (!img.valid[i]) mask[i] = IGNORE_INDEX;
-  return mask;
 }
 
 /** Fraction of pixels that are nodata in any of the images (0 when none has a mask). */
@@ -426,7 +423,7 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
         log(`${files[i]}: ${top.map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ')}`);
         continue;
       }
-      writeMaskPngs(o.out, name, images, maskNodata(p.mask, images), classes);
+      writeMaskPngs(o.out, name, images, ignoreNodata(p.mask, images), classes);
       written.push(join(o.out, `${name}.png`));
       const nodata = nodataFraction(images);
       log(
