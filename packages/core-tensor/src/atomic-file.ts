@@ -18,11 +18,15 @@ const FS_ERRORS: Record<string, string> = {
   ELOOP: 'too many levels of symbolic links',
   EBUSY: 'busy',
   EXDEV: 'crosses file systems',
+  EIO: 'input/output error',
+  EFBIG: 'file too large',
+  EPIPE: 'broken pipe',
 };
 
-/** Whether `e` is a Node file-system error (`e.code` such as `ENOENT`, `EACCES`). */
+/** Whether `e` is a Node file-system error: an errno code (`ENOENT`, `EACCES`, `EIO`, …) or a file too large for a buffer. */
 export function isFsError(e: unknown): e is NodeJS.ErrnoException {
-  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).code! in FS_ERRORS;
+  const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
+  return typeof code === 'string' && (/^E[A-Z0-9]+$/.test(code) || code === 'ERR_FS_FILE_TOO_LARGE');
 }
 
 /**
@@ -32,7 +36,10 @@ export function isFsError(e: unknown): e is NodeJS.ErrnoException {
  */
 export function fsError(e: unknown, what: string): unknown {
   if (!isFsError(e)) return e;
-  return new SkySenseError('E_IO', `${what}: ${FS_ERRORS[e.code!]} (${e.code})`, { cause: e });
+  const words =
+    FS_ERRORS[e.code!] ??
+    (e.code === 'ERR_FS_FILE_TOO_LARGE' ? 'too large to read into memory' : e.message.replace(/^E[A-Z0-9]+: /, '').split(',')[0]);
+  return new SkySenseError('E_IO', `${what}: ${words} (${e.code})`, { cause: e });
 }
 
 /** Runs `fn`, turning file-system errors into {@link fsError}s about `what`. */
@@ -111,6 +118,9 @@ function resolveTarget(target: string): { file: string; stat: fs.Stats | null } 
   throw new SkySenseError('E_IO', `cannot write ${target}: too many levels of symbolic links (ELOOP)`);
 }
 
+/** Folders whose crashed temporaries this process has removed (once per folder: a folder of N outputs is not listed N times). */
+const cleanedDirs = new Set<string>();
+
 /** `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`. */
 const STD_STREAM = /^\/(?:dev\/(stdout|stderr)|(?:dev|proc\/self)\/fd\/(\d+))$/;
 
@@ -130,8 +140,8 @@ function fsyncDir(dir: string): void {
  * Writes a file atomically: `write` fills a temporary file beside the target (same folder, so the
  * rename cannot cross file systems), which is flushed to disk and renamed over it; the folder is
  * then flushed too. If `write` throws or the process dies, the target keeps its old content; the
- * temporary file is removed on a throw, and a crash's leftover is removed by the next write to
- * the same target ({@link removeStaleTemps}).
+ * temporary file is removed on a throw, and a crash's leftover is removed by this process's first
+ * write into that folder ({@link removeStaleTemps}).
  *
  * The path keeps the user's meaning: a symbolic link is written through (the file it points to is
  * replaced, the link stays); `/dev/stdout`, `/dev/stderr` and `/dev/fd/N` are written on the
@@ -163,7 +173,10 @@ export function withAtomicFile(target: string, write: (fd: number) => void): voi
   }
   const dir = path.dirname(file);
   if (!fs.existsSync(dir)) throw new SkySenseError('E_IO', `cannot write ${target}: folder ${dir} does not exist`);
-  removeStaleTemps(dir, path.basename(file));
+  if (!cleanedDirs.has(dir)) {
+    cleanedDirs.add(dir);
+    removeStaleTemps(dir);
+  }
   const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   let fd: number | null = withFsErrors(`cannot write ${target}`, () => fs.openSync(tmp, 'wx', stat ? stat.mode & 0o7777 : 0o666));
   try {

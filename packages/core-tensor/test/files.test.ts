@@ -105,13 +105,15 @@ describe('writeFileAtomic keeps what the path means', () => {
     }
   });
 
-  it('removes the temporary file a crashed write of the same target left (its process is gone), not one of a live process', () => {
+  it('removes the temporary files crashed writes left in a folder (their process is gone) on the first write there, not those of a live process', () => {
     const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
-    const f = join(dir, 'model.safetensors');
-    writeFileSync(join(dir, `.model.safetensors.tmp-${dead}-deadbeef`), 'x'.repeat(100));
-    writeFileSync(join(dir, `.model.safetensors.tmp-${process.pid}-cafebabe`), 'busy');
+    const crash = join(dir, 'crash');
+    mkdirSync(crash);
+    const f = join(crash, 'model.safetensors');
+    writeFileSync(join(crash, `.model.safetensors.tmp-${dead}-deadbeef`), 'x'.repeat(100));
+    writeFileSync(join(crash, `.model.safetensors.tmp-${process.pid}-cafebabe`), 'busy');
     writeFileAtomic(f, 'done');
-    const left = readdirSync(dir).filter((n) => n.startsWith('.model.safetensors.tmp-'));
+    const left = readdirSync(crash).filter((n) => n.startsWith('.model.safetensors.tmp-'));
     expect(left).toEqual([`.model.safetensors.tmp-${process.pid}-cafebabe`]);
   });
 

@@ -87,6 +87,7 @@ const TIFF_TYPE_SIZE: Record<number, number> = {
  */
 function checkTiffStructure(file: string): void {
   const size = statSync(file).size;
+  if (size < 8) throw new SkySenseError('E_FORMAT', `${file}: not a valid TIFF (${size} bytes, shorter than a header)`);
   const fd = openSync(file, 'r');
   const read = (at: number, n: number): Buffer => {
     const b = Buffer.alloc(n);
@@ -106,6 +107,7 @@ function checkTiffStructure(file: string): void {
     const magic = u16(head, 2);
     if (magic !== 42 && magic !== 43) fail(`magic number ${magic}, expected 42 (TIFF) or 43 (BigTIFF)`);
     const big = magic === 43;
+    if (big && head.length < 16) fail('a BigTIFF header needs 16 bytes');
     const ifd = big ? u64(head, 8) : u32(head, 4);
     const count = big ? u64(read(ifd, 8), 0) : u16(read(ifd, 2), 0);
     const [entrySize, inline, first] = big ? [20, 8, ifd + 8] : [12, 4, ifd + 2];

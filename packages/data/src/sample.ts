@@ -241,7 +241,13 @@ export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
   if (hr) normalizeChannels(hr.bands, hr.bands.length === 4 ? NORMALIZATION['hr-rgbn'] : norm.hr, `${name} hr`);
   const hrInvalid = hr ? invalidFraction(hr.valid) : undefined;
   const a = s2.length ? series(s2, s2Dates, maxInvalid, `${name} s2`) : undefined;
-  const b = s1.length ? series(s1, s1Dates, maxInvalid, `${name} s1`) : undefined;
+  let b: ReturnType<typeof series> | undefined;
+  try {
+    b = s1.length ? series(s1, s1Dates, maxInvalid, `${name} s1`) : undefined;
+  } catch (e) {
+    a?.series.frames.dispose();
+    throw e;
+  }
   const usable = (hr && hrInvalid! < 1) || a?.series.frameValid.some(Boolean) || b?.series.frameValid.some(Boolean);
   if (!usable) {
     tf.dispose([a?.series.frames, b?.series.frames].filter((t): t is Tensor => t !== undefined));

@@ -15,8 +15,9 @@ export interface BandStack {
   width: number;
   /**
    * `[H·W]`, 1 where every band holds data, 0 at nodata (the file's nodata value, NaN/Inf, the
-   * product's conventions, or a resampled pixel that touches any of those). Values at 0 are filled
-   * (the band's mean over valid pixels) so that they never reach a model as numbers.
+   * product's conventions, a resampled pixel that touches any of those, or one a window filter
+   * read them into). Values at 0 are filled (each band's mean over the valid pixels) so that they
+   * never reach a model as numbers.
    */
   valid: Uint8Array;
   /** The raster that defines the grid (georeferencing, dates). */
@@ -144,7 +145,25 @@ export function stackOnFinestGrid(rasters: Raster[], names: string[]): BandStack
     andMask(valid, g.valid);
     return g.band;
   });
-  return { bands, names, height: grid.height, width: grid.width, valid, grid };
+  return refill({ bands, names, height: grid.height, width: grid.width, valid, grid });
+}
+
+/** Fills every band at the stack's nodata (whatever band or mask made it) with the band's mean over the stack's valid pixels, in place. */
+function refill(stack: BandStack): BandStack {
+  for (const b of stack.bands) fillInvalid(b, stack.valid);
+  return stack;
+}
+
+/** Marks invalid every pixel within `half` pixels (a square window) of an invalid one: what a window filter of that size read from nodata. */
+function erode(valid: Uint8Array, height: number, width: number, half: number): Uint8Array {
+  const out = valid.slice();
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      if (valid[y * width + x]) continue;
+      for (let yy = Math.max(0, y - half); yy <= Math.min(height - 1, y + half); yy++)
+        out.fill(0, yy * width + Math.max(0, x - half), yy * width + Math.min(width - 1, x + half) + 1);
+    }
+  return out;
 }
 
 /** Sources of one Sentinel-2 frame: per-band files (optionally `SCL`), a folder of them, or one multi-band file with its band order. */
@@ -242,6 +261,7 @@ function assemble(found: Record<string, Raster>, options: Sentinel2Options, what
     const v = stack.bands.pop()!;
     for (let i = 0; i < v.length; i++) if (v[i]! < 1 - 1e-6) stack.valid[i] = 0;
     stack.names.pop();
+    refill(stack);
   }
   const bands = SENTINEL2_BANDS.map((b, i) => {
     const at = present.indexOf(b);
@@ -347,8 +367,12 @@ export async function loadSentinel1(
   }
   const stack = stackOnFinestGrid(rasters, [...SENTINEL1_BANDS]);
   if (linear) for (const band of stack.bands) for (let i = 0; i < band.length; i++) band[i] = 10 * Math.log10(Math.max(band[i]!, 1e-10));
-  if (options.speckleFilter === 'lee')
-    stack.bands = stack.bands.map((b) => leeFilterDb(b, stack.height, stack.width, options.speckleWindow ?? 5));
+  if (options.speckleFilter === 'lee') {
+    const window = options.speckleWindow ?? 5;
+    stack.bands = stack.bands.map((b) => leeFilterDb(b, stack.height, stack.width, window));
+    // the filter spreads the fill into its window: those pixels are nodata too
+    if (stack.valid.includes(0)) stack.valid = erode(stack.valid, stack.height, stack.width, Math.floor(window / 2));
+  }
   return stack;
 }
 

@@ -5,7 +5,18 @@ import { deflateSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@skysense/core-tensor';
 import { writeGeoTiffLike } from '@skysense/test-utils';
-import { loadSample, loadSentinel1, loadSentinel2, readGeoTiff, readImage, readManifest, samplesDir, type Raster } from '../src/index';
+import {
+  IGNORE_INDEX,
+  loadSample,
+  loadSentinel1,
+  loadSentinel2,
+  readGeoTiff,
+  readImage,
+  readManifest,
+  readMask,
+  samplesDir,
+  type Raster,
+} from '../src/index';
 
 const samples = samplesDir();
 const v1 = join(samples, 'bigearthnet', 'v1-s1s2-example');
@@ -86,6 +97,19 @@ describe('readers refuse what they cannot read', () => {
     );
     await expect(readImage(join(samples, 'dubai-aerial-segmentation', 'masks', 'tile1_image_part_001.png'))).rejects.toThrow(
       /E_LIMIT: .*tile1_image_part_001\.png: decoding needs 10 MB \(797 × 644 px, decoded and as float32 planes\)/,
+    );
+  });
+
+  it('label masks keep their values: nodata becomes the ignore index, never a filled mean; a short BigTIFF header is refused', async () => {
+    const labels = Uint8Array.from({ length: 14400 }, (_, i) => (i < 100 ? 0 : 1 + (i % 5)));
+    const file = writeGeoTiffLike(join(dir, 'labels.tif'), b02, labels, { GDAL_NODATA: '0' });
+    const classes = Array.from({ length: 6 }, (_, k) => ({ name: `c${k}`, color: [k, k, k] as [number, number, number] }));
+    const mask = await readMask(file, classes);
+    expect(Array.from(mask.subarray(0, 100)).every((v) => v === IGNORE_INDEX)).toBe(true);
+    expect(Array.from(mask.subarray(100, 110))).toEqual(Array.from(labels.subarray(100, 110)));
+    fs.writeFileSync(join(dir, 'short.tif'), Buffer.from([0x49, 0x49, 0x2b, 0, 8, 0, 0, 0, 0, 0]));
+    await expect(readGeoTiff(join(dir, 'short.tif'))).rejects.toThrow(
+      /E_FORMAT: .*short\.tif: not a valid TIFF \(a BigTIFF header needs 16 bytes\)/,
     );
   });
 

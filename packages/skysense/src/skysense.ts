@@ -166,9 +166,7 @@ export class SkySense extends Module {
       throw e;
     } finally {
       tf.dispose(
-        [parts?.s2?.features, parts?.s1?.features, parts?.hrValid, ...(parts?.owned ?? []), ...clean.owned].filter(
-          (t): t is Tensor => t !== undefined,
-        ),
+        [parts?.s2?.features, parts?.s1?.features, ...(parts?.owned ?? []), ...clean.owned].filter((t): t is Tensor => t !== undefined),
       );
     }
   }
@@ -191,13 +189,22 @@ export class SkySense extends Module {
     };
     const owned: Tensor[] = [];
     let hr: Tensor | undefined;
-    if (inputs.hr) {
-      const outs = this.hr!.forward(inputs.hr);
-      tf.dispose(outs.slice(0, -1));
-      hr = outs.at(-1)!;
+    let s2: ReturnType<typeof series>;
+    try {
+      if (inputs.hr) {
+        const outs = this.hr!.forward(inputs.hr);
+        tf.dispose(outs.slice(0, -1));
+        hr = outs.at(-1)!;
+      }
+      const pooled = inputs.hrValid && hr ? onFeatureGrid(tf.expandDims(inputs.hrValid, 1), hr, owned, true) : undefined;
+      const hrValid = pooled && tf.squeeze(pooled, [1]);
+      if (hrValid) owned.push(hrValid);
+      s2 = series(this.s2, inputs.s2);
+      return { hr, hrValid, s2, s1: series(this.s1, inputs.s1), owned };
+    } catch (e) {
+      tf.dispose([hr, s2?.features, ...owned].filter((t): t is Tensor => t !== undefined));
+      throw e;
     }
-    const hrValid = inputs.hrValid && hr ? onFeatureGrid(tf.expandDims(inputs.hrValid, 1), hr, owned, true) : undefined;
-    return { hr, hrValid: hrValid && tf.squeeze(hrValid, [1]), s2: series(this.s2, inputs.s2), s1: series(this.s1, inputs.s1), owned };
   }
 
   /**
@@ -310,6 +317,21 @@ function sanitizeInputs(inputs: SkySenseInputs): { inputs: SkySenseInputs; owned
     return m;
   };
   const out: SkySenseInputs = { ...inputs };
+  try {
+    sanitizeInto(inputs, out, owned, merge);
+  } catch (e) {
+    tf.dispose(owned);
+    throw e;
+  }
+  return { inputs: out, owned };
+}
+
+function sanitizeInto(
+  inputs: SkySenseInputs,
+  out: SkySenseInputs,
+  owned: Tensor[],
+  merge: (given: Tensor | undefined, found: Tensor | undefined, name: string, shape: number[]) => Tensor | undefined,
+): void {
   if (inputs.hr) {
     const bad = nonFiniteMask(inputs.hr, 1);
     if (bad) owned.push(bad.x, bad.valid);
@@ -325,7 +347,6 @@ function sanitizeInputs(inputs: SkySenseInputs): { inputs: SkySenseInputs; owned
     const [b, t, , h, w] = s.frames.shape as number[];
     out[key] = { ...s, frames: bad?.x ?? s.frames, pixelValid: merge(s.pixelValid, bad?.valid, `${key}.pixelValid`, [b!, t!, h!, w!]) };
   }
-  return { inputs: out, owned };
 }
 
 /** Formats a breakdown as a table with totals (released modules vs. the prototype bank). */

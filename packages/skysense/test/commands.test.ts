@@ -252,7 +252,9 @@ describe('skysense finetune / predict / eval (Dubai aerial samples)', () => {
         .split('\n'),
     ).toHaveLength(3);
     // --steps extends a finished run
-    const resumed = run(['finetune', '--out', 'ft', '--resume', '--steps', '4'], { SKYSENSE_SAMPLES: samples });
+    const resumed = run(['finetune', '--out', 'ft', '--resume', '--steps', '4', '--task', 'seg', '--hold-out', '1'], {
+      SKYSENSE_SAMPLES: samples,
+    });
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/resumed .*checkpoint\.safetensors at step 3 of 4/);
     expect(resumed.stdout).toMatch(/on 8 samples \(1 held out: tile1_image_part_009\).* 4 steps × 2 crops/);

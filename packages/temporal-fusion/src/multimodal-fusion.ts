@@ -296,12 +296,15 @@ export class MultiModalFusion extends Module {
   forwardWithCoverage(inputs: FusionInputs): { fused: Tensor; coverage: Tensor | null } {
     const { sequence, mask, grid } = this.buildSequence(inputs);
     const [b, h, w] = grid;
-    const fused = tf.tidy(() => {
-      const tokens = this.fusion.forward(sequence, mask ?? undefined);
-      return tf.transpose(tf.reshape(tokens, [b, h, w, tokens.shape[1]!]), [0, 3, 1, 2]);
-    });
-    const coverage = mask && tf.tidy(() => tf.reshape(tf.sub(1, tf.mean(tf.cast(mask, 'float32'), 1)), [b, 1, h, w]));
-    tf.dispose([sequence, ...(mask ? [mask] : [])]);
-    return { fused, coverage };
+    try {
+      const fused = tf.tidy(() => {
+        const tokens = this.fusion.forward(sequence, mask ?? undefined);
+        return tf.transpose(tf.reshape(tokens, [b, h, w, tokens.shape[1]!]), [0, 3, 1, 2]);
+      });
+      const coverage = mask && tf.tidy(() => tf.reshape(tf.sub(1, tf.mean(tf.cast(mask, 'float32'), 1)), [b, 1, h, w]));
+      return { fused, coverage };
+    } finally {
+      tf.dispose([sequence, ...(mask ? [mask] : [])]);
+    }
   }
 }

@@ -427,22 +427,21 @@ export function openRun<T extends LoopTrainer, S>(
   const metrics = join(out, 'metrics.jsonl');
   try {
     checkRunFolder(out, o);
-    if (!o.resume) {
-      const t = build.fresh();
-      if (o.overwrite) for (const a of RUN_ARTEFACTS) rmSync(join(out, a), { recursive: true, force: true });
-      writeFileAtomic(join(out, 'run.json'), `${JSON.stringify(o.settings, null, 2)}\n`);
-      writeFileAtomic(metrics, '');
-      return { trainer: t, release };
-    }
     const given = (o.given ?? {}) as { steps?: number };
-    const t = build.resume(file, given.steps);
+    const t = o.resume ? build.resume(file, given.steps) : build.fresh();
     try {
+      if (!o.resume) {
+        if (o.overwrite) for (const a of RUN_ARTEFACTS) rmSync(join(out, a), { recursive: true, force: true });
+        writeFileAtomic(join(out, 'run.json'), `${JSON.stringify(o.settings, null, 2)}\n`);
+        writeFileAtomic(metrics, '');
+        return { trainer: t, release };
+      }
       refuseChanges(given, t.options as unknown as Record<string, unknown>, file);
+      truncateMetricsLog(metrics, t.step);
     } catch (e) {
       (t as unknown as { dispose?: () => void }).dispose?.();
       throw e;
     }
-    truncateMetricsLog(metrics, t.step);
     o.log(`resumed ${file} at step ${t.step} of ${t.options.steps}`);
     return { trainer: t, release };
   } catch (e) {

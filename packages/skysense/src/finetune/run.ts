@@ -3,7 +3,6 @@ import { basename, extname, join } from 'node:path';
 import {
   SafetensorsFile,
   SkySenseError,
-  assertInt,
   checkOptions,
   checkRunFolder,
   ensureDir,
@@ -263,8 +262,8 @@ function evaluateAndDraw(
   o: { crop: number; stride?: number; out?: string; log: (l: string) => void },
 ): TaskEvaluation {
   const out = o.out;
-  if (out) ensureDir(out, 'predictions folder');
   const names = uniqueFileNames(samples.map((s) => s.name));
+  if (out) ensureDir(out, 'predictions folder');
   const onMask = out
     ? (s: TaskSample, pred: Int32Array) => {
         const name = names.get(s.name)!;
@@ -390,6 +389,7 @@ export interface RunPredictOptions {
  * or class probabilities in `predictions.json` and one line per image (cls, multilabel).
  */
 export async function runPredict(o: RunPredictOptions): Promise<string[]> {
+  checkOptions(o, { crop: { int: [8] }, stride: { int: [1] } });
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
   try {
@@ -401,10 +401,10 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
         'E_ARG',
         `predict: expected ${step === 2 ? 'pairs of images (A B A B …)' : 'input images'}, got ${files.length} file(s)`,
       );
-    ensureDir(o.out, '--out');
     const names = uniqueFileNames(
       Array.from({ length: files.length / step }, (_, k) => basename(files[k * step]!, extname(files[k * step]!))),
     );
+    ensureDir(o.out, '--out');
     const written: string[] = [];
     const results: Record<string, Record<string, number>> = {};
     for (let i = 0; i < files.length; i += step) {
@@ -456,7 +456,7 @@ export interface RunEvalOptions {
 
 /** Evaluates a fine-tuned model on its task's data and prints the metrics table. */
 export async function runEval(o: RunEvalOptions): Promise<TaskEvaluation> {
-  if (o.last !== undefined) assertInt('last', o.last, 1);
+  checkOptions(o, { last: { int: [1] }, crop: { int: [8] }, stride: { int: [1] } });
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
   try {
