@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   const leaked = tf.memory().numTensors - before;
   console.log(`tensors leaked: ${leaked}`);
   if (leaked !== 0) throw new Error('self-check: tensors leaked');
-  console.log('self-check passed (run `npm run bench` for the full benchmark)');
+  console.log('self-check passed');
 }
 
 main().catch((e: unknown) => {

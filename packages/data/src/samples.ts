@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { SkySenseError, writeFileAtomic } from '@skysense/core-tensor';
+import { SkySenseError, ensureDir, writeFileAtomic } from '@skysense/core-tensor';
 
 /** One public sample file: where it goes, its checksum, and where it comes from (a URL, or a member of a `.tar.bz2` archive). */
 export interface SampleFile {
@@ -53,13 +53,14 @@ function findFile(dir: string, name: string): string | null {
  * each file's SHA-256 and writes it atomically. Files already present with the right checksum are
  * skipped. Needs internet access, and `tar` with bzip2 for the BigEarthNet archives.
  * @returns the target folder and how many files were fetched.
- * @throws SkySenseError `E_IO` naming the URL (HTTP error) or `E_FORMAT` naming the file (checksum mismatch).
+ * @throws SkySenseError `E_IO` naming the URL (HTTP error) or the folder, `E_NETWORK` naming the URL (no connection), `E_FORMAT` naming the file (checksum mismatch).
  */
 export async function downloadSamples(options: DownloadSamplesOptions = {}): Promise<{ target: string; fetched: number; present: number }> {
   const target = resolve(options.target ?? process.env.SKYSENSE_SAMPLES ?? 'samples');
   const get = options.fetch ?? fetch;
   const files = options.files ?? SAMPLE_FILES;
   const todo = files.filter((f) => !(existsSync(join(target, f.path)) && sha256(readFileSync(join(target, f.path))) === f.sha256));
+  if (todo.length) ensureDir(target, 'sample folder'); // a folder that cannot be written is refused before any download
   let done = 0;
   const place = (f: SampleFile, bytes: Uint8Array) => {
     if (sha256(bytes) !== f.sha256)
@@ -69,7 +70,17 @@ export async function downloadSamples(options: DownloadSamplesOptions = {}): Pro
     options.onProgress?.(++done, todo.length, f);
   };
   const bytesOf = async (url: string) => {
-    const res = await get(url);
+    let res: Response;
+    try {
+      res = await get(url);
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new SkySenseError(
+        'E_NETWORK',
+        `cannot download ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message} (no internet access? copy the samples into ${target} instead)`,
+        { cause: e },
+      );
+    }
     if (!res.ok) throw new SkySenseError('E_IO', `${url}: HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
   };

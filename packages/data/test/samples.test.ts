@@ -40,6 +40,16 @@ describe('downloadSamples', () => {
     }
   });
 
+  it('no connection is one clear error naming the URL, not a stack trace', async () => {
+    const offline = (() =>
+      Promise.reject(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }))) as unknown as typeof fetch;
+    const fresh = mkdtempSync(join(tmpdir(), 'skysense-samples-offline-'));
+    await expect(downloadSamples({ target: fresh, files: local(), fetch: offline })).rejects.toThrow(
+      /^E_NETWORK: cannot download http:\/\/127\.0\.0\.1:\d+\/.*: ECONNREFUSED \(no internet access\? copy the samples into .* instead\)$/,
+    );
+    rmSync(fresh, { recursive: true, force: true });
+  });
+
   it('fetches, checks and places files; a second run fetches nothing; a checksum mismatch names the file and leaves nothing', async () => {
     expect(served).toHaveLength(2);
     const progress: string[] = [];

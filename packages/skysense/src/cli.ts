@@ -9,9 +9,11 @@ import {
   formatShape,
   fsError,
   initBackend,
+  readJsonFile,
   isFsError,
   inspectCheckpoint,
   shapeOnly,
+  BACKEND_ORDER,
   type BackendKind,
   type PthLayout,
 } from '@skysense/core-tensor';
@@ -29,6 +31,18 @@ import { runEval, runFinetune, runPredict, type RunEvalOptions, type RunFinetune
 
 const LAYOUTS = ['auto', 'flat', 'state_dict', 'model', 'module'];
 
+const JSON_HELP = 'print the result as JSON on stdout (progress lines go to stderr)';
+
+const EXIT_HELP = `
+Exit codes: 0 done; 1 a check failed (verify: outputs out of tolerance); 2 bad usage or input (an
+unknown option, a bad value, a missing or unreadable file: one line naming it); 70 an internal error
+(a bug: a stack trace to report). --verbose adds stack traces and details to errors.`;
+
+/** Where a command's progress lines go: stdout, or stderr when its result is printed as JSON. */
+function lineLog(o: { json?: boolean }): (line: string) => void {
+  return o.json ? (line) => console.error(line) : (line) => console.log(line);
+}
+
 const RESUME_HELP =
   'continue the run in <out> from its checkpoint with its own settings; --steps extends it, --checkpoint-every may change, other options that differ are refused';
 const OVERWRITE_HELP = 'replace the run already in <out> (its checkpoint, logs, model, predictions); without it such a folder is refused';
@@ -45,9 +59,12 @@ export function createCli(): Command {
   const program = new Command('skysense')
     .description('SkySense in TypeScript: checkpoints, features and models from the shell')
     .version(VERSION, '-V, --version', 'print the version of @skysense/skysense')
-    .option('--backend <kind>', 'tensor backend: cuda, native, wasm or cpu (default: the fastest that loads; SKYSENSE_BACKEND)')
+    .addOption(
+      new Option('--backend <kind>', 'tensor backend (default: the fastest that loads; SKYSENSE_BACKEND)').choices([...BACKEND_ORDER]),
+    )
     .option('--verbose', 'print stack traces and the backend report')
     .showHelpAfterError()
+    .addHelpText('after', EXIT_HELP)
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) })
     .hook('preAction', async (cmd) => {
@@ -59,12 +76,15 @@ export function createCli(): Command {
     .command('samples')
     .description('download the public sample files (BigEarthNet, NAIP, eo-learn, Dubai aerial) with SHA-256 checks; needs internet access')
     .option('--out <dir>', 'folder to fill (default: SKYSENSE_SAMPLES, else ./samples)')
-    .action(async (o: { out?: string }) => {
+    .option('--json', JSON_HELP)
+    .action(async (o: { out?: string; json?: boolean }) => {
       const t0 = performance.now();
+      const log = lineLog(o);
       const r = await downloadSamples({
         target: o.out,
-        onProgress: (done, total, f) => console.log(`[${done}/${total}] ${f.path} (${((performance.now() - t0) / 1000).toFixed(0)} s)`),
+        onProgress: (done, total, f) => log(`[${done}/${total}] ${f.path} (${((performance.now() - t0) / 1000).toFixed(0)} s)`),
       });
+      if (o.json) return console.log(JSON.stringify(r, null, 2));
       console.log(
         `${r.present} files were already there, ${r.fetched} fetched: samples ready in ${r.target} (set SKYSENSE_SAMPLES=${r.target})`,
       );
@@ -78,7 +98,8 @@ export function createCli(): Command {
     .option('--prefix <prefix>', 'keep only tensors whose name starts with this (e.g. backbone.)')
     .option('--strip <prefix>', 'remove this from the start of tensor names (e.g. backbone.)')
     .addOption(layoutOption())
-    .action((input: string, output: string, o: { prefix?: string; strip?: string; layout: string }) => {
+    .option('--json', JSON_HELP)
+    .action((input: string, output: string, o: { prefix?: string; strip?: string; layout: string; json?: boolean }) => {
       const progress = new ProgressReporter('converting');
       const t0 = performance.now();
       const names = convertToSafetensors(input, output, {
@@ -87,14 +108,16 @@ export function createCli(): Command {
         layout: o.layout as PthLayout | 'auto',
         onProgress: (p) => progress.update(p.done, p.total),
       });
-      console.log(`wrote ${names.length} tensors to ${output} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const seconds = (performance.now() - t0) / 1000;
+      if (o.json) return console.log(JSON.stringify({ input, output, tensors: names, seconds }, null, 2));
+      console.log(`wrote ${names.length} tensors to ${output} in ${seconds.toFixed(1)} s`);
     });
 
   program
     .command('inspect')
     .description('list the tensors of a checkpoint: names, dtypes, shapes and the total parameter count')
     .argument('<file>', '.pth or .safetensors file')
-    .option('--json', 'print JSON instead of a table')
+    .option('--json', JSON_HELP)
     .addOption(layoutOption())
     .action((file: string, o: { json?: boolean; layout: string }) => {
       const s = inspectCheckpoint(file, { layout: o.layout as PthLayout | 'auto' });
@@ -115,10 +138,12 @@ export function createCli(): Command {
     .argument('[preset]', 'a preset name (see --list)')
     .option('--list', 'list the presets')
     .option('--keys', 'also list every tensor name and shape in registration order')
-    .option('--json', 'print JSON: { preset, parameters, modules, tensors }')
+    .option('--json', 'print JSON: { preset, parameters, bufferValues, total, modules, tensors } (or the --list)')
     .action((preset: string | undefined, o: { list?: boolean; keys?: boolean; json?: boolean }) => {
       if (o.list || !preset) {
-        for (const [name, p] of Object.entries(MODEL_REGISTRY)) console.log(`${name.padEnd(26)} ${p.describe}`);
+        const list = Object.entries(MODEL_REGISTRY).map(([name, p]) => ({ name, describe: p.describe }));
+        if (o.json) console.log(JSON.stringify(list, null, 2));
+        else for (const m of list) console.log(`${m.name.padEnd(26)} ${m.describe}`);
         return;
       }
       const info = modelInfo(preset);
@@ -130,10 +155,12 @@ export function createCli(): Command {
       if (preset in SKYSENSE_PRESETS)
         console.log(formatBreakdown(shapeOnly(() => SkySense.fromPreset(preset as SkySensePresetName)).breakdown()));
       else {
-        for (const [part, n] of Object.entries(info.modules)) console.log(`  ${part.padEnd(20)} ${n.toLocaleString('en-US').padStart(14)}`);
-        console.log(`  ${'total'.padEnd(20)} ${info.parameters.toLocaleString('en-US').padStart(14)} parameters`);
+        const fmt = (n: number) => n.toLocaleString('en-US').padStart(14);
+        for (const [part, n] of Object.entries(info.modules))
+          console.log(`  ${part.padEnd(20)} ${fmt(n.parameters + n.bufferValues)}${n.bufferValues ? '  (buffers)' : ''}`);
+        console.log(`  ${'total'.padEnd(20)} ${fmt(info.total)} (${info.parameters.toLocaleString('en-US')} parameters)`);
       }
-      if (o.keys) for (const t of info.tensors) console.log(`  ${t.name}  ${formatShape(t.shape)}`);
+      if (o.keys) for (const t of info.tensors) console.log(`  ${t.name}  ${formatShape(t.shape)}${t.buffer ? '  (buffer)' : ''}`);
     });
 
   const fixtureOptions = (cmd: Command) =>
@@ -147,27 +174,37 @@ export function createCli(): Command {
       .description("run the model a parity fixture folder describes and write every output under the fixture's key names")
       .requiredOption('--fixture <dir>', 'folder with config.json, weights.safetensors, input.safetensors (and output.safetensors)')
       .requiredOption('--output <file>', '.safetensors file to write'),
-  ).action((o: { fixture: string; output: string; weights?: string; stripPrefix?: string }) => {
-    const r = forwardFixture(o.fixture, o.output, { weights: o.weights, stripPrefix: o.stripPrefix, log: console.log });
-    console.log(`${r.kind}: wrote ${r.outputs.size} outputs (${[...r.outputs.keys()].join(', ')}) to ${o.output}`);
-  });
+  )
+    .option('--json', JSON_HELP)
+    .action((o: { fixture: string; output: string; weights?: string; stripPrefix?: string; json?: boolean }) => {
+      const r = forwardFixture(o.fixture, o.output, { weights: o.weights, stripPrefix: o.stripPrefix, log: lineLog(o) });
+      if (o.json) return console.log(JSON.stringify({ kind: r.kind, output: o.output, outputs: [...r.outputs.keys()] }, null, 2));
+      console.log(`${r.kind}: wrote ${r.outputs.size} outputs (${[...r.outputs.keys()].join(', ')}) to ${o.output}`);
+    });
 
   fixtureOptions(
     program
       .command('verify')
       .description('run a parity fixture and compare every output with output.safetensors (exit 1 on failure)')
       .argument('<dir>', 'fixture folder'),
-  ).action((dir: string, o: { weights?: string; stripPrefix?: string }) => {
-    const r = runFixture(dir, { weights: o.weights, stripPrefix: o.stripPrefix, log: console.log });
-    for (const e of r.errors) {
-      console.log(
-        `${e.pass ? 'pass' : 'FAIL'}  ${e.key.padEnd(18)} ${formatShape(e.shape).padEnd(18)} max abs ${e.maxAbs.toExponential(2)}  relative ${e.relative.toExponential(2)}  (tolerance ${e.tolerance})`,
-      );
-    }
-    const failed = r.errors.filter((e) => !e.pass).length;
-    console.log(`${dir}: ${r.errors.length - failed} passed, ${failed} failed`);
-    if (failed) process.exitCode = 1;
-  });
+  )
+    .option('--json', JSON_HELP)
+    .action((dir: string, o: { weights?: string; stripPrefix?: string; json?: boolean }) => {
+      const log = lineLog(o);
+      const r = runFixture(dir, { weights: o.weights, stripPrefix: o.stripPrefix, log });
+      const failed = r.errors.filter((e) => !e.pass).length;
+      if (failed) process.exitCode = 1;
+      if (o.json) {
+        console.log(JSON.stringify({ fixture: dir, kind: r.kind, passed: r.errors.length - failed, failed, outputs: r.errors }, null, 2));
+        return;
+      }
+      for (const e of r.errors) {
+        console.log(
+          `${e.pass ? 'pass' : 'FAIL'}  ${e.key.padEnd(18)} ${formatShape(e.shape).padEnd(18)} max abs ${e.maxAbs.toExponential(2)}  relative ${e.relative.toExponential(2)}  (tolerance ${e.tolerance})`,
+        );
+      }
+      console.log(`${dir}: ${r.errors.length - failed} passed, ${failed} failed`);
+    });
 
   program
     .command('embed')
@@ -182,8 +219,10 @@ export function createCli(): Command {
     .option('--weights-dir <dir>', 'folder with the released skysense_model_*.pth / .safetensors files')
     .option('--seed <n>', 'seed of the weights when none are loaded', Number, 0)
     .requiredOption('--out <dir>', 'output folder')
-    .action(async (o: EmbedCliOptions) => {
-      await runEmbed({ ...o, weights: o.weightsDir ? releasedFiles(o.weightsDir) : undefined });
+    .option('--json', JSON_HELP)
+    .action(async (o: EmbedCliOptions & { json?: boolean }) => {
+      const summaries = await runEmbed({ ...o, weights: o.weightsDir ? releasedFiles(o.weightsDir) : undefined, log: lineLog(o) });
+      if (o.json) console.log(JSON.stringify(summaries, null, 2));
     });
 
   program
@@ -205,13 +244,16 @@ export function createCli(): Command {
     .option('--seed <n>', 'seed (default 0)', Number)
     .option('--resume', RESUME_HELP)
     .option('--overwrite', OVERWRITE_HELP)
-    .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number; localCrops?: number }) => {
+    .option('--json', JSON_HELP)
+    .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number; localCrops?: number; json?: boolean }) => {
       if (o.localCrops !== undefined && !o.hr) throw new SkySenseError('E_ARG', '--local-crops: multi-crop is for the HR branch; add --hr');
-      await runPretrain({
+      const metrics = await runPretrain({
         ...o,
+        log: lineLog(o),
         frames: o.s2Frames === undefined && o.s1Frames === undefined ? undefined : { s2: o.s2Frames, s1: o.s1Frames },
         multiCrop: o.localCrops === undefined ? undefined : { localCrops: o.localCrops },
       });
+      if (o.json) console.log(JSON.stringify({ out: o.out, steps: metrics.length, last: metrics.at(-1) ?? null }, null, 2));
     });
 
   program
@@ -269,9 +311,20 @@ export function createCli(): Command {
     .option('--seed <n>', 'seed (default 0)', Number)
     .option('--resume', RESUME_HELP)
     .option('--overwrite', OVERWRITE_HELP)
-    .action(async (o: Omit<RunFinetuneOptions, 'layerDecayRate' | 'warmupIters'> & { layerDecay?: number; warmup?: number }) => {
-      await runFinetune({ ...o, layerDecayRate: o.layerDecay, warmupIters: o.warmup });
-    });
+    .option('--json', JSON_HELP)
+    .action(
+      async (o: Omit<RunFinetuneOptions, 'layerDecayRate' | 'warmupIters'> & { layerDecay?: number; warmup?: number; json?: boolean }) => {
+        const r = await runFinetune({ ...o, layerDecayRate: o.layerDecay, warmupIters: o.warmup, log: lineLog(o) });
+        if (o.json)
+          console.log(
+            JSON.stringify(
+              { out: o.out, steps: r.metrics.length, last: r.metrics.at(-1) ?? null, evaluation: r.evaluation?.scores ?? null },
+              null,
+              2,
+            ),
+          );
+      },
+    );
 
   program
     .command('predict')
@@ -283,8 +336,13 @@ export function createCli(): Command {
     .requiredOption('--out <dir>', 'output folder')
     .option('--crop <px>', 'window size (default: the training crop of the preset)', Number)
     .option('--stride <px>', 'window stride (default 2/3 of the crop)', Number)
-    .action(async (inputs: string[], o: { model: string; out: string; crop?: number; stride?: number }) => {
-      await runPredict({ ...o, inputs });
+    .option('--json', JSON_HELP)
+    .action(async (inputs: string[], o: { model: string; out: string; crop?: number; stride?: number; json?: boolean }) => {
+      const files = await runPredict({ ...o, inputs, log: lineLog(o) });
+      if (o.json) {
+        const scores = files.find((f) => f.endsWith('predictions.json'));
+        console.log(JSON.stringify({ files, predictions: scores ? readJsonFile(scores, 'predictions') : undefined }, null, 2));
+      }
     });
 
   program
@@ -298,8 +356,10 @@ export function createCli(): Command {
     .option('--crop <px>', 'window size (default: the training crop of the preset)', Number)
     .option('--stride <px>', 'window stride (default 2/3 of the crop)', Number)
     .option('--out <dir>', 'also write the predicted masks and side-by-side pictures here')
-    .action(async (o: RunEvalOptions) => {
-      await runEval(o);
+    .option('--json', JSON_HELP)
+    .action(async (o: RunEvalOptions & { json?: boolean }) => {
+      const r = await runEval({ ...o, log: lineLog(o) });
+      if (o.json) console.log(JSON.stringify(r.scores, null, 2));
     });
 
   program
@@ -309,9 +369,12 @@ export function createCli(): Command {
     .option('--out <dir>', 'output folder', 'skysense-demo')
     .addOption(new Option('--preset <name>', 'model preset').choices(Object.keys(SKYSENSE_PRESETS)).default('skysense-tiny'))
     .option('--seed <n>', 'seed of the model weights', Number, 0)
-    .action(async (o: { samples?: string; out: string; preset: SkySensePresetName; seed: number }) => {
-      await runDemo(o);
+    .option('--json', JSON_HELP)
+    .action(async (o: { samples?: string; out: string; preset: SkySensePresetName; seed: number; json?: boolean }) => {
+      const r = await runDemo({ ...o, log: lineLog(o) });
+      if (o.json) console.log(JSON.stringify(r.summaries, null, 2));
     });
+  for (const cmd of program.commands) cmd.addHelpText('after', EXIT_HELP);
   return program;
 }
 

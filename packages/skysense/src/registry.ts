@@ -111,25 +111,40 @@ export function createModel(name: string, options: CreateModelOptions = {}): Mod
 /** @deprecated use {@link MODEL_REGISTRY}, {@link listModels} and {@link createModel}. */
 export const MODEL_PRESETS = MODEL_REGISTRY;
 
-/** What `skysense info --json` prints. */
+/** What `skysense info --json` prints: counts that add up (`total = parameters + bufferValues`, each the sum over `modules`). */
 export interface ModelInfo {
   preset: string;
+  /** Learnable parameters. */
   parameters: number;
-  /** Per part (top-level key prefix): parameters, and buffer values where there are some. */
-  modules: Record<string, number>;
-  tensors: { name: string; shape: number[] }[];
+  /** Values held in buffers (the prototype bank, running statistics): loaded from checkpoints, not trained by gradients. */
+  bufferValues: number;
+  /** `parameters + bufferValues`. */
+  total: number;
+  /** Per part (top-level key prefix). */
+  modules: Record<string, { parameters: number; bufferValues: number }>;
+  /** Every tensor in registration order; `buffer: true` for buffers. */
+  tensors: { name: string; shape: number[]; buffer?: true }[];
 }
 
 /** Shape-only description of a registered model. @throws SkySenseError `E_ARG` for an unknown name. */
 export function modelInfo(preset: string): ModelInfo {
   const model = shapeOnly(() => createModel(preset));
-  const modules: Record<string, number> = {};
+  const learnable = new Set(model.namedParameters().map(([n]) => n));
+  const modules: ModelInfo['modules'] = {};
+  let [parameters, bufferValues] = [0, 0];
   const tensors = [...model.stateShapes()].map(([name, shape]) => {
-    const part = name.split('.')[0]!;
-    modules[part] = (modules[part] ?? 0) + shape.reduce((a, b) => a * b, 1);
-    return { name, shape: [...shape] };
+    const n = shape.reduce((a, b) => a * b, 1);
+    const part = (modules[name.split('.')[0]!] ??= { parameters: 0, bufferValues: 0 });
+    if (learnable.has(name)) {
+      part.parameters += n;
+      parameters += n;
+      return { name, shape: [...shape] };
+    }
+    part.bufferValues += n;
+    bufferValues += n;
+    return { name, shape: [...shape], buffer: true as const };
   });
-  return { preset, parameters: model.parameterCount(), modules, tensors };
+  return { preset, parameters, bufferValues, total: parameters + bufferValues, modules, tensors };
 }
 
 export type { SkySensePresetName };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SkySenseError } from '@skysense/core-tensor';
-import { reportCliError } from '../src/cli';
+import { createCli, reportCliError } from '../src/cli';
 
 const bin = join(__dirname, '..', 'dist', 'bin.js');
 const fixture = (f: string) => join(__dirname, 'fixtures', f);
@@ -111,6 +111,28 @@ describe('skysense command', () => {
         /cannot write .*locked\/x\.safetensors: permission denied \(EACCES\)$/,
       );
     }
+  });
+
+  it('CLI conventions: every command has --help (with the exit codes) and --json; bad option values exit 2 with one line', () => {
+    const program = createCli();
+    for (const cmd of program.commands) {
+      expect(
+        cmd.options.some((o) => o.long === '--json'),
+        cmd.name(),
+      ).toBe(true);
+      const help = run(cmd.name(), '--help');
+      expect(help.status, cmd.name()).toBe(0);
+      expect(help.stdout, cmd.name()).toMatch(/Exit codes: 0 done; 1 a check failed .* 2 bad usage or input .* 70 an internal error/s);
+    }
+    const backend = run('--backend', 'bogus', 'info', '--list');
+    expect(backend.status).toBe(2);
+    expect(backend.stderr).toMatch(/option '--backend <kind>' argument 'bogus' is invalid\. Allowed choices are cuda, native, wasm, cpu/);
+    const preset = run('demo', '--preset', 'bogus');
+    expect(preset.status).toBe(2);
+    expect(preset.stderr).toMatch(/argument 'bogus' is invalid/);
+    const convert = run('convert', fixture('model.pth'), join(dir, 'json.safetensors'), '--json');
+    expect(convert.status).toBe(0);
+    expect(JSON.parse(convert.stdout).tensors).toHaveLength(28);
   });
 
   it('reportCliError: exit 2 for SkySenseError and file-system errors (details with verbose), 70 and a stack for anything else', () => {

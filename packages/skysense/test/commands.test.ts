@@ -55,7 +55,19 @@ describe('skysense info', () => {
     expect(downstream.parameters).toBe(655_074_704 + 2 * (352 + 704 + 1408));
     expect(downstream.tensors.filter((t: { name: string }) => /^norm[0-3]\./.test(t.name))).toHaveLength(8);
     expect(hr.tensors[0]).toEqual({ name: 'patch_embed.projection.weight', shape: [352, 3, 4, 4] });
-    expect(hr.modules.stages).toBeGreaterThan(6e8);
+    expect(hr.modules.stages.parameters).toBeGreaterThan(6e8);
+    expect(hr.total).toBe(hr.parameters + hr.bufferValues);
+    const full = JSON.parse(run(['info', 'skysense-2b', '--json']).stdout);
+    expect(full.total).toBe(2_078_438_544);
+    expect(full.modules.glbank).toEqual({ parameters: 0, bufferValues: full.modules.glbank.bufferValues });
+    expect(full.tensors.find((t: { name: string }) => t.name === 'glbank.prototypes').buffer).toBe(true);
+    const sum = Object.values(full.modules as Record<string, { parameters: number; bufferValues: number }>).reduce(
+      (a, m) => a + m.parameters + m.bufferValues,
+      0,
+    );
+    expect(sum).toBe(full.total);
+    const listed = JSON.parse(run(['info', '--list', '--json']).stdout);
+    expect(listed.map((m: { name: string }) => m.name)).toContain('skysense-2b');
     const keys = run(['info', 'skysense-s2', '--keys']).stdout;
     expect(keys).toMatch(/layers\.23\.attn\.attn\.in_proj_weight {2}\[3072, 1024\]/);
     expect(run(['info', 'nope']).stderr).toMatch(/unknown model 'nope'; expected one of skysense-2b, skysense-tiny, skysense-hr/);
