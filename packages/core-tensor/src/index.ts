@@ -107,7 +107,18 @@ export {
 export { cropResize, roiAlignCrops, intersect, type CropBox } from './ops/crops';
 export { poolValidity, nonFiniteMask } from './ops/validity';
 export { dayOfYear, type AcquisitionDate } from './dates';
-export { SENTINEL2_BANDS, SENTINEL1_BANDS } from './sensors';
+export { SENTINEL2_BANDS, SENTINEL1_BANDS, SENSOR_NORMALIZATION } from './sensors';
+export {
+  cacheDir,
+  downloadFile,
+  resolvePretrained,
+  loadPretrained,
+  SKYSENSE_RELEASE,
+  type PretrainedConfig,
+  type PretrainedFile,
+  type PretrainedInput,
+  type PretrainedOptions,
+} from './pretrained';
 export { UnaryModule, Identity, Sequential, ModuleList, ModuleDict } from './layers/containers';
 export { Linear, linear, type LinearOptions } from './layers/linear';
 export { Conv2d, type Conv2dModuleOptions } from './layers/conv';

@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
@@ -7,8 +7,12 @@ import {
   SkySenseError,
   convertToSafetensors,
   formatShape,
+  SKYSENSE_RELEASE,
+  cacheDir,
+  ensureDir,
   fsError,
   initBackend,
+  resolvePretrained,
   readJsonFile,
   isFsError,
   inspectCheckpoint,
@@ -18,7 +22,7 @@ import {
   type PthLayout,
 } from '@skysense/core-tensor';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
-import { MODEL_REGISTRY, modelInfo } from './registry';
+import { MODEL_REGISTRY, PRETRAINED, modelInfo, pretrainedPaths } from './registry';
 import { forwardFixture, runFixture } from './verify';
 import { runDemo, runEmbed, type RunEmbedOptions } from './embed';
 import { runPretrain, type RunPretrainOptions } from './pretrain-run';
@@ -88,6 +92,64 @@ export function createCli(): Command {
       console.log(
         `${r.present} files were already there, ${r.fetched} fetched: samples ready in ${r.target} (set SKYSENSE_SAMPLES=${r.target})`,
       );
+    });
+
+  const weights = program
+    .command('weights')
+    .description('released weights: list them with their source, licence and input; where they are cached; fetch one');
+  weights
+    .command('list')
+    .description('the models with released weights: files, source, licence, input bands, units, normalisation, cached or not')
+    .option('--json', JSON_HELP)
+    .action((o: { json?: boolean }) => {
+      const rows = Object.entries(PRETRAINED).map(([name, c]) => ({
+        name,
+        ...c,
+        cached: pretrainedPaths(name).every((f) => existsSync(f)),
+        paths: pretrainedPaths(name),
+      }));
+      if (o.json) return console.log(JSON.stringify(rows, null, 2));
+      for (const r of rows) {
+        console.log(`${r.name.padEnd(14)} ${r.files.map((f) => f.name).join(', ')}${r.cached ? ' (cached)' : ''}`);
+        console.log(`${''.padEnd(14)} input: ${r.input.bands.join(', ')} in ${r.input.units}${r.input.size ? `, ${r.input.size} px` : ''}`);
+      }
+      console.log(`source: ${SKYSENSE_RELEASE.source}\nlicence: ${SKYSENSE_RELEASE.license}\ncache: ${cacheDir()} (SKYSENSE_CACHE)`);
+    });
+  weights
+    .command('path')
+    .description('where the files of a model are cached (whether or not they are there yet)')
+    .argument('<name>', `one of ${Object.keys(PRETRAINED).join(', ')}`)
+    .option('--json', JSON_HELP)
+    .action((name: string, o: { json?: boolean }) => {
+      const paths = pretrainedPaths(name);
+      if (o.json)
+        return console.log(
+          JSON.stringify(
+            paths.map((path) => ({ path, cached: existsSync(path) })),
+            null,
+            2,
+          ),
+        );
+      for (const p of paths) console.log(`${p}${existsSync(p) ? '' : '  (not cached yet)'}`);
+    });
+  weights
+    .command('fetch')
+    .description('put the files of a model into the cache: from --weights (copied), or downloaded from --url with progress, resumable')
+    .argument('<name>', `one of ${Object.keys(PRETRAINED).join(', ')}`)
+    .option('--url <base>', 'download <base>/<file name> (a mirror of the official files)')
+    .option('--weights <file>', 'a local copy of the file to put into the cache')
+    .option('--json', JSON_HELP)
+    .action(async (name: string, o: { url?: string; weights?: string; json?: boolean }) => {
+      const [target] = pretrainedPaths(name);
+      if (o.weights) {
+        if (!existsSync(o.weights)) throw new SkySenseError('E_IO', `--weights ${o.weights}: no such file`);
+        ensureDir(cacheDir(), 'cache folder');
+        copyFileSync(o.weights, `${target}.partial`);
+        renameSync(`${target}.partial`, target!);
+      }
+      const files = await resolvePretrained(name, PRETRAINED[name]!, { url: o.url, log: lineLog(o) });
+      if (o.json) return console.log(JSON.stringify({ name, files }, null, 2));
+      for (const f of files) console.log(`${name}: ${f}`);
     });
 
   program
@@ -374,7 +436,7 @@ export function createCli(): Command {
       const r = await runDemo({ ...o, log: lineLog(o) });
       if (o.json) console.log(JSON.stringify(r.summaries, null, 2));
     });
-  for (const cmd of program.commands) cmd.addHelpText('after', EXIT_HELP);
+  for (const cmd of [...program.commands, ...weights.commands]) cmd.addHelpText('after', EXIT_HELP);
   return program;
 }
 

@@ -1,6 +1,6 @@
-import { SkySenseError, shapeOnly, type Module } from '@skysense/core-tensor';
-import { SWIN_V2_PRESETS, SwinTransformerV2, type SwinV2PresetName } from '@skysense/swin';
-import { VisionTransformer } from '@skysense/vit';
+import { SkySenseError, cacheDir, shapeOnly, type Module, type PretrainedConfig, type PretrainedOptions } from '@skysense/core-tensor';
+import { SWIN_V2_PRESETS, SWIN_V2_PRETRAINED, SwinTransformerV2, type SwinV2PresetName } from '@skysense/swin';
+import { VIT_PRETRAINED, VisionTransformer } from '@skysense/vit';
 import { MultiModalFusion } from '@skysense/temporal-fusion';
 import { SkySense } from './skysense';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
@@ -145,6 +145,42 @@ export function modelInfo(preset: string): ModelInfo {
     return { name, shape: [...shape], buffer: true as const };
   });
   return { preset, parameters, bufferValues, total: parameters + bufferValues, modules, tensors };
+}
+
+/**
+ * The registered models that have released weights, with their configs (file, prefix, source,
+ * licence, input bands, units and normalisation): the encoders of the official release. The full
+ * model loads its six files with `SkySense.loadReleased` (`skysense embed --weights-dir`).
+ */
+export const PRETRAINED: Readonly<Record<string, PretrainedConfig>> = {
+  'skysense-hr': SWIN_V2_PRETRAINED['skysense-hr']!,
+  'skysense-s2': VIT_PRETRAINED['skysense-s2'],
+  'skysense-s1': VIT_PRETRAINED['skysense-s1'],
+};
+
+/**
+ * Builds a registered model and loads its released weights (timm's `pretrained=True`): from
+ * `options.weights`, else the cache (`SKYSENSE_CACHE`, `~/.cache/skysense`), else downloaded from
+ * `options.url` with a checksum, resumable, atomically.
+ * @example
+ * ```ts
+ * import { fromPretrained } from '@skysense/skysense';
+ * const s2 = await fromPretrained('skysense-s2', { weights: 'skysense_model_backbone_s2.pth' });
+ * ```
+ * @throws SkySenseError `E_ARG` for a name without released weights, `E_WEIGHTS` when the file is neither given, cached nor downloadable.
+ */
+export function fromPretrained(name: string, options: PretrainedOptions = {}): Promise<Module> {
+  if (name === 'skysense-hr') return SwinTransformerV2.fromPretrained('skysense-hr', options);
+  if (name === 'skysense-s2' || name === 'skysense-s1') return VisionTransformer.fromPretrained(name, options);
+  throw new SkySenseError('E_ARG', `no released weights for '${name}'; these have some: ${Object.keys(PRETRAINED).join(', ')}`);
+}
+
+/** Where a pretrained model's files are (or would be) cached. */
+export function pretrainedPaths(name: string, dir = cacheDir()): string[] {
+  const config = PRETRAINED[name];
+  if (!config)
+    throw new SkySenseError('E_ARG', `no released weights for '${name}'; these have some: ${Object.keys(PRETRAINED).join(', ')}`);
+  return config.files.map((f) => `${dir}/${f.name}`);
 }
 
 export type { SkySensePresetName };

@@ -12,7 +12,7 @@ const dir = fs.mkdtempSync(join(tmpdir(), 'skysense-cli-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function run(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, SKYSENSE_CACHE: join(dir, 'cache') } });
 }
 
 describe('skysense command', () => {
@@ -115,12 +115,18 @@ describe('skysense command', () => {
 
   it('CLI conventions: every command has --help (with the exit codes) and --json; bad option values exit 2 with one line', () => {
     const program = createCli();
-    for (const cmd of program.commands) {
+    const leaves: [string[], (typeof program.commands)[number]][] = program.commands.flatMap((c) =>
+      c.commands.length
+        ? c.commands.map((sub): [string[], typeof sub] => [[c.name(), sub.name()], sub])
+        : [[[c.name()], c] as [string[], typeof c]],
+    );
+    expect(leaves.length).toBe(15);
+    for (const [path, cmd] of leaves) {
       expect(
         cmd.options.some((o) => o.long === '--json'),
         cmd.name(),
       ).toBe(true);
-      const help = run(cmd.name(), '--help');
+      const help = run(...path, '--help');
       expect(help.status, cmd.name()).toBe(0);
       expect(help.stdout, cmd.name()).toMatch(/Exit codes: 0 done; 1 a check failed .* 2 bad usage or input .* 70 an internal error/s);
     }
@@ -130,6 +136,15 @@ describe('skysense command', () => {
     const preset = run('demo', '--preset', 'bogus');
     expect(preset.status).toBe(2);
     expect(preset.stderr).toMatch(/argument 'bogus' is invalid/);
+    const list = JSON.parse(run('weights', 'list', '--json').stdout);
+    expect(list.map((w: { name: string }) => w.name)).toEqual(['skysense-hr', 'skysense-s2', 'skysense-s1']);
+    expect(list[0].license).toMatch(/non-commercial/);
+    expect(list[1].input.bands).toHaveLength(10);
+    const none = run('weights', 'fetch', 'skysense-s1');
+    expect(none.status).toBe(2);
+    expect(none.stderr).toMatch(
+      /E_WEIGHTS: skysense-s1: skysense_model_backbone_s1\.pth is not in the cache .*github\.com\/Jack-bo1220\/SkySense/,
+    );
     const convert = run('convert', fixture('model.pth'), join(dir, 'json.safetensors'), '--json');
     expect(convert.status).toBe(0);
     expect(JSON.parse(convert.stdout).tensors).toHaveLength(28);

@@ -28,3 +28,4 @@ export {
 } from './window-attention';
 export { SWIN_V2_ARCHS, archByName, type SwinV2Arch, type SwinV2ArchName } from './presets';
 export { widenPatchEmbedToRgbNir, rgbNirStateDict, PATCH_EMBED_WEIGHT_KEY } from './rgb-nir';
+export { SWIN_V2_PRETRAINED } from './pretrained';

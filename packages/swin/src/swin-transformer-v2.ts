@@ -1,3 +1,4 @@
+import { SWIN_V2_PRETRAINED } from './pretrained';
 import {
   BatchNorm2d,
   Dropout,
@@ -24,6 +25,8 @@ import {
   type StateDictLike,
   type StateDictSource,
   type Tensor,
+  loadPretrained,
+  type PretrainedOptions,
 } from '@skysense/core-tensor';
 import { ShiftWindowMSA } from './window-attention';
 import { type SwinV2Arch, type SwinV2ArchName, archByName } from './presets';
@@ -437,6 +440,21 @@ export class SwinTransformerV2 extends Module implements FeatureEncoder {
         return out;
       },
     };
+  }
+
+  /**
+   * Builds a preset and loads its released checkpoint ({@link SWIN_V2_PRETRAINED}: file, prefix,
+   * input bands and normalisation), from `options.weights`, the cache, or `options.url`.
+   * @throws SkySenseError `E_ARG` for a preset without released weights, `E_WEIGHTS` when the file is not found (saying where it comes from).
+   */
+  static fromPretrained(name: SwinV2PresetName, options: PretrainedOptions = {}): Promise<SwinTransformerV2> {
+    const config = SWIN_V2_PRETRAINED[name];
+    if (!config)
+      throw new SkySenseError(
+        'E_ARG',
+        `no released weights for Swin V2 preset '${name}'; these have some: ${Object.keys(SWIN_V2_PRETRAINED).join(', ')}`,
+      );
+    return loadPretrained(name, config, () => SwinTransformerV2.fromPreset(name), options);
   }
 
   /** Builds the model from a preset name (see {@link SWIN_V2_PRESETS}), with overrides. */

@@ -15,3 +15,4 @@ export {
   type ResolvedVitOptions,
 } from './vision-transformer';
 export { SENTINEL2_BANDS, SENTINEL1_BANDS, VIT_PATCH_WEIGHT_KEY, selectPatchEmbedBands } from './bands';
+export { VIT_PRETRAINED } from './pretrained';

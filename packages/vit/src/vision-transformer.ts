@@ -1,3 +1,4 @@
+import { VIT_PRETRAINED } from './pretrained';
 import {
   Dropout,
   LayerNorm,
@@ -25,6 +26,8 @@ import {
   type StateDictLike,
   type Tensor,
   type TransformerStackOptions,
+  loadPretrained,
+  type PretrainedOptions,
 } from '@skysense/core-tensor';
 import { SENTINEL1_BANDS, SENTINEL2_BANDS, VIT_PATCH_WEIGHT_KEY, selectPatchEmbedBands } from './bands';
 
@@ -153,6 +156,18 @@ export class VisionTransformer extends Module implements FeatureEncoder {
     this.dropAfterPos = this.registerModule('drop_after_pos', new Dropout(o.dropRate));
     this.layers = this.registerModule('layers', transformerEncoderStack(o));
     this.finalNormLayer = o.finalNorm ? this.registerModule('ln1', new LayerNorm(d, { eps: o.layerNormEps })) : null;
+  }
+
+  /**
+   * Builds a preset and loads its released checkpoint ({@link VIT_PRETRAINED}: file, prefix, input
+   * bands and normalisation), from `options.weights`, the cache, or `options.url`.
+   * @throws SkySenseError `E_WEIGHTS` when the file is not found (saying where it comes from).
+   */
+  static fromPretrained(name: VitPresetName, options: PretrainedOptions = {}): Promise<VisionTransformer> {
+    const config = VIT_PRETRAINED[name];
+    if (!config)
+      throw new SkySenseError('E_ARG', `unknown ViT preset '${name}'; expected one of ${Object.keys(VIT_PRETRAINED).join(', ')}`);
+    return loadPretrained(name, config, () => VisionTransformer.fromPreset(name), options);
   }
 
   /** Builds a preset (`skysense-s2`, `skysense-s1`) with overrides. */
