@@ -8,7 +8,7 @@ export interface ChannelStats {
 
 /**
  * Normalisation presets (overridable everywhere they are used), kept with the band lists in
- * `@skysense/core-tensor` ({@link SENSOR_NORMALIZATION}, described there) so that the encoders'
+ * `@skysense/core-tensor` ({@link @skysense/core-tensor!SENSOR_NORMALIZATION}, described there) so that the encoders'
  * pretrained configs carry them too.
  */
 export const NORMALIZATION: Readonly<Record<'hr' | 'hr-rgbn' | 's2' | 's1', ChannelStats>> = SENSOR_NORMALIZATION;

@@ -54,7 +54,7 @@ const DTYPES: Record<string, string> = {
 export interface ReadGeoTiffOptions {
   /** Read only this pixel window. */
   window?: PixelWindow;
-  /** Most bytes the decoded bands may take. Default: {@link decodeBudget} (4 GiB, `SKYSENSE_MAX_DECODE_BYTES`). */
+  /** Most bytes the decoded bands may take. Default: {@link @skysense/core-tensor!decodeBudget} (4 GiB, `SKYSENSE_MAX_DECODE_BYTES`). */
   maxDecodedBytes?: number;
 }
 

@@ -221,7 +221,7 @@ export class PrototypeBank extends Module {
   /**
    * Renders the prototype assignment of one feature map `[d, H, W]` as a PNG (each location coloured
    * by its most similar prototype, as the paper's Fig. 5), each location `scale` pixels wide. With
-   * `coverage` (`[H·W]`, e.g. `SkySenseOutputs.coverage`) nodata is marked ({@link markNodata}).
+   * `coverage` (`[H·W]`, e.g. `SkySenseOutputs.coverage`) nodata is marked ({@link @skysense/core-tensor!markNodata}).
    */
   renderAssignmentMap(file: string, features: Tensor, region: number, scale = 8, coverage?: ArrayLike<number>): void {
     const [, h, w] = features.shape as number[];

@@ -465,7 +465,7 @@ function releasedFiles(dir: string): ReleasedFiles {
 export const EXIT = { ok: 0, verifyFailed: 1, usage: 2, bug: 70 } as const;
 
 /**
- * Prints an error the way the CLI does and returns its exit code: a {@link SkySenseError}, a
+ * Prints an error the way the CLI does and returns its exit code: a {@link @skysense/core-tensor!SkySenseError}, a
  * file-system error (ENOENT, EACCES, EISDIR, ENOSPC, EEXIST, …) or a usage error is one line
  * naming the file or option, exit 2 (`verbose` adds the stack and the error's details, e.g. every
  * missing key); anything else is a bug: its stack, a request to report it, exit 70.

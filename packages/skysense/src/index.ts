@@ -16,7 +16,7 @@ export {
   type ReleasedFiles,
 } from './skysense';
 export { SKYSENSE_PRESETS, type SkySenseConfig, type SkySensePresetName } from './presets';
-export { createCli, runCli } from './cli';
+export { createCli, runCli, reportCliError, EXIT } from './cli';
 export {
   embedSample,
   runEmbed,

@@ -365,7 +365,7 @@ export function formatBreakdown(rows: BreakdownRow[]): string {
 }
 
 /**
- * SkySense as a {@link FeatureEncoder} over {@link SkySenseInputs}, so a task head (a `Classifier`,
+ * SkySense as a {@link @skysense/core-tensor!FeatureEncoder} over {@link SkySenseInputs}, so a task head (a `Classifier`,
  * say) sits on the multi-modal model like on any encoder: one output map, F_fus (the fused map ⊕ its
  * geo-context, `2·d` channels) when `geoContext`, else the fused map (`d`). The model's keys stay
  * its own (`backbone_gep.*`, `fusion.*`, `ctpe`, …), with the wrapper's owner adding its prefix.

@@ -41,7 +41,7 @@ export class Classifier<I = Tensor> extends Module {
 
 /**
  * Change detection with one shared (Siamese) encoder (`backbone.*`) applied to both dates and a
- * {@link ChangeDetectionHead} (`decode_head.*`); change logits are resized to the input size.
+ * {@link @skysense/heads!ChangeDetectionHead} (`decode_head.*`); change logits are resized to the input size.
  */
 export class ChangeDetector extends Module {
   readonly backbone: FeatureEncoder;

@@ -8,7 +8,7 @@ export type { FeatureEncoder };
 export interface SegmentorOptions {
   /** The encoder (registered as `backbone`). */
   backbone: FeatureEncoder;
-  /** Optional neck between encoder and heads (`neck`), e.g. the ViT {@link MultiLevelNeck}. */
+  /** Optional neck between encoder and heads (`neck`), e.g. the ViT {@link @skysense/heads!MultiLevelNeck}. */
   neck?: MultiLevelNeck;
   /** The main head (`decode_head`). */
   decodeHead: BaseDecodeHead;

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+/**
+ * The documentation's examples as tests: every `docs/examples/*.mts` (the landing page includes
+ * them) is type-checked against the built packages as a user's NodeNext project would, then run;
+ * any error or non-zero exit fails. The cache is an empty temporary folder, so the pretrained
+ * example shows what a user without the weights sees.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const docs = fileURLToPath(new URL('..', import.meta.url));
+const examples = readdirSync(join(docs, 'examples'))
+  .filter((f) => f.endsWith('.mts'))
+  .sort();
+const cache = mkdtempSync(join(tmpdir(), 'skysense-doc-cache-'));
+const env = { ...process.env, SKYSENSE_CACHE: cache };
+try {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.examples.json'], { cwd: docs, stdio: 'inherit' });
+  console.log(`type-checked ${examples.length} examples`);
+  for (const f of examples) {
+    const t0 = performance.now();
+    const out = execFileSync('npx', ['tsx', join('examples', f)], { cwd: docs, env, encoding: 'utf8' });
+    console.log(`ran ${f} in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${out.trim().split('\n').at(-1)}`);
+  }
+  console.log(`all ${examples.length} examples ran`);
+} finally {
+  rmSync(cache, { recursive: true, force: true });
+}
