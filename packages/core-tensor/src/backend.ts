@@ -178,6 +178,7 @@ const REASON: Record<BackendKind, string> = {
  *
  * @example
  * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
  * const report = await initBackend({ log: true });
  * // [skysense] backend wasm: WebAssembly with SIMD (...) (skipped cuda: ..., native: ...)
  * ```
