@@ -21,7 +21,8 @@ let shapeOnlyDepth = 0;
  * Asking such a parameter for its value throws `E_SHAPE_ONLY`.
  * @example
  * ```ts
- * import { Linear, shapeOnly } from '@skysense/core-tensor';
+ * import { initBackend, Linear, shapeOnly } from '@skysense/core-tensor';
+ * await initBackend();
  * const model = shapeOnly(() => new Linear(50_000, 50_000));
  * model.parameterCount(); // 2_500_050_000, no memory used
  * ```

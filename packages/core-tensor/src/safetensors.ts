@@ -67,6 +67,16 @@ function assertLittleEndian(): void {
  * demand by byte offset, so files larger than one Node Buffer (the 8 GB 2 B-parameter model) load
  * tensor by tensor. It is a {@link StateDictSource}: pass it straight to `module.loadStateDict`.
  * Close it with {@link SafetensorsFile.close}.
+ * @example
+ * ```ts
+ * import { initBackend, SafetensorsFile } from '@skysense/core-tensor';
+ * await initBackend();
+ * const file = SafetensorsFile.open('model.safetensors'); // reads the header only
+ * for (const name of file.keys()) console.log(name, file.shape(name));
+ * const weight = file.read(file.keys()[0]!); // one tensor, when needed
+ * file.close();
+ * weight.dispose();
+ * ```
  */
 export class SafetensorsFile implements StateDictSource {
   private fd: number | null;
@@ -403,6 +413,13 @@ export function writeSafetensors(
  * Saves a module's state dict (or any name → tensor map) as safetensors, atomically, one tensor at
  * a time. Float tensors are stored as `floatDtype` (default F32), int32 buffers as I64 (PyTorch's
  * dtype for `num_batches_tracked`).
+ * @example
+ * ```ts
+ * import { initBackend, Linear, saveSafetensors } from '@skysense/core-tensor';
+ * await initBackend();
+ * const model = new Linear(4, 2);
+ * saveSafetensors('linear.safetensors', model, { metadata: { note: 'an example' } }); // atomic
+ * ```
  */
 export function saveSafetensors(
   path: string,

@@ -107,6 +107,12 @@ export interface ReadImageOptions {
  * alpha is dropped (alpha 0 is nodata). TIFFs keep every band and their stored values. Nodata
  * (`valid`) is filled unless `fill: false`.
  * @throws SkySenseError `E_IO` for a missing file, `E_FORMAT` for an unreadable one, `E_LIMIT` for one over the decode budget.
+ * @example
+ * ```ts
+ * import { readImage } from '@skysense/data';
+ * const image = await readImage('tile.png'); // PNG, JPEG or GeoTIFF, by content
+ * console.log(image.channels, image.width, image.height, image.valid ? 'has nodata' : 'complete');
+ * ```
  */
 export async function readImage(file: string, options: ReadImageOptions = {}): Promise<PlanarImage> {
   if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);

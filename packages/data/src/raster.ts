@@ -199,6 +199,13 @@ function validity(bands: ArrayLike<number>[], nodata: number | null, dtype: stri
  * strip or tile against the file's length.
  * @throws SkySenseError `E_IO` for a missing file, `E_FORMAT` for a truncated file, `E_LIMIT` for one
  * over the budget, `E_DATA` for a file that is not a readable GeoTIFF.
+ * @example
+ * ```ts
+ * import { readGeoTiff } from '@skysense/data';
+ * const r = await readGeoTiff('tile.tif');
+ * console.log(r.width, r.height, r.bands.length, r.dtype, r.epsg);
+ * const nodata = r.valid.filter((v) => v === 0).length; // pixels without data (nodata tag, NaN, alpha)
+ * ```
  */
 export async function readGeoTiff(file: string, options: ReadGeoTiffOptions = {}): Promise<Raster> {
   if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);

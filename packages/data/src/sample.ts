@@ -207,6 +207,13 @@ function series(
  * `nodata`. Nodata values are filled (the band's mean over the frame's valid pixels) before
  * normalisation, so no NaN, Inf or nodata number reaches a model.
  * @throws SkySenseError `E_DATA` when nothing usable is left (every frame over `maxInvalid`, an HR image without data).
+ * @example
+ * ```ts
+ * import { loadSample, readManifest } from '@skysense/data';
+ * const [manifest] = readManifest('samples.json');
+ * const sample = await loadSample(manifest!);
+ * console.log(sample.s2?.frames.shape, sample.s2?.dates, sample.nodata); // [1, T, 10, H, W], dates, masked fractions
+ * ```
  */
 export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
   const name = m.name ?? 'sample';

@@ -199,6 +199,13 @@ function maskZeros(r: Raster, bandIndex: number): Raster {
  * shadow, clouds, cirrus).
  * @throws SkySenseError `E_BANDS` (missing bands, a multi-band file given as one band), `E_DTYPE`
  * (not a reflectance type, unless `anyDtype`).
+ * @example
+ * ```ts
+ * import { loadSentinel2 } from '@skysense/data';
+ * const s2 = await loadSentinel2({ folder: 'S2A_MSIL2A_20170613T101031_87_48' }); // …_B02.tif … _B12.tif (+ _SCL.tif)
+ * console.log(s2.names, s2.height, s2.width); // ['B2', …, 'B12'] on the 10 m grid
+ * console.log(s2.valid.filter((v) => v === 0).length, 'nodata pixels (L2A zeros, SCL clouds)');
+ * ```
  */
 export async function loadSentinel2(source: S2Source, options: Sentinel2Options = {}): Promise<BandStack & { filled: S2Band[] }> {
   let found: Record<string, Raster>;
@@ -323,6 +330,12 @@ export function leeFilterDb(band: Float32Array, height: number, width: number, w
  * speckle first. Nodata (the `valid` mask): the file's nodata value, NaN/Inf, pixels where VV and VH
  * are both 0 (the zero borders of GRD scenes) and, in linear units, values ≤ 0.
  * @throws SkySenseError `E_BANDS` (a file with more than one band), `E_DTYPE` (not float, unless `anyDtype`).
+ * @example
+ * ```ts
+ * import { loadSentinel1 } from '@skysense/data';
+ * const s1 = await loadSentinel1({ vv: 'scene_VV.tif', vh: 'scene_VH.tif' }, { units: 'linear', speckleFilter: 'lee' });
+ * console.log(s1.names, s1.bands[0]![0]); // ['VV', 'VH'], dB
+ * ```
  */
 export async function loadSentinel1(
   source: { vv: string; vh: string } | { folder: string },

@@ -50,6 +50,15 @@ export interface PrototypeUpdateOptions {
  * The geo-context prototype bank `[N_R, N_p, d]` of SkySense: N_p prototypes per region of the
  * globe. Prototypes are a buffer, not parameters — they are learned by Sinkhorn assignment and
  * EMA (Eq. 11–13), never by gradients, and used downstream by attention (Eq. 3). Key `prototypes`.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { PrototypeBank } from '@skysense/geo-prototypes';
+ * await initBackend();
+ * const bank = new PrototypeBank({ grid: { rows: 8, cols: 8 }, prototypesPerRegion: 10, dims: 32 });
+ * const fused = tf.randomNormal([1, 32, 16, 16]);
+ * const withContext = bank.attend(fused, [bank.regionOf(43.6, 1.44)]); // [1, 64, 16, 16]
+ * ```
  */
 export class PrototypeBank extends Module {
   readonly prototypes: Buffer;

@@ -19,6 +19,15 @@ export interface FCNHeadOptions extends DecodeHeadOptions {
  * mmseg's `FCNHead`: `num_convs` ConvModules (`convs.j`), optionally `conv_cat` over the input
  * concatenated (input first) with their output, then `conv_seg`; no resize inside. SkySense's
  * auxiliary head is `{ inChannels: 1408, inIndex: 2, channels: 256, numConvs: 1, concatInput: false }`.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { FCNHead } from '@skysense/heads';
+ * await initBackend();
+ * const aux = new FCNHead({ inChannels: 1408, inIndex: 2, channels: 256, numConvs: 1, concatInput: false, numClasses: 16 });
+ * const maps = [352, 704, 1408, 2816].map((c, i) => tf.zeros([1, c, 32 >> i, 32 >> i]));
+ * const logits = aux.eval().forward(maps); // [1, 16, 8, 8]
+ * ```
  */
 export class FCNHead extends BaseDecodeHead {
   readonly convs: ModuleList<ConvModule>;

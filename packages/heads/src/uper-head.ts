@@ -16,8 +16,9 @@ export interface UPerHeadOptions extends DecodeHeadOptions {
  * `conv_seg`. Keys are mmseg's, so a `decode_head.*` checkpoint loads as is.
  * @example
  * ```ts
- * import { tf } from '@skysense/core-tensor';
+ * import { initBackend, tf } from '@skysense/core-tensor';
  * import { UPerHead } from '@skysense/heads';
+ * await initBackend();
  * const swinFeatures = [352, 704, 1408, 2816].map((c, i) => tf.zeros([1, c, 64 >> i, 64 >> i])); // an encoder's four maps
  * const head = new UPerHead({ inChannels: [352, 704, 1408, 2816], channels: 512, numClasses: 16 });
  * const logits = head.eval().forward(swinFeatures); // [N, 16, H/4, W/4]

@@ -155,6 +155,24 @@ function averageGradients(all: Gradients[]): Gradients {
  * β·L_align(ordered modality pairs); AdamW with warm-up + cosine, clipping, then the teacher EMA and
  * the geo-prototype update (Sinkhorn + EMA) from the student's fused features. The teacher is the
  * model to use downstream.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { Pretrainer, SKYSENSE_PRESETS } from '@skysense/skysense';
+ * await initBackend();
+ * const p = SKYSENSE_PRESETS['skysense-tiny'];
+ * // Sentinel-only pre-training; small projection heads (the paper's have 65,536 prototypes)
+ * const heads = { outDim: 256, pixelOutDim: 64, hiddenDim: 64, bottleneckDim: 32 };
+ * const trainer = new Pretrainer({ config: { ...p, hr: undefined }, steps: 100, heads });
+ * const metrics = trainer.trainStep({
+ *   s2: { frames: tf.randomNormal([2, 2, 10, 16, 16]), dates: [['2021-04-01', '2021-07-01'], ['2021-05-01', '2021-08-01']] },
+ *   s1: { frames: tf.randomNormal([2, 1, 2, 16, 16]), dates: [['2021-04-02'], ['2021-05-02']] },
+ *   lat: [43.6, 48.2],
+ *   lon: [1.44, 16.4],
+ * });
+ * console.log(metrics.loss, metrics.terms);
+ * trainer.save('pretrain.safetensors'); // Pretrainer.resume(file) continues exactly
+ * ```
  */
 export class Pretrainer {
   readonly student: SkySense;

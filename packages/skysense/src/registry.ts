@@ -100,6 +100,16 @@ export function listModels(kind?: ModelEntry['kind']): string[] {
  * the Swin V2 archs and the downstream presets. Wrap in `shapeOnly(() => createModel(name))` to
  * inspect a large one without allocating it.
  * @throws SkySenseError `E_ARG` for an unknown name (listing the known ones).
+ * @example
+ * ```ts
+ * import { initBackend, shapeOnly } from '@skysense/core-tensor';
+ * import { createModel, listModels } from '@skysense/skysense';
+ * await initBackend();
+ * console.log(listModels()); // skysense-2b, skysense-tiny, skysense-hr, …
+ * const big = shapeOnly(() => createModel('skysense-2b')); // shapes only, no memory
+ * console.log(big.parameterCount());
+ * const seg = createModel('upernet-skysense-tiny', { numClasses: 6 });
+ * ```
  */
 export function createModel(name: string, options: CreateModelOptions = {}): Module {
   const entry = MODEL_REGISTRY[name];
@@ -165,6 +175,8 @@ export const PRETRAINED: Readonly<Record<string, PretrainedConfig>> = {
  * @example
  * ```ts
  * import { fromPretrained } from '@skysense/skysense';
+ * import { initBackend } from '@skysense/core-tensor';
+ * await initBackend();
  * const s2 = await fromPretrained('skysense-s2', { weights: 'skysense_model_backbone_s2.pth' });
  * ```
  * @throws SkySenseError `E_ARG` for a name without released weights, `E_WEIGHTS` when the file is neither given, cached nor downloadable.

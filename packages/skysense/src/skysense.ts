@@ -92,6 +92,20 @@ export interface ReleasedFiles {
  * encoding → fusion transformer → optional geo-context prototypes. Keys follow the official full
  * checkpoint: `backbone_gep.*` (HR), `backbone_s2.*`, `backbone_s1.*`, `head_s2.*`, `head_s1.*`,
  * `fusion.*`, `ctpe`, plus `glbank.prototypes` for the bank.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { SkySense } from '@skysense/skysense';
+ * await initBackend();
+ * const model = SkySense.fromPreset('skysense-tiny').eval(); // 'skysense-2b' is the paper's model
+ * const { fused, withGeoContext, coverage } = model.forward({
+ *   hr: tf.randomNormal([1, 3, 128, 128]),
+ *   s2: { frames: tf.randomNormal([1, 2, 10, 4, 4]), dates: [['2021-04-01', '2021-07-01']] }, // the tiny preset's 10 m frames
+ *   s1: { frames: tf.randomNormal([1, 1, 2, 4, 4]) },
+ *   lat: [43.6],
+ *   lon: [1.44],
+ * }); // fused [1, 32, 4, 4]; with the geo-context [1, 64, 4, 4]; coverage only when inputs had nodata
+ * ```
  */
 export class SkySense extends Module {
   readonly hr: SwinTransformerV2 | null;

@@ -218,8 +218,9 @@ function stageSides(side: number, patch: number, stages: number): number[] {
  * Input `[B, inChannels, H, W]`; output one `[B, C_i, H_i, W_i]` map per `outIndices` entry.
  * @example
  * ```ts
- * import { tf } from '@skysense/core-tensor';
+ * import { initBackend, tf } from '@skysense/core-tensor';
  * import { SwinTransformerV2 } from '@skysense/swin';
+ * await initBackend();
  * const hr = SwinTransformerV2.fromPreset('skysense-hr');      // the 655 M-parameter HR encoder
  * const feats = hr.eval().forward(tf.zeros([1, 3, 256, 256])); // 4 maps: 352×64², …, 2816×8²
  * ```

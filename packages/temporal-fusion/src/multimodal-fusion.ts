@@ -72,6 +72,17 @@ type Part = { name: 'hr' | 's2' | 's1'; tokens: Tensor; frames: number; valid: b
  * grid by the up-heads, S2 tokens get the calendar encoding `ctpe`, and per location the sequence
  * `[HR, S2 frames…, S1 frames…]` goes through the fusion transformer, whose cls token is the fused
  * feature. Keys `head_s2.*`, `head_s1.*`, `fusion.*`, `ctpe` as in the official checkpoint.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { MultiModalFusion } from '@skysense/temporal-fusion';
+ * await initBackend();
+ * const fusion = new MultiModalFusion({ vitDims: 32, tokenDims: 64, upScale: 1, fusion: { embedDims: 64, numLayers: 1, numHeads: 4 } });
+ * const fused = fusion.forward({
+ *   s2: { features: tf.randomNormal([1, 3, 32, 8, 8]), dates: [['2021-04-01', '2021-06-01', '2021-08-01']] },
+ *   s1: { features: tf.randomNormal([1, 2, 32, 8, 8]) },
+ * }); // [1, 64, 8, 8]
+ * ```
  */
 export class MultiModalFusion extends Module {
   readonly ctpe: Parameter;

@@ -107,8 +107,9 @@ function defaultBands(n: number): readonly string[] {
  * Input `[B, bands, H, W]`; output one `[B, D, ⌈H/4⌉, ⌈W/4⌉]` map per `outIndices` entry.
  * @example
  * ```ts
- * import { tf } from '@skysense/core-tensor';
+ * import { initBackend, tf } from '@skysense/core-tensor';
  * import { VisionTransformer } from '@skysense/vit';
+ * await initBackend();
  * const s2 = VisionTransformer.fromPreset('skysense-s2', { outIndices: [5, 11, 17, 23] });
  * const [f] = s2.eval().forward(tf.zeros([1, 10, 64, 64])); // [1, 1024, 16, 16]
  * ```

@@ -87,6 +87,15 @@ export interface LoadCheckpointOptions extends LoadStateDictOptions, PthOpenOpti
  * Loads a `.pth` or `.safetensors` file into a module (the module's own loader rules apply: e.g.
  * Swin skips `mask_token`), prints a PyTorch-like report and returns it. Tensors are read one at
  * a time.
+ * @example
+ * ```ts
+ * import { initBackend, loadCheckpoint } from '@skysense/core-tensor';
+ * import { SwinTransformerV2 } from '@skysense/swin';
+ * await initBackend();
+ * const hr = SwinTransformerV2.fromPreset('skysense-hr');
+ * const report = loadCheckpoint(hr, 'skysense_model_backbone_hr.pth', { prefix: 'backbone.' }); // prints the report
+ * console.log(report.missing, report.unexpected);
+ * ```
  */
 export function loadCheckpoint(module: Module, file: string, options: LoadCheckpointOptions = {}): LoadReport {
   const { log = true, layout, maxPickleBytes, ...loadOptions } = options;

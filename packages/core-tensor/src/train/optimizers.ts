@@ -137,6 +137,18 @@ export interface AdamWOptions {
 /**
  * `torch.optim.AdamW`: `p ← p·(1 − lr·wd)`, then Adam with bias correction:
  * `p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)`.
+ * @example
+ * ```ts
+ * import { initBackend, AdamW, Linear, disposeGradients, tf, valueAndGrads } from '@skysense/core-tensor';
+ * await initBackend();
+ * const model = new Linear(8, 1);
+ * const optimizer = new AdamW(model, { lr: 1e-3, weightDecay: 0.05 });
+ * const x = tf.randomNormal([4, 8]);
+ * const { value, grads } = valueAndGrads(model, () => tf.mean(tf.square(model.forward(x))) as tf.Scalar);
+ * optimizer.step(grads);
+ * disposeGradients(grads);
+ * tf.dispose([x, value]);
+ * ```
  */
 export class AdamW extends Optimizer {
   private readonly betas: [number, number];

@@ -124,6 +124,18 @@ export function buildFinetuneModel(
  * Fine-tunes a downstream model with SkySense's recipe: AdamW with layer-wise decay of the encoder,
  * poly (or step) schedule after a linear warm-up; segmentation adds the auxiliary loss (0.4).
  * `save` / `resume` continue a run exactly (weights, optimizer moments, RNG, step).
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { Finetuner } from '@skysense/skysense';
+ * await initBackend();
+ * const trainer = new Finetuner({ task: 'seg', preset: 'upernet-skysense-tiny', numClasses: 6, steps: 300 });
+ * const metrics = trainer.trainStep({
+ *   images: tf.randomNormal([2, 3, 128, 128]), // normalised crops
+ *   targets: tf.randomUniform([2, 128, 128], 0, 6, 'int32'), // class per pixel
+ * });
+ * console.log(metrics.loss, metrics.lr);
+ * ```
  */
 export class Finetuner {
   readonly model: FinetuneModel;

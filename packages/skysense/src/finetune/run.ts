@@ -94,6 +94,12 @@ export async function loadTaskDataset(task: FinetuneTask, data: string | undefin
  * ETA), logs every step to `metrics.jsonl`, checkpoints atomically (exact `resume`), then writes
  * `model.safetensors`, evaluates the held-out samples (`eval.json`, metrics table) and, for `seg` and
  * `change`, writes their predicted masks and side-by-side pictures to `predictions/`.
+ * @example
+ * ```ts
+ * import { runFinetune } from '@skysense/skysense';
+ * const { evaluation } = await runFinetune({ task: 'seg', data: 'my-tiles', classes: 'my-tiles/classes.json', out: 'run1', steps: 600 });
+ * console.log(evaluation?.table); // per-class IoU/F1, mIoU, OA on the held-out tiles
+ * ```
  */
 export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult> {
   const log = o.log ?? console.log;

@@ -40,6 +40,20 @@ export interface SegmentationLosses {
  * mmseg's `EncoderDecoder`: encoder (`backbone.*`), optional `neck.*`, `decode_head.*` and
  * `auxiliary_head.*`, so an mmseg segmentor checkpoint loads with its own key names. Logits are
  * resized bilinearly (align_corners false) to the input size.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { VisionTransformer } from '@skysense/vit';
+ * import { FCNHead } from '@skysense/heads';
+ * import { Segmentor } from '@skysense/skysense';
+ * await initBackend();
+ * const backbone = new VisionTransformer({ inChannels: 10, embedDims: 64, numLayers: 2, numHeads: 4 });
+ * const model = new Segmentor({
+ *   backbone,
+ *   decodeHead: new FCNHead({ inChannels: backbone.featureChannels[0]!, channels: 32, numClasses: 4 }),
+ * });
+ * const logits = model.eval().forward(tf.randomNormal([1, 10, 64, 64])); // [1, 4, 64, 64]
+ * ```
  */
 export class Segmentor extends Module {
   readonly backbone: FeatureEncoder;
