@@ -136,6 +136,8 @@ export {
   TransformerEncoderLayer,
   resolveTransformerStack,
   transformerConfigEps,
+  TRANSFORMER_STACK_CONFIG_KEYS,
+  TRANSFORMER_STACK_IGNORED_KEYS,
   transformerEncoderStack,
   type MmcvAttentionOptions,
   type TransformerEncoderLayerOptions,

@@ -29,8 +29,10 @@ export function decodeBudget(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.SKYSENSE_MAX_DECODE_BYTES;
   if (raw === undefined || raw === '') return DEFAULT_DECODE_BUDGET;
   const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)i?B?$/i.exec(raw.trim());
-  if (!m) throw new SkySenseError('E_ARG', `SKYSENSE_MAX_DECODE_BYTES: expected a byte count such as 8G or 500M, got '${raw}'`);
-  return Math.round(Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()));
+  const bytes = m ? Math.round(Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase())) : 0;
+  if (!(bytes > 0))
+    throw new SkySenseError('E_ARG', `SKYSENSE_MAX_DECODE_BYTES: expected a byte count above 0 such as 8G or 500M, got '${raw}'`);
+  return bytes;
 }
 
 /**

@@ -99,14 +99,15 @@ export async function downloadFile(
     const cause = (e as { cause?: { code?: string } }).cause;
     throw new SkySenseError('E_NETWORK', `cannot download ${url}: ${cause?.code ?? (e as Error).message}`, { cause: e });
   }
-  if (!res.ok) throw new SkySenseError('E_NETWORK', `cannot download ${url}: HTTP ${res.status}`);
+  if (!res.ok || !res.body)
+    throw new SkySenseError('E_NETWORK', `cannot download ${url}: HTTP ${res.status}${res.body ? '' : ', no body'}`);
   const resumed = have > 0 && res.status === 206;
   const total = Number(res.headers.get('content-length') ?? NaN) + (resumed ? have : 0);
   const fd = openSync(partial, resumed ? 'a' : 'w');
   const progress = new ProgressReporter(options.label ?? `downloading ${basename(target)}`);
   let done = resumed ? have : 0;
   try {
-    const reader = res.body!.getReader();
+    const reader = res.body.getReader();
     for (;;) {
       let chunk: { done: boolean; value?: Uint8Array };
       try {

@@ -23,16 +23,55 @@ const done = (p: ReturnType<typeof spawn>) =>
     p.on('close', (code, signal) => resolve({ code, signal, out }));
   });
 
+/**
+ * Two processes that load the package, then (on "go", so that loading time cannot order them)
+ * both try to take `out`; the winner holds the folder until the parent has heard both results.
+ */
+async function race(out: string): Promise<string[]> {
+  const racer = `
+    const { acquireRunLock } = require(process.argv[1]);
+    process.stdout.write('ready\\n');
+    process.stdin.once('data', () => {
+      try {
+        const lock = acquireRunLock(process.argv[2]);
+        process.stdout.write('won\\n');
+        process.stdin.on('end', () => lock.release());
+      } catch (e) {
+        process.stdout.write(e.code + ' ' + e.message + '\\n');
+        process.exit(0);
+      }
+    });`;
+  const procs = [0, 1].map(() => spawn(process.execPath, ['-e', racer, dist, out], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const lines = procs.map((p) => {
+    const queue: string[] = [];
+    const waiters: ((l: string) => void)[] = [];
+    let buf = '';
+    p.stdout!.on('data', (d) => {
+      buf += d;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const w = waiters.shift();
+        if (w) w(line);
+        else queue.push(line);
+      }
+    });
+    return () => new Promise<string>((resolve) => (queue.length ? resolve(queue.shift()!) : waiters.push(resolve)));
+  });
+  await Promise.all(lines.map((next) => next())); // both loaded
+  procs.forEach((p) => p.stdin!.write('go\n'));
+  const results = await Promise.all(lines.map((next) => next()));
+  const closed = procs.map((p) => new Promise((resolve) => p.on('close', resolve)));
+  procs.forEach((p) => p.stdin!.end());
+  await Promise.all(closed);
+  return results;
+}
+
 describe('run-folder races', () => {
   it('two processes starting on one folder at once: exactly one holds it, the other is refused naming the owner (10 rounds)', async () => {
-    const racer = `
-      const { acquireRunLock } = require(process.argv[1]);
-      try { const l = acquireRunLock(process.argv[2]); process.stdout.write('won'); setTimeout(() => l.release(), 400); }
-      catch (e) { process.stdout.write(e.code + ' ' + e.message); }`;
     for (let round = 0; round < 10; round++) {
       const out = join(dir, `race-${round}`);
-      const results = await Promise.all([done(node(racer, out)), done(node(racer, out))]);
-      const outs = results.map((r) => r.out);
+      const outs = await race(out);
       expect(
         outs.filter((o) => o === 'won'),
         outs.join(' | '),
@@ -44,15 +83,11 @@ describe('run-folder races', () => {
 
   it('two processes taking over one stale lock at once: still exactly one holds the folder (10 rounds)', async () => {
     const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
-    const racer = `
-      const { acquireRunLock } = require(process.argv[1]);
-      try { const l = acquireRunLock(process.argv[2]); process.stdout.write('won'); setTimeout(() => l.release(), 400); }
-      catch (e) { process.stdout.write(e.code); }`;
     for (let round = 0; round < 10; round++) {
       const out = join(dir, `stale-race-${round}`);
       fs.mkdirSync(out);
       fs.writeFileSync(join(out, RUN_LOCK), JSON.stringify({ pid: dead, host: hostname(), started: 'then' }));
-      const outs = (await Promise.all([done(node(racer, out)), done(node(racer, out))])).map((r) => r.out);
+      const outs = (await race(out)).map((o) => o.split(' ')[0]);
       expect(outs.sort(), outs.join(' | ')).toEqual(['E_LOCKED', 'won']);
     }
   });

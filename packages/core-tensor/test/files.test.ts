@@ -130,8 +130,9 @@ describe('limits and messages', () => {
     expect(decodeBudget({})).toBe(4 * 1024 ** 3);
     expect(decodeBudget({ SKYSENSE_MAX_DECODE_BYTES: '500M' })).toBe(500 * 1024 ** 2);
     expect(decodeBudget({ SKYSENSE_MAX_DECODE_BYTES: '8G' })).toBe(8 * 1024 ** 3);
+    expect(() => decodeBudget({ SKYSENSE_MAX_DECODE_BYTES: '0' })).toThrow(/expected a byte count above 0/);
     expect(() => decodeBudget({ SKYSENSE_MAX_DECODE_BYTES: 'lots' })).toThrow(
-      /SKYSENSE_MAX_DECODE_BYTES: expected a byte count such as 8G or 500M, got 'lots'/,
+      /SKYSENSE_MAX_DECODE_BYTES: expected a byte count above 0 such as 8G or 500M, got 'lots'/,
     );
     expect(() => checkDecodeBudget('big.tif', 20000 * 20000 * 3 * 4, '20000 × 20000 × 3 float32')).toThrow(
       /^E_LIMIT: big\.tif: decoding needs 4\.8 GB \(20000 × 20000 × 3 float32\), over the 4\.3 GB budget \(raise SKYSENSE_MAX_DECODE_BYTES to allow it\)$/,

@@ -339,6 +339,14 @@ describe('poolValidity', () => {
     for (let y = 1; y <= 30; y++) for (let x = 0; x < H; x++) mask[y * H + x] = 0; // rows 1–30
     mask[500 * H + 700] = 0; // one pixel
     const valid = tf.tensor3d(mask, [1, H, H]);
+    const before = tf.memory().numTensors;
+    for (const [h, w] of [
+      [25, 25],
+      [797, 797],
+      [1594, 1594],
+    ])
+      poolValidity(valid, h!, w!).dispose(); // nothing left behind
+    expect(tf.memory().numTensors).toBe(before);
     const p = poolValidity(valid, 25, 25); // 797 / 25 = 31.88 px per cell
     const a = p.arraySync() as number[][][];
     expect(a[0]![0]!.every((v) => v === 0)).toBe(true); // rows 0–31 hold the hole

@@ -225,6 +225,8 @@ export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
   const maxInvalid = m.maxInvalid ?? 0.5;
   if (!(typeof maxInvalid === 'number' && maxInvalid >= 0 && maxInvalid <= 1))
     throw new SkySenseError('E_ARG', `${name}: maxInvalid: expected a fraction in [0, 1], got ${JSON.stringify(maxInvalid)}`);
+  if (m.anyDtype !== undefined && typeof m.anyDtype !== 'boolean')
+    throw new SkySenseError('E_ARG', `${name}: anyDtype: expected true or false, got ${JSON.stringify(m.anyDtype)}`);
   const anyDtype = m.anyDtype === true;
   const norm = { ...NORMALIZATION, ...m.normalization };
   const s2 = await Promise.all((m.s2 ?? []).map((f) => loadSentinel2(f as S2Source, { missing: m.missingBands, anyDtype })));

@@ -208,6 +208,9 @@ describe('readers refuse what they cannot read', () => {
     await expect(loadSample({ name: 'm', s2: [{ folder: badMeta }] })).rejects.toThrow(
       /^E_DATA: labels metadata .*bad-meta\/S2A_MSIL2A_20170613T101031_87_48_labels_metadata\.json: not valid JSON \(/,
     );
+    await expect(loadSample({ name: 'd', s2: [{ folder: s2Dir }], anyDtype: 'yes' as unknown as boolean })).rejects.toThrow(
+      /E_ARG: d: anyDtype: expected true or false, got "yes"/,
+    );
     const norm = { s2: { mean: Array(10).fill(0), std: [0, ...Array(9).fill(1)] } };
     await expect(loadSample({ name: 'z', s2: [{ folder: s2Dir }], normalization: norm })).rejects.toThrow(
       /E_ARG: z s2: normalisation std\[0\]: expected a finite number > 0, got 0/,

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { SkySenseError, cacheDir, shapeOnly, type Module, type PretrainedConfig, type PretrainedOptions } from '@skysense/core-tensor';
 import { SWIN_V2_PRESETS, SWIN_V2_PRETRAINED, SwinTransformerV2, type SwinV2PresetName } from '@skysense/swin';
 import { VIT_PRETRAINED, VisionTransformer } from '@skysense/vit';
@@ -157,16 +158,27 @@ export function modelInfo(preset: string): ModelInfo {
   return { preset, parameters, bufferValues, total: parameters + bufferValues, modules, tensors };
 }
 
+/** Each registered model with released weights: its config and how it loads them. */
+const PRETRAINED_LOADERS: Record<string, { config: PretrainedConfig; load: (o: PretrainedOptions) => Promise<Module> }> = {
+  'skysense-hr': { config: SWIN_V2_PRETRAINED['skysense-hr']!, load: (o) => SwinTransformerV2.fromPretrained('skysense-hr', o) },
+  'skysense-s2': { config: VIT_PRETRAINED['skysense-s2'], load: (o) => VisionTransformer.fromPretrained('skysense-s2', o) },
+  'skysense-s1': { config: VIT_PRETRAINED['skysense-s1'], load: (o) => VisionTransformer.fromPretrained('skysense-s1', o) },
+};
+
 /**
  * The registered models that have released weights, with their configs (file, prefix, source,
  * licence, input bands, units and normalisation): the encoders of the official release. The full
  * model loads its six files with `SkySense.loadReleased` (`skysense embed --weights-dir`).
  */
-export const PRETRAINED: Readonly<Record<string, PretrainedConfig>> = {
-  'skysense-hr': SWIN_V2_PRETRAINED['skysense-hr']!,
-  'skysense-s2': VIT_PRETRAINED['skysense-s2'],
-  'skysense-s1': VIT_PRETRAINED['skysense-s1'],
-};
+export const PRETRAINED: Readonly<Record<string, PretrainedConfig>> = Object.fromEntries(
+  Object.entries(PRETRAINED_LOADERS).map(([name, e]) => [name, e.config]),
+);
+
+function pretrainedEntry(name: string) {
+  const entry = PRETRAINED_LOADERS[name];
+  if (!entry) throw new SkySenseError('E_ARG', `no released weights for '${name}'; these have some: ${Object.keys(PRETRAINED).join(', ')}`);
+  return entry;
+}
 
 /**
  * Builds a registered model and loads its released weights (timm's `pretrained=True`): from
@@ -174,25 +186,20 @@ export const PRETRAINED: Readonly<Record<string, PretrainedConfig>> = {
  * `options.url` with a checksum, resumable, atomically.
  * @example
  * ```ts
- * import { fromPretrained } from '@skysense/skysense';
  * import { initBackend } from '@skysense/core-tensor';
+ * import { fromPretrained } from '@skysense/skysense';
  * await initBackend();
  * const s2 = await fromPretrained('skysense-s2', { weights: 'skysense_model_backbone_s2.pth' });
  * ```
  * @throws SkySenseError `E_ARG` for a name without released weights, `E_WEIGHTS` when the file is neither given, cached nor downloadable.
  */
 export function fromPretrained(name: string, options: PretrainedOptions = {}): Promise<Module> {
-  if (name === 'skysense-hr') return SwinTransformerV2.fromPretrained('skysense-hr', options);
-  if (name === 'skysense-s2' || name === 'skysense-s1') return VisionTransformer.fromPretrained(name, options);
-  throw new SkySenseError('E_ARG', `no released weights for '${name}'; these have some: ${Object.keys(PRETRAINED).join(', ')}`);
+  return pretrainedEntry(name).load(options);
 }
 
 /** Where a pretrained model's files are (or would be) cached. */
 export function pretrainedPaths(name: string, dir = cacheDir()): string[] {
-  const config = PRETRAINED[name];
-  if (!config)
-    throw new SkySenseError('E_ARG', `no released weights for '${name}'; these have some: ${Object.keys(PRETRAINED).join(', ')}`);
-  return config.files.map((f) => `${dir}/${f.name}`);
+  return pretrainedEntry(name).config.files.map((f) => join(dir, f.name));
 }
 
 export type { SkySensePresetName };

@@ -10,6 +10,8 @@ import {
   resolveTransformerStack,
   tf,
   transformerConfigEps,
+  TRANSFORMER_STACK_CONFIG_KEYS,
+  TRANSFORMER_STACK_IGNORED_KEYS,
   transformerEncoderStack,
   truncNormal,
   type Parameter,
@@ -56,23 +58,8 @@ export class FusionTransformer extends Module {
     const { normCfg, actCfg, numFcs, ...rest } = readConfig(
       'TransformerEncoder',
       kwargs,
-      [
-        'input_dims',
-        'embed_dims',
-        'num_layers',
-        'num_heads',
-        'mlp_ratio',
-        'qkv_bias',
-        'drop_rate',
-        'attn_drop_rate',
-        'drop_path_rate',
-        'with_cls_token',
-        'output_cls_token',
-        'norm_cfg',
-        'act_cfg',
-        'num_fcs',
-      ],
-      ['type', 'norm_eval', 'with_cp', 'init_cfg'],
+      ['input_dims', ...TRANSFORMER_STACK_CONFIG_KEYS],
+      TRANSFORMER_STACK_IGNORED_KEYS,
     );
     const layerNormEps = transformerConfigEps('TransformerEncoder', normCfg, actCfg, numFcs);
     return new FusionTransformer({ ...(rest as FusionTransformerOptions), layerNormEps });

@@ -184,6 +184,26 @@ export function transformerEncoderStack(o: Required<TransformerStackOptions>): M
   );
 }
 
+/** The reference keyword arguments every mmcv/mmseg transformer stack takes (snake_case), for `readConfig`. */
+export const TRANSFORMER_STACK_CONFIG_KEYS: readonly string[] = [
+  'embed_dims',
+  'num_layers',
+  'num_heads',
+  'mlp_ratio',
+  'qkv_bias',
+  'drop_rate',
+  'attn_drop_rate',
+  'drop_path_rate',
+  'with_cls_token',
+  'output_cls_token',
+  'norm_cfg',
+  'act_cfg',
+  'num_fcs',
+];
+
+/** Reference keyword arguments of a transformer stack that do not change the computation (ignored by `readConfig`). */
+export const TRANSFORMER_STACK_IGNORED_KEYS: readonly string[] = ['type', 'norm_eval', 'with_cp', 'init_cfg'];
+
 /**
  * Checks the mmcv `norm_cfg` / `act_cfg` / `num_fcs` of a reference transformer config (only LN,
  * GELU and two FFN layers exist here) and returns the LayerNorm eps it sets, if any.
