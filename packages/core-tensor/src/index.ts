@@ -168,6 +168,7 @@ export {
   summarizeList,
   safeFileName,
   uniqueFileNames,
+  allInOrder,
   DEFAULT_DECODE_BUDGET,
   MAX_EXPANSION_RATIO,
   EXPANSION_FLOOR,

@@ -122,3 +122,14 @@ export function uniqueFileNames(names: readonly string[]): Map<string, string> {
   }
   return out;
 }
+
+/**
+ * Runs file reads concurrently but reports failures in input order: when several reads fail, the
+ * error of the first one listed is thrown, so the same bad input always gives the same message.
+ */
+export async function allInOrder<T>(jobs: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(jobs);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}

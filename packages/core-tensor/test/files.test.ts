@@ -26,6 +26,7 @@ import {
   readJsonFile,
   safeFileName,
   summarizeList,
+  allInOrder,
   writeFileAtomic,
 } from '../src/index';
 
@@ -167,5 +168,12 @@ describe('limits and messages', () => {
     expect(safeFileName('..')).toBe('_');
     expect(safeFileName('S2A_MSIL2A_20170613T101031_87_48')).toBe('S2A_MSIL2A_20170613T101031_87_48');
     expect(safeFileName('a b/c\\d')).toBe('a_b_c_d');
+  });
+
+  it('allInOrder reports the first failure in input order, whichever settles first', async () => {
+    const later = (ms: number, v: string, fail = false) =>
+      new Promise<string>((ok, no) => setTimeout(() => (fail ? no(new Error(v)) : ok(v)), ms));
+    await expect(allInOrder([later(30, 'first', true), later(1, 'second', true)])).rejects.toThrow(/^first$/);
+    await expect(allInOrder([later(5, 'a'), later(1, 'b')])).resolves.toEqual(['a', 'b']);
   });
 });

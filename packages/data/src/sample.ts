@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { SkySenseError, dayOfYear, readJsonFile, tf, type Tensor } from '@skysense/core-tensor';
+import { SkySenseError, allInOrder, dayOfYear, readJsonFile, tf, type Tensor } from '@skysense/core-tensor';
 import { NORMALIZATION, normalizeChannels, type ChannelStats } from './normalization';
 import { rasterCentre } from './raster';
 import { type BandStack, type MissingBands, type S2Source, loadHr, loadSentinel1, loadSentinel2 } from './sentinel';
@@ -229,8 +229,8 @@ export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
     throw new SkySenseError('E_ARG', `${name}: anyDtype: expected true or false, got ${JSON.stringify(m.anyDtype)}`);
   const anyDtype = m.anyDtype === true;
   const norm = { ...NORMALIZATION, ...m.normalization };
-  const s2 = await Promise.all((m.s2 ?? []).map((f) => loadSentinel2(f as S2Source, { missing: m.missingBands, anyDtype })));
-  const s1 = await Promise.all((m.s1 ?? []).map((f) => loadSentinel1(f, { units: f.units, speckleFilter: f.speckleFilter, anyDtype })));
+  const s2 = await allInOrder((m.s2 ?? []).map((f) => loadSentinel2(f as S2Source, { missing: m.missingBands, anyDtype })));
+  const s1 = await allInOrder((m.s1 ?? []).map((f) => loadSentinel1(f, { units: f.units, speckleFilter: f.speckleFilter, anyDtype })));
   const hrEntry = typeof m.hr === 'string' ? { file: m.hr } : m.hr;
   const hr = hrEntry ? await loadHr(hrEntry.file, { bands: hrEntry.bands, anyDtype }) : undefined;
   const dates = (stacks: BandStack[], entries: { date?: string }[]) =>

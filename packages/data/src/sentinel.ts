@@ -1,6 +1,6 @@
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SENTINEL1_BANDS, SENTINEL2_BANDS, SkySenseError, interpolate, tf } from '@skysense/core-tensor';
+import { SENTINEL1_BANDS, SENTINEL2_BANDS, SkySenseError, allInOrder, interpolate, tf } from '@skysense/core-tensor';
 import { type Raster, readGeoTiff } from './raster';
 import { NORMALIZATION } from './normalization';
 
@@ -224,7 +224,7 @@ export async function loadSentinel2(source: S2Source, options: Sentinel2Options 
   } else {
     const paths: Partial<Record<string, string>> = 'folder' in source ? findS2BandFiles(source.folder) : source.bands;
     sclFile = paths.SCL;
-    const entries = await Promise.all(
+    const entries = await allInOrder(
       SENTINEL2_BANDS.filter((b) => paths[b]).map(async (b) => {
         const r = await readGeoTiff(paths[b]!);
         checkSingleBand(r, b);
@@ -357,7 +357,7 @@ export async function loadSentinel1(
     files = { vv: pick('VV'), vh: pick('VH') };
   } else files = source;
   const linear = (options.units ?? 'db') === 'linear';
-  const rasters = await Promise.all(
+  const rasters = await allInOrder(
     (['vv', 'vh'] as const).map(async (pol) => {
       const r = await readGeoTiff(files[pol]);
       checkSingleBand(r, pol.toUpperCase());

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import {
+  allInOrder,
   SafetensorsFile,
   SkySenseError,
   checkOptions,
@@ -414,7 +415,7 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
     const written: string[] = [];
     const results: Record<string, Record<string, number>> = {};
     for (let i = 0; i < files.length; i += step) {
-      const images = await Promise.all(files.slice(i, i + step).map((f) => readImage(f)));
+      const images = await allInOrder(files.slice(i, i + step).map((f) => readImage(f)));
       const name = names.get(basename(files[i]!, extname(files[i]!)))!;
       const p = def.predict(model, images, def.stats(images[0]!.channels), {
         crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop,
