@@ -175,6 +175,7 @@ export {
 } from './limits';
 export { encodePng, decodePng, writePng, categoricalColors, markNodata, NODATA_RGB, type DecodedImage } from './png';
 export { PthFile, type PthLayout, type PthTensorInfo, type PthOpenOptions } from './checkpoint/pth';
+export { savePth, type SavePthOptions } from './checkpoint/pth-writer';
 export { type ByteSource, fileSource, bufferSource } from './checkpoint/byte-source';
 export { readZipDirectory, readZipEntry, type ZipEntry } from './checkpoint/zip';
 export {

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,9 @@ import {
   loadCheckpoint,
   readZipDirectory,
   readZipEntry,
+  savePth,
+  tf,
+  type Tensor,
 } from '../src/index';
 import { fixturePath } from './helpers';
 import { TinyVit } from './tiny-vit';
@@ -250,6 +253,68 @@ describe('PyTorch checkpoints', () => {
     expect(Array.from(pth.read('b').dataSync())).toEqual([-2, -1.5, -1, -0.5, 0]);
     expect(pth.shape('a.weight')).toEqual([3, 4]);
     pth.close();
+  });
+
+  it('savePth writes what torch.save writes: the reference tensors bit for bit, int64 and bool buffers, a prefix; torch.load reads it where Python has torch', () => {
+    const vit = new TinyVit();
+    vit.loadStateDict(reference());
+    const file = join(dir, 'saved.pth');
+    savePth(file, vit, { prefix: 'backbone.' });
+    const ours = PthFile.open(file);
+    const torchSaved = PthFile.open(PTH('release_s2.pth'));
+    expect(ours.keys()).toEqual(
+      torchSaved
+        .keys()
+        .filter((k) => k !== 'ctpe')
+        .map((k) => `backbone.${k}`),
+    );
+    for (const k of torchSaved.keys().filter((k) => k !== 'ctpe')) {
+      expect(sameBytes(ours.readRaw(`backbone.${k}`).data, torchSaved.readRaw(k).data)).toBe(true);
+    }
+    ours.close();
+    torchSaved.close();
+    const back = new TinyVit();
+    expect(loadCheckpoint(back, file, { prefix: 'backbone.', log: false }).missing).toEqual([]);
+    back.dispose();
+    vit.dispose();
+    const buffers = new Map<string, Tensor>([
+      [
+        'index',
+        tf.tensor2d(
+          [
+            [0, 1],
+            [2, 70000],
+          ],
+          undefined,
+          'int32',
+        ),
+      ],
+      ['mask', tf.tensor1d([true, false, true], 'bool')],
+    ]);
+    savePth(join(dir, 'buffers.pth'), buffers);
+    const b = PthFile.open(join(dir, 'buffers.pth'));
+    expect([b.info('index').dtype, b.info('mask').dtype]).toEqual(['I64', 'BOOL']);
+    expect(Array.from(b.read('index').dataSync())).toEqual([0, 1, 2, 70000]);
+    expect(Array.from(b.read('mask').dataSync())).toEqual([1, 0, 1]);
+    b.close();
+    tf.dispose([...buffers.values()]);
+    expect(() => savePth(join(dir, 'c.pth'), new Map([['c', tf.complex([1], [2])]]))).toThrow(
+      /^E_DTYPE: savePth: tensor 'c' is complex64; expected float32, int32 or bool$/,
+    );
+    expect(fs.existsSync(join(dir, 'c.pth'))).toBe(false);
+    // Debian's python3-torch lives in /usr/bin/python3, which another python3 on PATH may hide
+    const script =
+      'import torch, sys; sd = torch.load(sys.argv[1], weights_only=True); print(len(sd), float(sd["backbone.layers.1.ln2.bias"].sum()))';
+    const tries = ['python3', '/usr/bin/python3'].map((py) => spawnSync(py, ['-c', script, file], { encoding: 'utf8' }));
+    const python = tries.find((t) => t.status === 0) ?? tries[0]!;
+    if (python.status === 0) {
+      const ref = reference();
+      const expected = tf.tidy(() => ref.read('layers.1.ln2.bias').sum().dataSync()[0]!);
+      ref.close();
+      const [n, sum] = python.stdout.trim().split(' ').map(Number);
+      expect(n).toBe(28);
+      expect(Math.abs(sum! - expected)).toBeLessThan(1e-5);
+    } else console.log(`torch.load not tried: ${python.stderr.trim().split('\n').at(-1) ?? 'python3 missing'}`);
   });
 
   it('inspect lists names, dtypes, shapes and totals without reading data', () => {
