@@ -5,22 +5,21 @@
  *   packages as a user's NodeNext project would, then run; any error or non-zero exit fails (the
  *   cache is an empty temporary folder, so the pretrained example shows what a user without the
  *   weights sees);
- * - every ```ts block of the READMEs and every TSDoc `@example` is extracted and type-checked; those
- *   that are self-contained (they call `initBackend`, read no user file and build no released-size
- *   model: {@link NOT_RUNNABLE}) are run too, in an empty folder.
+ * - every ```ts block of the READMEs and every TSDoc `@example` is extracted, type-checked and run
+ *   as written, each in a fresh folder prepared by `doctest-world.mjs`: the files they name exist
+ *   (released-layout checkpoints, the real samples of `SKYSENSE_SAMPLES`) and the released presets
+ *   are narrowed to test widths.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { extractDoctests } from './extract-doctests.mjs';
+import { disposeWorld, prepareWorld } from './doctest-world.mjs';
 
 const docs = fileURLToPath(new URL('..', import.meta.url));
 
-/** What keeps an example from running here: files a user supplies, the released weights, the full-size models. */
-const NOT_RUNNABLE =
-  /skysense_model_|\.(tif|png|jpg|json|pth)'|'my-|SafetensorsFile\.open|readManifest|runFinetune|fromPreset\('skysense-(hr|s2|s1|2b)'|downloadSamples|loadSentinel|samplesDir|readImage|readGeoTiff/;
 const examples = readdirSync(join(docs, 'examples'))
   .filter((f) => f.endsWith('.mts'))
   .sort();
@@ -35,21 +34,37 @@ try {
   console.log(
     `type-checked ${doctests.length} README and TSDoc examples (${new Set(doctests.map((d) => d.from.split(' ')[0])).size} files)`,
   );
-  const runnable = doctests.filter((d) => {
-    const code = readFileSync(d.file, 'utf8');
-    return code.includes('initBackend(') && !NOT_RUNNABLE.test(code);
-  });
-  const work = mkdtempSync(join(tmpdir(), 'skysense-doctest-'));
-  try {
-    for (const d of runnable) {
+  const samples = process.env.SKYSENSE_SAMPLES;
+  if (!samples) throw new Error('the doc tests read the real samples: set SKYSENSE_SAMPLES (npm run samples fetches them)');
+  const world = new URL('./doctest-world.mjs', import.meta.url).href;
+  const failed = [];
+  let ran = 0;
+  const only = process.argv[2]; // a part of the source name (e.g. `sentinel.ts`) runs just those
+  for (const d of doctests.filter((e) => !only || e.from.includes(only))) {
+    const work = mkdtempSync(join(tmpdir(), 'skysense-doctest-'));
+    const weights = mkdtempSync(join(tmpdir(), 'skysense-doctest-cache-'));
+    try {
+      await prepareWorld(work, weights, samples);
       const t0 = performance.now();
-      execFileSync(tsx, [d.file], { cwd: work, env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'inherit'] });
-      console.log(`ran ${d.from} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const run = spawnSync(tsx, ['--import', world, d.file], {
+        cwd: work,
+        env: { ...env, SKYSENSE_CACHE: weights },
+        encoding: 'utf8',
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      ran++;
+      if (run.status === 0) console.log(`ran ${d.from} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      else {
+        console.error(`FAILED: ${d.from} (${d.file}), exit ${run.status ?? run.signal}:\n${run.stderr}`);
+        failed.push(d.from);
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+      rmSync(weights, { recursive: true, force: true });
     }
-  } finally {
-    rmSync(work, { recursive: true, force: true });
   }
-  console.log(`ran ${runnable.length} of them (the others read files a user supplies or build the full-size models)`);
+  if (failed.length) throw new Error(`${failed.length} of ${doctests.length} README and TSDoc examples failed: ${failed.join('; ')}`);
+  console.log(`ran all ${only ? `${ran} selected` : doctests.length} of them`);
   for (const f of examples) {
     const t0 = performance.now();
     const out = execFileSync('npx', ['tsx', join('examples', f)], { cwd: docs, env, encoding: 'utf8' });
@@ -57,5 +72,6 @@ try {
   }
   console.log(`all ${examples.length} examples ran`);
 } finally {
+  disposeWorld();
   rmSync(cache, { recursive: true, force: true });
 }

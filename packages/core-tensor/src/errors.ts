@@ -28,6 +28,17 @@ export type SkySenseErrorCode =
  * The one error class of SkySense. `code` is stable and meant for programs; `message` names the
  * argument, the expected and the actual value; `details` carries structured data where useful
  * (for instance the load report of a failed `loadStateDict`).
+ * @example
+ * ```ts
+ * import { initBackend, Linear, loadCheckpoint, SkySenseError } from '@skysense/core-tensor';
+ * await initBackend();
+ * try {
+ *   loadCheckpoint(new Linear(4, 2), 'no-such-file.pth');
+ * } catch (e) {
+ *   if (e instanceof SkySenseError) console.log(e.code, e.message); // 'E_IO' and a message naming the file
+ *   else throw e;
+ * }
+ * ```
  */
 export class SkySenseError extends Error {
   /** Stable machine-readable code, e.g. `E_SHAPE`. */

@@ -45,7 +45,20 @@ export function isBuildingShapeOnly(): boolean {
 /** The dtypes SkySense parameters and buffers use (PyTorch int64 buffers are stored as int32). */
 export type StateDType = 'float32' | 'int32';
 
-/** A learnable tensor of a module: PyTorch's `nn.Parameter`. */
+/**
+ * A learnable tensor of a module: PyTorch's `nn.Parameter`.
+ * @example
+ * ```ts
+ * import { initBackend, Module, zeros } from '@skysense/core-tensor';
+ * await initBackend();
+ * class WithToken extends Module {
+ *   readonly clsToken = this.registerParameter('cls_token', [1, 1, 64], zeros); // trainable
+ * }
+ * const m = new WithToken();
+ * console.log(m.clsToken.shape, m.clsToken.requiresGrad); // [1, 1, 64] true
+ * m.clsToken.requiresGrad = false; // frozen: optimizers and valueAndGrads skip it
+ * ```
+ */
 export class Parameter {
   private variable: Variable | null;
 
@@ -103,7 +116,21 @@ export class Parameter {
   }
 }
 
-/** A non-learnable state tensor of a module (running statistics, counters): PyTorch's buffer. */
+/**
+ * A non-learnable state tensor of a module (running statistics, counters): PyTorch's buffer.
+ * @example
+ * ```ts
+ * import { initBackend, Module, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * class Scaler extends Module {
+ *   // a buffer is state without gradients; persistent ones are saved with the weights
+ *   readonly mean = this.registerBuffer('mean', [3], () => tf.tensor1d([0.485, 0.456, 0.406]));
+ * }
+ * const m = new Scaler();
+ * m.mean.assign(tf.tensor1d([0.5, 0.5, 0.5]));
+ * console.log([...m.stateDict().keys()], m.mean.value.shape); // ['mean'] [3]
+ * ```
+ */
 export class Buffer {
   private variable: Variable | null;
 
@@ -240,6 +267,21 @@ export function toStateDictSource(dict: StateDictLike): StateDictSource {
  * buffers and child modules registered under names, so `stateDict()` keys are PyTorch's dotted
  * names (`stages.0.blocks.1.attn.w_msa.qkv.weight`) in registration order and official
  * checkpoints load without renaming.
+ * @example
+ * ```ts
+ * import { initBackend, Linear, Module, tf, type Tensor } from '@skysense/core-tensor';
+ * await initBackend();
+ * class TwoLayers extends Module {
+ *   readonly fc1 = this.registerModule('fc1', new Linear(8, 16));
+ *   readonly fc2 = this.registerModule('fc2', new Linear(16, 2));
+ *   forward(x: Tensor): Tensor {
+ *     return tf.tidy(() => this.fc2.forward(tf.relu(this.fc1.forward(x))));
+ *   }
+ * }
+ * const net = new TwoLayers();
+ * console.log(net.parameterCount(), [...net.stateDict().keys()]); // 178 ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']
+ * net.eval(); // train() / eval() switch dropout and batch norm, as in PyTorch
+ * ```
  */
 export abstract class Module {
   /** Training mode (dropout, drop-path and batch statistics active). Modules start in training mode, as in PyTorch. */

@@ -155,7 +155,17 @@ function unfilter(raw: Uint8Array, width: number, height: number, bpp: number, f
   return out;
 }
 
-/** Writes an RGB image as a PNG file, atomically. */
+/**
+ * Writes an RGB image as a PNG file, atomically.
+ * @example
+ * ```ts
+ * import { initBackend, writePng } from '@skysense/core-tensor';
+ * await initBackend();
+ * const [w, h] = [64, 32];
+ * const rgb = new Uint8Array(w * h * 3).map((_, i) => (i % 3 === 0 ? (i / 3) % w * 4 : 80)); // a red ramp
+ * writePng('ramp.png', rgb, w, h); // atomic
+ * ```
+ */
 export function writePng(path: string, rgb: Uint8Array, width: number, height: number): void {
   writeFileAtomic(path, encodePng(rgb, width, height));
 }

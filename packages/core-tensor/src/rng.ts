@@ -11,6 +11,15 @@ export interface GeneratorState {
  * A seeded pseudo-random generator (xoshiro128**, seeded through splitmix32). Values are produced
  * in JavaScript, so the same seed gives bit-identical weights, dropout masks and augmentations on
  * every backend.
+ * @example
+ * ```ts
+ * import { Generator, initBackend } from '@skysense/core-tensor';
+ * await initBackend();
+ * const rng = new Generator(42); // seeded, state can be saved with a run and restored on resume
+ * console.log(rng.uniform(), rng.normal(), rng.randint(10));
+ * const saved = rng.getState();
+ * const again = new Generator().setState(saved); // continues the same sequence
+ * ```
  */
 export class Generator {
   private s = new Uint32Array(4);

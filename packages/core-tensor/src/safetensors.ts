@@ -434,7 +434,16 @@ export function saveSafetensors(
   writeSafetensors(path, entries, options);
 }
 
-/** Reads every tensor of a file into memory (for small files; use {@link SafetensorsFile} for large ones). */
+/**
+ * Reads every tensor of a file into memory (for small files; use {@link SafetensorsFile} for large ones).
+ * @example
+ * ```ts
+ * import { initBackend, loadSafetensors } from '@skysense/core-tensor';
+ * await initBackend();
+ * const tensors = loadSafetensors('skysense_model_backbone_s2.safetensors'); // Map name → tensor
+ * console.log(tensors.size, tensors.get('pos_embed')?.shape);
+ * ```
+ */
 export function loadSafetensors(path: string): Map<string, Tensor> {
   const f = SafetensorsFile.open(path);
   try {

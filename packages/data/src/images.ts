@@ -52,6 +52,15 @@ const hex = (c: readonly number[]) =>
  * Reads a class table: `[{ "name", "color": "#RRGGBB" | [r, g, b] }]`, or a `classes.json` of the
  * `{ "classes": [{ "title", "color" }] }` form.
  * @throws SkySenseError `E_DATA` naming the entry that has no name or a malformed colour.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { readClassTable } from '@skysense/data';
+ * await initBackend();
+ * // [{ "name": "Water", "color": "#E2A929" }, …] or { "classes": [...] } with "title" (Supervisely)
+ * const classes = readClassTable('my-tiles/classes.json');
+ * console.log(classes.map((c) => c.name));
+ * ```
  */
 export function readClassTable(file: string): ClassDef[] {
   const raw = readJsonFile(file, 'class table');
@@ -188,6 +197,15 @@ function readHead(file: string, n: number): Buffer {
  * alpha 0) are ignored.
  * @throws SkySenseError `E_DATA` for a colour that is not in the class table (named with its pixel),
  * or an index ≥ the number of classes.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { DUBAI_AERIAL_CLASSES, readMask } from '@skysense/data';
+ * await initBackend();
+ * // a colour (or index) mask → class indices; colours outside the table are refused, nodata → 255
+ * const labels = await readMask('my-tiles/masks/tile1_image_part_001.png', DUBAI_AERIAL_CLASSES);
+ * console.log(labels.length, labels[0]);
+ * ```
  */
 export async function readMask(file: string, classes: readonly ClassDef[]): Promise<Uint8Array> {
   const img = await readImage(file, { fill: false });
@@ -255,6 +273,15 @@ export function listImages(dir: string): string[] {
  * Loads a segmentation dataset laid out as `<dir>/images/*` and `<dir>/masks/*`, paired by file
  * name without extension (`a.jpg` ↔ `a.png`).
  * @throws SkySenseError `E_DATA` for an image without a mask or a mask of another size.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { loadSegmentationDataset, readClassTable } from '@skysense/data';
+ * await initBackend();
+ * // images/ and masks/ paired by file name
+ * const pairs = await loadSegmentationDataset('my-tiles', readClassTable('my-tiles/classes.json'));
+ * console.log(pairs.length, pairs[0]?.name, pairs[0]?.image.width);
+ * ```
  */
 export async function loadSegmentationDataset(dir: string, classes: readonly ClassDef[]): Promise<LabelledImage[]> {
   const stem = (f: string) => basename(f, extname(f));

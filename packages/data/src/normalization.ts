@@ -17,6 +17,16 @@ export const NORMALIZATION: Readonly<Record<'hr' | 'hr-rgbn' | 's2' | 's1', Chan
  * `(x − mean) / std` per channel of `[C, H·W]` data, in place; returns it.
  * @throws SkySenseError `E_BANDS` for a channel count that differs, `E_ARG` for a mean that is not
  * finite or a std that is not finite and > 0 (which would turn the data into NaN/Inf).
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { NORMALIZATION, normalizeChannels } from '@skysense/data';
+ * await initBackend();
+ * // (x − mean) / std per band, with the statistics of a sensor
+ * const bands = Array.from({ length: 10 }, () => new Float32Array([1000, 2000]));
+ * const normalised = normalizeChannels(bands, NORMALIZATION.s2, 'my S2 frame');
+ * console.log(normalised[0]);
+ * ```
  */
 export function normalizeChannels(data: Float32Array[], stats: ChannelStats, what: string): Float32Array[] {
   if (stats.mean.length !== data.length || stats.std.length !== data.length) {

@@ -79,7 +79,18 @@ export interface LoadedSample {
   filledBands: string[];
 }
 
-/** Reads a manifest file: one sample, an array, or `{ samples: [...] }`; paths become absolute. */
+/**
+ * Reads a manifest file: one sample, an array, or `{ samples: [...] }`; paths become absolute.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { readManifest } from '@skysense/data';
+ * await initBackend();
+ * // one sample, a list, or { samples: [...] }; paths relative to the manifest's folder
+ * const samples = readManifest('samples.json');
+ * console.log(samples.length, samples[0]?.s2?.length);
+ * ```
+ */
 export function readManifest(file: string): SampleManifest[] {
   const json = readJsonFile(file, 'manifest');
   const list = Array.isArray(json) ? json : ((json as { samples?: unknown[] } | null)?.samples ?? [json]);
@@ -209,7 +220,9 @@ function series(
  * @throws SkySenseError `E_DATA` when nothing usable is left (every frame over `maxInvalid`, an HR image without data).
  * @example
  * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
  * import { loadSample, readManifest } from '@skysense/data';
+ * await initBackend();
  * const [manifest] = readManifest('samples.json');
  * const sample = await loadSample(manifest!);
  * console.log(sample.s2?.frames.shape, sample.s2?.dates, sample.nodata); // [1, T, 10, H, W], dates, masked fractions
@@ -290,7 +303,16 @@ export async function loadSample(m: SampleManifest): Promise<LoadedSample> {
   };
 }
 
-/** The sample folder: `SKYSENSE_SAMPLES`, else `./samples`. */
+/**
+ * The sample folder: `SKYSENSE_SAMPLES`, else `./samples`.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { samplesDir } from '@skysense/data';
+ * await initBackend();
+ * console.log(samplesDir()); // SKYSENSE_SAMPLES, else ./samples (where downloadSamples puts them)
+ * ```
+ */
 export function samplesDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.SKYSENSE_SAMPLES ?? 'samples');
 }

@@ -201,7 +201,9 @@ function maskZeros(r: Raster, bandIndex: number): Raster {
  * (not a reflectance type, unless `anyDtype`).
  * @example
  * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
  * import { loadSentinel2 } from '@skysense/data';
+ * await initBackend(); // the 20 m bands are resampled with tensor ops
  * const s2 = await loadSentinel2({ folder: 'S2A_MSIL2A_20170613T101031_87_48' }); // …_B02.tif … _B12.tif (+ _SCL.tif)
  * console.log(s2.names, s2.height, s2.width); // ['B2', …, 'B12'] on the 10 m grid
  * console.log(s2.valid.filter((v) => v === 0).length, 'nodata pixels (L2A zeros, SCL clouds)');
@@ -333,7 +335,7 @@ export function leeFilterDb(band: Float32Array, height: number, width: number, w
  * @example
  * ```ts
  * import { loadSentinel1 } from '@skysense/data';
- * const s1 = await loadSentinel1({ vv: 'scene_VV.tif', vh: 'scene_VH.tif' }, { units: 'linear', speckleFilter: 'lee' });
+ * const s1 = await loadSentinel1({ vv: 'scene_VV.tif', vh: 'scene_VH.tif' }, { speckleFilter: 'lee' }); // units: 'linear' for linear power
  * console.log(s1.names, s1.bands[0]![0]); // ['VV', 'VH'], dB
  * ```
  */

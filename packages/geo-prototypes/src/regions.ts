@@ -18,6 +18,14 @@ export const DEFAULT_REGION_GRID: Readonly<RegionGrid> = { rows: 64, cols: 64 };
  * and is wrapped (180° and −180° are the same meridian). Anything else — a projected coordinate,
  * swapped lat/lon — is refused rather than wrapped into a wrong region.
  * @throws SkySenseError `E_LATLON` for a latitude outside [−90, 90], a longitude outside [−180, 360] or a non-finite coordinate.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { regionIndex } from '@skysense/geo-prototypes';
+ * await initBackend();
+ * // the geo-context region of a location on the default 64 × 64 lat/lon grid
+ * console.log(regionIndex(43.6, 1.44), regionIndex(-33.9, 151.2)); // Toulouse, Sydney
+ * ```
  */
 export function regionIndex(lat: number, lon: number, grid: RegionGrid = DEFAULT_REGION_GRID): number {
   assertInt('grid.rows', grid.rows, 1);

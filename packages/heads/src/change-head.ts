@@ -18,6 +18,17 @@ export interface ChangeDetectionHeadOptions extends Omit<UPerHeadOptions, 'numCl
  * Change detection on a shared (Siamese) encoder: the features of date A and date B are combined
  * per level (`absdiff` |A − B|, `diff` A − B, or `concat` [A, B]) and decoded by a UPerHead into a
  * change map. Keys are the UPerHead's.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { ChangeDetectionHead } from '@skysense/heads';
+ * await initBackend();
+ * // UPerNet over the two dates' features, fused by difference (or 'concat')
+ * const head = new ChangeDetectionHead({ inChannels: [8, 16], channels: 16, poolScales: [1, 2] }).eval();
+ * const before = [tf.randomNormal([1, 8, 16, 16]), tf.randomNormal([1, 16, 8, 8])];
+ * const after = [tf.randomNormal([1, 8, 16, 16]), tf.randomNormal([1, 16, 8, 8])];
+ * console.log(head.forwardPair(before, after).shape); // [1, 2, 16, 16]: no change / change
+ * ```
  */
 export class ChangeDetectionHead extends UPerHead {
   readonly fusion: BitemporalFusion;

@@ -13,6 +13,15 @@ export interface LinearClsHeadOptions {
  * mmcls's `GlobalAveragePooling` neck + `LinearClsHead` (or `MultiLabelLinearClsHead`): the mean
  * over H×W of the encoder's last map, then `fc` (keys `fc.weight`, `fc.bias`; `head.fc.*` in an
  * mmcls classifier checkpoint). `forward` gives logits; `predict` the probabilities.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { LinearClsHead } from '@skysense/heads';
+ * await initBackend();
+ * // mmpretrain LinearClsHead on pooled features; multiLabel for BigEarthNet-style labels
+ * const head = new LinearClsHead({ inChannels: 64, numClasses: 19, multiLabel: true });
+ * console.log(head.forward(tf.randomNormal([2, 64])).shape); // [2, 19] logits
+ * ```
  */
 export class LinearClsHead extends Module {
   readonly fc: Linear;

@@ -51,6 +51,23 @@ export function decodeHeadOptionsFromConfig(what: string, k: Record<string, unkn
  * mmseg's `BaseDecodeHead`: picks its input maps from the encoder's list (`in_index`), computes a
  * feature map, and classifies it with `Dropout2d` + 1×1 `conv_seg` (keys `conv_seg.weight`,
  * `conv_seg.bias`). Logits are at the resolution of the head's first input; no final resize.
+ * @example
+ * ```ts
+ * import { ConvModule, initBackend, tf, type Tensor } from '@skysense/core-tensor';
+ * import { BaseDecodeHead } from '@skysense/heads';
+ * await initBackend();
+ * // a custom mmseg-style head: write forwardFeature; conv_seg, dropout and input selection are inherited
+ * class OneConvHead extends BaseDecodeHead {
+ *   readonly conv = this.registerModule('conv', new ConvModule(32, 16, 3, { padding: 1 }));
+ *   constructor() {
+ *     super('OneConvHead', { inChannels: 32, channels: 16, numClasses: 5 });
+ *   }
+ *   forwardFeature(inputs: readonly Tensor[]): Tensor {
+ *     return this.conv.forward(this.selectInputs(inputs)[0]!);
+ *   }
+ * }
+ * console.log(new OneConvHead().forward([tf.randomNormal([1, 32, 8, 8])]).shape); // [1, 5, 8, 8]
+ * ```
  */
 export abstract class BaseDecodeHead extends Module {
   readonly inChannels: number[];
@@ -129,7 +146,17 @@ export abstract class BaseDecodeHead extends Module {
   }
 }
 
-/** Bilinear resize of an NCHW map to `size` (`[h, w]`, or a shape whose last two entries are used); returns `x` itself when the size already matches. */
+/**
+ * Bilinear resize of an NCHW map to `size` (`[h, w]`, or a shape whose last two entries are used); returns `x` itself when the size already matches.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { resizeTo } from '@skysense/heads';
+ * await initBackend();
+ * // mmseg's resize of logits to the label size (bilinear)
+ * console.log(resizeTo(tf.randomNormal([1, 5, 32, 32]), [128, 128]).shape); // [1, 5, 128, 128]
+ * ```
+ */
 export function resizeTo(x: Tensor, size: readonly number[], alignCorners = false): Tensor {
   const [h, w] = size.slice(-2) as [number, number];
   if (x.shape[2] === h && x.shape[3] === w) return x;

@@ -21,6 +21,16 @@ export interface CrossEntropyOptions {
  * @param logits `[N, C]` or `[N, C, H, W]`.
  * @param target int32 `[N]` or `[N, H, W]` with values in [0, C) or `ignoreIndex`.
  * @throws SkySenseError naming the argument for a shape, dtype or class-value mismatch.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { crossEntropyLoss } from '@skysense/heads';
+ * await initBackend();
+ * // mmseg CrossEntropyLoss: mean over non-ignored pixels (255), optional class weights
+ * const logits = tf.randomNormal([2, 5, 8, 8]);
+ * const target = tf.fill([2, 8, 8], 1, 'int32');
+ * console.log(crossEntropyLoss(logits, target, { classWeight: [1, 2, 1, 1, 1] }).dataSync()[0]);
+ * ```
  */
 export function crossEntropyLoss(logits: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const { ignoreIndex = 255, classWeight, avgNonIgnore = false, lossWeight = 1 } = options;

@@ -38,6 +38,15 @@ const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
  * A confusion matrix accumulated over images: `matrix[t * numClasses + p]` counts pixels (or
  * samples) of ground-truth class `t` predicted as `p`; targets equal to `ignoreIndex` are skipped.
  * Scores are computed from the accumulated counts, so they are those of the whole dataset.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { ConfusionMatrix } from '@skysense/heads';
+ * await initBackend();
+ * const cm = new ConfusionMatrix(3); // label 255 is ignored
+ * cm.update([0, 1, 2, 2, 1], [0, 1, 1, 2, 255]);
+ * console.log(cm.table(['water', 'land', 'road'])); // per-class IoU, F1, precision, recall; mIoU; OA
+ * ```
  */
 export class ConfusionMatrix {
   /** Row-major counts, rows = ground truth, columns = prediction. */
@@ -157,6 +166,16 @@ export function averagePrecision(scores: ArrayLike<number>, targets: ArrayLike<n
 /**
  * Multi-label mean average precision over classes (classes without a positive are skipped).
  * @param scores `[N][C]` probabilities or logits; @param targets `[N][C]` of 0/1 (−1 = ignore).
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { meanAveragePrecision } from '@skysense/heads';
+ * await initBackend();
+ * // multi-label classification (BigEarthNet): per-class AP over samples, and their mean
+ * const scores = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]];
+ * const targets = [[1, 0], [0, 1], [1, 1]];
+ * console.log(meanAveragePrecision(scores, targets)); // { ap: [1, 1], mAP: 1 }
+ * ```
  */
 export function meanAveragePrecision(
   scores: readonly ArrayLike<number>[],

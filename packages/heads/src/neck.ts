@@ -26,6 +26,16 @@ export interface MultiLevelNeckOptions {
  * bias, no norm or activation), bilinear rescale by `scales[i]` (`align_corners` false), then a 3×3
  * conv (`convs.i.conv`, with bias). With one input and several scales the input is shared.
  * It turns a ViT's same-size maps into a pyramid a UPerHead can read.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { MultiLevelNeck } from '@skysense/heads';
+ * await initBackend();
+ * // mmseg MultiLevelNeck: ViT maps of one size → a pyramid (×4, ×2, ×1, ×½) for UPerNet
+ * const neck = new MultiLevelNeck({ inChannels: [64, 64, 64, 64], outChannels: 32, scales: [4, 2, 1, 0.5] });
+ * const maps = [0, 1, 2, 3].map(() => tf.randomNormal([1, 64, 8, 8]));
+ * console.log(neck.forward(maps).map((m) => m.shape)); // [1,32,32,32] [1,32,16,16] [1,32,8,8] [1,32,4,4]
+ * ```
  */
 export class MultiLevelNeck extends Module {
   readonly scales: number[];

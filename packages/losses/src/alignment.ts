@@ -50,6 +50,16 @@ export interface AlignmentOutputs {
  * L2-normalised and compared by `feat_A · feat_Bᵀ / temp`; positives are the same sample. Without
  * queue and momentum distillation (ALBEF with alpha 0, queue size 0). Keys `temp`, `vision_proj.*`,
  * `text_proj.*`.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { ContrastiveAlignment } from '@skysense/losses';
+ * await initBackend();
+ * // ALBEF-style symmetric InfoNCE between two modalities' [CLS] tokens, projected to a shared width
+ * const align = new ContrastiveAlignment({ widthA: 32, widthB: 24, embedDim: 16 });
+ * const { loss, simAB } = align.forward(tf.randomNormal([4, 5, 32]), tf.randomNormal([4, 7, 24]));
+ * console.log(loss.dataSync()[0], simAB.shape); // [4, 4] similarities
+ * ```
  */
 export class ContrastiveAlignment extends Module {
   readonly temp: Parameter;

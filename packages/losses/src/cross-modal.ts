@@ -35,6 +35,16 @@ export interface CrossModalValues {
  * pair (i, j), i ≠ j, the InfoNCE loss of `z_i · z_jᵀ / temp` with the same sample as the positive; the
  * total is the sum over the ordered pairs (6 terms for three modalities). For two modalities the total
  * is twice ALBEF's `loss_ita`.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { CrossModalAlignment } from '@skysense/losses';
+ * await initBackend();
+ * // SkySense's L_align over every pair of modalities, on features averaged over space and time
+ * const align = new CrossModalAlignment({ widths: { hr: 32, s2: 16, s1: 16 }, embedDim: 8 });
+ * const { pairs, total } = align.forward({ hr: tf.randomNormal([4, 32]), s2: tf.randomNormal([4, 16]), s1: tf.randomNormal([4, 16]) });
+ * console.log(Object.keys(pairs), total.dataSync()[0]);
+ * ```
  */
 export class CrossModalAlignment extends Module {
   readonly temp: Parameter;
@@ -102,7 +112,18 @@ export interface ObjectiveWeights {
   beta?: number;
 }
 
-/** SkySense's total pre-training loss (Eq. 14): α·L_MGCL + β·L_align. */
+/**
+ * SkySense's total pre-training loss (Eq. 14): α·L_MGCL + β·L_align.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { skySenseObjective } from '@skysense/losses';
+ * await initBackend();
+ * // the paper's total: α · L_MGCL + β · L_align
+ * const total = skySenseObjective(tf.scalar(2.5), tf.scalar(0.7), { alpha: 1, beta: 0.5 });
+ * console.log(total.dataSync()[0]); // 2.85
+ * ```
+ */
 export function skySenseObjective(mgcl: tf.Scalar, align: tf.Scalar, weights: ObjectiveWeights = {}): tf.Scalar {
   return tf.tidy(() => tf.add(tf.mul(mgcl, weights.alpha ?? 1), tf.mul(align, weights.beta ?? 1)) as tf.Scalar);
 }

@@ -39,6 +39,15 @@ export interface DINOHeadOptions {
  * DINO's projection head: `mlp` (Linear → GELU, …, Linear to the bottleneck; keys `mlp.0`, `mlp.2`, …),
  * L2-normalisation (eps 1e-12), then a weight-normalised `last_layer` without bias
  * (`weight_g` `[out, 1]`, `weight_v` `[out, bottleneck]`: row o = g[o] · v[o] / ‖v[o]‖).
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { DINOHead } from '@skysense/losses';
+ * await initBackend();
+ * // DINO's projection head: MLP → bottleneck → L2 norm → weight-normalised last layer
+ * const head = new DINOHead({ inDim: 64, outDim: 256, hiddenDim: 128, bottleneckDim: 32 });
+ * console.log(head.forward(tf.randomNormal([8, 64])).shape); // [8, 256]
+ * ```
  */
 export class DINOHead extends Module {
   readonly mlp: Sequential;
@@ -103,6 +112,15 @@ export interface SelfDistillationOptions {
  * the cross-entropy between the centred, sharpened teacher distribution softmax((t_i − c)/τ_t) and
  * the student's log-softmax(s_i/τ_s); the center (a buffer) is then updated by EMA of the teacher rows.
  * The teacher side gets no gradient.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { SelfDistillation } from '@skysense/losses';
+ * await initBackend();
+ * // one teacher→student cross-entropy term with centering and a temperature schedule (FGCL's building block)
+ * const term = new SelfDistillation({ outDim: 32, nepochs: 10 });
+ * console.log(term.forward(tf.randomNormal([6, 32]), tf.randomNormal([6, 32]), 0).dataSync()[0]);
+ * ```
  */
 export class SelfDistillation extends Module {
   readonly center: Buffer;
@@ -186,6 +204,16 @@ export interface DINOLossOptions extends SelfDistillationOptions {
  * DINO's self-distillation loss: cross-entropy between the centred, sharpened teacher distribution
  * of each global view and the student distribution of every other view, averaged over the pairs;
  * the center (a buffer) is then updated by EMA of the teacher outputs. Rows are crop-major.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { DINOLoss } from '@skysense/losses';
+ * await initBackend();
+ * const loss = new DINOLoss({ outDim: 128, ncrops: 2, nepochs: 100 }); // teacher temperature warm-up, centering
+ * const student = tf.randomNormal([8, 128]); // 2 views × 4 images, view-major
+ * const teacher = tf.randomNormal([8, 128]);
+ * console.log(loss.forward(student, teacher, 0).dataSync()[0]); // also updates loss.center
+ * ```
  */
 export class DINOLoss extends SelfDistillation {
   readonly ncrops: number;

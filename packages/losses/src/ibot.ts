@@ -52,6 +52,20 @@ export interface IBOTLossValues {
  * masked-patch term on matching global views (per image, the mean over masked patches of the
  * cross-entropy, an image without masked patches contributing 0), weighted by lambda1 / lambda2;
  * then both centers (`center`, `center2`) are updated by EMA.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { IBOTLoss } from '@skysense/losses';
+ * await initBackend();
+ * // iBOT: [CLS] distillation across views plus masked-patch distillation
+ * const loss = new IBOTLoss({ outDim: 16, patchOutDim: 16, nepochs: 2, warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTemp2: 0.04, teacherTemp2: 0.07, warmupTeacherTempEpochs: 1 });
+ * const [b, n] = [2, 3]; // images, patches; 2 global views
+ * const student = { cls: tf.randomNormal([2 * b, 16]), patch: tf.randomNormal([2 * b, n, 16]) };
+ * const teacher = { cls: tf.randomNormal([2 * b, 16]), patch: tf.randomNormal([2 * b, n, 16]) };
+ * const masks = [tf.tensor2d([[1, 0, 1], [0, 1, 0]], undefined, 'bool'), tf.tensor2d([[0, 0, 1], [1, 1, 0]], undefined, 'bool')];
+ * const { loss: total } = loss.forward(student, teacher, null, masks, 0);
+ * console.log(total.dataSync()[0]);
+ * ```
  */
 export class IBOTLoss extends Module {
   readonly center: Buffer;

@@ -136,6 +136,18 @@ export interface FGCLValues {
  * each a {@link SelfDistillation} term between the student's and the teacher's projections. Keys:
  * `pixel_head.*`, `head.*` (image and object share it), `pixel.center`, `object.center`, `image.center`.
  * The teacher is another `FGCL` (the EMA of this one); only its heads are used.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { FGCL } from '@skysense/losses';
+ * await initBackend();
+ * // L_FGCL for one feature source: pixel, object and image terms between student and EMA teacher
+ * const opts = { inDim: 32, outDim: 64, pixelOutDim: 32, head: { hiddenDim: 48, bottleneckDim: 16 }, distillation: { nepochs: 10 } };
+ * const [student, teacher] = [new FGCL(opts), new FGCL(opts)];
+ * const map = tf.randomNormal([2, 32, 4, 4]);
+ * const { pixel, object, image, total } = student.forward(map, map, teacher, 0);
+ * console.log(total.dataSync()[0], pixel.dataSync()[0], object.dataSync()[0], image.dataSync()[0]);
+ * ```
  */
 export class FGCL extends Module {
   readonly pixelHead: DINOHead;
@@ -189,6 +201,17 @@ export interface MGCLValues {
 /**
  * SkySense's Multi-Granularity Contrastive Learning (Eq. 9): the sum of {@link FGCL} over the feature
  * sources (HR, S2, S1 and the fused feature). Keys `<source>.pixel_head.*`, … .
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { MGCL } from '@skysense/losses';
+ * await initBackend();
+ * // L_MGCL: one FGCL per source (HR, S2, S1, fusion), summed
+ * const opts = { inDim: 32, outDim: 64, pixelOutDim: 32, head: { hiddenDim: 48, bottleneckDim: 16 }, distillation: { nepochs: 10 } };
+ * const [student, teacher] = [new MGCL({ hr: opts, fusion: opts }), new MGCL({ hr: opts, fusion: opts })];
+ * const maps = { hr: tf.randomNormal([2, 32, 4, 4]), fusion: tf.randomNormal([2, 32, 4, 4]) };
+ * console.log(student.forward(maps, maps, teacher, 0).total.dataSync()[0]);
+ * ```
  */
 export class MGCL extends Module {
   readonly sources = new Map<string, FGCL>();

@@ -194,11 +194,38 @@ export interface RunEmbedOptions {
   log?: (line: string) => void;
 }
 
+/** The released files a sample's model uses: no HR file without an HR image, no S2/S1 files (encoder, up-head) without that series. */
+function filesFor(files: ReleasedFiles, m: SampleManifest): ReleasedFiles {
+  const s2 = Boolean(m.s2?.length);
+  const s1 = Boolean(m.s1?.length);
+  return {
+    hr: m.hr ? files.hr : undefined,
+    s2: s2 ? files.s2 : undefined,
+    headS2: s2 ? files.headS2 : undefined,
+    s1: s1 ? files.s1 : undefined,
+    headS1: s1 ? files.headS1 : undefined,
+    fusion: files.fusion,
+  };
+}
+
 /**
  * Runs SkySense on the samples of a manifest (or one sample from files): per sample, the fused
  * features, pictures and a summary line with its nodata. Every option and sample name is checked
  * before anything is written.
  * @returns one summary per sample.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { runEmbed } from '@skysense/skysense';
+ * await initBackend();
+ * // features of real samples with the released weights: fused maps, pictures, a summary per sample
+ * const weights = {
+ *   hr: 'skysense_model_backbone_hr.pth', s2: 'skysense_model_backbone_s2.pth', s1: 'skysense_model_backbone_s1.pth',
+ *   headS2: 'skysense_model_head_s2.pth', headS1: 'skysense_model_head_s1.pth', fusion: 'skysense_model_fusion.pth',
+ * };
+ * const [summary] = await runEmbed({ manifest: 'samples.json', preset: 'skysense-2b', weights, out: 'embeddings' });
+ * console.log(summary);
+ * ```
  */
 export async function runEmbed(o: RunEmbedOptions): Promise<EmbedSummary[]> {
   const log = o.log ?? console.log;
@@ -230,7 +257,7 @@ export async function runEmbed(o: RunEmbedOptions): Promise<EmbedSummary[]> {
     manualSeed(o.seed ?? 0);
     const model = SkySense.fromPreset(preset, { hr: m.hr ? {} : null, s2: m.s2?.length ? {} : null, s1: m.s1?.length ? {} : null }).eval();
     try {
-      if (o.weights) model.loadReleased(o.weights, { log });
+      if (o.weights) model.loadReleased(filesFor(o.weights, m), { log });
       else log(`note: no --weights-dir, ${preset} runs with seeded random weights`);
       const sample = await loadSample(m);
       const dir = join(o.out, names.get(m.name ?? 'sample')!);

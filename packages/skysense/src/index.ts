@@ -44,13 +44,19 @@ export {
   type CreateModelOptions,
 } from './registry';
 export { pcaRgb, bandsRgb, enlarge } from './render';
+/** `@skysense/core-tensor` as a namespace (documented in its own package). @hidden */
 export * as core from '@skysense/core-tensor';
+/** `@skysense/swin` as a namespace (documented in its own package). @hidden */
 export * as swin from '@skysense/swin';
+/** `@skysense/vit` as a namespace (documented in its own package). @hidden */
 export * as vit from '@skysense/vit';
+/** `@skysense/temporal-fusion` as a namespace (documented in its own package). @hidden */
 export * as temporalFusion from '@skysense/temporal-fusion';
+/** `@skysense/geo-prototypes` as a namespace (documented in its own package). @hidden */
 export * as geoPrototypes from '@skysense/geo-prototypes';
 export { Pretrainer, type PretrainOptions, type PretrainBatch, type StepMetrics } from './pretrain';
 export { runPretrain, type RunPretrainOptions } from './pretrain-run';
+/** `@skysense/heads` as a namespace (documented in its own package). @hidden */
 export * as heads from '@skysense/heads';
 export {
   Segmentor,
@@ -117,35 +123,35 @@ export { FusionSegmentor, type FusionSegmentorOptions } from './finetune/fusion-
 // Moved to @skysense/data (and the crop ops, the training loop and progress to @skysense/core-tensor) in 0.2: these re-exports keep
 // 0.1 code working for one minor version.
 export {
-  /** @deprecated import from `@skysense/data` */ readGeoTiff,
-  /** @deprecated import from `@skysense/data` */ rasterCentre,
-  /** @deprecated import from `@skysense/data` */ toLatLon,
-  /** @deprecated import from `@skysense/data` */ crsDefinition,
-  /** @deprecated import from `@skysense/data` */ loadSentinel2,
-  /** @deprecated import from `@skysense/data` */ loadSentinel1,
-  /** @deprecated import from `@skysense/data` */ leeFilterDb,
-  /** @deprecated import from `@skysense/data` */ loadHr,
-  /** @deprecated import from `@skysense/data` */ findS2BandFiles,
-  /** @deprecated import from `@skysense/data` */ stackOnFinestGrid,
-  /** @deprecated import from `@skysense/data` */ NORMALIZATION,
-  /** @deprecated import from `@skysense/data` */ normalizeChannels,
-  /** @deprecated import from `@skysense/data` */ findAcquisitionDate,
-  /** @deprecated import from `@skysense/data` */ requireAcquisitionDate,
-  /** @deprecated import from `@skysense/data` */ readManifest,
-  /** @deprecated import from `@skysense/data` */ loadSample,
-  /** @deprecated import from `@skysense/data` */ samplesDir,
-  /** @deprecated import from `@skysense/data` */ readImage,
-  /** @deprecated import from `@skysense/data` */ readMask,
-  /** @deprecated import from `@skysense/data` */ readClassTable,
-  /** @deprecated import from `@skysense/data` */ loadSegmentationDataset,
-  /** @deprecated import from `@skysense/data` */ listImages,
-  /** @deprecated import from `@skysense/data` */ DUBAI_AERIAL_CLASSES,
-  /** @deprecated import from `@skysense/data` */ IGNORE_INDEX,
-  /** @deprecated import from `@skysense/data` */ cutWindow,
-  /** @deprecated import from `@skysense/data` */ randomWindow,
-  /** @deprecated import from `@skysense/data` */ normalizedImage,
-  /** @deprecated import from `@skysense/data` */ randomResizedBox,
-  /** @deprecated import from `@skysense/data` */ resolveMultiCrop,
+  /** @deprecated import from `@skysense/data` @hidden */ readGeoTiff,
+  /** @deprecated import from `@skysense/data` @hidden */ rasterCentre,
+  /** @deprecated import from `@skysense/data` @hidden */ toLatLon,
+  /** @deprecated import from `@skysense/data` @hidden */ crsDefinition,
+  /** @deprecated import from `@skysense/data` @hidden */ loadSentinel2,
+  /** @deprecated import from `@skysense/data` @hidden */ loadSentinel1,
+  /** @deprecated import from `@skysense/data` @hidden */ leeFilterDb,
+  /** @deprecated import from `@skysense/data` @hidden */ loadHr,
+  /** @deprecated import from `@skysense/data` @hidden */ findS2BandFiles,
+  /** @deprecated import from `@skysense/data` @hidden */ stackOnFinestGrid,
+  /** @deprecated import from `@skysense/data` @hidden */ NORMALIZATION,
+  /** @deprecated import from `@skysense/data` @hidden */ normalizeChannels,
+  /** @deprecated import from `@skysense/data` @hidden */ findAcquisitionDate,
+  /** @deprecated import from `@skysense/data` @hidden */ requireAcquisitionDate,
+  /** @deprecated import from `@skysense/data` @hidden */ readManifest,
+  /** @deprecated import from `@skysense/data` @hidden */ loadSample,
+  /** @deprecated import from `@skysense/data` @hidden */ samplesDir,
+  /** @deprecated import from `@skysense/data` @hidden */ readImage,
+  /** @deprecated import from `@skysense/data` @hidden */ readMask,
+  /** @deprecated import from `@skysense/data` @hidden */ readClassTable,
+  /** @deprecated import from `@skysense/data` @hidden */ loadSegmentationDataset,
+  /** @deprecated import from `@skysense/data` @hidden */ listImages,
+  /** @deprecated import from `@skysense/data` @hidden */ DUBAI_AERIAL_CLASSES,
+  /** @deprecated import from `@skysense/data` @hidden */ IGNORE_INDEX,
+  /** @deprecated import from `@skysense/data` @hidden */ cutWindow,
+  /** @deprecated import from `@skysense/data` @hidden */ randomWindow,
+  /** @deprecated import from `@skysense/data` @hidden */ normalizedImage,
+  /** @deprecated import from `@skysense/data` @hidden */ randomResizedBox,
+  /** @deprecated import from `@skysense/data` @hidden */ resolveMultiCrop,
   type Raster,
   type PixelWindow,
   type S2Band,
@@ -167,29 +173,29 @@ export {
   type ResolvedMultiCrop,
 } from '@skysense/data';
 export {
-  /** @deprecated import from `@skysense/skysense/verify` */ runFixture,
-  /** @deprecated import from `@skysense/skysense/verify` */ forwardFixture,
-  /** @deprecated import from `@skysense/skysense/verify` */ readFixtureConfig,
+  /** @deprecated import from `@skysense/skysense/verify` @hidden */ runFixture,
+  /** @deprecated import from `@skysense/skysense/verify` @hidden */ forwardFixture,
+  /** @deprecated import from `@skysense/skysense/verify` @hidden */ readFixtureConfig,
   type FixtureResult,
   type RunFixtureOptions,
   type FixtureConfig,
 } from './verify';
 export {
-  /** @deprecated import from `@skysense/core-tensor` */ ProgressReporter,
-  /** @deprecated import from `@skysense/core-tensor` */ progressBar,
-  /** @deprecated import from `@skysense/core-tensor` */ saveTrainingCheckpoint,
-  /** @deprecated import from `@skysense/core-tensor` */ openTrainingCheckpoint,
-  /** @deprecated import from `@skysense/core-tensor` */ truncateMetricsLog,
-  /** @deprecated import from `@skysense/core-tensor` */ openRun,
-  /** @deprecated import from `@skysense/core-tensor` */ runSettings,
-  /** @deprecated import from `@skysense/core-tensor` */ trainingLoop,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ ProgressReporter,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ progressBar,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ saveTrainingCheckpoint,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ openTrainingCheckpoint,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ truncateMetricsLog,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ openRun,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ runSettings,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ trainingLoop,
   type TrainingCheckpoint,
   type LoopTrainer,
   type TrainingLoopOptions,
-  /** @deprecated import from `@skysense/core-tensor` */ cropResize,
-  /** @deprecated import from `@skysense/core-tensor` */ intersect,
-  /** @deprecated renamed `roiAlignCrops`, in `@skysense/core-tensor` */ roiAlignCrops as roiAlign,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ cropResize,
+  /** @deprecated import from `@skysense/core-tensor` @hidden */ intersect,
+  /** @deprecated renamed `roiAlignCrops`, in `@skysense/core-tensor` @hidden */ roiAlignCrops as roiAlign,
   type CropBox,
 } from '@skysense/core-tensor';
-/** `@skysense/data` as a namespace, like the model packages. */
+/** `@skysense/data` as a namespace, like the model packages (documented in its own package). @hidden */
 export * as data from '@skysense/data';

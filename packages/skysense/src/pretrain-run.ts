@@ -65,6 +65,15 @@ const HEADS: Partial<Record<SkySensePresetName, { outDim: number; pixelOutDim: n
  * ETA), a JSONL metrics log, atomic checkpoints, and exact `--resume`. The model keeps the branches the
  * samples have: Sentinel pairs (S2 + S1, alignment between them) or, with `hr`, HR tiles (HR + fusion).
  * @returns the metrics of every step run in this call.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { runPretrain } from '@skysense/skysense';
+ * await initBackend();
+ * // SkySense pre-training on the samples (EMA teacher, MGCL + alignment), resumable from its run folder
+ * const metrics = await runPretrain({ preset: 'skysense-tiny', out: 'pretrain-run', steps: 2, batchSize: 2 });
+ * console.log(metrics.at(-1)); // loss terms of the last step
+ * ```
  */
 export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]> {
   const log = o.log ?? console.log;

@@ -89,7 +89,17 @@ const ENTRIES: Record<string, ModelEntry> = {
 /** Every model name of every package, with what it builds: the one registry behind {@link createModel} and `skysense info`. */
 export const MODEL_REGISTRY: Readonly<Record<string, ModelEntry>> = ENTRIES;
 
-/** The registered model names (optionally of one kind), in registry order. */
+/**
+ * The registered model names (optionally of one kind), in registry order.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { listModels } from '@skysense/skysense';
+ * await initBackend();
+ * console.log(listModels()); // every name createModel and the CLI accept
+ * console.log(listModels('finetune')); // only the task models (segmentation, classification, change)
+ * ```
+ */
 export function listModels(kind?: ModelEntry['kind']): string[] {
   return Object.entries(MODEL_REGISTRY)
     .filter(([, e]) => !kind || e.kind === kind)
@@ -137,7 +147,18 @@ export interface ModelInfo {
   tensors: { name: string; shape: number[]; buffer?: true }[];
 }
 
-/** Shape-only description of a registered model. @throws SkySenseError `E_ARG` for an unknown name. */
+/**
+ * Shape-only description of a registered model. @throws SkySenseError `E_ARG` for an unknown name.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { modelInfo } from '@skysense/skysense';
+ * await initBackend();
+ * // parameter counts per part from shapes alone (no memory): what `skysense info` prints
+ * const info = modelInfo('skysense-2b');
+ * console.log(info.parameters, Object.keys(info.modules));
+ * ```
+ */
 export function modelInfo(preset: string): ModelInfo {
   const model = shapeOnly(() => createModel(preset));
   const learnable = new Set(model.namedParameters().map(([n]) => n));

@@ -383,6 +383,20 @@ export function formatBreakdown(rows: BreakdownRow[]): string {
  * say) sits on the multi-modal model like on any encoder: one output map, F_fus (the fused map ⊕ its
  * geo-context, `2·d` channels) when `geoContext`, else the fused map (`d`). The model's keys stay
  * its own (`backbone_gep.*`, `fusion.*`, `ctpe`, …), with the wrapper's owner adding its prefix.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { SkySense, SkySenseEncoder } from '@skysense/skysense';
+ * await initBackend();
+ * // the full model as a FeatureEncoder: one fused map, for the task heads and Finetuner
+ * const encoder = new SkySenseEncoder(SkySense.fromPreset('skysense-tiny'), true);
+ * const [map] = encoder.eval().forward({
+ *   s2: { frames: tf.randomNormal([1, 2, 10, 4, 4]), dates: [['2021-04-01', '2021-07-01']] },
+ *   lat: [43.6],
+ *   lon: [1.44],
+ * });
+ * console.log(encoder.featureChannels, map!.shape); // [64] [1, 64, 4, 4]
+ * ```
  */
 export class SkySenseEncoder extends Module implements FeatureEncoder<SkySenseInputs> {
   readonly featureChannels: readonly number[];

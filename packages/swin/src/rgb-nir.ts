@@ -7,6 +7,15 @@ export const PATCH_EMBED_WEIGHT_KEY = 'patch_embed.projection.weight';
  * Widens an RGB patch-embedding weight `[C, 3, k, k]` to RGB-NIR `[C, 4, k, k]` the way SkySense's
  * official converter does: the new 4th (NIR) input slice is a copy of the **red** slice (input
  * channel 0). Load the result into a model built with `inChannels: 4`; feed bands as R, G, B, NIR.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { widenPatchEmbedToRgbNir } from '@skysense/swin';
+ * await initBackend();
+ * // an RGB patch embedding → RGB+NIR: the NIR filter starts as the mean of the RGB ones
+ * const rgb = tf.randomNormal([352, 3, 4, 4]);
+ * console.log(widenPatchEmbedToRgbNir(rgb).shape); // [352, 4, 4, 4]
+ * ```
  */
 export function widenPatchEmbedToRgbNir(weight: Tensor): Tensor {
   if (weight.rank !== 4 || weight.shape[1] !== 3) {

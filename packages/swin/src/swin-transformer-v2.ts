@@ -35,6 +35,15 @@ import { type SwinV2Arch, type SwinV2ArchName, archByName } from './presets';
  * mmcls `PatchMerging` on a channels-last map: corner-pad odd sides, 2×2 unfold in `nn.Unfold`
  * order (channel, kernel row, kernel column), `reduction` Linear(4C → 2C, no bias), then `norm`
  * (post-norm, 2C wide; pre-norm variant: 4C wide before the reduction).
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { PatchMerging } from '@skysense/swin';
+ * await initBackend();
+ * // Swin V2 downsampling (post-norm): 2 × 2 neighbours concatenated, Linear 4C → 2C, LayerNorm
+ * const merge = new PatchMerging(32, 64);
+ * console.log(merge.forward(tf.randomNormal([1, 16, 16, 32])).shape); // [1, 8, 8, 64], channels last
+ * ```
  */
 export class PatchMerging extends Module {
   readonly reduction: Linear;
@@ -80,7 +89,18 @@ export interface SwinBlockV2Options {
   ffnRatio?: number;
 }
 
-/** mmcls `SwinBlockV2` (residual post-norm): `x + norm1(attn(x))`, `x + norm2(ffn(x))`, optional `norm3`. */
+/**
+ * mmcls `SwinBlockV2` (residual post-norm): `x + norm1(attn(x))`, `x + norm2(ffn(x))`, optional `norm3`.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { SwinBlockV2 } from '@skysense/swin';
+ * await initBackend();
+ * // one Swin V2 block: (shifted) window attention with scaled cosine attention and post-norm residuals
+ * const block = new SwinBlockV2(32, 2, { windowSize: 4, shift: true, extraNorm: false, dropPath: 0, padSmallMap: false, pretrainedWindowSize: 0 });
+ * console.log(block.forward(tf.randomNormal([1, 8, 8, 32])).shape); // [1, 8, 8, 32]
+ * ```
+ */
 export class SwinBlockV2 extends Module {
   readonly attn: ShiftWindowMSA;
   readonly norm1: LayerNorm;
@@ -119,7 +139,20 @@ export class SwinBlockV2 extends Module {
   }
 }
 
-/** mmcls `SwinBlockV2Sequence`: optional `downsample` (PatchMerging) then `blocks`. */
+/**
+ * mmcls `SwinBlockV2Sequence`: optional `downsample` (PatchMerging) then `blocks`.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { SwinBlockV2Sequence } from '@skysense/swin';
+ * await initBackend();
+ * // one stage: optional PatchMerging, then blocks alternating plain and shifted windows
+ * const stage = new SwinBlockV2Sequence(16, 2, 2, {
+ *   downsample: true, isPostNorm: true, dropPaths: [0, 0], extraNormEveryNBlocks: 0, windowSize: 4, padSmallMap: false, pretrainedWindowSize: 0,
+ * });
+ * console.log(stage.forward(tf.randomNormal([1, 16, 16, 16])).shape); // [1, 8, 8, 32]
+ * ```
+ */
 export class SwinBlockV2Sequence extends Module {
   readonly downsample: PatchMerging | null;
   readonly blocks: ModuleList<SwinBlockV2>;

@@ -102,6 +102,15 @@ export interface WindowMSAV2Options {
  * mmcls `WindowMSAV2`: cosine attention with a learnable, clamped per-head scale and a
  * continuous relative position bias (`16 · sigmoid(cpb_mlp(table))`). No 1/√d scaling.
  * Keys: `logit_scale`, `q_bias`, `v_bias`, `cpb_mlp.{0,2}.*`, `qkv.weight`, `proj.*`.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { WindowMSAV2 } from '@skysense/swin';
+ * await initBackend();
+ * // attention inside windows: cosine similarity, learned logit scale, continuous position bias (cpb_mlp)
+ * const attn = new WindowMSAV2(16, [4, 4], 2);
+ * console.log(attn.forward(tf.randomNormal([3, 16, 16])).shape); // 3 windows of 16 tokens: [3, 16, 16]
+ * ```
  */
 export class WindowMSAV2 extends Module {
   readonly logitScale: Parameter;
@@ -198,6 +207,15 @@ export { windowOrder };
  * −shift, attend within windows (masked when shifted), undo, crop, drop-path. With
  * `padSmallMap: false` a map whose shorter side equals the window runs unshifted and a smaller
  * map is refused, as in the reference.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { ShiftWindowMSA } from '@skysense/swin';
+ * await initBackend();
+ * // windows of 4 × 4 shifted by 2, masked so shifted windows do not mix regions
+ * const msa = new ShiftWindowMSA(16, 2, 4, { shiftSize: 2 });
+ * console.log(msa.forward(tf.randomNormal([1, 8, 8, 16])).shape); // [1, 8, 8, 16]
+ * ```
  */
 export class ShiftWindowMSA extends Module {
   readonly wMsa: WindowMSAV2;

@@ -32,6 +32,16 @@ export interface FusionTransformerOptions extends TransformerStackOptions {
  * width, the cls token is prepended, then mmseg-style pre-norm layers, no final norm; the output is
  * the cls token. Keys `cls_token`, `porj_linear.*`, `layers.N.*`, as `skysense_model_fusion.pth`.
  * Sequences of different lengths share a batch through a key-padding mask.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { FusionTransformer } from '@skysense/temporal-fusion';
+ * await initBackend();
+ * // per-location sequences over time and modalities → the cls token (porj_linear, cls_token, layers)
+ * const fusion = new FusionTransformer({ inputDims: 64, embedDims: 32, numLayers: 2, numHeads: 4 });
+ * const tokens = tf.randomNormal([16, 5, 64]); // 16 locations × 5 tokens
+ * console.log(fusion.forward(tokens).shape); // [16, 32]
+ * ```
  */
 export class FusionTransformer extends Module {
   readonly options: Required<FusionTransformerOptions>;

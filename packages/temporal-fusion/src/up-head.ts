@@ -34,6 +34,15 @@ export function icnr(base: Initializer, r2: number): Initializer {
  * lifting a ViT map (1024 × h × w) to the fusion width on the HR grid (2816 × 4h × 4w). Keys
  * `decoder.0.weight`, `decoder.0.bias`, as `skysense_model_head_{s2,s1}.pth`. A fresh head is
  * ICNR-initialised ({@link icnr}); loaded weights replace that.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { UpHead } from '@skysense/temporal-fusion';
+ * await initBackend();
+ * // SkySense's up-head: 1×1 conv to 16× channels, PixelShuffle(4): ViT maps onto the HR grid
+ * const up = new UpHead(16, 32, 4);
+ * console.log(up.forward(tf.randomNormal([1, 16, 4, 4])).shape); // [1, 32, 16, 16]
+ * ```
  */
 export class UpHead extends Module {
   readonly decoder: Sequential;

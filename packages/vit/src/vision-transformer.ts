@@ -307,6 +307,16 @@ export class VisionTransformer extends Module implements FeatureEncoder {
  * A copy of a ViT state dict whose patch embedding keeps only `subset` of `bandNames` (see
  * {@link selectPatchEmbedBands}); load it into a model built with `inChannels: subset.length,
  * bandNames: subset`. The caller disposes the new weight tensor.
+ * @example
+ * ```ts
+ * import { initBackend, loadSafetensors } from '@skysense/core-tensor';
+ * import { SENTINEL2_BANDS, VisionTransformer, selectBandsStateDict } from '@skysense/vit';
+ * await initBackend();
+ * // keep the patch-embedding input channels of the bands you have (here 4 of the 10)
+ * const mine = ['B2', 'B3', 'B4', 'B8'];
+ * const state = selectBandsStateDict(loadSafetensors('skysense_model_backbone_s2.safetensors'), SENTINEL2_BANDS, mine);
+ * VisionTransformer.fromPreset('skysense-s2', { inChannels: 4, bandNames: mine }).loadStateDict(state, { strict: false });
+ * ```
  */
 export function selectBandsStateDict(
   dict: Map<string, Tensor>,

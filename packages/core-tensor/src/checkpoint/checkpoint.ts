@@ -32,7 +32,17 @@ export function detectCheckpointFormat(file: string): CheckpointFormat {
   throw new SkySenseError('E_CHECKPOINT', `${file}: not a safetensors file or a PyTorch checkpoint`);
 }
 
-/** Opens a `.pth` (zip or legacy) or `.safetensors` file, recognised by content. */
+/**
+ * Opens a `.pth` (zip or legacy) or `.safetensors` file, recognised by content.
+ * @example
+ * ```ts
+ * import { initBackend, openCheckpoint } from '@skysense/core-tensor';
+ * await initBackend();
+ * const ckpt = openCheckpoint('skysense_model_fusion.pth'); // .pth or .safetensors, by content
+ * console.log(ckpt.keys().slice(0, 3));
+ * ckpt.close();
+ * ```
+ */
 export function openCheckpoint(file: string, options: PthOpenOptions = {}): CheckpointFile {
   return (detectCheckpointFormat(file) === 'safetensors' ? SafetensorsFile.open(file) : PthFile.open(file, options)) as CheckpointFile;
 }
@@ -134,6 +144,14 @@ export interface ConvertOptions extends PthOpenOptions {
  * tensor, not the file), keeping each tensor's dtype, writing atomically. Non-tensor entries
  * (e.g. mmcv `meta`) go to the safetensors metadata as JSON (`pth_extra`).
  * @returns the names written.
+ * @example
+ * ```ts
+ * import { convertToSafetensors, initBackend } from '@skysense/core-tensor';
+ * await initBackend();
+ * // a .pth (pickle) → .safetensors (no pickle, memory-mapped reads); keys kept, or selected and renamed
+ * const names = convertToSafetensors('skysense_model_backbone_hr.pth', 'hr.safetensors', { prefix: 'backbone.', strip: 'backbone.' });
+ * console.log(names.length, names[0]);
+ * ```
  */
 export function convertToSafetensors(input: string, output: string, options: ConvertOptions = {}): string[] {
   const ckpt = openCheckpoint(input, options);
@@ -190,7 +208,16 @@ export interface CheckpointSummary {
   extra: Record<string, unknown>;
 }
 
-/** Lists a checkpoint's tensors without reading their data. */
+/**
+ * Lists a checkpoint's tensors without reading their data.
+ * @example
+ * ```ts
+ * import { initBackend, inspectCheckpoint } from '@skysense/core-tensor';
+ * await initBackend();
+ * const info = inspectCheckpoint('skysense_model_backbone_s2.pth'); // names, dtypes and shapes; no tensor data read
+ * console.log(info.format, info.layout, info.tensors.length, info.totalParameters);
+ * ```
+ */
 export function inspectCheckpoint(file: string, options: PthOpenOptions = {}): CheckpointSummary {
   const format = detectCheckpointFormat(file);
   const ckpt = openCheckpoint(file, options);

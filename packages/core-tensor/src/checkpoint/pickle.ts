@@ -10,12 +10,36 @@ import type { SafetensorsDType } from '../safetensors';
  * corrupt input ends in an `E_CHECKPOINT` error, never a hang or a huge allocation.
  */
 
-/** A Python tuple. */
+/**
+ * A Python tuple.
+ * @example
+ * ```ts
+ * import { initBackend, PyTuple, unpickle } from '@skysense/core-tensor';
+ * await initBackend();
+ * // pickle.dumps((1, 2.5), protocol=2)
+ * const value = unpickle(Uint8Array.from([0x80, 2, 0x4b, 1, 0x47, 0x40, 4, 0, 0, 0, 0, 0, 0, 0x86, 0x2e]), 'bytes');
+ * if (value instanceof PyTuple) console.log(value.items); // [1, 2.5]
+ * ```
+ */
 export class PyTuple {
   constructor(readonly items: PyValue[]) {}
 }
 
-/** A Python dict (or OrderedDict); `attributes` holds state set by BUILD (e.g. `_metadata`). */
+/**
+ * A Python dict (or OrderedDict); `attributes` holds state set by BUILD (e.g. `_metadata`).
+ * @example
+ * ```ts
+ * import { fileSource, initBackend, PyDict, PyStorage, PyTuple, readZipDirectory, readZipEntry, unpickle } from '@skysense/core-tensor';
+ * await initBackend();
+ * // the low-level view of a .pth (PthFile does all this): unpickle its archive/data.pkl
+ * const src = fileSource('skysense_model_backbone_s1.pth');
+ * const pkl = [...readZipDirectory(src).values()].find((e) => e.name.endsWith('/data.pkl'))!;
+ * const storage = (pid: unknown) => (pid instanceof PyTuple ? new PyStorage(String(pid.items[2]), 'F32', Number(pid.items[4])) : null);
+ * const root = unpickle(readZipEntry(src, pkl), 'data.pkl', storage);
+ * if (root instanceof PyDict) console.log(root.className, root.map.size); // 'collections.OrderedDict' and its tensors
+ * src.close();
+ * ```
+ */
 export class PyDict {
   readonly map = new Map<unknown, PyValue>();
   attributes: Record<string, PyValue> = {};
@@ -26,7 +50,17 @@ export class PyDict {
   }
 }
 
-/** A `torch.*Storage` class named in a checkpoint. */
+/**
+ * A `torch.*Storage` class named in a checkpoint.
+ * @example
+ * ```ts
+ * import { initBackend, PyStorageType, STORAGE_DTYPES } from '@skysense/core-tensor';
+ * await initBackend();
+ * // the storage classes a checkpoint may name, and the dtype each becomes
+ * const types = Object.entries(STORAGE_DTYPES).map(([name, dtype]) => new PyStorageType(name, dtype));
+ * console.log(types.map((t) => `${t.name} → ${t.dtype}`)); // FloatStorage → F32, LongStorage → I64, …
+ * ```
+ */
 export class PyStorageType {
   constructor(
     readonly name: string,
@@ -34,7 +68,17 @@ export class PyStorageType {
   ) {}
 }
 
-/** A storage reference from a persistent id: which bytes back a tensor. */
+/**
+ * A storage reference from a persistent id: which bytes back a tensor.
+ * @example
+ * ```ts
+ * import { initBackend, PyStorage } from '@skysense/core-tensor';
+ * await initBackend();
+ * // persistent id ('storage', torch.FloatStorage, '7', 'cpu', 1024) → the bytes of the zip entry data/7
+ * const storage = new PyStorage('7', 'F32', 1024);
+ * console.log(storage.key, storage.dtype, storage.numel);
+ * ```
+ */
 export class PyStorage {
   constructor(
     readonly key: string,
@@ -45,7 +89,17 @@ export class PyStorage {
   ) {}
 }
 
-/** A tensor as the checkpoint describes it: a strided view of a storage. */
+/**
+ * A tensor as the checkpoint describes it: a strided view of a storage.
+ * @example
+ * ```ts
+ * import { initBackend, PyStorage, PyTensor } from '@skysense/core-tensor';
+ * await initBackend();
+ * // what `_rebuild_tensor_v2(storage, 0, (2, 3), (3, 1), False, …)` in a checkpoint's pickle becomes
+ * const t = new PyTensor(new PyStorage('0', 'F32', 6), 0, [2, 3], [3, 1], false);
+ * console.log(t.shape, t.stride, t.storage.key); // [2, 3] [3, 1] '0'
+ * ```
+ */
 export class PyTensor {
   constructor(
     readonly storage: PyStorage,
@@ -56,12 +110,32 @@ export class PyTensor {
   ) {}
 }
 
-/** A numpy dtype descriptor (only its kind/size matters here). */
+/**
+ * A numpy dtype descriptor (only its kind/size matters here).
+ * @example
+ * ```ts
+ * import { initBackend, PyNumpyDtype, type PyValue } from '@skysense/core-tensor';
+ * await initBackend();
+ * // numpy scalars in mmcv's checkpoint meta arrive as their dtype code plus bytes
+ * const describe = (v: PyValue) => (v instanceof PyNumpyDtype ? `numpy ${v.code}` : typeof v);
+ * console.log(describe(new PyNumpyDtype('f8'))); // 'numpy f8'
+ * ```
+ */
 export class PyNumpyDtype {
   constructor(readonly code: string) {}
 }
 
-/** An allow-listed callable (only functions that rebuild tensors or plain data). */
+/**
+ * An allow-listed callable (only functions that rebuild tensors or plain data).
+ * @example
+ * ```ts
+ * import { initBackend, PyCallable, unpickle } from '@skysense/core-tensor';
+ * await initBackend();
+ * // pickle.dumps(collections.OrderedDict, protocol=2): a global on the allow-list becomes a PyCallable
+ * const value = unpickle(Uint8Array.from([0x80, 2, ...new TextEncoder().encode('ccollections\nOrderedDict\n'), 0x2e]), 'bytes');
+ * if (value instanceof PyCallable) console.log(value.qualname); // 'collections.OrderedDict'
+ * ```
+ */
 export class PyCallable {
   constructor(
     readonly qualname: string,

@@ -188,6 +188,16 @@ function isContiguous(shape: number[], stride: number[]): boolean {
  * A PyTorch checkpoint (`torch.save`, zip or legacy format) opened safely: the pickle is read with
  * an allow-list unpickler and tensor bytes are read on demand by offset, so multi-gigabyte files
  * never sit in one buffer. It is a {@link StateDictSource}: pass it to `module.loadStateDict`.
+ * @example
+ * ```ts
+ * import { initBackend, PthFile } from '@skysense/core-tensor';
+ * await initBackend();
+ * const pth = PthFile.open('skysense_model_backbone_s2.pth'); // reads the zip directory and the pickle only
+ * console.log(pth.format, pth.keys().length, pth.shape('pos_embed'));
+ * const table = pth.read('ctpe'); // one tensor, when needed
+ * pth.close();
+ * table.dispose();
+ * ```
  */
 export class PthFile implements StateDictSource {
   private readonly tensors = new Map<string, { t: PyTensor; info: PthTensorInfo }>();

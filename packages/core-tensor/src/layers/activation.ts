@@ -17,7 +17,17 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   });
 }
 
-/** `nn.GELU(approximate)`. */
+/**
+ * `nn.GELU(approximate)`.
+ * @example
+ * ```ts
+ * import { GELU, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const y = new GELU().forward(tf.tensor1d([-1, 0, 1])); // exact erf form, as torch.nn.GELU()
+ * const fast = new GELU('tanh'); // the tanh approximation
+ * console.log(y.arraySync(), fast.approximate);
+ * ```
+ */
 export class GELU extends UnaryModule {
   constructor(readonly approximate: 'none' | 'tanh' = 'none') {
     super();
@@ -30,7 +40,15 @@ export class GELU extends UnaryModule {
   }
 }
 
-/** `nn.ReLU`. */
+/**
+ * `nn.ReLU`.
+ * @example
+ * ```ts
+ * import { initBackend, ReLU, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * console.log(new ReLU().forward(tf.tensor1d([-1, 0, 2])).arraySync()); // [0, 0, 2]
+ * ```
+ */
 export class ReLU extends UnaryModule {
   forward(x: Tensor): Tensor {
     return tf.relu(x);

@@ -1,20 +1,55 @@
 import { tf, type Tensor } from '../tf';
 import { Module } from '../module';
 
-/** A module with one tensor in and one tensor out, the kind {@link Sequential} chains. */
+/**
+ * A module with one tensor in and one tensor out, the kind {@link Sequential} chains.
+ * @example
+ * ```ts
+ * import { initBackend, Linear, Sequential, tf, UnaryModule, type Tensor } from '@skysense/core-tensor';
+ * await initBackend();
+ * // a one-input, one-output layer fits in Sequential
+ * class Scale extends UnaryModule {
+ *   constructor(private readonly k: number) {
+ *     super();
+ *   }
+ *   forward(x: Tensor): Tensor {
+ *     return tf.mul(x, this.k);
+ *   }
+ * }
+ * console.log(new Sequential(new Linear(2, 2), new Scale(0.5)).forward(tf.ones([1, 2])).shape); // [1, 2]
+ * ```
+ */
 export abstract class UnaryModule extends Module {
   /** Runs the module. */
   abstract forward(x: Tensor): Tensor;
 }
 
-/** Passes its input through unchanged (`nn.Identity`). */
+/**
+ * Passes its input through unchanged (`nn.Identity`).
+ * @example
+ * ```ts
+ * import { Identity, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const x = tf.ones([2, 3]);
+ * console.log(new Identity().forward(x) === x); // true: a placeholder where a layer is optional
+ * ```
+ */
 export class Identity extends UnaryModule {
   forward(x: Tensor): Tensor {
     return x;
   }
 }
 
-/** Children named `0`, `1`, … applied in order (`nn.Sequential`). */
+/**
+ * Children named `0`, `1`, … applied in order (`nn.Sequential`).
+ * @example
+ * ```ts
+ * import { GELU, initBackend, Linear, Sequential, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const mlp = new Sequential(new Linear(8, 32), new GELU(), new Linear(32, 1));
+ * console.log(mlp.forward(tf.randomNormal([4, 8])).shape); // [4, 1]; keys '0.weight', '2.bias', … as nn.Sequential
+ * ```
+ */
 export class Sequential extends UnaryModule {
   private readonly items: UnaryModule[];
 
@@ -38,7 +73,17 @@ export class Sequential extends UnaryModule {
   }
 }
 
-/** An indexed list of child modules named `0`, `1`, … (`nn.ModuleList`). */
+/**
+ * An indexed list of child modules named `0`, `1`, … (`nn.ModuleList`).
+ * @example
+ * ```ts
+ * import { initBackend, Linear, ModuleList, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const layers = new ModuleList([new Linear(8, 8), new Linear(8, 8)]);
+ * const y = [...layers].reduce((h, layer) => layer.forward(h), tf.randomNormal([2, 8]));
+ * console.log(y.shape, [...layers.stateDict().keys()][0]); // [2, 8] '0.weight'
+ * ```
+ */
 export class ModuleList<M extends Module = Module> extends Module implements Iterable<M> {
   private readonly items: M[] = [];
 
@@ -68,7 +113,17 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
   }
 }
 
-/** Child modules under given names (`nn.ModuleDict`): their keys are `<name>.<key>`. */
+/**
+ * Child modules under given names (`nn.ModuleDict`): their keys are `<name>.<key>`.
+ * @example
+ * ```ts
+ * import { initBackend, Linear, ModuleDict } from '@skysense/core-tensor';
+ * await initBackend();
+ * const heads = new ModuleDict({ s2: new Linear(16, 4), s1: new Linear(16, 4) });
+ * console.log([...heads.stateDict().keys()]); // ['s2.weight', 's2.bias', 's1.weight', 's1.bias']
+ * const s2Head = heads.get('s2');
+ * ```
+ */
 export class ModuleDict<M extends Module = Module> extends Module {
   private readonly items = new Map<string, M>();
 

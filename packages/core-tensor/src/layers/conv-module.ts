@@ -24,6 +24,14 @@ export interface ConvModuleOptions {
  * mmcv's `ConvModule` (order conv → norm → act): keys `conv.weight` (+ `conv.bias` when there is no
  * norm) and `bn.{weight, bias, running_mean, running_var, num_batches_tracked}`, as in every mmseg
  * decode head and neck.
+ * @example
+ * ```ts
+ * import { ConvModule, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * // mmcv ConvModule: conv (no bias) → BatchNorm → ReLU; keys conv.weight, bn.weight, …
+ * const block = new ConvModule(16, 32, 3, { padding: 1 });
+ * console.log(block.forward(tf.randomNormal([1, 16, 8, 8])).shape); // [1, 32, 8, 8]
+ * ```
  */
 export class ConvModule extends UnaryModule {
   readonly conv: Conv2d;

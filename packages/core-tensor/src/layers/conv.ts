@@ -24,7 +24,16 @@ export interface Conv2dModuleOptions {
   biasInit?: Initializer;
 }
 
-/** `nn.Conv2d` on NCHW tensors; weight `[out, in / groups, kh, kw]`, bias `[out]`. */
+/**
+ * `nn.Conv2d` on NCHW tensors; weight `[out, in / groups, kh, kw]`, bias `[out]`.
+ * @example
+ * ```ts
+ * import { Conv2d, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const conv = new Conv2d(10, 64, 4, { stride: 4 }); // NCHW in and out, weight [64, 10, 4, 4] as PyTorch
+ * console.log(conv.forward(tf.randomNormal([1, 10, 64, 64])).shape); // [1, 64, 16, 16]
+ * ```
+ */
 export class Conv2d extends UnaryModule {
   /** `[outChannels, inChannels / groups, kh, kw]`. */
   readonly weight: Parameter;

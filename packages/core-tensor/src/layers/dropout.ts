@@ -31,7 +31,17 @@ abstract class RandomDrop extends UnaryModule {
   }
 }
 
-/** Element-wise dropout with probability `p` (`nn.Dropout`). */
+/**
+ * Element-wise dropout with probability `p` (`nn.Dropout`).
+ * @example
+ * ```ts
+ * import { Dropout, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const drop = new Dropout(0.1);
+ * const y = drop.forward(tf.ones([2, 8])); // zeroes 10 % and scales the rest by 1 / 0.9 while training
+ * drop.eval(); // identity at inference
+ * ```
+ */
 export class Dropout extends RandomDrop {
   constructor(p = 0.5, rng?: Generator) {
     super(p, rng);
@@ -45,6 +55,14 @@ export class Dropout extends RandomDrop {
 /**
  * Stochastic depth (timm's / mmcv's `DropPath`): each sample's whole residual branch is dropped with
  * probability `p`; the batch axis is the first one.
+ * @example
+ * ```ts
+ * import { DropPath, Generator, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const drop = new DropPath(0.2, new Generator(0)); // drops whole samples' residual branches in training
+ * console.log(drop.forward(tf.ones([4, 3])).arraySync()); // rows of 0 or 1 / 0.8
+ * drop.eval(); // identity at inference
+ * ```
  */
 export class DropPath extends RandomDrop {
   constructor(p = 0, rng?: Generator) {
@@ -56,7 +74,16 @@ export class DropPath extends RandomDrop {
   }
 }
 
-/** Channel dropout (`nn.Dropout2d`): whole `[N, C]` feature maps of an NCHW input are zeroed with probability `p`. */
+/**
+ * Channel dropout (`nn.Dropout2d`): whole `[N, C]` feature maps of an NCHW input are zeroed with probability `p`.
+ * @example
+ * ```ts
+ * import { Dropout2d, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const drop = new Dropout2d(0.1); // zeroes whole channels of [N, C, H, W] maps, as mmseg's decode heads
+ * console.log(drop.forward(tf.ones([1, 4, 2, 2])).shape);
+ * ```
+ */
 export class Dropout2d extends RandomDrop {
   constructor(p = 0.5, rng?: Generator) {
     super(p, rng);

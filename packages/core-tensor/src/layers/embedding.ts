@@ -4,7 +4,16 @@ import { normal, type Initializer } from '../init';
 import { Module, type Parameter } from '../module';
 import { gatherRows } from '../ops/gather';
 
-/** `nn.Embedding`: a `[numEmbeddings, embeddingDim]` table indexed by int32 tensors; N(0, 1) init as PyTorch. */
+/**
+ * `nn.Embedding`: a `[numEmbeddings, embeddingDim]` table indexed by int32 tensors; N(0, 1) init as PyTorch.
+ * @example
+ * ```ts
+ * import { Embedding, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const days = new Embedding(365, 16); // a learned row per day of year
+ * console.log(days.forward(tf.tensor1d([0, 180], 'int32')).shape); // [2, 16]
+ * ```
+ */
 export class Embedding extends Module {
   readonly weight: Parameter;
 

@@ -28,6 +28,14 @@ export interface FFNOptions {
  * mmcv's `FFN`: `layers = [[Linear, act, Dropout] × (numFcs − 1), Linear, Dropout]`, so the keys are
  * `layers.0.0.weight`, …, `layers.1.weight` exactly as mmcv/mmseg checkpoints name them; output =
  * `identity + dropPath(layers(x))`.
+ * @example
+ * ```ts
+ * import { FFN, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * // mmcv FFN: Linear → GELU → Linear plus the identity; keys layers.0.0.weight, layers.1.weight
+ * const ffn = new FFN({ embedDims: 64, feedforwardChannels: 256, act: 'gelu' });
+ * console.log(ffn.forward(tf.randomNormal([2, 17, 64])).shape); // [2, 17, 64]
+ * ```
  */
 export class FFN extends Module {
   readonly layers: Sequential;

@@ -17,7 +17,16 @@ export interface LinearOptions {
   biasInit?: Initializer;
 }
 
-/** `nn.Linear`: `y = x Wᵀ + b` over the last axis; weight `[out, in]`, bias `[out]`. */
+/**
+ * `nn.Linear`: `y = x Wᵀ + b` over the last axis; weight `[out, in]`, bias `[out]`.
+ * @example
+ * ```ts
+ * import { initBackend, Linear, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const fc = new Linear(1024, 10); // weight [10, 1024] as torch.nn.Linear
+ * console.log(fc.forward(tf.randomNormal([4, 1024])).shape); // [4, 10]
+ * ```
+ */
 export class Linear extends UnaryModule {
   /** `[outFeatures, inFeatures]`. */
   readonly weight: Parameter;

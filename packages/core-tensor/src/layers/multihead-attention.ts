@@ -31,6 +31,16 @@ export interface AttentionCallOptions {
  * `torch.nn.MultiheadAttention` with its weight layout (`in_proj_weight` `[3E, E]` packing q, k, v;
  * `in_proj_bias`; `out_proj.weight`, `out_proj.bias`) and math: q is scaled by 1/√(E / heads)
  * before the dot product; heads are contiguous chunks of E / heads channels.
+ * @example
+ * ```ts
+ * import { initBackend, MultiheadAttention, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * // torch.nn.MultiheadAttention: in_proj_weight, out_proj.*; batch-first here
+ * const attn = new MultiheadAttention(64, 4, { batchFirst: true });
+ * const x = tf.randomNormal([2, 10, 64]);
+ * const { output, weights } = attn.forward(x); // self-attention (key = value = query)
+ * console.log(output.shape, weights?.shape); // [2, 10, 64] [2, 10, 10], averaged over heads
+ * ```
  */
 export class MultiheadAttention extends Module {
   readonly inProjWeight: Parameter;

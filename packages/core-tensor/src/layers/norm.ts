@@ -14,7 +14,16 @@ export interface LayerNormOptions {
   elementwiseAffine?: boolean;
 }
 
-/** `nn.LayerNorm` over the trailing `normalizedShape` axes: biased variance, eps inside the square root. */
+/**
+ * `nn.LayerNorm` over the trailing `normalizedShape` axes: biased variance, eps inside the square root.
+ * @example
+ * ```ts
+ * import { initBackend, LayerNorm, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const norm = new LayerNorm(64, { eps: 1e-6 });
+ * console.log(norm.forward(tf.randomNormal([2, 17, 64])).shape); // normalised over the last dimension
+ * ```
+ */
 export class LayerNorm extends UnaryModule {
   /** Scale, shaped `normalizedShape`; null without affine. */
   readonly weight: Parameter | null;
@@ -68,6 +77,14 @@ export interface BatchNormOptions {
  * `nn.BatchNorm2d` on NCHW tensors. Training: normalises with the batch's biased variance and
  * updates `running_mean` / `running_var` (unbiased variance) and `num_batches_tracked`.
  * Evaluation: normalises with the running statistics.
+ * @example
+ * ```ts
+ * import { BatchNorm2d, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const bn = new BatchNorm2d(32); // running_mean / running_var / num_batches_tracked as PyTorch
+ * const y = bn.forward(tf.randomNormal([4, 32, 8, 8])); // batch statistics while training, updates the running ones
+ * bn.eval(); // running statistics at inference
+ * ```
  */
 export class BatchNorm2d extends UnaryModule {
   readonly weight: Parameter | null;

@@ -31,6 +31,14 @@ export interface PatchEmbedOptions {
  * `projection.weight`, `projection.bias`, `norm.weight`, `norm.bias` as mmcv names them.
  * Returns the tokens as a channels-last map `[B, h, w, embedDims]` (reshape to `[B, h·w, C]` for a
  * token sequence; the memory order is the same).
+ * @example
+ * ```ts
+ * import { initBackend, PatchEmbed, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * // 4 × 4 patches of a 10-band Sentinel-2 frame → 256 tokens of 64 (keys projection.weight/bias)
+ * const embed = new PatchEmbed({ inChannels: 10, embedDims: 64, kernelSize: 4 });
+ * console.log(embed.forward(tf.randomNormal([1, 10, 64, 64])).shape); // [1, 256, 64]
+ * ```
  */
 export class PatchEmbed extends UnaryModule {
   readonly projection: Conv2d;

@@ -24,6 +24,14 @@ export interface MmcvAttentionOptions {
 /**
  * mmcv's `MultiheadAttention` wrapper: holds `torch.nn.MultiheadAttention` as `attn` (hence the
  * `attn.attn.in_proj_weight` keys of mmseg checkpoints) and returns `identity + proj_drop(attention)`.
+ * @example
+ * ```ts
+ * import { initBackend, MmcvMultiheadAttention, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * // mmcv's MultiheadAttention wrapper: attn.in_proj_weight, attn.out_proj.*, plus the residual
+ * const attn = new MmcvMultiheadAttention(64, 4, { batchFirst: true });
+ * console.log(attn.forward(tf.randomNormal([2, 17, 64])).shape); // [2, 17, 64]
+ * ```
  */
 export class MmcvMultiheadAttention extends Module {
   readonly attn: MultiheadAttention;
@@ -75,6 +83,14 @@ export interface TransformerEncoderLayerOptions {
  * mmseg 0.x `TransformerEncoderLayer` (pre-norm): `x + attn(ln1(x))`, then `x + ffn(ln2(x))`.
  * Keys `ln1.*`, `attn.attn.{in_proj_weight, in_proj_bias, out_proj.*}`, `ln2.*`,
  * `ffn.layers.0.0.*`, `ffn.layers.1.*` — the Sentinel ViT and the fusion transformer of SkySense.
+ * @example
+ * ```ts
+ * import { initBackend, tf, TransformerEncoderLayer } from '@skysense/core-tensor';
+ * await initBackend();
+ * // mmseg 0.x ViT layer: ln1 → attn → ln2 → ffn, pre-norm with residuals
+ * const layer = new TransformerEncoderLayer({ embedDims: 64, numHeads: 4, feedforwardChannels: 256 });
+ * console.log(layer.forward(tf.randomNormal([2, 17, 64])).shape); // [2, 17, 64]
+ * ```
  */
 export class TransformerEncoderLayer extends Module {
   readonly ln1: LayerNorm;

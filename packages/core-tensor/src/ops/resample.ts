@@ -97,6 +97,14 @@ function separable(x: Tensor, rows: Float32Array, cols: Float32Array, oh: number
  * float32 rounding in the values. Implemented as two small matrix products, so it is differentiable
  * on every backend.
  * @throws SkySenseError `E_ARG` for inconsistent options, `E_SHAPE` for a non-4-D input.
+ * @example
+ * ```ts
+ * import { initBackend, interpolate, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * // F.interpolate: nearest, bilinear or bicubic; by size or scale factor; align_corners as PyTorch
+ * const x = tf.randomNormal([1, 3, 16, 16]);
+ * console.log(interpolate(x, { size: [64, 64], mode: 'bilinear', alignCorners: false }).shape); // [1, 3, 64, 64]
+ * ```
  */
 export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
   assertRank('interpolate input', x, 4);

@@ -13,6 +13,14 @@ export interface EmaOptions {
  * Moves every parameter of `target` towards `source`: `t ← m·t + (1 − m)·s` (the teacher update of
  * DINO / SkySense). Both modules must have the same parameter names and shapes. No gradients flow.
  * @throws SkySenseError `E_STATE_DICT` if the structures differ.
+ * @example
+ * ```ts
+ * import { emaUpdate, initBackend, Linear } from '@skysense/core-tensor';
+ * await initBackend();
+ * const student = new Linear(8, 8);
+ * const teacher = new Linear(8, 8);
+ * emaUpdate(teacher, student, 0.996); // teacher ← 0.996 · teacher + 0.004 · student, parameter by parameter
+ * ```
  */
 export function emaUpdate(target: Module, source: Module, momentum: number, options: EmaOptions = {}): void {
   assertInRange('momentum', momentum, 0, 1);

@@ -19,6 +19,18 @@ export function trainableParameters(source: ParamSource): Parameter[] {
  * parameters get none). The caller owns `value` and the gradient tensors (dispose them, or use
  * {@link disposeGradients}).
  * @throws SkySenseError `E_ARG` if there is no trainable parameter or the loss is not a scalar.
+ * @example
+ * ```ts
+ * import { disposeGradients, initBackend, Linear, tf, valueAndGrads } from '@skysense/core-tensor';
+ * await initBackend();
+ * const model = new Linear(4, 1);
+ * const x = tf.randomNormal([8, 4]);
+ * // the loss's value and d(loss)/d(parameter) for every trainable parameter, by name
+ * const { value, grads } = valueAndGrads(model, () => tf.mean(tf.square(model.forward(x))) as tf.Scalar);
+ * console.log(value.dataSync()[0], [...grads.keys()]); // … ['weight', 'bias']
+ * disposeGradients(grads);
+ * tf.dispose([x, value]);
+ * ```
  */
 export function valueAndGrads(source: ParamSource, loss: () => Scalar): { value: Scalar; grads: Gradients } {
   const params = trainableParameters(source);
@@ -46,6 +58,17 @@ export function disposeGradients(grads: Gradients): void {
  * Global-norm gradient clipping as `torch.nn.utils.clip_grad_norm_`: if the L2 norm over all
  * gradients exceeds `maxNorm`, every gradient is scaled by `maxNorm / (norm + 1e-6)`.
  * @returns the norm before clipping and the (new) gradients; the input map is disposed when replaced.
+ * @example
+ * ```ts
+ * import { clipGradNorm, disposeGradients, initBackend, Linear, tf, valueAndGrads } from '@skysense/core-tensor';
+ * await initBackend();
+ * const model = new Linear(4, 1);
+ * const { value, grads } = valueAndGrads(model, () => tf.sum(model.forward(tf.fill([2, 4], 100))) as tf.Scalar);
+ * const clipped = clipGradNorm(grads, 1); // torch.nn.utils.clip_grad_norm_
+ * console.log(clipped.totalNorm); // the norm before clipping
+ * disposeGradients(clipped.grads);
+ * value.dispose();
+ * ```
  */
 export function clipGradNorm(grads: Gradients, maxNorm: number): { totalNorm: number; grads: Gradients } {
   if (!(maxNorm > 0)) throw new SkySenseError('E_ARG', `clipGradNorm: maxNorm must be > 0, got ${maxNorm}`);

@@ -29,7 +29,18 @@ function isGroupList(x: ParamSource | ParamGroup[]): x is ParamGroup[] {
   return Array.isArray(x) && x.length > 0 && typeof x[0] === 'object' && x[0] !== null && 'params' in x[0];
 }
 
-/** Base of the optimizers: groups, learning rates, step counting and per-parameter state. */
+/**
+ * Base of the optimizers: groups, learning rates, step counting and per-parameter state.
+ * @example
+ * ```ts
+ * import { AdamW, initBackend, Linear, Optimizer, SGD } from '@skysense/core-tensor';
+ * await initBackend();
+ * // Optimizer is the base of AdamW and SGD: parameter groups, schedules, state dicts for resuming
+ * const model = new Linear(8, 2);
+ * const optimizers: Optimizer[] = [new AdamW(model, { lr: 1e-3 }), new SGD(model, { lr: 0.01, momentum: 0.9 })];
+ * for (const o of optimizers) console.log(o.constructor.name, o.stateDict().size);
+ * ```
+ */
 export abstract class Optimizer {
   readonly groups: ResolvedGroup[];
   /** Number of steps taken. */
@@ -187,7 +198,21 @@ export interface SGDOptions {
   nesterov?: boolean;
 }
 
-/** `torch.optim.SGD` with momentum, dampening, weight decay and Nesterov, as PyTorch defines them. */
+/**
+ * `torch.optim.SGD` with momentum, dampening, weight decay and Nesterov, as PyTorch defines them.
+ * @example
+ * ```ts
+ * import { disposeGradients, initBackend, Linear, SGD, tf, valueAndGrads } from '@skysense/core-tensor';
+ * await initBackend();
+ * const model = new Linear(8, 1);
+ * const sgd = new SGD(model, { lr: 0.01, momentum: 0.9, weightDecay: 1e-4, nesterov: true }); // torch.optim.SGD
+ * const x = tf.randomNormal([4, 8]);
+ * const { value, grads } = valueAndGrads(model, () => tf.mean(tf.square(model.forward(x))) as tf.Scalar);
+ * sgd.step(grads);
+ * disposeGradients(grads);
+ * tf.dispose([x, value]);
+ * ```
+ */
 export class SGD extends Optimizer {
   private readonly momentum: number;
   private readonly dampening: number;

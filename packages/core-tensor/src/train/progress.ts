@@ -1,6 +1,14 @@
 /**
  * Progress for long work: on a terminal a single updating line (bar, percent, rate, ETA) on
  * stderr; otherwise (logs, CI) a line every 10 %.
+ * @example
+ * ```ts
+ * import { initBackend, ProgressReporter } from '@skysense/core-tensor';
+ * await initBackend();
+ * const progress = new ProgressReporter('copying'); // a bar on a terminal, a line per 10 % in logs
+ * const total = 64 * 1024 * 1024;
+ * for (let done = 0; done <= total; done += 8 * 1024 * 1024) progress.update(done, total);
+ * ```
  */
 export class ProgressReporter {
   private readonly start = performance.now();

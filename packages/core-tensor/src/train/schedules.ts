@@ -30,6 +30,15 @@ export function polyLr(options: { maxIters: number; power?: number; minLr?: numb
 /**
  * mmcv `CosineAnnealing` policy: `min + (base − min) · (1 + cos(π · iter / maxIters)) / 2`, where
  * `min` is `minLr` or `minLrRatio · base`. Default minLr 0.
+ * @example
+ * ```ts
+ * import { AdamW, cosineLr, initBackend, Linear } from '@skysense/core-tensor';
+ * await initBackend();
+ * const optimizer = new AdamW(new Linear(4, 2), { lr: 1e-3 });
+ * const schedule = cosineLr({ maxIters: 1000, minLr: 1e-6 }); // mmengine CosineAnnealingLR by iteration
+ * for (const iter of [0, 500, 999]) console.log(iter, schedule(iter, 1e-3)); // 1e-3 … 5e-4 … ≈1e-6
+ * optimizer.applySchedule(schedule, 500); // sets every group's lr for iteration 500
+ * ```
  */
 export function cosineLr(options: { maxIters: number; minLr?: number; minLrRatio?: number }): LrSchedule {
   const max = assertInt('maxIters', options.maxIters, 1);

@@ -18,6 +18,14 @@ export interface SinkhornOptions {
  * SwAV's `exp` form up to rounding but cannot overflow or lose whole rows when scores/ε is large.
  * No gradient flows through the result.
  * @throws SkySenseError `E_ARG` if the scores hold NaN or infinities.
+ * @example
+ * ```ts
+ * import { initBackend, sinkhornKnopp, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * // balanced soft assignments of 8 features to 4 prototypes (rows sum to 1, columns share the mass)
+ * const q = sinkhornKnopp(tf.randomNormal([8, 4]), { epsilon: 0.05, iterations: 3 });
+ * console.log(q.sum(1).arraySync()); // ≈ 1 per row
+ * ```
  */
 export function sinkhornKnopp(scores: Tensor, options: SinkhornOptions = {}): Tensor {
   if (scores.rank !== 2) throw new SkySenseError('E_SHAPE', `sinkhornKnopp scores: expected [B, K], got ${formatShape(scores.shape)}`);

@@ -6,6 +6,18 @@ import type { FeatureEncoder } from '@skysense/core-tensor';
  * mmcls's `ImageClassifier`: encoder (`backbone.*`) → global average pooling → `head.fc`. With a
  * multi-label head the loss is the binary cross-entropy on 0/1 targets, otherwise the softmax
  * cross-entropy on class indices.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { Classifier } from '@skysense/skysense';
+ * import { VisionTransformer } from '@skysense/vit';
+ * import { LinearClsHead } from '@skysense/heads';
+ * await initBackend();
+ * // scene classification: an encoder's last map, pooled, into a linear head
+ * const encoder = new VisionTransformer({ embedDims: 32, numLayers: 2, numHeads: 2, outIndices: [1] });
+ * const clf = new Classifier(encoder, new LinearClsHead({ inChannels: 32, numClasses: 10 })).eval();
+ * console.log(clf.forward(tf.randomNormal([2, 10, 64, 64])).shape); // [2, 10] logits
+ * ```
  */
 export class Classifier<I = Tensor> extends Module {
   readonly backbone: FeatureEncoder<I>;
@@ -42,6 +54,19 @@ export class Classifier<I = Tensor> extends Module {
 /**
  * Change detection with one shared (Siamese) encoder (`backbone.*`) applied to both dates and a
  * {@link @skysense/heads!ChangeDetectionHead} (`decode_head.*`); change logits are resized to the input size.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { ChangeDetector } from '@skysense/skysense';
+ * import { SwinTransformerV2 } from '@skysense/swin';
+ * import { ChangeDetectionHead } from '@skysense/heads';
+ * await initBackend();
+ * // a Siamese HR encoder + change head (bitemporal change detection)
+ * const encoder = new SwinTransformerV2({ arch: { embedDims: 8, depths: [2, 2], numHeads: [1, 2], extraNormEveryNBlocks: 0 }, windowSize: 4, outIndices: [0, 1] });
+ * const detector = new ChangeDetector(encoder, new ChangeDetectionHead({ inChannels: [8, 16], channels: 16, poolScales: [1, 2] })).eval();
+ * const [a, b] = [tf.randomNormal([1, 3, 64, 64]), tf.randomNormal([1, 3, 64, 64])];
+ * console.log(detector.forward(a, b).shape); // [1, 2, 64, 64]
+ * ```
  */
 export class ChangeDetector extends Module {
   readonly backbone: FeatureEncoder;

@@ -19,6 +19,25 @@ export interface FusionSegmentorOptions {
  * Segmentation on SkySense's multi-modal fused map (the paper's PASTIS-MM setting): the whole
  * model (`backbone.*`: encoders, fusion, prototype bank) → an FCNHead (`decode_head.*`) on the fused
  * map, with or without the geo-context half → logits resized to the label grid.
+ * @example
+ * ```ts
+ * import { initBackend, tf } from '@skysense/core-tensor';
+ * import { FusionSegmentor, SkySense } from '@skysense/skysense';
+ * await initBackend();
+ * // segmentation on the fused multi-modal features (optionally with the geo-context)
+ * const seg = new FusionSegmentor(SkySense.fromPreset('skysense-tiny'), { numClasses: 4, channels: 8, geoContext: true }).eval();
+ * const logits = seg.forward(
+ *   {
+ *     hr: tf.randomNormal([1, 3, 128, 128]),
+ *     s2: { frames: tf.randomNormal([1, 2, 10, 4, 4]), dates: [['2021-04-01', '2021-07-01']] },
+ *     s1: { frames: tf.randomNormal([1, 1, 2, 4, 4]) },
+ *     lat: [43.6],
+ *     lon: [1.44],
+ *   },
+ *   [16, 16],
+ * );
+ * console.log(logits.shape); // [1, 4, 16, 16]
+ * ```
  */
 export class FusionSegmentor extends Module {
   readonly backbone: SkySense;

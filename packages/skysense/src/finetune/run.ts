@@ -97,8 +97,11 @@ export async function loadTaskDataset(task: FinetuneTask, data: string | undefin
  * `change`, writes their predicted masks and side-by-side pictures to `predictions/`.
  * @example
  * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
  * import { runFinetune } from '@skysense/skysense';
- * const { evaluation } = await runFinetune({ task: 'seg', data: 'my-tiles', classes: 'my-tiles/classes.json', out: 'run1', steps: 600 });
+ * await initBackend();
+ * // 100 steps to try it (about 30 s on 2 cores); 600 and more for a real run
+ * const { evaluation } = await runFinetune({ task: 'seg', data: 'my-tiles', classes: 'my-tiles/classes.json', out: 'run1', steps: 100 });
  * console.log(evaluation?.table); // per-class IoU/F1, mIoU, OA on the held-out tiles
  * ```
  */
@@ -304,7 +307,19 @@ export function saveFinetuned(file: string, model: FinetuneModel, meta: Finetune
   });
 }
 
-/** Rebuilds a model saved by {@link saveFinetuned} (eval mode). */
+/**
+ * Rebuilds a model saved by {@link saveFinetuned} (eval mode).
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { loadFinetuned } from '@skysense/skysense';
+ * await initBackend();
+ * // a fine-tuned model with its task, preset and classes, as saved by runFinetune
+ * const { model, task, preset, classes } = loadFinetuned('my-model.safetensors');
+ * console.log(task, preset, classes.map((c) => c.name));
+ * model.dispose();
+ * ```
+ */
 export function loadFinetuned(file: string): FinetunedMeta & { model: FinetuneModel } {
   if (!existsSync(file)) throw new SkySenseError('E_IO', `${file}: no such file`);
   const header = SafetensorsFile.open(file);
@@ -394,6 +409,15 @@ export interface RunPredictOptions {
 /**
  * Predicts with a fine-tuned model: colour masks `<name>.png` and `<name>.side.png` (seg, change),
  * or class probabilities in `predictions.json` and one line per image (cls, multilabel).
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { runPredict } from '@skysense/skysense';
+ * await initBackend();
+ * // label maps for new images, tiled with overlap; returns the written files
+ * const written = await runPredict({ model: 'my-model.safetensors', inputs: ['my-tiles/images/tile1_image_part_001.jpg'], out: 'predictions' });
+ * console.log(written);
+ * ```
  */
 export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   checkOptions(o, { crop: { int: [8] }, stride: { int: [1] } });
@@ -461,7 +485,18 @@ export interface RunEvalOptions {
   log?: (line: string) => void;
 }
 
-/** Evaluates a fine-tuned model on its task's data and prints the metrics table. */
+/**
+ * Evaluates a fine-tuned model on its task's data and prints the metrics table.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { runEval } from '@skysense/skysense';
+ * await initBackend();
+ * // scores of a fine-tuned model (skysense finetune's model.safetensors) on labelled tiles
+ * const evaluation = await runEval({ model: 'my-model.safetensors', data: 'my-tiles', last: 2 });
+ * console.log(evaluation.table);
+ * ```
+ */
 export async function runEval(o: RunEvalOptions): Promise<TaskEvaluation> {
   checkOptions(o, { last: { int: [1] }, crop: { int: [8] }, stride: { int: [1] } });
   const log = o.log ?? console.log;
