@@ -7,6 +7,7 @@ import {
   Dropout,
   Embedding,
   FFN,
+  TransformerEncoderLayer,
   GELU,
   Generator,
   LayerNorm,
@@ -222,6 +223,12 @@ describe.each(TEST_BACKENDS)('layers on %s', (backend) => {
     );
     expectClose(ffn.forward(x), ref, 1e-5);
     expectClose(ffn.forward(x, tf.zerosLike(x)), tf.sub(ref, x), 1e-5);
+    expect(() => ffn.forward(tf.zeros([2, 3]))).toThrow(/^E_SHAPE: FFN input: expected last dimension 4, got \[2, 3\]$/);
+    const layer = new TransformerEncoderLayer({ embedDims: 8, numHeads: 2, feedforwardChannels: 16 });
+    expect(() => layer.forward(tf.zeros([2, 5, 7]))).toThrow(
+      /^E_SHAPE: TransformerEncoderLayer input: expected shape \[\*, \*, 8\], got \[2, 5, 7\]/,
+    );
+    layer.dispose();
   });
 
   it('MultiheadAttention matches the definition, with torch key names, masks and both layouts', () => {

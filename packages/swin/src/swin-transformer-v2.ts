@@ -10,6 +10,7 @@ import {
   PatchEmbed,
   SkySenseError,
   assertInt,
+  assertShape,
   formatShape,
   inferPrefix,
   interpolate,
@@ -59,7 +60,9 @@ export class PatchMerging extends Module {
     this.norm = this.registerModule('norm', new LayerNorm(isPostNorm ? outChannels : 4 * inChannels));
   }
 
+  /** @param x `[B, H, W, inChannels]` (channels last). @returns `[B, ⌈H/2⌉, ⌈W/2⌉, outChannels]`. */
   forward(x: Tensor): Tensor {
+    assertShape('PatchMerging input', x, [null, null, null, this.inChannels]);
     return tf.tidy(() => {
       const [b, h, w, c] = x.shape as [number, number, number, number];
       const padded =
@@ -130,7 +133,9 @@ export class SwinBlockV2 extends Module {
     this.norm3 = o.extraNorm ? this.registerModule('norm3', new LayerNorm(embedDims)) : null;
   }
 
+  /** @param x `[B, H, W, C]` (channels last). */
   forward(x: Tensor): Tensor {
+    assertShape('SwinBlockV2 input', x, [null, null, null, this.attn.embedDims]);
     return tf.tidy(() => {
       let h = tf.add(x, this.norm1.forward(this.attn.forward(x)));
       h = tf.add(h, this.norm2.forward(this.ffn.forward(h)));

@@ -6,6 +6,7 @@ import {
   ReLU,
   Sequential,
   SkySenseError,
+  assertShape,
   constant,
   cosineWindowAttention,
   formatShape,
@@ -225,7 +226,7 @@ export class ShiftWindowMSA extends Module {
   private readonly masks = new Map<string, Float32Array>();
 
   constructor(
-    embedDims: number,
+    readonly embedDims: number,
     numHeads: number,
     readonly windowSize: number,
     options: ShiftWindowMSAOptions = {},
@@ -261,7 +262,9 @@ export class ShiftWindowMSA extends Module {
     return m;
   }
 
+  /** @param x `[B, H, W, embedDims]` (channels last). */
   forward(x: Tensor): Tensor {
+    assertShape('ShiftWindowMSA input', x, [null, null, null, this.embedDims]);
     const [b, h, w, c] = x.shape as [number, number, number, number];
     const ws = this.windowSize;
     const shift = this.effectiveShift(h, w);

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SkySenseError, disposeGradients, initBackend, shapeOnly, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
 import {
+  PatchMerging,
   SWIN_V2_ARCHS,
+  SwinBlockV2,
   SwinTransformerV2,
   rgbNirStateDict,
   widenPatchEmbedToRgbNir,
@@ -101,6 +103,25 @@ describe('SwinTransformerV2', () => {
       [7, 7],
     ]);
     expect(() => huge.validateInput([1, 4, 256, 256])).toThrow(/expected \[N, 3 \(R, G, B\), H, W\], got \[1, 4, 256, 256\]/);
+    // the building blocks name their own input, not an inner layer's
+    const merge = new PatchMerging(32, 64);
+    expect(() => merge.forward(tf.zeros([1, 16, 16, 31]))).toThrow(
+      /^E_SHAPE: PatchMerging input: expected shape \[\*, \*, \*, 32\], got \[1, 16, 16, 31\] \(dimension 3 is 31, expected 32\)$/,
+    );
+    merge.dispose();
+    const block = new SwinBlockV2(32, 2, {
+      windowSize: 4,
+      shift: true,
+      extraNorm: false,
+      dropPath: 0,
+      padSmallMap: false,
+      pretrainedWindowSize: 0,
+    });
+    expect(() => block.forward(tf.zeros([1, 8, 8, 31]))).toThrow(
+      /^E_SHAPE: SwinBlockV2 input: expected shape \[\*, \*, \*, 32\], got \[1, 8, 8, 31\]/,
+    );
+    expect(() => block.attn.forward(tf.zeros([1, 8, 8, 31]))).toThrow(/^E_SHAPE: ShiftWindowMSA input: expected shape \[\*, \*, \*, 32\]/);
+    block.dispose();
     // the same rule on a small model that actually runs: window 8, a 7×7 last stage
     const small = new SwinTransformerV2({ ...TINY, windowSize: 8, padSmallMap: true }).eval();
     const outs = small.forward(tf.randomNormal([1, 3, 224, 224]));

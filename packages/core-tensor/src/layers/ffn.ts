@@ -1,5 +1,6 @@
 import { tf, type Tensor } from '../tf';
-import { assertInRange, assertInt } from '../validate';
+import { assertInRange, assertInt, formatShape } from '../validate';
+import { SkySenseError } from '../errors';
 import { Module } from '../module';
 import { type ActivationName, makeActivation } from './activation';
 import { Dropout, DropPath } from './dropout';
@@ -41,10 +42,12 @@ export class FFN extends Module {
   readonly layers: Sequential;
   private readonly dropoutLayer: UnaryModule;
   readonly addIdentity: boolean;
+  readonly embedDims: number;
 
   constructor(options: FFNOptions = {}) {
     super();
     const embed = assertInt('embedDims', options.embedDims ?? 256, 1);
+    this.embedDims = embed;
     const hidden = assertInt('feedforwardChannels', options.feedforwardChannels ?? 1024, 1);
     const numFcs = assertInt('numFcs', options.numFcs ?? 2, 2);
     const drop = assertInRange('ffnDrop', options.ffnDrop ?? 0, 0, 1);
@@ -63,6 +66,8 @@ export class FFN extends Module {
 
   /** `identity` defaults to `x`, as in mmcv. */
   forward(x: Tensor, identity?: Tensor): Tensor {
+    if (x.shape.at(-1) !== this.embedDims)
+      throw new SkySenseError('E_SHAPE', `FFN input: expected last dimension ${this.embedDims}, got ${formatShape(x.shape)}`);
     return tf.tidy(() => {
       const out = this.dropoutLayer.forward(this.layers.forward(x));
       return this.addIdentity ? tf.add(identity ?? x, out) : out;

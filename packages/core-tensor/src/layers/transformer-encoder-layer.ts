@@ -1,5 +1,5 @@
 import { tf, type Tensor } from '../tf';
-import { assertInRange, assertInt, assertPositive } from '../validate';
+import { assertInRange, assertInt, assertPositive, assertShape } from '../validate';
 import { Module } from '../module';
 import { SkySenseError } from '../errors';
 import { ModuleList } from './containers';
@@ -129,6 +129,7 @@ export class TransformerEncoderLayer extends Module {
 
   /** `x` `[B, N, C]` (batch-first); `keyPaddingMask` `[B, N]` bool marks padding tokens. */
   forward(x: Tensor, keyPaddingMask?: Tensor): Tensor {
+    assertShape('TransformerEncoderLayer input', x, [null, null, this.ffn.embedDims]);
     return tf.tidy(() => {
       const h = this.attn.forward(this.ln1.forward(x), x, keyPaddingMask);
       return this.ffn.forward(this.ln2.forward(h), h);
