@@ -105,6 +105,10 @@ export {
   type InterpolateOptions,
 } from './ops/resample';
 export { cropResize, roiAlignCrops, intersect, type CropBox } from './ops/crops';
+export { roiAlign, type RoiAlignOptions } from './ops/roi-align';
+export { boxIou, nms, batchedNms, bbox2delta, delta2bbox, type DeltaNormalization, type Delta2BboxOptions } from './ops/boxes';
+export { AnchorGenerator, type AnchorGeneratorOptions } from './ops/anchors';
+export { runBoxOp, boxOpTolerance, BOX_OPS, type BoxOpName } from './ops/box-op-fixtures';
 export { poolValidity, nonFiniteMask } from './ops/validity';
 export { dayOfYear, type AcquisitionDate } from './dates';
 export { SENTINEL2_BANDS, SENTINEL1_BANDS, SENSOR_NORMALIZATION } from './sensors';

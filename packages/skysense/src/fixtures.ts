@@ -9,6 +9,9 @@ import {
   readJsonFile,
   saveSafetensors,
   sinkhornKnopp,
+  runBoxOp,
+  BOX_OPS,
+  boxOpTolerance,
   tf,
   type LoadReport,
   type Tensor,
@@ -21,7 +24,7 @@ import { MultiModalFusion } from '@skysense/temporal-fusion';
 
 /** A parity fixture folder's model and how to run it. */
 interface FixtureRunner {
-  kind: 'swin' | 'vit' | 'fusion' | 'uperhead' | 'fcnhead' | 'dino' | 'ibot' | 'itc' | 'sinkhorn';
+  kind: 'swin' | 'vit' | 'fusion' | 'uperhead' | 'fcnhead' | 'dino' | 'ibot' | 'itc' | 'sinkhorn' | 'op';
   model: Module;
   /** Computes every output key of the fixture (intermediates included). */
   run(inputs: Map<string, Tensor>, expectedKeys: string[]): Map<string, Tensor>;
@@ -42,7 +45,20 @@ export function readFixtureConfig(dir: string): FixtureConfig {
   return readJsonFile<FixtureConfig>(file, 'fixture config');
 }
 
+/** An op fixture (`{"op": "roi_align" | "nms" | …, "kwargs": {…}}`): no weights, the op's outputs under their fixed names. */
+function opRunner(config: FixtureConfig): FixtureRunner {
+  const op = String(config.op);
+  return {
+    kind: 'op',
+    model: new (class OpOnly extends Module {})(),
+    weights: () => new Map(),
+    run: (inputs) => runBoxOp(op, config.kwargs ?? {}, inputs),
+    tolerance: (key) => boxOpTolerance(op, key),
+  };
+}
+
 function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
+  if (typeof config.op === 'string') return opRunner(config);
   const kind = config.model ?? config.module ?? '';
   if (kind === 'SwinTransformerV2') {
     const model = SwinTransformerV2.fromConfig(config.kwargs ?? {});
@@ -109,7 +125,7 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
   if (loss) return loss;
   throw new SkySenseError(
     'E_UNSUPPORTED',
-    `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, UPerHead, FCNHead, DINO, iBOT, ITC, Sinkhorn)`,
+    `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, UPerHead, FCNHead, DINO, iBOT, ITC, Sinkhorn, or an op: ${BOX_OPS.join(', ')})`,
   );
 }
 
@@ -332,7 +348,8 @@ export interface FixtureResult {
 }
 
 /** The output names a fixture defines: the keys of `config.json`'s `outputs`. */
-function outputNames(config: FixtureConfig, dir: string): string[] {
+function outputNames(config: FixtureConfig, dir: string): string[] | null {
+  if (typeof config.op === 'string') return null; // every output the op gives
   const outputs = config.outputs;
   if (!outputs || typeof outputs !== 'object' || Array.isArray(outputs))
     throw new SkySenseError('E_FORMAT', `${dir}/config.json: no "outputs" object naming the fixture's outputs`);
@@ -356,7 +373,7 @@ class FixtureInputs extends Map<string, Tensor> {
 function computeFixture(
   dir: string,
   config: FixtureConfig,
-  names: string[],
+  names: string[] | null,
   options: RunFixtureOptions,
 ): { kind: string; outputs: Map<string, Tensor>; report: LoadReport; tolerance: (key: string) => number } {
   const runner = runnerFor(config, dir);
@@ -366,7 +383,8 @@ function computeFixture(
     const report = options.weights
       ? loadCheckpoint(runner.model, options.weights, { prefix: options.stripPrefix, log: options.log ?? false })
       : loadFixtureWeights(dir, runner);
-    const outputs = runner.run(inputs, names);
+    const outputs = runner.run(inputs, names ?? []);
+    if (!names) return { kind: runner.kind, outputs, report, tolerance: runner.tolerance };
     const missing = names.filter((k) => !outputs.has(k));
     if (missing.length) {
       tf.dispose([...outputs.values()]);

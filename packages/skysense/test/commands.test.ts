@@ -20,6 +20,9 @@ const FIXTURES = [
   join(packages, 'core-tensor', 'test', 'fixtures', 'parity', 'sinkhorn-a'),
   join(packages, 'heads', 'test', 'fixtures', 'parity', 'uperhead-a'),
   join(packages, 'heads', 'test', 'fixtures', 'parity', 'fcnhead-a'),
+  // op fixtures (config.json {"op", "kwargs"}): torchvision / mmdet box ops
+  join(packages, 'core-tensor', 'test', 'fixtures', 'box-ops', 'roi-align-a'),
+  join(packages, 'core-tensor', 'test', 'fixtures', 'box-ops', 'batched-nms-a'),
 ];
 const samples = process.env.SKYSENSE_SAMPLES ?? join(process.cwd(), 'samples');
 const s2Dir = join(samples, 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2', 'S2A_MSIL2A_20170613T101031_87_48');
@@ -91,6 +94,8 @@ describe('skysense verify / forward', () => {
       FIXTURES[8]!,
       FIXTURES[9]!,
       FIXTURES[10]!,
+      FIXTURES[11]!,
+      FIXTURES[12]!,
     ]) {
       const out = join(dir, 'forward.safetensors');
       expect(run(['forward', '--fixture', fixture, '--output', out]).status).toBe(0);

@@ -1,0 +1,223 @@
+import { tf, type Tensor } from '../tf';
+import { SkySenseError } from '../errors';
+import { assertInRange, formatShape } from '../validate';
+
+/** float32 rounding, so box arithmetic matches PyTorch's float kernels operation for operation. */
+const f = Math.fround;
+
+function boxesOf(what: string, t: Tensor): Float32Array {
+  if (t.rank !== 2 || t.shape[1] !== 4)
+    throw new SkySenseError('E_SHAPE', `${what}: expected [N, 4] (x1, y1, x2, y2), got ${formatShape(t.shape)}`);
+  return t.dataSync() as Float32Array;
+}
+
+function scoresOf(what: string, t: Tensor, n: number): Float32Array {
+  if (t.rank !== 1 || t.shape[0] !== n)
+    throw new SkySenseError('E_SHAPE', `${what}: expected [${n}] (one per box), got ${formatShape(t.shape)}`);
+  return t.dataSync() as Float32Array;
+}
+
+/**
+ * Pairwise IoU of two box sets (x1, y1, x2, y2), as torchvision's `box_iou` and mmdet's
+ * `bbox_overlaps` (mode `iou`, no +1 offset) compute it.
+ * @returns `[N, M]`.
+ * @example
+ * ```ts
+ * import { boxIou, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const iou = boxIou(tf.tensor2d([[0, 0, 10, 10]]), tf.tensor2d([[5, 0, 15, 10], [20, 20, 30, 30]]));
+ * console.log(iou.arraySync()); // [[0.333…, 0]]
+ * ```
+ */
+export function boxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
+  const a = boxesOf('boxIou boxes1', boxes1);
+  const b = boxesOf('boxIou boxes2', boxes2);
+  const [n, m] = [a.length / 4, b.length / 4];
+  const areaOf = (x: Float32Array, i: number) => f(f(x[4 * i + 2]! - x[4 * i]!) * f(x[4 * i + 3]! - x[4 * i + 1]!));
+  const out = new Float32Array(n * m);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      const w = Math.max(0, f(Math.min(a[4 * i + 2]!, b[4 * j + 2]!) - Math.max(a[4 * i]!, b[4 * j]!)));
+      const h = Math.max(0, f(Math.min(a[4 * i + 3]!, b[4 * j + 3]!) - Math.max(a[4 * i + 1]!, b[4 * j + 1]!)));
+      const inter = f(w * h);
+      out[i * m + j] = f(inter / f(f(areaOf(a, i) + areaOf(b, j)) - inter));
+    }
+  return tf.tensor2d(out, [n, m]);
+}
+
+/** Indices of `scores` from high to low (ties: lower index first). */
+function order(scores: Float32Array): number[] {
+  return Array.from(scores.keys()).sort((i, j) => scores[j]! - scores[i]! || i - j);
+}
+
+/** Greedy NMS on typed arrays: torchvision's CPU kernel in float32 (suppress when IoU > threshold). */
+function nmsIndices(boxes: Float32Array, scores: Float32Array, iouThreshold: number): Int32Array {
+  const n = scores.length;
+  const area = new Float32Array(n);
+  for (let i = 0; i < n; i++) area[i] = f(f(boxes[4 * i + 2]! - boxes[4 * i]!) * f(boxes[4 * i + 3]! - boxes[4 * i + 1]!));
+  const suppressed = new Uint8Array(n);
+  const keep: number[] = [];
+  const idx = order(scores);
+  for (let a = 0; a < n; a++) {
+    const i = idx[a]!;
+    if (suppressed[i]) continue;
+    keep.push(i);
+    for (let b = a + 1; b < n; b++) {
+      const j = idx[b]!;
+      if (suppressed[j]) continue;
+      const w = Math.max(0, f(Math.min(boxes[4 * i + 2]!, boxes[4 * j + 2]!) - Math.max(boxes[4 * i]!, boxes[4 * j]!)));
+      const h = Math.max(0, f(Math.min(boxes[4 * i + 3]!, boxes[4 * j + 3]!) - Math.max(boxes[4 * i + 1]!, boxes[4 * j + 1]!)));
+      const inter = f(w * h);
+      if (f(inter / f(f(area[i]! + area[j]!) - inter)) > iouThreshold) suppressed[j] = 1;
+    }
+  }
+  return Int32Array.from(keep);
+}
+
+/**
+ * Non-maximum suppression (torchvision `nms`, mmcv `nms`): boxes in decreasing score order, each
+ * dropping the later ones that overlap it by IoU > `iouThreshold`.
+ * @returns the kept indices, int32, highest score first.
+ * @example
+ * ```ts
+ * import { initBackend, nms, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const boxes = tf.tensor2d([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]]);
+ * console.log(nms(boxes, tf.tensor1d([0.9, 0.8, 0.7]), 0.5).arraySync()); // [0, 2]
+ * ```
+ */
+export function nms(boxes: Tensor, scores: Tensor, iouThreshold: number): Tensor {
+  assertInRange('nms iouThreshold', iouThreshold, 0, 1);
+  const b = boxesOf('nms boxes', boxes);
+  return tf.tensor1d(nmsIndices(b, scoresOf('nms scores', scores, b.length / 4), iouThreshold), 'int32');
+}
+
+/**
+ * NMS within each class at once (mmcv `batched_nms` / torchvision `batched_nms`): every box is
+ * shifted by `idx · (max coordinate + 1)` so boxes of different classes never overlap, then one NMS.
+ * @param idxs `[N]` class (or image) index per box.
+ * @returns the kept indices, int32, highest score first.
+ * @example
+ * ```ts
+ * import { batchedNms, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const boxes = tf.tensor2d([[0, 0, 10, 10], [1, 1, 11, 11]]);
+ * const keep = batchedNms(boxes, tf.tensor1d([0.9, 0.8]), tf.tensor1d([0, 1], 'int32'), 0.5);
+ * console.log(keep.arraySync()); // [0, 1]: same place, different classes
+ * ```
+ */
+export function batchedNms(boxes: Tensor, scores: Tensor, idxs: Tensor, iouThreshold: number): Tensor {
+  assertInRange('batchedNms iouThreshold', iouThreshold, 0, 1);
+  const b = boxesOf('batchedNms boxes', boxes);
+  const n = b.length / 4;
+  const s = scoresOf('batchedNms scores', scores, n);
+  const ids = scoresOf('batchedNms idxs', idxs, n);
+  const max = b.reduce((m, v) => Math.max(m, v), -Infinity);
+  const shifted = new Float32Array(b.length);
+  for (let i = 0; i < n; i++) {
+    const offset = f(ids[i]! * f(max + 1));
+    for (let k = 0; k < 4; k++) shifted[4 * i + k] = f(b[4 * i + k]! + offset);
+  }
+  return tf.tensor1d(nmsIndices(shifted, s, iouThreshold), 'int32');
+}
+
+/** Means and standard deviations of the four deltas (mmdet's `target_means` / `target_stds`). */
+export interface DeltaNormalization {
+  /** Default `[0, 0, 0, 0]`. */
+  means?: readonly number[];
+  /** Default `[1, 1, 1, 1]` (Faster R-CNN's RoI head uses `[0.1, 0.1, 0.2, 0.2]`). */
+  stds?: readonly number[];
+}
+
+const NORM_DEFAULT = { means: [0, 0, 0, 0], stds: [1, 1, 1, 1] };
+
+function columns(t: Tensor, what: string): Tensor[] {
+  if (t.rank !== 2 || t.shape[1]! % 4 !== 0) throw new SkySenseError('E_SHAPE', `${what}: expected [N, 4·k], got ${formatShape(t.shape)}`);
+  return tf.split(t, t.shape[1]!, 1);
+}
+
+/**
+ * mmdet's `bbox2delta` (`DeltaXYWHBBoxCoder.encode`): the regression targets that move `proposals`
+ * onto `gt`, `((gx − px) / pw, (gy − py) / ph, log(gw / pw), log(gh / ph))`, normalised.
+ * @returns `[N, 4]`.
+ * @example
+ * ```ts
+ * import { bbox2delta, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const deltas = bbox2delta(tf.tensor2d([[0, 0, 10, 10]]), tf.tensor2d([[2, 0, 12, 20]]), { stds: [0.1, 0.1, 0.2, 0.2] });
+ * console.log(deltas.arraySync()); // [[2, 5, 0, 3.466]]
+ * ```
+ */
+export function bbox2delta(proposals: Tensor, gt: Tensor, norm: DeltaNormalization = {}): Tensor {
+  if (proposals.shape.join() !== gt.shape.join())
+    throw new SkySenseError('E_SHAPE', `bbox2delta: proposals ${formatShape(proposals.shape)} and gt ${formatShape(gt.shape)} differ`);
+  const { means, stds } = { ...NORM_DEFAULT, ...norm };
+  return tf.tidy(() => {
+    const [px1, py1, px2, py2] = columns(proposals, 'bbox2delta proposals');
+    const [gx1, gy1, gx2, gy2] = columns(gt, 'bbox2delta gt');
+    const [pw, ph] = [tf.sub(px2!, px1!), tf.sub(py2!, py1!)];
+    const [gw, gh] = [tf.sub(gx2!, gx1!), tf.sub(gy2!, gy1!)];
+    const centre = (a: Tensor, b: Tensor) => tf.mul(tf.add(a, b), 0.5);
+    const d = [
+      tf.div(tf.sub(centre(gx1!, gx2!), centre(px1!, px2!)), pw),
+      tf.div(tf.sub(centre(gy1!, gy2!), centre(py1!, py2!)), ph),
+      tf.log(tf.div(gw, pw)),
+      tf.log(tf.div(gh, ph)),
+    ];
+    return tf.concat(
+      d.map((v, i) => tf.div(tf.sub(v, means[i]!), stds[i]!)),
+      1,
+    );
+  });
+}
+
+/** Options of {@link delta2bbox}. */
+export interface Delta2BboxOptions extends DeltaNormalization {
+  /** Image `[height, width]` to clip the boxes to. Default: no clipping. */
+  maxShape?: readonly [number, number];
+  /** Largest allowed |log| scale change, as a ratio: `|dw|, |dh| ≤ |log(whRatioClip)|`. Default 16 / 1000. */
+  whRatioClip?: number;
+}
+
+/**
+ * mmdet's `delta2bbox` (`DeltaXYWHBBoxCoder.decode`): applies `deltas` (4 per class) to `rois`,
+ * clamping the log-scale changes and, with `maxShape`, clipping to the image.
+ * @param rois `[N, 4]`.
+ * @param deltas `[N, 4·k]`.
+ * @returns `[N, 4·k]` boxes.
+ * @example
+ * ```ts
+ * import { delta2bbox, initBackend, tf } from '@skysense/core-tensor';
+ * await initBackend();
+ * const boxes = delta2bbox(tf.tensor2d([[0, 0, 10, 10]]), tf.tensor2d([[0.1, 0, 0, 0.5]]), { maxShape: [32, 32] });
+ * console.log(boxes.arraySync()); // [[1, 0, 11, 13.24]]: y1 = −3.24 clipped to the image
+ * ```
+ */
+export function delta2bbox(rois: Tensor, deltas: Tensor, options: Delta2BboxOptions = {}): Tensor {
+  const { means, stds } = { ...NORM_DEFAULT, ...options };
+  const maxRatio = Math.abs(Math.log(options.whRatioClip ?? 16 / 1000));
+  if (rois.rank !== 2 || rois.shape[1] !== 4 || deltas.rank !== 2 || deltas.shape[0] !== rois.shape[0])
+    throw new SkySenseError(
+      'E_SHAPE',
+      `delta2bbox: expected rois [N, 4] and deltas [N, 4·k], got ${formatShape(rois.shape)} and ${formatShape(deltas.shape)}`,
+    );
+  return tf.tidy(() => {
+    const k = deltas.shape[1]! / 4;
+    const d = tf.reshape(deltas, [-1, k, 4]);
+    const denorm = tf.add(tf.mul(d, tf.tensor1d(stds as number[])), tf.tensor1d(means as number[]));
+    const [dx, dy, dw, dh] = tf.split(denorm, 4, 2).map((t) => tf.reshape(t, [-1, k]));
+    const [x1, y1, x2, y2] = tf.split(rois, 4, 1);
+    const [px, py] = [tf.mul(tf.add(x1!, x2!), 0.5), tf.mul(tf.add(y1!, y2!), 0.5)];
+    const [pw, ph] = [tf.sub(x2!, x1!), tf.sub(y2!, y1!)];
+    const gw = tf.mul(pw, tf.exp(tf.clipByValue(dw!, -maxRatio, maxRatio)));
+    const gh = tf.mul(ph, tf.exp(tf.clipByValue(dh!, -maxRatio, maxRatio)));
+    const gx = tf.add(px, tf.mul(pw, dx!));
+    const gy = tf.add(py, tf.mul(ph, dy!));
+    let parts = [tf.sub(gx, tf.mul(gw, 0.5)), tf.sub(gy, tf.mul(gh, 0.5)), tf.add(gx, tf.mul(gw, 0.5)), tf.add(gy, tf.mul(gh, 0.5))];
+    if (options.maxShape) {
+      const [h, w] = options.maxShape;
+      parts = parts.map((p, i) => tf.clipByValue(p, 0, i % 2 === 0 ? w : h));
+    }
+    return tf.reshape(tf.stack(parts, 2), [-1, 4 * k]);
+  });
+}
