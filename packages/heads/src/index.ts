@@ -13,3 +13,12 @@ export { ChangeDetectionHead, type ChangeDetectionHeadOptions, type BitemporalFu
 export { MultiLevelNeck, type MultiLevelNeckOptions } from './neck';
 export { crossEntropyLoss, binaryCrossEntropyLoss, type CrossEntropyOptions } from './losses';
 export { ConfusionMatrix, averagePrecision, meanAveragePrecision, type SegmentationScores, type ChangeScores } from './metrics';
+export {
+  evalMap,
+  type EvalMapOptions,
+  type MapResult,
+  type ClassAP,
+  type GroundTruth,
+  type ImageDetections,
+  type Box,
+} from './detection-metrics';
