@@ -64,3 +64,15 @@ export {
   type LabelledDataset,
 } from './datasets';
 export { downloadSamples, SAMPLE_FILES, type SampleFile, type DownloadSamplesOptions } from './samples';
+export {
+  readVocAnnotation,
+  readVocFolder,
+  writeVocAnnotation,
+  boxesFromMask,
+  segmentationToDetection,
+  type VocAnnotation,
+  type DetectionObject,
+  type DetectionSample,
+  type BoxesFromMaskOptions,
+  type SegmentationToDetectionOptions,
+} from './detection';

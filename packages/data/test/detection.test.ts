@@ -1,0 +1,111 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '@skysense/core-tensor';
+import {
+  DUBAI_AERIAL_CLASSES,
+  boxesFromMask,
+  readMask,
+  readVocAnnotation,
+  readVocFolder,
+  samplesDir,
+  segmentationToDetection,
+  writeVocAnnotation,
+} from '../src/index';
+
+const dir = mkdtempSync(join(tmpdir(), 'skysense-det-'));
+const dubai = join(samplesDir(), 'dubai-aerial-segmentation');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeAll(async () => {
+  await initBackend({ force: 'cpu' });
+});
+
+const voc = (body: string) =>
+  `<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size>${body}</annotation>`;
+const obj = (name: string, box: (number | string)[], difficult = 0) =>
+  `<object><name>${name}</name><difficult>${difficult}</difficult><bndbox><xmin>${box[0]}</xmin><ymin>${box[1]}</ymin><xmax>${box[2]}</xmax><ymax>${box[3]}</ymax></bndbox></object>`;
+
+describe('detection data', () => {
+  it('boxesFromMask: one box per 4-connected component, pixel edges, small ones dropped', () => {
+    // 0 1 1 0
+    // 0 1 1 0
+    // 0 0 0 1   (the lone 1 touches the block only diagonally: its own component)
+    const mask = Uint8Array.from([0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1]);
+    expect(boxesFromMask(mask, 4, 3, { classes: [1], minPixels: 1 })).toEqual([
+      { label: 1, bbox: [1, 0, 3, 2], pixels: 4 },
+      { label: 1, bbox: [3, 2, 4, 3], pixels: 1 },
+    ]);
+    expect(boxesFromMask(mask, 4, 3, { classes: [1], minPixels: 2 })).toHaveLength(1);
+    expect(() => boxesFromMask(mask, 5, 3, { classes: [1] })).toThrow(/12 labels for a 5 × 3 mask \(expected 15\)/);
+  });
+
+  it('VOC annotations: read as mmdet reads them; boxes clipped to the image; bad files named', () => {
+    const f = join(dir, 'a.xml');
+    writeFileSync(f, voc(obj('ship', [10.7, 5, 40, 30]) + obj('R&amp;D', [-5, 60, 30, 95], 1)));
+    expect(readVocAnnotation(f)).toEqual({
+      filename: 'a.jpg',
+      width: 100,
+      height: 80,
+      objects: [
+        { name: 'ship', bbox: [10, 5, 40, 30], difficult: false },
+        { name: 'R&D', bbox: [0, 60, 30, 80], difficult: true },
+      ],
+    });
+    const cases: [string, RegExp][] = [
+      ['', /a\.xml: empty file \(expected a Pascal VOC <annotation>\)/],
+      ['<root/>', /no <annotation> element/],
+      ['<annotation><object/></annotation>', /no <size>/],
+      [voc(obj('ship', [1, 2, 'x', 4])), /object 0 \(ship\) <xmax>: expected a number, got "x"/],
+      [voc(obj('ship', [120, 10, 150, 20])), /object 0 \(ship\): box \[120, 10, 150, 20\] has no area inside the 100 × 80 image/],
+      [voc(obj('ship', [30, 10, 30, 20])), /box \[30, 10, 30, 20\] has no area/],
+    ];
+    for (const [text, error] of cases) {
+      writeFileSync(f, text);
+      expect(() => readVocAnnotation(f)).toThrow(error);
+    }
+    expect(() => readVocAnnotation(join(dir, 'none.xml'))).toThrow(/^E_IO: cannot read annotation .*none\.xml: no such file/);
+  });
+
+  it('VOC folders: labels from the label map, images found by name, negatives kept, unknown classes refused', () => {
+    const root = join(dir, 'voc');
+    mkdirSync(join(root, 'Annotations'), { recursive: true });
+    mkdirSync(join(root, 'JPEGImages'));
+    writeVocAnnotation(join(root, 'Annotations', 'a.xml'), {
+      filename: 'a.jpg',
+      width: 100,
+      height: 80,
+      objects: [{ name: 'tank', bbox: [1, 2, 30, 40], difficult: false }],
+    });
+    writeVocAnnotation(join(root, 'Annotations', 'b.xml'), { filename: 'b.jpg', width: 100, height: 80, objects: [] });
+    for (const n of ['a', 'b']) writeFileSync(join(root, 'JPEGImages', `${n}.jpg`), 'x');
+    const samples = readVocFolder(root, ['ship', 'tank']);
+    expect(samples.map((s) => [s.name, s.labels])).toEqual([
+      ['a', [1]],
+      ['b', []],
+    ]);
+    expect(() => readVocFolder(root, ['ship'])).toThrow(/a\.xml: class 'tank' is not in the label map \(ship\)/);
+    rmSync(join(root, 'JPEGImages', 'b.jpg'));
+    expect(() => readVocFolder(root, ['ship', 'tank'])).toThrow(/b\.xml: no image b\.\* in/);
+    expect(() => readVocFolder(dir, ['ship'])).toThrow(/no Annotations\/ folder/);
+  });
+
+  it('the Dubai masks become a real detection set: every building pixel lands in exactly one component', async () => {
+    expect(existsSync(dubai), `set SKYSENSE_SAMPLES to the sample folder (got ${samplesDir()})`).toBe(true);
+    const out = join(dir, 'dubai-boxes');
+    const summary = await segmentationToDetection(dubai, out, { classes: DUBAI_AERIAL_CLASSES, boxClasses: ['Building'], minPixels: 64 });
+    expect(summary.images).toBe(9);
+    expect(summary.objects).toBeGreaterThan(20);
+    expect(readdirSync(join(out, 'Annotations'))).toHaveLength(9);
+    const samples = readVocFolder(out, ['Building']);
+    expect(samples.reduce((n, s) => n + s.labels.length, 0)).toBe(summary.objects);
+    // independent count: tile 001 has 2779 building pixels (counted in images.test.ts); components cover them exactly
+    const mask = await readMask(join(dubai, 'masks', 'tile1_image_part_001.png'), DUBAI_AERIAL_CLASSES);
+    const parts = boxesFromMask(mask, 797, 644, { classes: [0], minPixels: 1 });
+    expect(parts.reduce((n, p) => n + p.pixels, 0)).toBe(2779);
+    for (const p of parts) expect(p.bbox[2] - p.bbox[0]).toBeGreaterThan(0);
+    await expect(segmentationToDetection(dubai, out, { classes: DUBAI_AERIAL_CLASSES, boxClasses: ['Ship'] })).rejects.toThrow(
+      /boxClasses: 'Ship' is not a class of the masks/,
+    );
+  });
+});
