@@ -13,8 +13,9 @@
  *   flat ViT keys plus `ctpe` for S2, …) written by `savePth` from the narrowed models, their
  *   safetensors conversions, the same S2 file in the weights cache, and the real satellite samples
  *   (`SKYSENSE_SAMPLES`) under the names the examples use (`tile.tif`, `scene_VV.tif`, `my-tiles/`, a
- *   sample manifest, …) and a fine-tuned model (`my-model.safetensors`, two steps of `runFinetune`
- *   made once per run).
+ *   sample manifest, …), a fine-tuned model (`my-model.safetensors`, two steps of `runFinetune`) and
+ *   the Dubai buildings as a VOC detection folder (`dubai-boxes/`), both made once per run. Examples
+ *   read these; they write only new names.
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +24,7 @@ import { initBackend, saveSafetensors, savePth, tf } from '@skysense/core-tensor
 import { SWIN_V2_PRESETS, SwinTransformerV2 } from '@skysense/swin';
 import { VIT_PRESETS, VisionTransformer } from '@skysense/vit';
 import { SKYSENSE_PRESETS, SkySense, runFinetune } from '@skysense/skysense';
-import { DUBAI_AERIAL_CLASSES } from '@skysense/data';
+import { DUBAI_AERIAL_CLASSES, segmentationToDetection } from '@skysense/data';
 
 const TINY = SKYSENSE_PRESETS['skysense-tiny'];
 /** ViT-L's 24 layers are kept (examples pick layers 5, 11, 17, 23); the width is the tiny preset's. */
@@ -48,6 +49,7 @@ narrowReleasedPresets();
 const link = (target, path) => symlinkSync(target, path);
 
 let finetuned = null;
+let boxes = null;
 
 /** A fine-tuned segmentation model on `tiles` (made once per process; {@link disposeWorld} removes it). */
 async function finetunedModel(tiles) {
@@ -65,10 +67,19 @@ async function finetunedModel(tiles) {
   return join(finetuned, 'run', 'model.safetensors');
 }
 
+/** The Dubai masks as a VOC detection folder (made once per process). */
+async function detectionFolder(tiles) {
+  if (!boxes) {
+    boxes = mkdtempSync(join(tmpdir(), 'skysense-doctest-boxes-'));
+    await segmentationToDetection(tiles, boxes, { classes: DUBAI_AERIAL_CLASSES, boxClasses: ['Building'] });
+  }
+  return boxes;
+}
+
 /** Removes what {@link prepareWorld} made once per process. */
 export function disposeWorld() {
-  if (finetuned) rmSync(finetuned, { recursive: true, force: true });
-  finetuned = null;
+  for (const d of [finetuned, boxes]) if (d) rmSync(d, { recursive: true, force: true });
+  [finetuned, boxes] = [null, null];
 }
 
 /**
@@ -79,8 +90,10 @@ export async function prepareWorld(dir, cache, samples) {
   await initBackend();
   const sky = SkySense.fromPreset('skysense-2b');
   const hr = new Map(sky.hr.stateDict());
-  hr.set('mask_token', tf.zeros([1, 1, TINY.hr.arch.embedDims]));
+  const maskToken = tf.zeros([1, 1, TINY.hr.arch.embedDims]);
+  hr.set('mask_token', maskToken);
   savePth(join(dir, 'skysense_model_backbone_hr.pth'), hr, { prefix: 'backbone.' });
+  maskToken.dispose();
   saveSafetensors(join(dir, 'skysense_model_backbone_hr.safetensors'), sky.hr);
   const s2 = new Map([...sky.s2.stateDict(), ['ctpe', sky.neck.ctpe.value]]);
   savePth(join(dir, 'skysense_model_backbone_s2.pth'), s2);
@@ -108,6 +121,7 @@ export async function prepareWorld(dir, cache, samples) {
   for (const sub of ['images', 'masks']) link(join(dubai, sub), join(dir, 'my-tiles', sub));
   writeFileSync(join(dir, 'my-tiles', 'classes.json'), JSON.stringify(DUBAI_AERIAL_CLASSES));
   link(await finetunedModel(join(dir, 'my-tiles')), join(dir, 'my-model.safetensors'));
+  link(await detectionFolder(join(dir, 'my-tiles')), join(dir, 'dubai-boxes'));
   const manifest = JSON.stringify({
     name: '87_48',
     s2: [{ folder: s2Frame, date: '2017-06-13' }],

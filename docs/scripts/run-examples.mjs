@@ -11,9 +11,9 @@
  *   are narrowed to test widths.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { extractDoctests } from './extract-doctests.mjs';
 import { disposeWorld, prepareWorld } from './doctest-world.mjs';
@@ -34,13 +34,16 @@ try {
   console.log(
     `type-checked ${doctests.length} README and TSDoc examples (${new Set(doctests.map((d) => d.from.split(' ')[0])).size} files)`,
   );
-  const samples = process.env.SKYSENSE_SAMPLES;
-  if (!samples) throw new Error('the doc tests read the real samples: set SKYSENSE_SAMPLES (npm run samples fetches them)');
+  const samples = resolve(process.env.SKYSENSE_SAMPLES ?? 'samples');
+  if (!existsSync(samples))
+    throw new Error(`the doc tests read the real samples: none in ${samples} (set SKYSENSE_SAMPLES; npm run samples fetches them)`);
   const world = new URL('./doctest-world.mjs', import.meta.url).href;
   const failed = [];
   let ran = 0;
   const only = process.argv[2]; // a part of the source name (e.g. `sentinel.ts`) runs just those
-  for (const d of doctests.filter((e) => !only || e.from.includes(only))) {
+  const selected = doctests.filter((e) => !only || e.from.includes(only));
+  if (!selected.length) throw new Error(`no README or TSDoc example comes from a source matching '${only}'`);
+  for (const d of selected) {
     const work = mkdtempSync(join(tmpdir(), 'skysense-doctest-'));
     const weights = mkdtempSync(join(tmpdir(), 'skysense-doctest-cache-'));
     try {
@@ -51,6 +54,7 @@ try {
         env: { ...env, SKYSENSE_CACHE: weights },
         encoding: 'utf8',
         stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: 300_000, // an example that hangs fails instead of stalling CI
       });
       ran++;
       if (run.status === 0) console.log(`ran ${d.from} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -74,6 +74,20 @@ describe('box ops refuse what they cannot compute', () => {
       /AnchorGenerator baseSizes: expected 2 \(one per stride\), got 1/,
     );
     expect(() => runBoxOp('rotated_nms', {}, new Map())).toThrow(SkySenseError);
+    expect(() => nms(box, tf.tensor1d([NaN]), 0.5)).toThrow(/^E_ARG: nms scores\[0\]: expected a finite number, got NaN$/);
+    expect(() => bbox2delta(tf.zeros([1, 8]), tf.zeros([1, 8]))).toThrow(/bbox2delta proposals: expected \[N, 4\]/);
+    expect(() => bbox2delta(box, box, { stds: [1, 1] })).toThrow(/bbox2delta stds: expected 4 numbers \(x, y, w, h\), got \[1,1\]/);
+    expect(() => delta2bbox(box, tf.zeros([1, 5]))).toThrow(
+      /delta2bbox: expected rois \[N, 4\] and deltas \[N, 4·k\], got \[1, 4\] and \[1, 5\]/,
+    );
+    expect(() => delta2bbox(box, box, { whRatioClip: 0 })).toThrow(/delta2bbox whRatioClip: expected a finite number > 0, got 0/);
+    const gen = new AnchorGenerator({ strides: [4], ratios: [1], scales: [8] });
+    expect(() => gen.gridPriors([[-1, 2]])).toThrow(/featmapSizes\[0\] height/);
+    expect(() => new AnchorGenerator({ strides: [0], ratios: [1], scales: [8] })).toThrow(
+      /AnchorGenerator stride: expected a finite number > 0, got 0/,
+    );
+    // boxes without area: IoU 0 (mmdet's union floor), not NaN
+    expect(Array.from(boxIou(tf.tensor2d([[3, 3, 3, 3]]), tf.tensor2d([[3, 3, 3, 3]])).dataSync())).toEqual([0]);
     box.dispose();
   });
 

@@ -19,19 +19,27 @@ export interface VocAnnotation {
   objects: DetectionObject[];
 }
 
-/** The text of every `<tag>` element directly or indirectly inside `xml`, in order (VOC files are flat enough for this). */
+/** The contents of every `<tag>` element inside `xml`, in order (VOC files are flat enough for this; comments are removed first). */
 function elements(xml: string, tag: string): string[] {
   return [...xml.matchAll(new RegExp(`<${tag}(?:\\s[^>]*)?>([\\s\\S]*?)</${tag}>`, 'g'))].map((m) => m[1]!);
 }
 
-const unescape = (s: string) =>
-  s
+/** Element text: a CDATA section verbatim, else with the XML entities (named and numeric) decoded. */
+function text(raw: string): string {
+  const cdata = /^\s*<!\[CDATA\[([\s\S]*?)\]\]>\s*$/.exec(raw);
+  if (cdata) return cdata[1]!;
+  return raw
     .trim()
+    .replace(/&#x([0-9a-f]+);/gi, (_, h: string) => String.fromCodePoint(parseInt(h, 16)))
+    .replace(/&#(\d+);/g, (_, d: string) => String.fromCodePoint(Number(d)))
     .replace(/&lt;/g, '<')
     .replace(/&gt;/g, '>')
     .replace(/&quot;/g, '"')
     .replace(/&apos;/g, "'")
     .replace(/&amp;/g, '&');
+}
+
+const DECIMAL = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 
 /**
  * Reads a Pascal VOC XML annotation (the DIOR layout): file name, image size and the objects, with
@@ -48,24 +56,25 @@ const unescape = (s: string) =>
  * @throws SkySenseError `E_DATA` naming the file and the object for an empty file, a missing or non-numeric field, or a degenerate box.
  */
 export function readVocAnnotation(file: string): VocAnnotation {
-  const xml = withFsErrors(`cannot read annotation ${file}`, () => readFileSync(file, 'utf8'));
+  const xml = withFsErrors(`cannot read annotation ${file}`, () => readFileSync(file, 'utf8')).replace(/<!--[\s\S]*?-->/g, '');
   const bad = (why: string) => new SkySenseError('E_DATA', `${file}: ${why}`);
   if (!xml.trim()) throw bad('empty file (expected a Pascal VOC <annotation>)');
   const [root] = elements(xml, 'annotation');
   if (root === undefined) throw bad('no <annotation> element (not a Pascal VOC file)');
-  const number = (text: string | undefined, what: string) => {
-    const v = Number(text?.trim());
-    if (text === undefined || !Number.isFinite(v))
-      throw bad(`${what}: expected a number, got ${text === undefined ? 'nothing' : JSON.stringify(text.trim())}`);
-    return v;
+  const number = (raw: string | undefined, what: string) => {
+    const t = raw === undefined ? undefined : text(raw);
+    if (t === undefined || !DECIMAL.test(t))
+      throw bad(`${what}: expected a number, got ${t === undefined ? 'nothing' : JSON.stringify(t)}`);
+    return Number(t);
   };
   const [size] = elements(root, 'size');
   if (size === undefined) throw bad('no <size> (width, height)');
   const width = number(elements(size, 'width')[0], '<size><width>');
   const height = number(elements(size, 'height')[0], '<size><height>');
   if (!(width > 0 && height > 0)) throw bad(`<size>: expected a positive width and height, got ${width} × ${height}`);
-  const objects = elements(root, 'object').map((o, i): DetectionObject => {
-    const name = unescape(elements(o, 'name')[0] ?? '');
+  const objects = elements(root, 'object').map((whole, i): DetectionObject => {
+    const o = whole.replace(/<part(?:\s[^>]*)?>[\s\S]*?<\/part>/g, ''); // VOC person parts have their own name and box
+    const name = text(elements(o, 'name')[0] ?? '');
     if (!name) throw bad(`object ${i}: no <name>`);
     const [box] = elements(o, 'bndbox');
     if (box === undefined) throw bad(`object ${i} (${name}): no <bndbox>`);
@@ -80,9 +89,10 @@ export function readVocAnnotation(file: string): VocAnnotation {
     ];
     if (!(clipped[2] > clipped[0] && clipped[3] > clipped[1]))
       throw bad(`object ${i} (${name}): box [${x1}, ${y1}, ${x2}, ${y2}] has no area inside the ${width} × ${height} image`);
-    return { name, bbox: clipped, difficult: Number(elements(o, 'difficult')[0] ?? 0) === 1 };
+    const difficult = elements(o, 'difficult')[0];
+    return { name, bbox: clipped, difficult: difficult !== undefined && number(difficult, `object ${i} (${name}) <difficult>`) !== 0 };
   });
-  return { filename: unescape(elements(root, 'filename')[0] ?? ''), width, height, objects };
+  return { filename: text(elements(root, 'filename')[0] ?? ''), width, height, objects };
 }
 
 /** A detection dataset item: the image file and its annotation, with labels as indices into the class list. */
@@ -170,7 +180,7 @@ export interface BoxesFromMaskOptions {
  * import { boxesFromMask } from '@skysense/data';
  * await initBackend();
  * const mask = Uint8Array.from([0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1]); // 3 rows × 4 columns
- * console.log(boxesFromMask(mask, 4, 3, { classes: [1], minPixels: 1 })); // [{ label: 1, bbox: [1, 0, 3, 2] }, { label: 1, bbox: [3, 2, 4, 3] }]
+ * console.log(boxesFromMask(mask, 4, 3, { classes: [1], minPixels: 1 })); // [{ label: 1, bbox: [1, 0, 3, 2], pixels: 4 }, { label: 1, bbox: [3, 2, 4, 3], pixels: 1 }]
  * ```
  */
 export function boxesFromMask(

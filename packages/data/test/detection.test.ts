@@ -52,7 +52,23 @@ describe('detection data', () => {
         { name: 'R&D', bbox: [0, 60, 30, 80], difficult: true },
       ],
     });
+    // what ElementTree (mmdet) sees: comments are not objects, CDATA names, numeric entities, a person's <part> boxes are not its box
+    writeFileSync(
+      f,
+      voc(
+        '<!-- <object><name>ghost</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object> -->' +
+          '<object><name><![CDATA[car & co]]></name><part><name>head</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></part>' +
+          '<difficult>2</difficult><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>60</xmax><ymax>70</ymax></bndbox></object>' +
+          obj('R&#38;D', [1, 2, 3, 4]),
+      ),
+    );
+    expect(readVocAnnotation(f).objects).toEqual([
+      { name: 'car & co', bbox: [5, 5, 60, 70], difficult: true },
+      { name: 'R&D', bbox: [1, 2, 3, 4], difficult: false },
+    ]);
     const cases: [string, RegExp][] = [
+      [voc(obj('ship', ['', 2, 3, 4])), /object 0 \(ship\) <xmin>: expected a number, got ""/],
+      [voc(obj('ship', ['0x5', 2, 30, 40])), /<xmin>: expected a number, got "0x5"/],
       ['', /a\.xml: empty file \(expected a Pascal VOC <annotation>\)/],
       ['<root/>', /no <annotation> element/],
       ['<annotation><object/></annotation>', /no <size>/],

@@ -174,6 +174,10 @@ export function evalMap(
   options: EvalMapOptions = {},
 ): MapResult {
   const numClasses = checkInputs(detections, annotations);
+  // mmdet holds boxes and scores as float32 arrays: round them as it does, before any arithmetic
+  const f32 = (rows: readonly (readonly number[])[]) => rows.map((r) => r.map(f));
+  detections = detections.map((d) => d.map(f32));
+  annotations = annotations.map((a) => ({ ...a, bboxes: f32(a.bboxes), bboxesIgnore: a.bboxesIgnore && f32(a.bboxesIgnore) }));
   const iouThr = options.iouThr ?? 0.5;
   const mode = options.mode ?? 'area';
   const areas = options.scaleRanges ? options.scaleRanges.map(([lo, hi]) => [lo * lo, hi * hi] as [number, number]) : null;

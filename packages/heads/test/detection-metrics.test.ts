@@ -46,6 +46,18 @@ describe('evalMap matches mmdet eval_map', () => {
     expect(got.table(['a', 'b', 'c'])).toMatch(/^class +gts +dets +recall +AP\na /);
   });
 
+  it('rounds boxes to float32 first, as mmdet: an area of 1023.9999 is below 32²', () => {
+    // mmdet eval_map on this pair (run with the fixture's generator): mAP [1, 0], num_gts [[1, 0]]
+    const got = evalMap([[[[0.1, 0.1, 32.1, 32.1, 0.9]]]], [{ bboxes: [[0.1, 0.1, 32.1, 32.1]], labels: [0] }], {
+      scaleRanges: [
+        [0, 32],
+        [32, 1000],
+      ],
+    });
+    expect(got.mAP).toEqual([1, 0]);
+    expect(got.classes[0]!.numGts).toEqual([1, 0]);
+  });
+
   it('refuses inconsistent inputs, naming them', () => {
     const dets: ImageDetections[] = [[[[0, 0, 4, 4, 0.9]], []]];
     expect(() => evalMap(dets, [])).toThrow(/^E_ARG: evalMap: 1 images of detections but 0 annotations$/);

@@ -158,7 +158,8 @@ export class ZipWriter {
 
   private centralEntry(name: Uint8Array, crc: number, size: number, headerAt: number): Uint8Array {
     const big = this.forceZip64 || size >= U32_MAX;
-    const fields = [...(big ? [size, size] : []), ...(this.forceZip64 || headerAt >= U32_MAX ? [headerAt] : [])];
+    const farOffset = this.forceZip64 || headerAt >= U32_MAX;
+    const fields = [...(big ? [size, size] : []), ...(farOffset ? [headerAt] : [])];
     const extra = fields.length ? 4 + 8 * fields.length : 0;
     const e = new Uint8Array(46 + name.length + extra);
     const dv = new DataView(e.buffer);
@@ -170,7 +171,7 @@ export class ZipWriter {
     dv.setUint32(24, big ? U32_MAX : size, true);
     dv.setUint16(28, name.length, true);
     dv.setUint16(30, extra, true);
-    dv.setUint32(42, Math.min(headerAt, U32_MAX), true);
+    dv.setUint32(42, farOffset ? U32_MAX : headerAt, true); // a value in the ZIP64 extra field is marked 0xFFFFFFFF here (APPNOTE 4.5.3)
     e.set(name, 46);
     if (fields.length) {
       dv.setUint16(46 + name.length, 0x0001, true);

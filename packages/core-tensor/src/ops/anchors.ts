@@ -1,6 +1,6 @@
 import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
-import { assertInRange, assertPositive } from '../validate';
+import { assertInRange, assertInt, assertPositive } from '../validate';
 
 /** Options of {@link AnchorGenerator} (mmdet 2.x `AnchorGenerator`). */
 export interface AnchorGeneratorOptions {
@@ -46,6 +46,7 @@ export class AnchorGenerator {
       throw new SkySenseError('E_ARG', 'AnchorGenerator: strides, ratios and scales must each have at least one value');
     [...o.ratios, ...o.scales].forEach((v) => assertPositive('AnchorGenerator ratio / scale', v));
     this.strides = o.strides.map((s) => (typeof s === 'number' ? [s, s] : [s[0], s[1]]));
+    this.strides.flat().forEach((s) => assertPositive('AnchorGenerator stride', s));
     this.baseSizes = o.baseSizes ? [...o.baseSizes] : this.strides.map(([w, h]) => Math.min(w, h));
     if (this.baseSizes.length !== this.strides.length)
       throw new SkySenseError(
@@ -84,6 +85,8 @@ export class AnchorGenerator {
         `AnchorGenerator.gridPriors: expected ${this.strides.length} feature map sizes, got ${featmapSizes.length}`,
       );
     return featmapSizes.map(([h, w], level) => {
+      assertInt(`AnchorGenerator.gridPriors featmapSizes[${level}] height`, h, 0);
+      assertInt(`AnchorGenerator.gridPriors featmapSizes[${level}] width`, w, 0);
       const base = this.baseAnchors[level]!;
       const a = base.length / 4;
       const [sw, sh] = this.strides[level]!;

@@ -1,9 +1,11 @@
 import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
-import { assertInRange, formatShape } from '../validate';
+import { assertInRange, assertPositive, formatShape } from '../validate';
 
 /** float32 rounding, so box arithmetic matches PyTorch's float kernels operation for operation. */
 const f = Math.fround;
+/** mmdet's `bbox_overlaps` floors the union at this, so boxes without area give IoU 0 (torchvision: NaN). */
+const EPS = f(1e-6);
 
 function boxesOf(what: string, t: Tensor): Float32Array {
   if (t.rank !== 2 || t.shape[1] !== 4)
@@ -14,12 +16,16 @@ function boxesOf(what: string, t: Tensor): Float32Array {
 function scoresOf(what: string, t: Tensor, n: number): Float32Array {
   if (t.rank !== 1 || t.shape[0] !== n)
     throw new SkySenseError('E_SHAPE', `${what}: expected [${n}] (one per box), got ${formatShape(t.shape)}`);
-  return t.dataSync() as Float32Array;
+  const v = t.dataSync() as Float32Array;
+  const bad = v.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new SkySenseError('E_ARG', `${what}[${bad}]: expected a finite number, got ${v[bad]}`);
+  return v;
 }
 
 /**
- * Pairwise IoU of two box sets (x1, y1, x2, y2), as torchvision's `box_iou` and mmdet's
- * `bbox_overlaps` (mode `iou`, no +1 offset) compute it.
+ * Pairwise IoU of two box sets (x1, y1, x2, y2), as mmdet's `bbox_overlaps` (mode `iou`, no +1
+ * offset, union floored at 1e-6) and torchvision's `box_iou` compute it (the two differ only for
+ * boxes without area: 0 here and in mmdet, NaN in torchvision).
  * @returns `[N, M]`.
  * @example
  * ```ts
@@ -40,7 +46,7 @@ export function boxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
       const w = Math.max(0, f(Math.min(a[4 * i + 2]!, b[4 * j + 2]!) - Math.max(a[4 * i]!, b[4 * j]!)));
       const h = Math.max(0, f(Math.min(a[4 * i + 3]!, b[4 * j + 3]!) - Math.max(a[4 * i + 1]!, b[4 * j + 1]!)));
       const inter = f(w * h);
-      out[i * m + j] = f(inter / f(f(areaOf(a, i) + areaOf(b, j)) - inter));
+      out[i * m + j] = f(inter / Math.max(f(f(areaOf(a, i) + areaOf(b, j)) - inter), EPS));
     }
   return tf.tensor2d(out, [n, m]);
 }
@@ -131,9 +137,13 @@ export interface DeltaNormalization {
 
 const NORM_DEFAULT = { means: [0, 0, 0, 0], stds: [1, 1, 1, 1] };
 
-function columns(t: Tensor, what: string): Tensor[] {
-  if (t.rank !== 2 || t.shape[1]! % 4 !== 0) throw new SkySenseError('E_SHAPE', `${what}: expected [N, 4·k], got ${formatShape(t.shape)}`);
-  return tf.split(t, t.shape[1]!, 1);
+function checkNorm(what: string, norm: DeltaNormalization): void {
+  for (const key of ['means', 'stds'] as const) {
+    const v = norm[key];
+    if (v !== undefined && (v.length !== 4 || !v.every(Number.isFinite)))
+      throw new SkySenseError('E_ARG', `${what} ${key}: expected 4 numbers (x, y, w, h), got ${JSON.stringify(v)}`);
+  }
+  if (norm.stds?.some((s) => s === 0)) throw new SkySenseError('E_ARG', `${what} stds: must not be 0, got ${JSON.stringify(norm.stds)}`);
 }
 
 /**
@@ -151,10 +161,13 @@ function columns(t: Tensor, what: string): Tensor[] {
 export function bbox2delta(proposals: Tensor, gt: Tensor, norm: DeltaNormalization = {}): Tensor {
   if (proposals.shape.join() !== gt.shape.join())
     throw new SkySenseError('E_SHAPE', `bbox2delta: proposals ${formatShape(proposals.shape)} and gt ${formatShape(gt.shape)} differ`);
+  if (proposals.rank !== 2 || proposals.shape[1] !== 4)
+    throw new SkySenseError('E_SHAPE', `bbox2delta proposals: expected [N, 4] (x1, y1, x2, y2), got ${formatShape(proposals.shape)}`);
+  checkNorm('bbox2delta', norm);
   const { means, stds } = { ...NORM_DEFAULT, ...norm };
   return tf.tidy(() => {
-    const [px1, py1, px2, py2] = columns(proposals, 'bbox2delta proposals');
-    const [gx1, gy1, gx2, gy2] = columns(gt, 'bbox2delta gt');
+    const [px1, py1, px2, py2] = tf.split(proposals, 4, 1);
+    const [gx1, gy1, gx2, gy2] = tf.split(gt, 4, 1);
     const [pw, ph] = [tf.sub(px2!, px1!), tf.sub(py2!, py1!)];
     const [gw, gh] = [tf.sub(gx2!, gx1!), tf.sub(gy2!, gy1!)];
     const centre = (a: Tensor, b: Tensor) => tf.mul(tf.add(a, b), 0.5);
@@ -195,8 +208,9 @@ export interface Delta2BboxOptions extends DeltaNormalization {
  */
 export function delta2bbox(rois: Tensor, deltas: Tensor, options: Delta2BboxOptions = {}): Tensor {
   const { means, stds } = { ...NORM_DEFAULT, ...options };
-  const maxRatio = Math.abs(Math.log(options.whRatioClip ?? 16 / 1000));
-  if (rois.rank !== 2 || rois.shape[1] !== 4 || deltas.rank !== 2 || deltas.shape[0] !== rois.shape[0])
+  const maxRatio = Math.abs(Math.log(assertPositive('delta2bbox whRatioClip', options.whRatioClip ?? 16 / 1000)));
+  checkNorm('delta2bbox', options);
+  if (rois.rank !== 2 || rois.shape[1] !== 4 || deltas.rank !== 2 || deltas.shape[0] !== rois.shape[0] || deltas.shape[1]! % 4 !== 0)
     throw new SkySenseError(
       'E_SHAPE',
       `delta2bbox: expected rois [N, 4] and deltas [N, 4·k], got ${formatShape(rois.shape)} and ${formatShape(deltas.shape)}`,

@@ -24,16 +24,22 @@ interface AxisSamples {
   grid: number;
 }
 
-/** torchvision's bilinear rule on one axis: outside [−1, size] contributes nothing; below 0 is clamped to 0; at the last pixel both neighbours are it. */
+const f = Math.fround;
+
+/**
+ * torchvision's bilinear rule on one axis, in float32 as its kernel computes: outside [−1, size]
+ * contributes nothing; below 0 is clamped to 0; at the last pixel both neighbours are it. An
+ * inverted RoI with adaptive sampling has no sample points (its bins are 0, as in torchvision).
+ */
 function axisSamples(start: number, length: number, bins: number, size: number, samplingRatio: number): AxisSamples {
-  const bin = length / bins;
-  const grid = samplingRatio > 0 ? samplingRatio : Math.ceil(length / bins);
+  const bin = f(length / bins);
+  const grid = samplingRatio > 0 ? samplingRatio : Math.max(0, Math.ceil(f(length / bins)));
   const n = bins * grid;
   const s: AxisSamples = { lo: new Int32Array(n), hi: new Int32Array(n), wLo: new Float32Array(n), wHi: new Float32Array(n), grid };
   for (let p = 0; p < bins; p++) {
     for (let g = 0; g < grid; g++) {
       const i = p * grid + g;
-      let v = start + p * bin + ((g + 0.5) * bin) / grid;
+      let v = f(f(start + f(p * bin)) + f(f((g + 0.5) * bin) / grid));
       if (v < -1 || v > size) continue; // weights stay 0
       if (v <= 0) v = 0;
       let lo = Math.floor(v);
@@ -42,10 +48,10 @@ function axisSamples(start: number, length: number, bins: number, size: number, 
         lo = hi = size - 1;
         v = lo;
       }
-      const l = v - lo;
+      const l = f(v - lo);
       s.lo[i] = lo;
       s.hi[i] = hi;
-      s.wLo[i] = 1 - l;
+      s.wLo[i] = f(1 - l);
       s.wHi[i] = l;
     }
   }
@@ -75,8 +81,8 @@ function planRois(
     const [b, x1, y1, x2, y2] = rois.subarray(5 * r, 5 * r + 5) as unknown as number[];
     if (!Number.isInteger(b) || b! < 0 || b! >= n)
       throw new SkySenseError('E_ARG', `roiAlign rois[${r}]: batch index ${b} is not an image of the batch (0 … ${n - 1})`);
-    const [sx, sy] = [x1! * o.spatialScale - offset, y1! * o.spatialScale - offset];
-    let [rw, rh] = [x2! * o.spatialScale - offset - sx, y2! * o.spatialScale - offset - sy];
+    const [sx, sy] = [f(f(x1! * o.spatialScale) - offset), f(f(y1! * o.spatialScale) - offset)];
+    let [rw, rh] = [f(f(f(x2! * o.spatialScale) - offset) - sx), f(f(f(y2! * o.spatialScale) - offset) - sy)];
     if (!o.aligned) [rw, rh] = [Math.max(rw, 1), Math.max(rh, 1)];
     const y = axisSamples(sy, rh, oh, h, o.samplingRatio);
     const x = axisSamples(sx, rw, ow, w, o.samplingRatio);
@@ -110,7 +116,7 @@ function taps(p: RoiPlan, oh: number, ow: number, w: number): Taps {
               [x.lo[ix]!, x.wLo[ix]!],
               [x.hi[ix]!, x.wHi[ix]!],
             ]) {
-              const wt = wy! * wx! * norm;
+              const wt = f(wy! * wx!) * norm;
               if (wt === 0) continue;
               out.push(py * ow + px);
               inp.push(yy! * w + xx!);
@@ -126,6 +132,7 @@ function resolve(options: RoiAlignOptions): { o: Required<RoiAlignOptions>; oh: 
   assertInt('roiAlign outputSize[0]', oh, 1);
   assertInt('roiAlign outputSize[1]', ow, 1);
   const o = { spatialScale: 1, samplingRatio: 0, aligned: true, ...options };
+  o.spatialScale = Math.fround(o.spatialScale);
   assertPositive('roiAlign spatialScale', o.spatialScale);
   assertInt('roiAlign samplingRatio', o.samplingRatio, 0);
   return { o, oh, ow };
