@@ -43,7 +43,7 @@ function runRoiAlign(kw: Kwargs, get: (k: string) => Tensor, has: (k: string) =>
  * `anchors_0` … per level for `anchors`.
  * @throws SkySenseError `E_UNSUPPORTED` for an op not in {@link BOX_OPS}, `E_FORMAT` for missing kwargs.
  */
-export function runBoxOp(op: string, kw: Kwargs, inputs: Map<string, Tensor>): Map<string, Tensor> {
+export function runBoxOp(op: string, kw: Record<string, unknown>, inputs: Map<string, Tensor>): Map<string, Tensor> {
   const get = (k: string): Tensor => {
     const t = inputs.get(k);
     if (!t) throw new SkySenseError('E_DATA', `${op} fixture: no input '${k}' (inputs: ${[...inputs.keys()].join(', ') || 'none'})`);
