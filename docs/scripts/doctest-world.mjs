@@ -17,7 +17,7 @@
  *   the Dubai buildings as a VOC detection folder (`dubai-boxes/`), both made once per run. Examples
  *   read these; they write only new names.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, saveSafetensors, savePth, tf } from '@skysense/core-tensor';
@@ -48,45 +48,26 @@ narrowReleasedPresets();
 
 const link = (target, path) => symlinkSync(target, path);
 
-let finetuned = null;
-let boxes = null;
+/** Temporary folders made once per process (by name), removed by {@link disposeWorld}. */
+const made = new Map();
 
-/** A fine-tuned segmentation model on `tiles` (made once per process; {@link disposeWorld} removes it). */
-async function finetunedModel(tiles) {
-  if (!finetuned) {
-    finetuned = mkdtempSync(join(tmpdir(), 'skysense-doctest-model-'));
-    await runFinetune({
-      task: 'seg',
-      data: tiles,
-      classes: join(tiles, 'classes.json'),
-      out: join(finetuned, 'run'),
-      steps: 2,
-      log: () => {},
-    });
+async function once(name, make) {
+  if (!made.has(name)) {
+    const d = mkdtempSync(join(tmpdir(), `skysense-doctest-${name}-`));
+    made.set(name, d);
+    await make(d);
   }
-  return join(finetuned, 'run', 'model.safetensors');
-}
-
-/** The Dubai masks as a VOC detection folder (made once per process). */
-async function detectionFolder(tiles) {
-  if (!boxes) {
-    boxes = mkdtempSync(join(tmpdir(), 'skysense-doctest-boxes-'));
-    await segmentationToDetection(tiles, boxes, { classes: DUBAI_AERIAL_CLASSES, boxClasses: ['Building'] });
-  }
-  return boxes;
+  return made.get(name);
 }
 
 /** Removes what {@link prepareWorld} made once per process. */
 export function disposeWorld() {
-  for (const d of [finetuned, boxes]) if (d) rmSync(d, { recursive: true, force: true });
-  [finetuned, boxes] = [null, null];
+  for (const d of made.values()) rmSync(d, { recursive: true, force: true });
+  made.clear();
 }
 
-/**
- * Writes the files the examples name into `dir` (their working folder) and the S2 checkpoint into
- * the weights cache `cache`, from the narrowed models and the samples in `samples`.
- */
-export async function prepareWorld(dir, cache, samples) {
+/** The six released files in their released layouts, their safetensors conversions and a small head's weights. */
+async function releasedFiles(dir) {
   await initBackend();
   const sky = SkySense.fromPreset('skysense-2b');
   const hr = new Map(sky.hr.stateDict());
@@ -98,14 +79,23 @@ export async function prepareWorld(dir, cache, samples) {
   const s2 = new Map([...sky.s2.stateDict(), ['ctpe', sky.neck.ctpe.value]]);
   savePth(join(dir, 'skysense_model_backbone_s2.pth'), s2);
   saveSafetensors(join(dir, 'skysense_model_backbone_s2.safetensors'), s2);
-  mkdirSync(cache, { recursive: true });
-  savePth(join(cache, 'skysense_model_backbone_s2.pth'), s2);
   savePth(join(dir, 'skysense_model_backbone_s1.pth'), sky.s1);
   savePth(join(dir, 'skysense_model_head_s2.pth'), sky.neck.headS2);
   savePth(join(dir, 'skysense_model_head_s1.pth'), sky.neck.headS1);
   savePth(join(dir, 'skysense_model_fusion.pth'), sky.neck.fusion);
   saveSafetensors(join(dir, 'model.safetensors'), sky.neck.headS2);
   sky.dispose();
+}
+
+/**
+ * Fills `dir` (an example's working folder) with the files the examples name, and the weights cache
+ * `cache` with the S2 checkpoint; checkpoints are copied, the samples and the once-made folders linked.
+ */
+export async function prepareWorld(dir, cache, samples) {
+  const files = await once('released', releasedFiles);
+  for (const f of readdirSync(files)) copyFileSync(join(files, f), join(dir, f));
+  mkdirSync(cache, { recursive: true });
+  copyFileSync(join(files, 'skysense_model_backbone_s2.pth'), join(cache, 'skysense_model_backbone_s2.pth'));
 
   const ben = join(samples, 'bigearthnet', 'v1-s1s2-example');
   const s2Frame = 'S2A_MSIL2A_20170613T101031_87_48';
@@ -120,8 +110,13 @@ export async function prepareWorld(dir, cache, samples) {
   mkdirSync(join(dir, 'my-tiles'));
   for (const sub of ['images', 'masks']) link(join(dubai, sub), join(dir, 'my-tiles', sub));
   writeFileSync(join(dir, 'my-tiles', 'classes.json'), JSON.stringify(DUBAI_AERIAL_CLASSES));
-  link(await finetunedModel(join(dir, 'my-tiles')), join(dir, 'my-model.safetensors'));
-  link(await detectionFolder(join(dir, 'my-tiles')), join(dir, 'dubai-boxes'));
+  const tiles = join(dir, 'my-tiles');
+  const model = await once('model', (d) =>
+    runFinetune({ task: 'seg', data: tiles, classes: join(tiles, 'classes.json'), out: join(d, 'run'), steps: 2, log: () => {} }),
+  );
+  link(join(model, 'run', 'model.safetensors'), join(dir, 'my-model.safetensors'));
+  const boxes = await once('boxes', (d) => segmentationToDetection(tiles, d, { classes: DUBAI_AERIAL_CLASSES, boxClasses: ['Building'] }));
+  link(boxes, join(dir, 'dubai-boxes'));
   const manifest = JSON.stringify({
     name: '87_48',
     s2: [{ folder: s2Frame, date: '2017-06-13' }],

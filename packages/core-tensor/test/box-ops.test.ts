@@ -86,6 +86,18 @@ describe('box ops refuse what they cannot compute', () => {
     expect(() => new AnchorGenerator({ strides: [0], ratios: [1], scales: [8] })).toThrow(
       /AnchorGenerator stride: expected a finite number > 0, got 0/,
     );
+    expect(() => nms(tf.tensor2d([[0, 0, NaN, 4]]), tf.tensor1d([1]), 0.5)).toThrow(
+      /^E_ARG: nms boxes\[0\]: expected finite coordinates, got 0, 0, NaN, 4$/,
+    );
+    expect(() => batchedNms(box, tf.tensor1d([1]), tf.tensor1d([-1], 'int32'), 0.5)).toThrow(
+      /^E_ARG: batchedNms idxs\[0\]: expected a class index \(an integer ≥ 0\), got -1$/,
+    );
+    expect(() => bbox2delta(tf.tensor2d([[0, 0, 0, 4]]), box)).toThrow(
+      /^E_ARG: bbox2delta proposals\[0\]: expected x2 > x1 and y2 > y1 \(a box with area\), got 0, 0, 0, 4$/,
+    );
+    expect(() => roiAlign(tf.zeros([1, 2, 4, 4]), tf.tensor2d([[0, 0, Infinity, 2, 2]]), { outputSize: 2 })).toThrow(
+      /^E_ARG: roiAlign rois\[0\]: expected finite x1, y1, x2, y2, got 0, Infinity, 2, 2$/,
+    );
     // boxes without area: IoU 0 (mmdet's union floor), not NaN
     expect(Array.from(boxIou(tf.tensor2d([[3, 3, 3, 3]]), tf.tensor2d([[3, 3, 3, 3]])).dataSync())).toEqual([0]);
     box.dispose();

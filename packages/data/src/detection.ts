@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { SkySenseError, ensureDir, withFsErrors, writeFileAtomic } from '@skysense/core-tensor';
+import { SkySenseError, assertInt, ensureDir, withFsErrors, writeFileAtomic } from '@skysense/core-tensor';
 import { type ClassDef, listImages, loadSegmentationDataset } from './images';
 
 /** One object of a detection annotation: class name, box `[x1, y1, x2, y2]` in pixels, and VOC's `difficult` flag. */
@@ -194,7 +194,7 @@ export function boxesFromMask(
       'E_SHAPE',
       `boxesFromMask: ${labels.length} labels for a ${width} × ${height} mask (expected ${width * height})`,
     );
-  const minPixels = options.minPixels ?? 64;
+  const minPixels = assertInt('boxesFromMask minPixels', options.minPixels ?? 64, 1);
   const wanted = new Set(options.classes);
   const seen = new Uint8Array(width * height);
   const out: { label: number; bbox: [number, number, number, number]; pixels: number }[] = [];
@@ -251,6 +251,7 @@ export async function segmentationToDetection(
   out: string,
   options: SegmentationToDetectionOptions,
 ): Promise<{ images: number; objects: number; dropped: number }> {
+  const minPixels = assertInt('minPixels', options.minPixels ?? 64, 1);
   const names = options.classes.map((c) => c.name);
   const boxClasses = options.boxClasses.map((n) => {
     const k = names.indexOf(n);
@@ -262,7 +263,7 @@ export async function segmentationToDetection(
   let [objects, dropped] = [0, 0];
   for (const p of pairs) {
     const all = boxesFromMask(p.mask, p.image.width, p.image.height, { classes: boxClasses, minPixels: 1 });
-    const kept = all.filter((b) => b.pixels >= (options.minPixels ?? 64));
+    const kept = all.filter((b) => b.pixels >= minPixels);
     [objects, dropped] = [objects + kept.length, dropped + all.length - kept.length];
     const image = join(out, 'JPEGImages', basename(p.file));
     writeFileAtomic(

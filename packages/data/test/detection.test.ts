@@ -38,6 +38,7 @@ describe('detection data', () => {
     ]);
     expect(boxesFromMask(mask, 4, 3, { classes: [1], minPixels: 2 })).toHaveLength(1);
     expect(() => boxesFromMask(mask, 5, 3, { classes: [1] })).toThrow(/12 labels for a 5 × 3 mask \(expected 15\)/);
+    expect(() => boxesFromMask(mask, 4, 3, { classes: [1], minPixels: 0 })).toThrow(/boxesFromMask minPixels/);
   });
 
   it('VOC annotations: read as mmdet reads them; boxes clipped to the image; bad files named', () => {

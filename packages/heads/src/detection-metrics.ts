@@ -1,4 +1,4 @@
-import { SkySenseError } from '@skysense/core-tensor';
+import { SkySenseError, assertInRange } from '@skysense/core-tensor';
 
 /** A box `[x1, y1, x2, y2]` in pixels. */
 export type Box = readonly [number, number, number, number] | readonly number[];
@@ -143,6 +143,10 @@ function checkInputs(detections: readonly ImageDetections[], annotations: readon
         'E_ARG',
         `evalMap annotations[${i}]: ${a.bboxesIgnore?.length ?? 0} ignored boxes but ${a.labelsIgnore?.length ?? 0} labels`,
       );
+    [...a.bboxes, ...(a.bboxesIgnore ?? [])].forEach((b, j) => {
+      if (b.length !== 4 || !b.every(Number.isFinite))
+        throw new SkySenseError('E_ARG', `evalMap annotations[${i}] box ${j}: expected [x1, y1, x2, y2], got ${JSON.stringify(b)}`);
+    });
     [...a.labels, ...(a.labelsIgnore ?? [])].forEach((l) => {
       if (!Number.isInteger(l) || l < 0 || l >= numClasses)
         throw new SkySenseError('E_ARG', `evalMap annotations[${i}]: label ${l} is not a class of the detections (0 … ${numClasses - 1})`);
@@ -178,8 +182,14 @@ export function evalMap(
   const f32 = (rows: readonly (readonly number[])[]) => rows.map((r) => r.map(f));
   detections = detections.map((d) => d.map(f32));
   annotations = annotations.map((a) => ({ ...a, bboxes: f32(a.bboxes), bboxesIgnore: a.bboxesIgnore && f32(a.bboxesIgnore) }));
-  const iouThr = options.iouThr ?? 0.5;
+  const iouThr = assertInRange('evalMap iouThr', options.iouThr ?? 0.5, 0, 1);
   const mode = options.mode ?? 'area';
+  if (mode !== 'area' && mode !== '11points')
+    throw new SkySenseError('E_ARG', `evalMap mode: expected 'area' or '11points', got '${String(mode)}'`);
+  options.scaleRanges?.forEach(([lo, hi], i) => {
+    if (!(lo >= 0 && hi > lo))
+      throw new SkySenseError('E_ARG', `evalMap scaleRanges[${i}]: expected [min, max) with 0 ≤ min < max, got [${lo}, ${hi}]`);
+  });
   const areas = options.scaleRanges ? options.scaleRanges.map(([lo, hi]) => [lo * lo, hi * hi] as [number, number]) : null;
   const scales = areas?.length ?? 1;
   const classes: ClassAP[] = Array.from({ length: numClasses }, (_, c) => {

@@ -65,7 +65,16 @@ describe('evalMap matches mmdet eval_map', () => {
       /evalMap annotations\[0\]: label 2 is not a class of the detections \(0 … 1\)/,
     );
     expect(() => evalMap(dets, [{ bboxes: [[0, 0, 4, 4]], labels: [] }])).toThrow(/1 boxes but 0 labels/);
+    expect(() => evalMap(dets, [{ bboxes: [[0, 0, NaN, 4]], labels: [0] }])).toThrow(
+      /^E_ARG: evalMap annotations\[0\] box 0: expected \[x1, y1, x2, y2\], got \[0,0,null,4\]$/,
+    );
     expect(() => evalMap([[[[0, 0, 4, 4]], []]], [{ bboxes: [], labels: [] }])).toThrow(SkySenseError);
-    expect(evalMap(dets, [{ bboxes: [], labels: [] }]).mAP).toEqual([0]); // no ground truth at all: 0, as mmdet
+    expect(evalMap(dets, [{ bboxes: [], labels: [] }]).mAP).toEqual([0]);
+    const gt = [{ bboxes: [], labels: [] }];
+    expect(() => evalMap(dets, gt, { iouThr: NaN })).toThrow(/evalMap iouThr/);
+    expect(() => evalMap(dets, gt, { mode: 'voc' as 'area' })).toThrow(/^E_ARG: evalMap mode: expected 'area' or '11points', got 'voc'$/);
+    expect(() => evalMap(dets, gt, { scaleRanges: [[32, 16]] })).toThrow(
+      /evalMap scaleRanges\[0\]: expected \[min, max\) with 0 ≤ min < max, got \[32, 16\]/,
+    ); // no ground truth at all: 0, as mmdet
   });
 });

@@ -45,16 +45,19 @@ export function readFixtureConfig(dir: string): FixtureConfig {
   return readJsonFile<FixtureConfig>(file, 'fixture config');
 }
 
-/** An op fixture (`{"op": "roi_align" | "nms" | …, "kwargs": {…}}`): no weights, the op's outputs under their fixed names. */
+/** A runner of a fixture without weights (an op, Sinkhorn): an empty module, nothing to load. */
+function weightless(kind: FixtureRunner['kind'], run: FixtureRunner['run'], tolerance: FixtureRunner['tolerance']): FixtureRunner {
+  return { kind, model: new (class Weightless extends Module {})(), weights: () => new Map(), run, tolerance };
+}
+
+/** An op fixture (`{"op": "roi_align" | "nms" | …, "kwargs": {…}}`): the op's outputs under their fixed names. */
 function opRunner(config: FixtureConfig): FixtureRunner {
   const op = String(config.op);
-  return {
-    kind: 'op',
-    model: new (class OpOnly extends Module {})(),
-    weights: () => new Map(),
-    run: (inputs) => runBoxOp(op, config.kwargs ?? {}, inputs),
-    tolerance: (key) => boxOpTolerance(op, key),
-  };
+  return weightless(
+    'op',
+    (inputs) => runBoxOp(op, config.kwargs ?? {}, inputs),
+    (key) => boxOpTolerance(op, key),
+  );
 }
 
 function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
@@ -311,12 +314,9 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
   }
   if (kind === 'distributed_sinkhorn') {
     const hp = config.hyper_parameters as Record<string, number>;
-    return {
-      kind: 'sinkhorn',
-      model: new (class SinkhornOnly extends Module {})(),
-      tolerance,
-      weights: () => new Map(),
-      run: (inputs) => {
+    return weightless(
+      'sinkhorn',
+      (inputs) => {
         const q = sinkhornKnopp(inputs.get('scores')!, { epsilon: hp.epsilon, iterations: hp.sinkhorn_iterations });
         return new Map<string, Tensor>([
           ['Q', q],
@@ -324,7 +324,8 @@ function lossRunner(config: FixtureConfig, kind: string): FixtureRunner | null {
           ['Q_col_sums', tf.sum(q, 0)],
         ]);
       },
-    };
+      tolerance,
+    );
   }
   return null;
 }

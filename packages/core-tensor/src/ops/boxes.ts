@@ -7,17 +7,27 @@ const f = Math.fround;
 /** mmdet's `bbox_overlaps` floors the union at this, so boxes without area give IoU 0 (torchvision: NaN). */
 const EPS = f(1e-6);
 
+/** Index of the first non-finite value, or −1. */
+const firstNonFinite = (v: Float32Array) => v.findIndex((x) => !Number.isFinite(x));
+
 function boxesOf(what: string, t: Tensor): Float32Array {
   if (t.rank !== 2 || t.shape[1] !== 4)
     throw new SkySenseError('E_SHAPE', `${what}: expected [N, 4] (x1, y1, x2, y2), got ${formatShape(t.shape)}`);
-  return t.dataSync() as Float32Array;
+  const v = t.dataSync() as Float32Array;
+  const bad = firstNonFinite(v);
+  if (bad >= 0)
+    throw new SkySenseError(
+      'E_ARG',
+      `${what}[${Math.floor(bad / 4)}]: expected finite coordinates, got ${Array.from(v.subarray(bad - (bad % 4), bad - (bad % 4) + 4)).join(', ')}`,
+    );
+  return v;
 }
 
 function scoresOf(what: string, t: Tensor, n: number): Float32Array {
   if (t.rank !== 1 || t.shape[0] !== n)
     throw new SkySenseError('E_SHAPE', `${what}: expected [${n}] (one per box), got ${formatShape(t.shape)}`);
   const v = t.dataSync() as Float32Array;
-  const bad = v.findIndex((x) => !Number.isFinite(x));
+  const bad = firstNonFinite(v);
   if (bad >= 0) throw new SkySenseError('E_ARG', `${what}[${bad}]: expected a finite number, got ${v[bad]}`);
   return v;
 }
@@ -118,6 +128,8 @@ export function batchedNms(boxes: Tensor, scores: Tensor, idxs: Tensor, iouThres
   const n = b.length / 4;
   const s = scoresOf('batchedNms scores', scores, n);
   const ids = scoresOf('batchedNms idxs', idxs, n);
+  const badId = ids.findIndex((i) => !Number.isInteger(i) || i < 0);
+  if (badId >= 0) throw new SkySenseError('E_ARG', `batchedNms idxs[${badId}]: expected a class index (an integer ≥ 0), got ${ids[badId]}`);
   const max = b.reduce((m, v) => Math.max(m, v), -Infinity);
   const shifted = new Float32Array(b.length);
   for (let i = 0; i < n; i++) {
@@ -150,6 +162,7 @@ function checkNorm(what: string, norm: DeltaNormalization): void {
  * mmdet's `bbox2delta` (`DeltaXYWHBBoxCoder.encode`): the regression targets that move `proposals`
  * onto `gt`, `((gx − px) / pw, (gy − py) / ph, log(gw / pw), log(gh / ph))`, normalised.
  * @returns `[N, 4]`.
+ * @throws SkySenseError `E_ARG` for a proposal or gt box without area (its log size would be −∞), `E_SHAPE` for shapes other than `[N, 4]`.
  * @example
  * ```ts
  * import { bbox2delta, initBackend, tf } from '@skysense/core-tensor';
@@ -164,6 +177,18 @@ export function bbox2delta(proposals: Tensor, gt: Tensor, norm: DeltaNormalizati
   if (proposals.rank !== 2 || proposals.shape[1] !== 4)
     throw new SkySenseError('E_SHAPE', `bbox2delta proposals: expected [N, 4] (x1, y1, x2, y2), got ${formatShape(proposals.shape)}`);
   checkNorm('bbox2delta', norm);
+  for (const [what, t] of [
+    ['proposals', proposals],
+    ['gt', gt],
+  ] as const) {
+    const v = boxesOf(`bbox2delta ${what}`, t);
+    for (let i = 0; i < v.length; i += 4)
+      if (!(v[i + 2]! > v[i]! && v[i + 3]! > v[i + 1]!))
+        throw new SkySenseError(
+          'E_ARG',
+          `bbox2delta ${what}[${i / 4}]: expected x2 > x1 and y2 > y1 (a box with area), got ${Array.from(v.subarray(i, i + 4)).join(', ')}`,
+        );
+  }
   const { means, stds } = { ...NORM_DEFAULT, ...norm };
   return tf.tidy(() => {
     const [px1, py1, px2, py2] = tf.split(proposals, 4, 1);

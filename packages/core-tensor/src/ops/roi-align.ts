@@ -81,6 +81,8 @@ function planRois(
     const [b, x1, y1, x2, y2] = rois.subarray(5 * r, 5 * r + 5) as unknown as number[];
     if (!Number.isInteger(b) || b! < 0 || b! >= n)
       throw new SkySenseError('E_ARG', `roiAlign rois[${r}]: batch index ${b} is not an image of the batch (0 … ${n - 1})`);
+    if (![x1, y1, x2, y2].every(Number.isFinite))
+      throw new SkySenseError('E_ARG', `roiAlign rois[${r}]: expected finite x1, y1, x2, y2, got ${[x1, y1, x2, y2].join(', ')}`);
     const [sx, sy] = [f(f(x1! * o.spatialScale) - offset), f(f(y1! * o.spatialScale) - offset)];
     let [rw, rh] = [f(f(f(x2! * o.spatialScale) - offset) - sx), f(f(f(y2! * o.spatialScale) - offset) - sy)];
     if (!o.aligned) [rw, rh] = [Math.max(rw, 1), Math.max(rh, 1)];
@@ -167,33 +169,26 @@ export function roiAlign(input: Tensor, rois: Tensor, options: RoiAlignOptions):
   const k = rois.shape[0]!;
   const plans = planRois(rois.dataSync() as Float32Array, k, n, h, w, o, oh, ow);
   const tapsOf = plans.map((p) => taps(p, oh, ow, w));
-  const plane = h * w;
+  const sweep = (from: Float32Array, to: Float32Array, backward: boolean) =>
+    plans.forEach((p, r) => {
+      const t = tapsOf[r]!;
+      for (let ch = 0; ch < c; ch++) {
+        const map = (p.batch * c + ch) * h * w;
+        const bins = (r * c + ch) * oh * ow;
+        if (backward) for (let i = 0; i < t.out.length; i++) to[map + t.inp[i]!] += t.weight[i]! * from[bins + t.out[i]!]!;
+        else for (let i = 0; i < t.out.length; i++) to[bins + t.out[i]!] += t.weight[i]! * from[map + t.inp[i]!]!;
+      }
+    });
   return withGradient(
     [input],
     ([x]) => {
-      const src = x!.dataSync() as Float32Array;
       const out = new Float32Array(k * c * oh * ow);
-      plans.forEach((p, r) => {
-        const t = tapsOf[r]!;
-        for (let ch = 0; ch < c; ch++) {
-          const base = (p.batch * c + ch) * plane;
-          const dst = (r * c + ch) * oh * ow;
-          for (let i = 0; i < t.out.length; i++) out[dst + t.out[i]!] += t.weight[i]! * src[base + t.inp[i]!]!;
-        }
-      });
+      sweep(x!.dataSync() as Float32Array, out, false);
       return tf.tensor4d(out, [k, c, oh, ow]);
     },
     (dy) => {
-      const g = dy.dataSync() as Float32Array;
-      const dx = new Float32Array(n * c * plane);
-      plans.forEach((p, r) => {
-        const t = tapsOf[r]!;
-        for (let ch = 0; ch < c; ch++) {
-          const base = (p.batch * c + ch) * plane;
-          const src = (r * c + ch) * oh * ow;
-          for (let i = 0; i < t.out.length; i++) dx[base + t.inp[i]!] += t.weight[i]! * g[src + t.out[i]!]!;
-        }
-      });
+      const dx = new Float32Array(n * c * h * w);
+      sweep(dy.dataSync() as Float32Array, dx, true); // the same taps, transposed
       return [tf.tensor4d(dx, [n, c, h, w])];
     },
   );
