@@ -31,6 +31,8 @@ import {
   type Tensor,
 } from '@skysense/core-tensor';
 import { SwinTransformerV2 } from '@skysense/swin';
+import type { FasterRCNN } from '@skysense/heads';
+import { createModel } from '@skysense/skysense';
 import { hrStage0Block } from './workloads';
 import { VisionTransformer } from '@skysense/vit';
 import { timeIt } from './harness';
@@ -133,6 +135,19 @@ const workloads: Workload[] = [
       return ms;
     },
   },
+  ...(['tiny', 'hr'] as const).map((size) => ({
+    name: `Faster R-CNN ${size} 512²`,
+    heavy: size === 'hr',
+    run: (r: number) => {
+      const model = createModel(`faster-rcnn-skysense-${size}`) as FasterRCNN;
+      model.eval();
+      const x = tf.randomNormal([1, 3, 512, 512]);
+      const ms = timeIt(`Faster R-CNN ${size} 512²`, r, () => model.predict(x));
+      tf.dispose(x);
+      model.dispose();
+      return ms;
+    },
+  })),
 ];
 
 function torchResults(): Record<string, number> | null {

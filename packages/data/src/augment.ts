@@ -68,6 +68,36 @@ export function cutWindow(
   return { image: out, mask: labels };
 }
 
+/**
+ * Boxes (flat x1, y1, x2, y2 in image pixels) as they land in a crop window: rescaled, shifted,
+ * clipped to the window, mirrored with the flip. Boxes left narrower or lower than `minSize` px are
+ * dropped (mmdet's `RandomCrop` drops those cut away). Returns the kept boxes and their indices.
+ */
+export function windowBoxes(
+  boxes: Float32Array,
+  image: { width: number; height: number },
+  w: CropWindow,
+  minSize = 1,
+): { boxes: Float32Array; kept: number[] } {
+  const sx = Math.round(image.width * w.scale) / image.width;
+  const sy = Math.round(image.height * w.scale) / image.height;
+  const n = w.size;
+  const out: number[] = [];
+  const kept: number[] = [];
+  for (let i = 0; i < boxes.length / 4; i++) {
+    const c = (v: number) => Math.min(Math.max(v, 0), n);
+    let x1 = c(boxes[4 * i]! * sx - w.x0);
+    let x2 = c(boxes[4 * i + 2]! * sx - w.x0);
+    const y1 = c(boxes[4 * i + 1]! * sy - w.y0);
+    const y2 = c(boxes[4 * i + 3]! * sy - w.y0);
+    if (x2 - x1 < minSize || y2 - y1 < minSize) continue;
+    if (w.flip) [x1, x2] = [n - x2, n - x1];
+    out.push(x1, y1, x2, y2);
+    kept.push(i);
+  }
+  return { boxes: Float32Array.from(out), kept };
+}
+
 /** A random window: scale in the range, a crop position inside the rescaled image (or at 0 where it is smaller), a coin for the flip. */
 export function randomWindow(image: PlanarImage, o: SegAugmentOptions, g: Generator): CropWindow {
   const size = assertInt('crop', o.crop, 1);

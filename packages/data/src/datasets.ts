@@ -16,6 +16,12 @@ export interface LabelledSample {
   label?: number;
   /** 0/1 per class (multilabel). */
   targets?: number[];
+  /** Object boxes, flat `[K·4]` x1, y1, x2, y2 in pixels (det). */
+  boxes?: Float32Array;
+  /** Class index per box (det). */
+  boxLabels?: Int32Array;
+  /** 1 for a box marked difficult: not trained on, ignored by the mAP (det). */
+  difficult?: Uint8Array;
 }
 
 /** A labelled dataset as read from a folder: samples, classes (with colours for masks), input statistics. */

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { SkySenseError, assertInt, ensureDir, withFsErrors, writeFileAtomic } from '@skysense/core-tensor';
-import { type ClassDef, listImages, loadSegmentationDataset } from './images';
+import { SkySenseError, allInOrder, assertInt, categoricalColors, ensureDir, withFsErrors, writeFileAtomic } from '@skysense/core-tensor';
+import { type ClassDef, listImages, loadSegmentationDataset, readImage } from './images';
+import { imageStats, type LabelledDataset } from './datasets';
 
 /** One object of a detection annotation: class name, box `[x1, y1, x2, y2]` in pixels, and VOC's `difficult` flag. */
 export interface DetectionObject {
@@ -278,4 +279,55 @@ export async function segmentationToDetection(
     });
   }
   return { images: pairs.length, objects, dropped };
+}
+
+/**
+ * A VOC/DIOR-style folder as a detection dataset: each image decoded, its boxes (`boxes`,
+ * `boxLabels`, `difficult`) beside it. The class list is `classes`, else every object name found,
+ * sorted. Boxes are read as {@link readVocAnnotation} reads them (clipped to the image; boxes
+ * without area inside it refused, naming the file); an annotation whose size differs from its
+ * image's is refused; images without objects are kept (they train the background).
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { readDetectionFolder } from '@skysense/data';
+ * await initBackend();
+ * const d = await readDetectionFolder('dubai-boxes');
+ * console.log(d.classes.map((c) => c.name), d.samples[0]!.boxes!.length / 4);
+ * ```
+ */
+export async function readDetectionFolder(dir: string, classes?: readonly string[]): Promise<LabelledDataset> {
+  const names = classes ? [...classes] : uniqueClassNames(dir);
+  const items = readVocFolder(dir, names);
+  const images = await allInOrder(items.map((s) => readImage(s.image)));
+  const samples = items.map((s, i) => {
+    const img = images[i]!;
+    const { objects, width, height } = s.annotation;
+    if (width !== img.width || height !== img.height)
+      throw new SkySenseError(
+        'E_DATA',
+        `${s.name}.xml: the annotation is for a ${width}×${height} image, ${s.image} is ${img.width}×${img.height}`,
+      );
+    return {
+      name: s.name,
+      images: [img],
+      boxes: Float32Array.from(objects.flatMap((o) => o.bbox)),
+      boxLabels: Int32Array.from(s.labels),
+      difficult: Uint8Array.from(objects, (o) => (o.difficult ? 1 : 0)),
+    };
+  });
+  if (!samples.length) throw new SkySenseError('E_DATA', `${dir}: no images`);
+  const colors = categoricalColors(names.length);
+  return { classes: names.map((name, k) => ({ name, color: colors[k]! })), samples, stats: imageStats(samples[0]!.images[0]!.channels) };
+}
+
+/** Every object name in a VOC folder's annotations, sorted. */
+function uniqueClassNames(dir: string): string[] {
+  const annDir = join(dir, 'Annotations');
+  if (!existsSync(annDir)) throw new SkySenseError('E_IO', `${dir}: no Annotations/ folder (expected the Pascal VOC / DIOR layout)`);
+  const names = new Set<string>();
+  for (const f of readdirSync(annDir).filter((n) => n.endsWith('.xml')))
+    for (const o of readVocAnnotation(join(annDir, f)).objects) names.add(o.name);
+  if (!names.size) throw new SkySenseError('E_DATA', `${annDir}: no objects in any annotation; give the class list`);
+  return [...names].sort();
 }

@@ -51,7 +51,7 @@ export {
   type ClassDef,
   type LabelledImage,
 } from './images';
-export { cutWindow, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './augment';
+export { cutWindow, windowBoxes, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './augment';
 export { randomResizedBox, resolveMultiCrop, type MultiCropOptions, type ResolvedMultiCrop } from './multicrop';
 export {
   readSegmentationFolder,
@@ -67,6 +67,7 @@ export { downloadSamples, SAMPLE_FILES, type SampleFile, type DownloadSamplesOpt
 export {
   readVocAnnotation,
   readVocFolder,
+  readDetectionFolder,
   writeVocAnnotation,
   boxesFromMask,
   segmentationToDetection,

@@ -2,14 +2,16 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@skysense/core-tensor';
+import { initBackend, writePng } from '@skysense/core-tensor';
 import {
   DUBAI_AERIAL_CLASSES,
   boxesFromMask,
   readMask,
   readVocAnnotation,
   readVocFolder,
+  readDetectionFolder,
   samplesDir,
+  windowBoxes,
   segmentationToDetection,
   writeVocAnnotation,
 } from '../src/index';
@@ -105,6 +107,51 @@ describe('detection data', () => {
     rmSync(join(root, 'JPEGImages', 'b.jpg'));
     expect(() => readVocFolder(root, ['ship', 'tank'])).toThrow(/b\.xml: no image b\.\* in/);
     expect(() => readVocFolder(dir, ['ship'])).toThrow(/no Annotations\/ folder/);
+  });
+
+  it('detection datasets: images decoded with their boxes, classes from the annotations or given, sizes checked; crops move the boxes', async () => {
+    const root = join(dir, 'det');
+    mkdirSync(join(root, 'Annotations'), { recursive: true });
+    mkdirSync(join(root, 'JPEGImages'));
+    const rgb = new Uint8Array(40 * 30 * 3).fill(90);
+    writePng(join(root, 'JPEGImages', 'a.png'), rgb, 40, 30);
+    writePng(join(root, 'JPEGImages', 'b.png'), rgb, 40, 30);
+    const ann = (objects: { name: string; bbox: [number, number, number, number]; difficult: boolean }[], width = 40) => ({
+      filename: 'x.png',
+      width,
+      height: 30,
+      objects,
+    });
+    writeVocAnnotation(
+      join(root, 'Annotations', 'a.xml'),
+      ann([
+        { name: 'tank', bbox: [2, 3, 20, 25], difficult: false },
+        { name: 'ship', bbox: [30, 0, 40, 9], difficult: true },
+      ]),
+    );
+    writeVocAnnotation(join(root, 'Annotations', 'b.xml'), ann([]));
+    const d = await readDetectionFolder(root);
+    expect(d.classes.map((c) => c.name)).toEqual(['ship', 'tank']);
+    expect(d.samples.map((s) => [s.name, Array.from(s.boxes!), Array.from(s.boxLabels!), Array.from(s.difficult!)])).toEqual([
+      ['a', [2, 3, 20, 25, 30, 0, 40, 9], [1, 0], [0, 1]],
+      ['b', [], [], []],
+    ]);
+    expect((await readDetectionFolder(root, ['tank', 'ship', 'plane'])).samples[0]!.boxLabels).toEqual(Int32Array.of(0, 1));
+    writeVocAnnotation(join(root, 'Annotations', 'b.xml'), ann([], 50));
+    await expect(readDetectionFolder(root)).rejects.toThrow(/b\.xml: the annotation is for a 50×30 image, .*b\.png is 40×30/);
+    // a window at scale 2 from (10, 6), flipped: boxes scaled, shifted, clipped to the 16 px crop, mirrored; cut-away ones dropped
+    const moved = windowBoxes(
+      Float32Array.of(2, 3, 20, 25, 30, 0, 40, 9),
+      { width: 40, height: 30 },
+      { scale: 2, x0: 10, y0: 6, size: 16, flip: true },
+    );
+    expect(Array.from(moved.boxes)).toEqual([0, 0, 16, 16]);
+    expect(moved.kept).toEqual([0]);
+    expect(
+      Array.from(
+        windowBoxes(Float32Array.of(2, 3, 6, 5), { width: 40, height: 30 }, { scale: 1, x0: 0, y0: 0, size: 16, flip: true }).boxes,
+      ),
+    ).toEqual([10, 3, 14, 5]);
   });
 
   it('the Dubai masks become a real detection set: every building pixel lands in exactly one component', async () => {

@@ -83,9 +83,10 @@ export function binaryCrossEntropyLoss(logits: Tensor, target: Tensor, lossWeigh
       `binaryCrossEntropyLoss target: expected ${formatShape(logits.shape)} (the logits' shape), got ${formatShape(target.shape)}`,
     );
   assertPositive('binaryCrossEntropyLoss lossWeight', lossWeight);
-  return tf.tidy(() => {
-    const y = tf.cast(target, 'float32');
-    const per = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, y)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
-    return tf.mul(tf.mean(per), lossWeight);
-  });
+  return tf.tidy(() => tf.mul(tf.mean(sigmoidCrossEntropy(logits, tf.cast(target, 'float32'))), lossWeight));
+}
+
+/** Binary cross-entropy on logits per element, `max(x, 0) − x·t + log(1 + e^−|x|)` (PyTorch's stable form), not reduced. */
+export function sigmoidCrossEntropy(logits: Tensor, targets: Tensor): Tensor {
+  return tf.tidy(() => tf.add(tf.sub(tf.relu(logits), tf.mul(logits, targets)), tf.log1p(tf.exp(tf.neg(tf.abs(logits))))));
 }

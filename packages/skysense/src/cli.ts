@@ -321,7 +321,7 @@ export function createCli(): Command {
   program
     .command('finetune')
     .description(
-      'fine-tune a downstream model (UperNet segmentation, scene / multi-label classification, change detection); evaluate and draw the held-out samples',
+      'fine-tune a downstream model (UperNet segmentation, scene / multi-label classification, change detection, Faster R-CNN object detection); evaluate and draw the held-out samples',
     )
     .addOption(
       new Option(

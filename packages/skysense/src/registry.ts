@@ -28,7 +28,7 @@ export interface ModelEntry {
 
 /** The downstream task whose preset kind matches a fine-tuning preset (`cls` presets build the single-label classifier). */
 const taskOf = (preset: FinetunePresetName) => listTasks().find((t) => getTask(t).presetKind === FINETUNE_PRESETS[preset].task)!;
-const PRESET_CLASSES: Partial<Record<FinetunePresetName, number>> = { 'upernet-skysense-hr': 16 };
+const PRESET_CLASSES: Partial<Record<FinetunePresetName, number>> = { 'upernet-skysense-hr': 16, 'faster-rcnn-skysense-hr': 20 };
 
 const ENTRIES: Record<string, ModelEntry> = {
   ...Object.fromEntries(

@@ -19,6 +19,7 @@ import {
 } from '@skysense/core-tensor';
 import { ChangeDetectionHead, LinearClsHead, MultiLevelNeck, UPerHead } from '@skysense/heads';
 import { VisionTransformer } from '@skysense/vit';
+import { writeGeoTiffLike } from '@skysense/test-utils';
 import {
   ChangeDetector,
   Classifier,
@@ -42,7 +43,7 @@ import {
   type FeatureEncoder,
   type TaskDataset,
 } from '../src/index';
-import { cutWindow, type LabelledImage } from '@skysense/data';
+import { cutWindow, writeVocAnnotation, type LabelledImage } from '@skysense/data';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-finetune-'));
 
@@ -488,6 +489,70 @@ describe('fine-tuning every task from folders (runFinetune / runPredict / runEva
         log: quiet,
       }),
     ).rejects.toThrow(/expected pairs of images \(A B A B …\), got 1 file/);
+  });
+
+  it('det: a VOC folder of bright boxes on noise; mAP table; eval pictures prediction | truth; predict draws boxes, writes JSON and GeoJSON', async () => {
+    const data = join(dir, 'det-data');
+    const boxes: number[][][] = [
+      [[20, 30, 70, 80]],
+      [
+        [60, 10, 110, 50],
+        [10, 70, 50, 120],
+      ],
+      [],
+      [[40, 40, 100, 90]],
+    ];
+    mkdirSync(join(data, 'Annotations'), { recursive: true });
+    boxes.forEach((bs, i) => {
+      const n = noise(20 + i);
+      const inside = (x: number, y: number) => bs.some(([x1, y1, x2, y2]) => x >= x1! && x < x2! && y >= y1! && y < y2!);
+      png(join(data, 'JPEGImages', `d${i}.png`), (x, y) => (inside(x, y) ? [230, 220, 200] : [40 + n(), 60 + n(), 50 + n()]));
+      writeVocAnnotation(join(data, 'Annotations', `d${i}.xml`), {
+        filename: `d${i}.png`,
+        width: 128,
+        height: 128,
+        objects: bs.map((b) => ({ name: 'roof', bbox: b as [number, number, number, number], difficult: false })),
+      });
+    });
+    const r = await runFinetune({ task: 'det', data, out: join(dir, 'det'), steps: 3, batchSize: 2, crop: 128, holdOut: 1, log: quiet });
+    expect(r.evaluation!.table).toMatch(/roof +1 +\d+ +\d\.\d{3} +\d\.\d{3}\nmAP +\d\.\d{3}/);
+    expect(Object.keys(r.evaluation!.scores)).toEqual(['mAP', 'ap', 'detections']);
+    expect(decodePng(readFileSync(join(dir, 'det', 'predictions', 'd3.side.png'))).width).toBe(2 * 128 + 8);
+    const e = await runEval({ model: join(dir, 'det', 'model.safetensors'), data, last: 1, log: quiet });
+    expect(e.scores).toEqual(r.evaluation!.scores);
+    // a georeferenced copy of one image (UTM 14N, 1 m pixels): boxes in lon/lat
+    const rgb = decodePng(readFileSync(join(data, 'JPEGImages', 'd3.png')));
+    const tif = writeGeoTiffLike(
+      join(dir, 'geo3.tif'),
+      { width: 128, height: 128, origin: [500000, 5300000], resolution: [1, -1], epsg: 32614 },
+      rgb.data,
+      {
+        SamplesPerPixel: 3,
+        BitsPerSample: [8, 8, 8],
+        PlanarConfiguration: 1,
+        PhotometricInterpretation: 2,
+      },
+    );
+    const model = join(dir, 'det', 'model.safetensors');
+    const written = await runPredict({ model, inputs: [join(data, 'JPEGImages', 'd3.png'), tif], out: join(dir, 'det-pred'), log: quiet });
+    expect(written.map((f) => f.slice(join(dir, 'det-pred').length + 1))).toEqual([
+      'd3.png',
+      'geo3.png',
+      'detections.json',
+      'detections.geojson',
+    ]);
+    const json = JSON.parse(readFileSync(written[2]!, 'utf8'));
+    expect(Object.keys(json)).toEqual(['d3', 'geo3']);
+    const geo = JSON.parse(readFileSync(written[3]!, 'utf8'));
+    expect(geo.type).toBe('FeatureCollection');
+    expect(geo.features.length).toBe(json.geo3.length);
+    expect(geo.features.length).toBeGreaterThan(0);
+    for (const f of geo.features) {
+      const [lon, lat] = f.geometry.coordinates[0][0];
+      expect(lon).toBeCloseTo(-99, 0); // UTM 14N's central meridian
+      expect(lat).toBeGreaterThan(47.8);
+      expect(lat).toBeLessThan(47.9);
+    }
   });
 
   it('multilabel: BigEarthNet-S2 patches of the samples (10 bands, labels from the metadata) on the tiny S2 ViT; mAP', async () => {

@@ -24,6 +24,7 @@ import {
 } from '@skysense/core-tensor';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
+import type { FasterRCNN, GtBoxes } from '@skysense/heads';
 import type { ChangeDetector, Classifier } from './classifier';
 import { finetuneOptimizer } from './layer-decay';
 import { type EncoderSpec, FINETUNE_PRESETS, type FinetunePreset, type FinetunePresetName, type FinetuneTask } from './presets';
@@ -76,12 +77,16 @@ export interface FinetuneStepMetrics {
 export interface FinetuneBatch {
   /** `[B, C, H, W]` normalised; for `change` the two dates. */
   images: Tensor | [Tensor, Tensor];
-  /** int32 `[B, H, W]` (seg, change), int32 `[B]` (cls) or float `[B, classes]` of 0/1 (multilabel). */
+  /** int32 `[B, H, W]` (seg, change), int32 `[B]` (cls), float `[B, classes]` of 0/1 (multilabel), int32 `[B]` boxes per image (det). */
   targets: Tensor;
+  /** Per image its gt boxes (det). */
+  boxes?: readonly GtBoxes[];
+  /** Seed of the batch's own random choices (det: the anchors and proposals sampled for the loss). */
+  seed?: number;
 }
 
 /** The models the finetuner trains. */
-export type FinetuneModel = Segmentor | Classifier | ChangeDetector;
+export type FinetuneModel = Segmentor | Classifier | ChangeDetector | FasterRCNN;
 
 const FORMAT = 'skysense-finetune-1';
 

@@ -6,7 +6,7 @@ import { SKYSENSE_PRESETS } from '../presets';
  * A fine-tuning task's name: the built-in `seg`, `cls`, `multilabel` (the `cls` presets with a
  * sigmoid head) and `change`, or any task added with `registerTask`.
  */
-export type FinetuneTask = 'seg' | 'cls' | 'multilabel' | 'change' | (string & {});
+export type FinetuneTask = 'seg' | 'cls' | 'multilabel' | 'change' | 'det' | (string & {});
 
 /** The encoder of a preset: a Swin V2 (HR imagery) or a ViT (Sentinel-2 / Sentinel-1). */
 export type EncoderSpec = { swin: SwinTransformerV2Options } | { vit: VisionTransformerOptions };
@@ -24,13 +24,15 @@ export interface RecipeDefaults {
 
 /** A downstream model and its training recipe, as plain data. */
 export interface FinetunePreset {
-  /** `seg` (UperNet), `cls` (GAP + linear head; also multi-label) or `change` (Siamese UperNet). */
-  task: 'seg' | 'cls' | 'change';
+  /** `seg` (UperNet), `cls` (GAP + linear head; also multi-label), `change` (Siamese UperNet) or `det` (Faster R-CNN + FPN). */
+  task: 'seg' | 'cls' | 'change' | 'det';
   encoder: EncoderSpec;
   /** UPerHead width and pool scales (`seg`, `change`). */
   decodeHead?: { channels: number; poolScales: number[] };
   /** Auxiliary FCNHead on stage `inIndex` (`seg`). */
   auxiliaryHead?: { inIndex: number; channels: number };
+  /** FPN width, box-head width and anchor scales (default [8]: 32 px anchors on the finest level) (`det`). */
+  detector?: { neckChannels: number; fcOutChannels: number; anchorScales?: number[] };
   train: RecipeDefaults;
 }
 
@@ -48,7 +50,9 @@ export type FinetunePresetName =
   | 'linear-skysense-s2'
   | 'linear-skysense-tiny-s2'
   | 'upernet-cd-skysense-hr'
-  | 'upernet-cd-skysense-tiny';
+  | 'upernet-cd-skysense-tiny'
+  | 'faster-rcnn-skysense-hr'
+  | 'faster-rcnn-skysense-tiny';
 
 /**
  * Fine-tuning presets. The `*-skysense-hr` / `-s2` ones use the released encoders' architectures;
@@ -60,6 +64,12 @@ export type FinetunePresetName =
  * - `linear-*`: scene classification (mmcls convention, architecture guide §7): GAP + `head.fc`; the paper
  *   publishes no recipe, so AdamW 1e-4 / wd 0.05 / layer decay 0.9 / 100 warm-up iterations (our choice).
  * - `upernet-cd-*`: change detection: the shared encoder on both dates, |A − B| per level, UPerHead.
+ * - `faster-rcnn-skysense-hr`: SkySense's DIOR config (architecture guide §6.4): Swin V2-H with all
+ *   four stage outputs, FPN 256 wide with 5 levels, RPN, `Shared2FCBBoxHead` 1024 wide; the paper
+ *   publishes no recipe, so AdamW 1e-4 / wd 0.05 / layer decay 0.9, 800 px crops (DIOR's size; our choice).
+ * - `faster-rcnn-skysense-tiny`: the tiny encoder under the same heads at 32 / 64 wide, anchors of
+ *   half the size (scale 4: 16 px on the finest level, for small objects like the sample buildings,
+ *   median 28 px), 256 px crops.
  */
 export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePreset>> = {
   'upernet-skysense-hr': {
@@ -95,6 +105,18 @@ export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePrese
     train: { lr: 6e-5, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 1500, warmupRatio: 1e-6, crop: 256 },
   },
   'upernet-cd-skysense-tiny': { task: 'change', encoder: { swin: TINY_HR }, decodeHead: UPER_TINY, train: TINY_RECIPE },
+  'faster-rcnn-skysense-hr': {
+    task: 'det',
+    encoder: { swin: SWIN_V2_PRESETS['skysense-hr'] },
+    detector: { neckChannels: 256, fcOutChannels: 1024 },
+    train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 0.9, warmupIters: 500, warmupRatio: 1e-3, crop: 800 },
+  },
+  'faster-rcnn-skysense-tiny': {
+    task: 'det',
+    encoder: { swin: TINY_HR },
+    detector: { neckChannels: 32, fcOutChannels: 64, anchorScales: [4] },
+    train: { ...TINY_RECIPE, crop: 256 },
+  },
 };
 
 /** The default preset of each built-in task. @deprecated use `getTask(name).defaultPreset`. */

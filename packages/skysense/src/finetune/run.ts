@@ -17,7 +17,9 @@ import {
   writeFileAtomic,
   writePng,
 } from '@skysense/core-tensor';
-import { type ClassDef, type PlanarImage, ignoreNodata, listImages, readImage } from '@skysense/data';
+import { type ClassDef, type PlanarImage, ignoreNodata, listImages, readGeoTiff, readImage, toLatLon } from '@skysense/data';
+import type { Detections } from '@skysense/heads';
+import { drawBoxes } from './draw-boxes';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
 import { evaluateTask, getTask, splitHoldOut, taskBatch } from './task';
@@ -26,7 +28,7 @@ export { resolveClasses } from './tasks';
 
 /** Options of {@link runFinetune} (the `skysense finetune` command). */
 export interface RunFinetuneOptions {
-  /** `seg` (default), `cls`, `multilabel` or `change`. */
+  /** `seg` (default), `cls`, `multilabel`, `change` or `det`. */
   task?: FinetuneTask;
   /**
    * The data. `seg`: a folder with `images/` and `masks/` (default: the Dubai aerial samples under
@@ -283,7 +285,20 @@ function evaluateAndDraw(
         );
       }
     : undefined;
-  return evaluateTask(model, d, samples, { crop: o.crop, stride: o.stride, onMask });
+  const onDetections = out
+    ? (s: TaskSample, dets: Detections) => {
+        const name = names.get(s.name)!;
+        const img = s.images[0]!;
+        const truth = { boxes: s.boxes ?? new Float32Array(0), labels: s.boxLabels ?? new Int32Array(0) };
+        const panels = [
+          drawBoxes(inputRgb(img), img.width, img.height, dets, d.classes),
+          drawBoxes(inputRgb(img), img.width, img.height, truth, d.classes),
+        ];
+        writeSideBySide(join(out, `${name}.side.png`), panels, img.width, img.height);
+        o.log(`${s.name}: ${dets.scores.length} boxes; wrote ${join(out, `${name}.side.png`)} (prediction | ground truth)`);
+      }
+    : undefined;
+  return evaluateTask(model, d, samples, { crop: o.crop, stride: o.stride, onMask, onDetections });
 }
 
 /** Metadata stored with a fine-tuned model. */
@@ -374,13 +389,18 @@ function writeMaskPngs(
   const { width: w, height: h } = images[0]!;
   writePng(join(dir, `${name}.png`), colorizeMask(pred, classes), w, h);
   const panels = [...images.map(inputRgb), colorizeMask(pred, classes), ...(truth ? [colorizeMask(truth, classes)] : [])];
+  writeSideBySide(join(dir, `${name}.side.png`), panels, w, h);
+}
+
+/** Writes RGB panels of one size side by side, 8 px of white apart. */
+function writeSideBySide(file: string, panels: readonly Uint8Array[], w: number, h: number): void {
   const gap = 8;
   const W = panels.length * w + (panels.length - 1) * gap;
   const side = new Uint8Array(W * h * 3).fill(255);
   panels.forEach((p, k) => {
     for (let y = 0; y < h; y++) side.set(p.subarray(y * w * 3, (y + 1) * w * 3), (y * W + k * (w + gap)) * 3);
   });
-  writePng(join(dir, `${name}.side.png`), side, W, h);
+  writePng(file, side, W, h);
 }
 
 /** The first three channels of an image as RGB bytes (values clamped to 0–255). */
@@ -438,6 +458,7 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
     ensureDir(o.out, '--out');
     const written: string[] = [];
     const results: Record<string, Record<string, number>> = {};
+    const detections: Record<string, DetectionRecords> = {};
     for (let i = 0; i < files.length; i += step) {
       const images = await allInOrder(files.slice(i, i + step).map((f) => readImage(f)));
       const name = names.get(basename(files[i]!, extname(files[i]!)))!;
@@ -445,6 +466,14 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
         crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop,
         stride: o.stride,
       });
+      if ('detections' in p) {
+        const img = images[0]!;
+        written.push(join(o.out, `${name}.png`));
+        writePng(written.at(-1)!, drawBoxes(inputRgb(img), img.width, img.height, p.detections, classes), img.width, img.height);
+        detections[name] = await detectionRecords(files[i]!, p.detections, classes);
+        log(`${files[i]}: ${p.detections.scores.length} boxes → ${written.at(-1)}`);
+        continue;
+      }
       if ('scores' in p) {
         results[name] = Object.fromEntries(classes.map((c, k) => [c.name, p.scores[k]!]));
         const top = classes
@@ -465,6 +494,7 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
       written.push(join(o.out, 'predictions.json'));
       writeFileAtomic(written.at(-1)!, `${JSON.stringify(results, null, 2)}\n`);
     }
+    if (Object.keys(detections).length) written.push(...writeDetections(o.out, detections));
     return written;
   } finally {
     model.dispose();
@@ -510,4 +540,45 @@ export async function runEval(o: RunEvalOptions): Promise<TaskEvaluation> {
   } finally {
     model.dispose();
   }
+}
+
+/** One image's detections as records, and as GeoJSON features (lon/lat) where the input is a georeferenced GeoTIFF. */
+interface DetectionRecords {
+  boxes: { class: string; score: number; bbox: number[] }[];
+  features: object[] | null;
+}
+
+async function detectionRecords(file: string, dets: Detections, classes: readonly ClassDef[]): Promise<DetectionRecords> {
+  const boxes = Array.from(dets.scores, (score, i) => ({
+    class: classes[dets.labels[i]!]?.name ?? String(dets.labels[i]),
+    score,
+    bbox: Array.from(dets.boxes.subarray(4 * i, 4 * i + 4)),
+  }));
+  const geo = /\.tiff?$/i.test(file) ? await readGeoTiff(file) : null;
+  if (!geo?.epsg) return { boxes, features: null };
+  const at = (px: number, py: number) => {
+    const [lat, lon] = toLatLon(geo.origin[0] + px * geo.resolution[0], geo.origin[1] + py * geo.resolution[1], geo.epsg!);
+    return [lon, lat];
+  };
+  const features = boxes.map((b) => {
+    const [x1, y1, x2, y2] = b.bbox as [number, number, number, number];
+    return {
+      type: 'Feature',
+      properties: { class: b.class, score: b.score, image: basename(file) },
+      geometry: { type: 'Polygon', coordinates: [[at(x1, y1), at(x2, y1), at(x2, y2), at(x1, y2), at(x1, y1)]] },
+    };
+  });
+  return { boxes, features };
+}
+
+/** Writes `detections.json` (pixel boxes per image) and, where any input was georeferenced, `detections.geojson`. */
+function writeDetections(dir: string, all: Record<string, DetectionRecords>): string[] {
+  const files = [join(dir, 'detections.json')];
+  writeFileAtomic(files[0]!, `${JSON.stringify(Object.fromEntries(Object.entries(all).map(([k, v]) => [k, v.boxes])), null, 2)}\n`);
+  const features = Object.values(all).flatMap((v) => v.features ?? []);
+  if (features.length || Object.values(all).some((v) => v.features)) {
+    files.push(join(dir, 'detections.geojson'));
+    writeFileAtomic(files[1]!, `${JSON.stringify({ type: 'FeatureCollection', features })}\n`);
+  }
+  return files;
 }

@@ -6,6 +6,8 @@ import { type TaskDataset, type TaskEvaluation, type TaskSample, cropBatch } fro
 import { changeTask } from './tasks/change';
 import { classificationTask, multilabelTask } from './tasks/classification';
 import { segmentationTask } from './tasks/segmentation';
+import { detectionTask } from './tasks/detection';
+import type { Detections } from '@skysense/heads';
 
 /**
  * One fine-tuning task as an object: how its data is read, its model built, its batches labelled,
@@ -38,28 +40,35 @@ export interface FinetuneTaskDef {
   buildModel(backbone: FeatureEncoder, preset: FinetunePreset, numClasses: number, options: { classWeight?: number[] }): FinetuneModel;
   /** The batch's targets from its samples (`masks`: their crops' labels, `[n·crop·crop]`). */
   targets(picks: readonly TaskSample[], masks: Int32Array, crop: number): Tensor;
+  /** Makes the whole training batch itself, where the task's targets are not per-pixel (det: boxes moved with the crop). Default: {@link cropBatch} + `targets`. */
+  batch?(d: TaskDataset, picks: readonly TaskSample[], crop: number, g: Generator): FinetuneBatch;
   /** The loss terms of a batch (called inside a tidy); `loss` is the total. */
   losses(model: FinetuneModel, batch: FinetuneBatch): Record<string, Tensor> & { loss: Tensor };
   /** The held-out split: the last `n` samples, or per class for classification. */
   splitHoldOut(d: TaskDataset, n: number): { train: TaskSample[]; held: TaskSample[] };
   /** Scores the model on samples; `onMask` receives each predicted mask where the task has masks. */
-  evaluate(
-    model: FinetuneModel,
-    d: TaskDataset,
-    samples: readonly TaskSample[],
-    o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void },
-  ): TaskEvaluation;
+  evaluate(model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: EvaluateHooks): TaskEvaluation;
   /** A prediction for one sample's images: a class mask, or class scores. */
   predict(
     model: FinetuneModel,
     images: PlanarImage[],
     stats: ChannelStats,
     o: { crop: number; stride?: number },
-  ): { mask: Int32Array } | { scores: number[] };
+  ): { mask: Int32Array } | { scores: number[] } | { detections: Detections };
+}
+
+/** Evaluation settings and what is called with each sample's prediction (to draw it). */
+export interface EvaluateHooks {
+  crop: number;
+  stride?: number;
+  /** Each predicted mask (seg, change). */
+  onMask?: (s: TaskSample, pred: Int32Array) => void;
+  /** Each image's detections (det). */
+  onDetections?: (s: TaskSample, dets: Detections) => void;
 }
 
 const REGISTRY = new Map<string, FinetuneTaskDef>(
-  [segmentationTask, classificationTask, multilabelTask, changeTask].map((t) => [t.name, t]),
+  [segmentationTask, classificationTask, multilabelTask, changeTask, detectionTask].map((t) => [t.name, t]),
 );
 
 /** Adds (or replaces) a task under its name. */
@@ -82,6 +91,7 @@ export function getTask(name: string): FinetuneTaskDef {
 /** A training batch of a task: random rescaled crops (see `cropBatch`) and the task's targets. */
 export function taskBatch(d: TaskDataset, picks: readonly TaskSample[], crop: number, g: Generator): FinetuneBatch {
   const task = getTask(d.task);
+  if (task.batch) return task.batch(d, picks, crop, g);
   const { images, masks } = cropBatch(d, picks, crop, task.scaleRange, g);
   let targets: Tensor;
   try {
@@ -99,12 +109,7 @@ export function splitHoldOut(d: TaskDataset, n: number): { train: TaskSample[]; 
 }
 
 /** Scores a model on held-out samples of a dataset, as its task defines it (see {@link FinetuneTaskDef.evaluate}). */
-export function evaluateTask(
-  model: FinetuneModel,
-  d: TaskDataset,
-  samples: readonly TaskSample[],
-  o: { crop: number; stride?: number; onMask?: (s: TaskSample, pred: Int32Array) => void },
-): TaskEvaluation {
+export function evaluateTask(model: FinetuneModel, d: TaskDataset, samples: readonly TaskSample[], o: EvaluateHooks): TaskEvaluation {
   model.eval();
   return getTask(d.task).evaluate(model, d, samples, o);
 }
