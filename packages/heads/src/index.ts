@@ -58,3 +58,4 @@ export {
 } from './detection-targets';
 export { FasterRCNN, type FasterRCNNOptions, type FasterRCNNLosses, type DetectionLossOptions } from './faster-rcnn';
 export { flattenLevels, checkGt, type DetImageMeta, type GtBoxes, type ScoredBoxes, type Detections } from './detection-common';
+export { detectionFixtureModel, runDetectionFixture, detectionFixtureTolerance, type DetectionFixtureConfig } from './detection-fixture';

@@ -16,7 +16,15 @@ import {
   type LoadReport,
   type Tensor,
 } from '@skysense/core-tensor';
-import { FCNHead, UPerHead, resizeTo } from '@skysense/heads';
+import {
+  FCNHead,
+  UPerHead,
+  detectionFixtureModel,
+  detectionFixtureTolerance,
+  resizeTo,
+  runDetectionFixture,
+  type DetectionFixtureConfig,
+} from '@skysense/heads';
 import { ContrastiveAlignment, DINOHead, DINOLoss, IBOTLoss } from '@skysense/losses';
 import { SwinTransformerV2 } from '@skysense/swin';
 import { VisionTransformer } from '@skysense/vit';
@@ -24,7 +32,7 @@ import { MultiModalFusion } from '@skysense/temporal-fusion';
 
 /** A parity fixture folder's model and how to run it. */
 interface FixtureRunner {
-  kind: 'swin' | 'vit' | 'fusion' | 'uperhead' | 'fcnhead' | 'dino' | 'ibot' | 'itc' | 'sinkhorn' | 'op';
+  kind: 'swin' | 'vit' | 'fusion' | 'uperhead' | 'fcnhead' | 'dino' | 'ibot' | 'itc' | 'sinkhorn' | 'op' | 'det';
   model: Module;
   /** Computes every output key of the fixture (intermediates included). */
   run(inputs: Map<string, Tensor>, expectedKeys: string[]): Map<string, Tensor>;
@@ -122,14 +130,38 @@ function runnerFor(config: FixtureConfig, dir: string): FixtureRunner {
       tolerance: (k) => (['s2_up', 's1_up', 'fusion_input'].includes(k) ? 1e-5 : 1e-4),
     };
   }
+  if (kind === 'FasterRCNN') return detectionRunner(config as unknown as DetectionFixtureConfig, dir);
   const head = headRunner(config, kind);
   if (head) return head;
   const loss = lossRunner(config, kind || String(config.function ?? config.modules ?? ''));
   if (loss) return loss;
   throw new SkySenseError(
     'E_UNSUPPORTED',
-    `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, UPerHead, FCNHead, DINO, iBOT, ITC, Sinkhorn, or an op: ${BOX_OPS.join(', ')})`,
+    `${dir}: fixture kind '${kind}' is not one the CLI runs (Swin V2, ViT, up-head/fusion, UPerHead, FCNHead, FasterRCNN, DINO, iBOT, ITC, Sinkhorn, or an op: ${BOX_OPS.join(', ')})`,
   );
+}
+
+/**
+ * A Faster R-CNN fixture (mmdet's FPN, RPN and RoI head on given backbone features): every
+ * intermediate, the detections and the losses with the reference's samples injected. Where the
+ * folder has the reference outputs, the RoI stage runs on its proposals, so it is compared on the same boxes.
+ */
+function detectionRunner(config: DetectionFixtureConfig, dir: string): FixtureRunner {
+  const model = detectionFixtureModel(config);
+  const file = join(dir, 'output.safetensors');
+  return {
+    kind: 'det',
+    model,
+    run: (inputs) => {
+      const reference = existsSync(file) ? loadSafetensors(file) : undefined;
+      try {
+        return runDetectionFixture(model, config, inputs, reference);
+      } finally {
+        tf.dispose([...(reference?.values() ?? [])]);
+      }
+    },
+    tolerance: detectionFixtureTolerance,
+  };
 }
 
 const headInputs = (inputs: Map<string, Tensor>) =>

@@ -23,6 +23,8 @@ const FIXTURES = [
   // op fixtures (config.json {"op", "kwargs"}): torchvision / mmdet box ops
   join(packages, 'core-tensor', 'test', 'fixtures', 'box-ops', 'roi-align-a'),
   join(packages, 'core-tensor', 'test', 'fixtures', 'box-ops', 'batched-nms-a'),
+  // Faster R-CNN (mmdet's FPN, RPN and RoI head on given backbone features)
+  join(packages, 'heads', 'test', 'fixtures', 'faster-rcnn', 'faster-rcnn-a'),
 ];
 const samples = process.env.SKYSENSE_SAMPLES ?? join(process.cwd(), 'samples');
 const s2Dir = join(samples, 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2', 'S2A_MSIL2A_20170613T101031_87_48');
@@ -74,6 +76,36 @@ describe('skysense info', () => {
     const keys = run(['info', 'skysense-s2', '--keys']).stdout;
     expect(keys).toMatch(/layers\.23\.attn\.attn\.in_proj_weight {2}\[3072, 1024\]/);
     expect(run(['info', 'nope']).stderr).toMatch(/unknown model 'nope'; expected one of skysense-2b, skysense-tiny, skysense-hr/);
+  });
+});
+
+describe('skysense info faster-rcnn-skysense-hr', () => {
+  it('gives exactly the neck, rpn_head and roi_head keys and shapes of the DIOR config (architecture guide §6.4)', () => {
+    const info = JSON.parse(run(['info', 'faster-rcnn-skysense-hr', '--json']).stdout) as { tensors: { name: string; shape: number[] }[] };
+    const heads = info.tensors.filter((t) => !t.name.startsWith('backbone.')).map((t) => `${t.name} ${t.shape.join('x')}`);
+    const expected = [
+      ...[352, 704, 1408, 2816].flatMap((c, i) => [
+        `neck.lateral_convs.${i}.conv.weight 256x${c}x1x1`,
+        `neck.lateral_convs.${i}.conv.bias 256`,
+      ]),
+      ...[0, 1, 2, 3].flatMap((i) => [`neck.fpn_convs.${i}.conv.weight 256x256x3x3`, `neck.fpn_convs.${i}.conv.bias 256`]),
+      'rpn_head.rpn_conv.weight 256x256x3x3',
+      'rpn_head.rpn_conv.bias 256',
+      'rpn_head.rpn_cls.weight 3x256x1x1',
+      'rpn_head.rpn_cls.bias 3',
+      'rpn_head.rpn_reg.weight 12x256x1x1',
+      'rpn_head.rpn_reg.bias 12',
+      'roi_head.bbox_head.shared_fcs.0.weight 1024x12544',
+      'roi_head.bbox_head.shared_fcs.0.bias 1024',
+      'roi_head.bbox_head.shared_fcs.1.weight 1024x1024',
+      'roi_head.bbox_head.shared_fcs.1.bias 1024',
+      'roi_head.bbox_head.fc_cls.weight 21x1024',
+      'roi_head.bbox_head.fc_cls.bias 21',
+      'roi_head.bbox_head.fc_reg.weight 80x1024',
+      'roi_head.bbox_head.fc_reg.bias 80',
+    ];
+    expect(heads.sort()).toEqual(expected.sort());
+    expect(info.tensors.filter((t) => t.name.startsWith('backbone.norm')).map((t) => t.name)).toHaveLength(8);
   });
 });
 
