@@ -1,7 +1,7 @@
 """The compare bench's workloads in PyTorch (2 threads), printed as JSON {workload: median ms}.
 Compact modules with the same shapes and operations as SkySense's (mmseg ViT-L layer, mmcls Swin-V2
 block with cosine attention + continuous position bias, post-norm merging), random weights."""
-import json, math, sys, time
+import json, math, os, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -106,24 +106,29 @@ class Merge(nn.Module):
         return self.norm(self.reduction(x))
 
 
-class SwinH(nn.Module):
-    def __init__(self):
+class Swin(nn.Module):
+    """Swin V2 (mmcls layout); `outs` = the stages whose normed maps are returned (NCHW), else the last."""
+
+    def __init__(self, embed=352, depths=(2, 2, 18, 2), heads=(8, 16, 32, 64), ws=8, outs=None):
         super().__init__()
-        self.patch, self.pnorm = nn.Conv2d(3, 352, 4, 4), nn.LayerNorm(352)
-        self.stages = nn.ModuleList()
-        c = 352
-        for i, (d, h) in enumerate(zip((2, 2, 18, 2), (8, 16, 32, 64))):
+        self.patch, self.pnorm = nn.Conv2d(3, embed, 4, 4), nn.LayerNorm(embed)
+        self.stages, self.norms, self.outs = nn.ModuleList(), nn.ModuleList(), outs
+        c = embed
+        for i, (d, h) in enumerate(zip(depths, heads)):
             mods = [Merge(c)] if i else []
             c = c * 2 if i else c
-            mods += [SwinBlock(c, h, 4 if j % 2 else 0) for j in range(d)]
+            mods += [SwinBlock(c, h, ws // 2 if j % 2 else 0, ws) for j in range(d)]
             self.stages.append(nn.Sequential(*mods))
-        self.norm3 = nn.LayerNorm(c)
+            self.norms.append(nn.LayerNorm(c))
 
     def forward(self, x):
         x = self.pnorm(self.patch(x).permute(0, 2, 3, 1))
-        for s in self.stages:
+        maps = []
+        for i, s in enumerate(self.stages):
             x = s(x)
-        return self.norm3(x)
+            if self.outs and i in self.outs:
+                maps.append(self.norms[i](x).permute(0, 3, 1, 2))
+        return maps if self.outs else self.norms[-1](x)
 
 
 class VitS2(nn.Module):
@@ -161,6 +166,30 @@ blk = SwinBlock(352, 8, 4)
 xs = torch.randn(1, 64, 64, 352)
 results['Swin-H stage-0 block fwd'] = fwd(blk, xs)
 results['Swin-H stage-0 block fwd+bwd'] = fwd_bwd(blk, xs)
-results['Swin-H forward 256²'] = fwd(SwinH().eval(), torch.randn(1, 3, 256, 256))
+results['Swin-H forward 256²'] = fwd(Swin().eval(), torch.randn(1, 3, 256, 256))
 results['S2 ViT-L forward 64²'] = fwd(VitS2().eval(), torch.randn(1, 10, 64, 64))
+
+def detector_ms(mmdet, mmcv):
+    """Faster R-CNN forward on one 512² image, tiny and HR presets: this Swin, then mmdet's own FPN, RPN and
+    RoI head as the detection fixture's generator builds them (packages/heads/test/fixtures/faster-rcnn/make.py)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, '..', 'packages', 'heads', 'test', 'fixtures', 'faster-rcnn'))
+    import make
+    regs = make.load(mmdet, mmcv)
+    x = torch.randn(1, 3, 512, 512)
+    metas = [dict(img_shape=(512, 512, 3), pad_shape=(512, 512, 3), scale_factor=torch.ones(4).numpy())]
+    out = {}
+    for name, swin, neck, fc, scales in [
+        ('tiny', Swin(8, (2, 2, 2, 2), (1, 2, 2, 4), 4, outs=(0, 1, 2, 3)), 32, 64, (4,)),
+        ('hr', Swin(outs=(0, 1, 2, 3)), 256, 1024, (8,)),
+    ]:
+        c = [swin.norms[i].normalized_shape[0] for i in range(4)]
+        heads = make.build_heads(regs, c, neck, fc, 20 if name == 'hr' else 1, scales)
+        swin.eval()
+        out[f'Faster R-CNN {name} 512²'] = fwd(lambda t: make.detect(heads, swin(t), metas), x)
+    return out
+
+
+if os.environ.get('BENCH_MMDET') and os.environ.get('BENCH_MMCV'):
+    results.update(detector_ms(os.environ['BENCH_MMDET'], os.environ['BENCH_MMCV']))
 print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'results': results}))

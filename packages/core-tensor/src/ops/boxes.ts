@@ -66,28 +66,45 @@ function order(scores: Float32Array): number[] {
   return Array.from(scores.keys()).sort((i, j) => scores[j]! - scores[i]! || i - j);
 }
 
-/** Greedy NMS on typed arrays: torchvision's CPU kernel in float32 (suppress when IoU > threshold). */
-function nmsIndices(boxes: Float32Array, scores: Float32Array, iouThreshold: number): Int32Array {
+/**
+ * Greedy NMS on typed arrays: torchvision's CPU kernel in float32 (suppress when IoU > threshold).
+ * With `groups` (batched NMS, boxes already offset per group so groups never overlap) the greedy pass
+ * runs within each group — the same decisions, since boxes of different groups have IoU 0 — and the
+ * kept boxes come out in global score order. Pairs that do not overlap along x or y are skipped
+ * before the IoU (their IoU is 0, never above a threshold ≥ 0).
+ */
+function nmsIndices(boxes: Float32Array, scores: Float32Array, iouThreshold: number, groups?: ArrayLike<number>): Int32Array {
   const n = scores.length;
-  const area = new Float32Array(n);
-  for (let i = 0; i < n; i++) area[i] = f(f(boxes[4 * i + 2]! - boxes[4 * i]!) * f(boxes[4 * i + 3]! - boxes[4 * i + 1]!));
+  const [x1, y1, x2, y2, area] = Array.from({ length: 5 }, () => new Float32Array(n));
+  for (let i = 0; i < n; i++) {
+    [x1[i], y1[i], x2[i], y2[i]] = [boxes[4 * i]!, boxes[4 * i + 1]!, boxes[4 * i + 2]!, boxes[4 * i + 3]!];
+    area[i] = f(f(x2[i]! - x1[i]!) * f(y2[i]! - y1[i]!));
+  }
   const suppressed = new Uint8Array(n);
-  const keep: number[] = [];
   const idx = order(scores);
-  for (let a = 0; a < n; a++) {
-    const i = idx[a]!;
-    if (suppressed[i]) continue;
-    keep.push(i);
-    for (let b = a + 1; b < n; b++) {
-      const j = idx[b]!;
-      if (suppressed[j]) continue;
-      const w = Math.max(0, f(Math.min(boxes[4 * i + 2]!, boxes[4 * j + 2]!) - Math.max(boxes[4 * i]!, boxes[4 * j]!)));
-      const h = Math.max(0, f(Math.min(boxes[4 * i + 3]!, boxes[4 * j + 3]!) - Math.max(boxes[4 * i + 1]!, boxes[4 * j + 1]!)));
-      const inter = f(w * h);
-      if (f(inter / f(f(area[i]! + area[j]!) - inter)) > iouThreshold) suppressed[j] = 1;
+  const byGroup = new Map<number, number[]>();
+  for (const i of idx) {
+    const g = groups ? groups[i]! : 0;
+    (byGroup.get(g) ?? byGroup.set(g, []).get(g)!).push(i);
+  }
+  for (const run of byGroup.values()) {
+    for (let a = 0; a < run.length; a++) {
+      const i = run[a]!;
+      if (suppressed[i]) continue;
+      const [ix1, iy1, ix2, iy2, ia] = [x1[i]!, y1[i]!, x2[i]!, y2[i]!, area[i]!];
+      for (let b = a + 1; b < run.length; b++) {
+        const j = run[b]!;
+        if (suppressed[j]) continue;
+        const w = f(Math.min(ix2, x2[j]!) - Math.max(ix1, x1[j]!));
+        if (!(w > 0)) continue;
+        const h = f(Math.min(iy2, y2[j]!) - Math.max(iy1, y1[j]!));
+        if (!(h > 0)) continue;
+        const inter = f(w * h);
+        if (f(inter / f(f(ia + area[j]!) - inter)) > iouThreshold) suppressed[j] = 1;
+      }
     }
   }
-  return Int32Array.from(keep);
+  return Int32Array.from(idx.filter((i) => !suppressed[i]));
 }
 
 /**
@@ -136,7 +153,7 @@ export function batchedNms(boxes: Tensor, scores: Tensor, idxs: Tensor, iouThres
     const offset = f(ids[i]! * f(max + 1));
     for (let k = 0; k < 4; k++) shifted[4 * i + k] = f(b[4 * i + k]! + offset);
   }
-  return tf.tensor1d(nmsIndices(shifted, s, iouThreshold), 'int32');
+  return tf.tensor1d(nmsIndices(shifted, s, iouThreshold, ids), 'int32');
 }
 
 /** Means and standard deviations of the four deltas (mmdet's `target_means` / `target_stds`). */

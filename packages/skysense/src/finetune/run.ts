@@ -271,7 +271,7 @@ function evaluateAndDraw(
   model: FinetuneModel,
   d: TaskDataset,
   samples: readonly TaskSample[],
-  o: { crop: number; stride?: number; out?: string; log: (l: string) => void },
+  o: { crop: number; stride?: number; out?: string; scoreThr?: number; log: (l: string) => void },
 ): TaskEvaluation {
   const out = o.out;
   const names = uniqueFileNames(samples.map((s) => s.name));
@@ -290,12 +290,15 @@ function evaluateAndDraw(
         const name = names.get(s.name)!;
         const img = s.images[0]!;
         const truth = { boxes: s.boxes ?? new Float32Array(0), labels: s.boxLabels ?? new Int32Array(0) };
+        const shown = aboveScore(dets, o.scoreThr);
         const panels = [
-          drawBoxes(inputRgb(img), img.width, img.height, dets, d.classes),
+          drawBoxes(inputRgb(img), img.width, img.height, shown, d.classes),
           drawBoxes(inputRgb(img), img.width, img.height, truth, d.classes),
         ];
         writeSideBySide(join(out, `${name}.side.png`), panels, img.width, img.height);
-        o.log(`${s.name}: ${dets.scores.length} boxes; wrote ${join(out, `${name}.side.png`)} (prediction | ground truth)`);
+        o.log(
+          `${s.name}: ${dets.scores.length} boxes, ${shown.scores.length} drawn (score ≥ ${o.scoreThr ?? DRAW_SCORE_THR}); wrote ${join(out, `${name}.side.png`)} (prediction | ground truth)`,
+        );
       }
     : undefined;
   return evaluateTask(model, d, samples, { crop: o.crop, stride: o.stride, onMask, onDetections });
@@ -423,6 +426,8 @@ export interface RunPredictOptions {
   /** Window side (`seg`). Default: the preset's training crop. */
   crop?: number;
   stride?: number;
+  /** `det`: boxes drawn from this score up (mmdet's `show_result`; `detections.json` keeps every box). Default 0.3. */
+  scoreThr?: number;
   log?: (line: string) => void;
 }
 
@@ -440,7 +445,7 @@ export interface RunPredictOptions {
  * ```
  */
 export async function runPredict(o: RunPredictOptions): Promise<string[]> {
-  checkOptions(o, { crop: { int: [8] }, stride: { int: [1] } });
+  checkOptions(o, { crop: { int: [8] }, stride: { int: [1] }, scoreThr: { range: [0, 1] } });
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
   try {
@@ -469,9 +474,10 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
       if ('detections' in p) {
         const img = images[0]!;
         written.push(join(o.out, `${name}.png`));
-        writePng(written.at(-1)!, drawBoxes(inputRgb(img), img.width, img.height, p.detections, classes), img.width, img.height);
+        const shown = aboveScore(p.detections, o.scoreThr);
+        writePng(written.at(-1)!, drawBoxes(inputRgb(img), img.width, img.height, shown, classes), img.width, img.height);
         detections[name] = await detectionRecords(files[i]!, p.detections, classes);
-        log(`${files[i]}: ${p.detections.scores.length} boxes → ${written.at(-1)}`);
+        log(`${files[i]}: ${p.detections.scores.length} boxes (${shown.scores.length} drawn) → ${written.at(-1)}`);
         continue;
       }
       if ('scores' in p) {
@@ -510,8 +516,10 @@ export interface RunEvalOptions {
   last?: number;
   crop?: number;
   stride?: number;
-  /** Where to write predicted masks and side-by-side pictures (seg, change). Default: none written. */
+  /** Where to write predicted masks and side-by-side pictures (seg, change, det). Default: none written. */
   out?: string;
+  /** `det`: boxes drawn from this score up. Default 0.3. */
+  scoreThr?: number;
   log?: (line: string) => void;
 }
 
@@ -528,13 +536,14 @@ export interface RunEvalOptions {
  * ```
  */
 export async function runEval(o: RunEvalOptions): Promise<TaskEvaluation> {
-  checkOptions(o, { last: { int: [1] }, crop: { int: [8] }, stride: { int: [1] } });
+  checkOptions(o, { last: { int: [1] }, crop: { int: [8] }, stride: { int: [1] }, scoreThr: { range: [0, 1] } });
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
   try {
     const d = { ...(await loadTaskDataset(task, o.data, classes)), classes };
     const items = o.last ? splitHoldOut(d, o.last).held : d.samples;
-    const r = evaluateAndDraw(model, d, items, { crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop, stride: o.stride, out: o.out, log });
+    const crop = o.crop ?? FINETUNE_PRESETS[preset].train.crop;
+    const r = evaluateAndDraw(model, d, items, { crop, stride: o.stride, out: o.out, scoreThr: o.scoreThr, log });
     log(r.table);
     return r;
   } finally {
@@ -581,4 +590,17 @@ function writeDetections(dir: string, all: Record<string, DetectionRecords>): st
     writeFileAtomic(files[1]!, `${JSON.stringify({ type: 'FeatureCollection', features })}\n`);
   }
   return files;
+}
+
+/** The score from which detections are drawn (mmdet's `show_result`). */
+const DRAW_SCORE_THR = 0.3;
+
+/** The detections scoring at least `thr` (default {@link DRAW_SCORE_THR}). */
+function aboveScore(d: Detections, thr = DRAW_SCORE_THR): Detections {
+  const keep = Array.from(d.scores.keys()).filter((i) => d.scores[i]! >= thr);
+  return {
+    boxes: Float32Array.from(keep.flatMap((i) => Array.from(d.boxes.subarray(4 * i, 4 * i + 4)))),
+    scores: Float32Array.from(keep, (i) => d.scores[i]!),
+    labels: Int32Array.from(keep, (i) => d.labels[i]!),
+  };
 }
