@@ -162,7 +162,7 @@ export interface RandomSamplerOptions {
  * import { RandomSampler } from '@skysense/heads';
  * const sampler = new RandomSampler({ num: 4, posFraction: 0.25, rng: new Generator(0) });
  * const gtInds = Int32Array.of(1, 1, 0, 0, 0, 0, -1);
- * const { pos, neg } = sampler.sample({ gtInds, maxOverlaps: new Float32Array(7), labels: new Int32Array(7) }, { stage: 'rpn', image: 0 });
+ * const { pos, neg } = sampler.sample({ gtInds, maxOverlaps: new Float32Array(7), labels: new Int32Array(7) });
  * console.log(pos.length, neg.length); // 1 3
  * ```
  */

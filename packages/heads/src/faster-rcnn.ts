@@ -60,7 +60,7 @@ export interface DetectionLossOptions {
  * import { SwinTransformerV2 } from '@skysense/swin';
  * import { FasterRCNN } from '@skysense/heads';
  * await initBackend();
- * const backbone = new SwinTransformerV2({ embedDims: 16, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], windowSize: 4, outIndices: [0, 1, 2, 3] });
+ * const backbone = new SwinTransformerV2({ arch: { embedDims: 16, depths: [1, 1, 1, 1], numHeads: [1, 1, 2, 2], extraNormEveryNBlocks: 0 }, windowSize: 4, outIndices: [0, 1, 2, 3] });
  * const detector = new FasterRCNN({ backbone, numClasses: 3, neckChannels: 16, fcOutChannels: 32 }).eval();
  * const [dets] = detector.predict(tf.randomNormal([1, 3, 128, 160]));
  * console.log(dets!.boxes.length / 4, dets!.labels); // up to 100 boxes, class per box
