@@ -12,6 +12,7 @@ import {
   readDetectionFolder,
   samplesDir,
   windowBoxes,
+  cutWindow,
   segmentationToDetection,
   writeVocAnnotation,
 } from '../src/index';
@@ -152,6 +153,27 @@ describe('detection data', () => {
         windowBoxes(Float32Array.of(2, 3, 6, 5), { width: 40, height: 30 }, { scale: 1, x0: 0, y0: 0, size: 16, flip: true }).boxes,
       ),
     ).toEqual([10, 3, 14, 5]);
+  });
+
+  it('windowBoxes moves a box exactly where cutWindow moves its pixels (scale 1.5, shifted, flipped or not)', () => {
+    const [W, H] = [40, 30];
+    const data = new Float32Array(3 * W * H);
+    const box = [8, 6, 20, 16]; // bright pixels x 8..19, y 6..15
+    for (let y = box[1]!; y < box[3]!; y++)
+      for (let x = box[0]!; x < box[2]!; x++) for (let c = 0; c < 3; c++) data[c * W * H + y * W + x] = 1;
+    const image = { width: W, height: H, channels: 3, data };
+    for (const flip of [false, true]) {
+      const w = { scale: 1.5, x0: 5, y0: 4, size: 24, flip };
+      const cut = cutWindow(image, new Uint8Array(W * H), w, { mean: [0, 0, 0], std: [1, 1, 1] }).image;
+      const [x1, y1, x2, y2] = Array.from(windowBoxes(Float32Array.from(box), image, w).boxes);
+      for (let y = 0; y < 24; y++)
+        for (let x = 0; x < 24; x++) {
+          const inside = x + 0.5 > x1! + 0.5 && x + 0.5 < x2! - 0.5 && y + 0.5 > y1! + 0.5 && y + 0.5 < y2! - 0.5;
+          const outside = x + 0.5 < x1! - 0.5 || x + 0.5 > x2! + 0.5 || y + 0.5 < y1! - 0.5 || y + 0.5 > y2! + 0.5;
+          if (inside) expect(cut[y * 24 + x], `flip ${flip} (${x}, ${y}) inside`).toBe(1);
+          if (outside) expect(cut[y * 24 + x], `flip ${flip} (${x}, ${y}) outside`).toBe(0);
+        }
+    }
   });
 
   it('the Dubai masks become a real detection set: every building pixel lands in exactly one component', async () => {

@@ -43,8 +43,12 @@ export function flattenLevels(maps: readonly Tensor[], k: number): Tensor {
   );
 }
 
-/** Checks one image's gt boxes: finite, with area, and labels in [0, numClasses). */
-export function checkGt(what: string, gt: GtBoxes, numClasses: number): void {
+/**
+ * Checks one image's gt boxes: finite, with area, labels in [0, numClasses), and (given the image's
+ * `[height, width]`) overlapping the image — a box wholly outside it is a coordinate mistake (e.g.
+ * boxes of the original image after a resize) that would train on padding.
+ */
+export function checkGt(what: string, gt: GtBoxes, numClasses: number, imgShape?: readonly [number, number]): void {
   const { boxes, labels } = gt;
   if (boxes.length !== labels.length * 4)
     throw new SkySenseError('E_ARG', `${what}: expected 4 coordinates per label (${labels.length} labels), got ${boxes.length} numbers`);
@@ -54,5 +58,45 @@ export function checkGt(what: string, gt: GtBoxes, numClasses: number): void {
       throw new SkySenseError('E_ARG', `${what} box ${i}: expected finite x1 < x2 and y1 < y2, got ${x1}, ${y1}, ${x2}, ${y2}`);
     if (!Number.isInteger(labels[i]) || labels[i]! < 0 || labels[i]! >= numClasses)
       throw new SkySenseError('E_ARG', `${what} label ${i}: expected a class index in [0, ${numClasses}), got ${labels[i]}`);
+    if (imgShape && !(x1! < imgShape[1] && y1! < imgShape[0] && x2! > 0 && y2! > 0))
+      throw new SkySenseError(
+        'E_ARG',
+        `${what} box ${i}: ${x1}, ${y1}, ${x2}, ${y2} lies outside the ${imgShape[1]}×${imgShape[0]} image (boxes are in input pixels)`,
+      );
   }
+}
+
+/**
+ * Checks the metas of a batch of `n` images padded to `[height, width]`: `imgShape` and `padShape`
+ * positive integers with `imgShape ≤ padShape ≤` the batch size, `scaleFactor` positive and finite.
+ */
+export function checkMetas(
+  what: string,
+  metas: readonly DetImageMeta[],
+  n: number,
+  batch: readonly [number, number],
+): readonly DetImageMeta[] {
+  if (metas.length !== n) throw new SkySenseError('E_ARG', `${what}: expected ${n} (one per image), got ${metas.length}`);
+  metas.forEach((m, i) => {
+    const pad = m.padShape ?? batch;
+    const fits = (s: readonly number[] | undefined, max: readonly number[]) =>
+      Array.isArray(s) && s.length === 2 && s.every((v, k) => Number.isInteger(v) && v > 0 && v <= max[k]!);
+    if (!fits(m.imgShape, pad))
+      throw new SkySenseError(
+        'E_ARG',
+        `${what}[${i}].imgShape: expected [height, width], positive integers within [${pad.join(', ')}], got ${JSON.stringify(m.imgShape)}`,
+      );
+    if (!fits(pad, batch))
+      throw new SkySenseError(
+        'E_ARG',
+        `${what}[${i}].padShape: expected [height, width] within the batch's [${batch.join(', ')}], got ${JSON.stringify(pad)}`,
+      );
+    const sf = m.scaleFactor ?? [1, 1];
+    if (sf.length !== 2 || !sf.every((v) => Number.isFinite(v) && v > 0))
+      throw new SkySenseError(
+        'E_ARG',
+        `${what}[${i}].scaleFactor: expected [w, h], two positive numbers, got ${JSON.stringify(m.scaleFactor)}`,
+      );
+  });
+  return metas;
 }

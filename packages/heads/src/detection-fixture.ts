@@ -115,7 +115,8 @@ export function runDetectionFixture(
 
 /**
  * Tolerance of each output of a detection fixture: boxes (proposals, detections) 1e-3 px, losses
- * 1e-5, accuracy 1e-3 %, labels and RoIs exact, maps and head outputs 1e-4.
+ * 1e-5, accuracy 1e-3 %, labels and RoIs exact (the RoIs are the reference's proposals with their
+ * batch index: this checks `bbox2roi`), maps and head outputs 1e-4.
  */
 export function detectionFixtureTolerance(key: string): number {
   if (/^(det_labels|rois)/.test(key)) return 0;

@@ -140,6 +140,21 @@ export interface BoxSampler {
   sample(assign: AssignResult, context: SampleContext): SampledBoxes;
 }
 
+/**
+ * A sampler's choice checked against the assignment: positives must be assigned boxes, negatives
+ * background, every index in range (a custom sampler's mistake is named, not trained on).
+ */
+export function checkSample(what: string, assign: AssignResult, s: SampledBoxes): SampledBoxes {
+  const n = assign.gtInds.length;
+  const bad = (inds: Int32Array, ok: (k: number) => boolean) =>
+    Array.from(inds).find((i) => !(Number.isInteger(i) && i >= 0 && i < n && ok(assign.gtInds[i]!)));
+  const pos = bad(s.pos, (k) => k > 0);
+  if (pos !== undefined) throw new SkySenseError('E_ARG', `${what}: positive index ${pos} is not a box assigned to a gt box (of ${n})`);
+  const neg = bad(s.neg, (k) => k === 0);
+  if (neg !== undefined) throw new SkySenseError('E_ARG', `${what}: negative index ${neg} is not a background box (of ${n})`);
+  return s;
+}
+
 /** Options of {@link RandomSampler} (RPN: 256 / 0.5; RCNN: 512 / 0.25). */
 export interface RandomSamplerOptions {
   /** Boxes per image. */
@@ -154,8 +169,8 @@ export interface RandomSamplerOptions {
 
 /**
  * mmdet 2.x's `RandomSampler`: up to `num · posFraction` positives, the rest negatives, each drawn
- * uniformly without replacement when there are more candidates than places (all of them, in index
- * order, otherwise).
+ * uniformly without replacement when there are more candidates than places (all of them otherwise),
+ * returned in index order as mmdet's `unique()` leaves them.
  * @example
  * ```ts
  * import { Generator } from '@skysense/core-tensor';
@@ -194,7 +209,7 @@ export class RandomSampler implements BoxSampler {
     };
   }
 
-  /** `k` of `gallery` at random (partial Fisher–Yates), or all of it in order when it has at most `k`. */
+  /** `k` of `gallery` at random (partial Fisher–Yates), or all of it, in index order (mmdet's `unique()`). */
   private choose(gallery: Int32Array, k: number): Int32Array {
     if (gallery.length <= k) return gallery;
     const g = Int32Array.from(gallery);
@@ -202,6 +217,6 @@ export class RandomSampler implements BoxSampler {
       const j = i + this.rng.randint(g.length - i);
       [g[i], g[j]] = [g[j]!, g[i]!];
     }
-    return g.slice(0, k);
+    return g.slice(0, k).sort();
   }
 }

@@ -1,5 +1,5 @@
 import { Generator, Module, SkySenseError, assertInt, formatShape, tf, type FeatureEncoder, type Tensor } from '@skysense/core-tensor';
-import { checkGt, type DetImageMeta, type Detections, type GtBoxes } from './detection-common';
+import { checkGt, checkMetas, type DetImageMeta, type Detections, type GtBoxes } from './detection-common';
 import { RandomSampler, type BoxSampler } from './detection-targets';
 import { FPN } from './fpn';
 import { RPNHead, type ProposalOptions, type RPNHeadOptions } from './rpn-head';
@@ -124,12 +124,16 @@ export class FasterRCNN extends Module {
    * @param metas per image: its size before padding and the resize factor. Default: the whole input, factor 1.
    */
   predict(images: Tensor, metas?: readonly DetImageMeta[]): Detections[] {
-    const { levels, metas: own } = this.features(images);
-    const m = this.checkMetas(metas ?? own, images.shape[0]!);
+    const m = this.metasOf(images, metas);
+    const { levels } = this.features(images);
     try {
       const rpnOut = this.rpnHead.forward(levels);
-      const proposals = this.rpnHead.proposals(rpnOut, m, this.options.test?.rpn);
-      tf.dispose([...rpnOut.clsScores, ...rpnOut.bboxPreds]);
+      let proposals;
+      try {
+        proposals = this.rpnHead.proposals(rpnOut, m, this.options.test?.rpn);
+      } finally {
+        tf.dispose([...rpnOut.clsScores, ...rpnOut.bboxPreds]);
+      }
       return this.roiHead.detections(levels, proposals, m, this.options.test?.rcnn);
     } finally {
       tf.dispose(levels);
@@ -146,16 +150,16 @@ export class FasterRCNN extends Module {
     gts: readonly GtBoxes[],
     options: DetectionLossOptions & { metas?: readonly DetImageMeta[] } = {},
   ): FasterRCNNLosses {
+    const metas = this.metasOf(images, options.metas);
     const n = images.shape[0]!;
     if (gts.length !== n) throw new SkySenseError('E_ARG', `FasterRCNN.losses gts: expected ${n} (one per image), got ${gts.length}`);
-    gts.forEach((gt, i) => checkGt(`FasterRCNN.losses gts[${i}]`, gt, this.numClasses));
+    gts.forEach((gt, i) => checkGt(`FasterRCNN.losses gts[${i}]`, gt, this.numClasses, metas[i]!.imgShape));
     const rng = options.rng;
     const rpnSampler = options.rpnSampler ?? new RandomSampler({ num: 256, posFraction: 0.5, rng });
     const rcnnSampler = options.rcnnSampler ?? new RandomSampler({ num: 512, posFraction: 0.25, rng });
     let acc = 0;
     const out = tf.tidy(() => {
-      const { levels, metas: own } = this.features(images);
-      const metas = this.checkMetas(options.metas ?? own, n);
+      const { levels } = this.features(images);
       const rpnOut = this.rpnHead.forward(levels);
       const rpn = this.rpnHead.loss(rpnOut, gts, metas, { sampler: rpnSampler });
       const proposals = this.rpnHead.proposals(rpnOut, metas, { nmsPre: 2000, maxPerImg: 1000, ...this.options.trainProposals });
@@ -167,8 +171,12 @@ export class FasterRCNN extends Module {
     return { ...(out as unknown as Omit<FasterRCNNLosses, 'acc'>), acc };
   }
 
-  private checkMetas(metas: readonly DetImageMeta[], n: number): readonly DetImageMeta[] {
-    if (metas.length !== n) throw new SkySenseError('E_ARG', `FasterRCNN metas: expected ${n} (one per image), got ${metas.length}`);
-    return metas;
+  /** The given metas checked against the padded batch, or the whole input as one image each. */
+  private metasOf(images: Tensor, metas?: readonly DetImageMeta[]): readonly DetImageMeta[] {
+    if (images.rank !== 4) throw new SkySenseError('E_SHAPE', `FasterRCNN images: expected [N, C, H, W], got ${formatShape(images.shape)}`);
+    const [n, , h, w] = images.shape as [number, number, number, number];
+    const d = this.sizeDivisor;
+    const batch = [Math.ceil(h / d) * d, Math.ceil(w / d) * d] as const;
+    return checkMetas('FasterRCNN metas', metas ?? Array.from({ length: n }, () => ({ imgShape: [h, w] as const })), n, batch);
   }
 }

@@ -16,8 +16,8 @@ import {
   zeros,
   type Tensor,
 } from '@skysense/core-tensor';
-import { AVG_EPS, type DetImageMeta, type Detections, type GtBoxes, type ScoredBoxes } from './detection-common';
-import { MaxIoUAssigner, withGtAsProposals, type BoxSampler } from './detection-targets';
+import { AVG_EPS, checkGt, type DetImageMeta, type Detections, type GtBoxes, type ScoredBoxes } from './detection-common';
+import { MaxIoUAssigner, checkSample, withGtAsProposals, type BoxSampler } from './detection-targets';
 import { keepByNms } from './rpn-head';
 
 /** Options of {@link SingleRoIExtractor} (mmdet's Faster R-CNN defaults). */
@@ -44,7 +44,7 @@ export interface SingleRoIExtractorOptions {
  * const extractor = new SingleRoIExtractor();
  * const levels = [64, 32, 16, 8].map((s) => tf.randomNormal([1, 16, s, s]));
  * const rois = tf.tensor2d([[0, 10, 10, 40, 40], [0, 0, 0, 250, 200]]); // batch index, x1, y1, x2, y2
- * console.log(extractor.levels(rois.arraySync() as number[][]), extractor.forward(levels, rois).shape); // [0, 2] [2, 16, 7, 7]
+ * console.log(extractor.levels(rois.arraySync() as number[][]), extractor.forward(levels, rois).shape); // [0, 1] [2, 16, 7, 7]
  * ```
  */
 export class SingleRoIExtractor {
@@ -165,7 +165,7 @@ export class Shared2FCBBoxHead extends Module {
     if (roiFeats.rank !== 4 || roiFeats.shape[1] !== c || roiFeats.shape[2] !== s || roiFeats.shape[3] !== s)
       throw new SkySenseError('E_SHAPE', `Shared2FCBBoxHead input: expected [K, ${c}, ${s}, ${s}], got ${formatShape(roiFeats.shape)}`);
     const [clsScore, bboxPred] = tf.tidy(() => {
-      let x = tf.reshape(roiFeats, [roiFeats.shape[0]!, -1]);
+      let x = tf.reshape(roiFeats, [roiFeats.shape[0]!, c * s * s]);
       for (const fc of this.sharedFcs) x = tf.relu(fc.forward(x));
       return [this.fcCls.forward(x), this.fcReg.forward(x)];
     });
@@ -253,34 +253,51 @@ export class StandardRoIHead extends Module {
     const maxPerImg = assertInt('detections maxPerImg', options.maxPerImg ?? 100, 1);
     if (metas.length !== proposals.length)
       throw new SkySenseError('E_ARG', `detections metas: expected ${proposals.length} (one per image), got ${metas.length}`);
-    const c = this.bboxHead.numClasses;
+    if (proposals.every((p) => p.boxes.length === 0)) return metas.map(noDetections);
     const rois = bbox2roi(proposals.map((p) => p.boxes));
     const { clsScore, bboxPred } = this.forward(levels, rois);
     let start = 0;
-    const out = metas.map((meta, b) => {
-      const k = proposals[b]!.boxes.length / 4;
-      const [probs, boxes] = tf.tidy(() => {
-        const p = tf.softmax(tf.slice(clsScore, [start, 0], [k, -1])).dataSync() as Float32Array;
-        const d = delta2bbox(tf.tensor2d(proposals[b]!.boxes, [k, 4]), tf.slice(bboxPred, [start, 0], [k, -1]), {
-          stds: this.bboxHead.targetStds,
-          maxShape: meta.imgShape,
-        });
-        const [sw, sh] = meta.scaleFactor ?? [1, 1];
-        return [p, tf.div(d, tf.tile(tf.tensor1d([sw, sh, sw, sh]), [c])).dataSync() as Float32Array];
+    try {
+      const o = { scoreThr, iou, maxPerImg };
+      return metas.map((meta, b) =>
+        this.imageDetections(clsScore, bboxPred, proposals[b]!, meta, (start += proposals[b]!.boxes.length / 4), o),
+      );
+    } finally {
+      tf.dispose([rois, clsScore, bboxPred]);
+    }
+  }
+
+  /** One image's detections from its rows (ending at `end`) of the batch's head outputs. */
+  private imageDetections(
+    clsScore: Tensor,
+    bboxPred: Tensor,
+    proposals: ScoredBoxes,
+    meta: DetImageMeta,
+    end: number,
+    options: { scoreThr: number; iou: number; maxPerImg: number },
+  ): Detections {
+    const c = this.bboxHead.numClasses;
+    const k = proposals.boxes.length / 4;
+    const start = end - k;
+    if (k === 0) return noDetections();
+    const [probs, boxes] = tf.tidy(() => {
+      const p = tf.softmax(tf.slice(clsScore, [start, 0], [k, -1])).dataSync() as Float32Array;
+      const d = delta2bbox(tf.tensor2d(proposals.boxes, [k, 4]), tf.slice(bboxPred, [start, 0], [k, -1]), {
+        stds: this.bboxHead.targetStds,
+        maxShape: meta.imgShape,
       });
-      start += k;
-      const [kept, scores, labels]: [number[], number[], number[]] = [[], [], []];
-      for (let r = 0; r < k; r++)
-        for (let j = 0; j < c; j++) {
-          const s = probs[r * (c + 1) + j]!;
-          if (s > scoreThr) [kept.push(r * c + j), scores.push(s), labels.push(j)];
-        }
-      const flat = Float32Array.from(kept.flatMap((i) => Array.from(boxes.subarray(4 * i, 4 * i + 4))));
-      const res = keepByNms(flat, Float32Array.from(scores), Int32Array.from(labels), iou, maxPerImg);
-      return { boxes: res.boxes, scores: res.scores, labels: Int32Array.from(res.keep, (i) => labels[i]!) };
+      const [sw, sh] = meta.scaleFactor ?? [1, 1];
+      return [p, tf.div(d, tf.tile(tf.tensor1d([sw, sh, sw, sh]), [c])).dataSync() as Float32Array];
     });
-    tf.dispose([rois, clsScore, bboxPred]);
-    return out;
+    const [kept, scores, labels]: [number[], number[], number[]] = [[], [], []];
+    for (let r = 0; r < k; r++)
+      for (let j = 0; j < c; j++) {
+        const s = probs[r * (c + 1) + j]!;
+        if (s > options.scoreThr) [kept.push(r * c + j), scores.push(s), labels.push(j)];
+      }
+    const flat = Float32Array.from(kept.flatMap((i) => Array.from(boxes.subarray(4 * i, 4 * i + 4))));
+    const res = keepByNms(flat, Float32Array.from(scores), Int32Array.from(labels), options.iou, options.maxPerImg);
+    return { boxes: res.boxes, scores: res.scores, labels: Int32Array.from(res.keep, (i) => labels[i]!) };
   }
 
   /**
@@ -292,15 +309,20 @@ export class StandardRoIHead extends Module {
   loss(levels: readonly Tensor[], proposals: readonly ScoredBoxes[], gts: readonly GtBoxes[], options: RCNNLossOptions): RCNNLosses {
     if (gts.length !== proposals.length)
       throw new SkySenseError('E_ARG', `StandardRoIHead.loss: expected ${proposals.length} gt sets (one per image), got ${gts.length}`);
-    const assigner = options.assigner ?? new MaxIoUAssigner({ posIouThr: 0.5, negIouThr: 0.5, minPosIou: 0.5, matchLowQuality: false });
     const c = this.bboxHead.numClasses;
+    gts.forEach((gt, i) => checkGt(`StandardRoIHead.loss gts[${i}]`, gt, c));
+    const assigner = options.assigner ?? new MaxIoUAssigner({ posIouThr: 0.5, negIouThr: 0.5, minPosIou: 0.5, matchLowQuality: false });
     const roiBoxes: Float32Array[] = [];
     const [labels, posRows, posCols, posBoxes, posGt]: number[][] = [[], [], [], [], []];
     proposals.forEach((p, b) => {
       const gt = gts[b]!;
       const first = assigner.assign(p.boxes, gt.boxes, gt.labels);
       const { boxes, assign } = withGtAsProposals(p.boxes, first, gt.boxes, gt.labels);
-      const { pos, neg } = options.sampler.sample(assign, { stage: 'rcnn', image: b });
+      const { pos, neg } = checkSample(
+        `StandardRoIHead.loss sampler (image ${b})`,
+        assign,
+        options.sampler.sample(assign, { stage: 'rcnn', image: b }),
+      );
       const picked = [...pos, ...neg];
       roiBoxes.push(Float32Array.from(picked.flatMap((i) => Array.from(boxes.subarray(4 * i, 4 * i + 4)))));
       for (const i of pos) {
@@ -351,3 +373,6 @@ function accuracy(logits: Float32Array, labels: readonly number[], c: number): n
   });
   return (100 * hit) / labels.length;
 }
+
+/** An image without detections. */
+const noDetections = (): Detections => ({ boxes: new Float32Array(0), scores: new Float32Array(0), labels: new Int32Array(0) });

@@ -15,8 +15,8 @@ import {
   type AnchorGeneratorOptions,
   type Tensor,
 } from '@skysense/core-tensor';
-import { AVG_EPS, flattenLevels, type DetImageMeta, type GtBoxes, type ScoredBoxes } from './detection-common';
-import { MaxIoUAssigner, type BoxSampler } from './detection-targets';
+import { AVG_EPS, checkGt, flattenLevels, type DetImageMeta, type GtBoxes, type ScoredBoxes } from './detection-common';
+import { MaxIoUAssigner, checkSample, type BoxSampler } from './detection-targets';
 import { sigmoidCrossEntropy } from './losses';
 
 /** Options of {@link RPNHead}, with Faster R-CNN's defaults. */
@@ -145,7 +145,7 @@ export class RPNHead extends Module {
     const nmsPre = assertInt('proposals nmsPre', options.nmsPre ?? 1000, 1);
     const maxPerImg = assertInt('proposals maxPerImg', options.maxPerImg ?? 1000, 1);
     const iou = assertInRange('proposals iouThreshold', options.iouThreshold ?? 0.7, 0, 1);
-    const minSize = options.minBboxSize ?? 0;
+    const minSize = assertInRange('proposals minBboxSize', options.minBboxSize ?? 0, 0, Infinity);
     const n = out.clsScores[0]!.shape[0]!;
     if (metas.length !== n) throw new SkySenseError('E_ARG', `proposals metas: expected ${n} (one per image), got ${metas.length}`);
     const { anchors, counts } = this.anchorsFor(out);
@@ -202,6 +202,7 @@ export class RPNHead extends Module {
         'E_ARG',
         `RPNHead.loss: expected ${n} gt sets and metas (one per image), got ${gts.length} and ${metas.length}`,
       );
+    gts.forEach((gt, i) => checkGt(`RPNHead.loss gts[${i}]`, gt, Infinity));
     const assigner = options.assigner ?? new MaxIoUAssigner({ posIouThr: 0.7, negIouThr: 0.3, minPosIou: 0.3 });
     const { anchors } = this.anchorsFor(out);
     const total = anchors.length / 4;
@@ -220,7 +221,11 @@ export class RPNHead extends Module {
       const inside = this.validAnchors(sizes, metas[b]!.padShape ?? (batchShape as [number, number]));
       const boxes = Float32Array.from(inside.flatMap((i) => Array.from(anchors.subarray(4 * i, 4 * i + 4))));
       const assign = assigner.assign(boxes, gt.boxes, new Int32Array(gt.labels.length));
-      const { pos, neg } = options.sampler.sample(assign, { stage: 'rpn', image: b });
+      const { pos, neg } = checkSample(
+        `RPNHead.loss sampler (image ${b})`,
+        assign,
+        options.sampler.sample(assign, { stage: 'rpn', image: b }),
+      );
       for (const r of pos) {
         const i = inside[r]!;
         [sampled.push(b * total + i), targets.push(1), posFlat.push(b * total + i)];

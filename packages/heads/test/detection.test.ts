@@ -137,6 +137,7 @@ describe('FasterRCNN on a stand-in encoder', () => {
     const before = tf.memory().numTensors;
     const out = det.predict(x);
     expect(tf.memory().numTensors).toBe(before);
+    expect(out.some((d) => d.scores.length > 0)).toBe(true);
     for (const d of out) {
       expect(d.boxes.length).toBe(4 * d.scores.length);
       expect(d.labels.length).toBe(d.scores.length);
@@ -186,6 +187,49 @@ describe('FasterRCNN on a stand-in encoder', () => {
     expect(() => det.losses(x, [gt([10, 10, 20, NaN], [0]), gt([], [])])).toThrow(/expected finite/);
     expect(() => det.losses(x, [gt([], [])])).toThrow(/gts: expected 2 \(one per image\), got 1/);
     expect(() => det.predict(tf.ones([3, 100, 90]))).toThrow(/images: expected \[N, C, H, W\], got \[3, 100, 90\]/);
+    // boxes wholly outside the image (e.g. original-image pixels after a resize)
+    expect(() => det.losses(x, [gt([120, 10, 150, 40], [0]), gt([], [])])).toThrow(
+      /gts\[0\] box 0: 120, 10, 150, 40 lies outside the 90×100 image/,
+    );
+    // metas: named field, expected and actual; nothing leaks when they are refused
+    const before = tf.memory().numTensors;
+    const meta = (m: object) => [{ imgShape: [100, 90] as const, ...m }, { imgShape: [100, 90] as const }];
+    expect(() => det.predict(x, meta({ imgShape: [0, 90] }))).toThrow(
+      /metas\[0\]\.imgShape: expected \[height, width\], positive integers within \[128, 96\], got \[0,90\]/,
+    );
+    expect(() => det.predict(x, meta({ imgShape: [NaN, 90] }))).toThrow(/metas\[0\]\.imgShape/);
+    expect(() => det.predict(x, meta({ padShape: [160, 96] }))).toThrow(
+      /metas\[0\]\.padShape: expected \[height, width\] within the batch's \[128, 96\], got \[160,96\]/,
+    );
+    expect(() => det.predict(x, meta({ scaleFactor: [0, 1] }))).toThrow(
+      /metas\[0\]\.scaleFactor: expected \[w, h\], two positive numbers, got \[0,1\]/,
+    );
+    expect(() => det.predict(x, [{ imgShape: [100, 90] }])).toThrow(/metas: expected 2 \(one per image\), got 1/);
+    expect(tf.memory().numTensors).toBe(before);
+    // a custom sampler is held to the assignment
+    const liar = { sample: () => ({ pos: Int32Array.of(0), neg: new Int32Array(0) }) };
+    expect(() => det.losses(x, [gt([10, 10, 60, 50], [0]), gt([], [])], { rpnSampler: liar })).toThrow(
+      /RPNHead\.loss sampler \(image \d\): positive index 0 is not a box assigned to a gt box/,
+    );
+    expect(() => det.rpnHead.proposals(det.rpnHead.forward(det.features(x).levels), meta({}), { minBboxSize: -1 })).toThrow(/minBboxSize/);
+    x.dispose();
+  });
+
+  it('no proposals anywhere: empty detections per image, and a finite RCNN loss on a batch without boxes', () => {
+    const det = tinyDetector();
+    const x = image();
+    const { levels } = det.features(x);
+    const empty = { boxes: new Float32Array(0), scores: new Float32Array(0) };
+    const dets = det.roiHead.detections(levels, [empty, empty], [{ imgShape: [100, 90] }, { imgShape: [100, 90] }]);
+    expect(dets.map((d) => d.scores.length)).toEqual([0, 0]);
+    const l = det.roiHead.loss(levels, [empty, empty], [gt([], []), gt([], [])], {
+      sampler: new RandomSampler({ num: 8, posFraction: 0.25 }),
+    });
+    expect([l.lossCls.dataSync()[0], l.lossBbox.dataSync()[0]].map(Math.abs)).toEqual([0, 0]);
+    const all = det.losses(x, [gt([], []), gt([], [])], { rng: new Generator(0) });
+    expect(Number.isFinite(all.loss.dataSync()[0]!)).toBe(true);
+    expect(Math.abs(all.lossBbox.dataSync()[0]!)).toBe(0);
+    tf.dispose([...levels, l.lossCls, l.lossBbox, all.loss, all.lossRpnCls, all.lossRpnBbox, all.lossCls, all.lossBbox]);
     x.dispose();
   });
 });

@@ -32,6 +32,7 @@ describe.each(['wasm', 'cpu'] as BackendKind[])('Faster R-CNN against mmdet 2.x 
   });
 
   const check = (keys: string[]) => {
+    expect(keys.length).toBeGreaterThan(0);
     for (const key of keys) {
       const [a, b] = [got.get(key), expected.get(key)];
       expect(a, `${key} computed`).toBeDefined();

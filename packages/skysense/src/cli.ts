@@ -398,13 +398,13 @@ export function createCli(): Command {
     .requiredOption('--out <dir>', 'output folder')
     .option('--crop <px>', 'window size (default: the training crop of the preset)', Number)
     .option('--stride <px>', 'window stride (default 2/3 of the crop)', Number)
-    .option('--score-thr <s>', 'det: boxes drawn from this score (mmdet show_result; the JSON keeps all), default 0.3', Number)
+    .option('--score-thr <s>', 'det: boxes scoring above this are drawn (mmdet show_result; the JSON keeps all), default 0.3', Number)
     .option('--json', JSON_HELP)
     .action(
       async (inputs: string[], o: { model: string; out: string; crop?: number; stride?: number; scoreThr?: number; json?: boolean }) => {
         const files = await runPredict({ ...o, inputs, log: lineLog(o) });
         if (o.json) {
-          const scores = files.find((f) => f.endsWith('predictions.json'));
+          const scores = files.find((f) => f.endsWith('predictions.json') || f.endsWith('detections.json'));
           console.log(JSON.stringify({ files, predictions: scores ? readJsonFile(scores, 'predictions') : undefined }, null, 2));
         }
       },
@@ -421,7 +421,7 @@ export function createCli(): Command {
     .option('--crop <px>', 'window size (default: the training crop of the preset)', Number)
     .option('--stride <px>', 'window stride (default 2/3 of the crop)', Number)
     .option('--out <dir>', 'also write the predicted masks and side-by-side pictures here')
-    .option('--score-thr <s>', 'det: boxes drawn from this score (mmdet show_result), default 0.3', Number)
+    .option('--score-thr <s>', 'det: boxes scoring above this are drawn (mmdet show_result), default 0.3', Number)
     .option('--json', JSON_HELP)
     .action(async (o: RunEvalOptions & { json?: boolean }) => {
       const r = await runEval({ ...o, log: lineLog(o) });

@@ -43,7 +43,7 @@ import {
   type FeatureEncoder,
   type TaskDataset,
 } from '../src/index';
-import { cutWindow, writeVocAnnotation, type LabelledImage } from '@skysense/data';
+import { cutWindow, toLatLon, writeVocAnnotation, type LabelledImage } from '@skysense/data';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-finetune-'));
 
@@ -293,7 +293,7 @@ describe('segmentation fine-tuning', () => {
 describe('tasks are objects, looked up by name', () => {
   it('a task added with registerTask trains through Finetuner and taskBatch with no other change; unknown names list the registered ones', () => {
     registerTask({ ...segmentationTask, name: 'seg-copy', description: 'a copy of seg' });
-    expect(listTasks()).toEqual(['seg', 'cls', 'multilabel', 'change', 'seg-copy']);
+    expect(listTasks()).toEqual(['seg', 'cls', 'multilabel', 'change', 'det', 'seg-copy']);
     const data = {
       task: 'seg-copy',
       classes: [
@@ -311,7 +311,7 @@ describe('tasks are objects, looked up by name', () => {
     expect(Number.isFinite(t.trainStep(batch).loss)).toBe(true);
     tf.dispose([batch.images as Tensor, batch.targets]);
     t.dispose();
-    expect(() => getTask('detection')).toThrow(/task: expected one of seg, cls, multilabel, change, seg-copy, got 'detection'/);
+    expect(() => getTask('detection')).toThrow(/task: expected one of seg, cls, multilabel, change, det, seg-copy, got 'detection'/);
   });
 });
 
@@ -547,12 +547,22 @@ describe('fine-tuning every task from folders (runFinetune / runPredict / runEva
     expect(geo.type).toBe('FeatureCollection');
     expect(geo.features.length).toBe(json.geo3.length);
     expect(geo.features.length).toBeGreaterThan(0);
-    for (const f of geo.features) {
-      const [lon, lat] = f.geometry.coordinates[0][0];
-      expect(lon).toBeCloseTo(-99, 0); // UTM 14N's central meridian
-      expect(lat).toBeGreaterThan(47.8);
-      expect(lat).toBeLessThan(47.9);
-    }
+    // every corner: pixel (x, y) → UTM (500000 + x, 5300000 − y) → WGS 84, counter-clockwise from the top left
+    geo.features.forEach((f: { geometry: { coordinates: number[][][] } }, k: number) => {
+      const [x1, y1, x2, y2] = json.geo3[k].bbox as number[];
+      const corners = [
+        [x1, y1],
+        [x1, y2],
+        [x2, y2],
+        [x2, y1],
+        [x1, y1],
+      ].map(([x, y]) => toLatLon(500000 + x!, 5300000 - y!, 32614).reverse());
+      f.geometry.coordinates[0]!.forEach((p, i) => {
+        expect(p[0]).toBeCloseTo(corners[i]![0]!, 9);
+        expect(p[1]).toBeCloseTo(corners[i]![1]!, 9);
+      });
+    });
+    expect(geo.features[0].geometry.coordinates[0][0][0]).toBeCloseTo(-99, 0); // UTM 14N's central meridian
   });
 
   it('multilabel: BigEarthNet-S2 patches of the samples (10 bands, labels from the metadata) on the tiny S2 ViT; mAP', async () => {

@@ -153,7 +153,9 @@ export function batchedNms(boxes: Tensor, scores: Tensor, idxs: Tensor, iouThres
     const offset = f(ids[i]! * f(max + 1));
     for (let k = 0; k < 4; k++) shifted[4 * i + k] = f(b[4 * i + k]! + offset);
   }
-  return tf.tensor1d(nmsIndices(shifted, s, iouThreshold, ids), 'int32');
+  // groups never overlap once offset when every coordinate is ≥ 0 (else mmcv's offset boxes may, and one pass decides as it does)
+  const separate = b.every((v) => v >= 0);
+  return tf.tensor1d(nmsIndices(shifted, s, iouThreshold, separate ? ids : undefined), 'int32');
 }
 
 /** Means and standard deviations of the four deltas (mmdet's `target_means` / `target_stds`). */

@@ -297,7 +297,7 @@ function evaluateAndDraw(
         ];
         writeSideBySide(join(out, `${name}.side.png`), panels, img.width, img.height);
         o.log(
-          `${s.name}: ${dets.scores.length} boxes, ${shown.scores.length} drawn (score ≥ ${o.scoreThr ?? DRAW_SCORE_THR}); wrote ${join(out, `${name}.side.png`)} (prediction | ground truth)`,
+          `${s.name}: ${dets.scores.length} boxes, ${shown.scores.length} drawn (score > ${o.scoreThr ?? DRAW_SCORE_THR}); wrote ${join(out, `${name}.side.png`)} (prediction | ground truth)`,
         );
       }
     : undefined;
@@ -426,7 +426,7 @@ export interface RunPredictOptions {
   /** Window side (`seg`). Default: the preset's training crop. */
   crop?: number;
   stride?: number;
-  /** `det`: boxes drawn from this score up (mmdet's `show_result`; `detections.json` keeps every box). Default 0.3. */
+  /** `det`: boxes scoring above this are drawn (mmdet's `show_result`; `detections.json` keeps every box). Default 0.3. */
   scoreThr?: number;
   log?: (line: string) => void;
 }
@@ -476,7 +476,7 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
         written.push(join(o.out, `${name}.png`));
         const shown = aboveScore(p.detections, o.scoreThr);
         writePng(written.at(-1)!, drawBoxes(inputRgb(img), img.width, img.height, shown, classes), img.width, img.height);
-        detections[name] = await detectionRecords(files[i]!, p.detections, classes);
+        detections[name] = await detectionRecords(files[i]!, p.detections, classes, log);
         log(`${files[i]}: ${p.detections.scores.length} boxes (${shown.scores.length} drawn) → ${written.at(-1)}`);
         continue;
       }
@@ -518,7 +518,7 @@ export interface RunEvalOptions {
   stride?: number;
   /** Where to write predicted masks and side-by-side pictures (seg, change, det). Default: none written. */
   out?: string;
-  /** `det`: boxes drawn from this score up. Default 0.3. */
+  /** `det`: boxes scoring above this are drawn. Default 0.3. */
   scoreThr?: number;
   log?: (line: string) => void;
 }
@@ -557,7 +557,16 @@ interface DetectionRecords {
   features: object[] | null;
 }
 
-async function detectionRecords(file: string, dets: Detections, classes: readonly ClassDef[]): Promise<DetectionRecords> {
+/**
+ * One image's detections as records and, for a GeoTIFF in a CRS we can convert, as GeoJSON polygons in
+ * WGS 84 (corners in counter-clockwise order, RFC 7946). A CRS we cannot convert is reported, not fatal.
+ */
+async function detectionRecords(
+  file: string,
+  dets: Detections,
+  classes: readonly ClassDef[],
+  log: (line: string) => void,
+): Promise<DetectionRecords> {
   const boxes = Array.from(dets.scores, (score, i) => ({
     class: classes[dets.labels[i]!]?.name ?? String(dets.labels[i]),
     score,
@@ -569,15 +578,20 @@ async function detectionRecords(file: string, dets: Detections, classes: readonl
     const [lat, lon] = toLatLon(geo.origin[0] + px * geo.resolution[0], geo.origin[1] + py * geo.resolution[1], geo.epsg!);
     return [lon, lat];
   };
-  const features = boxes.map((b) => {
-    const [x1, y1, x2, y2] = b.bbox as [number, number, number, number];
-    return {
-      type: 'Feature',
-      properties: { class: b.class, score: b.score, image: basename(file) },
-      geometry: { type: 'Polygon', coordinates: [[at(x1, y1), at(x2, y1), at(x2, y2), at(x1, y2), at(x1, y1)]] },
-    };
-  });
-  return { boxes, features };
+  try {
+    const features = boxes.map((b) => {
+      const [x1, y1, x2, y2] = b.bbox as [number, number, number, number];
+      return {
+        type: 'Feature',
+        properties: { class: b.class, score: b.score, image: basename(file) },
+        geometry: { type: 'Polygon', coordinates: [[at(x1, y1), at(x1, y2), at(x2, y2), at(x2, y1), at(x1, y1)]] },
+      };
+    });
+    return { boxes, features };
+  } catch (e) {
+    log(`${file}: no GeoJSON for this image (${(e as Error).message})`);
+    return { boxes, features: null };
+  }
 }
 
 /** Writes `detections.json` (pixel boxes per image) and, where any input was georeferenced, `detections.geojson`. */
@@ -595,9 +609,9 @@ function writeDetections(dir: string, all: Record<string, DetectionRecords>): st
 /** The score from which detections are drawn (mmdet's `show_result`). */
 const DRAW_SCORE_THR = 0.3;
 
-/** The detections scoring at least `thr` (default {@link DRAW_SCORE_THR}). */
+/** The detections scoring above `thr` (default {@link DRAW_SCORE_THR}), as mmdet's `imshow_det_bboxes`. */
 function aboveScore(d: Detections, thr = DRAW_SCORE_THR): Detections {
-  const keep = Array.from(d.scores.keys()).filter((i) => d.scores[i]! >= thr);
+  const keep = Array.from(d.scores.keys()).filter((i) => d.scores[i]! > thr);
   return {
     boxes: Float32Array.from(keep.flatMap((i) => Array.from(d.boxes.subarray(4 * i, 4 * i + 4)))),
     scores: Float32Array.from(keep, (i) => d.scores[i]!),

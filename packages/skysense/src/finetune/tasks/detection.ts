@@ -56,8 +56,8 @@ function detect(model: FasterRCNN, image: PlanarImage, stats: ChannelStats): Det
 /**
  * Object detection (`det`): Faster R-CNN + FPN on the encoder (mmdet 2.x semantics), Pascal VOC /
  * DIOR folders (`Annotations/*.xml` + `JPEGImages/`), random rescaled crops with flips that move the
- * boxes (redrawn up to 10 times until a crop holds an object, as mmdet's `RandomCrop` with
- * `allow_negative_crop=False`), mAP@0.5 (area mode) with difficult boxes ignored. The sample data is the Dubai aerial
+ * boxes (redrawn up to 10 times until a crop holds an object; mmdet's `RandomCrop` with
+ * `allow_negative_crop=False` draws another image instead, which would change the seeded sample order), mAP@0.5 (area mode) with difficult boxes ignored. The sample data is the Dubai aerial
  * tiles' buildings as boxes.
  */
 export const detectionTask: FinetuneTaskDef = {
@@ -93,7 +93,7 @@ export const detectionTask: FinetuneTaskDef = {
       const gt = trainBoxes(s);
       let w = randomWindow(img, { crop, scaleRange: this.scaleRange }, g);
       let moved = windowBoxes(gt.boxes, img, w);
-      // mmdet's RandomCrop(allow_negative_crop=False): an image with objects is cut where some are
+      // an image with objects is cut where some are (mmdet's RandomCrop draws another image instead)
       for (let tries = 1; tries < MAX_CROP_TRIES && gt.labels.length && !moved.kept.length; tries++) {
         w = randomWindow(img, { crop, scaleRange: this.scaleRange }, g);
         moved = windowBoxes(gt.boxes, img, w);
