@@ -14,7 +14,7 @@
  *   safetensors conversions, the same S2 file in the weights cache, and the real satellite samples
  *   (`SKYSENSE_SAMPLES`) under the names the examples use (`tile.tif`, `scene_VV.tif`, `my-tiles/`, a
  *   sample manifest, …), a fine-tuned model (`my-model.safetensors`, two steps of `runFinetune`) and
- *   the Dubai buildings as a VOC detection folder (`dubai-boxes/`), both made once per run. Examples
+ *   the Dubai buildings as a VOC detection folder (`dubai-boxes/`) and as COCO (`coco-boxes/`), made once per run. Examples
  *   read these; they write only new names.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -24,7 +24,7 @@ import { initBackend, saveSafetensors, savePth, tf } from '@skysense/core-tensor
 import { SWIN_V2_PRESETS, SwinTransformerV2 } from '@skysense/swin';
 import { VIT_PRESETS, VisionTransformer } from '@skysense/vit';
 import { SKYSENSE_PRESETS, SkySense, runFinetune } from '@skysense/skysense';
-import { DUBAI_AERIAL_CLASSES, segmentationToDetection } from '@skysense/data';
+import { DUBAI_AERIAL_CLASSES, readVocFolder, segmentationToDetection } from '@skysense/data';
 
 const TINY = SKYSENSE_PRESETS['skysense-tiny'];
 /** ViT-L's 24 layers are kept (examples pick layers 5, 11, 17, 23); the width is the tiny preset's. */
@@ -117,10 +117,35 @@ export async function prepareWorld(dir, cache, samples) {
   link(join(model, 'run', 'model.safetensors'), join(dir, 'my-model.safetensors'));
   const boxes = await once('boxes', (d) => segmentationToDetection(tiles, d, { classes: DUBAI_AERIAL_CLASSES, boxClasses: ['Building'] }));
   link(boxes, join(dir, 'dubai-boxes'));
+  const coco = await once('coco', (d) => vocToCoco(boxes, d));
+  link(coco, join(dir, 'coco-boxes'));
   const manifest = JSON.stringify({
     name: '87_48',
     s2: [{ folder: s2Frame, date: '2017-06-13' }],
     s1: [{ vv: 'scene_VV.tif', vh: 'scene_VH.tif', date: '2017-06-13' }],
   });
   for (const name of ['samples.json', 'my-sample.json']) writeFileSync(join(dir, name), manifest);
+}
+
+/** A VOC folder as COCO: `annotations.json` and `images/` (a link to its `JPEGImages/`). */
+function vocToCoco(voc, out) {
+  const samples = readVocFolder(voc, ['Building']);
+  const images = samples.map((s, id) => ({
+    id,
+    file_name: s.image.split('/').at(-1),
+    width: s.annotation.width,
+    height: s.annotation.height,
+  }));
+  const annotations = samples
+    .flatMap((s, id) =>
+      s.annotation.objects.map(({ bbox: [x1, y1, x2, y2] }) => ({
+        image_id: id,
+        category_id: 1,
+        bbox: [x1, y1, x2 - x1, y2 - y1],
+        iscrowd: 0,
+      })),
+    )
+    .map((a, id) => ({ id, ...a }));
+  writeFileSync(join(out, 'annotations.json'), JSON.stringify({ images, annotations, categories: [{ id: 1, name: 'Building' }] }));
+  symlinkSync(join(voc, 'JPEGImages'), join(out, 'images'));
 }

@@ -1,6 +1,15 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { SkySenseError, allInOrder, assertInt, categoricalColors, ensureDir, withFsErrors, writeFileAtomic } from '@skysense/core-tensor';
+import {
+  SkySenseError,
+  allInOrder,
+  assertInt,
+  categoricalColors,
+  ensureDir,
+  readJsonFile,
+  withFsErrors,
+  writeFileAtomic,
+} from '@skysense/core-tensor';
 import { type ClassDef, listImages, loadSegmentationDataset, readImage } from './images';
 import { imageStats, type LabelledDataset } from './datasets';
 
@@ -330,4 +339,71 @@ function uniqueClassNames(dir: string): string[] {
     for (const o of readVocAnnotation(join(annDir, f)).objects) names.add(o.name);
   if (!names.size) throw new SkySenseError('E_DATA', `${annDir}: no objects in any annotation; give the class list`);
   return [...names].sort();
+}
+
+/** The parts of a COCO detection file that are read (`images`, `annotations`, `categories`). */
+interface CocoFile {
+  images?: { id: number; file_name: string; width?: number; height?: number }[];
+  annotations?: { image_id: number; category_id: number; bbox: number[]; iscrowd?: number }[];
+  categories?: { id: number; name: string }[];
+}
+
+/**
+ * A COCO-style detection set (`instances_*.json` + an image folder) as a detection dataset, as
+ * mmdet's `CocoDataset` reads it: classes in `categories` order, `bbox` `[x, y, w, h]` → x1, y1,
+ * x2, y2 (clipped to the image), `iscrowd` boxes kept as ignored (`difficult`), boxes without area
+ * skipped, images without annotations kept.
+ * @example
+ * ```ts
+ * import { initBackend } from '@skysense/core-tensor';
+ * import { readCocoDetection } from '@skysense/data';
+ * await initBackend();
+ * const d = await readCocoDetection('coco-boxes/annotations.json', 'coco-boxes/images');
+ * console.log(d.classes.map((c) => c.name), d.samples.length);
+ * ```
+ * @throws SkySenseError `E_DATA` naming the file and the entry for a missing image, an unknown category or a malformed box.
+ */
+export async function readCocoDetection(file: string, imageDir: string): Promise<LabelledDataset> {
+  const coco = readJsonFile<CocoFile>(file, 'COCO annotation file');
+  const fail = (what: string) => new SkySenseError('E_DATA', `${file}: ${what}`);
+  if (!Array.isArray(coco?.images) || !Array.isArray(coco.categories))
+    throw fail('expected a COCO detection file (arrays "images", "annotations", "categories")');
+  const cats = new Map(coco.categories.map((c, k) => [c.id, k]));
+  const byImage = new Map<number, { box: number[]; label: number; crowd: boolean }[]>();
+  (coco.annotations ?? []).forEach((a, i) => {
+    const k = cats.get(a.category_id);
+    if (k === undefined) throw fail(`annotations[${i}]: category_id ${a.category_id} is not in "categories"`);
+    if (!Array.isArray(a.bbox) || a.bbox.length !== 4 || !a.bbox.every(Number.isFinite))
+      throw fail(`annotations[${i}].bbox: expected [x, y, width, height], got ${JSON.stringify(a.bbox)}`);
+    const [x, y, w, h] = a.bbox as [number, number, number, number];
+    if (w < 1 || h < 1) return; // mmdet's CocoDataset skips boxes under a pixel
+    (byImage.get(a.image_id) ?? byImage.set(a.image_id, []).get(a.image_id)!).push({
+      box: [x, y, x + w, y + h],
+      label: k,
+      crowd: a.iscrowd === 1,
+    });
+  });
+  const images = await allInOrder(coco.images.map((im) => readImage(join(imageDir, im.file_name))));
+  const samples = coco.images.map((im, i) => {
+    const img = images[i]!;
+    const objs = (byImage.get(im.id) ?? []).map((o) => ({
+      ...o,
+      box: [Math.max(o.box[0]!, 0), Math.max(o.box[1]!, 0), Math.min(o.box[2]!, img.width), Math.min(o.box[3]!, img.height)],
+    }));
+    const kept = objs.filter((o) => o.box[2]! > o.box[0]! && o.box[3]! > o.box[1]!);
+    return {
+      name: basename(im.file_name, extname(im.file_name)),
+      images: [img],
+      boxes: Float32Array.from(kept.flatMap((o) => o.box)),
+      boxLabels: Int32Array.from(kept, (o) => o.label),
+      difficult: Uint8Array.from(kept, (o) => (o.crowd ? 1 : 0)),
+    };
+  });
+  if (!samples.length) throw fail('no images');
+  const colors = categoricalColors(coco.categories.length);
+  return {
+    classes: coco.categories.map((c, k) => ({ name: c.name, color: colors[k]! })),
+    samples,
+    stats: imageStats(samples[0]!.images[0]!.channels),
+  };
 }

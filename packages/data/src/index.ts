@@ -68,6 +68,7 @@ export {
   readVocAnnotation,
   readVocFolder,
   readDetectionFolder,
+  readCocoDetection,
   writeVocAnnotation,
   boxesFromMask,
   segmentationToDetection,

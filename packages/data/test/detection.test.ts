@@ -10,6 +10,7 @@ import {
   readVocAnnotation,
   readVocFolder,
   readDetectionFolder,
+  readCocoDetection,
   samplesDir,
   windowBoxes,
   cutWindow,
@@ -153,6 +154,47 @@ describe('detection data', () => {
         windowBoxes(Float32Array.of(2, 3, 6, 5), { width: 40, height: 30 }, { scale: 1, x0: 0, y0: 0, size: 16, flip: true }).boxes,
       ),
     ).toEqual([10, 3, 14, 5]);
+  });
+
+  it('COCO files as mmdet reads them: xywh → corners, crowd boxes ignored, sub-pixel boxes skipped, bad entries named', async () => {
+    const root = join(dir, 'coco');
+    mkdirSync(join(root, 'images'), { recursive: true });
+    writePng(join(root, 'images', 'a.png'), new Uint8Array(40 * 30 * 3), 40, 30);
+    writePng(join(root, 'images', 'b.png'), new Uint8Array(40 * 30 * 3), 40, 30);
+    const file = join(root, 'annotations.json');
+    const write = (o: object) => writeFileSync(file, JSON.stringify(o));
+    const base = {
+      images: [
+        { id: 7, file_name: 'a.png' },
+        { id: 9, file_name: 'b.png' },
+      ],
+      categories: [
+        { id: 3, name: 'ship' },
+        { id: 1, name: 'tank' },
+      ],
+    };
+    write({
+      ...base,
+      annotations: [
+        { image_id: 7, category_id: 1, bbox: [2, 3, 10, 12] },
+        { image_id: 7, category_id: 3, bbox: [30, 20, 20, 20], iscrowd: 1 },
+        { image_id: 7, category_id: 3, bbox: [5, 5, 0.5, 4] },
+      ],
+    });
+    const d = await readCocoDetection(file, join(root, 'images'));
+    expect(d.classes.map((c) => c.name)).toEqual(['ship', 'tank']);
+    expect(d.samples.map((s) => [s.name, Array.from(s.boxes!), Array.from(s.boxLabels!), Array.from(s.difficult!)])).toEqual([
+      ['a', [2, 3, 12, 15, 30, 20, 40, 30], [1, 0], [0, 1]],
+      ['b', [], [], []],
+    ]);
+    write({ ...base, annotations: [{ image_id: 7, category_id: 5, bbox: [1, 1, 2, 2] }] });
+    await expect(readCocoDetection(file, join(root, 'images'))).rejects.toThrow(/annotations\[0\]: category_id 5 is not in "categories"/);
+    write({ ...base, annotations: [{ image_id: 7, category_id: 1, bbox: [1, 1, 2] }] });
+    await expect(readCocoDetection(file, join(root, 'images'))).rejects.toThrow(
+      /annotations\[0\]\.bbox: expected \[x, y, width, height\], got \[1,1,2\]/,
+    );
+    write({ annotations: [] });
+    await expect(readCocoDetection(file, join(root, 'images'))).rejects.toThrow(/expected a COCO detection file/);
   });
 
   it('windowBoxes moves a box exactly where cutWindow moves its pixels (scale 1.5, shifted, flipped or not)', () => {

@@ -114,7 +114,16 @@ export {
   type RunEvalOptions,
   type FinetunedMeta,
 } from './finetune/run';
-export { registerTask, getTask, listTasks, taskBatch, splitHoldOut, evaluateTask, type FinetuneTaskDef } from './finetune/task';
+export {
+  registerTask,
+  getTask,
+  listTasks,
+  taskBatch,
+  splitHoldOut,
+  evaluateTask,
+  type FinetuneTaskDef,
+  type EvaluateHooks,
+} from './finetune/task';
 export { segmentationTask } from './finetune/tasks/segmentation';
 export { classificationTask, multilabelTask } from './finetune/tasks/classification';
 export { changeTask } from './finetune/tasks/change';

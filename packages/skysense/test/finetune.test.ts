@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +37,7 @@ import {
   vitLayerId,
   getTask,
   listTasks,
+  loadTaskDataset,
   registerTask,
   segmentationTask,
   taskBatch,
@@ -520,6 +521,28 @@ describe('fine-tuning every task from folders (runFinetune / runPredict / runEva
     expect(decodePng(readFileSync(join(dir, 'det', 'predictions', 'd3.side.png'))).width).toBe(2 * 128 + 8);
     const e = await runEval({ model: join(dir, 'det', 'model.safetensors'), data, last: 1, log: quiet });
     expect(e.scores).toEqual(r.evaluation!.scores);
+    // the same set as COCO (annotations.json + images/), read with a stored run's class order
+    const coco = join(dir, 'det-coco');
+    mkdirSync(join(coco, 'images'), { recursive: true });
+    boxes.forEach((_, i) => writeFileSync(join(coco, 'images', `d${i}.png`), readFileSync(join(data, 'JPEGImages', `d${i}.png`))));
+    const annotations = boxes.flatMap((bs, i) =>
+      bs.map(([x1, y1, x2, y2]) => ({ image_id: i, category_id: 4, bbox: [x1, y1, x2! - x1!, y2! - y1!] })),
+    );
+    writeFileSync(
+      join(coco, 'annotations.json'),
+      JSON.stringify({
+        images: boxes.map((_, i) => ({ id: i, file_name: `d${i}.png` })),
+        annotations,
+        categories: [{ id: 4, name: 'roof' }],
+      }),
+    );
+    const fromCoco = await loadTaskDataset('det', coco, [
+      { name: 'tree', color: [0, 0, 0] },
+      { name: 'roof', color: [0, 0, 0] },
+    ]);
+    expect(fromCoco.classes.map((c) => c.name)).toEqual(['tree', 'roof']);
+    expect(fromCoco.samples.map((s) => Array.from(s.boxLabels!))).toEqual([[1], [1, 1], [], [1]]);
+    expect(Array.from(fromCoco.samples[1]!.boxes!)).toEqual(boxes[1]!.flat());
     // a georeferenced copy of one image (UTM 14N, 1 m pixels): boxes in lon/lat
     const rgb = decodePng(readFileSync(join(data, 'JPEGImages', 'd3.png')));
     const tif = writeGeoTiffLike(

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Generator, cacheDir, tf } from '@skysense/core-tensor';
+import { Generator, SkySenseError, cacheDir, categoricalColors, tf } from '@skysense/core-tensor';
 import {
   DUBAI_AERIAL_CLASSES,
   type ChannelStats,
@@ -8,7 +8,9 @@ import {
   cutWindow,
   normalizedImage,
   randomWindow,
+  readCocoDetection,
   readDetectionFolder,
+  type LabelledDataset,
   samplesDir,
   segmentationToDetection,
   windowBoxes,
@@ -29,6 +31,20 @@ async function sampleBoxes(): Promise<string> {
       boxClasses: ['Building'],
     });
   return out;
+}
+
+/** A COCO set's labels mapped onto a given class list (a stored run's), so the indices keep their meaning. */
+function reorderClasses(d: LabelledDataset, names: readonly string[], file: string): LabelledDataset {
+  const to = d.classes.map((c) => names.indexOf(c.name));
+  const missing = d.classes.filter((_, k) => to[k]! < 0).map((c) => c.name);
+  if (missing.length)
+    throw new SkySenseError('E_DATA', `${file}: categories ${missing.join(', ')} are not in the class list (${names.join(', ')})`);
+  const colors = categoricalColors(names.length);
+  return {
+    ...d,
+    classes: names.map((name, k) => ({ name, color: colors[k]! })),
+    samples: d.samples.map((s) => ({ ...s, boxLabels: Int32Array.from(s.boxLabels!, (l) => to[l]!) })),
+  };
 }
 
 /** Windows drawn per training crop until one holds an object (images without objects keep the first). */
@@ -63,7 +79,8 @@ function detect(model: FasterRCNN, image: PlanarImage, stats: ChannelStats): Det
 export const detectionTask: FinetuneTaskDef = {
   name: 'det',
   description: 'object detection (Faster R-CNN + FPN; mAP@0.5, per-class AP)',
-  dataHelp: 'Annotations/*.xml + JPEGImages/ (Pascal VOC / DIOR; default: the Dubai aerial buildings as boxes)',
+  dataHelp:
+    'Annotations/*.xml + JPEGImages/ (Pascal VOC), or annotations.json + images/ (COCO); default: the Dubai aerial buildings as boxes',
   presetKind: 'det',
   defaultPreset: 'faster-rcnn-skysense-tiny',
   defaultHoldOut: 2,
@@ -72,6 +89,11 @@ export const detectionTask: FinetuneTaskDef = {
   async loadDataset(data, classes) {
     const dir = data ?? (await sampleBoxes());
     const names = classes === undefined ? undefined : (Array.isArray(classes) ? classes : resolveClasses(classes)).map((c) => c.name);
+    const coco = join(dir, 'annotations.json');
+    if (existsSync(coco)) {
+      const d = await readCocoDetection(coco, join(dir, 'images'));
+      return { task: 'det', ...(names ? reorderClasses(d, names, coco) : d) };
+    }
     return { task: 'det', ...(await readDetectionFolder(dir, names)) };
   },
   stats: hrStats,
