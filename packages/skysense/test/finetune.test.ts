@@ -521,6 +521,23 @@ describe('fine-tuning every task from folders (runFinetune / runPredict / runEva
     expect(decodePng(readFileSync(join(dir, 'det', 'predictions', 'd3.side.png'))).width).toBe(2 * 128 + 8);
     const e = await runEval({ model: join(dir, 'det', 'model.safetensors'), data, last: 1, log: quiet });
     expect(e.scores).toEqual(r.evaluation!.scores);
+    // a det trainer resumes exactly: 2 steps, save, resume, 2 steps = 4 steps straight (each batch carries its sampling seed)
+    const d = await loadTaskDataset('det', data);
+    const g = new Generator(5);
+    const batches = Array.from({ length: 4 }, () => taskBatch(d, d.samples.slice(0, 2), 128, g));
+    const opts = { task: 'det', numClasses: 1, steps: 4, seed: 0 } as const;
+    const straight = new Finetuner(opts);
+    const expected = batches.map((b) => straight.trainStep(b).loss);
+    straight.dispose();
+    const first = new Finetuner(opts);
+    const got = batches.slice(0, 2).map((b) => first.trainStep(b).loss);
+    first.save(join(dir, 'det-trainer.safetensors'));
+    first.dispose();
+    const resumed = Finetuner.resume(join(dir, 'det-trainer.safetensors'));
+    got.push(...batches.slice(2).map((b) => resumed.trainStep(b).loss));
+    resumed.dispose();
+    expect(got).toEqual(expected);
+    batches.forEach((b) => tf.dispose([b.images as Tensor, b.targets]));
     // the same set as COCO (annotations.json + images/), read with a stored run's class order
     const coco = join(dir, 'det-coco');
     mkdirSync(join(coco, 'images'), { recursive: true });
