@@ -8,6 +8,7 @@ import {
   bbox2delta,
   delta2bbox,
   formatShape,
+  gatherRows,
   invertPermutation,
   normal,
   roiAlign,
@@ -97,9 +98,9 @@ export class SingleRoIExtractor {
         order.push(...idx);
       }
       if (!parts.length) return tf.zeros([0, levels[0]!.shape[1]!, s, s]);
-      return tf.gather(
+      return gatherRows(
         tf.concat(parts, 0),
-        tf.tensor1d(invertPermutation(Int32Array.from(order), order.length, 'SingleRoIExtractor order'), 'int32'),
+        Array.from(invertPermutation(Int32Array.from(order), order.length, 'SingleRoIExtractor order')),
       );
     });
   }
@@ -337,18 +338,17 @@ export class StandardRoIHead extends Module {
     });
     const total = labels.length;
     let acc = 0;
+    // no RoIs at all (no proposals, no gt boxes): nothing to score
+    if (total === 0) return { lossCls: tf.scalar(0), lossBbox: tf.scalar(0), acc };
     const losses = tf.tidy(() => {
       const { clsScore, bboxPred } = this.forward(levels, bbox2roi(roiBoxes));
       acc = accuracy(clsScore.dataSync() as Float32Array, labels, c + 1);
       const target = tf.oneHot(tf.tensor1d(labels, 'int32'), c + 1);
       const lossCls = tf.div(tf.neg(tf.sum(tf.mul(tf.logSoftmax(clsScore), target))), Math.max(total, 1) + AVG_EPS);
       const posPred = () =>
-        tf.gather(
+        gatherRows(
           tf.reshape(bboxPred, [-1, 4]),
-          tf.tensor1d(
-            posRows.map((r, i) => r * c + posCols[i]!),
-            'int32',
-          ),
+          posRows.map((r, i) => r * c + posCols[i]!),
         );
       const posTarget = () =>
         bbox2delta(tf.tensor2d(posBoxes, [posRows.length, 4]), tf.tensor2d(posGt, [posRows.length, 4]), { stds: this.bboxHead.targetStds });

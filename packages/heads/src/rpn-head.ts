@@ -8,6 +8,7 @@ import {
   batchedNms,
   bbox2delta,
   delta2bbox,
+  gatherRows,
   formatShape,
   normal,
   tf,
@@ -236,14 +237,14 @@ export class RPNHead extends Module {
       avg += Math.max(pos.length, 1) + Math.max(neg.length, 1);
     });
     return tf.tidy(() => {
-      const logits = tf.gather(tf.reshape(flattenLevels(out.clsScores, 1), [-1]), tf.tensor1d(sampled, 'int32'));
+      const logits = gatherRows(tf.reshape(flattenLevels(out.clsScores, 1), [-1, 1]), sampled).reshape([-1]);
       const lossCls = tf.div(tf.sum(sigmoidCrossEntropy(logits, tf.tensor1d(targets))), avg + AVG_EPS);
       const lossBbox = posFlat.length
         ? tf.div(
             tf.sum(
               tf.abs(
                 tf.sub(
-                  tf.gather(tf.reshape(flattenLevels(out.bboxPreds, 4), [-1, 4]), tf.tensor1d(posFlat, 'int32')),
+                  gatherRows(tf.reshape(flattenLevels(out.bboxPreds, 4), [-1, 4]), posFlat),
                   bbox2delta(tf.tensor2d(posAnchors, [posFlat.length, 4]), tf.tensor2d(posGt, [posFlat.length, 4])),
                 ),
               ),
