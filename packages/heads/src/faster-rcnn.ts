@@ -102,8 +102,7 @@ export class FasterRCNN extends Module {
   features(images: Tensor): { levels: Tensor[]; metas: DetImageMeta[] } {
     if (images.rank !== 4) throw new SkySenseError('E_SHAPE', `FasterRCNN images: expected [N, C, H, W], got ${formatShape(images.shape)}`);
     const [n, , h, w] = images.shape as [number, number, number, number];
-    const d = this.sizeDivisor;
-    const [ph, pw] = [Math.ceil(h / d) * d, Math.ceil(w / d) * d];
+    const [ph, pw] = this.paddedSize(h, w);
     const levels = tf.tidy(() => {
       const x =
         ph === h && pw === w
@@ -171,12 +170,21 @@ export class FasterRCNN extends Module {
     return { ...(out as unknown as Omit<FasterRCNNLosses, 'acc'>), acc };
   }
 
+  /** `[height, width]` padded up to the size divisor (mmdet's `Pad`). */
+  private paddedSize(h: number, w: number): [number, number] {
+    const d = this.sizeDivisor;
+    return [Math.ceil(h / d) * d, Math.ceil(w / d) * d];
+  }
+
   /** The given metas checked against the padded batch, or the whole input as one image each. */
   private metasOf(images: Tensor, metas?: readonly DetImageMeta[]): readonly DetImageMeta[] {
     if (images.rank !== 4) throw new SkySenseError('E_SHAPE', `FasterRCNN images: expected [N, C, H, W], got ${formatShape(images.shape)}`);
     const [n, , h, w] = images.shape as [number, number, number, number];
-    const d = this.sizeDivisor;
-    const batch = [Math.ceil(h / d) * d, Math.ceil(w / d) * d] as const;
-    return checkMetas('FasterRCNN metas', metas ?? Array.from({ length: n }, () => ({ imgShape: [h, w] as const })), n, batch);
+    return checkMetas(
+      'FasterRCNN metas',
+      metas ?? Array.from({ length: n }, () => ({ imgShape: [h, w] as const })),
+      n,
+      this.paddedSize(h, w),
+    );
   }
 }

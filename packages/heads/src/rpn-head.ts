@@ -86,6 +86,7 @@ export class RPNHead extends Module {
   readonly rpnReg: Conv2d;
   readonly anchors: AnchorGenerator;
   readonly inChannels: number;
+  private anchorCache: { key: string; anchors: Float32Array; counts: number[] } | null = null;
 
   constructor(options: RPNHeadOptions = {}) {
     super();
@@ -122,9 +123,11 @@ export class RPNHead extends Module {
     return { clsScores: outs.map((o) => o[0]), bboxPreds: outs.map((o) => o[1]) };
   }
 
-  /** The anchors of every level for these outputs, concatenated `[Σ H·W·A, 4]`, and the level of each. */
+  /** The anchors of every level for these outputs, concatenated `[Σ H·W·A, 4]`, and the count per level (kept for the last sizes: a training step asks twice). */
   private anchorsFor(out: RPNOutputs): { anchors: Float32Array; counts: number[] } {
     const sizes = out.clsScores.map((m) => m.shape.slice(2) as [number, number]);
+    const key = sizes.join(';');
+    if (this.anchorCache?.key === key) return this.anchorCache;
     const per = this.anchors.gridPriors(sizes);
     const counts = per.map((t) => t.shape[0]!);
     const anchors = new Float32Array(4 * counts.reduce((a, b) => a + b, 0));
@@ -134,7 +137,8 @@ export class RPNHead extends Module {
       at += counts[l]!;
       t.dispose();
     });
-    return { anchors, counts };
+    this.anchorCache = { key, anchors, counts };
+    return this.anchorCache;
   }
 
   /**

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -603,6 +603,23 @@ describe('fine-tuning every task from folders (runFinetune / runPredict / runEva
       });
     });
     expect(geo.features[0].geometry.coordinates[0][0][0]).toBeCloseTo(-99, 0); // UTM 14N's central meridian
+  });
+
+  it('det sample data: the Dubai buildings converted once into the cache (161 boxes in 9 tiles), then reused', async () => {
+    const cache = join(dir, 'cache');
+    const saved = process.env.SKYSENSE_CACHE;
+    process.env.SKYSENSE_CACHE = cache;
+    try {
+      const d = await loadTaskDataset('det', undefined);
+      expect(d.classes.map((c) => c.name)).toEqual(['Building']);
+      expect([d.samples.length, d.samples.reduce((a, s) => a + s.boxLabels!.length, 0)]).toEqual([9, 161]);
+      expect(readdirSync(cache)).toEqual(['dubai-aerial-boxes']); // no temporary folder left
+      const again = await loadTaskDataset('det', undefined);
+      expect(again.samples.map((s) => s.name)).toEqual(d.samples.map((s) => s.name));
+    } finally {
+      if (saved === undefined) delete process.env.SKYSENSE_CACHE;
+      else process.env.SKYSENSE_CACHE = saved;
+    }
   });
 
   it('multilabel: BigEarthNet-S2 patches of the samples (10 bands, labels from the metadata) on the tiny S2 ViT; mAP', async () => {

@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Generator, SkySenseError, cacheDir, categoricalColors, tf } from '@skysense/core-tensor';
+import { Generator, SkySenseError, cacheDir, categoricalColors, fsError, tf } from '@skysense/core-tensor';
 import {
   DUBAI_AERIAL_CLASSES,
   type ChannelStats,
@@ -21,15 +21,25 @@ import { holdOutLast, hrStats, resolveClasses, type TaskSample } from '../tasks'
 
 /**
  * The sample detection set: the Dubai aerial tiles' buildings as boxes (connected components of the
- * Building class, ≥ 64 px), converted once into the cache (`<cache>/dubai-aerial-boxes`).
+ * Building class, ≥ 64 px), converted once into the cache (`<cache>/dubai-aerial-boxes`). The
+ * conversion is written to a temporary folder and renamed into place when complete, so a killed
+ * conversion is never mistaken for a finished one and concurrent runs do not mix their files.
  */
 async function sampleBoxes(): Promise<string> {
   const out = join(cacheDir(), 'dubai-aerial-boxes');
-  if (!existsSync(join(out, 'Annotations')))
-    await segmentationToDetection(join(samplesDir(), 'dubai-aerial-segmentation'), out, {
-      classes: DUBAI_AERIAL_CLASSES,
-      boxClasses: ['Building'],
-    });
+  if (existsSync(out)) return out;
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  await segmentationToDetection(join(samplesDir(), 'dubai-aerial-segmentation'), tmp, {
+    classes: DUBAI_AERIAL_CLASSES,
+    boxClasses: ['Building'],
+  });
+  try {
+    renameSync(tmp, out);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(out)) throw fsError(e, `cannot move the converted sample boxes to ${out}`);
+  }
   return out;
 }
 
