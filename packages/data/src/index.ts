@@ -78,3 +78,4 @@ export {
   type BoxesFromMaskOptions,
   type SegmentationToDetectionOptions,
 } from './detection';
+export { FUSION_GRID_RATIO, hrOnFusionGrid } from './fusion-grid';

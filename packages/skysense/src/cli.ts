@@ -289,14 +289,23 @@ export function createCli(): Command {
 
   program
     .command('pretrain')
-    .description('pre-train SkySense (teacher-student MGCL + cross-modal alignment + geo-prototypes) on Sentinel-2/1 pairs')
+    .description(
+      'pre-train SkySense (teacher-student MGCL + cross-modal alignment + geo-prototypes) on Sentinel-2/1 pairs, HR tiles, or co-registered HR + S2 + S1 triples of a manifest',
+    )
     .addOption(new Option('--preset <name>', 'model preset (default skysense-tiny)').choices(Object.keys(SKYSENSE_PRESETS)))
-    .option('--data <dir|manifest>', 'sample folder (its BigEarthNet pairs) or a manifest (default: SKYSENSE_SAMPLES)')
+    .option(
+      '--data <dir|manifest>',
+      'sample folder (its BigEarthNet pairs) or a manifest (HR + S2 + S1 triples allowed; default: SKYSENSE_SAMPLES)',
+    )
     .requiredOption('--out <dir>', 'output folder (checkpoint, teacher weights, metrics.jsonl)')
     .option('--steps <n>', 'total steps (default 100; with --resume: extends the run)', Number)
     .option('--batch-size <n>', 'samples per step (default 4)', Number)
     .option('--hr', 'pre-train the HR branch on the NAIP tiles of the sample folder instead of the Sentinel pairs')
-    .option('--crop <px>', 'random crop size (default 32 for Sentinel, 128 for HR)', Number)
+    .option(
+      '--crop <px>',
+      'random crop size in input pixels (default 32 for Sentinel, 128 for HR; triples: 4 Sentinel pixels = 128 HR pixels)',
+      Number,
+    )
     .option('--local-crops <n>', 'with --hr: DINO multi-crop, two global and n local crops per tile, compared over their overlaps', Number)
     .option('--accumulate <n>', 'micro-batches per step (gradient accumulation; default 1)', Number)
     .option('--s2-frames <n>', 'random sub-sequence of this many S2 frames per sample (default: all)', Number)
@@ -304,19 +313,45 @@ export function createCli(): Command {
     .option('--checkpoint-every <n>', 'steps between checkpoints (default 25)', Number)
     .option('--lr <rate>', 'peak learning rate', Number)
     .option('--seed <n>', 'seed (default 0)', Number)
+    .option(
+      '--ablate <terms>',
+      'switch parts of the objective off (paper Tab. 5b), comma-separated: pixel, object, image, fusion, align, gcpl',
+    )
+    .addOption(
+      new Option('--fusion-feature <f>', "the fusion term's feature: F_fus = fused ⊕ geo-context (default) or the fused map alone").choices(
+        ['geo-context', 'fused'],
+      ),
+    )
+    .option('--no-teacher-augment', 'the teacher sees the raw batch (default: its own augmented view)')
+    .option('--batch-augment', 'draw brightness / blur / solarisation once per micro-batch (default: per image)')
     .option('--resume', RESUME_HELP)
     .option('--overwrite', OVERWRITE_HELP)
     .option('--json', JSON_HELP)
-    .action(async (o: RunPretrainOptions & { s2Frames?: number; s1Frames?: number; localCrops?: number; json?: boolean }) => {
-      if (o.localCrops !== undefined && !o.hr) throw new SkySenseError('E_ARG', '--local-crops: multi-crop is for the HR branch; add --hr');
-      const metrics = await runPretrain({
-        ...o,
-        log: lineLog(o),
-        frames: o.s2Frames === undefined && o.s1Frames === undefined ? undefined : { s2: o.s2Frames, s1: o.s1Frames },
-        multiCrop: o.localCrops === undefined ? undefined : { localCrops: o.localCrops },
-      });
-      if (o.json) console.log(JSON.stringify({ out: o.out, steps: metrics.length, last: metrics.at(-1) ?? null }, null, 2));
-    });
+    .action(
+      async (
+        o: Omit<RunPretrainOptions, 'ablate'> & {
+          s2Frames?: number;
+          s1Frames?: number;
+          localCrops?: number;
+          ablate?: string;
+          batchAugment?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        if (o.localCrops !== undefined && !o.hr)
+          throw new SkySenseError('E_ARG', '--local-crops: multi-crop is for the HR branch; add --hr');
+        const metrics = await runPretrain({
+          ...o,
+          ablate: o.ablate === undefined ? undefined : (o.ablate.split(',').map((t) => t.trim()) as RunPretrainOptions['ablate']),
+          teacherAugment: o.teacherAugment === false ? false : undefined,
+          augmentPerImage: o.batchAugment ? false : undefined,
+          log: lineLog(o),
+          frames: o.s2Frames === undefined && o.s1Frames === undefined ? undefined : { s2: o.s2Frames, s1: o.s1Frames },
+          multiCrop: o.localCrops === undefined ? undefined : { localCrops: o.localCrops },
+        });
+        if (o.json) console.log(JSON.stringify({ out: o.out, steps: metrics.length, last: metrics.at(-1) ?? null }, null, 2));
+      },
+    );
 
   program
     .command('finetune')

@@ -13,10 +13,19 @@ import {
   trainingLoop,
   type Tensor,
 } from '@skysense/core-tensor';
-import { Pretrainer, type PretrainBatch, type StepMetrics } from './pretrain';
+import { Pretrainer, type PretrainBatch, type PretrainOptions, type PretrainTerms, type StepMetrics } from './pretrain';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs, disposeSample } from './embed';
-import { type LoadedSample, type MultiCropOptions, type SampleManifest, loadSample, readManifest, samplesDir } from '@skysense/data';
+import {
+  FUSION_GRID_RATIO,
+  hrOnFusionGrid,
+  type LoadedSample,
+  type MultiCropOptions,
+  type SampleManifest,
+  loadSample,
+  readManifest,
+  samplesDir,
+} from '@skysense/data';
 
 /** Options of {@link runPretrain} (the `skysense pretrain` command). */
 export interface RunPretrainOptions {
@@ -50,6 +59,14 @@ export interface RunPretrainOptions {
   lr?: number;
   /** HR multi-crop (with `hr`): two global and `localCrops` local crops per tile. Default: off. */
   multiCrop?: MultiCropOptions;
+  /** Parts of the objective switched off (paper Tab. 5b ablations): `pixel`, `object`, `image`, `fusion`, `align`, `gcpl`. Default: none. */
+  ablate?: (keyof PretrainTerms)[];
+  /** The fusion term's feature (see {@link PretrainOptions.fusionFeature}). Default `geo-context`. */
+  fusionFeature?: PretrainOptions['fusionFeature'];
+  /** The teacher sees its own augmented view. Default `true`. */
+  teacherAugment?: boolean;
+  /** Photometric draws per image (`true`) or per micro-batch. Default `true`. */
+  augmentPerImage?: boolean;
   /** Progress and summary lines. Default console.log. */
   log?: (line: string) => void;
 }
@@ -86,21 +103,28 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
     ...given,
     preset: o.preset ?? 'skysense-tiny',
     hr: hrGiven,
-    crop: o.crop ?? (hrGiven ? 128 : 32),
+    crop: o.crop,
     batchSize: o.batchSize ?? 4,
     accumulate: o.accumulate ?? 1,
     seed: o.seed ?? 0,
   };
   const run = resume ? runSettings(o.out, true, given, log) : fresh;
   const [preset, data, hr] = [run.preset ?? 'skysense-tiny', run.data, run.hr ?? false];
-  const [crop, batchSize, accumulate, seed] = [run.crop ?? (hr ? 128 : 32), run.batchSize ?? 4, run.accumulate ?? 1, run.seed ?? 0];
-  const samples = await loadSamples(data ?? samplesDir(), crop, hr);
+  const [batchSize, accumulate, seed] = [run.batchSize ?? 4, run.accumulate ?? 1, run.seed ?? 0];
+  const samples = await loadSamples(data ?? samplesDir(), run.crop, hr, log);
   const has = { hr: !!samples[0]!.hr, s2: !!samples[0]!.s2, s1: !!samples[0]!.s1 };
+  const crop = run.crop ?? defaultCrop(has);
   let opened: { trainer: Pretrainer; release: () => void };
   try {
     opened = openRun(
       o.out,
-      { resume, overwrite: o.overwrite, settings: run, given: { steps: o.steps, lr: o.lr, frames: o.frames, multiCrop: o.multiCrop }, log },
+      {
+        resume,
+        overwrite: o.overwrite,
+        settings: run,
+        given: { steps: o.steps, lr: o.lr, frames: o.frames, multiCrop: o.multiCrop, ...fidelity(o) },
+        log,
+      },
       {
         fresh: () => {
           manualSeed(seed);
@@ -114,6 +138,7 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
             heads: HEADS[preset],
             frames: o.frames,
             multiCrop: o.multiCrop,
+            ...fidelity(o),
           });
         },
         resume: (file, steps) => Pretrainer.resume(file, steps),
@@ -176,6 +201,11 @@ export function checkPretrainOptions(o: RunPretrainOptions): void {
   });
   checkOptions(o.frames ?? {}, { s2: { int: [1] }, s1: { int: [1] } });
   if (o.multiCrop) checkOptions(o.multiCrop, { localCrops: { int: [0] } });
+  const parts = ['pixel', 'object', 'image', 'fusion', 'align', 'gcpl'];
+  for (const t of o.ablate ?? [])
+    if (!parts.includes(t)) throw new SkySenseError('E_ARG', `ablate: expected terms among ${parts.join(', ')}, got ${JSON.stringify(t)}`);
+  if (o.fusionFeature !== undefined && !['geo-context', 'fused'].includes(o.fusionFeature))
+    throw new SkySenseError('E_ARG', `fusionFeature: expected 'geo-context' or 'fused', got ${JSON.stringify(o.fusionFeature)}`);
   if (o.preset !== undefined && !(o.preset in SKYSENSE_PRESETS))
     throw new SkySenseError(
       'E_ARG',
@@ -195,8 +225,23 @@ function naipTiles(root: string): SampleManifest[] {
     .map((f) => ({ name: f.replace(/\.tif$/, ''), hr: { file: join(dir, f), bands: 3 as const } }));
 }
 
-/** Loads every sample; all must carry the same modalities, HR or Sentinel (co-registered crops of both are not supported yet). */
-async function loadSamples(data: string, crop: number, hr: boolean): Promise<LoadedSample[]> {
+/** The fidelity and ablation options of a run as the trainer takes them (unset ones left out, so a resume compares only what was given). */
+function fidelity(o: RunPretrainOptions): Partial<PretrainOptions> {
+  return {
+    ...(o.ablate?.length ? { terms: Object.fromEntries(o.ablate.map((t) => [t, false])) } : {}),
+    ...(o.fusionFeature !== undefined ? { fusionFeature: o.fusionFeature } : {}),
+    ...(o.teacherAugment !== undefined ? { teacherAugment: o.teacherAugment } : {}),
+    ...(o.augmentPerImage !== undefined ? { augmentPerImage: o.augmentPerImage } : {}),
+  };
+}
+
+/** Default crop in input pixels: 128 for HR tiles, 32 for Sentinel pairs, 4 Sentinel pixels (= 128 HR pixels) for co-registered triples. */
+function defaultCrop(has: { hr: boolean; s2: boolean }): number {
+  return has.hr ? (has.s2 ? 4 : 128) : 32;
+}
+
+/** Loads every sample; all must carry the same modalities (HR, Sentinel, or co-registered HR + S2 + S1, the HR resampled onto the fusion grid). */
+async function loadSamples(data: string, crop: number | undefined, hr: boolean, log: (line: string) => void): Promise<LoadedSample[]> {
   const manifests = data.endsWith('.json') ? readManifest(data) : hr ? naipTiles(data) : bigEarthNetPairs(data);
   if (manifests.length === 0)
     throw new SkySenseError(
@@ -208,7 +253,15 @@ async function loadSamples(data: string, crop: number, hr: boolean): Promise<Loa
     for (const m of manifests) {
       const s = await loadSample(m);
       loaded.push(s);
-      checkSample(s, loaded[0]!, crop);
+      const grid = s.hr && s.s2 && hrOnFusionGrid(s.hr, s.s2.frames.shape.slice(-2) as [number, number]);
+      if (grid) {
+        log(
+          `${s.name}: HR ${s.hr!.shape.slice(-2).join(' × ')} px resampled (bilinear) to ${grid.shape.slice(-2).join(' × ')}, ${FUSION_GRID_RATIO} HR pixels per Sentinel pixel (the fusion grid)`,
+        );
+        s.hr!.dispose();
+        s.hr = grid;
+      }
+      checkSample(s, loaded[0]!, crop ?? defaultCrop({ hr: !!s.hr, s2: !!s.s2 }));
     }
     return loaded;
   } catch (e) {
@@ -219,17 +272,12 @@ async function loadSamples(data: string, crop: number, hr: boolean): Promise<Loa
 
 function checkSample(s: LoadedSample, first: LoadedSample, crop: number): void {
   const kinds = (x: LoadedSample) => (['hr', 's2', 's1'] as const).filter((k) => x[k]).join('+');
-  if (s.hr && (s.s2 || s.s1))
-    throw new SkySenseError(
-      'E_UNSUPPORTED',
-      `${s.name}: pre-training on co-registered HR + Sentinel crops is not supported yet; give HR-only or Sentinel-only samples`,
-    );
   if (kinds(s) !== kinds(first))
     throw new SkySenseError(
       'E_ARG',
       `${s.name}: every sample needs the same modalities (${kinds(first)} like ${first.name}), got ${kinds(s) || 'none'}`,
     );
-  const size = (s.hr ?? s.s2?.frames ?? s.s1!.frames).shape.slice(-2);
+  const size = (s.s2?.frames ?? s.hr ?? s.s1!.frames).shape.slice(-2);
   if (size[0]! < crop || size[1]! < crop)
     throw new SkySenseError('E_ARG', `${s.name}: images of at least ${crop} px are needed (--crop), got ${size.join(' × ')}`);
   if (s.s2 && s.s2.frames.shape[1] !== first.s2!.frames.shape[1])
@@ -245,16 +293,17 @@ function checkSample(s: LoadedSample, first: LoadedSample, crop: number): void {
   if (!s.s2 !== !s.s1) throw new SkySenseError('E_ARG', `${s.name}: Sentinel pre-training needs both S2 and S1 frames`);
 }
 
-/** Random samples, each with one random crop shared by its S2 and S1 frames. */
+/** Random samples, each with one random crop shared by its modalities (in Sentinel pixels when it has both; the HR window is {@link FUSION_GRID_RATIO} times larger). */
 function makeBatch(samples: LoadedSample[], n: number, crop: number, g: Generator): PretrainBatch {
   const picks = Array.from({ length: n }, () => samples[g.randint(samples.length)]!);
-  const cut = (t: Tensor | undefined, y: number, x: number) =>
-    t && tf.slice(t, [...Array<number>(t.rank - 2).fill(0), y, x], [...Array<number>(t.rank - 2).fill(-1), crop, crop]);
+  const cut = (t: Tensor | undefined, y: number, x: number, k = 1) =>
+    t && tf.slice(t, [...Array<number>(t.rank - 2).fill(0), k * y, k * x], [...Array<number>(t.rank - 2).fill(-1), k * crop, k * crop]);
   const crops = picks.map((s) => {
-    const [h, w] = (s.hr ?? s.s2!.frames).shape.slice(-2) as [number, number];
+    const [h, w] = (s.s2?.frames ?? s.hr!).shape.slice(-2) as [number, number];
     const y = g.randint(h - crop + 1);
     const x = g.randint(w - crop + 1);
-    return { hr: cut(s.hr, y, x), s2: cut(s.s2?.frames, y, x), s1: cut(s.s1?.frames, y, x) };
+    const k = s.hr && s.s2 ? FUSION_GRID_RATIO : 1;
+    return { hr: cut(s.hr, y, x, k), s2: cut(s.s2?.frames, y, x), s1: cut(s.s1?.frames, y, x) };
   });
   const stack = (k: 'hr' | 's2' | 's1') => {
     const parts = crops.map((c) => c[k]).filter((t): t is Tensor => t !== undefined);

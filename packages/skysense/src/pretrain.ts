@@ -78,6 +78,39 @@ export interface PretrainOptions {
    * ground. Default: off (the student sees one flipped, jittered view of the teacher's crop).
    */
   multiCrop?: MultiCropOptions;
+  /**
+   * The fusion term's feature: `geo-context` = F_fus, the fused map ⊕ its geo-context (paper Eq. 4, so
+   * the prototypes enter L_MGCL; the fusion heads are twice as wide), or `fused` = F_fus^mm alone (0.2
+   * behaviour). Default `geo-context` for a model with a prototype bank.
+   */
+  fusionFeature?: 'geo-context' | 'fused';
+  /** The teacher sees its own augmented view (photometric draws and date jitter, no flip) as DINO's teacher does; `false`: the raw batch (0.2 behaviour). Default `true`. */
+  teacherAugment?: boolean;
+  /** Brightness, blur and solarisation drawn per image (`true`) or once per micro-batch (`false`, 0.2 behaviour). Default `true`. */
+  augmentPerImage?: boolean;
+  /**
+   * Ablation switches (paper Tab. 5b), each default `true`: the pixel, object and image terms of every
+   * FGCL, the fusion source of MGCL, the cross-modal alignment, and geo-context prototype learning
+   * (`gcpl: false`: no prototype update and the fusion term on F_fus^mm).
+   */
+  terms?: PretrainTerms;
+}
+
+/** Which parts of the objective are on (see {@link PretrainOptions.terms}); unset = on. */
+export interface PretrainTerms {
+  pixel?: boolean;
+  object?: boolean;
+  image?: boolean;
+  fusion?: boolean;
+  align?: boolean;
+  gcpl?: boolean;
+}
+
+/** Photometric draws of one image: brightness factor, blur σ (0 = none), solarisation. */
+interface Photometric {
+  scale: number;
+  sigma: number;
+  solarize: boolean;
 }
 
 /** One pre-training batch: the modalities the model has, co-registered, with each sample's location. */
@@ -211,7 +244,7 @@ export class Pretrainer {
     this.teacherLoss = new MGCL(sources);
     this.teacherLoss.loadStateDict(this.loss.stateDict());
     const modal = Object.fromEntries(Object.entries(widths).filter(([k]) => k !== 'fusion'));
-    this.align = Object.keys(modal).length >= 2 ? new CrossModalAlignment({ widths: modal }) : null;
+    this.align = Object.keys(modal).length >= 2 && o.terms?.align !== false ? new CrossModalAlignment({ widths: modal }) : null;
     const groups = buildParamGroups(this.trainable(), { lr: o.lr ?? 5e-4, weightDecay: o.weightDecay ?? 0.04 });
     this.optimizer = new AdamW(groups, { lr: o.lr ?? 5e-4, weightDecay: o.weightDecay ?? 0.04 });
     this.lrSchedule = linearWarmup(cosineLr({ maxIters: o.steps, minLr: o.minLr ?? 1e-6 }), {
@@ -220,15 +253,26 @@ export class Pretrainer {
     });
   }
 
-  /** Feature width per MGCL source. */
+  /** Feature width per MGCL source (the fusion source's doubles with the geo-context). */
   private sourceWidths(): Partial<Record<Source, number>> {
     const s = this.student;
+    const fusion = s.neck.fusion.options.embedDims * (this.geoContextTerm ? 2 : 1);
     return {
       ...(s.hr ? { hr: s.hr.stageChannels.at(-1)! } : {}),
       ...(s.s2 ? { s2: s.s2.options.embedDims } : {}),
       ...(s.s1 ? { s1: s.s1.options.embedDims } : {}),
-      fusion: s.neck.fusion.options.embedDims,
+      ...(this.options.terms?.fusion !== false ? { fusion } : {}),
     };
+  }
+
+  /** Whether the prototypes are learned (a bank, and `terms.gcpl` not off). */
+  private get gcpl(): boolean {
+    return this.student.geo !== null && this.options.terms?.gcpl !== false;
+  }
+
+  /** Whether the fusion term compares F_fus (fused ⊕ geo-context) rather than F_fus^mm. */
+  private get geoContextTerm(): boolean {
+    return this.gcpl && (this.options.fusionFeature ?? 'geo-context') === 'geo-context';
   }
 
   /** Named trainable parameters: the student model, its projection heads and the alignment projections. */
@@ -263,14 +307,14 @@ export class Pretrainer {
       const momentum = cosineMomentum(this.step, o.steps, o.momentum ?? 0.996);
       emaUpdate(this.teacher, this.student, momentum);
       emaUpdate(this.teacherLoss, this.loss, momentum, { buffers: 'ignore' });
-      if (this.student.geo) {
+      if (this.gcpl) {
         micro.forEach((b, i) =>
           this.student.geo!.update(
             parts[i]!.fused,
             b.lat.map((lat, j) => this.student.geo!.regionOf(lat, b.lon[j]!)),
           ),
         );
-        this.teacher.geo!.prototypes.assign(this.student.geo.prototypes.value);
+        this.teacher.geo!.prototypes.assign(this.student.geo!.prototypes.value);
       }
       this.step++;
       const mean = (f: (p: MicroResult) => number) => parts.reduce((a, p) => a + f(p), 0) / parts.length;
@@ -321,8 +365,17 @@ export class Pretrainer {
 
   private backwardOn(batch: PretrainBatch): MicroResult {
     const flip = this.rng.random() < 0.5;
-    const studentView = this.studentView(batch, flip);
-    const teacherOut = this.teacher.forwardFeatures(this.modelInputs(batch));
+    const studentView = this.augmentedView(batch, flip);
+    const teacherView = this.options.teacherAugment === false ? null : this.augmentedView(batch, false);
+    let teacherOut: ReturnType<SkySense['forwardFeatures']>;
+    try {
+      teacherOut = this.teacher.forwardFeatures(this.modelInputs(teacherView ?? batch));
+    } catch (e) {
+      this.disposeView(studentView);
+      throw e;
+    } finally {
+      if (teacherView) this.disposeView(teacherView);
+    }
     const crops = this.options.multiCrop && batch.hr ? this.hrCrops(batch.hr, this.options.multiCrop) : null;
     const terms: Record<string, number> = {};
     let scalars = { mgcl: 0, align: 0 };
@@ -379,7 +432,7 @@ export class Pretrainer {
   /** The loss of one step (runs under the gradient tape); per-term values go to `terms`. */
   private objective(
     batch: PretrainBatch,
-    view: ReturnType<Pretrainer['studentView']>,
+    view: ReturnType<Pretrainer['augmentedView']>,
     teacherOut: ReturnType<SkySense['forwardFeatures']>,
     flip: boolean,
     crops: HrCrops | null,
@@ -392,12 +445,14 @@ export class Pretrainer {
     const unflip = (t?: Tensor) => (t && flip ? tf.reverse(t, 3) : t);
     const maps: Record<string, Tensor> = {};
     const tmaps: Record<string, Tensor> = {};
+    const fusion = (o: typeof s) => (this.geoContextTerm ? o.withGeoContext : o.fused);
     for (const k of ['hr', 's2', 's1', 'fusion'] as const) {
-      const st = k === 'fusion' ? s.fused : s[k];
-      const tt = k === 'fusion' ? teacherOut.fused : teacherOut[k];
+      if (!this.loss.sources.has(k)) continue;
+      const st = k === 'fusion' ? fusion(s) : s[k];
+      const tt = k === 'fusion' ? fusion(teacherOut) : teacherOut[k];
       if (st && tt) [maps[k], tmaps[k]] = [unflip(st)!, tt];
     }
-    setFused(tf.keep(stopGradient(maps.fusion!)));
+    setFused(tf.keep(stopGradient(unflip(s.fused)!)));
     const aligned = crops ? this.alignedCrops(crops) : null;
     const mg = this.loss.forward(
       aligned ? { ...maps, hr: aligned.student } : maps,
@@ -405,8 +460,10 @@ export class Pretrainer {
       this.teacherLoss,
       this.step,
     );
-    for (const [src, v] of Object.entries(mg.sources))
-      for (const t of ['pixel', 'object', 'image'] as const) terms[`${src}.${t}`] = v[t].dataSync()[0]!;
+    const on = (['pixel', 'object', 'image'] as const).filter((t) => this.options.terms?.[t] !== false);
+    for (const [src, v] of Object.entries(mg.sources)) for (const t of on) terms[`${src}.${t}`] = v[t].dataSync()[0]!;
+    const mgcl = tf.addN(Object.values(mg.sources).flatMap((v) => on.map((t) => v[t]))) as tf.Scalar;
+    kept.push(mgcl);
     let align = tf.scalar(0);
     if (this.align) {
       const pooled = Object.fromEntries(
@@ -419,8 +476,8 @@ export class Pretrainer {
       kept.push(...Object.values(al.pairs));
       align = al.total;
     }
-    const total = skySenseObjective(mg.total, align, { alpha: this.options.alpha, beta: this.options.beta });
-    setScalars({ mgcl: mg.total.dataSync()[0]!, align: align.dataSync()[0]! });
+    const total = skySenseObjective(mgcl, align, { alpha: this.options.alpha, beta: this.options.beta });
+    setScalars({ mgcl: mgcl.dataSync()[0]!, align: align.dataSync()[0]! });
     disposeMGCLValues(mg);
     return total;
   }
@@ -441,17 +498,10 @@ export class Pretrainer {
     const teacherMaps = specs.slice(0, 2).map((c) => tf.tidy(() => this.teacher.hr!.forward(cropResize(hr, c.boxes, c.size)).at(-1)!));
     const views = specs.map((c) => {
       const flip = this.rng.random() < 0.5;
-      const [scale, sigma, solarize] = [
-        this.rng.uniform(0.8, 1.2),
-        this.rng.random() < 0.5 ? this.rng.uniform(0.1, 2) : 0,
-        this.rng.random() < 0.2,
-      ];
       return {
         ...c,
         flip,
-        view: tf.tidy(() =>
-          hrPhotometric(flip ? tf.reverse(cropResize(hr, c.boxes, c.size), 3) : cropResize(hr, c.boxes, c.size), scale, sigma, solarize),
-        ),
+        view: tf.tidy(() => this.photometric(flip ? tf.reverse(cropResize(hr, c.boxes, c.size), 3) : cropResize(hr, c.boxes, c.size))),
       };
     });
     return { views, teacherMaps, grid: mc.grid, minOverlap: mc.minOverlap };
@@ -524,16 +574,37 @@ export class Pretrainer {
     };
   }
 
-  /** The student's view: optional horizontal flip of every modality, HR brightness jitter, date disturbance. */
-  private studentView(b: PretrainBatch, flip: boolean) {
+  /** Brightness ×U(0.8, 1.2), blur σ ~ U(0.1, 2) with p 0.5, solarisation with p 0.2. */
+  private drawPhotometric(): Photometric {
+    return {
+      scale: this.rng.uniform(0.8, 1.2),
+      sigma: this.rng.random() < 0.5 ? this.rng.uniform(0.1, 2) : 0,
+      solarize: this.rng.random() < 0.2,
+    };
+  }
+
+  /** HR photometric augmentation with draws per image (or one per micro-batch, see {@link PretrainOptions.augmentPerImage}). */
+  private photometric(hr: Tensor): Tensor {
+    if (this.options.augmentPerImage === false) {
+      const d = this.drawPhotometric();
+      return hrPhotometric(hr, d.scale, d.sigma, d.solarize);
+    }
+    const draws = Array.from({ length: hr.shape[0]! }, () => this.drawPhotometric());
+    return tf.tidy(() =>
+      tf.concat(
+        draws.map((d, i) => hrPhotometric(tf.slice(hr, [i, 0, 0, 0], [1, -1, -1, -1]), d.scale, d.sigma, d.solarize)),
+        0,
+      ),
+    );
+  }
+
+  /** An augmented view (the student's, or the teacher's without flip): optional horizontal flip of every modality, HR photometric jitter, date disturbance. */
+  private augmentedView(b: PretrainBatch, flip: boolean) {
     const maxDays = this.options.dateJitterDays ?? 7;
-    const jitter = this.rng.uniform(0.8, 1.2);
-    const sigma = this.rng.random() < 0.5 ? this.rng.uniform(0.1, 2) : 0;
-    const solarize = this.rng.random() < 0.2;
     const shift = (dates: string[][]) => dates.map((row) => row.map((d) => shiftDate(d, Math.round(this.rng.uniform(-maxDays, maxDays)))));
     const f = (t: Tensor, axis: number) => (flip ? tf.reverse(t, axis) : tf.clone(t));
     return {
-      hr: b.hr && tf.tidy(() => hrPhotometric(f(b.hr!, 3), jitter, sigma, solarize)),
+      hr: b.hr && tf.tidy(() => this.photometric(f(b.hr!, 3))),
       s2: b.s2 && { frames: f(b.s2.frames, 4), dates: shift(b.s2.dates) },
       s1: b.s1 && { frames: f(b.s1.frames, 4), dates: shift(b.s1.dates) },
       lat: b.lat,
@@ -541,7 +612,7 @@ export class Pretrainer {
     };
   }
 
-  private disposeView(v: ReturnType<Pretrainer['studentView']>): void {
+  private disposeView(v: ReturnType<Pretrainer['augmentedView']>): void {
     tf.dispose([v.hr, v.s2?.frames, v.s1?.frames].filter((t): t is Tensor => t !== undefined));
   }
 
@@ -643,6 +714,17 @@ function validateOptions(o: PretrainOptions): void {
     ['beta', o.beta],
   ] as const)
     if (v !== undefined) assertInRange(name, v, 0, Infinity);
+  const t = o.terms ?? {};
+  for (const [k, v] of Object.entries(t))
+    if (!['pixel', 'object', 'image', 'fusion', 'align', 'gcpl'].includes(k) || typeof v !== 'boolean')
+      throw new SkySenseError(
+        'E_ARG',
+        `terms.${k}: expected a boolean switch of pixel, object, image, fusion, align or gcpl, got ${JSON.stringify(v)}`,
+      );
+  if (t.pixel === false && t.object === false && t.image === false && t.align === false)
+    throw new SkySenseError('E_ARG', 'terms: every MGCL term and the alignment are off; nothing would be learned');
+  if (o.fusionFeature !== undefined && o.fusionFeature !== 'geo-context' && o.fusionFeature !== 'fused')
+    throw new SkySenseError('E_ARG', `fusionFeature: expected 'geo-context' or 'fused', got ${JSON.stringify(o.fusionFeature)}`);
   if (o.multiCrop) {
     if (!o.config.hr) throw new SkySenseError('E_ARG', 'multiCrop: HR multi-crop needs a model with an HR encoder (config.hr)');
     resolveMultiCrop(o.multiCrop, 1);

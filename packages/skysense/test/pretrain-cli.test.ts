@@ -1,8 +1,9 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@skysense/core-tensor';
+import { Generator, initBackend } from '@skysense/core-tensor';
+import { writeGeoTiffLike } from '@skysense/test-utils';
 import { runPretrain, samplesDir } from '../src/index';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-pretrain-cli-'));
@@ -51,6 +52,73 @@ describe('runPretrain on the real BigEarthNet S1+S2 samples', () => {
       'hr.pixel',
     ]);
     expect(metrics.every((m) => Number.isFinite(m.loss) && m.align === 0)).toBe(true);
+  });
+
+  it('pre-trains on co-registered HR + S2 + S1 triples of a manifest, the HR resampled onto the fusion grid', async () => {
+    const g = new Generator(4);
+    const grid = (px: number, n: number) => ({
+      width: n,
+      height: n,
+      origin: [600000, 5500000] as [number, number],
+      resolution: [px, -px] as [number, number],
+      epsg: 32633,
+    });
+    const hr = writeGeoTiffLike(
+      join(dir, 'hr.tif'),
+      grid(1, 80),
+      Uint8Array.from({ length: 3 * 80 * 80 }, () => g.randint(256)),
+      {
+        SamplesPerPixel: 3,
+        BitsPerSample: [8, 8, 8],
+        PlanarConfiguration: 1,
+        PhotometricInterpretation: 2,
+      },
+    );
+    const s2 = writeGeoTiffLike(
+      join(dir, 's2.tif'),
+      grid(10, 8),
+      Uint16Array.from({ length: 10 * 64 }, () => 200 + g.randint(3000)),
+      {
+        SamplesPerPixel: 10,
+        BitsPerSample: Array(10).fill(16),
+        PlanarConfiguration: 1,
+        PhotometricInterpretation: 1,
+        ExtraSamples: Array(9).fill(0),
+      },
+    );
+    const db = () => Float32Array.from({ length: 64 }, () => -20 + 10 * g.random());
+    const [vv, vh] = ['vv', 'vh'].map((b) => writeGeoTiffLike(join(dir, `${b}.tif`), grid(10, 8), db(), { SampleFormat: [3] }));
+    const sample = (name: string) => ({
+      name,
+      hr,
+      s2: [{ file: s2, bandMap: ['B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B8A', 'B11', 'B12'], date: '2021-06-01' }],
+      s1: [{ vv, vh, date: '2021-06-03' }],
+      anyDtype: true,
+    });
+    const manifest = join(dir, 'triples.json');
+    writeFileSync(manifest, JSON.stringify([sample('a'), sample('b')]));
+    const lines: string[] = [];
+    const metrics = await runPretrain({
+      data: manifest,
+      out: join(dir, 'triples'),
+      steps: 2,
+      batchSize: 2,
+      seed: 3,
+      log: (l) => lines.push(l),
+    });
+    expect(lines.filter((l) => /HR 80 × 80 px resampled \(bilinear\) to 256 × 256, 32 HR pixels per Sentinel pixel/.test(l))).toHaveLength(
+      2,
+    );
+    expect(
+      Object.keys(metrics[0]!.terms)
+        .filter((k) => k.endsWith('.image'))
+        .sort(),
+    ).toEqual(['fusion.image', 'hr.image', 's1.image', 's2.image']);
+    expect(Object.keys(metrics[0]!.terms).filter((k) => k.startsWith('align.')).length).toBeGreaterThan(0);
+    expect(metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
+    await expect(runPretrain({ data: manifest, out: join(dir, 'bad'), ablate: ['colour' as never], log: () => {} })).rejects.toThrow(
+      /ablate: expected terms among pixel, object, image, fusion, align, gcpl, got "colour"/,
+    );
   });
 
   it('names a missing checkpoint and a folder without pairs', async () => {
