@@ -234,6 +234,8 @@ export {
   acquireRunLock,
   refuseChanges,
   trainingLoop,
+  trainingLoopAsync,
+  stepGenerator,
   RUN_LOCK,
   RUN_ARTEFACTS,
   RESUMABLE_OPTIONS,

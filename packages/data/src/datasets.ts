@@ -1,9 +1,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { SkySenseError, readJsonFile } from '@skysense/core-tensor';
+import { SkySenseError } from '@skysense/core-tensor';
 import { type ClassDef, type PlanarImage, IGNORE_INDEX, ignoreNodata, listImages, loadSegmentationDataset, readImage } from './images';
 import { type ChannelStats, NORMALIZATION } from './normalization';
-import { loadSentinel2 } from './sentinel';
 
 /** One labelled sample: its image(s) and whichever labels its dataset has. */
 export interface LabelledSample {
@@ -22,6 +21,11 @@ export interface LabelledSample {
   boxLabels?: Int32Array;
   /** 1 for a box marked difficult: not trained on, ignored by the mAP (det). */
   difficult?: Uint8Array;
+  /** Acquisition date `YYYY-MM-DD` of each image (multi-modal and temporal samples). */
+  dates?: string[];
+  /** Where the sample lies (WGS 84), for the geo-context. */
+  lat?: number;
+  lon?: number;
 }
 
 /** A labelled dataset as read from a folder: samples, classes (with colours for masks), input statistics. */
@@ -73,44 +77,6 @@ export async function readImageFolder(dir: string): Promise<LabelledDataset> {
     samples,
     stats: imageStats(samples[0]!.images[0]!.channels),
   };
-}
-
-/** BigEarthNet v1 Sentinel-2 patches under `dir` (folders with `*_labels_metadata.json`), 10 bands on the 10 m grid, multi-hot over the labels present. */
-export async function readBigEarthNetFolder(dir: string): Promise<LabelledDataset> {
-  const folders: string[] = [];
-  const walk = (d: string, depth: number) => {
-    for (const e of readdirSync(d).sort()) {
-      const p = join(d, e);
-      if (!statSync(p).isDirectory()) continue;
-      if (readdirSync(p).some((f) => f.endsWith('_labels_metadata.json')) && readdirSync(p).some((f) => /_B02\.tif$/.test(f)))
-        folders.push(p);
-      else if (depth < 4) walk(p, depth + 1);
-    }
-  };
-  if (!existsSync(dir)) throw new SkySenseError('E_IO', `${dir}: no such folder`);
-  walk(dir, 0);
-  if (folders.length === 0)
-    throw new SkySenseError('E_DATA', `${dir}: no BigEarthNet-S2 patch folders (with *_labels_metadata.json and band files)`);
-  const labelled = folders.map((f) => {
-    const meta = readdirSync(f).find((x) => x.endsWith('_labels_metadata.json'))!;
-    const labels = readJsonFile<{ labels?: string[] } | null>(join(f, meta), 'BigEarthNet labels metadata')?.labels;
-    if (!Array.isArray(labels)) throw new SkySenseError('E_DATA', `${join(f, meta)}: no "labels" list`);
-    return { folder: f, labels };
-  });
-  const names = [...new Set(labelled.flatMap((l) => l.labels))].sort();
-  const samples: LabelledSample[] = [];
-  for (const l of labelled) {
-    const s2 = await loadSentinel2({ folder: l.folder });
-    const hw = s2.height * s2.width;
-    const data = new Float32Array(10 * hw);
-    s2.bands.forEach((b, c) => data.set(b, c * hw));
-    samples.push({
-      name: basename(l.folder),
-      images: [{ width: s2.width, height: s2.height, channels: 10, data }],
-      targets: names.map((n) => (l.labels.includes(n) ? 1 : 0)),
-    });
-  }
-  return { classes: names.map((name, i) => ({ name, color: grey(i) })), samples, stats: NORMALIZATION.s2 };
 }
 
 /** Change-detection pairs `<dir>/A/*`, `<dir>/B/*`, `<dir>/label/*` (LEVIR-CD layout; labels > 127 = change). */

@@ -56,7 +56,6 @@ export { randomResizedBox, resolveMultiCrop, type MultiCropOptions, type Resolve
 export {
   readSegmentationFolder,
   readImageFolder,
-  readBigEarthNetFolder,
   readChangeFolder,
   imageStats,
   CHANGE_CLASSES,
@@ -79,3 +78,24 @@ export {
   type SegmentationToDetectionOptions,
 } from './detection';
 export { FUSION_GRID_RATIO, hrOnFusionGrid } from './fusion-grid';
+export {
+  BEN19_CLASSES,
+  BEN43_CLASSES,
+  BEN19_FROM_BEN43,
+  indexBigEarthNet,
+  decodeBigEarthNet,
+  readBigEarthNetFolder,
+  type BigEarthNetNomenclature,
+  type BigEarthNetIndexOptions,
+  type BigEarthNetEntry,
+  type BigEarthNetIndex,
+} from './bigearthnet';
+export { DECODERS, type DecoderKind } from './decoders';
+export {
+  DecodePool,
+  StreamingSamples,
+  InMemorySamples,
+  type DecodePoolOptions,
+  type SampleLoader,
+  type StreamingOptions,
+} from './streaming';

@@ -356,7 +356,7 @@ export function createCli(): Command {
   program
     .command('finetune')
     .description(
-      'fine-tune a downstream model (UperNet segmentation, scene / multi-label classification, change detection, Faster R-CNN object detection); evaluate and draw the held-out samples',
+      'fine-tune a downstream model (UperNet segmentation, scene / multi-label classification, multi-modal S2 + S1 classification, change detection, Faster R-CNN object detection); evaluate and draw the held-out samples',
     )
     .addOption(
       new Option(
@@ -382,7 +382,7 @@ export function createCli(): Command {
     )
     .option(
       '--classes <table>',
-      "class table: 'dubai-aerial' or a JSON file of { name, color } (default: dubai-aerial for the default data, else <data>/classes.json)",
+      "class table: seg 'dubai-aerial' or a JSON file of { name, color } (default: dubai-aerial for the default data, else <data>/classes.json); multilabel, mm-cls: the BigEarthNet nomenclature, ben19 (default) or ben43",
     )
     .requiredOption('--out <dir>', 'output folder (checkpoint, model.safetensors, metrics.jsonl, eval.json, predictions/)')
     .option(
@@ -403,7 +403,15 @@ export function createCli(): Command {
     .option('--lr <rate>', "base learning rate (default: the preset's)", Number)
     .option('--layer-decay <rate>', 'layer-wise learning-rate decay of the encoder (1 = none; default 0.9)', Number)
     .option('--warmup <iters>', "linear warm-up iterations (default: the preset's)", Number)
-    .option('--freeze-backbone', 'train only the heads')
+    .option('--freeze-backbone', 'train only the heads (with a linear head: a linear probe)')
+    .addOption(
+      new Option(
+        '--loader <how>',
+        'multilabel, mm-cls: stream batches decoded in worker threads (default) or decode the dataset into memory first',
+      ).choices(['stream', 'memory']),
+    )
+    .option('--workers <n>', 'decode worker threads of the streaming loader (default: cores − 1)', Number)
+    .option('--prefetch <n>', 'batches the streaming loader decodes ahead (default 2)', Number)
     .option('--checkpoint-every <n>', 'steps between checkpoints (default 50)', Number)
     .option('--seed <n>', 'seed (default 0)', Number)
     .option('--resume', RESUME_HELP)

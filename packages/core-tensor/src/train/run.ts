@@ -471,6 +471,40 @@ export interface TrainingLoopOptions<M> {
   bar?: NodeJS.WriteStream | null;
 }
 
+/** The generator of a run's step `k`: `Generator(seed · 1000003 + k)` (what {@link trainingLoop} hands each step; a prefetcher draws a future step's picks from it). */
+export function stepGenerator(seed: number, step: number): Generator {
+  return new Generator(seed * 1_000_003 + step);
+}
+
+/** The bookkeeping after one step: metrics line, progress, checkpoint. */
+function stepDone<M extends object>(
+  o: Omit<TrainingLoopOptions<M>, 'step'>,
+  m: M,
+  first: number,
+  t0: number,
+  bar: NodeJS.WriteStream | null,
+): void {
+  appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
+  const step = o.trainer.step;
+  const done = step - first;
+  const secs = (performance.now() - t0) / 1000;
+  const line = `step ${step}/${o.total} ${o.describe(m)} · ${((done * o.samplesPerStep) / secs).toFixed(2)} samples/s · ETA ${((secs / done) * (o.total - step)).toFixed(0)} s`;
+  bar?.write('\r\x1b[K');
+  if (done === 1 || step % Math.max(1, Math.round(o.total / 20)) === 0 || step === o.total) o.log(line);
+  if (step % o.checkpointEvery === 0 || step === o.total) o.trainer.save(join(o.out, 'checkpoint.safetensors'));
+  if (step < o.total) bar?.write(`${progressBar(step / o.total)} ${line}`.slice(0, Math.max(20, (bar.columns ?? 120) - 1)));
+}
+
+function loopStart<M>(o: Omit<TrainingLoopOptions<M>, 'step'>): { first: number; t0: number; bar: NodeJS.WriteStream | null } {
+  assertInt('checkpointEvery', o.checkpointEvery, 1);
+  assertInt('samples per step', o.samplesPerStep, 1);
+  return {
+    first: o.trainer.step,
+    t0: performance.now(),
+    bar: o.bar === undefined ? (process.stderr.isTTY ? process.stderr : null) : o.bar,
+  };
+}
+
 /**
  * Runs the remaining steps of a training run: one JSON line per step in `metrics.jsonl`, a progress
  * line (metrics, samples/s, ETA) at the first step and every 5 % (on a terminal also an in-place bar
@@ -478,25 +512,29 @@ export interface TrainingLoopOptions<M> {
  * @returns the metrics of the steps run in this call.
  */
 export function trainingLoop<M extends object>(o: TrainingLoopOptions<M>): M[] {
-  assertInt('checkpointEvery', o.checkpointEvery, 1);
-  assertInt('samples per step', o.samplesPerStep, 1);
+  const { first, t0, bar } = loopStart(o);
   const metrics: M[] = [];
-  const t0 = performance.now();
-  const first = o.trainer.step;
-  const ckpt = join(o.out, 'checkpoint.safetensors');
-  const bar = o.bar === undefined ? (process.stderr.isTTY ? process.stderr : null) : o.bar;
   while (o.trainer.step < o.total) {
-    const m = o.step(new Generator(o.seed * 1_000_003 + o.trainer.step));
+    const m = o.step(stepGenerator(o.seed, o.trainer.step));
     metrics.push(m);
-    appendFileSync(join(o.out, 'metrics.jsonl'), `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
-    const step = o.trainer.step;
-    const done = step - first;
-    const secs = (performance.now() - t0) / 1000;
-    const line = `step ${step}/${o.total} ${o.describe(m)} · ${((done * o.samplesPerStep) / secs).toFixed(2)} samples/s · ETA ${((secs / done) * (o.total - step)).toFixed(0)} s`;
-    bar?.write('\r\x1b[K');
-    if (done === 1 || step % Math.max(1, Math.round(o.total / 20)) === 0 || step === o.total) o.log(line);
-    if (step % o.checkpointEvery === 0 || step === o.total) o.trainer.save(ckpt);
-    if (step < o.total) bar?.write(`${progressBar(step / o.total)} ${line}`.slice(0, Math.max(20, (bar.columns ?? 120) - 1)));
+    stepDone(o, m, first, t0, bar);
+  }
+  return metrics;
+}
+
+/**
+ * {@link trainingLoop} for steps that wait for their data (a streaming loader decoding in worker
+ * threads): the same generators, log, progress and checkpoints.
+ */
+export async function trainingLoopAsync<M extends object>(
+  o: Omit<TrainingLoopOptions<M>, 'step'> & { step: (g: Generator) => Promise<M> },
+): Promise<M[]> {
+  const { first, t0, bar } = loopStart(o);
+  const metrics: M[] = [];
+  while (o.trainer.step < o.total) {
+    const m = await o.step(stepGenerator(o.seed, o.trainer.step));
+    metrics.push(m);
+    stepDone(o, m, first, t0, bar);
   }
   return metrics;
 }

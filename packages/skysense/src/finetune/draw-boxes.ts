@@ -1,7 +1,7 @@
 import type { ClassDef } from '@skysense/data';
 import type { Detections } from '@skysense/heads';
 
-/** A 3 × 5 pixel font (rows top to bottom, 1 = ink) for box labels: digits, letters (upper case), `.`, `-`, `_`. */
+/** A 3 × 5 pixel font (rows top to bottom, 1 = ink) for box labels: digits, letters (upper case), `.`, `,`, `/`, `-`, `_`. */
 const GLYPHS: Record<string, string> = {
   '0': '111101101101111',
   '1': '010110010010111',
@@ -40,6 +40,8 @@ const GLYPHS: Record<string, string> = {
   Y: '101101010010010',
   Z: '111001010100111',
   '.': '000000000000010',
+  ',': '000000000010100',
+  '/': '001001010100100',
   '-': '000000111000000',
   _: '000000000000111',
   ' ': '000000000000000',
@@ -87,4 +89,33 @@ export function drawBoxes(
     drawText(rgb, w, h, x1, Math.max(y1 - 5 * SCALE - 2, 0), label, color);
   }
   return rgb;
+}
+
+/** One bar of {@link drawBars}: a label, a value in [0, 1], and whether it is marked (a true label). */
+export interface Bar {
+  label: string;
+  value: number;
+  marked: boolean;
+}
+
+/**
+ * Horizontal bars as an RGB picture: per row the label (first 28 characters, pixel font), a bar of
+ * `value` × 200 px (green when marked, grey otherwise; NaN draws no bar and reads n/a), the value, and a
+ * line at 0.5 (the decision threshold).
+ */
+export function drawBars(bars: readonly Bar[]): { rgb: Uint8Array; width: number; height: number } {
+  const [rowH, labelW, barW] = [14, 28 * 4 * SCALE + 6, 200];
+  const width = labelW + barW + 6 * 4 * SCALE;
+  const height = bars.length * rowH + 4;
+  const rgb = new Uint8Array(width * height * 3).fill(255);
+  bars.forEach((b, i) => {
+    const y = 2 + i * rowH;
+    drawText(rgb, width, height, 2, y + 2, b.label.slice(0, 28), [60, 60, 60]);
+    const len = Number.isNaN(b.value) ? 0 : Math.round(Math.max(0, Math.min(1, b.value)) * barW);
+    const color = b.marked ? [46, 160, 67] : [160, 160, 160];
+    for (let yy = y + 1; yy < y + rowH - 2; yy++) for (let x = 0; x < len; x++) put(rgb, width, height, labelW + x, yy, color);
+    for (let yy = y; yy < y + rowH; yy++) put(rgb, width, height, labelW + barW / 2, yy, [200, 40, 40]);
+    drawText(rgb, width, height, labelW + barW + 6, y + 2, Number.isNaN(b.value) ? 'N/A' : b.value.toFixed(2), [60, 60, 60]);
+  });
+  return { rgb, width, height };
 }

@@ -30,6 +30,8 @@ import { finetuneOptimizer } from './layer-decay';
 import { type EncoderSpec, FINETUNE_PRESETS, type FinetunePreset, type FinetunePresetName, type FinetuneTask } from './presets';
 import type { Segmentor } from './segmentor';
 import { getTask } from './task';
+import { SkySense, SkySenseEncoder, type SkySenseInputs } from '../skysense';
+import { batchImages } from './tasks';
 
 /** Learning-rate policy after the warm-up (mmcv's `poly` or `step`). */
 export type FinetuneSchedule = { policy: 'poly'; power?: number; minLr?: number } | { policy: 'step'; steps: number[]; gamma?: number };
@@ -75,8 +77,8 @@ export interface FinetuneStepMetrics {
 
 /** A training batch: `images` (both dates for change detection: `[A, B]`) and `targets`. */
 export interface FinetuneBatch {
-  /** `[B, C, H, W]` normalised; for `change` the two dates. */
-  images: Tensor | [Tensor, Tensor];
+  /** `[B, C, H, W]` normalised; for `change` the two dates; for multi-modal tasks the SkySense inputs. */
+  images: Tensor | [Tensor, Tensor] | SkySenseInputs;
   /** int32 `[B, H, W]` (seg, change), int32 `[B]` (cls), float `[B, classes]` of 0/1 (multilabel), int32 `[B]` boxes per image (det). */
   targets: Tensor;
   /** Per image its gt boxes (det). */
@@ -86,12 +88,13 @@ export interface FinetuneBatch {
 }
 
 /** The models the finetuner trains. */
-export type FinetuneModel = Segmentor | Classifier | ChangeDetector | FasterRCNN;
+export type FinetuneModel = Segmentor | Classifier | Classifier<SkySenseInputs> | ChangeDetector | FasterRCNN;
 
 const FORMAT = 'skysense-finetune-1';
 
-/** Builds the encoder of a preset (seeded through the default generator). */
-export function buildEncoder(spec: EncoderSpec, inChannels?: number): FeatureEncoder {
+/** Builds the encoder of a preset (seeded through the default generator); `inChannels` applies to a single-modality encoder. */
+export function buildEncoder(spec: EncoderSpec, inChannels?: number): FeatureEncoder<never> {
+  if ('skysense' in spec) return new SkySenseEncoder(new SkySense(spec.skysense), spec.geoContext ?? false);
   return 'swin' in spec
     ? new SwinTransformerV2({ ...spec.swin, ...(inChannels ? { inChannels } : {}) })
     : new VisionTransformer({ ...spec.vit, ...(inChannels ? { inChannels } : {}) });
@@ -191,6 +194,7 @@ export class Finetuner {
         'teacher.backbone_s1.',
         'backbone_s1.',
         'backbone.',
+        'teacher.',
         '',
       ];
       const enc = this.model.backbone;
@@ -211,7 +215,7 @@ export class Finetuner {
    */
   trainStep(batch: FinetuneBatch): FinetuneStepMetrics {
     if (this.step >= this.options.steps) throw new SkySenseError('E_ARG', `trainStep: all ${this.options.steps} steps are done`);
-    const images = Array.isArray(batch.images) ? batch.images : [batch.images];
+    const images = batchImages(batch.images);
     images.forEach((x, i) => {
       if (!(tf.tidy(() => tf.all(tf.isFinite(x)).dataSync()[0]) as number))
         throw new SkySenseError(

@@ -1,6 +1,6 @@
 import { SWIN_V2_PRESETS, type SwinTransformerV2Options } from '@skysense/swin';
 import { VIT_PRESETS, type VisionTransformerOptions } from '@skysense/vit';
-import { SKYSENSE_PRESETS } from '../presets';
+import { SKYSENSE_PRESETS, type SkySenseConfig } from '../presets';
 
 /**
  * A fine-tuning task's name: the built-in `seg`, `cls`, `multilabel` (the `cls` presets with a
@@ -8,8 +8,13 @@ import { SKYSENSE_PRESETS } from '../presets';
  */
 export type FinetuneTask = 'seg' | 'cls' | 'multilabel' | 'change' | 'det' | (string & {});
 
-/** The encoder of a preset: a Swin V2 (HR imagery) or a ViT (Sentinel-2 / Sentinel-1). */
-export type EncoderSpec = { swin: SwinTransformerV2Options } | { vit: VisionTransformerOptions };
+/**
+ * The encoder of a preset: a Swin V2 (HR imagery), a ViT (Sentinel-2 / Sentinel-1), or the whole
+ * multi-modal SkySense model (its encoders, fusion and prototype bank) whose output is the fused map,
+ * with its geo-context half when `geoContext` (F_fus).
+ */
+export type EncoderSpec =
+  { swin: SwinTransformerV2Options } | { vit: VisionTransformerOptions } | { skysense: SkySenseConfig; geoContext?: boolean };
 
 /** The recipe defaults of a preset: AdamW, layer-wise decay, poly schedule after a linear warm-up. */
 export interface RecipeDefaults {
@@ -24,8 +29,8 @@ export interface RecipeDefaults {
 
 /** A downstream model and its training recipe, as plain data. */
 export interface FinetunePreset {
-  /** `seg` (UperNet), `cls` (GAP + linear head; also multi-label), `change` (Siamese UperNet) or `det` (Faster R-CNN + FPN). */
-  task: 'seg' | 'cls' | 'change' | 'det';
+  /** `seg` (UperNet), `cls` (GAP + linear head; also multi-label), `change` (Siamese UperNet), `det` (Faster R-CNN + FPN) or `mm-cls` (GAP + linear head on the fused map). */
+  task: 'seg' | 'cls' | 'change' | 'det' | 'mm-cls';
   encoder: EncoderSpec;
   /** UPerHead width and pool scales (`seg`, `change`). */
   decodeHead?: { channels: number; poolScales: number[] };
@@ -52,7 +57,9 @@ export type FinetunePresetName =
   | 'upernet-cd-skysense-hr'
   | 'upernet-cd-skysense-tiny'
   | 'faster-rcnn-skysense-hr'
-  | 'faster-rcnn-skysense-tiny';
+  | 'faster-rcnn-skysense-tiny'
+  | 'linear-skysense-mm'
+  | 'linear-skysense-tiny-mm';
 
 /**
  * Fine-tuning presets. The `*-skysense-hr` / `-s2` ones use the released encoders' architectures;
@@ -70,6 +77,11 @@ export type FinetunePresetName =
  * - `faster-rcnn-skysense-tiny`: the tiny encoder under the same heads at 32 / 64 wide, anchors of
  *   half the size (scale 4: 16 px on the finest level, for small objects like the sample buildings,
  *   median 28 px), 256 px crops.
+ * - `linear-skysense-mm`: BigEarthNet-MM (paper Tab. 4): the S2 and S1 ViT-L encoders, fusion and
+ *   prototype bank of `skysense-2b` (no HR branch), GAP over F_fus (fused ⊕ geo-context, 2 × 1024) into
+ *   a multi-label `head.fc`; AdamW 1e-4 / wd 0.05, no layer-wise decay (it is defined per encoder, not
+ *   for the fused model), 100 warm-up iterations, 64 px crops of the 120 px patches (our choices).
+ * - `linear-skysense-tiny-mm`: the same on `skysense-tiny`'s Sentinel branches, 32 px crops.
  */
 export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePreset>> = {
   'upernet-skysense-hr': {
@@ -116,6 +128,16 @@ export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePrese
     encoder: { swin: TINY_HR },
     detector: { neckChannels: 32, fcOutChannels: 64, anchorScales: [4] },
     train: { ...TINY_RECIPE, crop: 256 },
+  },
+  'linear-skysense-mm': {
+    task: 'mm-cls',
+    encoder: { skysense: { ...SKYSENSE_PRESETS['skysense-2b'], hr: undefined }, geoContext: true },
+    train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 1, warmupIters: 100, warmupRatio: 1e-3, crop: 64 },
+  },
+  'linear-skysense-tiny-mm': {
+    task: 'mm-cls',
+    encoder: { skysense: { ...SKYSENSE_PRESETS['skysense-tiny'], hr: undefined }, geoContext: true },
+    train: { ...TINY_RECIPE, layerDecayRate: 1, crop: 32 },
   },
 };
 

@@ -13,16 +13,30 @@ import {
   runSettings,
   saveSafetensors,
   tf,
-  trainingLoop,
+  trainingLoopAsync,
+  stepGenerator,
+  summarizeList,
+  type Generator,
   writeFileAtomic,
   writePng,
 } from '@skysense/core-tensor';
-import { type ClassDef, type PlanarImage, ignoreNodata, listImages, readGeoTiff, readImage, toLatLon } from '@skysense/data';
+import {
+  type ClassDef,
+  InMemorySamples,
+  type PlanarImage,
+  type SampleLoader,
+  StreamingSamples,
+  ignoreNodata,
+  listImages,
+  readGeoTiff,
+  readImage,
+  toLatLon,
+} from '@skysense/data';
 import type { Detections } from '@skysense/heads';
-import { drawBoxes } from './draw-boxes';
+import { type Bar, drawBars, drawBoxes } from './draw-boxes';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
-import { evaluateTask, getTask, splitHoldOut, taskBatch } from './task';
+import { type FinetuneTaskDef, evaluateTask, getTask, splitHoldOut, taskBatch } from './task';
 import { type TaskDataset, type TaskEvaluation, type TaskSample, disposeBatch } from './tasks';
 export { resolveClasses } from './tasks';
 
@@ -74,6 +88,16 @@ export interface RunFinetuneOptions {
   seed?: number;
   /** Sliding-window evaluation stride (`seg`). Default 2/3 of the crop. */
   stride?: number;
+  /**
+   * How a task with an index (`multilabel`, `mm-cls`) reads its samples: `stream` decodes each batch in
+   * worker threads, prefetched, so memory does not grow with the dataset; `memory` decodes the whole
+   * dataset first. Same batches either way. Default `stream`.
+   */
+  loader?: 'stream' | 'memory';
+  /** Decode worker threads of the streaming loader. Default: one per core but one (at least 1). */
+  workers?: number;
+  /** Batches decoded ahead by the streaming loader. Default 2. */
+  prefetch?: number;
   /** Progress and summary lines. Default console.log. */
   log?: (line: string) => void;
 }
@@ -123,62 +147,71 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
   const run = resume ? runSettings(o.out, true, given, log) : fresh;
   const task = run.task ?? 'seg';
   const [holdOut, batchSize, seed] = [run.holdOut ?? getTask(task).defaultHoldOut, run.batchSize ?? 4, run.seed ?? 0];
-  const d = await loadTaskDataset(task, run.data, run.classes);
-  const { train, held } = splitHoldOut(d, holdOut);
-  if (train.length === 0)
-    throw new SkySenseError(
-      'E_ARG',
-      `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${d.samples.length}), got ${holdOut}`,
-    );
-  const { trainer, release } = openRun(
-    o.out,
-    {
-      resume,
-      overwrite: o.overwrite,
-      settings: run,
-      given: {
-        preset: o.preset,
-        steps: o.steps,
-        lr: o.lr,
-        layerDecayRate: o.layerDecayRate,
-        warmupIters: o.warmupIters,
-        freezeBackbone: o.freezeBackbone,
-      },
-      log,
-    },
-    {
-      fresh: () => {
-        const t = new Finetuner({
-          task,
+  const data = await openTaskData(task, run, holdOut, o, log);
+  const { d, held, loader } = data;
+  let opened: { trainer: Finetuner; release: () => void };
+  try {
+    opened = openRun(
+      o.out,
+      {
+        resume,
+        overwrite: o.overwrite,
+        settings: run,
+        given: {
           preset: o.preset,
-          numClasses: d.classes.length,
-          steps: o.steps ?? 300,
-          inChannels: d.samples[0]!.images[0]!.channels,
+          steps: o.steps,
           lr: o.lr,
           layerDecayRate: o.layerDecayRate,
           warmupIters: o.warmupIters,
           freezeBackbone: o.freezeBackbone,
-          seed,
-        });
-        try {
-          if (o.init) t.loadEncoder(o.init, log);
-        } catch (e) {
-          t.dispose();
-          throw e;
-        }
-        return t;
+        },
+        log,
       },
-      resume: (file, steps) => Finetuner.resume(file, steps),
-    },
-  );
+      {
+        fresh: () => {
+          const t = new Finetuner({
+            task,
+            preset: o.preset,
+            numClasses: d.classes.length,
+            steps: o.steps ?? 300,
+            inChannels: data.channels,
+            lr: o.lr,
+            layerDecayRate: o.layerDecayRate,
+            warmupIters: o.warmupIters,
+            freezeBackbone: o.freezeBackbone,
+            seed,
+          });
+          try {
+            if (o.init) t.loadEncoder(o.init, log);
+          } catch (e) {
+            t.dispose();
+            throw e;
+          }
+          return t;
+        },
+        resume: (file, steps) => Finetuner.resume(file, steps),
+      },
+    );
+  } catch (e) {
+    await loader.close();
+    throw e;
+  }
+  const { trainer, release } = opened;
   const preset = trainer.options.preset;
   const crop = run.crop ?? FINETUNE_PRESETS[preset].train.crop;
   const total = trainer.options.steps;
   log(
-    `fine-tuning ${preset} (${task}) on ${train.length} samples (${held.length} held out: ${held.map((h) => h.name).join(', ') || 'none'}), ${d.classes.length} classes, ${total} steps × ${batchSize} crops of ${crop} px${o.init ? `, encoder from ${o.init}` : ', random-initialised encoder'}`,
+    `fine-tuning ${preset} (${task}) on ${loader.length} samples (${held.length} held out: ${
+      summarizeList(
+        held.map((h) => h.name),
+        6,
+        'eval.json lists them',
+      ) || 'none'
+    }), ${d.classes.length} classes, ${total} steps × ${batchSize} crops of ${crop} px${o.init ? `, encoder from ${o.init}` : ', random-initialised encoder'}${data.streamed ? `; streaming (${data.streamed})` : ''}`,
   );
+  const picksOf = (g: Generator) => Array.from({ length: batchSize }, () => g.randint(loader.length));
   try {
-    const metrics = trainingLoop({
+    const metrics = await trainingLoopAsync({
       trainer,
       total,
       seed,
@@ -186,13 +219,11 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
       checkpointEvery: o.checkpointEvery ?? 50,
       samplesPerStep: batchSize,
       log,
-      step: (g) => {
-        const batch = taskBatch(
-          d,
-          Array.from({ length: batchSize }, () => train[g.randint(train.length)]!),
-          crop,
-          g,
-        );
+      step: async (g) => {
+        const at = trainer.step;
+        const picks = await loader.take(at, picksOf(g));
+        for (let k = 1; k <= (o.prefetch ?? 2) && at + k < total; k++) loader.prefetch(at + k, picksOf(stepGenerator(seed, at + k)));
+        const batch = taskBatch(d, picks, crop, g);
         try {
           return trainer.trainStep(batch);
         } finally {
@@ -220,7 +251,66 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
   } finally {
     trainer.dispose();
     release();
+    await loader.close();
   }
+}
+
+/** A run's data: the dataset (its classes, statistics and held-out samples, decoded), the training samples' loader. */
+interface TaskData {
+  d: TaskDataset;
+  held: TaskSample[];
+  loader: SampleLoader;
+  /** Bands of the images (the encoder's input). */
+  channels: number;
+  /** How the loader streams (for the log), when it does. */
+  streamed?: string;
+}
+
+/**
+ * Opens a run's data. A task with an index is split on the index; its held-out samples are decoded,
+ * its training samples streamed (or decoded first with `loader: 'memory'`). Other tasks are read whole.
+ */
+async function openTaskData(
+  task: FinetuneTask,
+  run: { data?: string; classes?: string },
+  holdOut: number,
+  o: RunFinetuneOptions,
+  log: (line: string) => void,
+): Promise<TaskData> {
+  const def = getTask(task);
+  const tooFew = (n: number) =>
+    new SkySenseError('E_ARG', `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${n}), got ${holdOut}`);
+  if (!def.index) {
+    const d = await loadTaskDataset(task, run.data, run.classes);
+    const { train, held } = splitHoldOut(d, holdOut);
+    if (train.length === 0) throw tooFew(d.samples.length);
+    return { d, held, loader: inMemory(train), channels: d.samples[0]!.images[0]!.channels };
+  }
+  const index = await def.index(run.data, run.classes);
+  if (index.left?.length)
+    log(
+      `left out ${index.left.length} sample(s) without a label of the ${index.classes.length} classes: ${summarizeList(index.left, 4, 'as BigEarthNet-19 does')}`,
+    );
+  const n = Math.min(holdOut, index.entries.length);
+  const [trainEntries, heldEntries] = [index.entries.slice(0, index.entries.length - n), index.entries.slice(index.entries.length - n)];
+  if (trainEntries.length === 0) throw tooFew(index.entries.length);
+  const held = [...(await InMemorySamples.load(index.kind, heldEntries)).samples];
+  const first = held[0] ?? (await InMemorySamples.load(index.kind, trainEntries.slice(0, 1))).samples[0]!;
+  const d: TaskDataset = { task, classes: index.classes, samples: held, stats: index.stats };
+  const channels = first.images[0]!.channels;
+  if ((o.loader ?? 'stream') === 'memory') return { d, held, loader: await InMemorySamples.load(index.kind, trainEntries), channels };
+  const loader = new StreamingSamples(index.kind, trainEntries, { workers: o.workers, prefetch: o.prefetch });
+  return { d, held, loader, channels, streamed: `${loader.workers} decode worker(s), ${loader.depth} batches ahead` };
+}
+
+/** Samples already in memory behind the loader interface. */
+function inMemory(samples: readonly TaskSample[]): SampleLoader {
+  return {
+    length: samples.length,
+    prefetch: () => {},
+    take: async (_key, indices) => indices.map((i) => samples[i]!),
+    close: async () => {},
+  };
 }
 
 /**
@@ -241,7 +331,11 @@ export function checkFinetuneOptions(o: RunFinetuneOptions): void {
     warmupIters: { int: [0] },
     checkpointEvery: { int: [1] },
     seed: { int: [0] },
+    workers: { int: [0] },
+    prefetch: { int: [0] },
   });
+  if (o.loader !== undefined && o.loader !== 'stream' && o.loader !== 'memory')
+    throw new SkySenseError('E_ARG', `loader: expected 'stream' or 'memory', got ${JSON.stringify(o.loader)}`);
   if (o.task !== undefined) getTask(o.task);
   if (o.preset !== undefined && !(o.preset in FINETUNE_PRESETS))
     throw new SkySenseError(
@@ -301,7 +395,34 @@ function evaluateAndDraw(
         );
       }
     : undefined;
-  return evaluateTask(model, d, samples, { crop: o.crop, stride: o.stride, onMask, onDetections });
+  let scored = false;
+  const onScores = out
+    ? (s: TaskSample, scores: number[]) => {
+        scored = true;
+        const file = join(out, `${names.get(s.name)!}.bars.png`);
+        writeBars(
+          file,
+          d.classes.map((c, k) => ({ label: c.name, value: scores[k]!, marked: s.targets?.[k] === 1 })),
+        );
+        o.log(`${s.name}: wrote ${file} (probability per class; green: the sample's labels; red line: 0.5)`);
+      }
+    : undefined;
+  const r = evaluateTask(model, d, samples, { crop: o.crop, stride: o.stride, onMask, onDetections, onScores });
+  const ap = r.scores.ap as number[] | undefined;
+  if (out && ap && scored) {
+    writeBars(
+      join(out, 'classes.png'),
+      d.classes.map((c, k) => ({ label: c.name, value: ap[k]!, marked: !Number.isNaN(ap[k]!) })),
+    );
+    o.log(`wrote ${join(out, 'classes.png')} (AP per class over the ${samples.length} samples; n/a: no positive among them)`);
+  }
+  return r;
+}
+
+/** Writes bars (see `drawBars`) as a PNG. */
+function writeBars(file: string, bars: Bar[]): void {
+  const { rgb, width, height } = drawBars(bars);
+  writePng(file, rgb, width, height);
 }
 
 /** Metadata stored with a fine-tuned model. */
@@ -313,14 +434,14 @@ export interface FinetunedMeta {
 
 /** Writes a fine-tuned model's weights with what rebuilds it (task, preset, classes, bands), atomically. */
 export function saveFinetuned(file: string, model: FinetuneModel, meta: FinetunedMeta): void {
-  const inChannels = (model.backbone as unknown as { options: { inChannels: number } }).options.inChannels;
+  const inChannels = (model.backbone as unknown as { options?: { inChannels?: number } }).options?.inChannels;
   saveSafetensors(file, model.stateDict(), {
     metadata: {
       format: MODEL_FORMAT,
       task: meta.task,
       preset: meta.preset,
       classes: JSON.stringify(meta.classes),
-      in_channels: String(inChannels),
+      ...(inChannels !== undefined ? { in_channels: String(inChannels) } : {}),
     },
   });
 }
@@ -351,7 +472,7 @@ export function loadFinetuned(file: string): FinetunedMeta & { model: FinetuneMo
   const classes = JSON.parse(meta.classes ?? '[]') as ClassDef[];
   const task = meta.task as FinetuneTask;
   const preset = (meta.preset ?? getTask(task).defaultPreset) as FinetunePresetName;
-  const model = buildFinetuneModel(task, preset, classes.length, { inChannels: Number(meta.in_channels) });
+  const model = buildFinetuneModel(task, preset, classes.length, meta.in_channels ? { inChannels: Number(meta.in_channels) } : {});
   const weights = loadSafetensors(file);
   try {
     model.loadStateDict(weights);
@@ -449,8 +570,9 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   const log = o.log ?? console.log;
   const { model, classes, preset, task } = loadFinetuned(o.model);
   try {
-    const files = o.inputs.flatMap((p) => (existsSync(p) && statSync(p).isDirectory() ? listImages(p) : [p]));
     const def = getTask(task);
+    if (def.index) return await predictIndexed(model, def, classes, o, log);
+    const files = o.inputs.flatMap((p) => (existsSync(p) && statSync(p).isDirectory() ? listImages(p) : [p]));
     const step = def.inputs;
     if (files.length === 0 || files.length % step)
       throw new SkySenseError(
@@ -505,6 +627,39 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   } finally {
     model.dispose();
   }
+}
+
+/** Predicts for the samples of data folders a task indexes (BigEarthNet patch folders): `predictions.json` and a bar picture per sample. */
+async function predictIndexed(
+  model: FinetuneModel,
+  def: FinetuneTaskDef,
+  classes: ClassDef[],
+  o: RunPredictOptions,
+  log: (line: string) => void,
+): Promise<string[]> {
+  ensureDir(o.out, '--out');
+  const results: Record<string, Record<string, number>> = {};
+  const written: string[] = [];
+  for (const input of o.inputs) {
+    const index = await def.index!(input, classes);
+    const { samples } = await InMemorySamples.load(index.kind, index.entries);
+    const names = uniqueFileNames(samples.map((s) => s.name));
+    for (const s of samples) {
+      const p = def.predict(model, s.images, index.stats, { crop: 0, sample: s });
+      if (!('scores' in p)) continue;
+      results[s.name] = Object.fromEntries(classes.map((c, k) => [c.name, p.scores[k]!]));
+      written.push(join(o.out, `${names.get(s.name)!}.bars.png`));
+      writeBars(
+        written.at(-1)!,
+        classes.map((c, k) => ({ label: c.name, value: p.scores[k]!, marked: false })),
+      );
+      const top = classes.map((c, k) => [c.name, p.scores[k]!] as const).filter(([, v]) => v >= 0.5);
+      log(`${s.name}: ${top.map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ') || 'no class at p ≥ 0.5'} → ${written.at(-1)}`);
+    }
+  }
+  written.push(join(o.out, 'predictions.json'));
+  writeFileAtomic(written.at(-1)!, `${JSON.stringify(results, null, 2)}\n`);
+  return written;
 }
 
 /** Options of {@link runEval}. */

@@ -1,12 +1,13 @@
 import { type Generator, SkySenseError, tf, type FeatureEncoder, type Tensor } from '@skysense/core-tensor';
-import type { ChannelStats, ClassDef, PlanarImage } from '@skysense/data';
+import type { ChannelStats, ClassDef, DecoderKind, PlanarImage } from '@skysense/data';
 import type { FinetuneBatch, FinetuneModel } from './finetuner';
-import type { FinetunePreset, FinetunePresetName } from './presets';
+import type { FinetunePreset, FinetunePresetName, FinetuneTask } from './presets';
 import { type TaskDataset, type TaskEvaluation, type TaskSample, cropBatch } from './tasks';
 import { changeTask } from './tasks/change';
 import { classificationTask, multilabelTask } from './tasks/classification';
 import { segmentationTask } from './tasks/segmentation';
 import { detectionTask } from './tasks/detection';
+import { mmClassificationTask } from './tasks/multimodal-classification';
 import type { Detections } from '@skysense/heads';
 
 /**
@@ -34,6 +35,11 @@ export interface FinetuneTaskDef {
   readonly scaleRange: [number, number];
   /** Reads the task's dataset; `data` undefined means the sample data, where the task has some. */
   loadDataset(data: string | undefined, classes?: string | ClassDef[]): Promise<TaskDataset>;
+  /**
+   * Indexes the task's dataset without decoding it (file lists, labels, dates), for tasks whose
+   * samples a {@link @skysense/data!DecodePool} decodes: `runFinetune` then streams them.
+   */
+  index?(data: string | undefined, classes?: string | ClassDef[]): Promise<TaskIndex>;
   /** Input normalisation for images of `channels` bands. */
   stats(channels: number): ChannelStats;
   /** The model on an encoder, from a preset's head settings. */
@@ -53,8 +59,20 @@ export interface FinetuneTaskDef {
     model: FinetuneModel,
     images: PlanarImage[],
     stats: ChannelStats,
-    o: { crop: number; stride?: number },
+    o: { crop: number; stride?: number; sample?: TaskSample },
   ): { mask: Int32Array } | { scores: number[] } | { detections: Detections };
+}
+
+/** A dataset as an index: what a decoder needs per sample (JSON, sent to worker threads) and the class list. */
+export interface TaskIndex {
+  task: FinetuneTask;
+  /** The built-in decoder of the entries. */
+  kind: DecoderKind;
+  classes: ClassDef[];
+  entries: { name: string; label?: number; targets?: number[] }[];
+  stats: ChannelStats;
+  /** Samples of the folder left out of the index (e.g. no label of the class list). */
+  left?: string[];
 }
 
 /** Evaluation settings and what is called with each sample's prediction (to draw it). */
@@ -65,10 +83,12 @@ export interface EvaluateHooks {
   onMask?: (s: TaskSample, pred: Int32Array) => void;
   /** Each image's detections (det). */
   onDetections?: (s: TaskSample, dets: Detections) => void;
+  /** Each sample's class probabilities (multi-label tasks). */
+  onScores?: (s: TaskSample, scores: number[]) => void;
 }
 
 const REGISTRY = new Map<string, FinetuneTaskDef>(
-  [segmentationTask, classificationTask, multilabelTask, changeTask, detectionTask].map((t) => [t.name, t]),
+  [segmentationTask, classificationTask, multilabelTask, changeTask, detectionTask, mmClassificationTask].map((t) => [t.name, t]),
 );
 
 /** Adds (or replaces) a task under its name. */

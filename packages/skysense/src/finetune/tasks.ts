@@ -1,5 +1,5 @@
 import { type Generator, SkySenseError, tf, type Tensor } from '@skysense/core-tensor';
-import { ConfusionMatrix } from '@skysense/heads';
+import { ConfusionMatrix, meanAveragePrecision } from '@skysense/heads';
 import {
   CHANGE_CLASSES,
   type ChannelStats,
@@ -21,6 +21,7 @@ import {
 import type { Classifier } from './classifier';
 import type { FinetuneBatch } from './finetuner';
 import type { FinetuneTask } from './presets';
+import type { SkySenseInputs } from '../skysense';
 
 /** One training or evaluation sample of any task (`@skysense/data`'s labelled sample). */
 export type TaskSample = LabelledSample;
@@ -60,9 +61,9 @@ export async function imageFolderDataset(dir: string): Promise<TaskDataset> {
   return { task: 'cls', ...(await readImageFolder(dir)) };
 }
 
-/** BigEarthNet v1 Sentinel-2 patches as a `multilabel` dataset. */
-export async function bigEarthNetMultilabelDataset(dir: string): Promise<TaskDataset> {
-  return { task: 'multilabel', ...(await readBigEarthNetFolder(dir)) };
+/** BigEarthNet v1 Sentinel-2 patches as a `multilabel` dataset (BigEarthNet-19 classes unless `ben43`). */
+export async function bigEarthNetMultilabelDataset(dir: string, classes: 'ben19' | 'ben43' = 'ben19'): Promise<TaskDataset> {
+  return { task: 'multilabel', ...(await readBigEarthNetFolder(dir, { classes })) };
 }
 
 /** Change pairs (`A/`, `B/`, `label/`) as a `change` dataset. */
@@ -131,9 +132,66 @@ export function maskEvaluation(
   return cm;
 }
 
+/** Every tensor of SkySense inputs (to check or free them). */
+export function inputTensors(x: SkySenseInputs): Tensor[] {
+  return [x.hr, x.hrValid, x.s2?.frames, x.s2?.pixelValid, x.s1?.frames, x.s1?.pixelValid].filter((t): t is Tensor => t !== undefined);
+}
+
+/** The image tensors of a batch: one, both dates, or every tensor of multi-modal inputs. */
+export function batchImages(images: FinetuneBatch['images']): Tensor[] {
+  if (images instanceof tf.Tensor) return [images];
+  return Array.isArray(images) ? images : inputTensors(images);
+}
+
 /** Frees a batch's tensors. */
 export function disposeBatch(b: FinetuneBatch): void {
-  tf.dispose([...(Array.isArray(b.images) ? b.images : [b.images]), b.targets]);
+  tf.dispose([...batchImages(b.images), b.targets]);
+}
+
+/**
+ * Scores multi-label predictions: per-class AP and mAP (classes without a positive left out), and F1
+ * at probability 0.5, per class, micro (pooled counts) and macro (mean over classes with a positive
+ * or a prediction). `onScores` receives each sample's probabilities (to draw them).
+ */
+export function multilabelEvaluation(
+  d: TaskDataset,
+  samples: readonly TaskSample[],
+  score: (s: TaskSample) => number[],
+  onScores?: (s: TaskSample, scores: number[]) => void,
+): TaskEvaluation {
+  const names = d.classes.map((c) => c.name);
+  const scores = samples.map((s) => {
+    const p = score(s);
+    onScores?.(s, p);
+    return p;
+  });
+  const targets = samples.map((s) => s.targets!);
+  const { ap, mAP } = meanAveragePrecision(scores, targets);
+  const counts = names.map((_, k) => {
+    let [tp, fp, fn] = [0, 0, 0];
+    scores.forEach((p, i) => {
+      const [yes, truth] = [p[k]! >= 0.5, targets[i]![k] === 1];
+      if (yes && truth) tp++;
+      else if (yes) fp++;
+      else if (truth) fn++;
+    });
+    return { tp, fp, fn };
+  });
+  const f1 = counts.map((c) => (c.tp + c.fp + c.fn === 0 ? NaN : (2 * c.tp) / (2 * c.tp + c.fp + c.fn)));
+  const sum = counts.reduce((a, c) => ({ tp: a.tp + c.tp, fp: a.fp + c.fp, fn: a.fn + c.fn }), { tp: 0, fp: 0, fn: 0 });
+  const microF1 = sum.tp + sum.fp + sum.fn === 0 ? NaN : (2 * sum.tp) / (2 * sum.tp + sum.fp + sum.fn);
+  const defined = f1.filter((v) => !Number.isNaN(v));
+  const macroF1 = defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : NaN;
+  const w = Math.min(48, Math.max(5, ...names.map((n) => n.length)));
+  const pct = (v: number) => (Number.isNaN(v) ? '     n/a' : (100 * v).toFixed(2).padStart(8));
+  return {
+    scores: { ap, mAP, f1, microF1, macroF1 },
+    table: [
+      `${'class'.padEnd(w)}       AP       F1`,
+      ...names.map((n, i) => `${n.slice(0, w).padEnd(w)} ${pct(ap[i]!)} ${pct(f1[i]!)}`),
+      `mAP ${pct(mAP).trim()}, micro-F1 ${pct(microF1).trim()}, macro-F1 ${pct(macroF1).trim()} over ${samples.length} samples (AP of classes without a positive left out; F1 at p ≥ 0.5)`,
+    ].join('\n'),
+  };
 }
 
 /** Class probabilities of one image (softmax, or per-class sigmoid). */

@@ -1,18 +1,11 @@
 import { join } from 'node:path';
 import { SkySenseError, tf } from '@skysense/core-tensor';
-import { IGNORE_INDEX, NORMALIZATION, samplesDir } from '@skysense/data';
-import { ConfusionMatrix, LinearClsHead, meanAveragePrecision } from '@skysense/heads';
+import { IGNORE_INDEX, NORMALIZATION, indexBigEarthNet, readBigEarthNetFolder, samplesDir } from '@skysense/data';
+import { classList } from './multimodal-classification';
+import { ConfusionMatrix, LinearClsHead } from '@skysense/heads';
 import { Classifier } from '../classifier';
 import type { FinetuneTaskDef } from '../task';
-import {
-  bigEarthNetMultilabelDataset,
-  holdOutLast,
-  hrStats,
-  imageFolderDataset,
-  predictScores,
-  type TaskDataset,
-  type TaskSample,
-} from '../tasks';
+import { holdOutLast, hrStats, imageFolderDataset, multilabelEvaluation, predictScores, type TaskDataset, type TaskSample } from '../tasks';
 
 /** The classifier head on the encoder's last map (GAP + `head.fc`). */
 const classifierOn =
@@ -60,6 +53,9 @@ export const classificationTask: FinetuneTaskDef = {
   predict: (model, images, stats) => ({ scores: predictScores(model as Classifier, images[0]!, stats) }),
 };
 
+/** The sample BigEarthNet-S2 patches. */
+const S2_PATCHES = () => join(samplesDir(), 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2');
+
 /**
  * Multi-label classification (`multilabel`): the `cls` presets with a sigmoid head and binary
  * cross-entropy on BigEarthNet-S2 patches (10 bands, labels from the metadata), scored by mAP.
@@ -67,31 +63,29 @@ export const classificationTask: FinetuneTaskDef = {
 export const multilabelTask: FinetuneTaskDef = {
   ...classificationTask,
   name: 'multilabel',
-  description: 'multi-label classification of Sentinel-2 patches (sigmoid head, BCE; mAP)',
-  dataHelp: 'BigEarthNet-S2 patch folders (default: those of the samples)',
+  description: 'multi-label classification of Sentinel-2 patches (sigmoid head, BCE; mAP, F1)',
+  dataHelp: 'BigEarthNet-S2 patch folders (default: those of the samples); classes ben19 (default) or ben43',
   defaultPreset: 'linear-skysense-tiny-s2',
   defaultHoldOut: 2,
-  loadDataset: (data) => bigEarthNetMultilabelDataset(data ?? join(samplesDir(), 'bigearthnet', 'v1-s1s2-example', 'BigEarthNet-S2')),
+  loadDataset: async (data, classes) => ({
+    task: 'multilabel',
+    ...(await readBigEarthNetFolder(data ?? S2_PATCHES(), { classes: classList(classes) })),
+  }),
+  async index(data, classes) {
+    const index = indexBigEarthNet(data ?? S2_PATCHES(), { classes: classList(classes) });
+    return {
+      task: 'multilabel',
+      kind: 'bigearthnet',
+      classes: index.classes,
+      entries: index.entries,
+      stats: NORMALIZATION.s2,
+      left: index.unlabelled,
+    };
+  },
   stats: () => NORMALIZATION.s2,
   buildModel: classifierOn(true),
   targets: (picks) => tf.tensor2d(picks.map((s: TaskSample) => s.targets!)),
   splitHoldOut: holdOutLast,
-  evaluate(model, d, samples) {
-    const names = d.classes.map((c) => c.name);
-    const scores = samples.map((s) => predictScores(model as Classifier, s.images[0]!, d.stats));
-    const { ap, mAP } = meanAveragePrecision(
-      scores,
-      samples.map((s) => s.targets!),
-    );
-    const w = Math.max(...names.map((n) => n.length));
-    const rows = names.map((n, i) => `${n.padEnd(w)} ${Number.isNaN(ap[i]!) ? '     n/a' : (100 * ap[i]!).toFixed(2).padStart(8)}`);
-    return {
-      scores: { ap, mAP },
-      table: [
-        `${'class'.padEnd(w)}       AP`,
-        ...rows,
-        `mAP ${(100 * mAP).toFixed(2)} (classes without a positive among the ${samples.length} images are left out)`,
-      ].join('\n'),
-    };
-  },
+  evaluate: (model, d, samples, o) =>
+    multilabelEvaluation(d, samples, (s) => predictScores(model as Classifier, s.images[0]!, d.stats), o.onScores),
 };
