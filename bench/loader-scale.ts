@@ -98,7 +98,7 @@ function run(data: string, loader: string): Promise<{ peakMiB: number; rate: num
   });
 }
 
-try {
+async function main(): Promise<void> {
   const rows: string[] = [];
   for (const k of [1, copies]) {
     const data = replicate(k);
@@ -115,6 +115,6 @@ try {
   console.log('| dataset | loader | peak RSS (MiB) | samples/s | s to step 1 | wall s |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   for (const r of rows) console.log(r);
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
+
+main().finally(() => rmSync(work, { recursive: true, force: true }));

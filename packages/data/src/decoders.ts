@@ -1,9 +1,11 @@
 import { type BigEarthNetEntry, decodeBigEarthNet } from './bigearthnet';
 import type { LabelledSample } from './datasets';
+import { type SeriesEntry, decodeSeries } from './series';
 
 /** The built-in sample decoders a {@link DecodePool} worker runs, by kind; each takes a JSON index entry. */
 export const DECODERS = {
   bigearthnet: (e: BigEarthNetEntry) => decodeBigEarthNet(e),
+  series: (e: SeriesEntry) => decodeSeries(e),
 } as const;
 
 /** A decoder's name. */

@@ -15,6 +15,7 @@ export {
   stackOnFinestGrid,
   fillInvalid,
   SCL_INVALID,
+  S2_PRODUCT_BANDS,
   PRODUCT_DTYPES,
   type ProductCheckOptions,
   type Sentinel2Options,
@@ -99,3 +100,4 @@ export {
   type SampleLoader,
   type StreamingOptions,
 } from './streaming';
+export { indexSeriesFolder, decodeSeries, type SeriesEntry, type SeriesFolderOptions } from './series';

@@ -168,7 +168,26 @@ function erode(valid: Uint8Array, height: number, width: number, half: number): 
 
 /** Sources of one Sentinel-2 frame: per-band files (optionally `SCL`), a folder of them, or one multi-band file with its band order. */
 export type S2Source =
-  { bands: Partial<Record<S2Band | 'SCL', string>> } | { folder: string } | { file: string; bandMap: string[]; scl?: string };
+  { bands: Partial<Record<S2Band | 'SCL', string>> } | { folder: string } | { file: string; bandMap: string[] | 'auto'; scl?: string };
+
+/**
+ * Band orders of multi-band Sentinel-2 products, for files that stack them: `l1c` the 13 bands of
+ * Level-1C (fMoW-Sentinel stores these), `l2a` the 12 of Level-2A (no B10), `skysense` the encoder's
+ * 10. The loaders keep SkySense's 10 and drop B1, B9 and B10 (60 m atmospheric bands the encoder never saw).
+ */
+export const S2_PRODUCT_BANDS: Readonly<Record<'l1c' | 'l2a' | 'skysense', readonly string[]>> = {
+  l1c: ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B8A', 'B9', 'B10', 'B11', 'B12'],
+  l2a: ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B8A', 'B9', 'B11', 'B12'],
+  skysense: SENTINEL2_BANDS,
+};
+
+/** The band order of a stacked file from its band count (`bandMap: 'auto'`): 13 → L1C, 12 → L2A, 10 → SkySense's. */
+function productBands(count: number, file: string): string[] {
+  const found = Object.values(S2_PRODUCT_BANDS).find((b) => b.length === count);
+  if (!found)
+    throw new SkySenseError('E_BANDS', `${file}: ${count} bands; 'auto' knows 13 (L1C), 12 (L2A) and 10 (SkySense's order): give bandMap`);
+  return [...found];
+}
 
 /** Options of {@link loadSentinel2}. */
 export interface Sentinel2Options extends ProductCheckOptions {
@@ -215,11 +234,12 @@ export async function loadSentinel2(source: S2Source, options: Sentinel2Options 
   let sclFile: string | undefined;
   if ('file' in source) {
     const r = await readGeoTiff(source.file);
-    if (source.bandMap.length !== r.bands.length) {
-      throw new SkySenseError('E_BANDS', `${source.file}: bandMap names ${source.bandMap.length} bands but the file has ${r.bands.length}`);
+    const bandMap = source.bandMap === 'auto' ? productBands(r.bands.length, source.file) : source.bandMap;
+    if (bandMap.length !== r.bands.length) {
+      throw new SkySenseError('E_BANDS', `${source.file}: bandMap names ${bandMap.length} bands but the file has ${r.bands.length}`);
     }
     checkDtype(r, 's2', options);
-    const at = Object.fromEntries(source.bandMap.map((b, i) => [b, i])) as Record<string, number>;
+    const at = Object.fromEntries(bandMap.map((b, i) => [b, i])) as Record<string, number>;
     found = Object.fromEntries(SENTINEL2_BANDS.filter((b) => at[b] !== undefined).map((b) => [b, maskZeros(r, at[b]!)]));
     if (at.SCL !== undefined) found.SCL = { ...r, bands: [r.bands[at.SCL]!] };
     [what, sclFile] = [source.file, source.scl];

@@ -312,7 +312,9 @@ describe('tasks are objects, looked up by name', () => {
     expect(Number.isFinite(t.trainStep(batch).loss)).toBe(true);
     tf.dispose([batch.images as Tensor, batch.targets]);
     t.dispose();
-    expect(() => getTask('detection')).toThrow(/task: expected one of seg, cls, multilabel, change, det, mm-cls, seg-copy, got 'detection'/);
+    expect(() => getTask('detection')).toThrow(
+      /task: expected one of seg, cls, multilabel, change, det, mm-cls, seg-copy, got 'detection'/,
+    );
   });
 });
 

@@ -2,9 +2,11 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf } from '@skysense/core-tensor';
+import { Generator, initBackend, tf } from '@skysense/core-tensor';
+import { expectClose, writeGeoTiffLike } from '@skysense/test-utils';
 import { BEN19_CLASSES, BEN19_FROM_BEN43, BEN43_CLASSES, indexBigEarthNet, samplesDir } from '@skysense/data';
-import { loadFinetuned, runEval, runFinetune, runPredict } from '../src/index';
+import { type Classifier, type SkySenseInputs, loadFinetuned, loadTaskDataset, runEval, runFinetune, runPredict } from '../src/index';
+import { sentinelInputs, wholeWindow } from '../src/finetune/sentinel-inputs';
 
 const root = join(samplesDir(), 'bigearthnet', 'v1-s1s2-example');
 const dir = mkdtempSync(join(tmpdir(), 'skysense-mm-'));
@@ -31,6 +33,8 @@ const lossesOf = (out: string) =>
     .split('\n')
     .map((l) => (JSON.parse(l) as { loss: number }).loss);
 
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
 describe('multi-modal classification (BigEarthNet-MM: S2 + S1 → fused → multi-label)', () => {
   let a: string;
   let b: string;
@@ -38,7 +42,6 @@ describe('multi-modal classification (BigEarthNet-MM: S2 + S1 → fused → mult
     await initBackend();
     [a, b] = [split('a', (i) => i < 4), split('b', (i) => i >= 4)];
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('streams batches from worker threads exactly as the in-memory loader, and resumes exactly', async () => {
     const common = { task: 'mm-cls', data: a, steps: 4, batchSize: 2, holdOut: 1, checkpointEvery: 2, seed: 2, log: quiet } as const;
@@ -90,5 +93,65 @@ describe('multi-modal classification (BigEarthNet-MM: S2 + S1 → fused → mult
       /loader: expected 'stream' or 'memory', got "disk"/,
     );
     await expect(runFinetune({ task: 'mm-cls', out: join(dir, 'x'), workers: -1, log: quiet })).rejects.toThrow(/workers/);
+  });
+});
+
+describe('temporal classification (fMoW-Sentinel style: S2 series of any length → fusion over dates → softmax)', () => {
+  const series = join(dir, 'series');
+  beforeAll(async () => {
+    await initBackend();
+    const g = new Generator(9);
+    const grid = {
+      width: 8,
+      height: 8,
+      origin: [465000, 5080000] as [number, number],
+      resolution: [10, -10] as [number, number],
+      epsg: 32633,
+    };
+    // class "crops": bright NIR; class "water": dark; 3 series each of 1–3 frames, 13-band L1C (one 12-band L2A)
+    ['crops', 'water'].forEach((cls, c) =>
+      [1, 2, 3].forEach((t, i) => {
+        const folder = join(series, cls, `s${i}`);
+        mkdirSync(folder, { recursive: true });
+        for (let f = 0; f < t; f++) {
+          const bands = cls === 'crops' && i === 2 ? 12 : 13;
+          const px = Uint16Array.from({ length: bands * 64 }, (_, k) => (c === 0 && k % bands >= 6 ? 3000 : 400) + g.randint(300));
+          writeGeoTiffLike(join(folder, `frame_2021-0${3 + 2 * f}-15.tif`), grid, px, {
+            SamplesPerPixel: bands,
+            BitsPerSample: Array(bands).fill(16),
+            PlanarConfiguration: 1,
+            PhotometricInterpretation: 1,
+            ExtraSamples: Array(bands - 1).fill(0),
+          });
+        }
+      }),
+    );
+  });
+
+  it('trains on padded series (frames masked, dates null), reports top-1 / top-5; a padded series scores as alone', async () => {
+    const out = join(dir, 'temporal');
+    const r = await runFinetune({ task: 'temporal-cls', data: series, out, steps: 3, batchSize: 3, crop: 8, workers: 1, log: quiet });
+    const s = r.evaluation!.scores as { top1: number; top5: number };
+    expect(s.top5).toBe(1); // two classes
+    expect(r.evaluation!.table).toMatch(/top-1 \d+\.\d\d, top-5 100\.00 over 2 series/);
+    const { model } = loadFinetuned(join(out, 'model.safetensors'));
+    const d = await loadTaskDataset('temporal-cls', series);
+    const [one, three] = [d.samples.find((x) => x.images.length === 1)!, d.samples.find((x) => x.images.length === 3)!];
+    expect(three.dates).toEqual(['2021-03-15', '2021-05-15', '2021-07-15']);
+    const layout = (x: { images: unknown[] }) => ({ s2: x.images.map((_, k) => k), s1: [] });
+    const windows = [one, three].map((x) => wholeWindow(x.images[0]!));
+    const both = sentinelInputs([one, three], windows, layout);
+    expect(both.s2!.frames.shape).toEqual([2, 3, 10, 8, 8]);
+    expect(both.s2!.valid).toEqual([
+      [true, false, false],
+      [true, true, true],
+    ]);
+    expect(both.s2!.dates![0]).toEqual([one.dates![0], null, null]);
+    const alone = sentinelInputs([one], [windows[0]!], layout);
+    const [pb, pa] = [(model as Classifier<SkySenseInputs>).predict(both), (model as Classifier<SkySenseInputs>).predict(alone)];
+    expectClose(pb.slice([0, 0], [1, -1]), pa, 1e-5);
+    tf.dispose([pb, pa, both.s2!.frames, both.s2!.pixelValid!, alone.s2!.frames, alone.s2!.pixelValid!]);
+    model.dispose();
+    await expect(loadTaskDataset('temporal-cls', undefined)).rejects.toThrow(/--data: task temporal-cls needs a data folder/);
   });
 });

@@ -30,7 +30,7 @@ export interface RecipeDefaults {
 /** A downstream model and its training recipe, as plain data. */
 export interface FinetunePreset {
   /** `seg` (UperNet), `cls` (GAP + linear head; also multi-label), `change` (Siamese UperNet), `det` (Faster R-CNN + FPN) or `mm-cls` (GAP + linear head on the fused map). */
-  task: 'seg' | 'cls' | 'change' | 'det' | 'mm-cls';
+  task: 'seg' | 'cls' | 'change' | 'det' | 'mm-cls' | 'temporal-cls';
   encoder: EncoderSpec;
   /** UPerHead width and pool scales (`seg`, `change`). */
   decodeHead?: { channels: number; poolScales: number[] };
@@ -59,7 +59,9 @@ export type FinetunePresetName =
   | 'faster-rcnn-skysense-hr'
   | 'faster-rcnn-skysense-tiny'
   | 'linear-skysense-mm'
-  | 'linear-skysense-tiny-mm';
+  | 'linear-skysense-tiny-mm'
+  | 'linear-skysense-temporal'
+  | 'linear-skysense-tiny-temporal';
 
 /**
  * Fine-tuning presets. The `*-skysense-hr` / `-s2` ones use the released encoders' architectures;
@@ -82,6 +84,10 @@ export type FinetunePresetName =
  *   a multi-label `head.fc`; AdamW 1e-4 / wd 0.05, no layer-wise decay (it is defined per encoder, not
  *   for the fused model), 100 warm-up iterations, 64 px crops of the 120 px patches (our choices).
  * - `linear-skysense-tiny-mm`: the same on `skysense-tiny`'s Sentinel branches, 32 px crops.
+ * - `linear-skysense-temporal`: fMoW-Sentinel style temporal classification: `skysense-2b`'s S2 ViT-L and
+ *   fusion over the series' dates (no HR, S1 or geo-context: the series folders carry no location
+ *   guarantee), GAP over the fused map into a softmax `head.fc`; recipe as `linear-skysense-mm`.
+ * - `linear-skysense-tiny-temporal`: the same on `skysense-tiny`, 32 px crops.
  */
 export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePreset>> = {
   'upernet-skysense-hr': {
@@ -137,6 +143,16 @@ export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePrese
   'linear-skysense-tiny-mm': {
     task: 'mm-cls',
     encoder: { skysense: { ...SKYSENSE_PRESETS['skysense-tiny'], hr: undefined }, geoContext: true },
+    train: { ...TINY_RECIPE, layerDecayRate: 1, crop: 32 },
+  },
+  'linear-skysense-temporal': {
+    task: 'temporal-cls',
+    encoder: { skysense: { ...SKYSENSE_PRESETS['skysense-2b'], hr: undefined, s1: undefined, geo: undefined } },
+    train: { lr: 1e-4, weightDecay: 0.05, layerDecayRate: 1, warmupIters: 100, warmupRatio: 1e-3, crop: 64 },
+  },
+  'linear-skysense-tiny-temporal': {
+    task: 'temporal-cls',
+    encoder: { skysense: { ...SKYSENSE_PRESETS['skysense-tiny'], hr: undefined, s1: undefined, geo: undefined } },
     train: { ...TINY_RECIPE, layerDecayRate: 1, crop: 32 },
   },
 };

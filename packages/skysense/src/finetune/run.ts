@@ -641,7 +641,7 @@ async function predictIndexed(
   const results: Record<string, Record<string, number>> = {};
   const written: string[] = [];
   for (const input of o.inputs) {
-    const index = await def.index!(input, classes);
+    const index = await def.index!(input); // labels, if any, are not used: the model's classes name the scores
     const { samples } = await InMemorySamples.load(index.kind, index.entries);
     const names = uniqueFileNames(samples.map((s) => s.name));
     for (const s of samples) {

@@ -8,6 +8,7 @@ import { classificationTask, multilabelTask } from './tasks/classification';
 import { segmentationTask } from './tasks/segmentation';
 import { detectionTask } from './tasks/detection';
 import { mmClassificationTask } from './tasks/multimodal-classification';
+import { temporalClassificationTask } from './tasks/temporal-classification';
 import type { Detections } from '@skysense/heads';
 
 /**
@@ -88,7 +89,9 @@ export interface EvaluateHooks {
 }
 
 const REGISTRY = new Map<string, FinetuneTaskDef>(
-  [segmentationTask, classificationTask, multilabelTask, changeTask, detectionTask, mmClassificationTask].map((t) => [t.name, t]),
+  [segmentationTask, classificationTask, multilabelTask, changeTask, detectionTask, mmClassificationTask, temporalClassificationTask].map(
+    (t) => [t.name, t],
+  ),
 );
 
 /** Adds (or replaces) a task under its name. */

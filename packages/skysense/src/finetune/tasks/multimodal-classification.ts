@@ -3,10 +3,7 @@ import { tf } from '@skysense/core-tensor';
 import {
   type BigEarthNetNomenclature,
   type ClassDef,
-  type CropWindow,
   NORMALIZATION,
-  type PlanarImage,
-  cutWindow,
   indexBigEarthNet,
   randomWindow,
   readBigEarthNetFolder,
@@ -16,6 +13,7 @@ import { LinearClsHead } from '@skysense/heads';
 import type { SkySenseInputs } from '../../skysense';
 import { Classifier } from '../classifier';
 import type { FinetuneTaskDef } from '../task';
+import { type SeriesLayout, sentinelInputs, wholeWindow } from '../sentinel-inputs';
 import { holdOutLast, inputTensors, multilabelEvaluation, type TaskSample } from '../tasks';
 
 /** The sample BigEarthNet-MM pairs (S2 + S1 patch folders). */
@@ -27,46 +25,12 @@ export function classList(classes?: string | ClassDef[]): BigEarthNetNomenclatur
   return typeof classes === 'string' ? (classes as BigEarthNetNomenclature) : classes.map((c) => c.name);
 }
 
-/** One window of every image of a sample: normalised pixels and the validity of each (1 = data). */
-function cut(img: PlanarImage, w: CropWindow, stats: typeof NORMALIZATION.s2): { data: Float32Array; valid: Uint8Array } {
-  const valid = img.valid ?? new Uint8Array(img.width * img.height).fill(1);
-  const v = cutWindow(img, valid, w, stats);
-  return { data: v.image, valid: Uint8Array.from(v.mask, (m) => (m === 1 ? 1 : 0)) };
-}
-
-/**
- * SkySense inputs of samples (S2 image, optional S1 image, dates, lat/lon), one window each: each
- * modality a series of one frame `[B, 1, bands, n, n]` with its pixel validity (nodata is masked
- * by the fusion, never read as numbers).
- */
-export function bigEarthNetInputs(samples: readonly TaskSample[], windows: readonly CropWindow[]): SkySenseInputs {
-  const n = windows[0]!.size;
-  const series = (k: 0 | 1, stats: typeof NORMALIZATION.s2) => {
-    const cuts = samples.map((s, i) => cut(s.images[k]!, windows[i]!, stats));
-    const c = samples[0]!.images[k]!.channels;
-    const frames = new Float32Array(samples.length * c * n * n);
-    const valid = new Float32Array(samples.length * n * n);
-    cuts.forEach((x, i) => (frames.set(x.data, i * c * n * n), valid.set(x.valid, i * n * n)));
-    return {
-      frames: tf.tensor5d(frames, [samples.length, 1, c, n, n]),
-      dates: samples.map((s) => [s.dates![k]!]),
-      pixelValid: tf.tensor4d(valid, [samples.length, 1, n, n]),
-    };
-  };
-  return {
-    s2: series(0, NORMALIZATION.s2),
-    ...(samples[0]!.images[1] ? { s1: series(1, NORMALIZATION.s1) } : {}),
-    lat: samples.map((s) => s.lat!),
-    lon: samples.map((s) => s.lon!),
-  };
-}
-
-/** The whole (square) image as one window. */
-const whole = (img: PlanarImage): CropWindow => ({ scale: 1, y0: 0, x0: 0, size: Math.max(img.width, img.height), flip: false });
+/** BigEarthNet-MM: image 0 is the S2 frame, image 1 (where paired) the S1 frame. */
+const BEN_LAYOUT: SeriesLayout = (s) => ({ s2: [0], s1: s.images[1] ? [1] : [] });
 
 /** Class probabilities of one sample's whole patch. */
 function mmScores(model: Classifier<SkySenseInputs>, s: TaskSample): number[] {
-  const inputs = bigEarthNetInputs([s], [whole(s.images[0]!)]);
+  const inputs = sentinelInputs([s], [wholeWindow(s.images[0]!)], BEN_LAYOUT);
   try {
     const p = model.predict(inputs);
     const out = [...p.dataSync()];
@@ -115,7 +79,7 @@ export const mmClassificationTask: FinetuneTaskDef = {
   targets: (picks) => tf.tensor2d(picks.map((s) => s.targets!)),
   batch(_d, picks, crop, g) {
     const windows = picks.map((s) => randomWindow(s.images[0]!, { crop, scaleRange: [1, 1] }, g));
-    return { images: bigEarthNetInputs(picks, windows), targets: tf.tensor2d(picks.map((s) => s.targets!)) };
+    return { images: sentinelInputs(picks, windows, BEN_LAYOUT), targets: tf.tensor2d(picks.map((s) => s.targets!)) };
   },
   losses: (model, batch) => ({ loss: (model as Classifier<SkySenseInputs>).loss(batch.images as SkySenseInputs, batch.targets) }),
   splitHoldOut: holdOutLast,
