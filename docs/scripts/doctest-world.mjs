@@ -101,6 +101,7 @@ export async function prepareWorld(dir, cache, samples) {
   const s2Frame = 'S2A_MSIL2A_20170613T101031_87_48';
   const s1Frame = join(ben, 'BigEarthNet-S1', 'S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48');
   link(join(ben, 'BigEarthNet-S2', s2Frame), join(dir, s2Frame));
+  link(ben, join(dir, 'BigEarthNet-v1.0')); // a user's BigEarthNet v1 (S2 and S1 patches)
   link(join(s1Frame, 'S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48_VV.tif'), join(dir, 'scene_VV.tif'));
   link(join(s1Frame, 'S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48_VH.tif'), join(dir, 'scene_VH.tif'));
   link(join(samples, 'naip-timeseries', 'm_4709963_se_14_1_20200831.tif'), join(dir, 'tile.tif'));

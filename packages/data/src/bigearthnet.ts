@@ -1,11 +1,11 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { SkySenseError, readJsonFile } from '@skysense/core-tensor';
-import type { ClassDef, PlanarImage } from './images';
+import type { ClassDef } from './images';
 import type { LabelledDataset, LabelledSample } from './datasets';
 import { NORMALIZATION } from './normalization';
 import { toLatLon } from './raster';
-import { type BandStack, loadSentinel1, loadSentinel2 } from './sentinel';
+import { loadSentinel1, loadSentinel2, planarStack } from './sentinel';
 
 /** The 43 CORINE land-cover classes of BigEarthNet v1 (`labels` of its metadata), in the dataset's `original_labels` order. */
 export const BEN43_CLASSES: readonly string[] = [
@@ -252,21 +252,13 @@ export function indexBigEarthNet(dir: string, options: BigEarthNetIndexOptions =
   return { classes: names.map((n, i) => ({ name: n, color: grey(i) })), entries, unlabelled };
 }
 
-/** A band stack as a planar image (bands in order) with its nodata mask. */
-function planar(s: BandStack): PlanarImage {
-  const hw = s.height * s.width;
-  const data = new Float32Array(s.bands.length * hw);
-  s.bands.forEach((b, c) => data.set(b, c * hw));
-  return { width: s.width, height: s.height, channels: s.bands.length, data, ...(s.valid.includes(0) ? { valid: s.valid } : {}) };
-}
-
 /**
  * Decodes one indexed patch: its Sentinel-2 image (10 bands on the 10 m grid) and, when paired, its
  * Sentinel-1 image (VV, VH in dB), with dates, location and targets.
  */
 export async function decodeBigEarthNet(e: BigEarthNetEntry): Promise<LabelledSample> {
-  const images = [planar(await loadSentinel2({ folder: e.s2 }))];
-  if (e.s1) images.push(planar(await loadSentinel1({ folder: e.s1 })));
+  const images = [planarStack(await loadSentinel2({ folder: e.s2 }))];
+  if (e.s1) images.push(planarStack(await loadSentinel1({ folder: e.s1 })));
   return { name: e.name, images, targets: e.targets, dates: e.dates, lat: e.lat, lon: e.lon };
 }
 

@@ -3,6 +3,7 @@ import { basename, extname, join } from 'node:path';
 import { SkySenseError } from '@skysense/core-tensor';
 import { type ClassDef, type PlanarImage, IGNORE_INDEX, ignoreNodata, listImages, loadSegmentationDataset, readImage } from './images';
 import { type ChannelStats, NORMALIZATION } from './normalization';
+import { loadSentinel2, planarStack } from './sentinel';
 
 /** One labelled sample: its image(s) and whichever labels its dataset has. */
 export interface LabelledSample {
@@ -58,6 +59,16 @@ export async function readSegmentationFolder(dir: string, classes: readonly Clas
     samples: pairs.map((p) => ({ name: p.name, images: [p.image], mask: p.mask })),
     stats: imageStats(pairs[0]!.image.channels),
   };
+}
+
+/**
+ * Sentinel-2 segmentation pairs `<dir>/images/*.tif` + `<dir>/masks/*`: each image one multi-band S2
+ * file (13-band L1C, 12-band L2A or SkySense's 10, by band count) loaded onto the encoder's 10 bands
+ * with its nodata (L2A zeros, the file's nodata value) marked ignore in the mask.
+ */
+export async function readSentinel2SegmentationFolder(dir: string, classes: readonly ClassDef[]): Promise<LabelledDataset> {
+  const pairs = await loadSegmentationDataset(dir, classes, async (file) => planarStack(await loadSentinel2({ file, bandMap: 'auto' })));
+  return { classes: [...classes], samples: pairs.map((p) => ({ name: p.name, images: [p.image], mask: p.mask })), stats: NORMALIZATION.s2 };
 }
 
 /** Scene classification laid out as `<dir>/<class>/<image>` (torchvision's ImageFolder); classes sorted by name. */

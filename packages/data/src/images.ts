@@ -283,14 +283,18 @@ export function listImages(dir: string): string[] {
  * console.log(pairs.length, pairs[0]?.name, pairs[0]?.image.width);
  * ```
  */
-export async function loadSegmentationDataset(dir: string, classes: readonly ClassDef[]): Promise<LabelledImage[]> {
+export async function loadSegmentationDataset(
+  dir: string,
+  classes: readonly ClassDef[],
+  read: (file: string) => Promise<PlanarImage> = (f) => readImage(f),
+): Promise<LabelledImage[]> {
   const stem = (f: string) => basename(f, extname(f));
   const masks = new Map(listImages(join(dir, 'masks')).map((f) => [stem(f), f]));
   const out: LabelledImage[] = [];
   for (const file of listImages(join(dir, 'images'))) {
     const maskFile = masks.get(stem(file));
     if (!maskFile) throw new SkySenseError('E_DATA', `${file}: no mask named ${stem(file)}.* in ${join(dir, 'masks')}`);
-    const image = await readImage(file);
+    const image = await read(file);
     const mask = await readMask(maskFile, classes);
     if (mask.length !== image.width * image.height) {
       const m = await readImage(maskFile);

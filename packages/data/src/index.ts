@@ -16,6 +16,7 @@ export {
   fillInvalid,
   SCL_INVALID,
   S2_PRODUCT_BANDS,
+  planarStack,
   PRODUCT_DTYPES,
   type ProductCheckOptions,
   type Sentinel2Options,
@@ -57,6 +58,7 @@ export { randomResizedBox, resolveMultiCrop, type MultiCropOptions, type Resolve
 export {
   readSegmentationFolder,
   readImageFolder,
+  readSentinel2SegmentationFolder,
   readChangeFolder,
   imageStats,
   CHANGE_CLASSES,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { SENTINEL1_BANDS, SENTINEL2_BANDS, SkySenseError, allInOrder, interpolate, tf } from '@skysense/core-tensor';
 import { type Raster, readGeoTiff } from './raster';
 import { NORMALIZATION } from './normalization';
+import type { PlanarImage } from './images';
 
 /** A Sentinel-2 band name in SkySense's order. */
 export type S2Band = (typeof SENTINEL2_BANDS)[number];
@@ -22,6 +23,14 @@ export interface BandStack {
   valid: Uint8Array;
   /** The raster that defines the grid (georeferencing, dates). */
   grid: Raster;
+}
+
+/** A band stack as a planar image (bands in order), with its nodata mask where it has nodata. */
+export function planarStack(s: BandStack): PlanarImage {
+  const hw = s.height * s.width;
+  const data = new Float32Array(s.bands.length * hw);
+  s.bands.forEach((b, c) => data.set(b, c * hw));
+  return { width: s.width, height: s.height, channels: s.bands.length, data, ...(s.valid.includes(0) ? { valid: s.valid } : {}) };
 }
 
 /** What to do about missing Sentinel-2 bands: refuse (default) or fill with zeros (after normalisation: the band mean). */

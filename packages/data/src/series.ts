@@ -4,7 +4,7 @@ import { SkySenseError } from '@skysense/core-tensor';
 import type { ClassDef, PlanarImage } from './images';
 import type { LabelledSample } from './datasets';
 import { rasterCentre } from './raster';
-import { loadSentinel2 } from './sentinel';
+import { loadSentinel2, planarStack } from './sentinel';
 
 /** One indexed time series: its frames (files and dates, in date order) and class. */
 export interface SeriesEntry {
@@ -67,10 +67,7 @@ export async function decodeSeries(e: SeriesEntry): Promise<LabelledSample> {
   let where: { lat?: number; lon?: number } = {};
   for (const [k, f] of e.frames.entries()) {
     const s = await loadSentinel2({ file: f.file, bandMap: 'auto' });
-    const hw = s.height * s.width;
-    const data = new Float32Array(10 * hw);
-    s.bands.forEach((b, c) => data.set(b, c * hw));
-    images.push({ width: s.width, height: s.height, channels: 10, data, ...(s.valid.includes(0) ? { valid: s.valid } : {}) });
+    images.push(planarStack(s));
     if (k === 0 && s.grid.epsg !== null) where = rasterCentre(s.grid);
   }
   const size = `${images[0]!.width}×${images[0]!.height}`;

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,5 +153,67 @@ describe('temporal classification (fMoW-Sentinel style: S2 series of any length 
     tf.dispose([pb, pa, both.s2!.frames, both.s2!.pixelValid!, alone.s2!.frames, alone.s2!.pixelValid!]);
     model.dispose();
     await expect(loadTaskDataset('temporal-cls', undefined)).rejects.toThrow(/--data: task temporal-cls needs a data folder/);
+  });
+});
+
+describe('Sentinel-2 segmentation (s2-seg: ViT → MultiLevelNeck → UperNet)', () => {
+  it('trains on 13-band L1C tiles with masks, scores mIoU, keeps mmseg neck keys, predicts a mask from a tile', async () => {
+    const data = join(dir, 's2seg');
+    mkdirSync(join(data, 'images'), { recursive: true });
+    mkdirSync(join(data, 'masks'), { recursive: true });
+    const g = new Generator(5);
+    const grid = {
+      width: 32,
+      height: 32,
+      origin: [465000, 5080000] as [number, number],
+      resolution: [10, -10] as [number, number],
+      epsg: 32633,
+    };
+    for (let t = 0; t < 3; t++) {
+      const edge = 10 + 5 * t; // water left of the edge, fields right of it
+      const px = Uint16Array.from({ length: 13 * 1024 }, (_, k) => {
+        const [p, b] = [Math.floor(k / 13), k % 13];
+        return (p % 32 >= edge ? (b >= 6 ? 3000 : 600) : 200) + g.randint(100);
+      });
+      writeGeoTiffLike(join(data, 'images', `t${t}.tif`), grid, px, {
+        SamplesPerPixel: 13,
+        BitsPerSample: Array(13).fill(16),
+        PlanarConfiguration: 1,
+        PhotometricInterpretation: 1,
+        ExtraSamples: Array(12).fill(0),
+      });
+      writeGeoTiffLike(
+        join(data, 'masks', `t${t}.tif`),
+        grid,
+        Uint8Array.from({ length: 1024 }, (_, p) => (p % 32 >= edge ? 1 : 0)),
+      );
+    }
+    writeFileSync(
+      join(data, 'classes.json'),
+      JSON.stringify([
+        { name: 'water', color: [0, 0, 255] },
+        { name: 'field', color: [0, 255, 0] },
+      ]),
+    );
+    const out = join(dir, 's2seg-run');
+    const r = await runFinetune({ task: 's2-seg', data, out, steps: 3, batchSize: 2, holdOut: 1, log: quiet });
+    const s = r.evaluation!.scores as { mIoU: number };
+    expect(s.mIoU).toBeGreaterThanOrEqual(0);
+    expect(r.evaluation!.table).toMatch(/water.*\n.*field/);
+    const { model } = loadFinetuned(join(out, 'model.safetensors'));
+    expect([...model.stateDict().keys()]).toEqual(
+      expect.arrayContaining(['neck.lateral_convs.0.conv.weight', 'neck.convs.3.conv.weight', 'decode_head.conv_seg.weight']),
+    );
+    model.dispose();
+    const written = await runPredict({
+      model: join(out, 'model.safetensors'),
+      inputs: [join(data, 'images', 't0.tif')],
+      out: join(dir, 's2seg-pred'),
+      log: quiet,
+    });
+    expect(written).toEqual([join(dir, 's2seg-pred', 't0.png')]);
+    await expect(runFinetune({ task: 's2-seg', out: join(dir, 'y'), log: quiet })).rejects.toThrow(
+      /--data: task s2-seg needs a data folder/,
+    );
   });
 });

@@ -36,6 +36,8 @@ export interface FinetunePreset {
   decodeHead?: { channels: number; poolScales: number[] };
   /** Auxiliary FCNHead on stage `inIndex` (`seg`). */
   auxiliaryHead?: { inIndex: number; channels: number };
+  /** mmseg `MultiLevelNeck` between a ViT and the heads (`seg` on Sentinel-2): output width and rescale per level. */
+  neck?: { outChannels: number; scales: number[] };
   /** FPN width, box-head width and anchor scales (default [8]: 32 px anchors on the finest level) (`det`). */
   detector?: { neckChannels: number; fcOutChannels: number; anchorScales?: number[] };
   train: RecipeDefaults;
@@ -61,7 +63,9 @@ export type FinetunePresetName =
   | 'linear-skysense-mm'
   | 'linear-skysense-tiny-mm'
   | 'linear-skysense-temporal'
-  | 'linear-skysense-tiny-temporal';
+  | 'linear-skysense-tiny-temporal'
+  | 'upernet-skysense-s2'
+  | 'upernet-skysense-tiny-s2';
 
 /**
  * Fine-tuning presets. The `*-skysense-hr` / `-s2` ones use the released encoders' architectures;
@@ -88,6 +92,11 @@ export type FinetunePresetName =
  *   fusion over the series' dates (no HR, S1 or geo-context: the series folders carry no location
  *   guarantee), GAP over the fused map into a softmax `head.fc`; recipe as `linear-skysense-mm`.
  * - `linear-skysense-tiny-temporal`: the same on `skysense-tiny`, 32 px crops.
+ * - `upernet-skysense-s2`: Sentinel-2 segmentation as SkySense++ (architecture guide §6.5): the S2 ViT-L
+ *   with out_indices 5, 11, 17, 23, a `MultiLevelNeck` to 512 at scales 1, 1, 1, 1, UPerHead 512 wide
+ *   and the FCN auxiliary head on level 2; recipe as `upernet-skysense-hr`, 128 px crops (our choice).
+ * - `upernet-skysense-tiny-s2`: `skysense-tiny`'s S2 ViT (its last layer), a neck to 16 at scales
+ *   4, 2, 1, 0.5 (mmseg's ViT base file), UPerHead 32 wide; 32 px crops.
  */
 export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePreset>> = {
   'upernet-skysense-hr': {
@@ -144,6 +153,22 @@ export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePrese
     task: 'mm-cls',
     encoder: { skysense: { ...SKYSENSE_PRESETS['skysense-tiny'], hr: undefined }, geoContext: true },
     train: { ...TINY_RECIPE, layerDecayRate: 1, crop: 32 },
+  },
+  'upernet-skysense-s2': {
+    task: 'seg',
+    encoder: { vit: { ...VIT_PRESETS['skysense-s2'], outIndices: [5, 11, 17, 23] } },
+    neck: { outChannels: 512, scales: [1, 1, 1, 1] },
+    decodeHead: { channels: 512, poolScales: [1, 2, 3, 6] },
+    auxiliaryHead: { inIndex: 2, channels: 256 },
+    train: { lr: 6e-5, weightDecay: 0.01, layerDecayRate: 0.9, warmupIters: 1500, warmupRatio: 1e-6, crop: 128 },
+  },
+  'upernet-skysense-tiny-s2': {
+    task: 'seg',
+    encoder: { vit: TINY_S2 },
+    neck: { outChannels: 16, scales: [4, 2, 1, 0.5] },
+    decodeHead: UPER_TINY,
+    auxiliaryHead: { inIndex: 2, channels: 16 },
+    train: { ...TINY_RECIPE, crop: 32 },
   },
   'linear-skysense-temporal': {
     task: 'temporal-cls',

@@ -402,7 +402,7 @@ function evaluateAndDraw(
         const file = join(out, `${names.get(s.name)!}.bars.png`);
         writeBars(
           file,
-          d.classes.map((c, k) => ({ label: c.name, value: scores[k]!, marked: s.targets?.[k] === 1 })),
+          d.classes.map((c, k) => ({ label: c.name, value: scores[k]!, marked: s.targets ? s.targets[k] === 1 : s.label === k })),
         );
         o.log(`${s.name}: wrote ${file} (probability per class; green: the sample's labels; red line: 0.5)`);
       }
@@ -587,7 +587,7 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
     const results: Record<string, Record<string, number>> = {};
     const detections: Record<string, DetectionRecords> = {};
     for (let i = 0; i < files.length; i += step) {
-      const images = await allInOrder(files.slice(i, i + step).map((f) => readImage(f)));
+      const images = await allInOrder(files.slice(i, i + step).map((f) => (def.readInput ? def.readInput(f) : readImage(f))));
       const name = names.get(basename(files[i]!, extname(files[i]!)))!;
       const p = def.predict(model, images, def.stats(images[0]!.channels), {
         crop: o.crop ?? FINETUNE_PRESETS[preset].train.crop,

@@ -5,7 +5,7 @@ import type { FinetunePreset, FinetunePresetName, FinetuneTask } from './presets
 import { type TaskDataset, type TaskEvaluation, type TaskSample, cropBatch } from './tasks';
 import { changeTask } from './tasks/change';
 import { classificationTask, multilabelTask } from './tasks/classification';
-import { segmentationTask } from './tasks/segmentation';
+import { s2SegmentationTask, segmentationTask } from './tasks/segmentation';
 import { detectionTask } from './tasks/detection';
 import { mmClassificationTask } from './tasks/multimodal-classification';
 import { temporalClassificationTask } from './tasks/temporal-classification';
@@ -43,6 +43,8 @@ export interface FinetuneTaskDef {
   index?(data: string | undefined, classes?: string | ClassDef[]): Promise<TaskIndex>;
   /** Input normalisation for images of `channels` bands. */
   stats(channels: number): ChannelStats;
+  /** Reads one input file for `predict` (default: `readImage`; Sentinel-2 tasks map the product's bands). */
+  readInput?(file: string): Promise<PlanarImage>;
   /** The model on an encoder, from a preset's head settings. */
   buildModel(backbone: FeatureEncoder, preset: FinetunePreset, numClasses: number, options: { classWeight?: number[] }): FinetuneModel;
   /** The batch's targets from its samples (`masks`: their crops' labels, `[n·crop·crop]`). */
@@ -89,9 +91,16 @@ export interface EvaluateHooks {
 }
 
 const REGISTRY = new Map<string, FinetuneTaskDef>(
-  [segmentationTask, classificationTask, multilabelTask, changeTask, detectionTask, mmClassificationTask, temporalClassificationTask].map(
-    (t) => [t.name, t],
-  ),
+  [
+    segmentationTask,
+    classificationTask,
+    multilabelTask,
+    changeTask,
+    detectionTask,
+    mmClassificationTask,
+    temporalClassificationTask,
+    s2SegmentationTask,
+  ].map((t) => [t.name, t]),
 );
 
 /** Adds (or replaces) a task under its name. */

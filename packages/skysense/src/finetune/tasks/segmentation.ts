@@ -1,7 +1,16 @@
 import { join } from 'node:path';
-import { tf } from '@skysense/core-tensor';
-import { type ChannelStats, type PlanarImage, normalizedImage, samplesDir } from '@skysense/data';
-import { FCNHead, UPerHead } from '@skysense/heads';
+import { SkySenseError, tf } from '@skysense/core-tensor';
+import {
+  type ChannelStats,
+  NORMALIZATION,
+  type PlanarImage,
+  normalizedImage,
+  readSentinel2SegmentationFolder,
+  samplesDir,
+  loadSentinel2,
+  planarStack,
+} from '@skysense/data';
+import { FCNHead, MultiLevelNeck, UPerHead } from '@skysense/heads';
 import { Segmentor } from '../segmentor';
 import type { FinetuneTaskDef } from '../task';
 import { argmaxMask, holdOutLast, hrStats, maskEvaluation, resolveClasses, segmentationDataset } from '../tasks';
@@ -27,10 +36,12 @@ export const segmentationTask: FinetuneTaskDef = {
   },
   stats: hrStats,
   buildModel(backbone, preset, numClasses, options) {
-    const widths = [...backbone.featureChannels];
+    const neck = preset.neck && new MultiLevelNeck({ inChannels: [...backbone.featureChannels], ...preset.neck });
+    const widths = neck ? preset.neck!.scales.map(() => preset.neck!.outChannels) : [...backbone.featureChannels];
     const aux = preset.auxiliaryHead!;
     return new Segmentor({
       backbone,
+      ...(neck ? { neck } : {}),
       decodeHead: new UPerHead({
         inChannels: widths,
         channels: preset.decodeHead!.channels,
@@ -72,3 +83,23 @@ function slideMask(model: Segmentor, image: PlanarImage, stats: ChannelStats, o:
     x.dispose();
   }
 }
+
+/**
+ * Sentinel-2 segmentation (`s2-seg`): the S2 ViT → `MultiLevelNeck` → UperNet (+ FCN auxiliary head),
+ * on `images/*.tif` multi-band S2 files (13-band L1C, 12-band L2A or 10 bands, mapped onto the
+ * encoder's; nodata ignored in the loss and the scores) with `masks/` and `classes.json`.
+ */
+export const s2SegmentationTask: FinetuneTaskDef = {
+  ...segmentationTask,
+  name: 's2-seg',
+  description: 'Sentinel-2 semantic segmentation (ViT + multi-level neck + UperNet; mIoU, mF1, OA)',
+  dataHelp: 'images/*.tif (multi-band Sentinel-2) + masks/ and classes.json',
+  defaultPreset: 'upernet-skysense-tiny-s2',
+  async loadDataset(data, classes) {
+    if (!data) throw new SkySenseError('E_ARG', `--data: task s2-seg needs a data folder (${s2SegmentationTask.dataHelp})`);
+    const spec = classes ?? join(data, 'classes.json');
+    return { task: 's2-seg', ...(await readSentinel2SegmentationFolder(data, Array.isArray(spec) ? spec : resolveClasses(spec))) };
+  },
+  stats: () => NORMALIZATION.s2,
+  readInput: async (file) => planarStack(await loadSentinel2({ file, bandMap: 'auto' })),
+};
