@@ -40,7 +40,7 @@ export function cutWindow(
     sw = Math.round(W * w.scale);
   const n = w.size;
   const out = new Float32Array(C * n * n);
-  const labels = new Uint8Array(n * n).fill(IGNORE_INDEX);
+  const labels = cutMask(mask, W, H, w);
   for (let y = 0; y < n; y++) {
     const ty = w.y0 + y;
     if (ty >= sh) continue;
@@ -48,7 +48,6 @@ export function cutWindow(
     const y0 = Math.floor(fy),
       y1 = Math.min(y0 + 1, H - 1),
       ly = fy - y0;
-    const my = Math.min(Math.floor(ty * (H / sh)), H - 1);
     for (let x = 0; x < n; x++) {
       const tx = w.x0 + x;
       if (tx >= sw) continue;
@@ -57,7 +56,6 @@ export function cutWindow(
         x1 = Math.min(x0 + 1, W - 1),
         lx = fx - x0;
       const ox = w.flip ? n - 1 - x : x;
-      labels[y * n + ox] = mask[my * W + Math.min(Math.floor(tx * (W / sw)), W - 1)]!;
       for (let c = 0; c < C; c++) {
         const p = image.data.subarray(c * H * W, (c + 1) * H * W);
         const v = (1 - ly) * ((1 - lx) * p[y0 * W + x0]! + lx * p[y0 * W + x1]!) + ly * ((1 - lx) * p[y1 * W + x0]! + lx * p[y1 * W + x1]!);
@@ -66,6 +64,25 @@ export function cutWindow(
     }
   }
   return { image: out, mask: labels };
+}
+
+/**
+ * The labels of a crop window (nearest, as {@link cutWindow} cuts them): `mask` is `width × height`;
+ * pixels beyond the rescaled image are {@link IGNORE_INDEX}.
+ */
+export function cutMask(mask: Uint8Array, width: number, height: number, w: CropWindow): Uint8Array {
+  if (mask.length !== width * height)
+    throw new SkySenseError('E_SHAPE', `cutMask mask: expected ${width}×${height} = ${width * height} labels, got ${mask.length}`);
+  const sh = Math.round(height * w.scale),
+    sw = Math.round(width * w.scale);
+  const n = w.size;
+  const labels = new Uint8Array(n * n).fill(IGNORE_INDEX);
+  for (let y = 0; y < n && w.y0 + y < sh; y++) {
+    const my = Math.min(Math.floor((w.y0 + y) * (height / sh)), height - 1);
+    for (let x = 0; x < n && w.x0 + x < sw; x++)
+      labels[y * n + (w.flip ? n - 1 - x : x)] = mask[my * width + Math.min(Math.floor((w.x0 + x) * (width / sw)), width - 1)]!;
+  }
+  return labels;
 }
 
 /**

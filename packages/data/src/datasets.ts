@@ -3,7 +3,7 @@ import { basename, extname, join } from 'node:path';
 import { SkySenseError } from '@skysense/core-tensor';
 import { type ClassDef, type PlanarImage, IGNORE_INDEX, ignoreNodata, listImages, loadSegmentationDataset, readImage } from './images';
 import { type ChannelStats, NORMALIZATION } from './normalization';
-import { loadSentinel2, planarStack } from './sentinel';
+import { loadSentinel2, planarStack, s2TrueColour } from './sentinel';
 
 /** One labelled sample: its image(s) and whichever labels its dataset has. */
 export interface LabelledSample {
@@ -27,6 +27,12 @@ export interface LabelledSample {
   /** Where the sample lies (WGS 84), for the geo-context. */
   lat?: number;
   lon?: number;
+  /** The sensor of each image where a sample mixes Sentinel-2 and Sentinel-1 frames. */
+  sources?: ('s2' | 's1')[];
+  /** A co-registered HR image on the fusion grid (32 HR pixels per pixel of `images`). */
+  hr?: PlanarImage;
+  /** An RGB picture (0–255) of the sample for drawings, where its images are not RGB. */
+  preview?: PlanarImage;
 }
 
 /** A labelled dataset as read from a folder: samples, classes (with colours for masks), input statistics. */
@@ -68,7 +74,11 @@ export async function readSegmentationFolder(dir: string, classes: readonly Clas
  */
 export async function readSentinel2SegmentationFolder(dir: string, classes: readonly ClassDef[]): Promise<LabelledDataset> {
   const pairs = await loadSegmentationDataset(dir, classes, async (file) => planarStack(await loadSentinel2({ file, bandMap: 'auto' })));
-  return { classes: [...classes], samples: pairs.map((p) => ({ name: p.name, images: [p.image], mask: p.mask })), stats: NORMALIZATION.s2 };
+  return {
+    classes: [...classes],
+    samples: pairs.map((p) => ({ name: p.name, images: [p.image], mask: p.mask, preview: s2TrueColour(p.image) })),
+    stats: NORMALIZATION.s2,
+  };
 }
 
 /** Scene classification laid out as `<dir>/<class>/<image>` (torchvision's ImageFolder); classes sorted by name. */

@@ -15,6 +15,8 @@ parentPort!.on('message', async (req: DecodeRequest) => {
     parentPort!.postMessage({ id: req.id, sample }, transferables(sample));
   } catch (e) {
     const err = e as { code?: string; message?: string };
-    parentPort!.postMessage({ id: req.id, error: { code: err.code, message: err.message ?? String(e) } });
+    const name = (req.entry as { name?: string } | null)?.name;
+    const message = err.code ? (err.message ?? String(e)) : `${name ?? 'sample'}: ${err.message ?? String(e)}`;
+    parentPort!.postMessage({ id: req.id, error: { code: err.code, message } });
   }
 });

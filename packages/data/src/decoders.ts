@@ -1,11 +1,13 @@
 import { type BigEarthNetEntry, decodeBigEarthNet } from './bigearthnet';
 import type { LabelledSample } from './datasets';
 import { type SeriesEntry, decodeSeries } from './series';
+import { type ManifestEntry, decodeManifestSample } from './multimodal';
 
 /** The built-in sample decoders a {@link DecodePool} worker runs, by kind; each takes a JSON index entry. */
 export const DECODERS = {
   bigearthnet: (e: BigEarthNetEntry) => decodeBigEarthNet(e),
   series: (e: SeriesEntry) => decodeSeries(e),
+  manifest: (e: ManifestEntry) => decodeManifestSample(e),
 } as const;
 
 /** A decoder's name. */
@@ -21,7 +23,7 @@ export interface DecodeRequest {
 /** The pixel buffers of a sample (moved, not copied, to the main thread). */
 export function transferables(s: LabelledSample): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
-  for (const img of s.images) {
+  for (const img of [...s.images, ...(s.hr ? [s.hr] : []), ...(s.preview ? [s.preview] : [])]) {
     out.add(img.data.buffer as ArrayBuffer);
     if (img.valid) out.add(img.valid.buffer as ArrayBuffer);
   }

@@ -242,11 +242,21 @@ export async function readMask(file: string, classes: readonly ClassDef[]): Prom
 }
 
 /**
- * Sets the labels of pixels that are nodata in any of the images to {@link IGNORE_INDEX} (in place),
- * so that nodata is neither trained on nor scored, and is drawn black in pictures.
+ * Sets the labels of pixels that are nodata to {@link IGNORE_INDEX} (in place), so that nodata is
+ * neither trained on nor scored, and is drawn black in pictures: nodata in `any` of the images (the
+ * default: an image and its other date), or in `all` of them (the frames of a series, where the fusion
+ * reads a location from whichever frames have data).
  */
-export function ignoreNodata<M extends { [i: number]: number; length: number }>(mask: M, images: readonly PlanarImage[]): M {
-  for (const img of images) if (img.valid) for (let i = 0; i < mask.length; i++) if (!img.valid[i]) mask[i] = IGNORE_INDEX;
+export function ignoreNodata<M extends { [i: number]: number; length: number }>(
+  mask: M,
+  images: readonly PlanarImage[],
+  mode: 'any' | 'all' = 'any',
+): M {
+  if (mode === 'any') {
+    for (const img of images) if (img.valid) for (let i = 0; i < mask.length; i++) if (!img.valid[i]) mask[i] = IGNORE_INDEX;
+    return mask;
+  }
+  for (let i = 0; i < mask.length; i++) if (images.every((img) => img.valid && !img.valid[i])) mask[i] = IGNORE_INDEX;
   return mask;
 }
 

@@ -17,6 +17,7 @@ export {
   SCL_INVALID,
   S2_PRODUCT_BANDS,
   planarStack,
+  s2TrueColour,
   PRODUCT_DTYPES,
   type ProductCheckOptions,
   type Sentinel2Options,
@@ -53,7 +54,7 @@ export {
   type ClassDef,
   type LabelledImage,
 } from './images';
-export { cutWindow, windowBoxes, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './augment';
+export { cutWindow, cutMask, windowBoxes, randomWindow, normalizedImage, type SegAugmentOptions, type CropWindow } from './augment';
 export { randomResizedBox, resolveMultiCrop, type MultiCropOptions, type ResolvedMultiCrop } from './multicrop';
 export {
   readSegmentationFolder,
@@ -103,3 +104,4 @@ export {
   type StreamingOptions,
 } from './streaming';
 export { indexSeriesFolder, decodeSeries, type SeriesEntry, type SeriesFolderOptions } from './series';
+export { indexManifestSegmentation, decodeManifestSample, type ManifestEntry } from './multimodal';

@@ -5,8 +5,8 @@ import { rasterCentre } from './raster';
 import { type BandStack, type MissingBands, type S2Source, loadHr, loadSentinel1, loadSentinel2 } from './sentinel';
 import { requireAcquisitionDate } from './dates';
 
-/** One Sentinel-2 frame in a manifest: a folder of band files, per-band files, or a multi-band file with `bandMap`; `date` overrides metadata. */
-export type S2FrameEntry = ({ folder: string } | { bands: Record<string, string> } | { file: string; bandMap: string[] }) & {
+/** One Sentinel-2 frame in a manifest: a folder of band files, per-band files, or a multi-band file with `bandMap` (band names, or `auto`: 13 = L1C, 12 = L2A, 10 = SkySense's order); `date` overrides metadata. */
+export type S2FrameEntry = ({ folder: string } | { bands: Record<string, string> } | { file: string; bandMap: string[] | 'auto' }) & {
   date?: string;
 };
 
@@ -106,7 +106,7 @@ export function readManifest(file: string): SampleManifest[] {
       Object.fromEntries(
         Object.entries(o).map(([k, v]): [string, unknown] => [
           k,
-          typeof v === 'string' && !['date', 'units'].includes(k)
+          typeof v === 'string' && !['date', 'units', 'bandMap', 'speckleFilter'].includes(k)
             ? abs(v)
             : k === 'bands' && v && typeof v === 'object'
               ? mapPaths(v as Record<string, unknown>)
@@ -144,13 +144,13 @@ function checkEntries(s: SampleManifest, what: string): void {
         (isPath(e.folder) ||
           (key === 's2'
             ? (typeof e.bands === 'object' && e.bands !== null && Object.values(e.bands).every(isPath)) ||
-              (isPath(e.file) && Array.isArray(e.bandMap) && e.bandMap.every((b) => typeof b === 'string'))
+              (isPath(e.file) && (e.bandMap === 'auto' || (Array.isArray(e.bandMap) && e.bandMap.every((b) => typeof b === 'string'))))
             : isPath(e.vv) && isPath(e.vh)));
       if (!ok)
         bad(
           `${key}[${j}]`,
           key === 's2'
-            ? '{ "folder" }, { "bands": { "B02": …, … } } or { "file", "bandMap" }'
+            ? '{ "folder" }, { "bands": { "B02": …, … } } or { "file", "bandMap" } (band names or "auto")'
             : '{ "folder" } or { "vv", "vh" } (both files)',
           f,
         );

@@ -33,6 +33,16 @@ export function planarStack(s: BandStack): PlanarImage {
   return { width: s.width, height: s.height, channels: s.bands.length, data, ...(s.valid.includes(0) ? { valid: s.valid } : {}) };
 }
 
+/** A true-colour picture (B4, B3, B2; reflectance 0–3000 → 0–255) of a 10-band Sentinel-2 image in SkySense's order, for drawings. */
+export function s2TrueColour(s2: PlanarImage): PlanarImage {
+  const n = s2.width * s2.height;
+  const data = new Float32Array(3 * n);
+  [2, 1, 0].forEach((band, c) => {
+    for (let i = 0; i < n; i++) data[c * n + i] = Math.min(255, Math.max(0, (s2.data[band * n + i]! * 255) / 3000));
+  });
+  return { width: s2.width, height: s2.height, channels: 3, data };
+}
+
 /** What to do about missing Sentinel-2 bands: refuse (default) or fill with zeros (after normalisation: the band mean). */
 export type MissingBands = 'error' | 'mean';
 

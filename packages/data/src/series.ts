@@ -3,7 +3,7 @@ import { basename, extname, join } from 'node:path';
 import { SkySenseError } from '@skysense/core-tensor';
 import type { ClassDef, PlanarImage } from './images';
 import type { LabelledSample } from './datasets';
-import { rasterCentre } from './raster';
+import { type Raster, rasterCentre } from './raster';
 import { loadSentinel2, planarStack } from './sentinel';
 
 /** One indexed time series: its frames (files and dates, in date order) and class. */
@@ -48,9 +48,7 @@ export function indexSeriesFolder(dir: string, options: SeriesFolderOptions = {}
       const files = readdirSync(join(dir, cls, sample)).filter((f) => TIF.test(f));
       if (files.length === 0) throw new SkySenseError('E_DATA', `${join(dir, cls, sample)}: no frame (*.tif) in the series`);
       const frames = files.map((f) => {
-        const m = /(?:^|\D)(\d{4})-?(\d{2})-?(\d{2})(?:\D|$)/.exec(basename(f, extname(f)));
-        const date =
-          m && Number(m[2]) >= 1 && Number(m[2]) <= 12 && Number(m[3]) >= 1 && Number(m[3]) <= 31 ? `${m[1]}-${m[2]}-${m[3]}` : null;
+        const date = dateInName(basename(f, extname(f)));
         if (!date) throw new SkySenseError('E_DATE', `${join(dir, cls, sample, f)}: no date in the file name (…20170613… or …2017-06-13…)`);
         return { file: join(dir, cls, sample, f), date };
       });
@@ -61,6 +59,26 @@ export function indexSeriesFolder(dir: string, options: SeriesFolderOptions = {}
   return { classes: names.map((n, i) => ({ name: n, color: grey(i) })), entries };
 }
 
+/** The first real calendar date `YYYY-MM-DD` / `YYYYMMDD` in a file name, or null. */
+function dateInName(name: string): string | null {
+  for (const m of name.matchAll(/(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)/g)) {
+    const iso = `${m[1]}-${m[2]}-${m[3]}`;
+    const t = Date.parse(`${iso}T00:00:00Z`);
+    if (!Number.isNaN(t) && new Date(t).toISOString().startsWith(iso)) return iso;
+  }
+  return null;
+}
+
+/** The centre of a raster in WGS 84, or nothing where its CRS is unknown or cannot be converted (the location is optional here). */
+function centreIfKnown(grid: Raster): { lat?: number; lon?: number } {
+  if (grid.epsg === null) return {};
+  try {
+    return rasterCentre(grid);
+  } catch {
+    return {};
+  }
+}
+
 /** Decodes one series: a 10-band planar image per frame (with its nodata mask), dates, the location of the first frame where it is georeferenced. */
 export async function decodeSeries(e: SeriesEntry): Promise<LabelledSample> {
   const images: PlanarImage[] = [];
@@ -68,7 +86,7 @@ export async function decodeSeries(e: SeriesEntry): Promise<LabelledSample> {
   for (const [k, f] of e.frames.entries()) {
     const s = await loadSentinel2({ file: f.file, bandMap: 'auto' });
     images.push(planarStack(s));
-    if (k === 0 && s.grid.epsg !== null) where = rasterCentre(s.grid);
+    if (k === 0) where = centreIfKnown(s.grid);
   }
   const size = `${images[0]!.width}×${images[0]!.height}`;
   const other = images.findIndex((img) => `${img.width}×${img.height}` !== size);

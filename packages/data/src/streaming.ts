@@ -44,30 +44,45 @@ export class DecodePool {
     this.workers = o.workers ?? Math.max(1, availableParallelism() - 1);
     assertInt('workers', this.workers, 0);
     const file = this.workers > 0 ? workerFile() : '';
-    for (let i = 0; i < this.workers; i++) {
-      // workerData must be an object: geotiff's web-worker shim reads workerData.mod in every worker thread
-      const w = new Worker(file, { workerData: {} });
-      w.on('message', (msg: { sample?: LabelledSample; error?: { code?: string; message: string } }) => {
-        const job = this.running.get(w)!;
-        this.running.delete(w);
-        if (msg.error)
-          job.reject(new SkySenseError((msg.error.code ?? 'E_DATA') as SkySenseErrorCode, msg.error.message.replace(/^E_\w+: /, '')));
-        else job.resolve(msg.sample!);
-        this.idle.push(w);
-        this.pump();
-      });
-      w.on('error', (e) => {
-        this.running.get(w)?.reject(e);
-        this.running.delete(w);
-      });
-      this.threads.push(w);
-      this.idle.push(w);
+    try {
+      for (let i = 0; i < this.workers; i++) this.start(file);
+    } catch (e) {
+      void this.close();
+      throw e;
     }
+  }
+
+  private start(file: string): void {
+    // workerData must be an object: geotiff's web-worker shim reads workerData.mod in every worker thread
+    const w = new Worker(file, { workerData: {} });
+    w.on('message', (msg: { sample?: LabelledSample; error?: { code?: string; message: string } }) => {
+      const job = this.running.get(w)!;
+      this.running.delete(w);
+      if (msg.error)
+        job.reject(new SkySenseError((msg.error.code ?? 'E_DATA') as SkySenseErrorCode, msg.error.message.replace(/^E_\w+: /, '')));
+      else job.resolve(msg.sample!);
+      this.idle.push(w);
+      this.pump();
+    });
+    const lost = (why: string) => {
+      if (!this.threads.includes(w)) return;
+      this.threads.splice(this.threads.indexOf(w), 1);
+      if (this.idle.includes(w)) this.idle.splice(this.idle.indexOf(w), 1);
+      this.running.get(w)?.reject(new SkySenseError('E_INTERNAL', `a decode worker stopped (${why}) while decoding`));
+      this.running.delete(w);
+      if (this.threads.length === 0)
+        for (const j of this.queue.splice(0)) j.reject(new SkySenseError('E_INTERNAL', `every decode worker has stopped (${why})`));
+    };
+    w.on('error', (e) => lost(e.message));
+    w.on('exit', (code) => lost(`exit code ${code}`));
+    this.threads.push(w);
+    this.idle.push(w);
   }
 
   /** Decodes one index entry with a built-in decoder. */
   decode(kind: DecoderKind, entry: unknown): Promise<LabelledSample> {
     if (this.workers === 0) return DECODERS[kind](entry as never);
+    if (this.threads.length === 0) return Promise.reject(new SkySenseError('E_INTERNAL', 'DecodePool: no decode worker is running'));
     return new Promise((resolve, reject) => {
       this.queue.push({ req: { id: this.nextId++, kind, entry }, resolve, reject });
       this.pump();
@@ -86,7 +101,9 @@ export class DecodePool {
   /** Stops the workers (jobs still queued are refused). */
   async close(): Promise<void> {
     for (const j of this.queue.splice(0)) j.reject(new SkySenseError('E_ARG', 'DecodePool: closed'));
-    await Promise.all(this.threads.map((w) => w.terminate()));
+    const threads = this.threads.splice(0);
+    this.idle.length = 0;
+    await Promise.all(threads.map((w) => w.terminate()));
   }
 }
 
@@ -137,13 +154,9 @@ export class StreamingSamples<E> implements SampleLoader {
   }
 
   private async load(indices: readonly number[]): Promise<LabelledSample[]> {
-    return Promise.all(
-      indices.map((i) => {
-        const e = this.entries[i];
-        if (e === undefined) throw new SkySenseError('E_ARG', `sample index: expected 0 … ${this.entries.length - 1}, got ${i}`);
-        return this.pool.decode(this.kind, e);
-      }),
-    );
+    const bad = indices.find((i) => this.entries[i] === undefined);
+    if (bad !== undefined) throw new SkySenseError('E_ARG', `sample index: expected 0 … ${this.entries.length - 1}, got ${bad}`);
+    return Promise.all(indices.map((i) => this.pool.decode(this.kind, this.entries[i])));
   }
 
   prefetch(key: number, indices: readonly number[]): void {

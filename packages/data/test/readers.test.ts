@@ -197,9 +197,13 @@ describe('readers refuse what they cannot read', () => {
       /E_DATA: .*sample 0 \(x\): s1\[0\]: expected \{ "folder" \} or \{ "vv", "vh" \} \(both files\), got \{"vv":"a\.tif"\}/,
     );
     expect(() => readManifest(m({ s2: [{}] }))).toThrow(
-      /sample 0: s2\[0\]: expected \{ "folder" \}, \{ "bands": \{ "B02": …, … \} \} or \{ "file", "bandMap" \}, got \{\}/,
+      /sample 0: s2\[0\]: expected \{ "folder" \}, \{ "bands": \{ "B02": …, … \} \} or \{ "file", "bandMap" \} \(band names or "auto"\), got \{\}/,
     );
     expect(() => readManifest(m({ s2: 'folder' }))).toThrow(/s2: expected a list of frames, got "folder"/);
+    // option values are not paths (0.2 made 'lee' and 'auto' absolute paths)
+    const [kept] = readManifest(m({ s2: [{ file: 'x.tif', bandMap: 'auto' }], s1: [{ vv: 'a.tif', vh: 'b.tif', speckleFilter: 'lee' }] }));
+    expect([(kept!.s2![0] as { bandMap: string }).bandMap, kept!.s1![0]!.speckleFilter]).toEqual(['auto', 'lee']);
+    expect((kept!.s2![0] as { file: string }).file).toMatch(/^\/.*x\.tif$/);
     fs.writeFileSync(join(dir, 'broken.json'), '{ "s2": [');
     expect(() => readManifest(join(dir, 'broken.json'))).toThrow(/E_DATA: manifest .*broken\.json: not valid JSON \(/);
     const badMeta = join(dir, 'bad-meta');

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SkySenseError, initBackend } from '@skysense/core-tensor';
-import { InMemorySamples, StreamingSamples, indexBigEarthNet, samplesDir } from '../src/index';
+import type { Worker } from 'node:worker_threads';
+import { DecodePool, InMemorySamples, StreamingSamples, indexBigEarthNet, samplesDir } from '../src/index';
 
 const root = join(samplesDir(), 'bigearthnet', 'v1-s1s2-example');
 const dir = mkdtempSync(join(tmpdir(), 'skysense-stream-'));
@@ -38,6 +39,17 @@ describe('streaming samples (worker threads)', () => {
     } finally {
       await stream.close();
     }
+  });
+
+  it('a decode worker that stops fails what it was given and what follows, by name, instead of hanging', async () => {
+    const { entries } = indexBigEarthNet(root);
+    const pool = new DecodePool({ workers: 1 });
+    const thread = (pool as unknown as { threads: Worker[] }).threads[0]!;
+    const pending = pool.decode('bigearthnet', entries[0]);
+    await thread.terminate();
+    await expect(pending).rejects.toThrow(/a decode worker stopped \(exit code \d+\) while decoding/);
+    await expect(pool.decode('bigearthnet', entries[1])).rejects.toThrow(/no decode worker is running/);
+    await pool.close();
   });
 
   it('a corrupt file fails its batch with the decoder’s error, named; workers: 0 decodes on the calling thread', async () => {

@@ -407,7 +407,7 @@ export function createCli(): Command {
     .addOption(
       new Option(
         '--loader <how>',
-        'multilabel, mm-cls: stream batches decoded in worker threads (default) or decode the dataset into memory first',
+        'multilabel, mm-cls, temporal-cls, mm-seg: stream batches decoded in worker threads (default) or decode the dataset into memory first',
       ).choices(['stream', 'memory']),
     )
     .option('--workers <n>', 'decode worker threads of the streaming loader (default: cores − 1)', Number)

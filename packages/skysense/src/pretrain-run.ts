@@ -13,7 +13,7 @@ import {
   trainingLoop,
   type Tensor,
 } from '@skysense/core-tensor';
-import { Pretrainer, type PretrainBatch, type PretrainOptions, type PretrainTerms, type StepMetrics } from './pretrain';
+import { Pretrainer, type PretrainBatch, type PretrainOptions, type PretrainTerms, type StepMetrics, checkTerms } from './pretrain';
 import { SKYSENSE_PRESETS, type SkySensePresetName } from './presets';
 import { bigEarthNetPairs, disposeSample } from './embed';
 import {
@@ -204,8 +204,7 @@ export function checkPretrainOptions(o: RunPretrainOptions): void {
   const parts = ['pixel', 'object', 'image', 'fusion', 'align', 'gcpl'];
   for (const t of o.ablate ?? [])
     if (!parts.includes(t)) throw new SkySenseError('E_ARG', `ablate: expected terms among ${parts.join(', ')}, got ${JSON.stringify(t)}`);
-  if (o.fusionFeature !== undefined && !['geo-context', 'fused'].includes(o.fusionFeature))
-    throw new SkySenseError('E_ARG', `fusionFeature: expected 'geo-context' or 'fused', got ${JSON.stringify(o.fusionFeature)}`);
+  checkTerms(fidelity(o).terms, o.fusionFeature);
   if (o.preset !== undefined && !(o.preset in SKYSENSE_PRESETS))
     throw new SkySenseError(
       'E_ARG',
@@ -260,6 +259,7 @@ async function loadSamples(data: string, crop: number | undefined, hr: boolean, 
         );
         s.hr!.dispose();
         s.hr = grid;
+        s.hrValid = undefined; // on the old grid; pre-training batches do not read it
       }
       checkSample(s, loaded[0]!, crop ?? defaultCrop({ hr: !!s.hr, s2: !!s.s2 }));
     }

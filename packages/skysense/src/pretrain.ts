@@ -219,8 +219,17 @@ export class Pretrainer {
   step = 0;
   private readonly lrSchedule: (iter: number, base: number) => number;
 
-  constructor(readonly options: PretrainOptions) {
-    const o = options;
+  readonly options: PretrainOptions;
+
+  constructor(options: PretrainOptions) {
+    // the fidelity switches are stored resolved, so a checkpoint says which behaviour it was trained with
+    const o = {
+      ...options,
+      fusionFeature: options.fusionFeature ?? 'geo-context',
+      teacherAugment: options.teacherAugment ?? true,
+      augmentPerImage: options.augmentPerImage ?? true,
+    };
+    this.options = o;
     validateOptions(o);
     this.rng = new Generator(o.seed ?? 0);
     this.student = new SkySense(o.config);
@@ -272,7 +281,7 @@ export class Pretrainer {
 
   /** Whether the fusion term compares F_fus (fused ⊕ geo-context) rather than F_fus^mm. */
   private get geoContextTerm(): boolean {
-    return this.gcpl && (this.options.fusionFeature ?? 'geo-context') === 'geo-context';
+    return this.gcpl && this.options.fusionFeature === 'geo-context';
   }
 
   /** Named trainable parameters: the student model, its projection heads and the alignment projections. */
@@ -366,7 +375,7 @@ export class Pretrainer {
   private backwardOn(batch: PretrainBatch): MicroResult {
     const flip = this.rng.random() < 0.5;
     const studentView = this.augmentedView(batch, flip);
-    const teacherView = this.options.teacherAugment === false ? null : this.augmentedView(batch, false);
+    const teacherView = this.options.teacherAugment ? this.augmentedView(batch, false) : null;
     let teacherOut: ReturnType<SkySense['forwardFeatures']>;
     try {
       teacherOut = this.teacher.forwardFeatures(this.modelInputs(teacherView ?? batch));
@@ -585,7 +594,7 @@ export class Pretrainer {
 
   /** HR photometric augmentation with draws per image (or one per micro-batch, see {@link PretrainOptions.augmentPerImage}). */
   private photometric(hr: Tensor): Tensor {
-    if (this.options.augmentPerImage === false) {
+    if (!this.options.augmentPerImage) {
       const d = this.drawPhotometric();
       return hrPhotometric(hr, d.scale, d.sigma, d.solarize);
     }
@@ -639,7 +648,9 @@ export class Pretrainer {
 
   /** Rebuilds a trainer from {@link Pretrainer.save}'s file; it continues exactly where the saved run was (`steps` extends its total). */
   static resume(file: string, steps?: number): Pretrainer {
-    return resumeTrainer(file, FORMAT, 'SkySense pre-training', (o: PretrainOptions) => new Pretrainer(o), steps);
+    // checkpoints of 0.2 carry no fidelity switches: they resume with 0.2's behaviour
+    const legacy: Partial<PretrainOptions> = { fusionFeature: 'fused', teacherAugment: false, augmentPerImage: false };
+    return resumeTrainer(file, FORMAT, 'SkySense pre-training', (o: PretrainOptions) => new Pretrainer({ ...legacy, ...o }), steps);
   }
 
   /** Frees every tensor the trainer holds. */
@@ -714,21 +725,30 @@ function validateOptions(o: PretrainOptions): void {
     ['beta', o.beta],
   ] as const)
     if (v !== undefined) assertInRange(name, v, 0, Infinity);
-  const t = o.terms ?? {};
+  checkTerms(o.terms, o.fusionFeature);
+  if (o.multiCrop) {
+    if (!o.config.hr) throw new SkySenseError('E_ARG', 'multiCrop: HR multi-crop needs a model with an HR encoder (config.hr)');
+    resolveMultiCrop(o.multiCrop, 1);
+  }
+}
+
+/**
+ * Checks the ablation switches and the fusion feature (see {@link PretrainOptions}): known names, and
+ * at least one MGCL granularity on.
+ * @throws SkySenseError `E_ARG` naming the option.
+ */
+export function checkTerms(terms: PretrainTerms | undefined, fusionFeature?: PretrainOptions['fusionFeature']): void {
+  const t = terms ?? {};
   for (const [k, v] of Object.entries(t))
     if (!['pixel', 'object', 'image', 'fusion', 'align', 'gcpl'].includes(k) || typeof v !== 'boolean')
       throw new SkySenseError(
         'E_ARG',
         `terms.${k}: expected a boolean switch of pixel, object, image, fusion, align or gcpl, got ${JSON.stringify(v)}`,
       );
-  if (t.pixel === false && t.object === false && t.image === false && t.align === false)
-    throw new SkySenseError('E_ARG', 'terms: every MGCL term and the alignment are off; nothing would be learned');
-  if (o.fusionFeature !== undefined && o.fusionFeature !== 'geo-context' && o.fusionFeature !== 'fused')
-    throw new SkySenseError('E_ARG', `fusionFeature: expected 'geo-context' or 'fused', got ${JSON.stringify(o.fusionFeature)}`);
-  if (o.multiCrop) {
-    if (!o.config.hr) throw new SkySenseError('E_ARG', 'multiCrop: HR multi-crop needs a model with an HR encoder (config.hr)');
-    resolveMultiCrop(o.multiCrop, 1);
-  }
+  if (t.pixel === false && t.object === false && t.image === false)
+    throw new SkySenseError('E_ARG', 'terms: pixel, object and image are all off; MGCL needs at least one granularity');
+  if (fusionFeature !== undefined && fusionFeature !== 'geo-context' && fusionFeature !== 'fused')
+    throw new SkySenseError('E_ARG', `fusionFeature: expected 'geo-context' or 'fused', got ${JSON.stringify(fusionFeature)}`);
 }
 
 /** `YYYY-MM-DD` shifted by whole days. */

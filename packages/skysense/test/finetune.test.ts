@@ -294,7 +294,7 @@ describe('segmentation fine-tuning', () => {
 describe('tasks are objects, looked up by name', () => {
   it('a task added with registerTask trains through Finetuner and taskBatch with no other change; unknown names list the registered ones', () => {
     registerTask({ ...segmentationTask, name: 'seg-copy', description: 'a copy of seg' });
-    expect(listTasks()).toEqual(['seg', 'cls', 'multilabel', 'change', 'det', 'mm-cls', 'temporal-cls', 's2-seg', 'seg-copy']);
+    expect(listTasks()).toEqual(['seg', 'cls', 'multilabel', 'change', 'det', 'mm-cls', 'temporal-cls', 's2-seg', 'mm-seg', 'seg-copy']);
     const data = {
       task: 'seg-copy',
       classes: [
@@ -313,7 +313,7 @@ describe('tasks are objects, looked up by name', () => {
     tf.dispose([batch.images as Tensor, batch.targets]);
     t.dispose();
     expect(() => getTask('detection')).toThrow(
-      /task: expected one of seg, cls, multilabel, change, det, mm-cls, temporal-cls, s2-seg, seg-copy, got 'detection'/,
+      /task: expected one of seg, cls, multilabel, change, det, mm-cls, temporal-cls, s2-seg, mm-seg, seg-copy, got 'detection'/,
     );
   });
 });

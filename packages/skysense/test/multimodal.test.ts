@@ -130,7 +130,19 @@ describe('temporal classification (fMoW-Sentinel style: S2 series of any length 
 
   it('trains on padded series (frames masked, dates null), reports top-1 / top-5; a padded series scores as alone', async () => {
     const out = join(dir, 'temporal');
-    const r = await runFinetune({ task: 'temporal-cls', data: series, out, steps: 3, batchSize: 3, crop: 8, workers: 1, log: quiet });
+    const r = await runFinetune({
+      task: 'temporal-cls',
+      data: series,
+      out,
+      steps: 3,
+      batchSize: 3,
+      crop: 8,
+      holdOut: 1,
+      workers: 1,
+      log: quiet,
+    });
+    // held out per class, as cls: the last series of each
+    expect(JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')).samples).toEqual(['crops/s2', 'water/s2']);
     const s = r.evaluation!.scores as { top1: number; top5: number };
     expect(s.top5).toBe(1); // two classes
     expect(r.evaluation!.table).toMatch(/top-1 \d+\.\d\d, top-5 100\.00 over 2 series/);
@@ -157,6 +169,7 @@ describe('temporal classification (fMoW-Sentinel style: S2 series of any length 
 });
 
 describe('Sentinel-2 segmentation (s2-seg: ViT → MultiLevelNeck → UperNet)', () => {
+  beforeAll(() => initBackend());
   it('trains on 13-band L1C tiles with masks, scores mIoU, keeps mmseg neck keys, predicts a mask from a tile', async () => {
     const data = join(dir, 's2seg');
     mkdirSync(join(data, 'images'), { recursive: true });
@@ -215,5 +228,103 @@ describe('Sentinel-2 segmentation (s2-seg: ViT → MultiLevelNeck → UperNet)',
     await expect(runFinetune({ task: 's2-seg', out: join(dir, 'y'), log: quiet })).rejects.toThrow(
       /--data: task s2-seg needs a data folder/,
     );
+  });
+});
+
+describe('multi-modal segmentation (mm-seg: HR + S2 + S1 series → fusion → UperNet / FCN)', () => {
+  beforeAll(() => initBackend());
+  it('trains on manifest samples (HR resampled onto the fusion grid, series of 2 and 1 dates), scores mIoU, draws, predicts', async () => {
+    const data = join(dir, 'mmseg');
+    mkdirSync(data, { recursive: true });
+    const g = new Generator(11);
+    const grid = (px: number, n: number) => ({
+      width: n,
+      height: n,
+      origin: [465000, 5080000] as [number, number],
+      resolution: [px, -px] as [number, number],
+      epsg: 32633,
+    });
+    const samples = [0, 1].map((k) => {
+      const edge = 3 + 2 * k;
+      const right = (p: number, n: number) => p % n >= (edge * n) / 8;
+      writeGeoTiffLike(
+        join(data, `hr${k}.tif`),
+        grid(1, 80),
+        Uint8Array.from({ length: 3 * 6400 }, (_, i) => (right(Math.floor(i / 3), 80) ? 200 : 40) + g.randint(30)),
+        {
+          SamplesPerPixel: 3,
+          BitsPerSample: [8, 8, 8],
+          PlanarConfiguration: 1,
+          PhotometricInterpretation: 2,
+        },
+      );
+      const s2 = ['2021-05-01', '2021-08-01'].map((date) => {
+        const file = join(data, `s2_${k}_${date}.tif`);
+        writeGeoTiffLike(
+          file,
+          grid(10, 8),
+          Uint16Array.from({ length: 13 * 64 }, (_, i) => (right(Math.floor(i / 13), 8) ? 2500 : 300) + g.randint(200)),
+          {
+            SamplesPerPixel: 13,
+            BitsPerSample: Array(13).fill(16),
+            PlanarConfiguration: 1,
+            PhotometricInterpretation: 1,
+            ExtraSamples: Array(12).fill(0),
+          },
+        );
+        return { file, bandMap: 'auto', date };
+      });
+      const [vv, vh] = ['vv', 'vh'].map((b) =>
+        writeGeoTiffLike(
+          join(data, `${b}${k}.tif`),
+          grid(10, 8),
+          Float32Array.from({ length: 64 }, () => -15 + 5 * g.random()),
+          { SampleFormat: [3] },
+        ),
+      );
+      writeGeoTiffLike(
+        join(data, `mask${k}.tif`),
+        grid(10, 8),
+        Uint8Array.from({ length: 64 }, (_, p) => (right(p, 8) ? 1 : 0)),
+      );
+      return { name: `field${k}`, hr: `hr${k}.tif`, s2, s1: [{ vv, vh, date: '2021-06-01' }], mask: `mask${k}.tif`, anyDtype: true };
+    });
+    writeFileSync(join(data, 'samples.json'), JSON.stringify(samples));
+    writeFileSync(
+      join(data, 'classes.json'),
+      JSON.stringify([
+        { name: 'meadow', color: [0, 160, 0] },
+        { name: 'field', color: [220, 200, 0] },
+      ]),
+    );
+    const out = join(dir, 'mmseg-run');
+    const before = tf.memory().numTensors;
+    const r = await runFinetune({ task: 'mm-seg', data, out, steps: 2, batchSize: 2, workers: 1, log: quiet });
+    expect(tf.memory().numTensors).toBe(before);
+    expect((r.evaluation!.scores as { mIoU: number }).mIoU).toBeGreaterThanOrEqual(0);
+    expect(readdirSync(join(out, 'predictions')).sort()).toEqual(['field1.png', 'field1.side.png']);
+    const { model } = loadFinetuned(join(out, 'model.safetensors'));
+    const keys = [...model.stateDict().keys()];
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'neck.lateral_convs.0.conv.weight',
+        'decode_head.conv_seg.weight',
+        'backbone.backbone_gep.patch_embed.projection.weight',
+      ]),
+    );
+    model.dispose();
+    const fcn = await runFinetune({
+      task: 'mm-seg',
+      preset: 'fcn-skysense-tiny-mm',
+      data,
+      out: join(dir, 'mmseg-fcn'),
+      steps: 1,
+      batchSize: 2,
+      loader: 'memory',
+      log: quiet,
+    });
+    expect(fcn.evaluation!.table).toMatch(/meadow.*\n.*field/);
+    const written = await runPredict({ model: join(out, 'model.safetensors'), inputs: [data], out: join(dir, 'mmseg-pred'), log: quiet });
+    expect(written.map((f) => f.slice(join(dir, 'mmseg-pred').length + 1))).toEqual(['field0.png', 'field1.png']);
   });
 });

@@ -111,8 +111,8 @@ describe('pre-training fidelity (paper §3.3)', () => {
     initial.dispose();
     expect(maxDiff(step({ terms: { gcpl: false } }).protos, before)).toBe(0);
     expect(maxDiff(step({}).protos, before)).toBeGreaterThan(0);
-    expect(() => new Pretrainer({ ...options, terms: { pixel: false, object: false, image: false, align: false } })).toThrow(
-      /terms: every MGCL term/,
+    expect(() => new Pretrainer({ ...options, terms: { pixel: false, object: false, image: false } })).toThrow(
+      /terms: pixel, object and image are all off; MGCL needs at least one granularity/,
     );
     expect(() => new Pretrainer({ ...options, terms: { colour: true } as never })).toThrow(/terms.colour: expected a boolean switch/);
     expect(() => new Pretrainer({ ...options, fusionFeature: 'both' as never })).toThrow(

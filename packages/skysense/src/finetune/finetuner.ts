@@ -29,6 +29,7 @@ import type { ChangeDetector, Classifier } from './classifier';
 import { finetuneOptimizer } from './layer-decay';
 import { type EncoderSpec, FINETUNE_PRESETS, type FinetunePreset, type FinetunePresetName, type FinetuneTask } from './presets';
 import type { Segmentor } from './segmentor';
+import type { FusionSegmentor } from './fusion-segmentor';
 import { getTask } from './task';
 import { SkySense, SkySenseEncoder, type SkySenseInputs } from '../skysense';
 import { batchImages } from './tasks';
@@ -88,7 +89,7 @@ export interface FinetuneBatch {
 }
 
 /** The models the finetuner trains. */
-export type FinetuneModel = Segmentor | Classifier | Classifier<SkySenseInputs> | ChangeDetector | FasterRCNN;
+export type FinetuneModel = Segmentor | Classifier | Classifier<SkySenseInputs> | ChangeDetector | FasterRCNN | FusionSegmentor;
 
 const FORMAT = 'skysense-finetune-1';
 

@@ -1,5 +1,13 @@
 import { Module, SkySenseError, assertInt, tf, type Tensor } from '@skysense/core-tensor';
-import { type CrossEntropyOptions, FCNHead, crossEntropyLoss, resizeTo } from '@skysense/heads';
+import {
+  type BaseDecodeHead,
+  type CrossEntropyOptions,
+  FCNHead,
+  MultiLevelNeck,
+  UPerHead,
+  crossEntropyLoss,
+  resizeTo,
+} from '@skysense/heads';
 import type { SkySense, SkySenseInputs } from '../skysense';
 
 /** Options of {@link FusionSegmentor}. */
@@ -7,8 +15,16 @@ export interface FusionSegmentorOptions {
   numClasses: number;
   /** Classify F_fus (fused map ⊕ geo-context, twice as wide) instead of the fused map alone. Default `false`. */
   geoContext?: boolean;
-  /** FCNHead width. Default 256. */
+  /**
+   * The decoder: `fcn` (an FCNHead on the fused map) or `upernet` (a `MultiLevelNeck` turning the fused
+   * map into a 4-level pyramid at scales 4, 2, 1, ½, then a UPerHead; paper Tab. 4's segmentation
+   * setting). Default `fcn`.
+   */
+  decoder?: 'fcn' | 'upernet';
+  /** Head width (FCNHead, or neck and UPerHead). Default 256. */
   channels?: number;
+  /** UPerHead pyramid pooling scales. Default [1, 2, 3, 6]. */
+  poolScales?: number[];
   /** FCNHead convs. Default 1. */
   numConvs?: number;
   /** Cross-entropy options (ignore index, class weights). */
@@ -16,9 +32,10 @@ export interface FusionSegmentorOptions {
 }
 
 /**
- * Segmentation on SkySense's multi-modal fused map (the paper's PASTIS-MM setting): the whole
- * model (`backbone.*`: encoders, fusion, prototype bank) → an FCNHead (`decode_head.*`) on the fused
- * map, with or without the geo-context half → logits resized to the label grid.
+ * Segmentation on SkySense's multi-modal fused map (the paper's PASTIS-MM / Dynamic EarthNet-MM
+ * setting): the whole model (`backbone.*`: encoders, fusion, prototype bank) → an FCNHead
+ * (`decode_head.*`) on the fused map, or a `MultiLevelNeck` (`neck.*`) and a UPerHead, with or
+ * without the geo-context half → logits resized to the label grid.
  * @example
  * ```ts
  * import { initBackend, tf } from '@skysense/core-tensor';
@@ -41,7 +58,8 @@ export interface FusionSegmentorOptions {
  */
 export class FusionSegmentor extends Module {
   readonly backbone: SkySense;
-  readonly decodeHead: FCNHead;
+  readonly neck: MultiLevelNeck | null;
+  readonly decodeHead: BaseDecodeHead;
   readonly geoContext: boolean;
 
   constructor(
@@ -55,15 +73,23 @@ export class FusionSegmentor extends Module {
       throw new SkySenseError('E_ARG', 'FusionSegmentor geoContext: the model has no prototype bank (build it with a geo config)');
     const width = model.neck.fusion.options.embedDims * (this.geoContext ? 2 : 1);
     this.backbone = this.registerModule('backbone', model);
+    const channels = options.channels ?? 256;
+    const upernet = (options.decoder ?? 'fcn') === 'upernet';
+    if (!upernet && options.decoder !== undefined && options.decoder !== 'fcn')
+      throw new SkySenseError('E_ARG', `FusionSegmentor decoder: expected 'fcn' or 'upernet', got '${String(options.decoder)}'`);
+    this.neck = upernet
+      ? this.registerModule('neck', new MultiLevelNeck({ inChannels: [width], outChannels: channels, scales: [4, 2, 1, 0.5] }))
+      : null;
     this.decodeHead = this.registerModule(
       'decode_head',
-      new FCNHead({
-        inChannels: width,
-        channels: options.channels ?? 256,
-        numConvs: options.numConvs ?? 1,
-        concatInput: false,
-        numClasses: options.numClasses,
-      }),
+      upernet
+        ? new UPerHead({
+            inChannels: [channels, channels, channels, channels],
+            channels,
+            poolScales: options.poolScales,
+            numClasses: options.numClasses,
+          })
+        : new FCNHead({ inChannels: width, channels, numConvs: options.numConvs ?? 1, concatInput: false, numClasses: options.numClasses }),
     );
   }
 
@@ -74,7 +100,7 @@ export class FusionSegmentor extends Module {
       if (this.geoContext && !out.withGeoContext)
         throw new SkySenseError('E_ARG', 'FusionSegmentor inputs: geo-context needs lat and lon for every sample');
       const map = this.geoContext ? out.withGeoContext! : out.fused;
-      return resizeTo(this.decodeHead.forward([map]), size, this.decodeHead.alignCorners);
+      return resizeTo(this.decodeHead.forward(this.neck ? this.neck.forward([map]) : [map]), size, this.decodeHead.alignCorners);
     });
   }
 

@@ -30,12 +30,14 @@ export interface RecipeDefaults {
 /** A downstream model and its training recipe, as plain data. */
 export interface FinetunePreset {
   /** `seg` (UperNet), `cls` (GAP + linear head; also multi-label), `change` (Siamese UperNet), `det` (Faster R-CNN + FPN) or `mm-cls` (GAP + linear head on the fused map). */
-  task: 'seg' | 'cls' | 'change' | 'det' | 'mm-cls' | 'temporal-cls';
+  task: 'seg' | 'cls' | 'change' | 'det' | 'mm-cls' | 'temporal-cls' | 'mm-seg';
   encoder: EncoderSpec;
   /** UPerHead width and pool scales (`seg`, `change`). */
   decodeHead?: { channels: number; poolScales: number[] };
   /** Auxiliary FCNHead on stage `inIndex` (`seg`). */
   auxiliaryHead?: { inIndex: number; channels: number };
+  /** FCNHead width where a multi-modal segmentation preset decodes with an FCN instead of UperNet (`mm-seg`). */
+  fcnHead?: { channels: number };
   /** mmseg `MultiLevelNeck` between a ViT and the heads (`seg` on Sentinel-2): output width and rescale per level. */
   neck?: { outChannels: number; scales: number[] };
   /** FPN width, box-head width and anchor scales (default [8]: 32 px anchors on the finest level) (`det`). */
@@ -65,7 +67,10 @@ export type FinetunePresetName =
   | 'linear-skysense-temporal'
   | 'linear-skysense-tiny-temporal'
   | 'upernet-skysense-s2'
-  | 'upernet-skysense-tiny-s2';
+  | 'upernet-skysense-tiny-s2'
+  | 'upernet-skysense-mm'
+  | 'upernet-skysense-tiny-mm'
+  | 'fcn-skysense-tiny-mm';
 
 /**
  * Fine-tuning presets. The `*-skysense-hr` / `-s2` ones use the released encoders' architectures;
@@ -97,6 +102,12 @@ export type FinetunePresetName =
  *   and the FCN auxiliary head on level 2; recipe as `upernet-skysense-hr`, 128 px crops (our choice).
  * - `upernet-skysense-tiny-s2`: `skysense-tiny`'s S2 ViT (its last layer), a neck to 16 at scales
  *   4, 2, 1, 0.5 (mmseg's ViT base file), UPerHead 32 wide; 32 px crops.
+ * - `upernet-skysense-mm`: multi-modal segmentation (paper Tab. 4, Dynamic EarthNet-MM / PASTIS-MM):
+ *   the whole `skysense-2b` (HR, S2, S1, fusion, prototype bank), F_fus (2 × 1024) → `MultiLevelNeck`
+ *   (scales 4, 2, 1, ½) → UPerHead 512 wide; AdamW 6e-5 / wd 0.01, no layer-wise decay, 1500 warm-up
+ *   iterations, 16 Sentinel-pixel crops (512 HR pixels) (our choices: no config is published).
+ * - `upernet-skysense-tiny-mm` / `fcn-skysense-tiny-mm`: the same on `skysense-tiny` with a 32-wide
+ *   UperNet or FCN head, 4 Sentinel-pixel crops (128 HR pixels, the tiny Swin's smallest input).
  */
 export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePreset>> = {
   'upernet-skysense-hr': {
@@ -169,6 +180,24 @@ export const FINETUNE_PRESETS: Readonly<Record<FinetunePresetName, FinetunePrese
     decodeHead: UPER_TINY,
     auxiliaryHead: { inIndex: 2, channels: 16 },
     train: { ...TINY_RECIPE, crop: 32 },
+  },
+  'upernet-skysense-mm': {
+    task: 'mm-seg',
+    encoder: { skysense: SKYSENSE_PRESETS['skysense-2b'], geoContext: true },
+    decodeHead: { channels: 512, poolScales: [1, 2, 3, 6] },
+    train: { lr: 6e-5, weightDecay: 0.01, layerDecayRate: 1, warmupIters: 1500, warmupRatio: 1e-6, crop: 16 },
+  },
+  'upernet-skysense-tiny-mm': {
+    task: 'mm-seg',
+    encoder: { skysense: SKYSENSE_PRESETS['skysense-tiny'], geoContext: true },
+    decodeHead: UPER_TINY,
+    train: { ...TINY_RECIPE, layerDecayRate: 1, crop: 4 },
+  },
+  'fcn-skysense-tiny-mm': {
+    task: 'mm-seg',
+    encoder: { skysense: SKYSENSE_PRESETS['skysense-tiny'], geoContext: true },
+    fcnHead: { channels: 32 },
+    train: { ...TINY_RECIPE, layerDecayRate: 1, crop: 4 },
   },
   'linear-skysense-temporal': {
     task: 'temporal-cls',

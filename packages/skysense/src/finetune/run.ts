@@ -30,6 +30,7 @@ import {
   listImages,
   readGeoTiff,
   readImage,
+  s2TrueColour,
   toLatLon,
 } from '@skysense/data';
 import type { Detections } from '@skysense/heads';
@@ -42,15 +43,21 @@ export { resolveClasses } from './tasks';
 
 /** Options of {@link runFinetune} (the `skysense finetune` command). */
 export interface RunFinetuneOptions {
-  /** `seg` (default), `cls`, `multilabel`, `change` or `det`. */
+  /** A registered task (`listTasks()`): `seg` (default), `cls`, `multilabel`, `change`, `det`, `mm-cls`, `temporal-cls`, `s2-seg`, `mm-seg`. */
   task?: FinetuneTask;
   /**
-   * The data. `seg`: a folder with `images/` and `masks/` (default: the Dubai aerial samples under
-   * `SKYSENSE_SAMPLES`); `cls`: one sub-folder per class; `multilabel`: BigEarthNet-S2 patch folders
-   * (default: those under `SKYSENSE_SAMPLES`); `change`: `A/`, `B/`, `label/`.
+   * The data, as the task's `dataHelp` says. `seg`: `images/` + `masks/` (default: the Dubai aerial
+   * samples under `SKYSENSE_SAMPLES`); `cls`: one sub-folder per class; `multilabel`: BigEarthNet-S2
+   * patch folders; `mm-cls`: BigEarthNet v1 S2 + S1 patches (both default to the samples); `change`:
+   * `A/`, `B/`, `label/`; `det`: VOC or COCO; `temporal-cls`: `<class>/<sample>/<frame>.tif`;
+   * `s2-seg`: `images/*.tif` + `masks/`; `mm-seg`: `samples.json` + `classes.json`.
    */
   data?: string;
-  /** `seg` class table: `dubai-aerial` or a JSON file. Default: `dubai-aerial` for the default data, else `<data>/classes.json`. */
+  /**
+   * Classes: for `seg` / `s2-seg` / `mm-seg` a class table (`dubai-aerial` or a JSON file; default
+   * `dubai-aerial` for the default data, else `<data>/classes.json`); for `multilabel` / `mm-cls` the
+   * BigEarthNet nomenclature, `ben19` (default) or `ben43`.
+   */
   classes?: string;
   /** Output folder. */
   out: string;
@@ -89,7 +96,7 @@ export interface RunFinetuneOptions {
   /** Sliding-window evaluation stride (`seg`). Default 2/3 of the crop. */
   stride?: number;
   /**
-   * How a task with an index (`multilabel`, `mm-cls`) reads its samples: `stream` decodes each batch in
+   * How a task with an index (`multilabel`, `mm-cls`, `temporal-cls`, `mm-seg`) reads its samples: `stream` decodes each batch in
    * worker threads, prefetched, so memory does not grow with the dataset; `memory` decodes the whole
    * dataset first. Same batches either way. Default `stream`.
    */
@@ -197,6 +204,19 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
     throw e;
   }
   const { trainer, release } = opened;
+  if (trainer.options.numClasses !== d.classes.length) {
+    trainer.dispose();
+    release();
+    await loader.close();
+    throw new SkySenseError(
+      'E_ARG',
+      `resume: the run's model has ${trainer.options.numClasses} classes, its data now gives ${d.classes.length} (${summarizeList(
+        d.classes.map((c) => c.name),
+        4,
+        'the class list',
+      )}); a run from an older version with another class list cannot continue: start a new run`,
+    );
+  }
   const preset = trainer.options.preset;
   const crop = run.crop ?? FINETUNE_PRESETS[preset].train.crop;
   const total = trainer.options.steps;
@@ -249,9 +269,12 @@ export async function runFinetune(o: RunFinetuneOptions): Promise<FinetuneResult
     log(evaluation.table);
     return { metrics, evaluation };
   } finally {
-    trainer.dispose();
-    release();
-    await loader.close();
+    try {
+      trainer.dispose();
+    } finally {
+      release();
+      await loader.close();
+    }
   }
 }
 
@@ -291,8 +314,9 @@ async function openTaskData(
     log(
       `left out ${index.left.length} sample(s) without a label of the ${index.classes.length} classes: ${summarizeList(index.left, 4, 'as BigEarthNet-19 does')}`,
     );
-  const n = Math.min(holdOut, index.entries.length);
-  const [trainEntries, heldEntries] = [index.entries.slice(0, index.entries.length - n), index.entries.slice(index.entries.length - n)];
+  // the task's own split (per class for single-label tasks), on the index entries (names and labels are all it reads)
+  const split = def.splitHoldOut({ task, classes: index.classes, samples: index.entries as TaskSample[], stats: index.stats }, holdOut);
+  const [trainEntries, heldEntries] = [split.train, split.held];
   if (trainEntries.length === 0) throw tooFew(index.entries.length);
   const held = [...(await InMemorySamples.load(index.kind, heldEntries)).samples];
   const first = held[0] ?? (await InMemorySamples.load(index.kind, trainEntries.slice(0, 1))).samples[0]!;
@@ -373,7 +397,7 @@ function evaluateAndDraw(
   const onMask = out
     ? (s: TaskSample, pred: Int32Array) => {
         const name = names.get(s.name)!;
-        writeMaskPngs(out, name, s.images, ignoreNodata(pred.slice(), s.images), d.classes, s.mask);
+        writeMaskPngs(out, name, s.preview ? [s.preview] : s.images, nodataBlack(pred.slice(), s), d.classes, s.mask);
         o.log(
           `${s.name}: wrote ${join(out, `${name}.png`)} and ${name}.side.png (input${s.images.length > 1 ? 's A | B' : ''} | prediction | ground truth)`,
         );
@@ -417,6 +441,11 @@ function evaluateAndDraw(
     o.log(`wrote ${join(out, 'classes.png')} (AP per class over the ${samples.length} samples; n/a: no positive among them)`);
   }
   return r;
+}
+
+/** A predicted mask with the sample's nodata marked ignore (drawn black): nodata in any image, or for the frames of a series where no frame has data. */
+function nodataBlack(pred: Int32Array, s: TaskSample): Int32Array {
+  return ignoreNodata(pred, s.images, s.sources || (s.dates?.length ?? 0) > 1 ? 'all' : 'any');
 }
 
 /** Writes bars (see `drawBars`) as a PNG. */
@@ -527,8 +556,9 @@ function writeSideBySide(file: string, panels: readonly Uint8Array[], w: number,
   writePng(file, side, W, h);
 }
 
-/** The first three channels of an image as RGB bytes (values clamped to 0–255). */
-function inputRgb(image: PlanarImage): Uint8Array {
+/** The first three channels of an image as RGB bytes (values clamped to 0–255); a 10-band Sentinel-2 image in true colour. */
+function inputRgb(input: PlanarImage): Uint8Array {
+  const image = input.channels === 10 ? s2TrueColour(input) : input;
   const n = image.width * image.height;
   const out = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++)
@@ -629,7 +659,7 @@ export async function runPredict(o: RunPredictOptions): Promise<string[]> {
   }
 }
 
-/** Predicts for the samples of data folders a task indexes (BigEarthNet patch folders): `predictions.json` and a bar picture per sample. */
+/** Predicts for the samples of data folders a task indexes: class scores (`predictions.json` and a bar picture per sample) or masks (`<name>.png`, `<name>.side.png`). */
 async function predictIndexed(
   model: FinetuneModel,
   def: FinetuneTaskDef,
@@ -646,6 +676,13 @@ async function predictIndexed(
     const names = uniqueFileNames(samples.map((s) => s.name));
     for (const s of samples) {
       const p = def.predict(model, s.images, index.stats, { crop: 0, sample: s });
+      if ('mask' in p) {
+        const name = names.get(s.name)!;
+        writeMaskPngs(o.out, name, s.preview ? [s.preview] : s.images, nodataBlack(p.mask, s), classes);
+        written.push(join(o.out, `${name}.png`));
+        log(`${s.name} → ${written.at(-1)}, ${name}.side.png`);
+        continue;
+      }
       if (!('scores' in p)) continue;
       results[s.name] = Object.fromEntries(classes.map((c, k) => [c.name, p.scores[k]!]));
       written.push(join(o.out, `${names.get(s.name)!}.bars.png`));
@@ -657,8 +694,10 @@ async function predictIndexed(
       log(`${s.name}: ${top.map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ') || 'no class at p ≥ 0.5'} → ${written.at(-1)}`);
     }
   }
-  written.push(join(o.out, 'predictions.json'));
-  writeFileAtomic(written.at(-1)!, `${JSON.stringify(results, null, 2)}\n`);
+  if (Object.keys(results).length) {
+    written.push(join(o.out, 'predictions.json'));
+    writeFileAtomic(written.at(-1)!, `${JSON.stringify(results, null, 2)}\n`);
+  }
   return written;
 }
 

@@ -9,6 +9,7 @@ import { s2SegmentationTask, segmentationTask } from './tasks/segmentation';
 import { detectionTask } from './tasks/detection';
 import { mmClassificationTask } from './tasks/multimodal-classification';
 import { temporalClassificationTask } from './tasks/temporal-classification';
+import { mmSegmentationTask } from './tasks/multimodal-segmentation';
 import type { Detections } from '@skysense/heads';
 
 /**
@@ -100,6 +101,7 @@ const REGISTRY = new Map<string, FinetuneTaskDef>(
     mmClassificationTask,
     temporalClassificationTask,
     s2SegmentationTask,
+    mmSegmentationTask,
   ].map((t) => [t.name, t]),
 );
 

@@ -13,8 +13,8 @@ import { LinearClsHead } from '@skysense/heads';
 import type { SkySenseInputs } from '../../skysense';
 import { Classifier } from '../classifier';
 import type { FinetuneTaskDef } from '../task';
-import { type SeriesLayout, sentinelInputs, wholeWindow } from '../sentinel-inputs';
-import { holdOutLast, inputTensors, multilabelEvaluation, type TaskSample } from '../tasks';
+import { type SeriesLayout, sampleScores, sentinelInputs } from '../sentinel-inputs';
+import { holdOutLast, multilabelEvaluation, type TaskSample } from '../tasks';
 
 /** The sample BigEarthNet-MM pairs (S2 + S1 patch folders). */
 const SAMPLE_PAIRS = () => join(samplesDir(), 'bigearthnet', 'v1-s1s2-example');
@@ -28,18 +28,8 @@ export function classList(classes?: string | ClassDef[]): BigEarthNetNomenclatur
 /** BigEarthNet-MM: image 0 is the S2 frame, image 1 (where paired) the S1 frame. */
 const BEN_LAYOUT: SeriesLayout = (s) => ({ s2: [0], s1: s.images[1] ? [1] : [] });
 
-/** Class probabilities of one sample's whole patch. */
-function mmScores(model: Classifier<SkySenseInputs>, s: TaskSample): number[] {
-  const inputs = sentinelInputs([s], [wholeWindow(s.images[0]!)], BEN_LAYOUT);
-  try {
-    const p = model.predict(inputs);
-    const out = [...p.dataSync()];
-    p.dispose();
-    return out;
-  } finally {
-    tf.dispose(inputTensors(inputs));
-  }
-}
+/** The 0/1 targets of samples, `[n, classes]`. */
+const multiHot = (picks: readonly TaskSample[]) => tf.tensor2d(picks.map((s) => s.targets!));
 
 /**
  * Multi-modal multi-label classification (`mm-cls`, BigEarthNet-MM, paper Tab. 4): the SkySense
@@ -76,13 +66,14 @@ export const mmClassificationTask: FinetuneTaskDef = {
   stats: () => NORMALIZATION.s2,
   buildModel: (backbone, _preset, numClasses) =>
     new Classifier(backbone, new LinearClsHead({ inChannels: backbone.featureChannels.at(-1)!, numClasses, multiLabel: true })),
-  targets: (picks) => tf.tensor2d(picks.map((s) => s.targets!)),
+  targets: multiHot,
   batch(_d, picks, crop, g) {
     const windows = picks.map((s) => randomWindow(s.images[0]!, { crop, scaleRange: [1, 1] }, g));
-    return { images: sentinelInputs(picks, windows, BEN_LAYOUT), targets: tf.tensor2d(picks.map((s) => s.targets!)) };
+    return { images: sentinelInputs(picks, windows, BEN_LAYOUT), targets: multiHot(picks) };
   },
   losses: (model, batch) => ({ loss: (model as Classifier<SkySenseInputs>).loss(batch.images as SkySenseInputs, batch.targets) }),
   splitHoldOut: holdOutLast,
-  evaluate: (model, d, samples, o) => multilabelEvaluation(d, samples, (s) => mmScores(model as Classifier<SkySenseInputs>, s), o.onScores),
-  predict: (model, _images, _stats, o) => ({ scores: mmScores(model as Classifier<SkySenseInputs>, o.sample!) }),
+  evaluate: (model, d, samples, o) =>
+    multilabelEvaluation(d, samples, (s) => sampleScores(model as Classifier<SkySenseInputs>, s, BEN_LAYOUT), o.onScores),
+  predict: (model, _images, _stats, o) => ({ scores: sampleScores(model as Classifier<SkySenseInputs>, o.sample!, BEN_LAYOUT) }),
 };

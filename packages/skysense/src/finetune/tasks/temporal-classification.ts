@@ -3,14 +3,20 @@ import { type ClassDef, IGNORE_INDEX, InMemorySamples, NORMALIZATION, indexSerie
 import { ConfusionMatrix, LinearClsHead } from '@skysense/heads';
 import type { SkySenseInputs } from '../../skysense';
 import { Classifier } from '../classifier';
-import { type SeriesLayout, sentinelInputs, wholeWindow } from '../sentinel-inputs';
+import { type SeriesLayout, sampleScores, sentinelInputs } from '../sentinel-inputs';
 import type { FinetuneTaskDef, TaskIndex } from '../task';
-import { holdOutLast, inputTensors, type TaskDataset, type TaskSample } from '../tasks';
+import type { TaskDataset, TaskSample } from '../tasks';
+import { classificationTask } from './classification';
 
 /** Every image of a sample is one S2 frame, in date order. */
 const SERIES: SeriesLayout = (s) => ({ s2: s.images.map((_, k) => k), s1: [] });
 
-const classNames = (classes?: string | ClassDef[]) => (Array.isArray(classes) ? classes.map((c) => c.name) : undefined);
+/** The class names of a run's table; the classes of a series folder are its sub-folders, so a named table is refused. */
+function classNames(classes?: string | ClassDef[]): string[] | undefined {
+  if (typeof classes === 'string')
+    throw new SkySenseError('E_ARG', `classes: task temporal-cls takes its classes from the data's sub-folders, got '${classes}'`);
+  return classes?.map((c) => c.name);
+}
 
 /** The series folder index of `data` (required: there is no sample data for this task). */
 function seriesIndex(data: string | undefined, classes?: string | ClassDef[]): TaskIndex {
@@ -19,18 +25,12 @@ function seriesIndex(data: string | undefined, classes?: string | ClassDef[]): T
   return { task: 'temporal-cls', kind: 'series', classes: index.classes, entries: index.entries, stats: NORMALIZATION.s2 };
 }
 
-/** Class probabilities of one sample's whole series. */
-function seriesScores(model: Classifier<SkySenseInputs>, s: TaskSample): number[] {
-  const inputs = sentinelInputs([s], [wholeWindow(s.images[0]!)], SERIES);
-  try {
-    const p = model.predict(inputs);
-    const out = [...p.dataSync()];
-    p.dispose();
-    return out;
-  } finally {
-    tf.dispose(inputTensors(inputs));
-  }
-}
+/** The class index of samples, int32 `[n]`. */
+const classIndices = (picks: readonly TaskSample[]) =>
+  tf.tensor1d(
+    picks.map((s) => s.label!),
+    'int32',
+  );
 
 /** Top-1 (with a confusion matrix) and top-5 accuracy of single-label predictions. */
 function topKEvaluation(
@@ -82,23 +82,17 @@ export const temporalClassificationTask: FinetuneTaskDef = {
   stats: () => NORMALIZATION.s2,
   buildModel: (backbone, _preset, numClasses) =>
     new Classifier(backbone, new LinearClsHead({ inChannels: backbone.featureChannels.at(-1)!, numClasses })),
-  targets: (picks) =>
-    tf.tensor1d(
-      picks.map((s) => s.label!),
-      'int32',
-    ),
+  targets: classIndices,
   batch(_d, picks, crop, g) {
     const windows = picks.map((s) => randomWindow(s.images[0]!, { crop, scaleRange: [1, 1] }, g));
     return {
       images: sentinelInputs(picks, windows, SERIES),
-      targets: tf.tensor1d(
-        picks.map((s) => s.label!),
-        'int32',
-      ),
+      targets: classIndices(picks),
     };
   },
   losses: (model, batch) => ({ loss: (model as Classifier<SkySenseInputs>).loss(batch.images as SkySenseInputs, batch.targets) }),
-  splitHoldOut: holdOutLast,
-  evaluate: (model, d, samples, o) => topKEvaluation(d, samples, (s) => seriesScores(model as Classifier<SkySenseInputs>, s), o.onScores),
-  predict: (model, _images, _stats, o) => ({ scores: seriesScores(model as Classifier<SkySenseInputs>, o.sample!) }),
+  splitHoldOut: (d, n) => classificationTask.splitHoldOut(d, n), // the last n of each class
+  evaluate: (model, d, samples, o) =>
+    topKEvaluation(d, samples, (s) => sampleScores(model as Classifier<SkySenseInputs>, s, SERIES), o.onScores),
+  predict: (model, _images, _stats, o) => ({ scores: sampleScores(model as Classifier<SkySenseInputs>, o.sample!, SERIES) }),
 };
