@@ -54,7 +54,7 @@ export * as vit from '@skysense/vit';
 export * as temporalFusion from '@skysense/temporal-fusion';
 /** `@skysense/geo-prototypes` as a namespace (documented in its own package). @hidden */
 export * as geoPrototypes from '@skysense/geo-prototypes';
-export { Pretrainer, type PretrainOptions, type PretrainBatch, type StepMetrics } from './pretrain';
+export { Pretrainer, type PretrainOptions, type PretrainTerms, type PretrainBatch, type StepMetrics } from './pretrain';
 export { runPretrain, type RunPretrainOptions } from './pretrain-run';
 /** `@skysense/heads` as a namespace (documented in its own package). @hidden */
 export * as heads from '@skysense/heads';
@@ -123,8 +123,12 @@ export {
   evaluateTask,
   type FinetuneTaskDef,
   type EvaluateHooks,
+  type TaskIndex,
 } from './finetune/task';
-export { segmentationTask } from './finetune/tasks/segmentation';
+export { segmentationTask, s2SegmentationTask } from './finetune/tasks/segmentation';
+export { mmClassificationTask } from './finetune/tasks/multimodal-classification';
+export { temporalClassificationTask } from './finetune/tasks/temporal-classification';
+export { mmSegmentationTask } from './finetune/tasks/multimodal-segmentation';
 export { classificationTask, multilabelTask } from './finetune/tasks/classification';
 export { changeTask } from './finetune/tasks/change';
 export { FusionSegmentor, type FusionSegmentorOptions } from './finetune/fusion-segmentor';
