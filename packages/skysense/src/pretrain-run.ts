@@ -171,7 +171,7 @@ export async function runPretrain(o: RunPretrainOptions): Promise<StepMetrics[]>
       describe: (m) => {
         const parts = ['hr', 's2', 's1', 'fusion']
           .map((s) => [s, ['pixel', 'object', 'image'].reduce((a, t) => a + (m.terms[`${s}.${t}`] ?? 0), 0)] as const)
-          .filter(([s]) => `${s}.pixel` in m.terms);
+          .filter(([s]) => ['pixel', 'object', 'image'].some((t) => `${s}.${t}` in m.terms));
         return `loss ${m.loss.toFixed(4)} (mgcl ${m.mgcl.toFixed(3)} [${parts.map(([s, v]) => `${s} ${v.toFixed(3)}`).join(', ')}], align ${m.align.toFixed(3)}) lr ${m.lr.toExponential(2)}`;
       },
     });

@@ -104,8 +104,12 @@ describe('runPretrain on the real BigEarthNet S1+S2 samples', () => {
       steps: 2,
       batchSize: 2,
       seed: 3,
+      ablate: ['pixel'],
       log: (l) => lines.push(l),
     });
+    // the progress line sums each source's terms, the ablated pixel term left out
+    expect(lines.find((l) => l.startsWith('step 1/'))).toMatch(/mgcl [\d.]+ \[hr [\d.]+, s2 [\d.]+, s1 [\d.]+, fusion [\d.]+\]/);
+    expect(Object.keys(metrics[0]!.terms).some((k) => k.endsWith('.pixel'))).toBe(false);
     expect(lines.filter((l) => /HR 80 × 80 px resampled \(bilinear\) to 256 × 256, 32 HR pixels per Sentinel pixel/.test(l))).toHaveLength(
       2,
     );
