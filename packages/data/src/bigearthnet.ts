@@ -259,6 +259,12 @@ export function indexBigEarthNet(dir: string, options: BigEarthNetIndexOptions =
 export async function decodeBigEarthNet(e: BigEarthNetEntry): Promise<LabelledSample> {
   const images = [planarStack(await loadSentinel2({ folder: e.s2 }))];
   if (e.s1) images.push(planarStack(await loadSentinel1({ folder: e.s1 })));
+  const [s2, s1] = images;
+  if (s1 && (s1.width !== s2!.width || s1.height !== s2!.height))
+    throw new SkySenseError(
+      'E_SHAPE',
+      `${e.s1}: the S1 patch is ${s1.width}×${s1.height} px, its S2 patch ${e.s2} ${s2!.width}×${s2!.height} (one grid)`,
+    );
   return { name: e.name, images, targets: e.targets, dates: e.dates, lat: e.lat, lon: e.lon };
 }
 

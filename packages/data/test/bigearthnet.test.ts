@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@skysense/core-tensor';
+import { writeGeoTiffLike } from '@skysense/test-utils';
 import { BEN19_CLASSES, BEN19_FROM_BEN43, BEN43_CLASSES, decodeBigEarthNet, indexBigEarthNet, samplesDir } from '../src/index';
 
 const root = join(samplesDir(), 'bigearthnet', 'v1-s1s2-example');
@@ -67,13 +68,32 @@ describe('BigEarthNet nomenclatures and index', () => {
     expect(s.dates).toEqual(finland.dates);
   });
 
-  it('names an unknown label, a missing S1 pair and a bad nomenclature', () => {
+  it('names an unknown label, a missing S1 pair, an S1 patch on another grid and a bad nomenclature', async () => {
     const patch = join(dir, 'BigEarthNet-S2', 'S2A_MSIL2A_20170613T101031_87_48');
     cpSync(join(root, 'BigEarthNet-S2', 'S2A_MSIL2A_20170613T101031_87_48'), patch, { recursive: true });
     const meta = join(patch, 'S2A_MSIL2A_20170613T101031_87_48_labels_metadata.json');
     expect(() => indexBigEarthNet(dir, { s1: true })).toThrow(/no Sentinel-1 patch under .* names it as its corresponding_s2_patch/);
     writeFileSync(meta, JSON.stringify({ ...JSON.parse(readFileSync(meta, 'utf8')), labels: ['Moon base'] }));
     expect(() => indexBigEarthNet(dir)).toThrow(/label 'Moon base' is in neither the BigEarthNet-43 nor the BigEarthNet-19 nomenclature/);
+    // an S1 patch on another grid than its S2 patch
+    const pair = join(dir, 'pair');
+    const [s2Name, s1Name] = ['S2A_MSIL2A_20170613T101031_87_48', 'S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48'];
+    cpSync(join(root, 'BigEarthNet-S2', s2Name), join(pair, 'BigEarthNet-S2', s2Name), { recursive: true });
+    cpSync(join(root, 'BigEarthNet-S1', s1Name), join(pair, 'BigEarthNet-S1', s1Name), { recursive: true });
+    const half = {
+      width: 60,
+      height: 60,
+      origin: [404400, 5342400] as [number, number],
+      resolution: [20, -20] as [number, number],
+      epsg: 32633,
+    };
+    for (const pol of ['VV', 'VH'])
+      writeGeoTiffLike(join(pair, 'BigEarthNet-S1', s1Name, `${s1Name}_${pol}.tif`), half, new Float32Array(3600).fill(-12), {
+        SampleFormat: [3],
+      });
+    await expect(decodeBigEarthNet(indexBigEarthNet(pair, { s1: true }).entries[0]!)).rejects.toThrow(
+      /the S1 patch is 60×60 px, its S2 patch .* 120×120 \(one grid\)/,
+    );
     expect(() => indexBigEarthNet(dir, { classes: 'ben20' as never })).toThrow(
       /classes: expected 'ben19', 'ben43' or a list of class names, got 'ben20'/,
     );

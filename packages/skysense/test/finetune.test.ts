@@ -19,7 +19,7 @@ import {
 } from '@skysense/core-tensor';
 import { ChangeDetectionHead, LinearClsHead, MultiLevelNeck, UPerHead } from '@skysense/heads';
 import { VisionTransformer } from '@skysense/vit';
-import { writeGeoTiffLike } from '@skysense/test-utils';
+import { bandTags, writeGeoTiffLike } from '@skysense/test-utils';
 import {
   ChangeDetector,
   Classifier,
@@ -568,12 +568,7 @@ describe('fine-tuning every task from folders (runFinetune / runPredict / runEva
       join(dir, 'geo3.tif'),
       { width: 128, height: 128, origin: [500000, 5300000], resolution: [1, -1], epsg: 32614 },
       rgb.data,
-      {
-        SamplesPerPixel: 3,
-        BitsPerSample: [8, 8, 8],
-        PlanarConfiguration: 1,
-        PhotometricInterpretation: 2,
-      },
+      bandTags(3, 8),
     );
     const model = join(dir, 'det', 'model.safetensors');
     const written = await runPredict({ model, inputs: [join(data, 'JPEGImages', 'd3.png'), tif], out: join(dir, 'det-pred'), log: quiet });

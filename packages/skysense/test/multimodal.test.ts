@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generator, initBackend, tf } from '@skysense/core-tensor';
-import { expectClose, writeGeoTiffLike } from '@skysense/test-utils';
+import { bandTags, expectClose, writeGeoTiffLike } from '@skysense/test-utils';
 import { BEN19_CLASSES, BEN19_FROM_BEN43, BEN43_CLASSES, indexBigEarthNet, samplesDir } from '@skysense/data';
 import { type Classifier, type SkySenseInputs, loadFinetuned, loadTaskDataset, runEval, runFinetune, runPredict } from '../src/index';
 import { sentinelInputs, wholeWindow } from '../src/finetune/sentinel-inputs';
@@ -93,6 +93,10 @@ describe('multi-modal classification (BigEarthNet-MM: S2 + S1 → fused → mult
       /loader: expected 'stream' or 'memory', got "disk"/,
     );
     await expect(runFinetune({ task: 'mm-cls', out: join(dir, 'x'), workers: -1, log: quiet })).rejects.toThrow(/workers/);
+    await expect(runFinetune({ task: 'seg', out: join(dir, 'x'), loader: 'stream', log: quiet })).rejects.toThrow(
+      /loader: task seg reads its data into memory \(streaming serves multilabel, mm-cls, temporal-cls, mm-seg\), got "stream"/,
+    );
+    expect(readdirSync(dir)).not.toContain('x'); // refused before anything was written
   });
 });
 
@@ -116,13 +120,7 @@ describe('temporal classification (fMoW-Sentinel style: S2 series of any length 
         for (let f = 0; f < t; f++) {
           const bands = cls === 'crops' && i === 2 ? 12 : 13;
           const px = Uint16Array.from({ length: bands * 64 }, (_, k) => (c === 0 && k % bands >= 6 ? 3000 : 400) + g.randint(300));
-          writeGeoTiffLike(join(folder, `frame_2021-0${3 + 2 * f}-15.tif`), grid, px, {
-            SamplesPerPixel: bands,
-            BitsPerSample: Array(bands).fill(16),
-            PlanarConfiguration: 1,
-            PhotometricInterpretation: 1,
-            ExtraSamples: Array(bands - 1).fill(0),
-          });
+          writeGeoTiffLike(join(folder, `frame_2021-0${3 + 2 * f}-15.tif`), grid, px, bandTags(bands, 16));
         }
       }),
     );
@@ -188,13 +186,7 @@ describe('Sentinel-2 segmentation (s2-seg: ViT → MultiLevelNeck → UperNet)',
         const [p, b] = [Math.floor(k / 13), k % 13];
         return (p % 32 >= edge ? (b >= 6 ? 3000 : 600) : 200) + g.randint(100);
       });
-      writeGeoTiffLike(join(data, 'images', `t${t}.tif`), grid, px, {
-        SamplesPerPixel: 13,
-        BitsPerSample: Array(13).fill(16),
-        PlanarConfiguration: 1,
-        PhotometricInterpretation: 1,
-        ExtraSamples: Array(12).fill(0),
-      });
+      writeGeoTiffLike(join(data, 'images', `t${t}.tif`), grid, px, bandTags(13, 16));
       writeGeoTiffLike(
         join(data, 'masks', `t${t}.tif`),
         grid,
@@ -251,12 +243,7 @@ describe('multi-modal segmentation (mm-seg: HR + S2 + S1 series → fusion → U
         join(data, `hr${k}.tif`),
         grid(1, 80),
         Uint8Array.from({ length: 3 * 6400 }, (_, i) => (right(Math.floor(i / 3), 80) ? 200 : 40) + g.randint(30)),
-        {
-          SamplesPerPixel: 3,
-          BitsPerSample: [8, 8, 8],
-          PlanarConfiguration: 1,
-          PhotometricInterpretation: 2,
-        },
+        bandTags(3, 8),
       );
       const s2 = ['2021-05-01', '2021-08-01'].map((date) => {
         const file = join(data, `s2_${k}_${date}.tif`);
@@ -264,13 +251,7 @@ describe('multi-modal segmentation (mm-seg: HR + S2 + S1 series → fusion → U
           file,
           grid(10, 8),
           Uint16Array.from({ length: 13 * 64 }, (_, i) => (right(Math.floor(i / 13), 8) ? 2500 : 300) + g.randint(200)),
-          {
-            SamplesPerPixel: 13,
-            BitsPerSample: Array(13).fill(16),
-            PlanarConfiguration: 1,
-            PhotometricInterpretation: 1,
-            ExtraSamples: Array(12).fill(0),
-          },
+          bandTags(13, 16),
         );
         return { file, bandMap: 'auto', date };
       });

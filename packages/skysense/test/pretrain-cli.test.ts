@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generator, initBackend } from '@skysense/core-tensor';
-import { writeGeoTiffLike } from '@skysense/test-utils';
+import { bandTags, writeGeoTiffLike } from '@skysense/test-utils';
 import { runPretrain, samplesDir } from '../src/index';
 
 const dir = mkdtempSync(join(tmpdir(), 'skysense-pretrain-cli-'));
@@ -67,24 +67,13 @@ describe('runPretrain on the real BigEarthNet S1+S2 samples', () => {
       join(dir, 'hr.tif'),
       grid(1, 80),
       Uint8Array.from({ length: 3 * 80 * 80 }, () => g.randint(256)),
-      {
-        SamplesPerPixel: 3,
-        BitsPerSample: [8, 8, 8],
-        PlanarConfiguration: 1,
-        PhotometricInterpretation: 2,
-      },
+      bandTags(3, 8),
     );
     const s2 = writeGeoTiffLike(
       join(dir, 's2.tif'),
       grid(10, 8),
       Uint16Array.from({ length: 10 * 64 }, () => 200 + g.randint(3000)),
-      {
-        SamplesPerPixel: 10,
-        BitsPerSample: Array(10).fill(16),
-        PlanarConfiguration: 1,
-        PhotometricInterpretation: 1,
-        ExtraSamples: Array(9).fill(0),
-      },
+      bandTags(10, 16),
     );
     const db = () => Float32Array.from({ length: 64 }, () => -20 + 10 * g.random());
     const [vv, vh] = ['vv', 'vh'].map((b) => writeGeoTiffLike(join(dir, `${b}.tif`), grid(10, 8), db(), { SampleFormat: [3] }));

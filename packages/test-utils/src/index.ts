@@ -92,6 +92,21 @@ export interface GridLike {
 }
 
 /**
+ * TIFF tags of a pixel-interleaved multi-band image for {@link writeGeoTiffLike}: 3 bands of 8 bits are
+ * RGB; any other count is grey plus extra samples (a stacked Sentinel-2 product, say).
+ */
+export function bandTags(bands: number, bits: 8 | 16): Record<string, unknown> {
+  const rgb = bands === 3 && bits === 8;
+  return {
+    SamplesPerPixel: bands,
+    BitsPerSample: Array(bands).fill(bits),
+    PlanarConfiguration: 1,
+    PhotometricInterpretation: rgb ? 2 : 1,
+    ...(rgb ? {} : { ExtraSamples: Array(bands - 1).fill(0) }),
+  };
+}
+
+/**
  * Writes one band (or interleaved bands) as a GeoTIFF on the grid of `like` (same origin, pixel
  * size and projected CRS), e.g. a real sample with nodata injected; `extra` adds TIFF tags
  * (`GDAL_NODATA`, …). The sample type follows the typed array.

@@ -22,6 +22,7 @@ import {
 } from '@skysense/core-tensor';
 import {
   type ClassDef,
+  DECODERS,
   InMemorySamples,
   type PlanarImage,
   type SampleLoader,
@@ -37,7 +38,7 @@ import type { Detections } from '@skysense/heads';
 import { type Bar, drawBars, drawBoxes } from './draw-boxes';
 import { type FinetuneModel, type FinetuneStepMetrics, Finetuner, buildFinetuneModel } from './finetuner';
 import { FINETUNE_PRESETS, type FinetunePresetName, type FinetuneTask } from './presets';
-import { type FinetuneTaskDef, evaluateTask, getTask, splitHoldOut, taskBatch } from './task';
+import { type FinetuneTaskDef, evaluateTask, getTask, listTasks, splitHoldOut, taskBatch } from './task';
 import { type TaskDataset, type TaskEvaluation, type TaskSample, disposeBatch } from './tasks';
 export { resolveClasses } from './tasks';
 
@@ -301,6 +302,14 @@ async function openTaskData(
   log: (line: string) => void,
 ): Promise<TaskData> {
   const def = getTask(task);
+  const streamOption = (['loader', 'workers', 'prefetch'] as const).find((k) => o[k] !== undefined);
+  if (streamOption && !def.index)
+    throw new SkySenseError(
+      'E_ARG',
+      `${streamOption}: task ${def.name} reads its data into memory (streaming serves ${listTasks()
+        .filter((t) => getTask(t).index)
+        .join(', ')}), got ${JSON.stringify(o[streamOption])}`,
+    );
   const tooFew = (n: number) =>
     new SkySenseError('E_ARG', `holdOut: expected an integer ≥ 0 that leaves training samples (the dataset has ${n}), got ${holdOut}`);
   if (!def.index) {
@@ -672,9 +681,9 @@ async function predictIndexed(
   const written: string[] = [];
   for (const input of o.inputs) {
     const index = await def.index!(input); // labels, if any, are not used: the model's classes name the scores
-    const { samples } = await InMemorySamples.load(index.kind, index.entries);
-    const names = uniqueFileNames(samples.map((s) => s.name));
-    for (const s of samples) {
+    const names = uniqueFileNames(index.entries.map((e) => e.name));
+    for (const entry of index.entries) {
+      const s = await DECODERS[index.kind](entry as never); // one at a time: a large folder is never held whole
       const p = def.predict(model, s.images, index.stats, { crop: 0, sample: s });
       if ('mask' in p) {
         const name = names.get(s.name)!;

@@ -6,6 +6,7 @@ import {
   type ClassDef,
   DUBAI_AERIAL_CLASSES,
   IGNORE_INDEX,
+  InMemorySamples,
   type LabelledSample,
   type PlanarImage,
   cutWindow,
@@ -22,6 +23,7 @@ import type { Classifier } from './classifier';
 import type { FinetuneBatch } from './finetuner';
 import type { FinetuneTask } from './presets';
 import type { SkySenseInputs } from '../skysense';
+import type { TaskIndex } from './task';
 
 /** One training or evaluation sample of any task (`@skysense/data`'s labelled sample). */
 export type TaskSample = LabelledSample;
@@ -42,6 +44,12 @@ export interface TaskEvaluation {
 
 /** `@skysense/data`'s, re-exported for 0.1 code. @deprecated import `CHANGE_CLASSES` from `@skysense/data`. */
 export { CHANGE_CLASSES };
+
+/** A task's dataset decoded whole from its index (what `loadDataset` is for a task that has `index`). */
+export async function indexedDataset(index: TaskIndex): Promise<TaskDataset> {
+  const { samples } = await InMemorySamples.load(index.kind, index.entries);
+  return { task: index.task, classes: index.classes, samples: [...samples], stats: index.stats };
+}
 
 /** Resolves a class-table option: `dubai-aerial` or a JSON file. */
 export function resolveClasses(spec: string): ClassDef[] {

@@ -1,11 +1,20 @@
 import { join } from 'node:path';
 import { SkySenseError, tf } from '@skysense/core-tensor';
-import { IGNORE_INDEX, NORMALIZATION, indexBigEarthNet, readBigEarthNetFolder, samplesDir } from '@skysense/data';
-import { classList } from './multimodal-classification';
+import { IGNORE_INDEX, NORMALIZATION, samplesDir } from '@skysense/data';
+import { bigEarthNetIndex } from './multimodal-classification';
 import { ConfusionMatrix, LinearClsHead } from '@skysense/heads';
 import { Classifier } from '../classifier';
 import type { FinetuneTaskDef } from '../task';
-import { holdOutLast, hrStats, imageFolderDataset, multilabelEvaluation, predictScores, type TaskDataset, type TaskSample } from '../tasks';
+import {
+  holdOutLast,
+  hrStats,
+  imageFolderDataset,
+  indexedDataset,
+  multilabelEvaluation,
+  predictScores,
+  type TaskDataset,
+  type TaskSample,
+} from '../tasks';
 
 /** The classifier head on the encoder's last map (GAP + `head.fc`). */
 const classifierOn =
@@ -67,21 +76,8 @@ export const multilabelTask: FinetuneTaskDef = {
   dataHelp: 'BigEarthNet-S2 patch folders (default: those of the samples); classes ben19 (default) or ben43',
   defaultPreset: 'linear-skysense-tiny-s2',
   defaultHoldOut: 2,
-  loadDataset: async (data, classes) => ({
-    task: 'multilabel',
-    ...(await readBigEarthNetFolder(data ?? S2_PATCHES(), { classes: classList(classes) })),
-  }),
-  async index(data, classes) {
-    const index = indexBigEarthNet(data ?? S2_PATCHES(), { classes: classList(classes) });
-    return {
-      task: 'multilabel',
-      kind: 'bigearthnet',
-      classes: index.classes,
-      entries: index.entries,
-      stats: NORMALIZATION.s2,
-      left: index.unlabelled,
-    };
-  },
+  loadDataset: async (data, classes) => indexedDataset(bigEarthNetIndex('multilabel', data ?? S2_PATCHES(), false, classes)),
+  index: async (data, classes) => bigEarthNetIndex('multilabel', data ?? S2_PATCHES(), false, classes),
   stats: () => NORMALIZATION.s2,
   buildModel: classifierOn(true),
   targets: (picks) => tf.tensor2d(picks.map((s: TaskSample) => s.targets!)),

@@ -1,20 +1,13 @@
 import { join } from 'node:path';
 import { tf } from '@skysense/core-tensor';
-import {
-  type BigEarthNetNomenclature,
-  type ClassDef,
-  NORMALIZATION,
-  indexBigEarthNet,
-  randomWindow,
-  readBigEarthNetFolder,
-  samplesDir,
-} from '@skysense/data';
+import { type BigEarthNetNomenclature, type ClassDef, NORMALIZATION, indexBigEarthNet, randomWindow, samplesDir } from '@skysense/data';
 import { LinearClsHead } from '@skysense/heads';
 import type { SkySenseInputs } from '../../skysense';
 import { Classifier } from '../classifier';
-import type { FinetuneTaskDef } from '../task';
+import type { FinetuneTaskDef, TaskIndex } from '../task';
+import type { FinetuneTask } from '../presets';
 import { type SeriesLayout, sampleScores, sentinelInputs } from '../sentinel-inputs';
-import { holdOutLast, multilabelEvaluation, type TaskSample } from '../tasks';
+import { holdOutLast, indexedDataset, multilabelEvaluation, type TaskSample } from '../tasks';
 
 /** The sample BigEarthNet-MM pairs (S2 + S1 patch folders). */
 const SAMPLE_PAIRS = () => join(samplesDir(), 'bigearthnet', 'v1-s1s2-example');
@@ -27,6 +20,12 @@ export function classList(classes?: string | ClassDef[]): BigEarthNetNomenclatur
 
 /** BigEarthNet-MM: image 0 is the S2 frame, image 1 (where paired) the S1 frame. */
 const BEN_LAYOUT: SeriesLayout = (s) => ({ s2: [0], s1: s.images[1] ? [1] : [] });
+
+/** A BigEarthNet folder as a task index: S2 patches (with `s1`, paired with their S1 patches) on a fixed class list. */
+export function bigEarthNetIndex(task: FinetuneTask, dir: string, s1: boolean, classes?: string | ClassDef[]): TaskIndex {
+  const index = indexBigEarthNet(dir, { s1, classes: classList(classes) });
+  return { task, kind: 'bigearthnet', classes: index.classes, entries: index.entries, stats: NORMALIZATION.s2, left: index.unlabelled };
+}
 
 /** The 0/1 targets of samples, `[n, classes]`. */
 const multiHot = (picks: readonly TaskSample[]) => tf.tensor2d(picks.map((s) => s.targets!));
@@ -49,20 +48,8 @@ export const mmClassificationTask: FinetuneTaskDef = {
   defaultHoldOut: 2,
   inputs: 1,
   scaleRange: [1, 1],
-  async loadDataset(data, classes) {
-    return { task: 'mm-cls', ...(await readBigEarthNetFolder(data ?? SAMPLE_PAIRS(), { s1: true, classes: classList(classes) })) };
-  },
-  async index(data, classes) {
-    const index = indexBigEarthNet(data ?? SAMPLE_PAIRS(), { s1: true, classes: classList(classes) });
-    return {
-      task: 'mm-cls',
-      kind: 'bigearthnet',
-      classes: index.classes,
-      entries: index.entries,
-      stats: NORMALIZATION.s2,
-      left: index.unlabelled,
-    };
-  },
+  loadDataset: async (data, classes) => indexedDataset(bigEarthNetIndex('mm-cls', data ?? SAMPLE_PAIRS(), true, classes)),
+  index: async (data, classes) => bigEarthNetIndex('mm-cls', data ?? SAMPLE_PAIRS(), true, classes),
   stats: () => NORMALIZATION.s2,
   buildModel: (backbone, _preset, numClasses) =>
     new Classifier(backbone, new LinearClsHead({ inChannels: backbone.featureChannels.at(-1)!, numClasses, multiLabel: true })),

@@ -1,18 +1,10 @@
 import { SkySenseError, type Tensor, tf } from '@skysense/core-tensor';
-import {
-  type ClassDef,
-  type CropWindow,
-  InMemorySamples,
-  NORMALIZATION,
-  cutMask,
-  indexManifestSegmentation,
-  randomWindow,
-} from '@skysense/data';
+import { type ClassDef, type CropWindow, NORMALIZATION, cutMask, indexManifestSegmentation, randomWindow } from '@skysense/data';
 import { FusionSegmentor } from '../fusion-segmentor';
 import type { SkySenseEncoder, SkySenseInputs } from '../../skysense';
 import { bySource, onWholeSample, sentinelInputs } from '../sentinel-inputs';
 import type { FinetuneTaskDef, TaskIndex } from '../task';
-import { argmaxMask, holdOutLast, maskEvaluation, resolveClasses, type TaskSample } from '../tasks';
+import { argmaxMask, holdOutLast, indexedDataset, maskEvaluation, resolveClasses, type TaskSample } from '../tasks';
 
 /** The manifest index of `data` (required: the sample folder holds no labelled multi-modal masks). */
 function manifestIndex(data: string | undefined, classes?: string | ClassDef[]): TaskIndex {
@@ -52,11 +44,7 @@ export const mmSegmentationTask: FinetuneTaskDef = {
   defaultHoldOut: 1,
   inputs: 1,
   scaleRange: [1, 1],
-  async loadDataset(data, classes) {
-    const index = manifestIndex(data, classes);
-    const { samples } = await InMemorySamples.load('manifest', index.entries);
-    return { task: 'mm-seg', classes: index.classes, samples: [...samples], stats: index.stats };
-  },
+  loadDataset: async (data, classes) => indexedDataset(manifestIndex(data, classes)),
   index: async (data, classes) => manifestIndex(data, classes),
   stats: () => NORMALIZATION.s2,
   buildModel(backbone, preset, numClasses, options) {

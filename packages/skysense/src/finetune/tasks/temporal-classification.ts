@@ -1,11 +1,11 @@
 import { SkySenseError, tf } from '@skysense/core-tensor';
-import { type ClassDef, IGNORE_INDEX, InMemorySamples, NORMALIZATION, indexSeriesFolder, randomWindow } from '@skysense/data';
+import { type ClassDef, IGNORE_INDEX, NORMALIZATION, indexSeriesFolder, randomWindow } from '@skysense/data';
 import { ConfusionMatrix, LinearClsHead } from '@skysense/heads';
 import type { SkySenseInputs } from '../../skysense';
 import { Classifier } from '../classifier';
 import { type SeriesLayout, sampleScores, sentinelInputs } from '../sentinel-inputs';
 import type { FinetuneTaskDef, TaskIndex } from '../task';
-import type { TaskDataset, TaskSample } from '../tasks';
+import { indexedDataset, type TaskDataset, type TaskSample } from '../tasks';
 import { classificationTask } from './classification';
 
 /** Every image of a sample is one S2 frame, in date order. */
@@ -73,11 +73,7 @@ export const temporalClassificationTask: FinetuneTaskDef = {
   defaultHoldOut: 2,
   inputs: 1,
   scaleRange: [1, 1],
-  async loadDataset(data, classes) {
-    const index = seriesIndex(data, classes);
-    const { samples } = await InMemorySamples.load('series', index.entries);
-    return { task: 'temporal-cls', classes: index.classes, samples: [...samples], stats: index.stats };
-  },
+  loadDataset: async (data, classes) => indexedDataset(seriesIndex(data, classes)),
   index: async (data, classes) => seriesIndex(data, classes),
   stats: () => NORMALIZATION.s2,
   buildModel: (backbone, _preset, numClasses) =>
