@@ -7,9 +7,14 @@
  * alternative points at it (`apt-get install libopenblas0-pthread`, or put its libblas.so.3 on
  * LD_LIBRARY_PATH); its reference BLAS is far slower.
  *
- * Environment: BENCH_REPS (default 3), BENCH_BACKENDS (default wasm,cpu-native,cpu-builtin,cpu-js),
- * BENCH_WORKLOADS (comma-separated parts of workload names; default all), BENCH_PYTHON (default
- * /usr/bin/python3, then python3; BENCH_PYTHON=none skips PyTorch). The pure-JS cpu backend runs only the
+ * The `webgpu` column (tfjs's webgpu backend with SkySense's WGSL kernels, on Dawn) is there when Dawn
+ * finds an adapter. On a software adapter (Mesa's lavapipe: a CPU emulating a GPU) its figures say
+ * nothing about GPU performance; the table labels them so, and the full models are skipped there.
+ *
+ * Environment: BENCH_REPS (default 3), BENCH_BACKENDS (default webgpu where an adapter exists, then
+ * wasm,cpu-native,cpu-builtin,cpu-js), BENCH_WORKLOADS (comma-separated parts of workload names;
+ * default all), BENCH_PYTHON (default /usr/bin/python3, then python3; BENCH_PYTHON=none skips
+ * PyTorch), BENCH_TORCH_DEVICE (`cpu`, default, or `cuda`). The pure-JS cpu backend runs only the
  * matmul and single-block workloads (the full models take many minutes there).
  */
 import { execFileSync } from 'node:child_process';
@@ -21,8 +26,10 @@ import {
   disableNativeKernels,
   disposeGradients,
   enableNativeKernels,
+  formatAdapter,
   initBackend,
   matMul,
+  probeWebGPU,
   setNativeGemm,
   tf,
   valueAndGrads,
@@ -184,11 +191,26 @@ function selectBuiltinGemm(): string {
   throw new Error('no built-in GEMM');
 }
 
+/** The adapter under the webgpu column, named, or why there is none. */
+function webgpuAdapter(): { name: string; software: boolean } | string {
+  const { adapter, reason } = probeWebGPU();
+  return adapter ? { name: formatAdapter(adapter), software: adapter.software } : reason!;
+}
+
 async function main(): Promise<void> {
-  const backends = (process.env.BENCH_BACKENDS ?? 'wasm,cpu-native,cpu-builtin,cpu-js').split(',');
+  const gpu = webgpuAdapter();
+  const defaults = `${typeof gpu === 'string' ? '' : 'webgpu,'}wasm,cpu-native,cpu-builtin,cpu-js`;
+  const backends = (process.env.BENCH_BACKENDS ?? defaults).split(',');
+  const softwareGpu = typeof gpu !== 'string' && gpu.software;
   const table: Record<string, Record<string, number>> = {};
   for (const backend of backends) {
-    await initBackend({ force: backend === 'wasm' ? 'wasm' : 'cpu' });
+    if (backend === 'webgpu' && typeof gpu === 'string') {
+      console.log(`webgpu: skipped (${gpu})`);
+      continue;
+    }
+    await initBackend({ force: backend === 'wasm' || backend === 'webgpu' ? backend : 'cpu' });
+    if (backend === 'webgpu')
+      console.log(`webgpu on ${(gpu as { name: string }).name}${softwareGpu ? ' — software: not GPU performance' : ''}`);
     if (backend === 'cpu-js') disableNativeKernels();
     if (backend.startsWith('cpu-') && backend !== 'cpu-js' && enableNativeKernels().length === 0) {
       console.log(`${backend}: the native kernels are not built; skipped`);
@@ -197,7 +219,7 @@ async function main(): Promise<void> {
     const gemm = backend === 'cpu-builtin' ? selectBuiltinGemm() : backend === 'cpu-native' ? setNativeGemm('auto') : '';
     console.log(`${backend}${gemm ? ` (${gemm})` : ''}:`);
     for (const w of selected) {
-      if (backend === 'cpu-js' && w.heavy) continue;
+      if ((backend === 'cpu-js' || (backend === 'webgpu' && softwareGpu)) && w.heavy) continue;
       try {
         (table[w.name] ??= {})[backend] = w.run(backend === 'cpu-js' ? 1 : reps);
       } catch (e) {
@@ -208,11 +230,13 @@ async function main(): Promise<void> {
     if (gemm) setNativeGemm('auto');
   }
   const torch = torchResults();
+  const torchCol = process.env.BENCH_TORCH_DEVICE === 'cuda' ? 'pytorch-cuda' : 'pytorch';
   const both = backends.includes('cpu-native') && backends.includes('cpu-builtin');
   const cols = [
     ...backends,
     ...(both ? ['built-in / native'] : []),
-    ...(torch ? ['pytorch', 'best tfjs / pytorch', 'built-in / pytorch'] : []),
+    ...(torch ? [torchCol, `best tfjs / ${torchCol}`, `built-in / ${torchCol}`] : []),
+    ...(torch && backends.includes('webgpu') && typeof gpu !== 'string' ? [`webgpu / ${torchCol}`] : []),
   ];
   const width = (c: string) => Math.max(12, c.length + 2);
   const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? '—' : (x / y).toFixed(2));
@@ -223,7 +247,15 @@ async function main(): Promise<void> {
     const cells = backends.map((b) => (row[b] === undefined ? '—' : row[b]!.toFixed(0)));
     if (both) cells.push(ratio(row['cpu-builtin'], row['cpu-native']));
     if (torch) cells.push(torch[w.name]!.toFixed(0), ratio(best, torch[w.name]), ratio(row['cpu-builtin'], torch[w.name]));
+    if (cols.includes(`webgpu / ${torchCol}`)) cells.push(ratio(row.webgpu, torch![w.name]));
     console.log(`${w.name.padEnd(30)}${cells.map((c, i) => c.padStart(width(cols[i]!))).join('')}`);
+  }
+  if (backends.includes('webgpu') && typeof gpu !== 'string') {
+    console.log(
+      softwareGpu
+        ? `webgpu ran on a software adapter (${gpu.name}): a CPU emulating a GPU — correctness, not performance; full models skipped`
+        : `webgpu: ${gpu.name}`,
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 """The compare bench's workloads in PyTorch (2 threads), printed as JSON {workload: median ms}.
 Compact modules with the same shapes and operations as SkySense's (mmseg ViT-L layer, mmcls Swin-V2
-block with cosine attention + continuous position bias, post-norm merging), random weights."""
+block with cosine attention + continuous position bias, post-norm merging), random weights.
+BENCH_TORCH_DEVICE=cuda runs them on the GPU (timed with torch.cuda.synchronize)."""
 import json, math, os, sys, time
 import torch
 import torch.nn as nn
@@ -9,14 +10,22 @@ import torch.nn.functional as F
 torch.set_num_threads(2)
 torch.manual_seed(0)
 REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+DEVICE = torch.device(os.environ.get('BENCH_TORCH_DEVICE', 'cpu'))
+
+
+def sync():
+    if DEVICE.type == 'cuda':
+        torch.cuda.synchronize()
 
 
 def median_ms(fn, reps=REPS):
     fn()
+    sync()
     times = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - t) * 1000)
     return sorted(times)[len(times) // 2]
 
@@ -79,7 +88,7 @@ class SwinBlock(nn.Module):
         y = torch.roll(x, (-s, -s), (1, 2)) if s else x
         mask = None
         if s:
-            img = torch.zeros(H, W)
+            img = torch.zeros(H, W, device=x.device)
             cnt = 0
             for hs in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
                 for wsl in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
@@ -156,18 +165,19 @@ def fwd_bwd(m, x):
 
 
 results = {}
-a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+randn = lambda *shape: torch.randn(*shape, device=DEVICE)
+a, b = randn(1024, 1024), randn(1024, 1024)
 results['matmul 1024³'] = median_ms(lambda: a @ b)
-vit = VitLayer()
-xv = torch.randn(1, 257, 1024)
+vit = VitLayer().to(DEVICE)
+xv = randn(1, 257, 1024)
 results['ViT-L block fwd'] = fwd(vit, xv)
 results['ViT-L block fwd+bwd'] = fwd_bwd(vit, xv)
-blk = SwinBlock(352, 8, 4)
-xs = torch.randn(1, 64, 64, 352)
+blk = SwinBlock(352, 8, 4).to(DEVICE)
+xs = randn(1, 64, 64, 352)
 results['Swin-H stage-0 block fwd'] = fwd(blk, xs)
 results['Swin-H stage-0 block fwd+bwd'] = fwd_bwd(blk, xs)
-results['Swin-H forward 256²'] = fwd(Swin().eval(), torch.randn(1, 3, 256, 256))
-results['S2 ViT-L forward 64²'] = fwd(VitS2().eval(), torch.randn(1, 10, 64, 64))
+results['Swin-H forward 256²'] = fwd(Swin().to(DEVICE).eval(), randn(1, 3, 256, 256))
+results['S2 ViT-L forward 64²'] = fwd(VitS2().to(DEVICE).eval(), randn(1, 10, 64, 64))
 
 def detector_ms(mmdet, mmcv):
     """Faster R-CNN forward on one 512² image, tiny and HR presets: this Swin, then mmdet's own FPN, RPN and
@@ -190,6 +200,6 @@ def detector_ms(mmdet, mmcv):
     return out
 
 
-if os.environ.get('BENCH_MMDET') and os.environ.get('BENCH_MMCV'):
+if os.environ.get('BENCH_MMDET') and os.environ.get('BENCH_MMCV') and DEVICE.type == 'cpu':
     results.update(detector_ms(os.environ['BENCH_MMDET'], os.environ['BENCH_MMCV']))
-print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'results': results}))
+print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': str(DEVICE), 'results': results}))

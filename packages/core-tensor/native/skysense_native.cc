@@ -9,6 +9,7 @@
 #include <thread>
 #include <string>
 #include <vector>
+#include <uv.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -401,6 +402,16 @@ Napi::Value TuneAllocator(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// pumpEvents(): runs one non-blocking turn of Node's event loop and returns. The webgpu backend's
+// synchronous reads call it until Dawn (which completes GPU work from setImmediate callbacks) has
+// mapped their staging buffer: WebGPU itself has no synchronous read.
+Napi::Value PumpEvents(const Napi::CallbackInfo& info) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(info.Env(), &loop) != napi_ok || !loop) return Napi::Boolean::New(info.Env(), false);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 // gemmName(): the GEMM in use, e.g. "built-in GEMM (avx512, 8x32)" or "OpenBLAS 0.3.21".
 Napi::Value GemmNameJs(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), GemmName()); }
 
@@ -423,6 +434,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dFilterGrad", Napi::Function::New(env, Conv2dFilterGrad));
   exports.Set("conv2dInputGrad", Napi::Function::New(env, Conv2dInputGrad));
   exports.Set("tuneAllocator", Napi::Function::New(env, TuneAllocator));
+  exports.Set("pumpEvents", Napi::Function::New(env, PumpEvents));
   RegisterFused(env, exports);
   exports.Set("unaryOps", OpTable(env, kUnaryNames, kUnaryCount));
   exports.Set("binaryOps", OpTable(env, kBinaryNames, kBinaryCount));

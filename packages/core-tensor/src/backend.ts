@@ -3,19 +3,22 @@ import '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
 import { SkySenseError } from './errors';
 import { enableNativeKernels, nativeAddon, nativeReason } from './native';
+import { formatAdapter, probeWebGPU, registerWebGPU, type WebGPUAdapter } from './webgpu';
 
 /**
  * The tensor backends SkySense can run on, fastest first:
  * - `cuda`: `@tensorflow/tfjs-node-gpu` (libtensorflow with CUDA),
  * - `native`: `@tensorflow/tfjs-node` (libtensorflow on the CPU),
+ * - `webgpu`: `@tensorflow/tfjs-backend-webgpu` on Dawn (the `webgpu` package): any GPU with a
+ *   Vulkan, Metal or D3D12 driver; software adapters (Mesa's lavapipe) only when forced,
  * - `wasm`: `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node; heap capped at 4 GiB),
  * - `cpu`: the pure-JavaScript backend (slowest, but no memory cap: the only one that holds the 2 B model
  *   without a native backend).
  */
-export type BackendKind = 'cuda' | 'native' | 'wasm' | 'cpu';
+export type BackendKind = 'cuda' | 'native' | 'webgpu' | 'wasm' | 'cpu';
 
-/** The default order in which {@link initBackend} tries backends. */
-export const BACKEND_ORDER: readonly BackendKind[] = ['cuda', 'native', 'wasm', 'cpu'];
+/** The default order in which {@link initBackend} tries backends (without the native kernels; see {@link defaultBackendOrder}). */
+export const BACKEND_ORDER: readonly BackendKind[] = ['cuda', 'native', 'webgpu', 'wasm', 'cpu'];
 
 /** Outcome of trying one backend. */
 export interface BackendAttempt {
@@ -41,6 +44,8 @@ export interface BackendReport {
   nativeKernels: string[];
   /** The GEMM under the native kernels (e.g. `built-in GEMM (avx512, 8x32)`, `OpenBLAS 0.3.21`); absent without them. */
   gemm?: string;
+  /** The GPU adapter under the `webgpu` backend; absent elsewhere. */
+  adapter?: WebGPUAdapter;
 }
 
 /** Options of {@link initBackend}. */
@@ -52,14 +57,15 @@ export interface InitBackendOptions {
   prefer?: BackendKind;
   /**
    * Use exactly this backend and throw `E_BACKEND` if it cannot load. Default: the value of
-   * `SKYSENSE_BACKEND` (`cuda`, `native`, `wasm`, `cpu`; `auto` or unset means no forcing).
+   * `SKYSENSE_BACKEND` (`cuda`, `native`, `webgpu`, `wasm`, `cpu`; `auto` or unset means no
+   * forcing). A forced `webgpu` accepts a software adapter (lavapipe), which the plain order skips.
    */
   force?: BackendKind;
   /** Where to write the one-line report: `true` = `console.error`, a function, or `false`. Default `false`. */
   log?: boolean | ((line: string) => void);
 }
 
-const TFJS_NAME: Record<BackendKind, string> = { cuda: 'tensorflow', native: 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
+const TFJS_NAME: Record<BackendKind, string> = { cuda: 'tensorflow', native: 'tensorflow', webgpu: 'webgpu', wasm: 'wasm', cpu: 'cpu' };
 const NATIVE_PACKAGE: Partial<Record<BackendKind, string>> = {
   cuda: '@tensorflow/tfjs-node-gpu',
   native: '@tensorflow/tfjs-node',
@@ -136,9 +142,27 @@ function loadNative(kind: 'cuda' | 'native'): string | null {
   return tf.findBackend('tensorflow') ? null : `${pkg} loaded but registered no 'tensorflow' backend`;
 }
 
-async function tryBackend(kind: BackendKind): Promise<string | null> {
+/** Finds the adapter and registers the backend; why webgpu cannot run, or null. */
+async function loadWebGPU(forced: boolean): Promise<string | null> {
+  const { adapter, reason } = probeWebGPU();
+  if (!adapter) return reason!;
+  if (adapter.software && !forced) {
+    return `only a software adapter (${formatAdapter(adapter)}), slower than the CPU backends: force it with SKYSENSE_BACKEND=webgpu`;
+  }
+  try {
+    return await registerWebGPU();
+  } catch (e) {
+    return `Dawn failed: ${firstLine(e)}`;
+  }
+}
+
+async function tryBackend(kind: BackendKind, forced: boolean): Promise<string | null> {
   if (kind === 'cuda' || kind === 'native') {
     const why = loadNative(kind);
+    if (why) return why;
+  }
+  if (kind === 'webgpu') {
+    const why = await loadWebGPU(forced);
     if (why) return why;
   }
   let ok: boolean;
@@ -153,9 +177,9 @@ async function tryBackend(kind: BackendKind): Promise<string | null> {
   return null;
 }
 
-/** The default order: CUDA, native CPU, then the faster of wasm and cpu — cpu when the native kernels are built (measured: see the backend guide). */
+/** The default order: CUDA, native CPU, WebGPU, then the faster of wasm and cpu — cpu when the native kernels are built (measured: see the backend guide). */
 export function defaultBackendOrder(): BackendKind[] {
-  return nativeAddon() ? ['cuda', 'native', 'cpu', 'wasm'] : [...BACKEND_ORDER];
+  return nativeAddon() ? ['cuda', 'native', 'webgpu', 'cpu', 'wasm'] : [...BACKEND_ORDER];
 }
 
 /** The JS backend prints a "use tfjs-node" banner on first use; SkySense reports the backend itself. */
@@ -167,6 +191,7 @@ function silenceCpuBanner(): void {
 const REASON: Record<BackendKind, string> = {
   cuda: 'libtensorflow with CUDA',
   native: 'libtensorflow on the CPU',
+  webgpu: 'WebGPU on Dawn',
   wasm: 'WebAssembly with SIMD (one thread; 4 GiB heap)',
   cpu: 'pure JavaScript (slowest; no memory cap)',
 };
@@ -193,19 +218,30 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   const order: BackendKind[] = forced ? [forced] : options.prefer ? [options.prefer, ...base.filter((k) => k !== options.prefer)] : base;
   const attempts: BackendAttempt[] = [];
   for (const kind of order) {
-    const why = await tryBackend(kind);
+    const why = await tryBackend(kind, forced !== undefined);
     if (why === null) {
       const nativeKernels = kind === 'cpu' ? enableNativeKernels() : [];
       const gemm = nativeKernels.length ? nativeAddon()!.gemmName() : undefined;
+      const adapter = kind === 'webgpu' ? probeWebGPU().adapter : undefined;
       const what =
-        kind !== 'cpu'
-          ? REASON[kind]
-          : nativeKernels.length
-            ? `JavaScript with native kernels (${nativeReason()}), no memory cap`
-            : `${REASON.cpu}; native kernels ${nativeReason()}`;
+        kind === 'webgpu'
+          ? `${REASON.webgpu}, adapter ${formatAdapter(adapter!)}`
+          : kind !== 'cpu'
+            ? REASON[kind]
+            : nativeKernels.length
+              ? `JavaScript with native kernels (${nativeReason()}), no memory cap`
+              : `${REASON.cpu}; native kernels ${nativeReason()}`;
       const reason = forced ? `forced by ${options.force ? 'force' : 'SKYSENSE_BACKEND'}; ${what}` : what;
       attempts.push({ kind, ok: true, reason });
-      current = { kind, tfjsName: tf.getBackend(), reason, attempts, nativeKernels, ...(gemm ? { gemm } : {}) };
+      current = {
+        kind,
+        tfjsName: tf.getBackend(),
+        reason,
+        attempts,
+        nativeKernels,
+        ...(gemm ? { gemm } : {}),
+        ...(adapter ? { adapter } : {}),
+      };
       logReport(current, options.log);
       return current;
     }

@@ -1,7 +1,7 @@
 /**
  * `@skysense/core-tensor`: the tensor layer every SkySense package stands on.
  *
- * - {@link initBackend}: CUDA → native CPU → wasm → pure-JS backend choice, reported and forceable.
+ * - {@link initBackend}: CUDA → native CPU → WebGPU → native kernels / wasm → pure-JS backend choice, reported and forceable.
  * - {@link Module}: PyTorch-style parameters, buffers, dotted state-dict names, strict loading,
  *   train/eval, freezing, shape-only construction.
  * - Layers with PyTorch semantics and weight layouts (Linear, Conv2d, LayerNorm, BatchNorm2d,
@@ -39,6 +39,8 @@ export {
   type BackendReport,
   type InitBackendOptions,
 } from './backend';
+export { WEBGPU_PACKAGES, formatAdapter, probeWebGPU, webgpuSyncReadCount, type WebGPUAdapter, type WebGPUProbe } from './webgpu';
+export { webgpuKernelCount } from './ops/webgpu-kernels';
 export { Generator, defaultRng, manualSeed, type GeneratorState } from './rng';
 export {
   nativeKernelsAvailable,

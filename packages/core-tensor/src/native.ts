@@ -83,6 +83,8 @@ export interface NativeAddon {
     nW: number,
   ): void;
   tuneAllocator(mmapThreshold: number, trimThreshold: number): boolean;
+  /** Runs one non-blocking turn of Node's event loop (the webgpu backend's synchronous reads). */
+  pumpEvents(): boolean;
   cosineAttentionBackward(
     qkv: Float32Array,
     scale: Float32Array,
@@ -157,32 +159,56 @@ export function nativeAddon(): NativeAddon | null {
     return (addon = null);
   }
   const gemm = gemmFromEnv();
-  if (lacksX8664v2()) {
-    loadReason = 'not loaded: this x86-64 CPU lacks SSE4.2/POPCNT (x86-64-v2), which the addon is compiled for';
+  const loaded = addonBinary();
+  if (!loaded) {
+    loadReason = binaryReason;
     return (addon = null);
+  }
+  if (gemm && !loaded.setGemm(gemm)) throw cannotRun(gemm, 'SKYSENSE_GEMM', loaded);
+  return (addon = loaded);
+}
+
+let binary: NativeAddon | null | undefined;
+let binaryReason = '';
+
+/**
+ * The compiled addon whatever `SKYSENSE_NATIVE` says (that variable turns off the kernels, not
+ * the binary: the webgpu backend's synchronous reads need its event-loop pump), or null with
+ * `binaryReason` set.
+ */
+function addonBinary(): NativeAddon | null {
+  if (binary !== undefined) return binary;
+  if (lacksX8664v2()) {
+    binaryReason = 'not loaded: this x86-64 CPU lacks SSE4.2/POPCNT (x86-64-v2), which the addon is compiled for';
+    return (binary = null);
   }
   const require = createRequire(import.meta.url);
   let path: string;
   try {
     path = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(packageRoot);
   } catch {
-    loadReason = 'not built (no prebuilt binary for this platform and the install could not compile one: needs a C++ toolchain)';
-    return (addon = null);
+    binaryReason = 'not built (no prebuilt binary for this platform and the install could not compile one: needs a C++ toolchain)';
+    return (binary = null);
   }
   let loaded: NativeAddon;
   try {
     loaded = require(path) as NativeAddon;
   } catch (e) {
-    loadReason = `failed to load ${path}: ${(e as Error).message.split('\n')[0]}`;
-    return (addon = null);
+    binaryReason = `failed to load ${path}: ${(e as Error).message.split('\n')[0]}`;
+    return (binary = null);
   }
-  if (!loaded.unaryOps || !loaded.binaryOps || typeof loaded.gemmName !== 'function') {
-    loadReason = `${path} is from an older build (rebuild it: npm rebuild @skysense/core-tensor)`;
-    return (addon = null);
+  if (!loaded.unaryOps || !loaded.binaryOps || typeof loaded.pumpEvents !== 'function') {
+    binaryReason = `${path} is from an older build (rebuild it: npm rebuild @skysense/core-tensor)`;
+    return (binary = null);
   }
-  if (gemm && !loaded.setGemm(gemm)) throw cannotRun(gemm, 'SKYSENSE_GEMM', loaded);
   addonOrigin = relative(packageRoot, path).split(sep)[0] === 'prebuilds' ? 'prebuilt binary' : 'compiled at install';
-  return (addon = loaded);
+  return (binary = loaded);
+}
+
+/** The addon's event-loop pump (see {@link NativeAddon.pumpEvents}), or null with the reason the addon is missing. */
+export function eventLoopPump(): { pump: (() => boolean) | null; reason: string } {
+  const b = addonBinary();
+  return b ? { pump: () => b.pumpEvents(), reason: '' } : { pump: null, reason: binaryReason };
 }
 
 /** SKYSENSE_GEMM, validated; undefined when unset. */

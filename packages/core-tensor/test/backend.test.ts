@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   BACKEND_ORDER,
   SkySenseError,
@@ -8,11 +8,22 @@ import {
   formatBackendReport,
   hasKernel,
   initBackend,
+  formatAdapter,
+  probeWebGPU,
   tf,
+  type BackendReport,
+  type WebGPUAdapter,
 } from '../src/index';
 import { nativeAddon } from '../src/native';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const savedEnv = process.env.SKYSENSE_BACKEND;
+beforeEach(() => {
+  delete process.env.SKYSENSE_BACKEND; // these tests choose backends themselves (CI also runs the suite with it set)
+});
 afterEach(async () => {
   if (savedEnv === undefined) delete process.env.SKYSENSE_BACKEND;
   else process.env.SKYSENSE_BACKEND = savedEnv;
@@ -20,19 +31,20 @@ afterEach(async () => {
 });
 
 describe('initBackend', () => {
-  it('tries CUDA, native, wasm, cpu in order and reports why each earlier one was skipped', async () => {
-    delete process.env.SKYSENSE_BACKEND;
+  it('tries CUDA, native, WebGPU, then the CPU paths in order and reports why each earlier one was skipped', async () => {
     const lines: string[] = [];
     const r = await initBackend({ log: (l) => lines.push(l) });
-    expect(BACKEND_ORDER).toEqual(['cuda', 'native', 'wasm', 'cpu']);
-    expect(defaultBackendOrder()).toEqual(nativeAddon() ? ['cuda', 'native', 'cpu', 'wasm'] : BACKEND_ORDER);
+    expect(BACKEND_ORDER).toEqual(['cuda', 'native', 'webgpu', 'wasm', 'cpu']);
+    expect(defaultBackendOrder()).toEqual(nativeAddon() ? ['cuda', 'native', 'webgpu', 'cpu', 'wasm'] : BACKEND_ORDER);
     const chosen = r.attempts.findIndex((a) => a.ok);
     expect(r.attempts[chosen]!.kind).toBe(r.kind);
     expect(r.attempts.map((a) => a.kind)).toEqual(defaultBackendOrder().slice(0, chosen + 1));
     if (r.kind === 'cpu') expect(r.nativeKernels).toContain('BatchMatMul');
     for (const skipped of r.attempts.slice(0, chosen))
       expect(skipped.reason).toMatch(
-        /@tensorflow\/tfjs-node(-gpu)? is not (installed \(optional: npm install @tensorflow\/tfjs-node(-gpu)?@4\.22\.0|usable)/,
+        skipped.kind === 'webgpu'
+          ? /^(no GPU adapter|only a software adapter \(.+\), slower than the CPU backends: force it with SKYSENSE_BACKEND=webgpu|webgpu.* not installed \(optional: npm install webgpu@0\.6\.2 @tensorflow\/tfjs-backend-webgpu@4\.22\.0\))/
+          : /@tensorflow\/tfjs-node(-gpu)? is not (installed \(optional: npm install @tensorflow\/tfjs-node(-gpu)?@4\.22\.0|usable)/,
       );
     if (r.nativeKernels.length) expect(r.gemm).toBe(nativeAddon()!.gemmName());
     if (r.gemm) expect(r.reason).toContain(r.gemm);
@@ -84,7 +96,7 @@ describe('initBackend', () => {
 
   it('rejects unknown backend names', async () => {
     expect(() => backendFromEnv({ SKYSENSE_BACKEND: 'tpu' })).toThrow(
-      /SKYSENSE_BACKEND: expected one of cuda, native, wasm, cpu or auto, got 'tpu'/,
+      /SKYSENSE_BACKEND: expected one of cuda, native, webgpu, wasm, cpu or auto, got 'tpu'/,
     );
     expect(backendFromEnv({ SKYSENSE_BACKEND: 'auto' })).toBeUndefined();
     expect(backendFromEnv({})).toBeUndefined();
@@ -100,5 +112,55 @@ describe('initBackend', () => {
     const report = await initBackend({ force: 'cpu' });
     expect(report.nativeKernels.length > 0).toBe(nativeAddon() !== null);
     expect(report.reason).toMatch(nativeAddon() ? /native kernels \((OpenBLAS|built-in GEMM)/ : /native kernels (not built|disabled)/);
+  });
+});
+
+const webgpuInstalled = probeWebGPU().reason?.includes('not installed') !== true;
+const dist = join(__dirname, '..', 'dist', 'index.js');
+
+describe.runIf(webgpuInstalled && process.platform === 'linux' && existsSync(dist))('the webgpu backend', () => {
+  /** Runs initBackend({ log: true }) in a child process; its stderr lines and the report. */
+  function initInChild(env: Record<string, string>): { lines: string[]; report: BackendReport } {
+    const script = `const m = await import(${JSON.stringify(pathToFileURL(dist).href)}); const r = await m.initBackend({ log: true }); process.stdout.write(JSON.stringify(r));`;
+    const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, SKYSENSE_BACKEND: '', ...env },
+      encoding: 'utf8',
+    });
+    expect(out.status, out.stderr).toBe(0);
+    return { lines: out.stderr.split('\n').filter((l) => l), report: JSON.parse(out.stdout) as BackendReport };
+  }
+
+  it('with no adapter (no Vulkan driver), one line says why webgpu was skipped and the CPU path is chosen, without other output', () => {
+    const { lines, report } = initInChild({ VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^\[skysense\] backend (cpu|wasm): .*webgpu: no GPU adapter \(no Vulkan, Metal or D3D12 driver with WebGPU support\)/,
+    );
+    expect(report.attempts.find((a) => a.kind === 'webgpu')?.ok).toBe(false);
+  });
+
+  const probe = probeWebGPU();
+  it.runIf(probe.adapter?.software === true)('a software adapter (lavapipe) is skipped by default and named', () => {
+    const { report } = initInChild({});
+    const webgpu = report.attempts.find((a) => a.kind === 'webgpu')!;
+    expect(webgpu.ok).toBe(false);
+    expect(webgpu.reason).toContain(`only a software adapter (${formatAdapter(probe.adapter!)})`);
+  });
+
+  it.runIf(probe.adapter !== undefined)('SKYSENSE_BACKEND=webgpu runs on the adapter, names it, and reads synchronously', () => {
+    const script = `const m = await import(${JSON.stringify(pathToFileURL(dist).href)}); const r = await m.initBackend();
+      const x = m.tf.tensor([[1, 2], [3, 4]]); const y = m.tf.matMul(x, x);
+      process.stdout.write(JSON.stringify({ kind: r.kind, backend: m.tf.getBackend(), adapter: r.adapter, reason: r.reason, values: Array.from(y.dataSync()) }));`;
+    const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, SKYSENSE_BACKEND: 'webgpu' },
+      encoding: 'utf8',
+    });
+    expect(out.status, out.stderr).toBe(0);
+    const r = JSON.parse(out.stdout) as { kind: string; backend: string; adapter: WebGPUAdapter; reason: string; values: number[] };
+    expect(r.kind).toBe('webgpu');
+    expect(r.backend).toBe('webgpu');
+    expect(r.adapter).toEqual(probe.adapter);
+    expect(r.reason).toContain(`adapter ${formatAdapter(probe.adapter!)}`);
+    expect(r.values).toEqual([7, 10, 15, 22]);
   });
 });

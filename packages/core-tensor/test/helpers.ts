@@ -1,8 +1,8 @@
-import { parityFixture } from '@skysense/test-utils';
+import { parityBackends, parityFixture } from '@skysense/test-utils';
 import { type BackendKind, initBackend, loadSafetensors, tf, type Tensor } from '../src/index';
 
-/** Backends every layer test runs on here (the native ones cannot install on this machine). */
-export const TEST_BACKENDS: BackendKind[] = ['wasm', 'cpu'];
+/** Backends every layer test runs on: `SKYSENSE_TEST_BACKENDS`, default wasm and cpu (the tfjs-node ones cannot install on this machine). */
+export const TEST_BACKENDS = parityBackends<BackendKind>();
 
 /** Switches the active backend. */
 export async function useBackend(kind: BackendKind): Promise<void> {

@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, loadSafetensors, tf, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { detectionFixtureModel, detectionFixtureTolerance, runDetectionFixture, type DetectionFixtureConfig } from '../src/index';
-import { maxAbsDiff } from '@skysense/test-utils';
+import { maxAbsDiff, parityBackends } from '@skysense/test-utils';
 
 const dir = join(__dirname, 'fixtures', 'faster-rcnn', 'faster-rcnn-a');
 const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as DetectionFixtureConfig;
 
-describe.each(['wasm', 'cpu'] as BackendKind[])('Faster R-CNN against mmdet 2.x on %s', (backend) => {
+describe.each(parityBackends<BackendKind>())('Faster R-CNN against mmdet 2.x on %s', (backend) => {
   let inputs: Map<string, Tensor>;
   let expected: Map<string, Tensor>;
   let got: Map<string, Tensor>;

@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModuleDict, initBackend, loadSafetensors, tf, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { FCNHead, UPerHead, resizeTo } from '../src/index';
-import { expectNoLeak, maxAbsDiff, parityFixture } from '@skysense/test-utils';
+import { expectNoLeak, maxAbsDiff, parityBackends, parityFixture } from '@skysense/test-utils';
 
 const load = (name: string, part: string) => loadSafetensors(parityFixture(__dirname, name).path(`${part}.safetensors`));
 const config = (name: string) => parityFixture(__dirname, name).config();
@@ -18,7 +18,7 @@ const fcnVariants = () =>
     ]),
   );
 
-describe.each(['wasm', 'cpu'] as BackendKind[])('heads against mmseg on %s', (backend) => {
+describe.each(parityBackends<BackendKind>())('heads against mmseg on %s', (backend) => {
   beforeAll(() => initBackend({ force: backend }));
 
   it('UPerHead (uperhead-a): same keys and shapes as the state dict; psp_out, feats, logits and the resized logits within 1e-4', () => {

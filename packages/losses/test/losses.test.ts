@@ -2,13 +2,13 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { disposeGradients, initBackend, loadSafetensors, tf, valueAndGrads, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { ContrastiveAlignment, DINOHead, DINOLoss, IBOTLoss } from '../src/index';
-import { expectNoLeak, maxAbsDiff } from '@skysense/test-utils';
+import { expectNoLeak, maxAbsDiff, parityBackends } from '@skysense/test-utils';
 
 const load = (name: string, part: string) => loadSafetensors(join(__dirname, 'fixtures', 'parity', name, `${part}.safetensors`));
 /** Values only: the fixtures store scalars as [1]. */
 const maxAbs = (a: Tensor, b: Tensor) => maxAbsDiff(a.dataSync(), b.dataSync());
 
-describe.each(['wasm', 'cpu'] as BackendKind[])('losses against the reference implementations on %s', (backend) => {
+describe.each(parityBackends<BackendKind>())('losses against the reference implementations on %s', (backend) => {
   beforeAll(() => initBackend({ force: backend }));
 
   it('DINOHead and DINOLoss (warm-up and final temperature, center EMA) match facebookresearch/dino', () => {

@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf, type BackendKind } from '@skysense/core-tensor';
+import { parityBackends } from '@skysense/test-utils';
+import { initBackend, tf, webgpuSyncReadCount, type BackendKind } from '@skysense/core-tensor';
 import { SwinTransformerV2, relativeCoordsTable, relativePositionIndex } from '../src/index';
 import { loadParity, maxAbsDiff, parityConfig } from './helpers';
 
-const BACKENDS: BackendKind[] = ['wasm', 'cpu'];
+const BACKENDS = parityBackends<BackendKind>();
 
 describe.each(BACKENDS)('Swin V2 parity with mmcls 0.25 on %s', (backend) => {
   beforeAll(() => initBackend({ force: backend }));
@@ -19,7 +20,9 @@ describe.each(BACKENDS)('Swin V2 parity with mmcls 0.25 on %s', (backend) => {
     const input = loadParity(name, 'input').get('input')!;
     const expected = loadParity(name, 'output');
     const before = tf.memory().numTensors;
+    const reads = webgpuSyncReadCount();
     const outs = model.forward(input);
+    expect(webgpuSyncReadCount(), 'the forward pass waits for no GPU read').toBe(reads);
     outs.forEach((o, i) => expect(maxAbsDiff(o, expected.get(`out${i}`)!), `out${i}`).toBeLessThanOrEqual(1e-4));
     tf.dispose(outs);
     expect(tf.memory().numTensors).toBe(before);

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SkySenseError, initBackend, loadSafetensors, tf, type BackendKind, type Tensor } from '@skysense/core-tensor';
 import { MultiModalFusion, calendarRow, dayOfYear, type MultiModalFusionOptions } from '../src/index';
-import { maxAbsDiff } from '@skysense/test-utils';
+import { maxAbsDiff, parityBackends } from '@skysense/test-utils';
 
 const fixture = (f: string) => loadSafetensors(join(__dirname, 'fixtures', 'parity', 'upfusion-small-a', `${f}.safetensors`));
 const SMALL: MultiModalFusionOptions = {
@@ -18,7 +18,7 @@ function randomModel(seed: number): MultiModalFusion {
   return m;
 }
 
-describe.each(['wasm', 'cpu'] as BackendKind[])('fusion parity with the official UPHead + ctpe + TransformerEncoder on %s', (backend) => {
+describe.each(parityBackends<BackendKind>())('fusion parity with the official UPHead + ctpe + TransformerEncoder on %s', (backend) => {
   beforeAll(() => initBackend({ force: backend }));
 
   it('up-heads, the fusion input sequence, cls tokens and the fused map match PyTorch', () => {

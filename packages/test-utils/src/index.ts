@@ -39,6 +39,19 @@ export function expectNoLeak(fn: () => void, reps = 3, label?: string): void {
   expect(tf.memory().numTensors - before, label ?? 'tensors leaked').toBe(0);
 }
 
+/**
+ * The backends the parity suites run on: `SKYSENSE_TEST_BACKENDS` (comma-separated backend names,
+ * e.g. `webgpu` in CI's GPU job), default `wasm,cpu` (what installs everywhere).
+ */
+export function parityBackends<K extends string = string>(): K[] {
+  const names = (process.env.SKYSENSE_TEST_BACKENDS ?? 'wasm,cpu')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s);
+  if (!names.length) throw new Error(`SKYSENSE_TEST_BACKENDS: expected backend names, got '${process.env.SKYSENSE_TEST_BACKENDS}'`);
+  return names as K[];
+}
+
 /** A parity fixture folder (`config.json`, `weights` / `input` / `output.safetensors`) under a package's `test/fixtures/parity`. */
 export interface ParityFixture {
   /** Path of a file of the fixture. */

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parityBackends } from '@skysense/test-utils';
 import { join } from 'node:path';
 import {
   SkySenseError,
@@ -8,13 +9,14 @@ import {
   shapeOnly,
   tf,
   valueAndGrads,
+  webgpuSyncReadCount,
   type BackendKind,
   type Tensor,
 } from '@skysense/core-tensor';
 import { SENTINEL2_BANDS, VisionTransformer, selectBandsStateDict } from '../src/index';
 import { loadParity, maxAbsDiff, parityKwargs } from './helpers';
 
-const BACKENDS: BackendKind[] = ['wasm', 'cpu'];
+const BACKENDS = parityBackends<BackendKind>();
 const SMALL = { imgSize: 16, embedDims: 16, numLayers: 2, numHeads: 2, dropPathRate: 0, outIndices: [0, 1] };
 
 describe.each(BACKENDS)('ViT parity with SkySense’s official class on %s', (backend) => {
@@ -26,7 +28,9 @@ describe.each(BACKENDS)('ViT parity with SkySense’s official class on %s', (ba
     expect(report).toMatchObject({ missing: [], unexpected: [], ignored: [] });
     const input = loadParity(name, 'input').get('input')!;
     const out = loadParity(name, 'output');
+    const reads = webgpuSyncReadCount();
     const { maps, cls } = vit.forwardWithCls(input);
+    expect(webgpuSyncReadCount(), 'the forward pass waits for no GPU read').toBe(reads);
     [0, 1].forEach((i) => {
       expect(maxAbsDiff(maps[i]!, out.get(`out${i}`)!), `out${i}`).toBeLessThanOrEqual(1e-4);
       expect(maxAbsDiff(cls[i]!, out.get(`out${i}_cls`)!), `out${i}_cls`).toBeLessThanOrEqual(1e-4);

@@ -2,6 +2,7 @@ import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
 import { Identity, UnaryModule } from './containers';
 import { nativeGelu } from '../ops/fused';
+import { gpuGelu } from '../ops/webgpu-kernels';
 
 /**
  * GELU. `approximate: 'none'` (default, PyTorch's and mmcv's) is the exact erf form
@@ -13,7 +14,7 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
       const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
       return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
     }
-    return nativeGelu(x) ?? tf.mul(tf.mul(0.5, x), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+    return nativeGelu(x) ?? gpuGelu(x) ?? tf.mul(tf.mul(0.5, x), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
   });
 }
 

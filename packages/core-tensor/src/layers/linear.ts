@@ -6,6 +6,7 @@ import type { Parameter } from '../module';
 import { matMul } from '../ops/matmul';
 import { UnaryModule } from './containers';
 import { nativeLinear } from '../ops/fused';
+import { gpuLinear } from '../ops/webgpu-kernels';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -55,7 +56,7 @@ export class Linear extends UnaryModule {
 
 /**
  * `F.linear`: `x·wᵀ + b` over the last axis of `x` (`w [out, in]`, `b [out]` or null). With the
- * native kernels the bias is fused into the GEMM.
+ * native kernels, and on the webgpu backend, the bias is fused into the GEMM.
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   const [outF, inF] = weight.shape as [number, number];
@@ -68,7 +69,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   }
   return tf.tidy(() => {
     const flat = tf.reshape(x, [-1, inF]);
-    const fused = bias ? nativeLinear(flat, weight, bias) : null;
+    const fused = bias ? (nativeLinear(flat, weight, bias) ?? gpuLinear(flat, weight, bias)) : null;
     let y = fused ?? matMul(flat, weight, false, true);
     if (bias && !fused) y = tf.add(y, bias);
     return tf.reshape(y, [...x.shape.slice(0, -1), outF]);

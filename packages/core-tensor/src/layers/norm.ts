@@ -5,6 +5,7 @@ import { ones, zeros } from '../init';
 import type { Buffer, Parameter } from '../module';
 import { UnaryModule } from './containers';
 import { nativeLayerNorm } from '../ops/fused';
+import { gpuLayerNorm } from '../ops/webgpu-kernels';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
@@ -52,7 +53,8 @@ export class LayerNorm extends UnaryModule {
       );
     }
     return tf.tidy(() => {
-      const fused = k === 1 ? nativeLayerNorm(x, this.weight?.value ?? null, this.bias?.value ?? null, this.eps) : null;
+      const [w, b] = [this.weight?.value ?? null, this.bias?.value ?? null];
+      const fused = k === 1 ? (nativeLayerNorm(x, w, b, this.eps) ?? gpuLayerNorm(x, w, b, this.eps)) : null;
       if (fused) return fused;
       const axes = [...Array(k).keys()].map((i) => x.rank - k + i);
       const { mean, variance } = tf.moments(x, axes, true);

@@ -5,6 +5,7 @@ import { countNativeCall, nativeAddon, nativeKernelsActive, opCode, type NativeA
 import { withGradient } from './custom-grad';
 import { matMul } from './matmul';
 import { l2Normalize } from './normalize';
+import { gpuCosineAttention } from './webgpu-kernels';
 
 /**
  * Fused layer kernels of the native addon, each one kernel forward and one backward instead of a
@@ -123,12 +124,13 @@ function checkAttentionArgs({ qkv, scale, bias, mask, heads }: CosineAttentionAr
  * Swin V2's cosine window attention after the qkv projection: `softmax(scale_h · q̂k̂ᵀ + bias_h +
  * mask) · v` with `q̂, k̂` L2-normalised per head (PyTorch's `F.normalize`, eps 1e-12); output
  * `[B, N, C]` with the heads side by side (ready for `proj`). With the native kernels one kernel
- * each way (the probabilities kept for the backward pass); elsewhere, or with `dropout`, composed
- * from tfjs ops. Differentiable with respect to `qkv`, `scale` and `bias`.
+ * each way (the probabilities kept for the backward pass); on the webgpu backend one WGSL kernel
+ * forward; elsewhere, or with `dropout`, composed from tfjs ops. Differentiable with respect to `qkv`, `scale` and `bias`.
  */
 export function cosineWindowAttention(a: CosineAttentionArgs): Tensor {
   checkAttentionArgs(a);
-  return (a.dropout ? null : nativeCosineAttention(a)) ?? composedCosineAttention(a);
+  if (a.dropout) return composedCosineAttention(a);
+  return nativeCosineAttention(a) ?? gpuCosineAttention(a) ?? composedCosineAttention(a);
 }
 
 /** {@link cosineWindowAttention} from tfjs ops. */
