@@ -106,13 +106,12 @@ export function probeWebGPU(): WebGPUProbe {
     const line = (err.stderr ?? '').split('\n').find((l) => /error/i.test(l)) ?? err.signal ?? err.message.split('\n')[0];
     return (probed = { reason: `Dawn could not look for an adapter: ${line?.trim()}` });
   }
-  const info = JSON.parse(out.trim() || 'null') as {
-    vendor: string;
-    architecture: string;
-    device: string;
-    description: string;
-    fallback: boolean;
-  } | null;
+  let info: { vendor: string; architecture: string; device: string; description: string; fallback: boolean } | null;
+  try {
+    info = JSON.parse(out.trim() || 'null') as typeof info;
+  } catch {
+    return (probed = { reason: `Dawn's adapter probe printed something unexpected: ${out.trim().slice(0, 80)}` });
+  }
   if (!info) return (probed = { reason: 'no GPU adapter (no Vulkan, Metal or D3D12 driver with WebGPU support)' });
   const software = info.fallback || SOFTWARE.test(`${info.architecture} ${info.device} ${info.description}`);
   const { vendor, architecture, device, description } = info;
@@ -149,6 +148,8 @@ export function webgpuSyncReadCount(): number {
   return syncReads;
 }
 
+/** How long a synchronous read waits for the GPU before giving up (a lost device never maps). */
+const READ_TIMEOUT_MS = 600_000;
 const MAP_READ = 0x0001; // GPUBufferUsage.MAP_READ, GPUMapMode.READ
 const COPY_DST = 0x0008; // GPUBufferUsage.COPY_DST
 const nap = new Int32Array(new SharedArrayBuffer(4));
@@ -179,8 +180,12 @@ function installSyncRead(backend: WebGPUBackendInternals): void {
     backend.submitQueue();
     let failure: unknown;
     staging.mapAsync(MAP_READ).catch((e: unknown) => (failure = e));
+    const deadline = Date.now() + READ_TIMEOUT_MS;
     while (staging.mapState !== 'mapped') {
       if (failure !== undefined) throw new SkySenseError('E_BACKEND', `webgpu: reading a tensor back failed: ${String(failure)}`);
+      if (Date.now() > deadline) {
+        throw new SkySenseError('E_BACKEND', `webgpu: a synchronous read waited ${READ_TIMEOUT_MS / 1000} s for the GPU (device lost?)`);
+      }
       pump();
       if (staging.mapState === 'pending') Atomics.wait(nap, 0, 0, 0.05);
     }

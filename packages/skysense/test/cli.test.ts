@@ -132,7 +132,9 @@ describe('skysense command', () => {
     }
     const backend = run('--backend', 'bogus', 'info', '--list');
     expect(backend.status).toBe(2);
-    expect(backend.stderr).toMatch(/option '--backend <kind>' argument 'bogus' is invalid\. Allowed choices are cuda, native, wasm, cpu/);
+    expect(backend.stderr).toMatch(
+      /option '--backend <kind>' argument 'bogus' is invalid\. Allowed choices are cuda, native, webgpu, wasm, cpu/,
+    );
     const preset = run('demo', '--preset', 'bogus');
     expect(preset.status).toBe(2);
     expect(preset.stderr).toMatch(/argument 'bogus' is invalid/);
