@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 #include <uv.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <unistd.h>
+#endif
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -412,6 +416,37 @@ Napi::Value PumpEvents(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// muteStderr(): points file descriptor 2 at /dev/null and returns a duplicate of the old one (-1
+// where that cannot be done); restoreStderr(fd) puts it back. For C/C++ libraries that print start-up
+// warnings to stderr (Dawn on Mesa's lavapipe) while SkySense reports the backend itself.
+Napi::Value MuteStderr(const Napi::CallbackInfo& info) {
+#ifdef _WIN32
+  return Napi::Number::New(info.Env(), -1);
+#else
+  fflush(stderr);
+  int saved = dup(2);
+  int devnull = open("/dev/null", O_WRONLY);
+  if (saved < 0 || devnull < 0 || dup2(devnull, 2) < 0) {
+    if (saved >= 0) close(saved);
+    saved = -1;
+  }
+  if (devnull >= 0) close(devnull);
+  return Napi::Number::New(info.Env(), saved);
+#endif
+}
+
+Napi::Value RestoreStderr(const Napi::CallbackInfo& info) {
+#ifndef _WIN32
+  int saved = info[0].As<Napi::Number>().Int32Value();
+  if (saved >= 0) {
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+  }
+#endif
+  return info.Env().Undefined();
+}
+
 // gemmName(): the GEMM in use, e.g. "built-in GEMM (avx512, 8x32)" or "OpenBLAS 0.3.21".
 Napi::Value GemmNameJs(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), GemmName()); }
 
@@ -435,6 +470,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dInputGrad", Napi::Function::New(env, Conv2dInputGrad));
   exports.Set("tuneAllocator", Napi::Function::New(env, TuneAllocator));
   exports.Set("pumpEvents", Napi::Function::New(env, PumpEvents));
+  exports.Set("muteStderr", Napi::Function::New(env, MuteStderr));
+  exports.Set("restoreStderr", Napi::Function::New(env, RestoreStderr));
   RegisterFused(env, exports);
   exports.Set("unaryOps", OpTable(env, kUnaryNames, kUnaryCount));
   exports.Set("binaryOps", OpTable(env, kBinaryNames, kBinaryCount));

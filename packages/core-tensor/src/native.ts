@@ -85,6 +85,10 @@ export interface NativeAddon {
   tuneAllocator(mmapThreshold: number, trimThreshold: number): boolean;
   /** Runs one non-blocking turn of Node's event loop (the webgpu backend's synchronous reads). */
   pumpEvents(): boolean;
+  /** Points stderr (fd 2) at /dev/null; returns the saved descriptor, or -1 where it cannot. */
+  muteStderr(): number;
+  /** Restores stderr from {@link NativeAddon.muteStderr}'s descriptor. */
+  restoreStderr(saved: number): void;
   cosineAttentionBackward(
     qkv: Float32Array,
     scale: Float32Array,
@@ -197,7 +201,7 @@ function addonBinary(): NativeAddon | null {
     binaryReason = `failed to load ${path}: ${(e as Error).message.split('\n')[0]}`;
     return (binary = null);
   }
-  if (!loaded.unaryOps || !loaded.binaryOps || typeof loaded.pumpEvents !== 'function') {
+  if (!loaded.unaryOps || !loaded.binaryOps || typeof loaded.muteStderr !== 'function') {
     binaryReason = `${path} is from an older build (rebuild it: npm rebuild @skysense/core-tensor)`;
     return (binary = null);
   }
@@ -209,6 +213,20 @@ function addonBinary(): NativeAddon | null {
 export function eventLoopPump(): { pump: (() => boolean) | null; reason: string } {
   const b = addonBinary();
   return b ? { pump: () => b.pumpEvents(), reason: '' } : { pump: null, reason: binaryReason };
+}
+
+/**
+ * Runs `f` with file descriptor 2 pointed at /dev/null (what C/C++ libraries print there is
+ * dropped; so is anything Node writes meanwhile); without the addon, runs it as it is.
+ */
+export async function withStderrMuted<T>(f: () => Promise<T>): Promise<T> {
+  const b = addonBinary();
+  const saved = b ? b.muteStderr() : -1;
+  try {
+    return await f();
+  } finally {
+    if (saved >= 0) b!.restoreStderr(saved);
+  }
 }
 
 /** SKYSENSE_GEMM, validated; undefined when unset. */

@@ -12,8 +12,6 @@ import { tf } from './tf';
  * - `Cumsum` / `Cumprod` of rank 5 and 6 (refused), and in reverse (its shader bakes in the axis
  *   length but is cached without it: a scan of one length reuses another's): a forward scan along
  *   the last axis of a 2-D view, the axis moved last by a transpose and flipped for `reverse`;
- * - `Transpose` of int32 and bool tensors on the GPU (its WGSL writes an integer where it declares a
- *   float and does not compile): the same program writing integers;
  * - `AddN` of 8 tensors or more (one storage buffer per input: over WebGPU's default limit of 8 per
  *   shader stage, the pipeline is invalid and every later command fails): sums of at most 7;
  * - `BatchMatMul` / `_FusedMatMul` where tfjs splits K across workgroups (one product, K ≥ 2000,
@@ -26,6 +24,12 @@ import { tf } from './tf';
  * - `Cast` of int32 or bool to float32 on the GPU, which relabels the integer buffer instead of
  *   converting it — programs that copy elements (`Transpose`) then declare a float output and write
  *   integers: a conversion, so that a float32 tensor always has a float buffer.
+ *
+ * And, in {@link fixWebGPUPrograms}, two faults of tfjs's programs wherever they run (tfjs's kernels
+ * call each other directly, not through the registry): the transpose program on int32 and bool
+ * tensors (inside reductions along an inner axis too, e.g. `tf.all` of a mask) writes an integer
+ * where it declares a float; and programs of rank 5–6 outputs that index their coordinates
+ * (`coords[5]`, e.g. a binary op broadcasting a small operand) do not compile, those being structs.
  *
  * Everything else is tfjs's kernel, untouched. Each replacement calls tfjs's own kernel, so it
  * stays on the GPU; the tests run the suite's parity fixtures on webgpu.
@@ -102,13 +106,6 @@ const fixes: Record<string, (args: KernelArgs, original: Kernel) => Info> = {
     for (const i of [...flat, out]) args.backend.disposeData(i.dataId);
     return result;
   },
-  Transpose: (args, original) => {
-    const x = args.inputs.x!;
-    const perm = args.attrs!.perm as number[];
-    const trivial = x.shape.length < 2 || (x.shape.length === 2 && perm[0] === 1); // tfjs's 2-D program is sound
-    if ((x.dtype !== 'int32' && x.dtype !== 'bool') || trivial || args.backend.shouldExecuteOnCPU([x])) return original(args);
-    return args.backend.runWebGPUProgram(integerTranspose(x.shape, perm), [x], x.dtype);
-  },
   Cast: (args, original) => {
     const x = args.inputs.x!;
     const toFloat = args.attrs!.dtype === 'float32' && (x.dtype === 'int32' || x.dtype === 'bool');
@@ -163,8 +160,6 @@ const fixes: Record<string, (args: KernelArgs, original: Kernel) => Info> = {
   Cumprod: cumulative,
 };
 
-const XYZ = ['x', 'y', 'z', 'w', 'u', 'v'];
-
 /** A program with a thread per output element (flat dispatch) over inputs `names`; `body` writes element `index`. */
 function elementProgram(outputShape: number[], key: string, body: string, names = ['A']): object {
   return {
@@ -182,19 +177,6 @@ fn main(index: i32) {
   }
 }`,
   };
-}
-
-/** tfjs's transpose program, writing integers. */
-function integerTranspose(shape: number[], perm: number[]): object {
-  const rank = shape.length;
-  const coords = rank <= 4 ? `vec${rank}<i32>` : `vec${rank}`;
-  const source = perm.map((_, j) => `coords.${XYZ[perm.indexOf(j)]}`).join(', ');
-  return elementProgram(
-    perm.map((p) => shape[p]!),
-    `transpose_int_${perm.join('_')}`,
-    `let coords = getCoordsFromIndex(index);
-    setOutputAtIndexI32(index, A[getIndexFromCoords${rank}D(${coords}(${source}), uniforms.aShape)]);`,
-  );
 }
 
 /** tfjs-backend-webgpu's `MatMulProgramType.MatMulSmallOutputSizeProgram`. */
@@ -259,4 +241,38 @@ export function fixWebGPUKernels(): void {
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ ...config, kernelFunc: ((args: KernelArgs) => fix(args, original)) as unknown as tf.KernelFunc });
   }
+}
+
+interface ProgramLike {
+  shaderKey: string;
+  outputShape: number[];
+  getUserCode(): string;
+}
+
+const FIELDS = 'xyzwuv';
+
+/**
+ * Makes tfjs's transpose program write integers when its output is int32 or bool. Programs are
+ * patched where the backend runs them, because tfjs's kernels call the transpose directly, not
+ * through the kernel registry.
+ */
+export function fixWebGPUPrograms(backend: {
+  runWebGPUProgram(program: ProgramLike, inputs: Info[], dtype: string, ...rest: unknown[]): Info;
+}): void {
+  const run = backend.runWebGPUProgram.bind(backend);
+  backend.runWebGPUProgram = (program, inputs, dtype, ...rest) => {
+    const integer = (dtype === 'int32' || dtype === 'bool') && program.shaderKey.startsWith('transpose_');
+    const rank56 = program.outputShape.length >= 5;
+    if (integer || rank56) {
+      const userCode = program.getUserCode.bind(program);
+      program.getUserCode = () => {
+        let code = userCode();
+        if (integer) code = code.replace(/setOutputAtIndex\(flatIndex,/g, 'setOutputAtIndexI32(flatIndex,');
+        // rank 5 and 6 coordinates are structs (fields x y z w u v), which WGSL cannot index
+        if (rank56) code = code.replace(/\bcoords\[(\d)\]/g, (_, k: string) => `coords.${FIELDS[Number(k)]}`);
+        return code;
+      };
+    }
+    return run(program, inputs, dtype, ...rest);
+  };
 }

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { tf } from './tf';
 import { SkySenseError } from './errors';
-import { eventLoopPump } from './native';
-import { fixWebGPUKernels } from './webgpu-fixes';
+import { eventLoopPump, withStderrMuted } from './native';
+import { fixWebGPUKernels, fixWebGPUPrograms } from './webgpu-fixes';
 
 /**
  * The WebGPU backend: `@tensorflow/tfjs-backend-webgpu` on Dawn (the `webgpu` npm package, which
@@ -245,11 +245,12 @@ export async function registerWebGPU(): Promise<string | null> {
   const dawn = (await import(pathToFileURL(pkgs.dawn).href)) as { create(flags: string[]): Gpu; globals: object };
   for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) Object.assign(globalThis, { [k]: v });
   const gpu = dawn.create([]);
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  // the drivers' start-up warnings (lavapipe prints two) would break one-line CLI output; the report names the adapter
+  const adapter = await withStderrMuted(() => gpu.requestAdapter({ powerPreference: 'high-performance' }));
   if (!adapter) return 'Dawn found no adapter in this process';
   const requiredLimits = Object.fromEntries(LIMITS.filter((k) => k in adapter.limits).map((k) => [k, adapter.limits[k]]));
   const requiredFeatures = ['timestamp-query'].filter((f) => adapter.features.has(f));
-  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const device = await withStderrMuted(() => adapter.requestDevice({ requiredLimits, requiredFeatures }));
   const mod = (await import(pathToFileURL(pkgs.tfjs).href)) as {
     WebGPUBackend?: new (device: object, info: object) => object;
     default?: { WebGPUBackend: new (device: object, info: object) => object };
@@ -267,6 +268,7 @@ export async function registerWebGPU(): Promise<string | null> {
     () => {
       const backend = new WebGPUBackend(device, adapter.info) as unknown as WebGPUBackendInternals;
       installSyncRead(backend);
+      fixWebGPUPrograms(backend as unknown as Parameters<typeof fixWebGPUPrograms>[0]);
       return backend as unknown as tf.KernelBackend;
     },
     3,

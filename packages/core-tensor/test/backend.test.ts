@@ -156,6 +156,7 @@ describe.runIf(webgpuInstalled && process.platform === 'linux' && existsSync(dis
       encoding: 'utf8',
     });
     expect(out.status, out.stderr).toBe(0);
+    expect(out.stderr, 'Dawn and the driver print nothing').toBe('');
     const r = JSON.parse(out.stdout) as { kind: string; backend: string; adapter: WebGPUAdapter; reason: string; values: number[] };
     expect(r.kind).toBe('webgpu');
     expect(r.backend).toBe('webgpu');

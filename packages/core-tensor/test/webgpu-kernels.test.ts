@@ -174,7 +174,7 @@ describe.runIf(probeWebGPU().adapter !== undefined)('WGSL kernels vs the tfjs co
     await compare(cases, 2e-5);
   });
 
-  it("tfjs's webgpu kernels that SkySense replaces (rank 5–6 pad, reverse, where, cumsum; addN of many; integer transposes and casts) equal the cpu backend", async () => {
+  it("tfjs's webgpu kernels that SkySense replaces (rank 5–6 pad, reverse, where, cumsum, broadcasts; addN of many; integer transposes, reductions and casts) equal the cpu backend", async () => {
     const shapes = [[5], [3, 4], [2, 3, 4], [2, 3, 2, 3], [2, 1, 3, 2, 2], [2, 1, 2, 3, 2, 2]];
     const ops: [string, (x: Tensor) => Tensor][] = [
       [
@@ -201,6 +201,8 @@ describe.runIf(probeWebGPU().adapter !== undefined)('WGSL kernels vs the tfjs co
           ),
       ],
       ['cumsum', (x) => tf.cumsum(x, 0)],
+      ['broadcast mul', (x) => tf.mul(x, tf.cast(tf.range(1, x.shape[x.rank - 1]! + 1), x.dtype))],
+      ['all along an inner axis', (x) => tf.cast(tf.all(tf.greater(x, tf.scalar(3, x.dtype)), 0), 'int32')],
       ['cumsum exclusive reverse', (x) => tf.cumsum(x, x.rank - 1, true, true)],
       [
         'transpose',
