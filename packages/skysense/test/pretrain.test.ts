@@ -252,7 +252,7 @@ describe('SkySense pre-training', () => {
     const rss: number[] = [];
     for (let i = 0; i < 20; i++) {
       losses.push(...run(t, i, i + 1));
-      rss.push(gpu ? (tf.memory() as { numBytesAllocatedInGPU: number }).numBytesAllocatedInGPU : process.memoryUsage().rss);
+      rss.push(gpu ? (tf.memory() as unknown as { numBytesAllocatedInGPU: number }).numBytesAllocatedInGPU : process.memoryUsage().rss);
     }
     expect(tf.memory().numTensors).toBe(tensors);
     expect(Math.min(...rss.slice(-10)) - Math.min(...rss.slice(0, 10))).toBeLessThan(64 * 1024 * 1024);
