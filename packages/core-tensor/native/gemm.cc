@@ -1,8 +1,10 @@
 // The GEMM driver: OpenBLAS where the addon was built against it (and no built-in kernel was
-// asked for), else the built-in GEMM — Goto/BLIS blocking (B packed in KC×NC blocks of NR-wide
-// panels, A in MC×KC blocks of MR-high panels), the micro-kernel of gemm_kernel.h chosen once at
-// load from what the CPU supports, and the work split over (row block × column chunk) tasks of the
-// thread pool.
+// asked for), else the built-in GEMM — op(A) packed in MC×KC blocks of MR-high panels shared by the
+// threads (in L2), each KC×NR panel of op(B) packed just before use into a buffer that stays in L1
+// and run against every A panel of the block, the micro-kernel of gemm_kernel.h chosen once at load
+// from what the CPU supports, the work split over (column chunk × row part) tasks of the thread pool.
+// The models' GEMMs have few rows (tokens) and large weights (op(B)): a weight is read once per
+// 512 rows, straight into L1, with no packed copy of it written to or read back from memory.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -25,8 +27,7 @@ const GemmKernel* GemmKernelAvx2() { return nullptr; }
 namespace {
 
 constexpr int64_t KC = 256;   // depth of a block: an NR-wide B panel (KC·NR floats) stays in L1
-constexpr int64_t MC = 128;   // rows of an A block (MC·KC floats, in L2); rounded down to MR
-constexpr int64_t NC = 4096;  // columns of a B block (KC·NC floats, in L3)
+constexpr int64_t MC = 512;   // rows of an A block (MC·KC floats, in L2), packed once and shared by the threads
 constexpr int64_t kSerialWork = int64_t(1) << 17;  // M·N·K below which one thread does it all
 
 bool CpuHas(const char* feature) {
@@ -101,110 +102,120 @@ void PackA(const float* A, int64_t lda, bool tA, int64_t i0, int64_t mc, int64_t
   }
 }
 
-// op(B)[p0 : p0+kc, j0 + jp·NR …] for panels [pb, pe) → dst[jp·kc·NR + k·NR + c], zero-padded.
-void PackB(const float* B, int64_t ldb, bool tB, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, size_t pb, size_t pe, float* dst) {
-  for (size_t jp = pb; jp < pe; jp++) {
-    const int64_t c0 = int64_t(jp) * nr, cols = std::min<int64_t>(nr, nc - c0);
-    float* d = dst + c0 * kc;
-    if (!tB) {
-      for (int64_t k = 0; k < kc; k++) {
-        std::memcpy(d + k * nr, B + (p0 + k) * ldb + j0 + c0, sizeof(float) * size_t(cols));
-        std::fill(d + k * nr + cols, d + (k + 1) * nr, 0.0f);
-      }
-    } else {
-      for (int64_t c = 0; c < cols; c++) {
-        const float* s = B + (j0 + c0 + c) * ldb + p0;
-        for (int64_t k = 0; k < kc; k++) d[k * nr + c] = s[k];
-      }
-      for (int64_t c = cols; c < nr; c++)
-        for (int64_t k = 0; k < kc; k++) d[k * nr + c] = 0.0f;
-    }
-  }
-}
-
 struct Problem {
   const GemmKernel* kern;
   bool tA, tB;
   int64_t M, N, K, lda, ldb, ldc;
-  float alpha;
+  float alpha, beta;
   const float *A, *B;
   float* C;
 };
 
-// One KC×NC block of B (already packed in bp) times the row blocks of A: the task t covers row
-// block t / chunks and the chunk t % chunks of the block's B panels.
-struct BlockTask {
+// The KC×NR panel of op(B) at depth p0, columns c0 … c0+cols (zero-padded to NR) → dst[k·NR + c].
+void PackPanel(const Problem& p, int64_t p0, int64_t kc, int64_t c0, int64_t cols, float* dst) {
+  const int nr = p.kern->nr;
+  if (p.tB) {
+    p.kern->packT(p.B + c0 * p.ldb + p0, p.ldb, kc, cols, dst);
+    return;
+  }
+  for (int64_t k = 0; k < kc; k++) {
+    std::memcpy(dst + k * nr, p.B + (p0 + k) * p.ldb + c0, sizeof(float) * size_t(cols));
+    std::fill(dst + k * nr + cols, dst + (k + 1) * nr, 0.0f);
+  }
+}
+
+// How a GEMM is split: task t takes the rows of part t % rowParts of row block t / (chunks ·
+// rowParts) (blockRows rows, a multiple of MR) and the NR-wide panels of chunk (t / rowParts) %
+// chunks. Tasks write disjoint tiles of C, so they run with no barrier between depth blocks.
+struct Plan {
   const Problem* p;
-  const float* bp;
-  int64_t jc, nc, pc, kc, mcRows;
-  float beta;
-  size_t panels, chunks, perChunk;
+  const float* ap;  // op(A) packed whole in MR-high panels (transposed A), or null: A's rows read in place
+  int64_t blockRows;
+  size_t panels, perChunk, chunks, rowParts, slivers, perPart;
 };
 
-void RunBlockTask(void* ctx, size_t t) {
-  const BlockTask& bt = *static_cast<const BlockTask*>(ctx);
-  const Problem& p = *bt.p;
+// C tile at (row, c0) of `rows` × `cols` from the kernel, through a full-size buffer at the edges.
+void RunTile(const Problem& p, bool packedA, const float* a, int64_t lda, const float* b, int64_t row, int64_t rows, int64_t c0, int64_t cols,
+             int64_t kc, float beta, float* tmp) {
+  const GemmKernel& kern = *p.kern;
+  const auto run = packedA ? kern.run : kern.runRows;
+  float* c = p.C + row * p.ldc + c0;
+  if (rows == kern.mr && cols == kern.nr) {
+    run(kc, a, lda, b, c, p.ldc, p.alpha, beta);
+    return;
+  }
+  run(kc, a, lda, b, tmp, kern.nr, p.alpha, 0.0f);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t q = 0; q < cols; q++) {
+      float& out = c[r * p.ldc + q];
+      out = beta == 0.0f ? tmp[r * kern.nr + q] : tmp[r * kern.nr + q] + beta * out;
+    }
+}
+
+void RunTask(void* ctx, size_t t) {
+  const Plan& pl = *static_cast<const Plan*>(ctx);
+  const Problem& p = *pl.p;
   const int mr = p.kern->mr, nr = p.kern->nr;
-  const int64_t i0 = int64_t(t / bt.chunks) * bt.mcRows, mc = std::min(bt.mcRows, p.M - i0);
-  const size_t pb = (t % bt.chunks) * bt.perChunk, pe = std::min(bt.panels, pb + bt.perChunk);
-  if (pb >= pe) return;
-  thread_local std::vector<float> abuf, tile;
-  float* ap = Scratch(abuf, size_t((mc + mr) * bt.kc));
+  const size_t part = t % pl.rowParts, chunk = (t / pl.rowParts) % pl.chunks;
+  const int64_t i0 = int64_t(t / (pl.rowParts * pl.chunks)) * pl.blockRows;
+  const int64_t r0 = i0 + int64_t(part * pl.perPart) * mr;
+  const int64_t r1 = std::min({p.M, i0 + pl.blockRows, r0 + int64_t(pl.perPart) * mr});
+  const size_t pb = chunk * pl.perChunk, pe = std::min(pl.panels, pb + pl.perChunk);
+  if (r0 >= r1 || pb >= pe) return;
+  thread_local std::vector<float> panel, edge, tile;
+  float* b = Scratch(panel, size_t(nr * KC));
+  float* ea = Scratch(edge, size_t(mr * KC));
   float* tmp = Scratch(tile, size_t(mr * nr));
-  PackA(p.A, p.lda, p.tA, i0, mc, bt.pc, bt.kc, mr, ap);
-  for (size_t jp = pb; jp < pe; jp++) {
-    const int64_t c0 = int64_t(jp) * nr, cols = std::min<int64_t>(nr, bt.nc - c0);
-    const float* b = bt.bp + c0 * bt.kc;
-    for (int64_t ip = 0; ip < mc; ip += mr) {
-      const int64_t rows = std::min<int64_t>(mr, mc - ip);
-      float* c = p.C + (i0 + ip) * p.ldc + bt.jc + c0;
-      const float* a = ap + ip * bt.kc;
-      if (rows == mr && cols == nr) {
-        p.kern->run(bt.kc, a, b, c, p.ldc, p.alpha, bt.beta);
-        continue;
-      }
-      p.kern->run(bt.kc, a, b, tmp, nr, p.alpha, 0.0f);  // edge tile: through a full-size buffer
-      for (int64_t r = 0; r < rows; r++)
-        for (int64_t q = 0; q < cols; q++) {
-          float& out = c[r * p.ldc + q];
-          out = bt.beta == 0.0f ? tmp[r * nr + q] : tmp[r * nr + q] + bt.beta * out;
+  for (int64_t pc = 0; pc < p.K; pc += KC) {
+    const int64_t kc = std::min(KC, p.K - pc);
+    const float beta = pc == 0 ? p.beta : 1.0f;
+    for (size_t jp = pb; jp < pe; jp++) {
+      const int64_t c0 = int64_t(jp) * nr, cols = std::min<int64_t>(nr, p.N - c0);
+      PackPanel(p, pc, kc, c0, cols, b);
+      for (int64_t row = r0; row < r1; row += mr) {
+        const int64_t rows = std::min<int64_t>(mr, r1 - row);
+        if (pl.ap) {
+          RunTile(p, true, pl.ap + row * p.K + pc * mr, 0, b, row, rows, c0, cols, kc, beta, tmp);
+        } else if (rows == mr) {
+          RunTile(p, false, p.A + row * p.lda + pc, p.lda, b, row, rows, c0, cols, kc, beta, tmp);
+        } else {  // the last rows: packed, zero-padded to MR
+          PackA(p.A, p.lda, false, row, rows, pc, kc, mr, ea);
+          RunTile(p, true, ea, 0, b, row, rows, c0, cols, kc, beta, tmp);
         }
+      }
     }
   }
 }
 
-void BuiltinGemm(const Problem& p, float beta) {
+void BuiltinGemm(const Problem& p) {
   const int mr = p.kern->mr, nr = p.kern->nr;
-  const bool serial = p.M * p.N * p.K < kSerialWork;
-  const size_t threads = serial ? 1 : threadCount();
-  const int64_t mcRows = std::max<int64_t>(mr, MC / mr * mr);
-  thread_local std::vector<float> bbuf;
-  for (int64_t jc = 0; jc < p.N; jc += NC) {
-    const int64_t nc = std::min(NC, p.N - jc);
-    const size_t panels = size_t((nc + nr - 1) / nr);
-    for (int64_t pc = 0; pc < p.K; pc += KC) {
-      const int64_t kc = std::min(KC, p.K - pc);
-      float* bp = Scratch(bbuf, panels * size_t(nr * kc));
-      struct PackJob {
-        const Problem* p;
-        int64_t pc, kc, jc, nc;
-        size_t panels, per;
-        float* dst;
-      } pj{&p, pc, kc, jc, nc, panels, (panels + threads - 1) / threads, bp};
-      RunParallel(std::min(threads, panels), [](void* ctx, size_t t) {
-        const PackJob& j = *static_cast<const PackJob*>(ctx);
-        PackB(j.p->B, j.p->ldb, j.p->tB, j.pc, j.kc, j.jc, j.nc, j.p->kern->nr, t * j.per, std::min(j.panels, (t + 1) * j.per), j.dst);
-      }, &pj);
-      const size_t rowBlocks = size_t((p.M + mcRows - 1) / mcRows);
-      const size_t chunks = serial ? 1 : std::min(panels, std::max<size_t>(1, (2 * threads + rowBlocks - 1) / rowBlocks));
-      BlockTask bt{&p, bp, jc, nc, pc, kc, mcRows, pc == 0 ? beta : 1.0f, panels, chunks, (panels + chunks - 1) / chunks};
-      if (serial) {
-        for (size_t t = 0; t < rowBlocks; t++) RunBlockTask(&bt, t);
-      } else {
-        RunParallel(rowBlocks * chunks, RunBlockTask, &bt);
-      }
-    }
+  const size_t threads = p.M * p.N * p.K < kSerialWork ? 1 : threadCount();
+  Plan pl{&p, nullptr, std::max<int64_t>(mr, MC / mr * mr), size_t((p.N + nr - 1) / nr), 0, 0, 0, 0, 0};
+  thread_local std::vector<float> abuf;
+  const size_t slivers = size_t((p.M + mr - 1) / mr);
+  if (p.tA) {  // a transposed A is read across its rows: packed once, whole (M × K), in MR-high panels
+    float* ap = Scratch(abuf, slivers * size_t(mr) * size_t(p.K));
+    struct Job {
+      const Problem* p;
+      float* ap;
+      size_t per, slivers;
+    } job{&p, ap, (slivers + threads - 1) / threads, slivers};
+    RunParallel(std::min(threads, slivers), [](void* ctx, size_t t) {
+      const Job& j = *static_cast<const Job*>(ctx);
+      const int m = j.p->kern->mr;
+      const int64_t r0 = int64_t(t * j.per) * m, r1 = std::min(j.p->M, int64_t((t + 1) * j.per) * m);
+      if (r0 < r1) PackA(j.p->A, j.p->lda, true, r0, r1 - r0, 0, j.p->K, m, j.ap + r0 * j.p->K);
+    }, &job);
+    pl.ap = ap;
   }
+  // about 4 tasks per thread: row blocks, chunks of panels, and the rows split where the panels are few
+  const size_t blocks = size_t((p.M + pl.blockRows - 1) / pl.blockRows), want = (4 * threads + blocks - 1) / blocks;
+  pl.perChunk = threads == 1 ? pl.panels : std::max<size_t>(1, pl.panels / want);
+  pl.chunks = (pl.panels + pl.perChunk - 1) / pl.perChunk;
+  pl.slivers = size_t(pl.blockRows / mr);
+  pl.rowParts = threads == 1 ? 1 : std::min(pl.slivers, (want + pl.chunks - 1) / pl.chunks);
+  pl.perPart = (pl.slivers + pl.rowParts - 1) / pl.rowParts;
+  RunParallel(blocks * pl.chunks * pl.rowParts, RunTask, &pl);
 }
 
 }  // namespace
@@ -224,7 +235,7 @@ void Sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
     return;
   }
 #endif
-  BuiltinGemm(Problem{builtin.load(std::memory_order_relaxed), transA, transB, M, N, K, lda, ldb, ldc, alpha, A, B, C}, beta);
+  BuiltinGemm(Problem{builtin.load(std::memory_order_relaxed), transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C});
 }
 
 const char* GemmName() {

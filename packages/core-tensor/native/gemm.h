@@ -19,13 +19,17 @@ const char* GemmName();
 // "baseline". Returns false (nothing changed) for a name the CPU or this build cannot run.
 bool SetGemmKernel(const char* name);
 
-// The built-in micro-kernel: C[MR×NR] (ldc) = alpha·Σₖ a[k·MR + i]·b[k·NR + j] (+ beta·C unless
-// beta == 0) from packed panels a [kc×MR] and b [kc×NR].
+// The built-in micro-kernel: C[MR×NR] (ldc) = alpha·Σₖ A[i, k]·b[k·NR + j] (+ beta·C unless
+// beta == 0) from a packed panel b [kc×NR] and MR rows of A, packed (a[k·MR + i], lda unused) or
+// read in place (a[i·lda + k]).
 struct GemmKernel {
   const char* name;   // "avx512", "avx2", "baseline"
   const char* label;  // what GemmName() reports, e.g. "built-in GEMM (avx512, 8x32)"
   int mr, nr;
-  void (*run)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
+  void (*run)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, float alpha, float beta);
+  void (*runRows)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, float alpha, float beta);
+  // Packs a kc×NR panel of Bᵀ from a row-major B: dst[k·NR + c] = b[c·ldb + k] (c < cols, else 0).
+  void (*packT)(const float* b, int64_t ldb, int64_t kc, int64_t cols, float* dst);
 };
 
 // The micro-kernels of this build (each compiled for its instruction set in its own file); null

@@ -9,9 +9,75 @@
 
 namespace {
 
-// MR rows × NV vectors of W floats: MR·NV accumulators stay in registers for the whole k loop.
-template <int MR, int NV, int W>
-void MicroKernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, float alpha, float beta) {
+typedef int IntV4 __attribute__((vector_size(16)));
+typedef int IntV8 __attribute__((vector_size(32)));
+typedef int IntV16 __attribute__((vector_size(64)));
+template <int W>
+struct IntVec;
+template <>
+struct IntVec<4> {
+  typedef IntV4 T;
+};
+template <>
+struct IntVec<8> {
+  typedef IntV8 T;
+};
+template <>
+struct IntVec<16> {
+  typedef IntV16 T;
+};
+
+// Transposes the W×W block of floats held in rows[0..W) (vectors of W) in place: stage S swaps the
+// off-diagonal S×S blocks of each 2S×2S diagonal block with two-input shuffles (W·log2 W in all).
+template <int W, int S = W / 2>
+inline void Transpose(void* rows) {
+  typedef float V __attribute__((vector_size(W * sizeof(float))));
+  typedef typename IntVec<W>::T IV;
+  V* r = static_cast<V*>(rows);
+  IV lo, hi;
+#pragma GCC unroll 16
+  for (int j = 0; j < W; j++) {
+    lo[j] = (j & S) ? W + j - S : j;
+    hi[j] = (j & S) ? W + j : j + S;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < W; i++)
+    if (!(i & S)) {
+      const V a = r[i], b = r[i + S];
+      r[i] = __builtin_shuffle(a, b, lo);
+      r[i + S] = __builtin_shuffle(a, b, hi);
+    }
+  if constexpr (S > 1) Transpose<W, S / 2>(rows);
+}
+
+// One KC×NR panel of Bᵀ for a row-major B (a weight [out, in] read as its transpose):
+// dst[k·NR + c] = b[c·ldb + k] for c < cols, zero beyond; whole panels W×W blocks at a time,
+// transposed in registers.
+template <int NR, int W>
+void PackPanelT(const float* __restrict b, int64_t ldb, int64_t kc, int64_t cols, float* __restrict dst) {
+  typedef float V __attribute__((vector_size(W * sizeof(float))));
+  int64_t k = 0;
+  if (cols == NR) {
+    for (; k + W <= kc; k += W)
+#pragma GCC unroll 4
+      for (int cb = 0; cb < NR; cb += W) {
+        V r[W];
+#pragma GCC unroll 16
+        for (int i = 0; i < W; i++) std::memcpy(&r[i], b + (cb + i) * ldb + k, sizeof(V));
+        Transpose<W>(r);
+#pragma GCC unroll 16
+        for (int i = 0; i < W; i++) std::memcpy(dst + (k + i) * NR + cb, &r[i], sizeof(V));
+      }
+  }
+  for (; k < kc; k++)
+    for (int c = 0; c < NR; c++) dst[k * NR + c] = c < cols ? b[c * ldb + k] : 0.0f;
+}
+
+// MR rows × NV vectors of W floats: MR·NV accumulators stay in registers for the whole k loop. The
+// rows of A come packed (a[k·MR + i], PackedA) or are read where they are (a[i·lda + k]: a
+// row-major A needs no packing, its rows streaming through the cache as the k loop reads them).
+template <int MR, int NV, int W, bool PackedA>
+void MicroKernel(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict b, float* c, int64_t ldc, float alpha, float beta) {
   typedef float V __attribute__((vector_size(W * sizeof(float))));
   constexpr int NR = NV * W;
   V acc[MR][NV];
@@ -25,7 +91,7 @@ void MicroKernel(int64_t kc, const float* __restrict a, const float* __restrict 
     for (int j = 0; j < NV; j++) std::memcpy(&bv[j], b + k * NR + j * W, sizeof(V));
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const float ai = a[k * MR + i];
+      const float ai = PackedA ? a[k * MR + i] : a[i * lda + k];
 #pragma GCC unroll 4
       for (int j = 0; j < NV; j++) acc[i][j] += ai * bv[j];
     }
@@ -52,7 +118,13 @@ void MicroKernel(int64_t kc, const float* __restrict a, const float* __restrict 
 #define SKYSENSE_GEMM_KERNEL(Name, Isa, MR, NR, W)                                                                 \
   namespace skysense {                                                                                             \
   const GemmKernel* GemmKernel##Name() {                                                                           \
-    static const GemmKernel k{Isa, "built-in GEMM (" Isa ", " #MR "x" #NR ")", MR, NR, &MicroKernel<MR, (NR) / (W), W>}; \
+    static const GemmKernel k{Isa,                                                                                 \
+                              "built-in GEMM (" Isa ", " #MR "x" #NR ")",                                        \
+                              MR,                                                                                \
+                              NR,                                                                                \
+                              &MicroKernel<MR, (NR) / (W), W, true>,                                             \
+                              &MicroKernel<MR, (NR) / (W), W, false>,                                            \
+                              &PackPanelT<NR, W>};                                                               \
     return &k;                                                                                                     \
   }                                                                                                                \
   }

@@ -2,8 +2,8 @@
  * The GEMM under the native kernels — each built-in micro-kernel this CPU runs (AVX-512, AVX2/FMA,
  * baseline) and OpenBLAS where the addon was built with it — against a float64 reference and
  * against tfjs's JavaScript BatchMatMul, on randomized shapes that cross every blocking edge:
- * sizes off the MR/NR multiples, depth beyond one KC block (256), width beyond one NC block
- * (4096), transposes, broadcast batches and empty sizes.
+ * sizes off the MR/NR multiples and the 16-wide blocks of the transposing packer, depth beyond one
+ * KC block (256), rows beyond one MC block (512), transposes, broadcast batches and empty sizes.
  */
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -76,6 +76,8 @@ describe.runIf(nativeAddon() !== null)('native GEMM', () => {
       [20, 4100, 300],
       [1, 1, 1000],
       [65, 1, 9],
+      [600, 64, 37],
+      [520, 100, 260],
     ];
     for (const g of runnable()) {
       setNativeGemm(g);
