@@ -83,6 +83,13 @@ inline void NormalCdfPdf(float x, float& cdf, float& pdf) {
   pdf = 0.398942280401432678f * e;
 }
 
+// The exact GELU x·Φ(x).
+inline float Gelu(float x) {
+  float cdf, pdf;
+  NormalCdfPdf(x, cdf, pdf);
+  return x * cdf;
+}
+
 // Per-thread partial sums (double) of a `size`-long accumulator, merged into `out` under a lock.
 class SharedSum {
  public:

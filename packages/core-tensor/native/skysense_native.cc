@@ -133,12 +133,7 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
     case kRsqrt: Map1(x, out, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
     case kSqrt: Map1(x, out, n, [](float v) { return std::sqrt(v); }); break;
     case kNeg: Map1(x, out, n, [](float v) { return -v; }); break;
-    case kGelu: Map1(x, out, n, [](float v) {
-        float cdf, pdf;
-        NormalCdfPdf(v, cdf, pdf);
-        return v * cdf;
-      });
-      break;
+    case kGelu: Map1(x, out, n, Gelu); break;
     default: Napi::RangeError::New(info.Env(), "unary: unknown op code " + std::to_string(op)).ThrowAsJavaScriptException();
   }
   return info.Env().Undefined();
@@ -478,6 +473,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmName", Napi::Function::New(env, GemmNameJs));
   exports.Set("setGemm", Napi::Function::New(env, SetGemmJs));
   exports.Set("threads", Napi::Number::New(env, threadCount()));
+  exports.Set("linearActivations", Napi::Number::New(env, 1));
   return exports;
 }
 

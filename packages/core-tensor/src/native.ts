@@ -68,7 +68,10 @@ export interface NativeAddon {
     rows: number,
     cols: number,
   ): void;
-  linear(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, rows: number, outF: number, inF: number): void;
+  /** The highest `act` code {@link NativeAddon.linear} knows (1; older builds lack it). */
+  linearActivations: number;
+  /** `out = act(x·wᵀ + b)`; `act` 0 = none, 1 = the exact GELU. */
+  linear(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, rows: number, outF: number, inF: number, act: number): void;
   cosineAttention(
     qkv: Float32Array,
     scale: Float32Array,
@@ -201,7 +204,7 @@ function addonBinary(): NativeAddon | null {
     binaryReason = `failed to load ${path}: ${(e as Error).message.split('\n')[0]}`;
     return (binary = null);
   }
-  if (!loaded.unaryOps || !loaded.binaryOps || typeof loaded.muteStderr !== 'function') {
+  if (!loaded.unaryOps || !loaded.binaryOps || typeof loaded.muteStderr !== 'function' || loaded.linearActivations !== 1) {
     binaryReason = `${path} is from an older build (rebuild it: npm rebuild @skysense/core-tensor)`;
     return (binary = null);
   }

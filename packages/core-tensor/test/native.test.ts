@@ -5,8 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  GELU,
   Generator,
   LayerNorm,
+  Sequential,
   Linear,
   MultiheadAttention,
   conv2d,
@@ -262,6 +264,38 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
         .grad((t: Tensor) => tf.sum(lin.forward(t)))(x)
         .dispose(),
     );
+  });
+
+  it('linear with the exact GELU in its kernel equals gelu(linear), forward and every gradient', () => {
+    for (const [rows, inF, outF] of [
+      [1, 1, 1],
+      [65, 33, 17],
+      [0, 4, 3],
+    ] as const) {
+      const [x, w, b, g] = [rand([rows, inF]), rand([outF, inF]), rand([outF]), rand([rows, outF])];
+      same(`linear+gelu ${rows}x${inF}→${outF}`, () => [
+        linear(x, w, b, 'gelu'),
+        ...tf.grads((p: Tensor, q: Tensor, r: Tensor) => tf.sum(tf.mul(linear(p, q, r, 'gelu'), g)))([x, w, b]),
+      ]);
+    }
+  });
+
+  it('in eval mode a Sequential runs Linear + exact GELU as one native call, equal to the two calls of training mode', () => {
+    const mlp = new Sequential(new Linear(12, 40), new GELU(), new Linear(40, 5), new GELU('tanh'));
+    const x = rand([9, 12]);
+    const run = () => {
+      const calls = nativeCallCount();
+      const y = mlp.forward(x);
+      return { y: Float64Array.from(y.dataSync()), calls: nativeCallCount() - calls };
+    };
+    const train = run();
+    mlp.eval();
+    const evaluated = run();
+    expect(evaluated.calls).toBe(train.calls - 1); // the tanh GELU is not fused
+    const err = evaluated.y.reduce((m, v, i) => Math.max(m, Math.abs(v - train.y[i]!)), 0);
+    expect(err).toBeLessThanOrEqual(1e-6);
+    expectNoLeak(() => mlp.forward(x).dispose());
+    mlp.dispose();
   });
 
   it('Conv2D and both backprop kernels (stride, padding, dilation, groups)', () => {

@@ -1,6 +1,6 @@
 import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
-import { Identity, UnaryModule } from './containers';
+import { Identity, UnaryModule, type FusedActivation } from './containers';
 import { nativeGelu } from '../ops/fused';
 import { gpuGelu } from '../ops/webgpu-kernels';
 
@@ -38,6 +38,11 @@ export class GELU extends UnaryModule {
 
   forward(x: Tensor): Tensor {
     return gelu(x, this.approximate);
+  }
+
+  /** `'gelu'` for the exact form (a Linear before it applies it in its GEMM's output pass in eval mode). */
+  override get fusableActivation(): FusedActivation | undefined {
+    return this.approximate === 'none' ? 'gelu' : undefined;
   }
 }
 

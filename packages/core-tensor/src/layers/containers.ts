@@ -22,7 +22,26 @@ import { Module } from '../module';
 export abstract class UnaryModule extends Module {
   /** Runs the module. */
   abstract forward(x: Tensor): Tensor;
+
+  /**
+   * The activation this module is, where a layer before it can apply it in its own kernel
+   * ({@link Sequential} fuses them in eval mode); undefined for any other module.
+   */
+  get fusableActivation(): FusedActivation | undefined {
+    return undefined;
+  }
+
+  /**
+   * `activation(forward(x))` in one kernel, or null where this module cannot fuse it (the default).
+   * {@link Sequential} calls it in eval mode for a module followed by an activation.
+   */
+  forwardWithActivation(_x: Tensor, _activation: FusedActivation): Tensor | null {
+    return null;
+  }
 }
+
+/** Activations a layer can apply in its own kernel: the exact (erf) GELU. */
+export type FusedActivation = 'gelu';
 
 /**
  * Passes its input through unchanged (`nn.Identity`).
@@ -68,8 +87,21 @@ export class Sequential extends UnaryModule {
     return this.items[i];
   }
 
+  /**
+   * Runs the modules in order. In eval mode a module followed by an activation it can apply in its
+   * own kernel (a Linear followed by the exact GELU, with the native kernels) runs both at once.
+   */
   forward(x: Tensor): Tensor {
-    return tf.tidy(() => this.items.reduce((h, m) => m.forward(h), x));
+    return tf.tidy(() => {
+      let h = x;
+      for (let i = 0; i < this.items.length; i++) {
+        const act = this.training ? undefined : this.items[i + 1]?.fusableActivation;
+        const fused = act ? this.items[i]!.forwardWithActivation(h, act) : null;
+        h = fused ?? this.items[i]!.forward(h);
+        if (fused) i++;
+      }
+      return h;
+    });
   }
 }
 

@@ -4,7 +4,8 @@ import { assertInt, formatShape } from '../validate';
 import { fanInUniform, kaimingUniform, type Initializer } from '../init';
 import type { Parameter } from '../module';
 import { matMul } from '../ops/matmul';
-import { UnaryModule } from './containers';
+import { UnaryModule, type FusedActivation } from './containers';
+import { gelu } from './activation';
 import { nativeLinear } from '../ops/fused';
 import { gpuLinear } from '../ops/webgpu-kernels';
 
@@ -47,18 +48,29 @@ export class Linear extends UnaryModule {
   }
 
   forward(x: Tensor): Tensor {
+    this.forwardCheck(x);
+    return linear(x, this.weight.value, this.bias?.value ?? null);
+  }
+
+  private forwardCheck(x: Tensor): void {
     if (x.rank < 1 || x.shape[x.rank - 1] !== this.inFeatures) {
       throw new SkySenseError('E_SHAPE', `Linear input: expected last dimension ${this.inFeatures}, got shape ${formatShape(x.shape)}`);
     }
-    return linear(x, this.weight.value, this.bias?.value ?? null);
+  }
+
+  /** `gelu(forward(x))`, the GELU applied by the native linear kernel where it runs (see {@link linear}). */
+  override forwardWithActivation(x: Tensor, activation: FusedActivation): Tensor {
+    this.forwardCheck(x);
+    return linear(x, this.weight.value, this.bias?.value ?? null, activation);
   }
 }
 
 /**
- * `F.linear`: `x·wᵀ + b` over the last axis of `x` (`w [out, in]`, `b [out]` or null). With the
- * native kernels, and on the webgpu backend, the bias is fused into the GEMM.
+ * `F.linear`: `x·wᵀ + b` over the last axis of `x` (`w [out, in]`, `b [out]` or null), then
+ * `activation` (default none; `'gelu'`: the exact GELU). With the native kernels the bias and the
+ * GELU are applied in the GEMM's kernel; on the webgpu backend the bias is.
  */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null, activation?: FusedActivation): Tensor {
   const [outF, inF] = weight.shape as [number, number];
   if (weight.rank !== 2 || x.rank < 1 || x.shape[x.rank - 1] !== inF || (bias && (bias.rank !== 1 || bias.shape[0] !== outF))) {
     const b = bias ? ` and bias ${formatShape(bias.shape)}` : '';
@@ -69,9 +81,12 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   }
   return tf.tidy(() => {
     const flat = tf.reshape(x, [-1, inF]);
+    const withAct = bias && activation ? nativeLinear(flat, weight, bias, activation) : null;
+    if (withAct) return tf.reshape(withAct, [...x.shape.slice(0, -1), outF]);
     const fused = bias ? (nativeLinear(flat, weight, bias) ?? gpuLinear(flat, weight, bias)) : null;
     let y = fused ?? matMul(flat, weight, false, true);
     if (bias && !fused) y = tf.add(y, bias);
+    if (activation) y = gelu(y);
     return tf.reshape(y, [...x.shape.slice(0, -1), outF]);
   });
 }

@@ -40,7 +40,7 @@ export function nativeGelu(x: Tensor): Tensor | null {
   return withGradient(
     [x],
     ([v]) => produce(v!.shape, (out) => n.unary(opCode(n.unaryOps, 'gelu'), values(v!), out)),
-    (dy, [v]) => [produce(v!.shape, (out) => n.geluGrad(values(v!), values(dy), out))],
+    (dy, [v]) => [nativeGeluGrad(n, v!, dy)],
   );
 }
 
@@ -74,19 +74,31 @@ export function nativeLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor |
 
 /**
  * `x·wᵀ + b` for `x [rows, in]`, `w [out, in]`, `b [out]`: the bias is written first and the GEMM
- * accumulates onto it (no separate broadcast add); the gradients are two GEMMs and a column sum.
+ * accumulates onto it (no separate broadcast add); with `activation` `'gelu'` the exact GELU is
+ * applied to the output in the same call. The gradients are two GEMMs and a column sum (after the
+ * GELU's, from the pre-activation recomputed: eval mode, which fuses, keeps nothing for them).
  */
-export function nativeLinear(x: Tensor, weight: Tensor, bias: Tensor): Tensor | null {
+export function nativeLinear(x: Tensor, weight: Tensor, bias: Tensor, activation?: 'gelu'): Tensor | null {
   const n = x.rank === 2 && x.shape[1] !== 0 ? fusedAddon(x, weight, bias) : null;
   if (!n) return null;
   const [rows, inF] = x.shape as [number, number];
   const outF = weight.shape[0]!;
+  const run = (v: Tensor, w: Tensor, b: Tensor, act: number) =>
+    produce([rows, outF], (out) => n.linear(values(v), values(w), values(b), out, rows, outF, inF, act));
   return withGradient(
     [x, weight, bias],
-    ([v, w, b]) => produce([rows, outF], (out) => n.linear(values(v!), values(w!), values(b!), out, rows, outF, inF)),
-    (dy, [v, w]) => [tf.matMul(dy, w!), tf.matMul(dy, v!, true, false), tf.sum(dy, 0)],
+    ([v, w, b]) => run(v!, w!, b!, activation ? LINEAR_GELU : 0),
+    (dy, [v, w, b]) => {
+      const dz = activation ? tf.tidy(() => nativeGeluGrad(n, run(v!, w!, b!, 0), dy)) : dy;
+      return [tf.matMul(dz, w!), tf.matMul(dz, v!, true, false), tf.sum(dz, 0)];
+    },
   );
 }
+
+/** The `act` code of the addon's `linear` for the exact GELU. */
+const LINEAR_GELU = 1;
+
+const nativeGeluGrad = (n: NativeAddon, z: Tensor, dy: Tensor) => produce(z.shape, (out) => n.geluGrad(values(z), values(dy), out));
 
 /** Arguments of {@link cosineWindowAttention}. */
 export interface CosineAttentionArgs {
