@@ -2,8 +2,9 @@
  * `npm run bench:compare`: the same workloads in tfjs on each backend (wasm; cpu with the native
  * kernels on the GEMM the addon was built with — OpenBLAS where pkg-config found it; cpu with the
  * native kernels on the built-in GEMM; cpu with tfjs's JavaScript kernels) and in PyTorch (2
- * threads) when a Python with torch is found, with the ratios built-in / OpenBLAS and tfjs / PyTorch
- * per workload. PyTorch uses OpenBLAS when Debian's BLAS
+ * threads) and ONNX Runtime (CPU provider, 2 intra-op threads; the inference workloads exported from
+ * PyTorch, outputs checked against PyTorch's first: ./ort.ts) when a Python with torch is found, with
+ * the ratios built-in / OpenBLAS, tfjs / PyTorch and tfjs / ORT per workload. PyTorch uses OpenBLAS when Debian's BLAS
  * alternative points at it (`apt-get install libopenblas0-pthread`, or put its libblas.so.3 on
  * LD_LIBRARY_PATH); its reference BLAS is far slower.
  *
@@ -14,11 +15,12 @@
  * Environment: BENCH_REPS (default 3), BENCH_BACKENDS (default webgpu where an adapter exists, then
  * wasm,cpu-native,cpu-builtin,cpu-js), BENCH_WORKLOADS (comma-separated parts of workload names;
  * default all), BENCH_PYTHON (default /usr/bin/python3, then python3; BENCH_PYTHON=none skips
- * PyTorch), BENCH_TORCH_DEVICE (`cpu`, default, or `cuda`). The pure-JS cpu backend runs only the
+ * PyTorch and ONNX Runtime), BENCH_TORCH_DEVICE (`cpu`, default, or `cuda`), BENCH_ORT (`none` skips ONNX
+ * Runtime) and BENCH_ORT_DIR (see ./ort.ts). The pure-JS cpu backend runs only the
  * matmul and single-block workloads (the full models take many minutes there).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -33,7 +35,6 @@ import {
   setNativeGemm,
   tf,
   valueAndGrads,
-  type GemmChoice,
   type Module,
   type Tensor,
 } from '@skysense/core-tensor';
@@ -42,7 +43,8 @@ import type { FasterRCNN } from '@skysense/heads';
 import { createModel } from '@skysense/skysense';
 import { hrStage0Block } from './workloads';
 import { VisionTransformer } from '@skysense/vit';
-import { timeIt } from './harness';
+import { findPython, selectBuiltinGemm, timeIt } from './harness';
+import { ortResults } from './ort';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const reps = Number(process.env.BENCH_REPS ?? 3);
@@ -157,39 +159,14 @@ const workloads: Workload[] = [
   })),
 ];
 
-function torchResults(): Record<string, number> | null {
-  if (process.env.BENCH_PYTHON === 'none') return null;
-  for (const py of [process.env.BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
-    if (py.startsWith('/') && !existsSync(py)) continue;
-    try {
-      console.log(`PyTorch (${py}, 2 threads): running …`);
-      const out = execFileSync(py, [join(here, 'torch_workloads.py'), String(reps)], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
-      return (JSON.parse(out.trim().split('\n').pop()!) as { results: Record<string, number> }).results;
-    } catch {
-      /* no torch there */
-    }
-  }
-  console.log('PyTorch: not found (install python3-torch to compare)');
-  return null;
+function torchResults(py: string): Record<string, number> {
+  console.log(`PyTorch (${py}, 2 threads): running …`);
+  const out = execFileSync(py, [join(here, 'torch_workloads.py'), String(reps)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return (JSON.parse(out.trim().split('\n').pop()!) as { results: Record<string, number> }).results;
 }
 
 const wanted = process.env.BENCH_WORKLOADS?.split(',').map((p) => p.trim().toLowerCase());
 const selected = workloads.filter((w) => !wanted || wanted.some((p) => w.name.toLowerCase().includes(p)));
-
-/** The fastest built-in micro-kernel this CPU runs, selected; returns the GEMM's name. */
-function selectBuiltinGemm(): string {
-  for (const g of ['avx512', 'avx2', 'baseline'] as GemmChoice[]) {
-    try {
-      return setNativeGemm(g);
-    } catch {
-      /* not on this CPU */
-    }
-  }
-  throw new Error('no built-in GEMM');
-}
 
 /** The adapter under the webgpu column, named, or why there is none. */
 function webgpuAdapter(): { name: string; software: boolean } | string {
@@ -229,7 +206,9 @@ async function main(): Promise<void> {
     if (backend === 'cpu-js') enableNativeKernels();
     if (gemm) setNativeGemm('auto');
   }
-  const torch = torchResults();
+  const python = findPython();
+  const torch = python ? torchResults(python) : null;
+  const ort = python ? await ortResults(python, reps, (name) => selected.some((w) => w.name === name)) : null;
   const torchCol = process.env.BENCH_TORCH_DEVICE === 'cuda' ? 'pytorch-cuda' : 'pytorch';
   const both = backends.includes('cpu-native') && backends.includes('cpu-builtin');
   const cols = [
@@ -237,17 +216,19 @@ async function main(): Promise<void> {
     ...(both ? ['built-in / native'] : []),
     ...(torch ? [torchCol, `best tfjs / ${torchCol}`, `built-in / ${torchCol}`] : []),
     ...(torch && backends.includes('webgpu') && typeof gpu !== 'string' ? [`webgpu / ${torchCol}`] : []),
+    ...(ort ? ['onnxruntime', 'best tfjs / ort'] : []),
   ];
   const width = (c: string) => Math.max(12, c.length + 2);
   const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? '—' : (x / y).toFixed(2));
-  console.log(`\n${'workload'.padEnd(30)}${cols.map((c) => c.padStart(width(c))).join('')}   (median ms)`);
+  console.log(`\n${'workload'.padEnd(30)}${cols.map((c) => c.padStart(width(c))).join('')}   (median ms of ${reps})`);
   for (const w of selected) {
     const row = table[w.name] ?? {};
     const best = Math.min(...Object.values(row).filter((v) => Number.isFinite(v)));
     const cells = backends.map((b) => (row[b] === undefined ? '—' : row[b]!.toFixed(0)));
     if (both) cells.push(ratio(row['cpu-builtin'], row['cpu-native']));
-    if (torch) cells.push(torch[w.name]!.toFixed(0), ratio(best, torch[w.name]), ratio(row['cpu-builtin'], torch[w.name]));
+    if (torch) cells.push(torch[w.name]?.toFixed(0) ?? '—', ratio(best, torch[w.name]), ratio(row['cpu-builtin'], torch[w.name]));
     if (cols.includes(`webgpu / ${torchCol}`)) cells.push(ratio(row.webgpu, torch![w.name]));
+    if (ort) cells.push(ort[w.name]?.ms.toFixed(0) ?? '—', ratio(best, ort[w.name]?.ms));
     console.log(`${w.name.padEnd(30)}${cells.map((c, i) => c.padStart(width(cols[i]!))).join('')}`);
   }
   if (backends.includes('webgpu') && typeof gpu !== 'string') {

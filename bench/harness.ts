@@ -5,9 +5,10 @@
  * Environment: BENCH_BACKENDS=wasm,cpu (default: every backend that loads), BENCH_REPS=5 (the
  * pure-JS cpu backend uses at most 3).
  */
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BACKEND_ORDER, initBackend, writeFileAtomic, type BackendKind } from '@skysense/core-tensor';
+import { BACKEND_ORDER, initBackend, setNativeGemm, writeFileAtomic, type BackendKind, type GemmChoice } from '@skysense/core-tensor';
 
 /** Median of the runs of `f` (after one warm-up run), in milliseconds, with a progress line. */
 export function timeIt(label: string, reps: number, f: () => void): number {
@@ -59,4 +60,35 @@ export async function runBench(
   const file = join(resultsDir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileAtomic(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2));
   console.log(`\nsaved ${file}`);
+}
+
+/** The fastest built-in micro-kernel this CPU runs, selected; returns the GEMM's name. */
+export function selectBuiltinGemm(): string {
+  for (const g of ['avx512', 'avx2', 'baseline'] as GemmChoice[]) {
+    try {
+      return setNativeGemm(g);
+    } catch {
+      /* not on this CPU */
+    }
+  }
+  throw new Error('no built-in GEMM');
+}
+
+/**
+ * The Python with torch the benchmarks compare against: BENCH_PYTHON, else /usr/bin/python3, else
+ * python3; null where none imports torch or BENCH_PYTHON=none.
+ */
+export function findPython(): string | null {
+  if (process.env.BENCH_PYTHON === 'none') return null;
+  for (const py of [process.env.BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
+    if (py.startsWith('/') && !existsSync(py)) continue;
+    try {
+      execFileSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
+      return py;
+    } catch {
+      /* no torch there */
+    }
+  }
+  console.log('PyTorch: not found (install python3-torch to compare)');
+  return null;
 }

@@ -1,7 +1,12 @@
 """The compare bench's workloads in PyTorch (2 threads), printed as JSON {workload: median ms}.
 Compact modules with the same shapes and operations as SkySense's (mmseg ViT-L layer, mmcls Swin-V2
 block with cosine attention + continuous position bias, post-norm merging), random weights.
-BENCH_TORCH_DEVICE=cuda runs them on the GPU (timed with torch.cuda.synchronize)."""
+BENCH_TORCH_DEVICE=cuda runs them on the GPU (timed with torch.cuda.synchronize).
+
+`torch_workloads.py --onnx DIR [MxKxN,…]` instead exports the inference workloads and GEMMs of the
+given shapes (one nn.Linear each: rows × in → out) with torch.onnx.export (opset 17, eval, seed 0 per module; models over
+2 GB with external data, one folder per model) and writes each one's input and PyTorch's output as
+raw float32 beside it, listed in DIR/manifest.json, for bench/ort.ts to run in ONNX Runtime."""
 import json, math, os, sys, time
 import torch
 import torch.nn as nn
@@ -9,7 +14,7 @@ import torch.nn.functional as F
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
-REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+REPS = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 5
 DEVICE = torch.device(os.environ.get('BENCH_TORCH_DEVICE', 'cpu'))
 
 
@@ -163,6 +168,51 @@ def fwd_bwd(m, x):
         m(x).square().mean().backward()
     return median_ms(step)
 
+
+def export_onnx(out_dir):
+    """The ONNX models, inputs and PyTorch outputs listed in out_dir/manifest.json (see the module doc)."""
+    def seeded(make):
+        torch.manual_seed(0)
+        return make().eval()
+
+    cases = [
+        ('matmul 1024³', lambda: MatMul(), [(1024, 1024), (1024, 1024)]),
+        ('ViT-L block fwd', VitLayer, [(1, 257, 1024)]),
+        ('Swin-H stage-0 block fwd', lambda: SwinBlock(352, 8, 4), [(1, 64, 64, 352)]),
+        ('Swin-H forward 256²', Swin, [(1, 3, 256, 256)]),
+        ('S2 ViT-L forward 64²', VitS2, [(1, 10, 64, 64)]),
+    ] + [(f'gemm {m}×{k}→{n}', (lambda k=k, n=n: nn.Linear(k, n)), [(m, k)]) for m, k, n in GEMM_SHAPES]
+    manifest = []
+    for i, (name, make, shapes) in enumerate(cases):
+        folder = os.path.join(out_dir, f'w{i}')
+        os.makedirs(folder, exist_ok=True)
+        model = seeded(make)
+        torch.manual_seed(1)
+        xs = tuple(torch.randn(*s) for s in shapes)
+        with torch.no_grad():
+            y = model(*xs)
+            torch.onnx.export(model, xs, os.path.join(folder, 'model.onnx'), opset_version=17,
+                              input_names=[f'x{j}' for j in range(len(xs))], output_names=['y'])
+        for j, x in enumerate(xs):
+            x.numpy().astype('float32').tofile(os.path.join(folder, f'x{j}.bin'))
+        y.numpy().astype('float32').tofile(os.path.join(folder, 'y.bin'))
+        manifest.append({'name': name, 'model': f'w{i}/model.onnx', 'inputs': [{'name': f'x{j}', 'file': f'w{i}/x{j}.bin', 'shape': list(s)} for j, s in enumerate(shapes)],
+                         'output': {'file': f'w{i}/y.bin', 'shape': list(y.shape)}})
+        print(f'exported {name}', file=sys.stderr, flush=True)
+    with open(os.path.join(out_dir, 'manifest.json.tmp'), 'w') as f:
+        json.dump({'torch': torch.__version__, 'opset': 17, 'workloads': manifest}, f, indent=1)
+    os.replace(os.path.join(out_dir, 'manifest.json.tmp'), os.path.join(out_dir, 'manifest.json'))
+
+
+class MatMul(nn.Module):
+    def forward(self, a, b):
+        return a @ b
+
+
+if len(sys.argv) > 2 and sys.argv[1] == '--onnx':
+    GEMM_SHAPES = [tuple(int(d) for d in s.split('x')) for s in sys.argv[3].split(',')] if len(sys.argv) > 3 else []
+    export_onnx(sys.argv[2])
+    sys.exit(0)
 
 results = {}
 randn = lambda *shape: torch.randn(*shape, device=DEVICE)
