@@ -56,7 +56,17 @@ async function race(out: string): Promise<string[]> {
         else queue.push(line);
       }
     });
-    return () => new Promise<string>((resolve) => (queue.length ? resolve(queue.shift()!) : waiters.push(resolve)));
+    // a child that ends without its line (a crash: its stderr is inherited) answers "exited …", so a
+    // failure shows as a wrong result instead of a wait until the test's time-out
+    p.on('close', (code, signal) => waiters.splice(0).forEach((w) => w(`exited ${code ?? signal} before answering`)));
+    return () =>
+      new Promise<string>((resolve) =>
+        queue.length
+          ? resolve(queue.shift()!)
+          : p.exitCode !== null || p.signalCode
+            ? resolve('exited before answering')
+            : waiters.push(resolve),
+      );
   });
   await Promise.all(lines.map((next) => next())); // both loaded
   procs.forEach((p) => p.stdin!.write('go\n'));
