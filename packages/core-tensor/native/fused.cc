@@ -92,24 +92,14 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
 }
 
 // linear(x, w, b, out, rows, outF, inF, act): out = act(x·wᵀ + b) (x [rows, inF], w [outF, inF],
-// b [outF]; act 0 = none, 1 = the exact GELU): the bias is written first and the GEMM accumulates
-// onto it; the GELU goes over each thread's rows once the GEMM is done.
+// b [outF]; act 0 = none, 1 = the exact GELU), by LinearGemm.
 Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const float* x = F32(info[0]);
   const float* w = F32(info[1]);
   const float* b = F32(info[2]);
   float* out = F32(info[3]);
   const int64_t rows = I(info, 4), outF = I(info, 5), inF = I(info, 6);
-  const bool gelu = I(info, 7) == 1;
-  const size_t perThread = std::max<size_t>(1, 16384 / size_t(outF));
-  parallelFor(size_t(rows), perThread, [&](size_t rb, size_t re) {
-    for (size_t r = rb; r < re; r++) std::memcpy(out + r * size_t(outF), b, sizeof(float) * size_t(outF));
-  });
-  Sgemm(false, true, rows, outF, inF, 1.0f, x, inF, w, inF, 1.0f, out, outF);
-  if (gelu)
-    parallelFor(size_t(rows) * size_t(outF), 16384, [&](size_t i, size_t e) {
-      for (; i < e; i++) out[i] = Gelu(out[i]);
-    });
+  LinearGemm(x, w, b, out, rows, outF, inF, I(info, 7) == 1);
   return info.Env().Undefined();
 }
 

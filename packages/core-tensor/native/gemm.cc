@@ -109,6 +109,8 @@ struct Problem {
   float alpha, beta;
   const float *A, *B;
   float* C;
+  const float* bias = nullptr;  // added to every row of C (first depth block), when given
+  bool gelu = false;            // the exact GELU over C (last depth block)
 };
 
 // The KC×NR panel of op(B) at depth p0, columns c0 … c0+cols (zero-padded to NR) → dst[k·NR + c].
@@ -124,6 +126,11 @@ void PackPanel(const Problem& p, int64_t p0, int64_t kc, int64_t c0, int64_t col
   }
 }
 
+// The depth of the next block when `rest` remains: KC, or all of it when that is under 1.5·KC (a
+// thin last block would pass over C once more for little work).
+constexpr int64_t kMaxDepth = KC + KC / 2;
+int64_t DepthBlock(int64_t rest) { return rest <= kMaxDepth ? rest : KC; }
+
 // How a GEMM is split: task t takes the rows of part t % rowParts of row block t / (chunks ·
 // rowParts) (blockRows rows, a multiple of MR) and the NR-wide panels of chunk (t / rowParts) %
 // chunks. Tasks write disjoint tiles of C, so they run with no barrier between depth blocks.
@@ -136,20 +143,22 @@ struct Plan {
 
 // C tile at (row, c0) of `rows` × `cols` from the kernel, through a full-size buffer at the edges.
 void RunTile(const Problem& p, bool packedA, const float* a, int64_t lda, const float* b, int64_t row, int64_t rows, int64_t c0, int64_t cols,
-             int64_t kc, float beta, float* tmp) {
+             int64_t kc, float beta, bool first, bool last, float* tmp) {
   const GemmKernel& kern = *p.kern;
   const auto run = packedA ? kern.run : kern.runRows;
   float* c = p.C + row * p.ldc + c0;
   if (rows == kern.mr && cols == kern.nr) {
     run(kc, a, lda, b, c, p.ldc, p.alpha, beta);
-    return;
+  } else {
+    run(kc, a, lda, b, tmp, kern.nr, p.alpha, 0.0f);
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t q = 0; q < cols; q++) {
+        float& out = c[r * p.ldc + q];
+        out = beta == 0.0f ? tmp[r * kern.nr + q] : tmp[r * kern.nr + q] + beta * out;
+      }
   }
-  run(kc, a, lda, b, tmp, kern.nr, p.alpha, 0.0f);
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t q = 0; q < cols; q++) {
-      float& out = c[r * p.ldc + q];
-      out = beta == 0.0f ? tmp[r * kern.nr + q] : tmp[r * kern.nr + q] + beta * out;
-    }
+  const float* bias = first && p.bias ? p.bias + c0 : nullptr;  // the tile's epilogue, while it is in L1
+  if (bias || (last && p.gelu)) kern.epilogue(c, p.ldc, rows, cols, bias, last && p.gelu);
 }
 
 void RunTask(void* ctx, size_t t) {
@@ -163,24 +172,25 @@ void RunTask(void* ctx, size_t t) {
   const size_t pb = chunk * pl.perChunk, pe = std::min(pl.panels, pb + pl.perChunk);
   if (r0 >= r1 || pb >= pe) return;
   thread_local std::vector<float> panel, edge, tile;
-  float* b = Scratch(panel, size_t(nr * KC));
-  float* ea = Scratch(edge, size_t(mr * KC));
+  float* b = Scratch(panel, size_t(nr * kMaxDepth));
+  float* ea = Scratch(edge, size_t(mr * kMaxDepth));
   float* tmp = Scratch(tile, size_t(mr * nr));
-  for (int64_t pc = 0; pc < p.K; pc += KC) {
-    const int64_t kc = std::min(KC, p.K - pc);
-    const float beta = pc == 0 ? p.beta : 1.0f;
+  for (int64_t pc = 0; pc < p.K; pc += DepthBlock(p.K - pc)) {
+    const int64_t kc = DepthBlock(p.K - pc);
+    const bool first = pc == 0, last = pc + kc == p.K;
+    const float beta = first ? p.beta : 1.0f;
     for (size_t jp = pb; jp < pe; jp++) {
       const int64_t c0 = int64_t(jp) * nr, cols = std::min<int64_t>(nr, p.N - c0);
       PackPanel(p, pc, kc, c0, cols, b);
       for (int64_t row = r0; row < r1; row += mr) {
         const int64_t rows = std::min<int64_t>(mr, r1 - row);
         if (pl.ap) {
-          RunTile(p, true, pl.ap + row * p.K + pc * mr, 0, b, row, rows, c0, cols, kc, beta, tmp);
+          RunTile(p, true, pl.ap + row * p.K + pc * mr, 0, b, row, rows, c0, cols, kc, beta, first, last, tmp);
         } else if (rows == mr) {
-          RunTile(p, false, p.A + row * p.lda + pc, p.lda, b, row, rows, c0, cols, kc, beta, tmp);
+          RunTile(p, false, p.A + row * p.lda + pc, p.lda, b, row, rows, c0, cols, kc, beta, first, last, tmp);
         } else {  // the last rows: packed, zero-padded to MR
           PackA(p.A, p.lda, false, row, rows, pc, kc, mr, ea);
-          RunTile(p, true, ea, 0, b, row, rows, c0, cols, kc, beta, tmp);
+          RunTile(p, true, ea, 0, b, row, rows, c0, cols, kc, beta, first, last, tmp);
         }
       }
     }
@@ -236,6 +246,26 @@ void Sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
   }
 #endif
   BuiltinGemm(Problem{builtin.load(std::memory_order_relaxed), transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C});
+}
+
+void LinearGemm(const float* x, const float* w, const float* bias, float* out, int64_t rows, int64_t outF, int64_t inF, bool gelu) {
+  if (rows <= 0 || outF <= 0) return;
+  const bool blas = kHaveBlas && useBlas.load(std::memory_order_relaxed);
+  if (blas || inF <= 0) {  // OpenBLAS has no epilogue: the bias is written first, the GELU applied after
+    parallelFor(size_t(rows), std::max<size_t>(1, 16384 / size_t(outF)), [&](size_t rb, size_t re) {
+      for (size_t r = rb; r < re; r++) std::memcpy(out + r * size_t(outF), bias, sizeof(float) * size_t(outF));
+    });
+    Sgemm(false, true, rows, outF, inF, 1.0f, x, inF, w, inF, 1.0f, out, outF);
+    if (gelu)
+      parallelFor(size_t(rows) * size_t(outF), 16384, [&](size_t i, size_t e) {
+        for (; i < e; i++) out[i] = Gelu(out[i]);
+      });
+    return;
+  }
+  Problem p{builtin.load(std::memory_order_relaxed), false, true, rows, outF, inF, inF, inF, outF, 1.0f, 0.0f, x, w, out};
+  p.bias = bias;
+  p.gelu = gelu;
+  BuiltinGemm(p);
 }
 
 const char* GemmName() {

@@ -11,6 +11,11 @@ namespace skysense {
 void Sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
            float beta, float* C, int64_t ldc);
 
+// A linear layer: out [rows×outF] = act(x·wᵀ + bias) for x [rows×inF], w [outF×inF], bias [outF];
+// act is the exact GELU when `gelu`. The built-in GEMM adds the bias and applies the GELU to each
+// tile of out as it finishes it (in L1); with OpenBLAS they are passes before and after.
+void LinearGemm(const float* x, const float* w, const float* bias, float* out, int64_t rows, int64_t outF, int64_t inF, bool gelu);
+
 // Which GEMM Sgemm runs, e.g. "OpenBLAS 0.3.21" or "built-in GEMM (avx512, 8x32)" (a string
 // that lives as long as the process).
 const char* GemmName();
@@ -30,6 +35,8 @@ struct GemmKernel {
   void (*runRows)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, float alpha, float beta);
   // Packs a kc×NR panel of Bᵀ from a row-major B: dst[k·NR + c] = b[c·ldb + k] (c < cols, else 0).
   void (*packT)(const float* b, int64_t ldb, int64_t kc, int64_t cols, float* dst);
+  // A linear layer's tile epilogue: rows × cols of c (ldc) += bias (when given), then the exact GELU (when asked).
+  void (*epilogue)(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* bias, bool gelu);
 };
 
 // The micro-kernels of this build (each compiled for its instruction set in its own file); null

@@ -1,10 +1,11 @@
 // The built-in GEMM's micro-kernel, written once with GCC/Clang vector extensions and compiled per
 // instruction set (gemm_avx512.cc, gemm_avx2.cc, gemm_baseline.cc include it with their own flags).
-// Only this header and <cstdint>/<cstring> go into those files: nothing they compile may be shared
+// Only this header, fastmath.h (static functions) and <cstdint>/<cstring> go into those files: nothing they compile may be shared
 // with code that runs on a CPU without that instruction set.
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include "fastmath.h"
 #include "gemm.h"
 
 namespace {
@@ -73,6 +74,18 @@ void PackPanelT(const float* __restrict b, int64_t ldb, int64_t kc, int64_t cols
     for (int c = 0; c < NR; c++) dst[k * NR + c] = c < cols ? b[c * ldb + k] : 0.0f;
 }
 
+// Adds the bias (when given) to each of `rows` rows of c (ldc apart), then applies the exact GELU
+// (when asked): the epilogue of a linear layer's tile, vectorised for this file's instruction set.
+void TileEpilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* __restrict bias, bool gelu) {
+  for (int64_t r = 0; r < rows; r++) {
+    float* __restrict cr = c + r * ldc;
+    if (bias)
+      for (int64_t q = 0; q < cols; q++) cr[q] += bias[q];
+    if (gelu)
+      for (int64_t q = 0; q < cols; q++) cr[q] = Gelu(cr[q]);
+  }
+}
+
 // MR rows × NV vectors of W floats: MR·NV accumulators stay in registers for the whole k loop. The
 // rows of A come packed (a[k·MR + i], PackedA) or are read where they are (a[i·lda + k]: a
 // row-major A needs no packing, its rows streaming through the cache as the k loop reads them).
@@ -124,7 +137,8 @@ void MicroKernel(int64_t kc, const float* __restrict a, int64_t lda, const float
                               NR,                                                                                \
                               &MicroKernel<MR, (NR) / (W), W, true>,                                             \
                               &MicroKernel<MR, (NR) / (W), W, false>,                                            \
-                              &PackPanelT<NR, W>};                                                               \
+                              &PackPanelT<NR, W>,                                                                \
+                              &TileEpilogue};                                                                    \
     return &k;                                                                                                     \
   }                                                                                                                \
   }

@@ -133,7 +133,7 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
     case kRsqrt: Map1(x, out, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
     case kSqrt: Map1(x, out, n, [](float v) { return std::sqrt(v); }); break;
     case kNeg: Map1(x, out, n, [](float v) { return -v; }); break;
-    case kGelu: Map1(x, out, n, Gelu); break;
+    case kGelu: Map1(x, out, n, [](float v) { return Gelu(v); }); break;
     default: Napi::RangeError::New(info.Env(), "unary: unknown op code " + std::to_string(op)).ThrowAsJavaScriptException();
   }
   return info.Env().Undefined();

@@ -133,6 +133,15 @@ export function opCode<K extends string>(table: Record<K, number>, name: K): num
  */
 export type GemmChoice = 'auto' | 'openblas' | 'avx512' | 'avx2' | 'baseline';
 
+/**
+ * A float32 array of `n` elements whose memory is not zeroed first (Node's `Buffer.allocUnsafeSlow`):
+ * for the outputs of kernels that write every element — a large output otherwise costs a zeroing
+ * pass (or fresh pages) before the kernel writes it again.
+ */
+export function uninitializedF32(n: number): Float32Array {
+  return n === 0 ? new Float32Array(0) : new Float32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n);
+}
+
 /** The values {@link GemmChoice} takes. */
 export const GEMM_CHOICES: readonly GemmChoice[] = ['auto', 'openblas', 'avx512', 'avx2', 'baseline'];
 
@@ -325,7 +334,7 @@ function batchMatMul(n: NativeAddon): NativeKernel {
     const nn = transposeB ? bT.shape[rb - 2]! : bT.shape[rb - 1]!;
     if (k !== (transposeB ? bT.shape[rb - 1] : bT.shape[rb - 2])) return null; // tfjs reports the mismatch
     const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), bT.shape.slice(0, -2));
-    const out = new Float32Array(size(outer) * m * nn);
+    const out = k ? uninitializedF32(size(outer) * m * nn) : new Float32Array(size(outer) * m * nn);
     if (out.length && k)
       n.gemm(
         av,
@@ -360,7 +369,7 @@ function fusedMatMul(n: NativeAddon): NativeKernel {
       const shape = product.shape;
       const aligned = [...Array<number>(shape.length - bias.shape.length).fill(1), ...bias.shape];
       const st = strides(aligned);
-      out = new Float32Array(values.length);
+      out = uninitializedF32(values.length);
       if (out.length)
         n.binary(
           opCode(n.binaryOps, 'add'),
@@ -400,7 +409,7 @@ function broadcastBinary(n: NativeAddon, op: BinaryOpName): NativeKernel {
       const st = strides(full);
       return Int32Array.from(full, (d, i) => (d === 1 ? 0 : st[i]!));
     };
-    const out = new Float32Array(size(shape));
+    const out = uninitializedF32(size(shape));
     if (shape.length === 0) out[0] = SCALAR[op](av[0]!, bv[0]!);
     else if (out.length) n.binary(code, av, bv, out, Int32Array.from(shape), aligned(a.shape), aligned(bT.shape));
     return b.makeTensorInfo(shape, 'float32', out);
@@ -414,14 +423,14 @@ function unary(n: NativeAddon, op: UnaryOpName): NativeKernel {
     const x = args.inputs.x!;
     const xv = f32(b, x);
     if (!xv) return null;
-    const out = new Float32Array(xv.length);
+    const out = uninitializedF32(xv.length);
     n.unary(code, xv, out);
     return b.makeTensorInfo(x.shape, 'float32', out);
   };
 }
 
 function transposeValues(n: NativeAddon, v: Float32Array, shape: number[], perm: number[]): Float32Array {
-  const out = new Float32Array(v.length);
+  const out = uninitializedF32(v.length);
   if (v.length) n.transpose(v, out, Int32Array.from(shape), Int32Array.from(perm));
   return out;
 }
@@ -466,7 +475,7 @@ function reduce(n: NativeAddon, mean: boolean): NativeKernel {
 }
 
 function sliceValues(n: NativeAddon, v: Float32Array, shape: number[], begin: number[], sz: number[]): Float32Array {
-  const out = new Float32Array(size(sz));
+  const out = uninitializedF32(size(sz));
   if (out.length) {
     if (shape.length === 0) out[0] = v[0]!;
     else n.slice(v, out, Int32Array.from(shape), Int32Array.from(begin), Int32Array.from(sz));
@@ -571,7 +580,7 @@ function gatherKernel(): NativeKernel {
     }
     const outer = size(x.shape.slice(0, axis));
     const inner = size(x.shape.slice(axis + 1));
-    const out = new Float32Array(outer * ids.length * inner);
+    const out = uninitializedF32(outer * ids.length * inner);
     for (let o = 0, dst = 0; o < outer; o++) {
       for (const i of ids) {
         const src = (o * count + i) * inner;
@@ -610,7 +619,7 @@ function softmax(n: NativeAddon): NativeKernel {
     const dim = args.attrs.dim as number;
     if (!xv || (dim !== -1 && dim !== x.shape.length - 1)) return null;
     const cols = x.shape[x.shape.length - 1] ?? 1;
-    const out = new Float32Array(xv.length);
+    const out = uninitializedF32(xv.length);
     if (out.length) n.softmax(xv, out, xv.length / cols, cols);
     return b.makeTensorInfo(x.shape, 'float32', out);
   };

@@ -3,7 +3,7 @@
  * baseline) and OpenBLAS where the addon was built with it — against a float64 reference and
  * against tfjs's JavaScript BatchMatMul, on randomized shapes that cross every blocking edge:
  * sizes off the MR/NR multiples and the 16-wide blocks of the transposing packer, depth beyond one
- * KC block (256), rows beyond one MC block (512), transposes, broadcast batches and empty sizes.
+ * KC block (256) with and without a last block of up to 1.5·KC, rows beyond one MC block (512), transposes, broadcast batches and empty sizes.
  */
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -78,6 +78,7 @@ describe.runIf(nativeAddon() !== null)('native GEMM', () => {
       [65, 1, 9],
       [600, 64, 37],
       [520, 100, 260],
+      [33, 70, 600],
     ];
     for (const g of runnable()) {
       setNativeGemm(g);
@@ -91,6 +92,41 @@ describe.runIf(nativeAddon() !== null)('native GEMM', () => {
             const err = out.reduce((e, v, i) => Math.max(e, Math.abs(v - ref[i]!)), 0);
             expect(err / Math.sqrt(k), `${g} ${m}x${n}x${k} tA=${tA} tB=${tB}`).toBeLessThanOrEqual(2e-6);
           }
+    }
+  });
+
+  it('linear: x·wᵀ + bias and its exact GELU, added on each tile as the GEMM finishes it, match a float64 reference', () => {
+    // erf(x) = 2/√π · e^(−x²) · Σ 2ⁿx²ⁿ⁺¹ / (1·3·…·(2n+1)): positive terms, no cancellation in float64
+    const erf = (x: number) => {
+      if (Math.abs(x) >= 6) return Math.sign(x);
+      let term = x;
+      let sum = x;
+      for (let n = 1; n < 300; n++) {
+        term *= (2 * x * x) / (2 * n + 1);
+        sum += term;
+      }
+      return (2 / Math.sqrt(Math.PI)) * Math.exp(-x * x) * sum;
+    };
+    const gelu = (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2));
+    for (const g of runnable()) {
+      setNativeGemm(g);
+      for (const [rows, inF, outF] of [
+        [1, 3, 1],
+        [70, 600, 45],
+        [300, 100, 37],
+        [9, 1000, 70],
+      ] as const)
+        for (const act of [0, 1]) {
+          const [x, w, bias] = [values(rows * inF), values(outF * inF), values(outF)];
+          const out = new Float32Array(rows * outF).fill(Number.NaN);
+          nativeAddon()!.linear(x, w, bias, out, rows, outF, inF, act);
+          const ref = reference(x, w, rows, outF, inF, false, true).map((v, i) => {
+            const z = v + bias[i % outF]!;
+            return act ? gelu(z) : z;
+          });
+          const err = out.reduce((e, v, i) => Math.max(e, Math.abs(v - ref[i]!)), 0);
+          expect(err / Math.sqrt(inF), `${g} linear ${rows}x${inF}→${outF} act=${act}`).toBeLessThanOrEqual(2e-6);
+        }
     }
   });
 

@@ -1,7 +1,7 @@
 import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
 import { formatShape } from '../validate';
-import { countNativeCall, nativeAddon, nativeKernelsActive, opCode, type NativeAddon } from '../native';
+import { countNativeCall, nativeAddon, nativeKernelsActive, opCode, uninitializedF32, type NativeAddon } from '../native';
 import { withGradient } from './custom-grad';
 import { matMul } from './matmul';
 import { l2Normalize } from './normalize';
@@ -23,9 +23,9 @@ function fusedAddon(...xs: (Tensor | null | undefined)[]): NativeAddon | null {
 const values = (t: Tensor): Float32Array => t.dataSync() as Float32Array;
 const EMPTY = new Float32Array(0);
 
-/** A float32 tensor of `shape` whose values `fill` writes (skipped when empty). */
+/** A float32 tensor of `shape` whose every value `fill` writes (skipped when empty). */
 function produce(shape: number[], fill: (out: Float32Array) => void): Tensor {
-  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  const out = uninitializedF32(shape.reduce((a, b) => a * b, 1));
   if (out.length) fill(out);
   return tf.tensor(out, shape, 'float32');
 }
@@ -175,7 +175,7 @@ export function nativeCosineAttention(a: CosineAttentionArgs): Tensor | null {
   const c = c3 / 3;
   const d = c / a.heads;
   const nW = a.mask ? a.mask.shape[0]! : 1;
-  const probs = new Float32Array(b * a.heads * tokens * tokens);
+  const probs = uninitializedF32(b * a.heads * tokens * tokens);
   const geom = [b, tokens, a.heads, d, nW] as const;
   return withGradient(
     [a.qkv, a.scale, a.bias],
