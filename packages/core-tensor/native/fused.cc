@@ -144,20 +144,26 @@ struct HeadState {
   std::vector<float> qn, kn, nq, nk, s;
   std::vector<double> sq, sk;
   explicit HeadState(const AttnGeom& g) : qn(g.N * g.D), kn(g.N * g.D), nq(g.N), nk(g.N), s(g.N * g.N), sq(g.N), sk(g.N) {}
-  void Load(const float* qkv, const AttnGeom& g, size_t b, size_t h) {
+  // S = q̂·k̂ᵀ, or q·kᵀ (the rows as they are) when not `normalize`.
+  void Load(const float* qkv, const AttnGeom& g, size_t b, size_t h, bool normalize = true) {
     const size_t C = g.C(), ld = 3 * C;
     const float* base = qkv + b * g.N * ld + h * g.D;
+    if (!normalize) {
+      Sgemm(false, true, g.N, g.N, g.D, 1.0f, base, ld, base + C, ld, 0.0f, s.data(), g.N);
+      return;
+    }
     NormalizeRows(base, ld, g.N, g.D, qn.data(), sq.data(), nq.data());
     NormalizeRows(base + C, ld, g.N, g.D, kn.data(), sk.data(), nk.data());
     Sgemm(false, true, g.N, g.N, g.D, 1.0f, qn.data(), g.D, kn.data(), g.D, 0.0f, s.data(), g.N);
   }
 };
 
-// cosineAttention(qkv, scale, bias, mask, out, probs, B, N, H, D, nW): Swin V2's window attention
-// after the qkv projection. qkv [B, N, 3C] (q | k | v, head h at columns h·D…), scale [H] (the
-// clamped exp of logit_scale), bias [H, N, N] (the position bias), mask [nW, N, N] or empty
-// (window b uses mask b mod nW). P = softmax(scale·q̂k̂ᵀ + bias + mask) is written to probs
-// [B, H, N, N] for the backward pass; out [B, N, C] = P·v with the heads side by side.
+// cosineAttention(qkv, scale, bias, mask, out, probs, B, N, H, D, nW, normalize): Swin V2's window
+// attention after the qkv projection. qkv [B, N, 3C] (q | k | v, head h at columns h·D…), scale [H]
+// (the clamped exp of logit_scale), bias [H, N, N] (the position bias) or empty, mask [nW, N, N] or
+// empty (window b uses mask b mod nW). P = softmax(scale·q̂k̂ᵀ + bias + mask) is written to probs
+// [B, H, N, N] for the backward pass; out [B, N, C] = P·v with the heads side by side. With
+// `normalize` false, q and k are not normalised: scaled dot-product attention (scale 1/√D).
 Napi::Value CosineAttention(const Napi::CallbackInfo& info) {
   const float* qkv = F32(info[0]);
   const float* scale = F32(info[1]);
@@ -167,20 +173,21 @@ Napi::Value CosineAttention(const Napi::CallbackInfo& info) {
   float* out = F32(info[4]);
   float* probs = F32(info[5]);
   const AttnGeom g = Geometry(info, 6);
+  const bool normalize = B(info, 11), biased = Len(info[2]) > 0;
   const size_t N = g.N, C = g.C(), NN = N * N;
   parallelFor(g.B * g.H, 1, [&](size_t tb, size_t te) {
     HeadState st(g);
     for (size_t t = tb; t < te; t++) {
       const size_t b = t / g.H, h = t % g.H;
-      st.Load(qkv, g, b, h);
+      st.Load(qkv, g, b, h, normalize);
       float* P = probs + t * NN;
-      const float* bh = bias + h * NN;
+      const float* bh = biased ? bias + h * NN : nullptr;
       const float* mw = masked ? mask + (b % g.nW) * NN : nullptr;
       for (size_t i = 0; i < N; i++) {
         float* row = P + i * N;
         float mx = -INFINITY;
         for (size_t j = 0; j < N; j++) {
-          float l = st.s[i * N + j] * scale[h] + bh[i * N + j];
+          float l = st.s[i * N + j] * scale[h] + (bh ? bh[i * N + j] : 0.0f);
           if (mw) l += mw[i * N + j];
           row[j] = l;
           mx = std::max(mx, l);

@@ -473,7 +473,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmName", Napi::Function::New(env, GemmNameJs));
   exports.Set("setGemm", Napi::Function::New(env, SetGemmJs));
   exports.Set("threads", Napi::Number::New(env, threadCount()));
-  exports.Set("linearActivations", Napi::Number::New(env, 1));
+  exports.Set("kernelRevision", Napi::Number::New(env, 2));  // bumped when a kernel's arguments change
   return exports;
 }
 

@@ -94,7 +94,7 @@ export { matMul, transposeLast2, sumToShape } from './ops/matmul';
 export { gatherRows, invertPermutation, permuteRows } from './ops/gather';
 export { l2Normalize } from './ops/normalize';
 export { withGradient, stopGradient } from './ops/custom-grad';
-export { cosineWindowAttention, nativeCosineAttention, type CosineAttentionArgs } from './ops/fused';
+export { cosineWindowAttention, nativeCosineAttention, selfAttention, type CosineAttentionArgs } from './ops/fused';
 export { windowPartition, windowMerge, windowOrder } from './ops/windows';
 export { conv2d, type Conv2dOptions } from './ops/conv2d';
 export {

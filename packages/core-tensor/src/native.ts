@@ -68,8 +68,8 @@ export interface NativeAddon {
     rows: number,
     cols: number,
   ): void;
-  /** The highest `act` code {@link NativeAddon.linear} knows (1; older builds lack it). */
-  linearActivations: number;
+  /** The revision of the kernels' arguments ({@link KERNEL_REVISION}); a build of another revision is not loaded. */
+  kernelRevision: number;
   /** `out = act(x·wᵀ + b)`; `act` 0 = none, 1 = the exact GELU. */
   linear(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, rows: number, outF: number, inF: number, act: number): void;
   cosineAttention(
@@ -84,6 +84,7 @@ export interface NativeAddon {
     h: number,
     d: number,
     nW: number,
+    normalize: boolean,
   ): void;
   tuneAllocator(mmapThreshold: number, trimThreshold: number): boolean;
   /** Runs one non-blocking turn of Node's event loop (the webgpu backend's synchronous reads). */
@@ -112,6 +113,9 @@ export interface NativeAddon {
   setGemm(name: GemmChoice): boolean;
   threads: number;
 }
+
+/** The revision of the native kernels' arguments this code calls them with (the addon reports its own). */
+const KERNEL_REVISION = 2;
 
 /** The addon's element-wise unary ops. */
 export type UnaryOpName = 'erf' | 'exp' | 'tanh' | 'square' | 'relu' | 'sigmoid' | 'rsqrt' | 'sqrt' | 'neg' | 'gelu';
@@ -213,7 +217,7 @@ function addonBinary(): NativeAddon | null {
     binaryReason = `failed to load ${path}: ${(e as Error).message.split('\n')[0]}`;
     return (binary = null);
   }
-  if (!loaded.unaryOps || !loaded.binaryOps || typeof loaded.muteStderr !== 'function' || loaded.linearActivations !== 1) {
+  if (!loaded.unaryOps || !loaded.binaryOps || loaded.kernelRevision !== KERNEL_REVISION) {
     binaryReason = `${path} is from an older build (rebuild it: npm rebuild @skysense/core-tensor)`;
     return (binary = null);
   }

@@ -14,6 +14,7 @@ import {
   conv2d,
   linear,
   matMul,
+  selfAttention,
   nativeCallCount,
   disableNativeKernels,
   disposeGradients,
@@ -277,6 +278,39 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
         linear(x, w, b, 'gelu'),
         ...tf.grads((p: Tensor, q: Tensor, r: Tensor) => tf.sum(tf.mul(linear(p, q, r, 'gelu'), g)))([x, w, b]),
       ]);
+    }
+  });
+
+  it('selfAttention (one kernel over the heads) equals the composed softmax(q·kᵀ/√d)·v, forward and gradient', () => {
+    for (const [b, n, c, heads] of [
+      [1, 1, 3, 1],
+      [2, 17, 24, 4],
+      [1, 65, 64, 2],
+    ] as const) {
+      const [qkv, g] = [rand([b, n, 3 * c]), rand([b, n, c])];
+      same(`selfAttention ${b}x${n}x${c}/${heads}`, () => [
+        selfAttention(qkv, heads),
+        tf.grad((t: Tensor) => tf.sum(tf.mul(selfAttention(t, heads), g)))(qkv),
+      ]);
+    }
+    expect(() => selfAttention(rand([1, 2, 9]), 2)).toThrow(
+      /selfAttention: qkv: expected \[B, N, 3·C\] with C divisible by 2 heads, got \[1, 2, 9\]/,
+    );
+  });
+
+  it('MultiheadAttention in eval mode (fused heads) equals training mode without dropout, both layouts', () => {
+    for (const batchFirst of [true, false]) {
+      const attn = new MultiheadAttention(32, 4, { batchFirst });
+      const x = rand(batchFirst ? [2, 9, 32] : [9, 2, 32]);
+      const train = Float64Array.from(attn.forward(x).output.dataSync());
+      attn.eval();
+      const calls = nativeCallCount();
+      const evaluated = attn.forward(x).output.dataSync();
+      expect(nativeCallCount() - calls).toBeGreaterThan(0);
+      const err = train.reduce((m, v, i) => Math.max(m, Math.abs(v - evaluated[i]!)), 0);
+      expect(err, `batchFirst=${batchFirst}`).toBeLessThanOrEqual(1e-5);
+      expectNoLeak(() => attn.forward(x).output.dispose());
+      attn.dispose();
     }
   });
 

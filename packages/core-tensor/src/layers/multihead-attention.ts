@@ -4,8 +4,9 @@ import { assertInRange, assertInt, formatShape } from '../validate';
 import { xavierUniform, zeros } from '../init';
 import { Module, type Parameter } from '../module';
 import { matMul } from '../ops/matmul';
+import { selfAttention } from '../ops/fused';
 import { Dropout } from './dropout';
-import { Linear } from './linear';
+import { Linear, linear } from './linear';
 
 /** Options of {@link MultiheadAttention}, with PyTorch's defaults. */
 export interface MultiheadAttentionOptions {
@@ -80,9 +81,16 @@ export class MultiheadAttention extends Module {
   ): { output: Tensor; weights?: Tensor } {
     this.checkInputs(query, key, value);
     this.attnDrop.training = this.training;
+    const self = query === key && key === value;
     const kept = tf.tidy(() => {
       const toBatchFirst = (t: Tensor) => (this.batchFirst ? t : tf.transpose(t, [1, 0, 2]));
-      const [q, k, v] = this.project(toBatchFirst(query), toBatchFirst(key), toBatchFirst(value), query === key && key === value);
+      const restore = (t: Tensor) => (this.batchFirst ? t : tf.transpose(t, [1, 0, 2]));
+      if (!this.training && self && !options.attnMask && !options.keyPaddingMask && !options.needWeights) {
+        // eval mode: one fused kernel for the heads (what the branch below computes, dropout off)
+        const qkv = linear(toBatchFirst(query), this.inProjWeight.value, this.inProjBias?.value ?? null);
+        return [restore(this.outProj.forward(selfAttention(qkv, this.numHeads)))];
+      }
+      const [q, k, v] = this.project(toBatchFirst(query), toBatchFirst(key), toBatchFirst(value), self);
       const [n, l] = [q.shape[0]!, q.shape[1]!];
       const s = k.shape[1]!;
       let logits = matMul(tf.mul(this.splitHeads(q), 1 / Math.sqrt(this.headDim)), this.splitHeads(k), false, true);
@@ -90,8 +98,7 @@ export class MultiheadAttention extends Module {
       const attn = tf.softmax(logits, -1);
       const ctx = matMul(this.attnDrop.forward(attn), this.splitHeads(v));
       const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [n, l, this.embedDim]);
-      const out = this.outProj.forward(merged);
-      const output = this.batchFirst ? out : tf.transpose(out, [1, 0, 2]);
+      const output = restore(this.outProj.forward(merged));
       return options.needWeights ? [output, tf.mean(attn, 1)] : [output];
     });
     return { output: kept[0]!, weights: kept[1] };
@@ -127,10 +134,7 @@ export class MultiheadAttention extends Module {
   private project(q: Tensor, k: Tensor, v: Tensor, same: boolean): Tensor[] {
     const w = this.inProjWeight.value;
     const b = this.inProjBias?.value;
-    const proj = (x: Tensor, wi: Tensor, bi?: Tensor) => {
-      const y = matMul(tf.reshape(x, [-1, x.shape[2]!]), wi, false, true);
-      return tf.reshape(bi ? tf.add(y, bi) : y, [x.shape[0]!, x.shape[1]!, wi.shape[0]!]);
-    };
+    const proj = (x: Tensor, wi: Tensor, bi?: Tensor) => linear(x, wi, bi ?? null);
     if (same) return tf.split(proj(q, w, b), 3, 2);
     const ws = tf.split(w, 3, 0);
     const bs = b ? tf.split(b, 3, 0) : [undefined, undefined, undefined];

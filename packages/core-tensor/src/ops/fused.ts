@@ -145,20 +145,100 @@ export function cosineWindowAttention(a: CosineAttentionArgs): Tensor {
   return nativeCosineAttention(a) ?? gpuCosineAttention(a) ?? composedCosineAttention(a);
 }
 
+/** `[B, N, 3C]` → q, k, v as `[B, heads, N, C / heads]`. */
+function splitHeads(qkv: Tensor, h: number): [Tensor, Tensor, Tensor] {
+  const [b, n, c3] = qkv.shape as [number, number, number];
+  const d = c3 / 3 / h;
+  const split = tf.transpose(tf.reshape(qkv, [b, n, 3, h, d]), [2, 0, 3, 1, 4]);
+  return tf.split(split, 3, 0).map((t) => tf.reshape(t, [b, h, n, d])) as [Tensor, Tensor, Tensor];
+}
+
+/** `[B, heads, N, D]` → `[B, N, heads·D]`. */
+function mergeHeads(x: Tensor): Tensor {
+  const [b, h, n, d] = x.shape as [number, number, number, number];
+  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b, n, h * d]);
+}
+
 /** {@link cosineWindowAttention} from tfjs ops. */
 function composedCosineAttention({ qkv, scale, bias, mask, heads: h, dropout }: CosineAttentionArgs): Tensor {
   return tf.tidy(() => {
-    const [b, n, c3] = qkv.shape as [number, number, number];
-    const c = c3 / 3;
-    const split = tf.transpose(tf.reshape(qkv, [b, n, 3, h, c / h]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = tf.split(split, 3, 0).map((t) => tf.reshape(t, [b, h, n, c / h])) as [Tensor, Tensor, Tensor];
+    const [b, n] = qkv.shape as [number, number];
+    const [q, k, v] = splitHeads(qkv, h);
     let attn = tf.add(tf.mul(matMul(l2Normalize(q), l2Normalize(k), false, true), tf.reshape(scale, [h, 1, 1])), bias);
     if (mask) {
       const nw = mask.shape[0]!;
       attn = tf.reshape(tf.add(tf.reshape(attn, [b / nw, nw, h, n, n]), tf.reshape(mask, [1, nw, 1, n, n])), [b, h, n, n]);
     }
     const probs = tf.softmax(attn, -1);
-    return tf.reshape(tf.transpose(matMul(dropout ? dropout(probs) : probs, v), [0, 2, 1, 3]), [b, n, c]);
+    return mergeHeads(matMul(dropout ? dropout(probs) : probs, v));
+  });
+}
+
+/** {@link selfAttention} from tfjs ops. */
+function composedSelfAttention(qkv: Tensor, heads: number): Tensor {
+  return tf.tidy(() => {
+    const [q, k, v] = splitHeads(qkv, heads);
+    const d = q.shape[3]!;
+    return mergeHeads(matMul(tf.softmax(matMul(tf.mul(q, 1 / Math.sqrt(d)), k, false, true), -1), v));
+  });
+}
+
+/**
+ * Scaled dot-product self-attention after the qkv projection, `softmax(q·kᵀ/√d)·v` per head: qkv
+ * `[B, N, 3C]` (q, k, v side by side, heads of `C / heads` channels inside each) → `[B, N, C]` with
+ * the heads side by side (ready for the output projection). With the native kernels one kernel
+ * over all heads (no split, transposes or separate softmax); the gradient is the composition's
+ * (recomputed: the fused path is for inference). No dropout, no masks.
+ */
+export function selfAttention(qkv: Tensor, heads: number): Tensor {
+  if (!Number.isInteger(heads) || heads < 1)
+    throw new SkySenseError('E_ARG', `selfAttention: heads: expected a positive integer, got ${heads}`);
+  if (qkv.rank !== 3 || qkv.shape[2]! % (3 * heads) !== 0)
+    throw new SkySenseError(
+      'E_SHAPE',
+      `selfAttention: qkv: expected [B, N, 3·C] with C divisible by ${heads} heads, got ${formatShape(qkv.shape)}`,
+    );
+  const n = fusedAddon(qkv);
+  if (!n || qkv.size === 0) return composedSelfAttention(qkv, heads);
+  const [b, tokens, c3] = qkv.shape as [number, number, number];
+  const c = c3 / 3;
+  const d = c / heads;
+  const scale = new Float32Array(heads).fill(1 / Math.sqrt(d));
+  return withGradient(
+    [qkv],
+    ([x]) =>
+      produce([b, tokens, c], (out) =>
+        n.cosineAttention(
+          values(x!),
+          scale,
+          EMPTY,
+          EMPTY,
+          out,
+          uninitializedF32(b * heads * tokens * tokens),
+          b,
+          tokens,
+          heads,
+          d,
+          1,
+          false,
+        ),
+      ),
+    (dy, [x]) => [selfAttentionGrad(x!, dy, heads)],
+  );
+}
+
+/** The gradient of {@link selfAttention} with respect to qkv, from tfjs ops (the probabilities recomputed). */
+function selfAttentionGrad(qkv: Tensor, dy: Tensor, heads: number): Tensor {
+  return tf.tidy(() => {
+    const [b, n, c3] = qkv.shape as [number, number, number];
+    const [q, k, v] = splitHeads(qkv, heads);
+    const alpha = 1 / Math.sqrt(q.shape[3]!);
+    const p = tf.softmax(tf.mul(matMul(q, k, false, true), alpha), -1);
+    const dOut = tf.transpose(tf.reshape(dy, [b, n, heads, -1]), [0, 2, 1, 3]);
+    const dP = matMul(dOut, v, false, true);
+    const dS = tf.mul(tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))), alpha);
+    const grads = [matMul(dS, k), matMul(dS, q, true, false), matMul(p, dOut, true, false)]; // dq, dk, dv
+    return tf.reshape(tf.transpose(tf.stack(grads), [1, 3, 0, 2, 4]), [b, n, c3]);
   });
 }
 
@@ -181,7 +261,7 @@ export function nativeCosineAttention(a: CosineAttentionArgs): Tensor | null {
     [a.qkv, a.scale, a.bias],
     ([qkv, scale, bias]) =>
       produce([b, tokens, c], (out) =>
-        n.cosineAttention(values(qkv!), values(scale!), values(bias!), a.mask ? values(a.mask) : EMPTY, out, probs, ...geom),
+        n.cosineAttention(values(qkv!), values(scale!), values(bias!), a.mask ? values(a.mask) : EMPTY, out, probs, ...geom, true),
       ),
     (dy, [qkv, scale, bias]) => {
       const dqkv = new Float32Array(qkv!.size);
