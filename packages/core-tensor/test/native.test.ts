@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AdamW,
   GELU,
   Generator,
   LayerNorm,
@@ -329,6 +330,34 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     const err = evaluated.y.reduce((m, v, i) => Math.max(m, Math.abs(v - train.y[i]!)), 0);
     expect(err).toBeLessThanOrEqual(1e-6);
     expectNoLeak(() => mlp.forward(x).dispose());
+    mlp.dispose();
+  });
+
+  it('an eval forward after an optimizer step uses the updated weights (no stale copy of them anywhere in the fused path)', () => {
+    const mlp = new Sequential(new Linear(16, 48), new GELU(), new Linear(48, 4));
+    const x = rand([70, 16]);
+    const reference = () => {
+      disableNativeKernels();
+      const y = Float64Array.from(mlp.forward(x).dataSync());
+      enableNativeKernels();
+      return y;
+    };
+    mlp.eval();
+    const before = mlp.forward(x).dataSync().slice();
+    const opt = new AdamW(mlp, { lr: 0.05 });
+    mlp.train();
+    const { value, grads } = valueAndGrads(mlp, () => tf.mean(tf.square(mlp.forward(x))) as tf.Scalar);
+    opt.step(grads);
+    disposeGradients(grads);
+    value.dispose();
+    mlp.eval();
+    const after = mlp.forward(x).dataSync();
+    const want = reference();
+    expect(
+      after.some((v, i) => Math.abs(v - before[i]!) > 1e-3),
+      'the step changed the output',
+    ).toBe(true);
+    expect(after.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i]!)), 0)).toBeLessThanOrEqual(1e-5);
     mlp.dispose();
   });
 
