@@ -38,6 +38,9 @@ try {
   if (!existsSync(samples))
     throw new Error(`the doc tests read the real samples: none in ${samples} (set SKYSENSE_SAMPLES; npm run samples fetches them)`);
   const world = new URL('./doctest-world.mjs', import.meta.url).href;
+  // 5 minutes an example; 15 on webgpu, which CI runs on lavapipe (a CPU emulating a GPU: the
+  // 100-step fine-tuning example takes about 6 minutes there)
+  const exampleTimeout = (process.env.SKYSENSE_BACKEND === 'webgpu' ? 15 : 5) * 60_000;
   const failed = [];
   let ran = 0;
   const only = process.argv[2]; // a part of the source name (e.g. `sentinel.ts`) runs just those
@@ -54,7 +57,7 @@ try {
         env: { ...env, SKYSENSE_CACHE: weights },
         encoding: 'utf8',
         stdio: ['ignore', 'ignore', 'pipe'],
-        timeout: 300_000, // an example that hangs fails instead of stalling CI
+        timeout: exampleTimeout, // an example that hangs fails instead of stalling CI
       });
       ran++;
       if (run.status === 0) console.log(`ran ${d.from} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
