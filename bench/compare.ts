@@ -1,10 +1,10 @@
 /**
  * `npm run bench:compare`: the same workloads in tfjs on each backend (wasm; cpu with the native
- * kernels on the GEMM the addon was built with — OpenBLAS where pkg-config found it; cpu with the
- * native kernels on the built-in GEMM; cpu with tfjs's JavaScript kernels) and in PyTorch (2
+ * kernels on their default, built-in GEMM; cpu with the native kernels on OpenBLAS, where the addon
+ * was compiled against it; cpu with tfjs's JavaScript kernels) and in PyTorch (2
  * threads) and ONNX Runtime (CPU provider, 2 intra-op threads; the inference workloads exported from
  * PyTorch, outputs checked against PyTorch's first: ./ort.ts) when a Python with torch is found, with
- * the ratios built-in / OpenBLAS, tfjs / PyTorch and tfjs / ORT per workload. PyTorch uses OpenBLAS when Debian's BLAS
+ * the ratios native / OpenBLAS, tfjs / PyTorch and tfjs / ORT per workload. PyTorch uses OpenBLAS when Debian's BLAS
  * alternative points at it (`apt-get install libopenblas0-pthread`, or put its libblas.so.3 on
  * LD_LIBRARY_PATH); its reference BLAS is far slower.
  *
@@ -13,7 +13,7 @@
  * nothing about GPU performance; the table labels them so, and the full models are skipped there.
  *
  * Environment: BENCH_REPS (default 3), BENCH_BACKENDS (default webgpu where an adapter exists, then
- * wasm,cpu-native,cpu-builtin,cpu-js), BENCH_WORKLOADS (comma-separated parts of workload names;
+ * wasm,cpu-native,cpu-openblas,cpu-js), BENCH_WORKLOADS (comma-separated parts of workload names;
  * default all), BENCH_PYTHON (default /usr/bin/python3, then python3; BENCH_PYTHON=none skips
  * PyTorch and ONNX Runtime), BENCH_TORCH_DEVICE (`cpu`, default, or `cuda`), BENCH_ORT (`none` skips ONNX
  * Runtime) and BENCH_ORT_DIR (see ./ort.ts). The pure-JS cpu backend runs only the
@@ -43,7 +43,7 @@ import type { FasterRCNN } from '@skysense/heads';
 import { createModel } from '@skysense/skysense';
 import { hrStage0Block } from './workloads';
 import { VisionTransformer } from '@skysense/vit';
-import { findPython, selectBuiltinGemm, timeIt } from './harness';
+import { findPython, timeIt } from './harness';
 import { ortResults } from './ort';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -176,7 +176,7 @@ function webgpuAdapter(): { name: string; software: boolean } | string {
 
 async function main(): Promise<void> {
   const gpu = webgpuAdapter();
-  const defaults = `${typeof gpu === 'string' ? '' : 'webgpu,'}wasm,cpu-native,cpu-builtin,cpu-js`;
+  const defaults = `${typeof gpu === 'string' ? '' : 'webgpu,'}wasm,cpu-native,cpu-openblas,cpu-js`;
   const backends = (process.env.BENCH_BACKENDS ?? defaults).split(',');
   const softwareGpu = typeof gpu !== 'string' && gpu.software;
   const table: Record<string, Record<string, number>> = {};
@@ -193,7 +193,13 @@ async function main(): Promise<void> {
       console.log(`${backend}: the native kernels are not built; skipped`);
       continue;
     }
-    const gemm = backend === 'cpu-builtin' ? selectBuiltinGemm() : backend === 'cpu-native' ? setNativeGemm('auto') : '';
+    let gemm = '';
+    try {
+      gemm = backend === 'cpu-openblas' ? setNativeGemm('openblas') : backend === 'cpu-native' ? setNativeGemm('auto') : '';
+    } catch (e) {
+      console.log(`${backend}: skipped (${(e as Error).message})`);
+      continue;
+    }
     console.log(`${backend}${gemm ? ` (${gemm})` : ''}:`);
     for (const w of selected) {
       if ((backend === 'cpu-js' || (backend === 'webgpu' && softwareGpu)) && w.heavy) continue;
@@ -210,11 +216,11 @@ async function main(): Promise<void> {
   const torch = python ? torchResults(python) : null;
   const ort = python ? await ortResults(python, reps, (name) => selected.some((w) => w.name === name)) : null;
   const torchCol = process.env.BENCH_TORCH_DEVICE === 'cuda' ? 'pytorch-cuda' : 'pytorch';
-  const both = backends.includes('cpu-native') && backends.includes('cpu-builtin');
+  const both = backends.includes('cpu-native') && backends.includes('cpu-openblas');
   const cols = [
     ...backends,
-    ...(both ? ['built-in / native'] : []),
-    ...(torch ? [torchCol, `best tfjs / ${torchCol}`, `built-in / ${torchCol}`] : []),
+    ...(both ? ['native / openblas'] : []),
+    ...(torch ? [torchCol, `best tfjs / ${torchCol}`, `native / ${torchCol}`] : []),
     ...(torch && backends.includes('webgpu') && typeof gpu !== 'string' ? [`webgpu / ${torchCol}`] : []),
     ...(ort ? ['onnxruntime', 'best tfjs / ort'] : []),
   ];
@@ -225,8 +231,8 @@ async function main(): Promise<void> {
     const row = table[w.name] ?? {};
     const best = Math.min(...Object.values(row).filter((v) => Number.isFinite(v)));
     const cells = backends.map((b) => (row[b] === undefined ? '—' : row[b]!.toFixed(0)));
-    if (both) cells.push(ratio(row['cpu-builtin'], row['cpu-native']));
-    if (torch) cells.push(torch[w.name]?.toFixed(0) ?? '—', ratio(best, torch[w.name]), ratio(row['cpu-builtin'], torch[w.name]));
+    if (both) cells.push(ratio(row['cpu-native'], row['cpu-openblas']));
+    if (torch) cells.push(torch[w.name]?.toFixed(0) ?? '—', ratio(best, torch[w.name]), ratio(row['cpu-native'], torch[w.name]));
     if (cols.includes(`webgpu / ${torchCol}`)) cells.push(ratio(row.webgpu, torch![w.name]));
     if (ort) cells.push(ort[w.name]?.ms.toFixed(0) ?? '—', ratio(best, ort[w.name]?.ms));
     console.log(`${w.name.padEnd(30)}${cells.map((c, i) => c.padStart(width(cols[i]!))).join('')}`);

@@ -1,5 +1,5 @@
-// The GEMM driver: OpenBLAS where the addon was built against it (and no built-in kernel was
-// asked for), else the built-in GEMM — op(A) packed in MC×KC blocks of MR-high panels shared by the
+// The GEMM driver: the built-in GEMM, or OpenBLAS where the addon was built against it and it was
+// asked for (SetGemmKernel("openblas")). The built-in GEMM — op(A) packed in MC×KC blocks of MR-high panels shared by the
 // threads (in L2), each KC×NR panel of op(B) packed just before use into a buffer that stays in L1
 // and run against every A panel of the block, the micro-kernel of gemm_kernel.h chosen once at load
 // from what the CPU supports, the work split over (column chunk × row part) tasks of the thread pool.
@@ -60,7 +60,7 @@ constexpr bool kHaveBlas = false;
 #endif
 
 std::atomic<const GemmKernel*> builtin{BestKernel()};
-std::atomic<bool> useBlas{kHaveBlas};
+std::atomic<bool> useBlas{false};  // OpenBLAS only when asked for: the built-in GEMM is faster on the models' shapes
 
 #ifdef SKYSENSE_OPENBLAS
 // "OpenBLAS 0.3.21" from openblas_get_config() ("OpenBLAS 0.3.21 DYNAMIC_ARCH …"), made once.
@@ -279,7 +279,7 @@ bool SetGemmKernel(const char* which) {
   const std::string w = which;
   if (w == "auto" || (w == "openblas" && kHaveBlas)) {
     builtin = BestKernel();
-    useBlas = kHaveBlas;
+    useBlas = w == "openblas";
   } else if (const GemmKernel* k = KernelFor(w)) {
     builtin = k;
     useBlas = false;

@@ -1,5 +1,5 @@
-// Single-precision GEMM used by every native kernel: OpenBLAS when the addon was built against it,
-// else the built-in one (packed panels, a register-blocked micro-kernel chosen at run time among
+// Single-precision GEMM used by every native kernel: the built-in one, or OpenBLAS when the addon was
+// built against it and it is selected (packed panels, a register-blocked micro-kernel chosen at run time among
 // AVX-512, AVX2/FMA and a baseline SIMD path, threads of the persistent pool).
 #pragma once
 #include <cstdint>

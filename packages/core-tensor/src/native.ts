@@ -131,9 +131,10 @@ export function opCode<K extends string>(table: Record<K, number>, name: K): num
 }
 
 /**
- * The GEMM under the native kernels: `auto` (OpenBLAS when the addon was compiled against it, else
- * the best built-in micro-kernel for this CPU), `openblas`, or one built-in micro-kernel —
- * `avx512`, `avx2` (with FMA) or `baseline` (128-bit SIMD, any CPU). Set with `SKYSENSE_GEMM`.
+ * The GEMM under the native kernels: `auto` (the default: the best built-in micro-kernel for this
+ * CPU — faster than OpenBLAS on the models' shapes), `openblas` (where the addon was compiled against
+ * it), or one built-in micro-kernel — `avx512`, `avx2` (with FMA) or `baseline` (128-bit SIMD, any
+ * CPU). Set with `SKYSENSE_GEMM`.
  */
 export type GemmChoice = 'auto' | 'openblas' | 'avx512' | 'avx2' | 'baseline';
 

@@ -294,22 +294,47 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
         tf.grad((t: Tensor) => tf.sum(tf.mul(selfAttention(t, heads), g)))(qkv),
       ]);
     }
+    const [qkv, g] = [rand([3, 6, 24]), rand([3, 6, 8])];
+    const padding = tf.tensor2d(
+      [
+        [0, 0, 1, 0, 1, 1],
+        [0, 0, 0, 0, 0, 0],
+        [1, 0, 0, 0, 0, 0],
+      ],
+      [3, 6],
+      'bool',
+    );
+    same('selfAttention with a key padding mask', () => [
+      selfAttention(qkv, 2, padding),
+      tf.grad((t: Tensor) => tf.sum(tf.mul(selfAttention(t, 2, padding), g)))(qkv),
+    ]);
     expect(() => selfAttention(rand([1, 2, 9]), 2)).toThrow(
       /selfAttention: qkv: expected \[B, N, 3·C\] with C divisible by 2 heads, got \[1, 2, 9\]/,
     );
   });
 
-  it('MultiheadAttention in eval mode (fused heads) equals training mode without dropout, both layouts', () => {
+  it('MultiheadAttention in eval mode (fused heads) equals training mode without dropout, both layouts, with and without key padding', () => {
     for (const batchFirst of [true, false]) {
       const attn = new MultiheadAttention(32, 4, { batchFirst });
       const x = rand(batchFirst ? [2, 9, 32] : [9, 2, 32]);
-      const train = Float64Array.from(attn.forward(x).output.dataSync());
-      attn.eval();
-      const calls = nativeCallCount();
-      const evaluated = attn.forward(x).output.dataSync();
-      expect(nativeCallCount() - calls).toBeGreaterThan(0);
-      const err = train.reduce((m, v, i) => Math.max(m, Math.abs(v - evaluated[i]!)), 0);
-      expect(err, `batchFirst=${batchFirst}`).toBeLessThanOrEqual(1e-5);
+      const keyPaddingMask = tf.tensor2d(
+        [
+          [0, 1, 0, 0, 0, 0, 0, 0, 1],
+          [0, 0, 0, 0, 0, 0, 0, 0, 0],
+        ],
+        [2, 9],
+        'bool',
+      );
+      for (const options of [{}, { keyPaddingMask }]) {
+        attn.train();
+        const train = Float64Array.from(attn.forward(x, x, x, options).output.dataSync());
+        attn.eval();
+        const calls = nativeCallCount();
+        const evaluated = attn.forward(x, x, x, options).output.dataSync();
+        expect(nativeCallCount() - calls).toBeGreaterThan(0);
+        const err = train.reduce((m, v, i) => Math.max(m, Math.abs(v - evaluated[i]!)), 0);
+        expect(err, `batchFirst=${batchFirst} ${Object.keys(options)}`).toBeLessThanOrEqual(1e-5);
+      }
       expectNoLeak(() => attn.forward(x).output.dispose());
       attn.dispose();
     }
@@ -351,7 +376,7 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
     disposeGradients(grads);
     value.dispose();
     mlp.eval();
-    const after = mlp.forward(x).dataSync();
+    const after = Float64Array.from(mlp.forward(x).dataSync());
     const want = reference();
     expect(
       after.some((v, i) => Math.abs(v - before[i]!) > 1e-3),

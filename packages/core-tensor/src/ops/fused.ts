@@ -174,12 +174,28 @@ function composedCosineAttention({ qkv, scale, bias, mask, heads: h, dropout }: 
   });
 }
 
+/** `[B, N]` bool (true = a key to ignore) → the additive `[B, 1, N, N]` mask: −∞ at ignored keys, 0 elsewhere. */
+function paddingBias(keyPadding: Tensor, n: number): Tensor {
+  return tf.tidy(() => {
+    const b = keyPadding.shape[0]!;
+    const keys = tf.broadcastTo(tf.reshape(keyPadding, [b, 1, 1, n]), [b, 1, n, n]);
+    return tf.where(keys, tf.fill([b, 1, n, n], -Infinity), tf.zeros([b, 1, n, n]));
+  });
+}
+
+/** softmax(q·kᵀ/√d + padding) per head, `[B, heads, N, N]`, from tfjs ops. */
+function attentionProbs(q: Tensor, k: Tensor, keyPadding: Tensor | null): Tensor {
+  return tf.tidy(() => {
+    const logits = tf.mul(matMul(q, k, false, true), 1 / Math.sqrt(q.shape[3]!));
+    return tf.softmax(keyPadding ? tf.add(logits, paddingBias(keyPadding, q.shape[2]!)) : logits, -1);
+  });
+}
+
 /** {@link selfAttention} from tfjs ops. */
-function composedSelfAttention(qkv: Tensor, heads: number): Tensor {
+function composedSelfAttention(qkv: Tensor, heads: number, keyPadding: Tensor | null): Tensor {
   return tf.tidy(() => {
     const [q, k, v] = splitHeads(qkv, heads);
-    const d = q.shape[3]!;
-    return mergeHeads(matMul(tf.softmax(matMul(tf.mul(q, 1 / Math.sqrt(d)), k, false, true), -1), v));
+    return mergeHeads(matMul(attentionProbs(q, k, keyPadding), v));
   });
 }
 
@@ -188,9 +204,10 @@ function composedSelfAttention(qkv: Tensor, heads: number): Tensor {
  * `[B, N, 3C]` (q, k, v side by side, heads of `C / heads` channels inside each) → `[B, N, C]` with
  * the heads side by side (ready for the output projection). With the native kernels one kernel
  * over all heads (no split, transposes or separate softmax); the gradient is the composition's
- * (recomputed: the fused path is for inference). No dropout, no masks.
+ * (recomputed: the fused path is for inference). `keyPadding` `[B, N]` bool (true = ignore that key,
+ * PyTorch's `key_padding_mask`; every sample must keep a key) or null. No dropout.
  */
-export function selfAttention(qkv: Tensor, heads: number): Tensor {
+export function selfAttention(qkv: Tensor, heads: number, keyPadding: Tensor | null = null): Tensor {
   if (!Number.isInteger(heads) || heads < 1)
     throw new SkySenseError('E_ARG', `selfAttention: heads: expected a positive integer, got ${heads}`);
   if (qkv.rank !== 3 || qkv.shape[2]! % (3 * heads) !== 0)
@@ -198,42 +215,38 @@ export function selfAttention(qkv: Tensor, heads: number): Tensor {
       'E_SHAPE',
       `selfAttention: qkv: expected [B, N, 3·C] with C divisible by ${heads} heads, got ${formatShape(qkv.shape)}`,
     );
-  const n = fusedAddon(qkv);
-  if (!n || qkv.size === 0) return composedSelfAttention(qkv, heads);
   const [b, tokens, c3] = qkv.shape as [number, number, number];
+  if (keyPadding && (keyPadding.dtype !== 'bool' || !same(keyPadding.shape, [b, tokens])))
+    throw new SkySenseError(
+      'E_SHAPE',
+      `selfAttention: keyPadding: expected bool [${b}, ${tokens}], got ${keyPadding.dtype} ${formatShape(keyPadding.shape)}`,
+    );
+  const n = fusedAddon(qkv);
+  if (!n || qkv.size === 0) return composedSelfAttention(qkv, heads, keyPadding);
   const c = c3 / 3;
   const d = c / heads;
   const scale = new Float32Array(heads).fill(1 / Math.sqrt(d));
-  return withGradient(
+  const mask = keyPadding ? paddingBias(keyPadding, tokens) : null; // [B, 1, N, N]: sample b's mask in the kernel
+  const probs = uninitializedF32(b * heads * tokens * tokens);
+  const out = withGradient(
     [qkv],
     ([x]) =>
-      produce([b, tokens, c], (out) =>
-        n.cosineAttention(
-          values(x!),
-          scale,
-          EMPTY,
-          EMPTY,
-          out,
-          uninitializedF32(b * heads * tokens * tokens),
-          b,
-          tokens,
-          heads,
-          d,
-          1,
-          false,
-        ),
+      produce([b, tokens, c], (o) =>
+        n.cosineAttention(values(x!), scale, EMPTY, mask ? values(mask) : EMPTY, o, probs, b, tokens, heads, d, b, false),
       ),
-    (dy, [x]) => [selfAttentionGrad(x!, dy, heads)],
+    (dy, [x]) => [selfAttentionGrad(x!, dy, heads, keyPadding)],
   );
+  mask?.dispose();
+  return out;
 }
 
 /** The gradient of {@link selfAttention} with respect to qkv, from tfjs ops (the probabilities recomputed). */
-function selfAttentionGrad(qkv: Tensor, dy: Tensor, heads: number): Tensor {
+function selfAttentionGrad(qkv: Tensor, dy: Tensor, heads: number, keyPadding: Tensor | null): Tensor {
   return tf.tidy(() => {
     const [b, n, c3] = qkv.shape as [number, number, number];
     const [q, k, v] = splitHeads(qkv, heads);
     const alpha = 1 / Math.sqrt(q.shape[3]!);
-    const p = tf.softmax(tf.mul(matMul(q, k, false, true), alpha), -1);
+    const p = attentionProbs(q, k, keyPadding);
     const dOut = tf.transpose(tf.reshape(dy, [b, n, heads, -1]), [0, 2, 1, 3]);
     const dP = matMul(dOut, v, false, true);
     const dS = tf.mul(tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))), alpha);
