@@ -1,12 +1,14 @@
 // The GEMM driver: the built-in GEMM, or OpenBLAS where the addon was built against it and it was
-// asked for (SetGemmKernel("openblas")). The built-in GEMM — op(A) packed in MC×KC blocks of MR-high panels shared by the
-// threads (in L2), each KC×NR panel of op(B) packed just before use into a buffer that stays in L1
-// and run against every A panel of the block, the micro-kernel of gemm_kernel.h chosen once at load
-// from what the CPU supports, the work split over (column chunk × row part) tasks of the thread pool.
+// asked for (SetGemmKernel("openblas")). The built-in GEMM: each KC×NR panel of op(B) packed just
+// before use into a buffer that stays in L1 and run against the MR-row panels of a block of up to
+// MC rows of op(A), which the micro-kernel reads in place (a transposed A is packed first), the
+// micro-kernel of gemm_kernel.h chosen once at load from what the CPU supports, the work split over
+// (row block × column chunk × row part) tasks of the thread pool.
 // The models' GEMMs have few rows (tokens) and large weights (op(B)): a weight is read once per
 // 512 rows, straight into L1, with no packed copy of it written to or read back from memory.
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -27,7 +29,7 @@ const GemmKernel* GemmKernelAvx2() { return nullptr; }
 namespace {
 
 constexpr int64_t KC = 256;   // depth of a block: an NR-wide B panel (KC·NR floats) stays in L1
-constexpr int64_t MC = 512;   // rows of an A block (MC·KC floats, in L2), packed once and shared by the threads
+constexpr int64_t MC = 512;   // rows of an A block (MC·KC floats, in L2) that one B panel meets
 constexpr int64_t kSerialWork = int64_t(1) << 17;  // M·N·K below which one thread does it all
 
 bool CpuHas(const char* feature) {
@@ -201,10 +203,11 @@ void BuiltinGemm(const Problem& p) {
   const int mr = p.kern->mr, nr = p.kern->nr;
   const size_t threads = p.M * p.N * p.K < kSerialWork ? 1 : threadCount();
   Plan pl{&p, nullptr, std::max<int64_t>(mr, MC / mr * mr), size_t((p.N + nr - 1) / nr), 0, 0, 0, 0, 0};
-  thread_local std::vector<float> abuf;
   const size_t slivers = size_t((p.M + mr - 1) / mr);
+  std::unique_ptr<float[]> packedA;  // this call's only (not kept: it is M × K, the size of a gradient)
   if (p.tA) {  // a transposed A is read across its rows: packed once, whole (M × K), in MR-high panels
-    float* ap = Scratch(abuf, slivers * size_t(mr) * size_t(p.K));
+    packedA.reset(new float[slivers * size_t(mr) * size_t(p.K)]);
+    float* ap = packedA.get();
     struct Job {
       const Problem* p;
       float* ap;

@@ -308,6 +308,16 @@ describe.runIf(nativeAddon() !== null)('native kernels vs the JavaScript kernels
       selfAttention(qkv, 2, padding),
       tf.grad((t: Tensor) => tf.sum(tf.mul(selfAttention(t, 2, padding), g)))(qkv),
     ]);
+    expectNoLeak(() => selfAttention(qkv, 2, padding).dispose());
+    expect(() => selfAttention(qkv, 2, tf.ones([3, 6], 'bool'))).toThrow(
+      /selfAttention: keyPadding: a sample has every key masked; its attention would be NaN/,
+    );
+    expect(() => selfAttention(qkv, 2, tf.zeros([3, 5], 'bool'))).toThrow(
+      /selfAttention: keyPadding: expected bool \[3, 6\], got bool \[3,5\]|got bool \[3, 5\]/,
+    );
+    expect(() => linear(rand([2, 3]), rand([4, 3]), rand([4]), 'relu' as 'gelu')).toThrow(
+      /linear: activation: expected 'gelu' or none, got 'relu'/,
+    );
     expect(() => selfAttention(rand([1, 2, 9]), 2)).toThrow(
       /selfAttention: qkv: expected \[B, N, 3·C\] with C divisible by 2 heads, got \[1, 2, 9\]/,
     );

@@ -79,6 +79,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null, activatio
       `linear: expected x [..., in], weight [out, in], bias [out]; got x ${formatShape(x.shape)}, weight ${formatShape(weight.shape)}${b}`,
     );
   }
+  if (activation !== undefined && activation !== 'gelu')
+    throw new SkySenseError('E_ARG', `linear: activation: expected 'gelu' or none, got '${String(activation)}'`);
   return tf.tidy(() => {
     const flat = tf.reshape(x, [-1, inF]);
     const withAct = bias && activation ? nativeLinear(flat, weight, bias, activation) : null;

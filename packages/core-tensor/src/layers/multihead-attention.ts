@@ -4,7 +4,7 @@ import { assertInRange, assertInt, formatShape } from '../validate';
 import { xavierUniform, zeros } from '../init';
 import { Module, type Parameter } from '../module';
 import { matMul } from '../ops/matmul';
-import { selfAttention } from '../ops/fused';
+import { checkKeyPadding, checkedSelfAttention } from '../ops/fused';
 import { Dropout } from './dropout';
 import { Linear, linear } from './linear';
 
@@ -89,8 +89,8 @@ export class MultiheadAttention extends Module {
         // eval mode: one fused kernel for the heads (what the branch below computes, dropout off)
         const qkv = linear(toBatchFirst(query), this.inProjWeight.value, this.inProjBias?.value ?? null);
         const padding = options.keyPaddingMask ?? null;
-        if (padding) checkKeyPaddingMask(padding, qkv.shape[0]!, qkv.shape[1]!);
-        return [restore(this.outProj.forward(selfAttention(qkv, this.numHeads, padding)))];
+        if (padding) checkKeyPadding(padding, qkv.shape[0]!, qkv.shape[1]!, 'keyPaddingMask');
+        return [restore(this.outProj.forward(checkedSelfAttention(qkv, this.numHeads, padding)))];
       }
       const [q, k, v] = this.project(toBatchFirst(query), toBatchFirst(key), toBatchFirst(value), self);
       const [n, l] = [q.shape[0]!, q.shape[1]!];
@@ -163,19 +163,10 @@ export class MultiheadAttention extends Module {
       out = attnMask.dtype === 'bool' ? tf.where(tf.broadcastTo(m, out.shape), tf.fill(out.shape, -Infinity), out) : tf.add(out, m);
     }
     if (keyPaddingMask) {
-      checkKeyPaddingMask(keyPaddingMask, n, s);
+      checkKeyPadding(keyPaddingMask, n, s, 'keyPaddingMask');
       const m = tf.broadcastTo(tf.reshape(keyPaddingMask, [n, 1, 1, s]), out.shape);
       out = tf.where(m, tf.fill(out.shape, -Infinity), out);
     }
     return out;
   }
-}
-
-/** A key padding mask must be bool `[n, s]` and leave every sample at least one key. */
-function checkKeyPaddingMask(mask: Tensor, n: number, s: number): void {
-  if (mask.dtype !== 'bool' || mask.rank !== 2 || mask.shape[0] !== n || mask.shape[1] !== s)
-    throw new SkySenseError('E_SHAPE', `keyPaddingMask: expected bool [${n}, ${s}], got ${mask.dtype} ${formatShape(mask.shape)}`);
-  const allMasked = tf.tidy(() => tf.any(tf.all(mask, 1)).dataSync()[0]);
-  if (allMasked)
-    throw new SkySenseError('E_ARG', 'keyPaddingMask: a sample has every key masked; its attention would be NaN (as in PyTorch)');
 }

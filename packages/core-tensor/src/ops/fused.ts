@@ -215,12 +215,24 @@ export function selfAttention(qkv: Tensor, heads: number, keyPadding: Tensor | n
       'E_SHAPE',
       `selfAttention: qkv: expected [B, N, 3·C] with C divisible by ${heads} heads, got ${formatShape(qkv.shape)}`,
     );
+  if (keyPadding) checkKeyPadding(keyPadding, qkv.shape[0]!, qkv.shape[1]!, 'selfAttention: keyPadding');
+  return checkedSelfAttention(qkv, heads, keyPadding);
+}
+
+/**
+ * A key padding mask must be bool `[n, s]` and leave every sample at least one key; `what` names
+ * the argument in the error. Internal: {@link selfAttention} and `MultiheadAttention` share it.
+ */
+export function checkKeyPadding(mask: Tensor, n: number, s: number, what: string): void {
+  if (mask.dtype !== 'bool' || !same(mask.shape, [n, s]))
+    throw new SkySenseError('E_SHAPE', `${what}: expected bool [${n}, ${s}], got ${mask.dtype} ${formatShape(mask.shape)}`);
+  const allMasked = tf.tidy(() => tf.any(tf.all(mask, 1)).dataSync()[0]);
+  if (allMasked) throw new SkySenseError('E_ARG', `${what}: a sample has every key masked; its attention would be NaN (as in PyTorch)`);
+}
+
+/** {@link selfAttention} on arguments already checked (`MultiheadAttention` checks them with its own names). */
+export function checkedSelfAttention(qkv: Tensor, heads: number, keyPadding: Tensor | null): Tensor {
   const [b, tokens, c3] = qkv.shape as [number, number, number];
-  if (keyPadding && (keyPadding.dtype !== 'bool' || !same(keyPadding.shape, [b, tokens])))
-    throw new SkySenseError(
-      'E_SHAPE',
-      `selfAttention: keyPadding: expected bool [${b}, ${tokens}], got ${keyPadding.dtype} ${formatShape(keyPadding.shape)}`,
-    );
   const n = fusedAddon(qkv);
   if (!n || qkv.size === 0) return composedSelfAttention(qkv, heads, keyPadding);
   const c = c3 / 3;
