@@ -138,7 +138,11 @@ export async function ortResults(
       intraOpNumThreads: 2,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
+    }).catch((e: Error) => {
+      console.log(`  ONNX Runtime ${w.name}: cannot load ${w.model} (${e.message.split('\n')[0]}); delete ${models.dir} to export again`);
+      return null;
     });
+    if (!session) continue;
     const feeds = Object.fromEntries(w.inputs.map((i) => [i.name, new ort.Tensor('float32', readF32(join(models.dir, i.file)), i.shape)]));
     const error = relativeError((await session.run(feeds)).y!.data, readF32(join(models.dir, w.output.file)));
     if (!(error <= ORT_TOLERANCE)) {
