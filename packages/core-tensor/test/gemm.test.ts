@@ -54,7 +54,7 @@ function runnable(): GemmChoice[] {
 
 describe.runIf(nativeAddon() !== null)('native GEMM', () => {
   beforeAll(() => initBackend({ force: 'cpu' }));
-  afterAll(() => setNativeGemm('auto'));
+  afterAll(() => setNativeGemm((process.env.SKYSENSE_GEMM?.trim().toLowerCase() as GemmChoice | undefined) || 'auto')); // the job's GEMM again
 
   it('runs the baseline kernel everywhere and names the one in use', () => {
     const gemms = runnable();
