@@ -54,6 +54,7 @@ export {
   NATIVE_BACKEND,
   type GemmChoice,
 } from './native';
+export { bufferPoolStats, emptyBufferPool, setBufferPoolLimit, type BufferPoolStats } from './buffer-pool';
 export {
   type Initializer,
   type KaimingOptions,
@@ -78,6 +79,8 @@ export {
   Module,
   Parameter,
   Buffer,
+  DerivedTensor,
+  recordingGradients,
   shapeOnly,
   isBuildingShapeOnly,
   inferPrefix,

@@ -170,6 +170,48 @@ export class Buffer {
   }
 }
 
+/** Whether tfjs is recording operations for gradients (inside `valueAndGrads`, `tf.grad`, …). */
+export function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
+/**
+ * A tensor a module computes from its parameters alone (Swin V2's position bias, from its MLP), made
+ * with {@link Module.registerDerived}: in eval mode, when no gradients are recorded, it is computed
+ * once and kept — what ONNX Runtime's constant folding does to such a subgraph — and computed again
+ * as soon as one of the module's parameters has new data (every `assign`: an optimizer step, EMA,
+ * `loadStateDict`). In training mode, or while gradients are recorded, it is computed afresh each
+ * call, so gradients reach the parameters.
+ */
+export class DerivedTensor {
+  private kept: Tensor | null = null;
+  private key: readonly object[] = [];
+
+  constructor(
+    private readonly owner: Module,
+    private readonly compute: () => Tensor,
+  ) {}
+
+  /** The tensor. Call it inside `tf.tidy` and never dispose what it returns (it may be the kept one). */
+  get(): Tensor {
+    if (this.owner.training || recordingGradients()) return this.compute();
+    const key = this.owner.namedParameters().map(([, p]) => p.value.dataId);
+    if (!this.kept || key.length !== this.key.length || key.some((k, i) => k !== this.key[i])) {
+      this.dispose();
+      this.kept = tf.keep(tf.tidy(this.compute));
+      this.key = key;
+    }
+    return this.kept;
+  }
+
+  /** Frees the kept tensor (the next eval-mode `get` computes it again). */
+  dispose(): void {
+    this.kept?.dispose();
+    this.kept = null;
+    this.key = [];
+  }
+}
+
 /**
  * Where `loadStateDict` reads tensors from: a plain object or `Map` of tensors, or a lazy source
  * (such as an open safetensors file) that reads one tensor at a time.
@@ -289,6 +331,7 @@ export abstract class Module {
   private readonly params = new Map<string, Parameter>();
   private readonly buffers = new Map<string, Buffer>();
   private readonly children = new Map<string, Module>();
+  private readonly derived: DerivedTensor[] = [];
 
   /**
    * Creates and registers a parameter. In shape-only mode no tensor is allocated.
@@ -319,6 +362,16 @@ export abstract class Module {
     value?.dispose();
     this.buffers.set(name, b);
     return b;
+  }
+
+  /**
+   * Registers a tensor computed from this module's parameters alone (`compute` reads no input): kept
+   * between eval-mode calls until a parameter changes — see {@link DerivedTensor}.
+   */
+  protected registerDerived(compute: () => Tensor): DerivedTensor {
+    const d = new DerivedTensor(this, compute);
+    this.derived.push(d);
+    return d;
   }
 
   /** Registers a child module under `name` and returns it. */
@@ -508,8 +561,9 @@ export abstract class Module {
       .map(([, p]) => p.value);
   }
 
-  /** Frees every parameter and buffer of the tree. */
+  /** Frees every parameter, buffer and kept derived tensor of the tree. */
   dispose(): void {
+    for (const [, m] of this.namedModules()) for (const d of m.derived) d.dispose();
     for (const [, p] of this.namedParameters()) p.dispose();
     for (const [, b] of this.namedBuffers()) b.dispose();
   }

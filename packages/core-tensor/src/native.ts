@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bufferPoolLimitFromEnv, poolBuffersOf, uninitializedF32 } from './buffer-pool';
 import { SkySenseError } from './errors';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from './tf';
@@ -137,15 +138,6 @@ export function opCode<K extends string>(table: Record<K, number>, name: K): num
  * CPU). Set with `SKYSENSE_GEMM`.
  */
 export type GemmChoice = 'auto' | 'openblas' | 'avx512' | 'avx2' | 'baseline';
-
-/**
- * A float32 array of `n` elements whose memory is not zeroed first (Node's `Buffer.allocUnsafeSlow`):
- * for the outputs of kernels that write every element — a large output otherwise costs a zeroing
- * pass (or fresh pages) before the kernel writes it again.
- */
-export function uninitializedF32(n: number): Float32Array {
-  return n === 0 ? new Float32Array(0) : new Float32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n);
-}
 
 /** The values {@link GemmChoice} takes. */
 export const GEMM_CHOICES: readonly GemmChoice[] = ['auto', 'openblas', 'avx512', 'avx2', 'baseline'];
@@ -296,6 +288,16 @@ export function setNativeGemm(name: GemmChoice): string {
   if (!n) throw new SkySenseError('E_BACKEND', `gemm: the native kernels are not loaded (${loadReason})`);
   if (!n.setGemm(name)) throw cannotRun(name, 'gemm', n);
   return n.gemmName();
+}
+
+/**
+ * The float32 values of a tensor on the native kernels' backend, as the kernels read them (the
+ * backend's own array: not a read that gives the array away, as `dataSync` does — see
+ * buffer-pool.ts); `dataSync` for a tensor held elsewhere. Internal: for the fused ops' inputs.
+ */
+export function kernelInput(t: tf.Tensor): Float32Array {
+  const v = nativeKernelsActive() ? (tf.backend() as unknown as CpuBackend).data.get(t.dataId)?.values : undefined;
+  return v instanceof Float32Array ? v : (t.dataSync() as Float32Array);
 }
 
 const f32 = (b: CpuBackend, t: TensorInfo): Float32Array | null => {
@@ -782,7 +784,16 @@ function cpuKernel(name: string, impl: NativeKernel): KernelFunc {
 function registerNativeBackend(n: NativeAddon): string[] {
   const kernels = Object.entries(nativeKernels(n)).filter(([name]) => tf.getKernel(name, 'cpu'));
   if (!tf.findBackendFactory(NATIVE_BACKEND)) {
-    tf.registerBackend(NATIVE_BACKEND, () => Object.assign(new MathBackendCPU(), { firstUse: false }), 0);
+    bufferPoolLimitFromEnv();
+    tf.registerBackend(
+      NATIVE_BACKEND,
+      () => {
+        const backend = Object.assign(new MathBackendCPU(), { firstUse: false });
+        poolBuffersOf(backend);
+        return backend;
+      },
+      0,
+    );
     tf.copyRegisteredKernels('cpu', NATIVE_BACKEND);
     for (const [name, impl] of kernels) {
       tf.unregisterKernel(name, NATIVE_BACKEND);

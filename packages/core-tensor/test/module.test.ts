@@ -7,7 +7,11 @@ import {
   MultiheadAttention,
   Parameter,
   SkySenseError,
+  constant,
+  disposeGradients,
   initBackend,
+  valueAndGrads,
+  type DerivedTensor,
   shapeOnly,
   tf,
   type Tensor,
@@ -179,5 +183,65 @@ describe('Module', () => {
     const normal = new Linear(2, 2);
     expect(normal.weight.allocated).toBe(true);
     normal.dispose();
+  });
+});
+
+/** `y = x · sum(2·w)`: the doubled weights are a tensor derived from the parameter alone. */
+class Doubler extends Module {
+  readonly w: Parameter = this.registerParameter('w', [3], constant(1));
+  computed = 0;
+  readonly doubled: DerivedTensor = this.registerDerived(() => {
+    this.computed++;
+    return tf.mul(this.w.value, 2);
+  });
+  forward(x: Tensor): Tensor {
+    return tf.tidy(() => tf.mul(x, tf.sum(this.doubled.get())));
+  }
+}
+
+describe('Module.registerDerived', () => {
+  beforeAll(() => initBackend({ force: 'cpu' }));
+
+  it('keeps the tensor between eval-mode calls and computes it again once a parameter has new data', () => {
+    const m = new Doubler();
+    m.eval();
+    const x = tf.scalar(1);
+    const run = () => {
+      const y = m.forward(x);
+      const v = y.dataSync()[0]!;
+      y.dispose();
+      return v;
+    };
+    expect([run(), run(), run()]).toEqual([6, 6, 6]);
+    expect(m.computed).toBe(1);
+    m.w.assign(tf.tensor1d([1, 2, 3])); // what an optimizer step or loadStateDict does
+    expect(run()).toBe(12);
+    expect(m.computed).toBe(2);
+    const before = tf.memory().numTensors;
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(before - 2); // the parameter and the kept tensor
+    x.dispose();
+  });
+
+  it('computes it afresh in training mode and while gradients are recorded, so gradients reach the parameter', () => {
+    const m = new Doubler();
+    const x = tf.scalar(1);
+    m.train();
+    m.forward(x).dispose();
+    m.forward(x).dispose();
+    expect(m.computed).toBe(2);
+    m.eval();
+    const { value, grads } = valueAndGrads(m, () => m.forward(x) as tf.Scalar);
+    expect(m.computed).toBe(3);
+    expect(Array.from(grads.get(m.w)!.dataSync())).toEqual([2, 2, 2]);
+    value.dispose();
+    disposeGradients(grads);
+    const before = tf.memory().numTensors;
+    m.forward(x).dispose(); // eval, no gradients: kept from now on
+    m.forward(x).dispose();
+    expect(m.computed).toBe(4);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    tf.dispose(x);
+    m.dispose();
   });
 });

@@ -1,6 +1,7 @@
 import {
   Dropout,
   DropPath,
+  type DerivedTensor,
   Linear,
   Module,
   ReLU,
@@ -124,6 +125,8 @@ export class WindowMSAV2 extends Module {
   private readonly projDrop: Dropout;
   private readonly coordsTable: Float32Array;
   private readonly positionIndex: Int32Array;
+  /** {@link positionBias}, kept between eval-mode calls (it depends on the weights alone). */
+  private readonly keptPositionBias: DerivedTensor;
 
   constructor(
     readonly embedDims: number,
@@ -148,6 +151,7 @@ export class WindowMSAV2 extends Module {
     this.projDrop = this.registerModule('proj_drop', new Dropout(options.projDrop ?? 0));
     this.coordsTable = relativeCoordsTable(window, options.pretrainedWindowSize);
     this.positionIndex = relativePositionIndex(window);
+    this.keptPositionBias = this.registerDerived(() => this.positionBias());
   }
 
   /** The position bias `[heads, N, N]` (already `16 · sigmoid(·)`). */
@@ -175,7 +179,7 @@ export class WindowMSAV2 extends Module {
       const qkvBias = this.qBias ? tf.concat([this.qBias.value, tf.zeros([c]), this.vBias!.value]) : null;
       const qkv = linear(x, this.qkv.weight.value, qkvBias);
       const scale = tf.exp(tf.minimum(this.logitScale.value, LOGIT_SCALE_MAX));
-      const bias = this.positionBias();
+      const bias = this.keptPositionBias.get();
       const dropout = this.training && this.attnDrop.p > 0 ? (p: Tensor) => this.attnDrop.forward(p) : undefined;
       const attn = cosineWindowAttention({
         qkv,

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { SkySenseError, disposeGradients, initBackend, shapeOnly, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { AdamW, SkySenseError, disposeGradients, initBackend, shapeOnly, tf, valueAndGrads, type Tensor } from '@skysense/core-tensor';
 import {
   PatchMerging,
   SWIN_V2_ARCHS,
   SwinBlockV2,
   SwinTransformerV2,
+  WindowMSAV2,
   rgbNirStateDict,
   widenPatchEmbedToRgbNir,
   windowOrder,
@@ -276,5 +277,32 @@ describe('SwinTransformerV2', () => {
     expect(() => SwinTransformerV2.fromConfig({ arch: 'tiny', windw_size: 8 })).toThrow(/unknown argument\(s\) windw_size/);
     expect(() => SwinTransformerV2.fromConfig({ arch: 'tiny', norm_cfg: { type: 'BN' } })).toThrow(SkySenseError);
     expect(() => new SwinTransformerV2({ arch: 'enormous' as never })).toThrow(/arch: expected one of tiny/);
+  });
+
+  it('in eval mode the position bias is computed once, and again after an optimizer step changes the weights', () => {
+    const attn = new WindowMSAV2(16, [4, 4], 2);
+    const spy = vi.spyOn(attn, 'positionBias');
+    const x = tf.randomNormal([2, 16, 16]);
+    attn.eval();
+    const before = attn.forward(x);
+    tf.dispose([attn.forward(x), attn.forward(x)]);
+    expect(spy).toHaveBeenCalledTimes(1);
+    const opt = new AdamW(attn, { lr: 0.05 });
+    attn.train();
+    const { value, grads } = valueAndGrads(attn, () => tf.mean(tf.square(attn.forward(x))) as tf.Scalar);
+    opt.step(grads);
+    disposeGradients(grads);
+    value.dispose();
+    attn.eval();
+    const after = attn.forward(x);
+    const fresh = new WindowMSAV2(16, [4, 4], 2);
+    fresh.loadStateDict(attn.stateDict());
+    fresh.eval();
+    const want = fresh.forward(x);
+    expect(maxAbsDiff(before, after), 'the step changed the output').toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(after, want), 'the kept bias follows the new weights').toBeLessThanOrEqual(1e-6);
+    tf.dispose([x, before, after, want]);
+    attn.dispose();
+    fresh.dispose();
   });
 });

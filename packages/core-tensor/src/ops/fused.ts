@@ -1,7 +1,8 @@
 import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
 import { formatShape } from '../validate';
-import { countNativeCall, nativeAddon, nativeKernelsActive, opCode, uninitializedF32, type NativeAddon } from '../native';
+import { uninitializedF32 } from '../buffer-pool';
+import { countNativeCall, kernelInput, nativeAddon, nativeKernelsActive, opCode, type NativeAddon } from '../native';
 import { withGradient } from './custom-grad';
 import { matMul } from './matmul';
 import { l2Normalize } from './normalize';
@@ -20,7 +21,7 @@ function fusedAddon(...xs: (Tensor | null | undefined)[]): NativeAddon | null {
   return nativeAddon();
 }
 
-const values = (t: Tensor): Float32Array => t.dataSync() as Float32Array;
+const values = kernelInput;
 const EMPTY = new Float32Array(0);
 
 /** A float32 tensor of `shape` whose every value `fill` writes (skipped when empty). */
