@@ -251,6 +251,8 @@ void Sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
   BuiltinGemm(Problem{builtin.load(std::memory_order_relaxed), transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C});
 }
 
+const GemmKernel& BuiltinKernel() { return *builtin.load(std::memory_order_relaxed); }
+
 void LinearGemm(const float* x, const float* w, const float* bias, float* out, int64_t rows, int64_t outF, int64_t inF, bool gelu) {
   if (rows <= 0 || outF <= 0) return;
   const bool blas = kHaveBlas && useBlas.load(std::memory_order_relaxed);

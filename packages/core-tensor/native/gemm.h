@@ -37,7 +37,21 @@ struct GemmKernel {
   void (*packT)(const float* b, int64_t ldb, int64_t kc, int64_t cols, float* dst);
   // A linear layer's tile epilogue: rows × cols of c (ldc) += bias (when given), then the exact GELU (when asked).
   void (*epilogue)(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* bias, bool gelu);
+  // The element-wise parts of attention, vectorised for the same instruction set:
+  // F.normalize of n rows of d (x, ld apart): dst[i·d + j] = x[i·ld + j] / norm[i], norm[i] =
+  // √max(Σx², eps²) with sumSq[i] = Σx² (double) kept for the backward pass;
+  void (*normalizeRows)(const float* x, int64_t ld, int64_t n, int64_t d, float* dst, double* sumSq, float* norm);
+  // one row of attention probabilities: row = softmax(s·scale + bias + mask) over n ≥ 1 keys (bias,
+  // mask null when absent; the sum in double).
+  void (*softmaxRow)(const float* s, float scale, const float* bias, const float* mask, float* row, int64_t n);
 };
+
+// (1e-12)²: F.normalize's eps, squared.
+constexpr double kNormEps2 = 1e-24;
+
+// The built-in micro-kernel in use (also when OpenBLAS runs the GEMMs: its element-wise functions
+// serve the fused kernels).
+const GemmKernel& BuiltinKernel();
 
 // The micro-kernels of this build (each compiled for its instruction set in its own file); null
 // where the build has none for that set.

@@ -86,6 +86,55 @@ void TileEpilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, const float
   }
 }
 
+// Σ f(i) over i < n in double, in 16 partial sums (independent additions vectorise).
+template <class F>
+inline double SumD(int64_t n, F f) {
+  double p[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; l++) p[l] += f(i + l);
+  for (; i < n; i++) p[0] += f(i);
+  double t = 0;
+  for (double v : p) t += v;
+  return t;
+}
+
+void NormalizeRows(const float* x, int64_t ld, int64_t n, int64_t d, float* __restrict dst, double* sumSq, float* norm) {
+  for (int64_t i = 0; i < n; i++) {
+    const float* __restrict xr = x + i * ld;
+    if (i + 4 < n) {  // rows ld apart, a few lines each: too short for the hardware prefetcher
+      for (int64_t j = 0; j < d; j += 16) __builtin_prefetch(xr + 4 * ld + j);
+      __builtin_prefetch(xr + 4 * ld + d - 1);
+    }
+    const double ss = SumD(d, [&](int64_t j) { return double(xr[j]) * xr[j]; });
+    sumSq[i] = ss;
+    norm[i] = float(std::sqrt(std::max(ss, skysense::kNormEps2)));
+    const float inv = 1.0f / norm[i];
+    for (int64_t j = 0; j < d; j++) dst[i * d + j] = xr[j] * inv;
+  }
+}
+
+void SoftmaxRow(const float* __restrict s, float scale, const float* __restrict bias, const float* __restrict mask, float* __restrict row, int64_t n) {
+  for (int64_t j = 0; j < n; j++) row[j] = s[j] * scale;
+  if (bias)
+    for (int64_t j = 0; j < n; j++) row[j] += bias[j];
+  if (mask)
+    for (int64_t j = 0; j < n; j++) row[j] += mask[j];
+  float p[16];
+  for (float& v : p) v = row[0];
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; l++) p[l] = p[l] > row[j + l] ? p[l] : row[j + l];
+  for (; j < n; j++) p[0] = p[0] > row[j] ? p[0] : row[j];
+  float mx = p[0];
+  for (float v : p) mx = mx > v ? mx : v;
+  for (int64_t q = 0; q < n; q++) row[q] = ExpFast(row[q] - mx);
+  const float inv = float(1.0 / SumD(n, [&](int64_t q) { return double(row[q]); }));
+  for (int64_t q = 0; q < n; q++) row[q] *= inv;
+}
+
 // MR rows × NV vectors of W floats: MR·NV accumulators stay in registers for the whole k loop. The
 // rows of A come packed (a[k·MR + i], PackedA) or are read where they are (a[i·lda + k]: a
 // row-major A needs no packing, its rows streaming through the cache as the k loop reads them).
@@ -138,7 +187,9 @@ void MicroKernel(int64_t kc, const float* __restrict a, int64_t lda, const float
                               &MicroKernel<MR, (NR) / (W), W, true>,                                             \
                               &MicroKernel<MR, (NR) / (W), W, false>,                                            \
                               &PackPanelT<NR, W>,                                                                \
-                              &TileEpilogue};                                                                    \
+                              &TileEpilogue,                                                                     \
+                              &NormalizeRows,                                                                    \
+                              &SoftmaxRow};                                                                      \
     return &k;                                                                                                     \
   }                                                                                                                \
   }

@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   GEMM_CHOICES,
   Generator,
+  cosineWindowAttention,
+  selfAttention,
   SkySenseError,
   disableNativeKernels,
   enableNativeKernels,
@@ -128,6 +130,38 @@ describe.runIf(nativeAddon() !== null)('native GEMM', () => {
           expect(err / Math.sqrt(inF), `${g} linear ${rows}x${inF}→${outF} act=${act}`).toBeLessThanOrEqual(2e-6);
         }
     }
+  });
+
+  it("each kernel's attention rows (normalisation, softmax) equal the JavaScript composition: cosine window and scaled dot-product", () => {
+    const rand = (shape: number[], scale = 1) =>
+      tf.tensor(
+        values(shape.reduce((p, q) => p * q, 1)).map((v) => v * scale),
+        shape,
+      );
+    // 37 keys: two 16-wide blocks and a tail; one window's q row all zeros (F.normalize's eps)
+    const [b, n, heads, d] = [4, 37, 3, 20];
+    const qkv = tf.tidy(() => tf.concat([tf.zeros([1, n, 3 * heads * d]), rand([b - 1, n, 3 * heads * d])]));
+    const scale = rand([heads], 8);
+    const bias = rand([heads, n, n], 4);
+    const mask = tf.tidy(() => tf.mul(tf.cast(tf.greater(rand([2, n, n]), 0.6), 'float32'), -100));
+    const run = () => [
+      cosineWindowAttention({ qkv, scale, bias, mask, heads }),
+      cosineWindowAttention({ qkv, scale, bias, mask: null, heads }),
+      selfAttention(qkv, heads),
+    ];
+    disableNativeKernels();
+    const js = run().map((t) => Array.from(t.dataSync() as Float32Array));
+    enableNativeKernels();
+    for (const g of runnable()) {
+      setNativeGemm(g);
+      run().forEach((t, i) => {
+        const x = t.dataSync() as Float32Array;
+        const scaleOut = Math.max(1, ...js[i]!.map(Math.abs));
+        expect(x.reduce((e, v, j) => Math.max(e, Math.abs(v - js[i]![j]!)), 0) / scaleOut, `${g} attention ${i}`).toBeLessThanOrEqual(1e-5);
+        t.dispose();
+      });
+    }
+    tf.dispose([qkv, scale, bias, mask]);
   });
 
   it('equals the JavaScript BatchMatMul on explicitly broadcast operands, with empty sizes and gradients', () => {

@@ -106,6 +106,8 @@ describe('SkySense (assembled)', () => {
     const hr = x.hr!.arraySync() as number[][][][];
     hr[0]![0]![0]![0] = NaN;
     const dirty = { ...x, hr: tf.tensor4d(hr), s2: { ...x.s2!, frames: tf.tensor5d(frames) } };
+    const warm = model.forward(x); // the first eval forward keeps each Swin block's position bias
+    tf.dispose(Object.values(warm).filter((v): v is Tensor => v instanceof tf.Tensor));
     const before = tf.memory().numTensors;
     const out = model.forward(dirty);
     expect(Array.from(out.fused.dataSync()).every(Number.isFinite)).toBe(true);

@@ -10,6 +10,7 @@ describe.each(BACKENDS)('Swin V2 parity with mmcls 0.25 on %s', (backend) => {
   beforeAll(() => initBackend({ force: backend }));
 
   it.each(['swinv2-small-a', 'swinv2-padsmall-a'])('%s: every output within 1e-4 of PyTorch', (name) => {
+    const initial = tf.memory().numTensors;
     const model = SwinTransformerV2.fromConfig(parityConfig(name).kwargs).eval();
     const weights = loadParity(name, 'weights');
     const report = model.loadStateDict(weights);
@@ -25,9 +26,12 @@ describe.each(BACKENDS)('Swin V2 parity with mmcls 0.25 on %s', (backend) => {
     expect(webgpuSyncReadCount(), 'the forward pass waits for no GPU read').toBe(reads);
     outs.forEach((o, i) => expect(maxAbsDiff(o, expected.get(`out${i}`)!), `out${i}`).toBeLessThanOrEqual(1e-4));
     tf.dispose(outs);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.memory().numTensors - before, 'eval mode keeps one position bias per block').toBe(8);
+    tf.dispose(model.forward(input));
+    expect(tf.memory().numTensors - before, 'and nothing more on the next forward').toBe(8);
     model.dispose();
     tf.dispose([...weights.values(), input, ...expected.values()]);
+    expect(tf.memory().numTensors).toBe(initial);
   });
 });
 
