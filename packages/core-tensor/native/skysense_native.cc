@@ -173,6 +173,21 @@ Napi::Value ReduceOuter(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// gather(x, ids, out, outer, count, inner): GatherV2 along one axis as row copies — x [outer, count,
+// inner], out [outer, ids.length, inner] with out[o, i] = x[o, ids[i]] (ids checked by the caller).
+Napi::Value Gather(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  const auto ids = info[1].As<Napi::Int32Array>();
+  float* out = F32(info[2]);
+  const size_t outer = size_t(I(info, 3)), count = size_t(I(info, 4)), inner = size_t(I(info, 5)), n = ids.ElementLength();
+  const int32_t* id = ids.Data();
+  parallelFor(outer * n, std::max<size_t>(1, 16384 / std::max<size_t>(1, inner)), [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; r++)
+      std::memcpy(out + r * inner, x + ((r / n) * count + size_t(id[r % n])) * inner, sizeof(float) * inner);
+  });
+  return info.Env().Undefined();
+}
+
 // transpose(x, out, shape, perm): out = x.permute(perm), any rank.
 Napi::Value Transpose(const Napi::CallbackInfo& info) {
   const float* x = F32(info[0]);
@@ -458,6 +473,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reduceInner", Napi::Function::New(env, ReduceInner));
   exports.Set("reduceOuter", Napi::Function::New(env, ReduceOuter));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
+  exports.Set("gather", Napi::Function::New(env, Gather));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("slice", Napi::Function::New(env, Slice));
   exports.Set("conv2d", Napi::Function::New(env, Conv2d));
@@ -473,7 +489,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmName", Napi::Function::New(env, GemmNameJs));
   exports.Set("setGemm", Napi::Function::New(env, SetGemmJs));
   exports.Set("threads", Napi::Number::New(env, threadCount()));
-  exports.Set("kernelRevision", Napi::Number::New(env, 2));  // bumped when a kernel's arguments change
+  exports.Set("kernelRevision", Napi::Number::New(env, 3));  // bumped when a kernel's arguments change
   return exports;
 }
 

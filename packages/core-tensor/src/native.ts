@@ -69,6 +69,8 @@ export interface NativeAddon {
     rows: number,
     cols: number,
   ): void;
+  /** GatherV2 along one axis: `out[o, i] = x[o, ids[i]]` for x `[outer, count, inner]` (ids in range). */
+  gather(x: Float32Array, ids: Int32Array, out: Float32Array, outer: number, count: number, inner: number): void;
   /** The revision of the kernels' arguments ({@link KERNEL_REVISION}); a build of another revision is not loaded. */
   kernelRevision: number;
   /** `out = act(x·wᵀ + b)`; `act` 0 = none, 1 = the exact GELU. */
@@ -116,7 +118,7 @@ export interface NativeAddon {
 }
 
 /** The revision of the native kernels' arguments this code calls them with (the addon reports its own). */
-const KERNEL_REVISION = 2;
+const KERNEL_REVISION = 3;
 
 /** The addon's element-wise unary ops. */
 export type UnaryOpName = 'erf' | 'exp' | 'tanh' | 'square' | 'relu' | 'sigmoid' | 'rsqrt' | 'sqrt' | 'neg' | 'gelu';
@@ -574,7 +576,7 @@ function padKernel(): NativeKernel {
 }
 
 /** GatherV2 (no batch dims) as row copies; indices out of range go to tfjs's kernel, which reports them. */
-function gatherKernel(): NativeKernel {
+function gatherKernel(n: NativeAddon): NativeKernel {
   return (args) => {
     const b = args.backend as CpuBackend;
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
@@ -588,13 +590,7 @@ function gatherKernel(): NativeKernel {
     const outer = size(x.shape.slice(0, axis));
     const inner = size(x.shape.slice(axis + 1));
     const out = uninitializedF32(outer * ids.length * inner);
-    for (let o = 0, dst = 0; o < outer; o++) {
-      for (const i of ids) {
-        const src = (o * count + i) * inner;
-        out.set(xv.subarray(src, src + inner), dst);
-        dst += inner;
-      }
-    }
+    if (out.length) n.gather(xv, ids, out, outer, count, inner);
     return b.makeTensorInfo([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], 'float32', out);
   };
 }
@@ -728,7 +724,7 @@ function nativeKernels(n: NativeAddon): Record<string, NativeKernel> {
     Neg: unary(n, 'neg'),
     PadV2: padKernel(),
     UnsortedSegmentSum: segmentSumKernel(),
-    GatherV2: gatherKernel(),
+    GatherV2: gatherKernel(n),
     Concat: concatKernel(),
     Transpose: transposeKernel(n),
     Slice: sliceKernel(n),
