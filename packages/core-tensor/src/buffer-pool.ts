@@ -75,14 +75,26 @@ function noteEscaped(values: unknown): void {
 function release(values: unknown): void {
   if (!ArrayBuffer.isView(values)) return;
   const entry = made.get(values.buffer);
-  if (!entry || entry.array !== values || !entry.stored) return;
-  made.delete(values.buffer);
-  const bytes = entry.array.length * 4;
+  if (entry && entry.array === values && entry.stored) addFree(entry.array);
+}
+
+/**
+ * Gives back an array from {@link uninitializedF32} that no backend ever held (a kernel's scratch
+ * space) once its caller is done with it. Internal.
+ */
+export function recycleF32(array: Float32Array): void {
+  const entry = made.get(array.buffer);
+  if (entry && entry.array === array && !entry.stored) addFree(array);
+}
+
+function addFree(array: Float32Array): void {
+  made.delete(array.buffer);
+  const bytes = array.length * 4;
   if (bytes > limitBytes) return;
-  const list = free.get(entry.array.length) ?? [];
-  free.delete(entry.array.length); // re-inserted last: the most recently freed length
-  list.push(entry.array);
-  free.set(entry.array.length, list);
+  const list = free.get(array.length) ?? [];
+  free.delete(array.length); // re-inserted last: the most recently freed length
+  list.push(array);
+  free.set(array.length, list);
   pooledBytes += bytes;
   evictTo(limitBytes);
 }
@@ -108,6 +120,9 @@ interface CpuStorage {
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
+/** The array a backend holds for `dataId`, or undefined (without `data.get`, which would move data in from another backend). */
+const valuesOf = (b: CpuStorage, dataId: object) => (b.data.has(dataId) ? b.data.get(dataId)?.values : undefined);
+
 /**
  * Makes a tfjs `cpu` backend instance return the pool's arrays when it drops them, and give them
  * away when it hands them out (reads) or stores them twice (views). Internal: the native kernels'
@@ -121,15 +136,15 @@ export function poolBuffersOf(backend: object): void {
     return write.call(this, values, shape, dtype);
   };
   b.move = function (dataId, values, shape, dtype, refCount) {
-    noteStored(values);
+    noteEscaped(values); // from another backend, where anything may have read it
     move.call(this, dataId, values, shape, dtype, refCount);
   };
   b.readSync = function (dataId) {
-    noteEscaped(this.data.get(dataId)?.values);
+    noteEscaped(valuesOf(this, dataId));
     return readSync.call(this, dataId);
   };
   b.disposeData = function (dataId, force) {
-    const values = this.data.get(dataId)?.values;
+    const values = valuesOf(this, dataId);
     const gone = disposeData.call(this, dataId, force);
     if (values !== undefined && !this.data.has(dataId)) release(values);
     return gone;

@@ -176,12 +176,14 @@ export function recordingGradients(): boolean {
 }
 
 /**
- * A tensor a module computes from its parameters alone (Swin V2's position bias, from its MLP), made
- * with {@link Module.registerDerived}: in eval mode, when no gradients are recorded, it is computed
- * once and kept — what ONNX Runtime's constant folding does to such a subgraph — and computed again
- * as soon as one of the module's parameters has new data (every `assign`: an optimizer step, EMA,
- * `loadStateDict`). In training mode, or while gradients are recorded, it is computed afresh each
- * call, so gradients reach the parameters.
+ * A tensor a module computes from its parameters and buffers alone (Swin V2's position bias, from its
+ * MLP), made with {@link Module.registerDerived}: in eval mode, when no gradients are recorded, it is
+ * computed once and kept — what ONNX Runtime's constant folding does to such a subgraph — and
+ * computed again as soon as one of the module's parameters or buffers has new data (every `assign`:
+ * an optimizer step, EMA, `loadStateDict`). In training mode, or while gradients are recorded, it is
+ * computed afresh each call, so gradients reach the parameters. `compute` must read nothing but the
+ * module's own parameters and buffers (and constants); writing into a parameter's values in place
+ * (not through `assign`) is not seen.
  */
 export class DerivedTensor {
   private kept: Tensor | null = null;
@@ -195,8 +197,8 @@ export class DerivedTensor {
   /** The tensor. Call it inside `tf.tidy` and never dispose what it returns (it may be the kept one). */
   get(): Tensor {
     if (this.owner.training || recordingGradients()) return this.compute();
-    const key = this.owner.namedParameters().map(([, p]) => p.value.dataId);
-    if (!this.kept || key.length !== this.key.length || key.some((k, i) => k !== this.key[i])) {
+    const key = [...this.owner.namedParameters(), ...this.owner.namedBuffers()].map(([, p]) => p.value.dataId);
+    if (!this.kept || this.kept.isDisposed || key.length !== this.key.length || key.some((k, i) => k !== this.key[i])) {
       this.dispose();
       this.kept = tf.keep(tf.tidy(this.compute));
       this.key = key;
@@ -365,8 +367,8 @@ export abstract class Module {
   }
 
   /**
-   * Registers a tensor computed from this module's parameters alone (`compute` reads no input): kept
-   * between eval-mode calls until a parameter changes — see {@link DerivedTensor}.
+   * Registers a tensor computed from this module's parameters and buffers alone (`compute` reads no
+   * input): kept between eval-mode calls until one of them changes — see {@link DerivedTensor}.
    */
   protected registerDerived(compute: () => Tensor): DerivedTensor {
     const d = new DerivedTensor(this, compute);

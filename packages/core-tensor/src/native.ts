@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bufferPoolLimitFromEnv, poolBuffersOf, uninitializedF32 } from './buffer-pool';
+import { bufferPoolLimitFromEnv, poolBuffersOf, recycleF32, uninitializedF32 } from './buffer-pool';
 import { SkySenseError } from './errors';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from './tf';
@@ -476,7 +476,9 @@ function reduce(n: NativeAddon, mean: boolean): NativeKernel {
     else if (leading && axes.length < rank) n.reduceOuter(xv, out, reduced, outer, mean);
     else {
       const perm = [...kept, ...axes];
-      n.reduceInner(perm.every((p, i) => p === i) ? xv : transposeValues(n, xv, x.shape, perm), out, outer, reduced, mean);
+      const inner = perm.every((p, i) => p === i) ? xv : transposeValues(n, xv, x.shape, perm);
+      n.reduceInner(inner, out, outer, reduced, mean);
+      if (inner !== xv) recycleF32(inner);
     }
     const shape = args.attrs.keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : kept.map((d) => x.shape[d]!);
     return b.makeTensorInfo(shape, 'float32', out);

@@ -3,7 +3,17 @@
  * and never one that anything outside the backend can still see (a read array, a view of it).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bufferPoolStats, emptyBufferPool, initBackend, linear, setBufferPoolLimit, tf } from '../src/index';
+import {
+  bufferPoolStats,
+  disableNativeKernels,
+  emptyBufferPool,
+  enableNativeKernels,
+  gelu,
+  initBackend,
+  linear,
+  setBufferPoolLimit,
+  tf,
+} from '../src/index';
 import { bufferPoolLimitFromEnv } from '../src/buffer-pool';
 import { nativeAddon } from '../src/native';
 import { expectNoLeak } from './helpers';
@@ -69,6 +79,24 @@ describe.runIf(nativeAddon() !== null)('buffer pool', () => {
     expect(row1!.dataSync()[0]).toBe(N / 2 + N / 2 + 5);
     expect(flat.dataSync()[N - 1]).toBe(2 * (N - 1));
     tf.dispose([a, b, row0!, row1!, flat]);
+  });
+
+  it('never reuses an array that came in from another backend (where anything may have read it)', () => {
+    const x = tf.randomNormal([N]);
+    // the gradient of the native GELU is produced after the switch to tfjs's own cpu backend
+    const g = tf.grad((v: tf.Tensor) => {
+      const y = gelu(v);
+      disableNativeKernels();
+      return tf.sum(y);
+    })(x);
+    const read = g.dataSync(); // read on the cpu backend
+    const kept = Float32Array.from(read);
+    enableNativeKernels();
+    tf.add(g, 0).dispose(); // moves g's data into the native kernels' backend
+    g.dispose();
+    churn(6);
+    expect(read).toEqual(kept);
+    x.dispose();
   });
 
   it('keeps at most its limit, frees it on request, and reuses nothing at 0', () => {

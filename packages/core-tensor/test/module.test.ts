@@ -223,6 +223,23 @@ describe('Module.registerDerived', () => {
     x.dispose();
   });
 
+  it('computes it again when a buffer it reads changes, or when a caller disposed the kept tensor', () => {
+    class Shifted extends Module {
+      readonly p: Parameter = this.registerParameter('p', [2], constant(0));
+      readonly offset = this.registerBuffer('offset', [2], () => tf.zeros([2]));
+      readonly shifted: DerivedTensor = this.registerDerived(() => tf.add(tf.exp(this.p.value), this.offset.value));
+    }
+    const m = new Shifted();
+    m.eval();
+    const read = () => Array.from(tf.tidy(() => m.shifted.get().dataSync()));
+    expect(read()).toEqual([1, 1]);
+    m.offset.assign(tf.tensor1d([100, 200]));
+    expect(read()).toEqual([101, 201]);
+    tf.tidy(() => m.shifted.get()).dispose(); // a caller's mistake: the next call computes it again
+    expect(read()).toEqual([101, 201]);
+    m.dispose();
+  });
+
   it('computes it afresh in training mode and while gradients are recorded, so gradients reach the parameter', () => {
     const m = new Doubler();
     const x = tf.scalar(1);

@@ -1,7 +1,8 @@
 import { tf, type Tensor } from '../tf';
 import { SkySenseError } from '../errors';
 import { formatShape } from '../validate';
-import { uninitializedF32 } from '../buffer-pool';
+import { recycleF32, uninitializedF32 } from '../buffer-pool';
+import { recordingGradients } from '../module';
 import { countNativeCall, kernelInput, nativeAddon, nativeKernelsActive, opCode, type NativeAddon } from '../native';
 import { withGradient } from './custom-grad';
 import { matMul } from './matmul';
@@ -250,6 +251,7 @@ export function checkedSelfAttention(qkv: Tensor, heads: number, keyPadding: Ten
     (dy, [x]) => [selfAttentionGrad(x!, dy, heads, keyPadding)],
   );
   mask?.dispose();
+  recycleF32(probs); // the gradient recomputes the probabilities
   return out;
 }
 
@@ -283,7 +285,7 @@ export function nativeCosineAttention(a: CosineAttentionArgs): Tensor | null {
   const nW = a.mask ? a.mask.shape[0]! : 1;
   const probs = uninitializedF32(b * a.heads * tokens * tokens);
   const geom = [b, tokens, a.heads, d, nW] as const;
-  return withGradient(
+  const out = withGradient(
     [a.qkv, a.scale, a.bias],
     ([qkv, scale, bias]) =>
       produce([b, tokens, c], (out) =>
@@ -297,4 +299,6 @@ export function nativeCosineAttention(a: CosineAttentionArgs): Tensor | null {
       return [tf.tensor(dqkv, qkv!.shape, 'float32'), tf.tensor(dscale, scale!.shape, 'float32'), tf.tensor(dbias, bias!.shape, 'float32')];
     },
   );
+  if (!recordingGradients()) recycleF32(probs); // no backward pass will read them
+  return out;
 }
