@@ -2,7 +2,6 @@
 // cosine window attention. Each replaces a chain of tfjs kernels and the tensors between them;
 // sums are accumulated in double. Shapes are validated on the TypeScript side.
 #include "gemm.h"
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include "common.h"
@@ -11,18 +10,6 @@ namespace skysense {
 namespace {
 
 double D(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
-
-// Σ f(i) over i < n in double, in 8 partial sums: independent additions run at the adder's
-// throughput instead of its latency, and vectorise.
-template <class F>
-double SumD(size_t n, F f) {
-  double p[8] = {};
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (size_t l = 0; l < 8; l++) p[l] += f(i + l);
-  for (; i < n; i++) p[0] += f(i);
-  return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-}
 
 // layerNorm(x, w, b, y, mean, rstd, rows, cols, eps): per row y = (x − mean)·rstd·w + b with the
 // biased variance; w and b empty = no affine. mean and rstd are kept for the backward pass.

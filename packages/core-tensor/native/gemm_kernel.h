@@ -86,20 +86,6 @@ void TileEpilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, const float
   }
 }
 
-// Σ f(i) over i < n in double, in 16 partial sums (independent additions vectorise).
-template <class F>
-inline double SumD(int64_t n, F f) {
-  double p[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-#pragma GCC unroll 16
-    for (int l = 0; l < 16; l++) p[l] += f(i + l);
-  for (; i < n; i++) p[0] += f(i);
-  double t = 0;
-  for (double v : p) t += v;
-  return t;
-}
-
 void NormalizeRows(const float* x, int64_t ld, int64_t n, int64_t d, float* __restrict dst, double* sumSq, float* norm) {
   for (int64_t i = 0; i < n; i++) {
     const float* __restrict xr = x + i * ld;
